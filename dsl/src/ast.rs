@@ -1,0 +1,515 @@
+//! The syntax tree of one policy file, as written (before names are resolved or types checked).
+//!
+//! Every node that a diagnostic can point at carries a byte [`Span`]. Spans never take part in
+//! equality: two trees that differ only in layout compare equal, which is what the formatter's
+//! round-trip property relies on.
+
+use std::fmt;
+
+/// A byte range into the source text. Line and column are computed only when rendering.
+#[derive(Clone, Copy, Default, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+impl PartialEq for Span {
+    /// Spans are positions, not meaning: all spans compare equal.
+    fn eq(&self, _other: &Span) -> bool {
+        true
+    }
+}
+
+impl std::hash::Hash for Span {
+    fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+/// A name as written, with where it was written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A comment (`// …`), kept for the formatter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    /// The text after `//`, untrimmed.
+    pub text: String,
+    pub span: Span,
+}
+
+/// One parsed file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct File {
+    pub policy: Policy,
+    /// All comments, in source order. Not part of the policy's meaning.
+    pub comments: Vec<Comment>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub name: Ident,
+    pub items: Vec<Item>,
+    pub span: Span,
+}
+
+/// A declaration at the top of a policy or inside a procedure or phase.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Header(Header),
+    Param(Param),
+    Const(Binding),
+    Let(Binding),
+    Role(Role),
+    Template(Template),
+    Procedure(Procedure),
+    Recur(Recur),
+    Phase(Phase),
+    Step(Step),
+    /// A clause directly inside a phase block (`window`, `after`).
+    Clause(Clause),
+}
+
+impl Item {
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Header(x) => x.span,
+            Item::Param(x) => x.span,
+            Item::Const(x) | Item::Let(x) => x.span,
+            Item::Role(x) => x.span,
+            Item::Template(x) => x.span,
+            Item::Procedure(x) => x.span,
+            Item::Recur(x) => x.span,
+            Item::Phase(x) => x.span,
+            Item::Step(x) => x.span,
+            Item::Clause(x) => x.span,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HeaderKey {
+    Title,
+    Version,
+    Timezone,
+    Calendar,
+}
+
+impl HeaderKey {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            HeaderKey::Title => "title",
+            HeaderKey::Version => "version",
+            HeaderKey::Timezone => "timezone",
+            HeaderKey::Calendar => "calendar",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub key: HeaderKey,
+    pub value: Str,
+    pub span: Span,
+}
+
+/// A string literal: its value (escapes resolved) and whether it was written `"""…"""`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Str {
+    pub value: String,
+    pub triple: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub default: Option<Expr>,
+    pub span: Span,
+}
+
+/// `const NAME: T = E` or `let NAME: T = E`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Role {
+    pub name: Ident,
+    pub description: Option<Str>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    pub name: Ident,
+    pub body: Str,
+    pub span: Span,
+}
+
+/// A sub-procedure, run by a `call` step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Procedure {
+    pub name: Ident,
+    pub items: Vec<Item>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecurUnit {
+    Years,
+    Months,
+}
+
+/// `recur every N years|months` (R2.3: a new election every three years).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recur {
+    pub every: u32,
+    pub unit: RecurUnit,
+    pub span: Span,
+}
+
+/// A phase (阶段): a group of steps with a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    pub name: Ident,
+    pub title: Option<Str>,
+    pub items: Vec<Item>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub name: Ident,
+    pub title: Option<Str>,
+    pub kind: StepKind,
+    pub kind_span: Span,
+    pub clauses: Vec<Clause>,
+    /// Whether the step was written with a `{ … }` block (kept so `fmt` keeps the choice).
+    pub has_block: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    Task,
+    Approval,
+    Filing,
+    Consultation,
+    Publicity,
+    Vote,
+    Meeting,
+    Call(Ident),
+}
+
+impl StepKind {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            StepKind::Task => "task",
+            StepKind::Approval => "approval",
+            StepKind::Filing => "filing",
+            StepKind::Consultation => "consultation",
+            StepKind::Publicity => "publicity",
+            StepKind::Vote => "vote",
+            StepKind::Meeting => "meeting",
+            StepKind::Call(_) => "call",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clause {
+    pub kind: ClauseKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClauseKind {
+    By(Vec<Ident>),
+    After(Vec<Dependency>),
+    When(Expr),
+    Window { from: Expr, to: Expr },
+    For { var: Ident, list: Expr },
+    Rule(ApprovalRule),
+    Due { deadline: Deadline, roll: bool },
+    Remind(Duration),
+    Breach(Vec<BreachAction>),
+    OnRejected(Option<Ident>),
+    OnObjection(Ident),
+    Min(Duration),
+    Form(Vec<FormItem>),
+    Vote { key: VoteKey, value: Expr },
+    UseTemplate(Ident),
+    With(Vec<(Ident, Expr)>),
+}
+
+impl ClauseKind {
+    /// The keyword(s) that start the clause, for messages.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            ClauseKind::By(_) => "by",
+            ClauseKind::After(_) => "after",
+            ClauseKind::When(_) => "when",
+            ClauseKind::Window { .. } => "window",
+            ClauseKind::For { .. } => "for",
+            ClauseKind::Rule(_) => "rule",
+            ClauseKind::Due { .. } => "due",
+            ClauseKind::Remind(_) => "remind",
+            ClauseKind::Breach(_) => "on breach",
+            ClauseKind::OnRejected(_) => "on rejected",
+            ClauseKind::OnObjection(_) => "on objection",
+            ClauseKind::Min(_) => "min",
+            ClauseKind::Form(_) => "form",
+            ClauseKind::Vote { key, .. } => key.keyword(),
+            ClauseKind::UseTemplate(_) => "template",
+            ClauseKind::With(_) => "with",
+        }
+    }
+}
+
+/// `after X` or `after X approved` / `after X rejected`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dependency {
+    pub step: Ident,
+    pub outcome: Option<Outcome>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Approved,
+    Rejected,
+}
+
+/// Who must approve (会签 all, 或签 any, k of n, a fraction, a chain in order).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ApprovalRule {
+    All,
+    Any,
+    Sequence,
+    KOfN { k: u32, n: u32 },
+    Fraction { strict: bool, num: u32, den: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Deadline {
+    /// `due 10 workdays` (from when the step opens) or `due 10 days after X` (from X's end).
+    Relative { duration: Duration, after: Option<Ident> },
+    /// `due 2008-03-20` or any date expression.
+    At(Expr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Calendar days.
+    Days,
+    /// Working days (工作日): skip weekends and holidays, count make-up days.
+    Workdays,
+    Months,
+    Years,
+}
+
+impl TimeUnit {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            TimeUnit::Days => "days",
+            TimeUnit::Workdays => "workdays",
+            TimeUnit::Months => "months",
+            TimeUnit::Years => "years",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Duration {
+    pub amount: u32,
+    pub unit: TimeUnit,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum BreachAction {
+    Overdue,
+    Reject,
+    Escalate(Ident),
+    Notify(Ident),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FormItem {
+    Field { name: Ident, ty: TypeExpr, optional: bool, span: Span },
+    Require { condition: Expr, message: Str, span: Span },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteKey {
+    Seats,
+    Eligible,
+    Quorum,
+    Elect,
+    Slate,
+}
+
+impl VoteKey {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            VoteKey::Seats => "seats",
+            VoteKey::Eligible => "eligible",
+            VoteKey::Quorum => "quorum",
+            VoteKey::Elect => "elect",
+            VoteKey::Slate => "slate",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeExpr {
+    pub kind: TypeKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypeKind {
+    Int,
+    Decimal,
+    Text,
+    Date,
+    Bool,
+    List(Box<TypeExpr>),
+    Record(Vec<(Ident, TypeExpr)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "or",
+            BinOp::And => "and",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+        }
+    }
+    /// Binding strength: higher binds tighter.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinOp::Or => 1,
+            BinOp::And => 2,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => 4,
+            BinOp::Add | BinOp::Sub => 5,
+            BinOp::Mul | BinOp::Div => 6,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnOp {
+    Not,
+    Neg,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// An integer literal, kept as written digits (arbitrary size).
+    Int(String),
+    /// `1.3` as written.
+    Decimal(String),
+    /// `30%` as written, without the `%`.
+    Percent(String),
+    Str(Str),
+    Bool(bool),
+    /// `2012-03-21` as written; validity is checked later (E0105).
+    Date(String),
+    Duration(Duration),
+    List(Vec<Expr>),
+    Name(Ident),
+    Field(Box<Expr>, Ident),
+    Call(Ident, Vec<Expr>),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
+    Match { scrutinee: Box<Expr>, arms: Vec<MatchArm> },
+    /// `( … )`, kept so the formatter reproduces the author's grouping.
+    Paren(Box<Expr>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatchArm {
+    pub pattern: Pattern,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pattern {
+    pub kind: PatternKind,
+    pub span: Span,
+}
+
+/// Numbers in patterns are kept as written (`-3`, `2.5`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PatternKind {
+    Wildcard,
+    /// `a..=b`, `..=b`, `a..`: both written ends are included.
+    Range { low: Option<String>, high: Option<String> },
+    Number(String),
+    Str(String),
+    Bool(bool),
+    Date(String),
+}

@@ -1,0 +1,352 @@
+//! Diagnostics: one data structure, two renderings (rustc-like text for the terminal, JSON for the
+//! API). Every diagnostic has a stable code from [`Code`]; `docs/diagnostics.md` explains each.
+
+use std::fmt;
+
+use codespan_reporting::diagnostic as cr;
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term;
+use serde::Serialize;
+
+use crate::ast::Span;
+
+/// Stable diagnostic codes. The number never changes meaning; retired codes are not reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Code {
+    /// The text does not follow the grammar.
+    E0001,
+    /// Brackets or blocks nested deeper than the parser accepts.
+    E0002,
+    /// A name declared twice in the same scope.
+    E0101,
+    /// A role that is not declared.
+    E0102,
+    /// A step or phase that is not declared.
+    E0103,
+    /// A value name (parameter, constant, derived value, field) that is not declared.
+    E0104,
+    /// A date that does not exist in the calendar.
+    E0105,
+    /// A procedure that is not declared.
+    E0106,
+    /// A template that is not declared, or whose text is not a valid template.
+    E0107,
+    /// A header or clause given twice.
+    E0108,
+    /// A clause that does not apply where it is written.
+    E0109,
+    /// A step that lacks a clause its kind needs.
+    E0110,
+    /// A number out of the supported range.
+    E0111,
+    /// Types that do not fit.
+    E0201,
+    /// An unknown function or a wrong number of arguments.
+    E0202,
+    /// A constant or default that depends on something not constant.
+    E0203,
+    /// A `match` whose arms overlap or leave values uncovered.
+    E0204,
+    /// A division by zero in a constant expression.
+    E0205,
+    /// Steps that depend on each other in a cycle.
+    E0301,
+    /// A step that no role can complete.
+    E0302,
+    /// A step that can never open.
+    E0303,
+    /// A `return` that does not lead to an earlier step.
+    E0304,
+    /// A window outside its parent's window.
+    E0401,
+    /// A schedule that cannot be met.
+    E0402,
+    /// A window that ends before it starts.
+    E0403,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::E0001 => "E0001",
+            Code::E0002 => "E0002",
+            Code::E0101 => "E0101",
+            Code::E0102 => "E0102",
+            Code::E0103 => "E0103",
+            Code::E0104 => "E0104",
+            Code::E0105 => "E0105",
+            Code::E0106 => "E0106",
+            Code::E0107 => "E0107",
+            Code::E0108 => "E0108",
+            Code::E0109 => "E0109",
+            Code::E0110 => "E0110",
+            Code::E0111 => "E0111",
+            Code::E0201 => "E0201",
+            Code::E0202 => "E0202",
+            Code::E0203 => "E0203",
+            Code::E0204 => "E0204",
+            Code::E0205 => "E0205",
+            Code::E0301 => "E0301",
+            Code::E0302 => "E0302",
+            Code::E0303 => "E0303",
+            Code::E0304 => "E0304",
+            Code::E0401 => "E0401",
+            Code::E0402 => "E0402",
+            Code::E0403 => "E0403",
+        }
+    }
+
+    /// Every code, for the registry test and `civicflow explain`.
+    pub const ALL: &'static [Code] = &[
+        Code::E0001,
+        Code::E0002,
+        Code::E0101,
+        Code::E0102,
+        Code::E0103,
+        Code::E0104,
+        Code::E0105,
+        Code::E0106,
+        Code::E0107,
+        Code::E0108,
+        Code::E0109,
+        Code::E0110,
+        Code::E0111,
+        Code::E0201,
+        Code::E0202,
+        Code::E0203,
+        Code::E0204,
+        Code::E0205,
+        Code::E0301,
+        Code::E0302,
+        Code::E0303,
+        Code::E0304,
+        Code::E0401,
+        Code::E0402,
+        Code::E0403,
+    ];
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A secondary place in the source with a short message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    pub span: Span,
+    pub message: String,
+}
+
+/// A problem found in a policy. Messages are lower-case, without a final period, with user
+/// input in backticks; advice goes in `help`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub span: Span,
+    /// What the primary caret says (may be empty).
+    pub label: String,
+    pub labels: Vec<Label>,
+    pub help: Option<String>,
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: String::new(),
+            labels: Vec::new(),
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+    pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Self {
+        self.labels.push(Label { span, message: message.into() });
+        self
+    }
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Line starts of a text, built once, so that positions are found by binary search.
+#[derive(Clone, Debug)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+/// A 1-based line and column; the column counts characters, not bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LineCol {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    pub fn line_col(&self, text: &str, offset: usize) -> LineCol {
+        let offset = clamp_to_char_boundary(text, offset);
+        let line = match self.starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let start = self.starts.get(line).copied().unwrap_or(0);
+        let column = text.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
+        LineCol { line: line + 1, column }
+    }
+}
+
+fn clamp_to_char_boundary(text: &str, offset: usize) -> usize {
+    let mut o = offset.min(text.len());
+    while o > 0 && !text.is_char_boundary(o) {
+        o -= 1;
+    }
+    o
+}
+
+/// The JSON shape of a diagnostic, as the API returns it.
+#[derive(Clone, Debug, Serialize)]
+pub struct JsonDiagnostic {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub file: String,
+    /// Where the primary span starts and ends; columns count characters.
+    pub start: LineCol,
+    pub end: LineCol,
+    pub label: String,
+    pub labels: Vec<JsonLabel>,
+    pub help: Option<String>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JsonLabel {
+    pub start: LineCol,
+    pub end: LineCol,
+    pub message: String,
+}
+
+/// Renders diagnostics of one source file.
+pub struct Renderer<'a> {
+    file_name: &'a str,
+    source: &'a str,
+    index: LineIndex,
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(file_name: &'a str, source: &'a str) -> Self {
+        Renderer { file_name, source, index: LineIndex::new(source) }
+    }
+
+    fn range(&self, span: Span) -> std::ops::Range<usize> {
+        let s = clamp_to_char_boundary(self.source, span.start);
+        let e = clamp_to_char_boundary(self.source, span.end.max(span.start));
+        s..e
+    }
+
+    /// rustc-like text: header, `--> file:line:col`, the source line and carets, help.
+    pub fn text(&self, diagnostics: &[Diagnostic], color: bool) -> String {
+        let file = SimpleFile::new(self.file_name, self.source);
+        let config = term::Config::default();
+        let mut out = Vec::new();
+        for d in diagnostics {
+            let severity = match d.severity {
+                Severity::Error => cr::Severity::Error,
+                Severity::Warning => cr::Severity::Warning,
+            };
+            let mut labels =
+                vec![cr::Label::primary((), self.range(d.span)).with_message(d.label.clone())];
+            for l in &d.labels {
+                labels.push(cr::Label::secondary((), self.range(l.span)).with_message(l.message.clone()));
+            }
+            let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
+            if let Some(help) = &d.help {
+                notes.push(format!("help: {help}"));
+            }
+            let diag = cr::Diagnostic::new(severity)
+                .with_code(d.code.as_str())
+                .with_message(d.message.clone())
+                .with_labels(labels)
+                .with_notes(notes);
+            let result = if color {
+                let mut w = term::termcolor::Ansi::new(&mut out);
+                term::emit_to_write_style(&mut w, &config, &file, &diag)
+            } else {
+                let mut w = term::termcolor::NoColor::new(&mut out);
+                term::emit_to_write_style(&mut w, &config, &file, &diag)
+            };
+            if let Err(e) = result {
+                out.extend_from_slice(format!("error[{}]: {} (could not render source: {e})\n", d.code, d.message).as_bytes());
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn json(&self, diagnostics: &[Diagnostic]) -> Vec<JsonDiagnostic> {
+        diagnostics
+            .iter()
+            .map(|d| JsonDiagnostic {
+                code: d.code.as_str(),
+                severity: d.severity,
+                message: d.message.clone(),
+                file: self.file_name.to_string(),
+                start: self.index.line_col(self.source, d.span.start),
+                end: self.index.line_col(self.source, d.span.end),
+                label: d.label.clone(),
+                labels: d
+                    .labels
+                    .iter()
+                    .map(|l| JsonLabel {
+                        start: self.index.line_col(self.source, l.span.start),
+                        end: self.index.line_col(self.source, l.span.end),
+                        message: l.message.clone(),
+                    })
+                    .collect(),
+                help: d.help.clone(),
+                notes: d.notes.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Edit-distance suggestion for "did you mean".
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(name, c), c))
+        .filter(|(d, c)| *d > 0 && *d <= (name.chars().count().max(c.chars().count()) / 2).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,802 @@
+//! Text → [`ast::File`]. pest pairs never leave this module.
+//!
+//! The walker never panics: a pair of an unexpected shape (which would be a grammar bug) becomes
+//! an E0001 diagnostic instead. Nesting is bounded before pest runs (E0002), so deeply nested input
+//! cannot exhaust the stack.
+
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+use crate::ast::*;
+use crate::diag::{Code, Diagnostic};
+
+#[cfg(test)]
+mod tests;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "syntax/grammar.pest"]
+struct Grammar;
+
+/// How deep brackets and blocks may nest. Real policies use fewer than 10 levels.
+pub const MAX_NESTING: usize = 64;
+
+type PResult<T> = Result<T, Diagnostic>;
+
+/// Parses one policy file. Parse errors are single: pest stops at the first.
+pub fn parse(source: &str) -> Result<File, Diagnostic> {
+    check_nesting(source)?;
+    // Bounds pathological backtracking as well as depth.
+    pest::set_call_limit(std::num::NonZeroUsize::new(20_000_000));
+    let mut pairs = Grammar::parse(Rule::file, source).map_err(|e| syntax_error(source, e))?;
+    let file = pairs.next().ok_or_else(|| internal(Span::new(0, 0), "empty parse"))?;
+    let mut comments = Vec::new();
+    collect_comments(file.clone(), &mut comments);
+    let policy_pair = children(file)
+        .find(|p| p.as_rule() == Rule::policy)
+        .ok_or_else(|| internal(Span::new(0, source.len()), "no policy"))?;
+    let policy = policy(policy_pair)?;
+    Ok(File { policy, comments })
+}
+
+fn check_nesting(source: &str) -> PResult<()> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut prev = '\0';
+    for (i, c) in source.char_indices() {
+        if in_comment {
+            if c == '\n' {
+                in_comment = false;
+            }
+        } else if in_string {
+            if c == '"' && prev != '\\' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                '"' => in_string = true,
+                '/' if prev == '/' => in_comment = true,
+                '(' | '[' | '{' | '<' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(Diagnostic::error(Code::E0002, Span::new(i, i + 1), format!("nesting deeper than {MAX_NESTING} levels"))
+                            .with_label("too deep")
+                            .with_help("split the expression or the block into named parts (`let`, `procedure`)"));
+                    }
+                }
+                ')' | ']' | '}' | '>' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = if prev == '\\' && c == '\\' { '\0' } else { c };
+    }
+    Ok(())
+}
+
+/// Words for grammar rules in "expected …" messages.
+pub fn rule_name(rule: &Rule) -> String {
+    let s = match rule {
+        Rule::EOI => "end of file",
+        Rule::ident => "a name",
+        Rule::string | Rule::plain_string | Rule::triple_string => "a string",
+        Rule::int => "a whole number",
+        Rule::expr | Rule::primary => "an expression",
+        Rule::type_expr => "a type (`int`, `decimal`, `text`, `date`, `bool`, `list<…>`, `record {…}`)",
+        Rule::step_kind => "a step kind (`task`, `approval`, `filing`, `consultation`, `publicity`, `vote`, `meeting`, `call`)",
+        Rule::clause => "a clause (`by`, `after`, `window`, `due`, `rule`, `form`, …)",
+        Rule::top_item => "a declaration (`param`, `let`, `role`, `phase`, `step`, …)",
+        Rule::duration_lit => "a duration such as `3 days` or `10 workdays`",
+        Rule::time_unit => "a time unit (`days`, `workdays`, `months`, `years`)",
+        Rule::date_lit => "a date (`YYYY-MM-DD`)",
+        Rule::approval_rule => "an approval rule (`all`, `any`, `sequence`, `K of N`, `> A/B`)",
+        Rule::breach_action => "a breach action (`overdue`, `escalate ROLE`, `notify ROLE`, `reject`)",
+        Rule::deadline => "a deadline (`10 workdays`, `15 days after STEP`, a date)",
+        Rule::pattern => "a pattern (`..=50`, `51..=99`, `100..`, a literal, `_`)",
+        Rule::outcome => "`approved` or `rejected`",
+        Rule::infix | Rule::op_or | Rule::op_and | Rule::op_add | Rule::op_sub | Rule::op_mul | Rule::op_div => "an operator",
+        Rule::op_eq | Rule::op_ne | Rule::op_le | Rule::op_ge | Rule::op_lt | Rule::op_gt => "a comparison",
+        Rule::field_access => "`.`",
+        Rule::COMMENT => "a comment",
+        other => {
+            let name = format!("{other:?}");
+            if let Some(kw) = name.strip_prefix("kw_") {
+                return format!("`{kw}`");
+            }
+            return name.replace('_', " ");
+        }
+    };
+    s.to_string()
+}
+
+fn syntax_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let (start, end) = match e.location {
+        InputLocation::Pos(p) => (p, next_char_end(source, p)),
+        InputLocation::Span((s, t)) => (s, t),
+    };
+    let found = source.get(start..).and_then(|s| s.chars().next());
+    let found = match found {
+        None => "end of file".to_string(),
+        Some(c) if c.is_whitespace() => "white space".to_string(),
+        Some(_) => {
+            let word: String = source[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(20)
+                .collect();
+            format!("`{word}`")
+        }
+    };
+    let message = match &e.variant {
+        ErrorVariant::ParsingError { positives, negatives } => {
+            let mut names: Vec<String> = positives.iter().map(rule_name).collect();
+            names.sort();
+            names.dedup();
+            if names.is_empty() && !negatives.is_empty() {
+                let mut neg: Vec<String> = negatives.iter().map(rule_name).collect();
+                neg.sort();
+                neg.dedup();
+                format!("unexpected {}", neg.join(" or "))
+            } else if names.is_empty() {
+                format!("unexpected {found}")
+            } else {
+                format!("expected {}, found {found}", join_or(&names))
+            }
+        }
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let mut d = Diagnostic::error(Code::E0001, Span::new(start, end), message).with_label("here");
+    if found == "end of file" {
+        d = d.with_help("a block may be missing its closing `}`");
+    } else if e.variant.message().contains("call limit") {
+        d = d.with_help("the input is too complex to parse; simplify it");
+    }
+    d
+}
+
+fn join_or(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+fn next_char_end(source: &str, p: usize) -> usize {
+    source.get(p..).and_then(|s| s.chars().next()).map_or(p, |c| p + c.len_utf8())
+}
+
+fn internal(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error(Code::E0001, span, format!("could not read this part of the policy ({what})"))
+        .with_help("this is a bug in civicflow's parser; please report it with the file")
+}
+
+fn span_of(p: &Pair<Rule>) -> Span {
+    let s = p.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn children<'i>(p: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
+    p.into_inner().filter(|c| c.as_rule() != Rule::COMMENT)
+}
+
+fn collect_comments(p: Pair<Rule>, out: &mut Vec<Comment>) {
+    for c in p.into_inner() {
+        if c.as_rule() == Rule::COMMENT {
+            let text = c.as_str().strip_prefix("//").unwrap_or("").trim_end_matches('\r').to_string();
+            out.push(Comment { text, span: span_of(&c) });
+        } else {
+            collect_comments(c, out);
+        }
+    }
+}
+
+/// A cursor over the meaningful children of a pair.
+struct Kids<'i> {
+    span: Span,
+    what: Rule,
+    it: std::iter::Peekable<Box<dyn Iterator<Item = Pair<'i, Rule>> + 'i>>,
+}
+
+impl<'i> Kids<'i> {
+    fn of(p: Pair<'i, Rule>) -> Self {
+        let span = span_of(&p);
+        let what = p.as_rule();
+        let it: Box<dyn Iterator<Item = Pair<'i, Rule>> + 'i> = Box::new(children(p));
+        Kids { span, what, it: it.peekable() }
+    }
+    fn next(&mut self) -> PResult<Pair<'i, Rule>> {
+        self.it.next().ok_or_else(|| internal(self.span, &format!("{:?} ended early", self.what)))
+    }
+    /// Next child, which must be of `rule`.
+    fn expect(&mut self, rule: Rule) -> PResult<Pair<'i, Rule>> {
+        let p = self.next()?;
+        if p.as_rule() == rule {
+            Ok(p)
+        } else {
+            Err(internal(span_of(&p), &format!("expected {rule:?} in {:?}, got {:?}", self.what, p.as_rule())))
+        }
+    }
+    /// Skips a keyword child.
+    fn kw(&mut self) -> PResult<()> {
+        self.next().map(|_| ())
+    }
+    fn peek_is(&mut self, rule: Rule) -> bool {
+        self.it.peek().is_some_and(|p| p.as_rule() == rule)
+    }
+    fn opt(&mut self, rule: Rule) -> Option<Pair<'i, Rule>> {
+        if self.peek_is(rule) {
+            self.it.next()
+        } else {
+            None
+        }
+    }
+    fn rest(self) -> impl Iterator<Item = Pair<'i, Rule>> {
+        self.it
+    }
+}
+
+fn ident(p: Pair<Rule>) -> Ident {
+    Ident { name: p.as_str().to_string(), span: span_of(&p) }
+}
+
+fn policy(p: Pair<Rule>) -> PResult<Policy> {
+    let span = span_of(&p);
+    let mut k = Kids::of(p);
+    k.kw()?;
+    let name = ident(k.expect(Rule::ident)?);
+    let items = k.rest().map(item).collect::<PResult<Vec<_>>>()?;
+    Ok(Policy { name, items, span })
+}
+
+fn item(p: Pair<Rule>) -> PResult<Item> {
+    let span = span_of(&p);
+    Ok(match p.as_rule() {
+        Rule::header_item => {
+            let mut k = Kids::of(p);
+            let key_pair = k.expect(Rule::header_key)?;
+            let key = match Kids::of(key_pair).next()?.as_rule() {
+                Rule::kw_title => HeaderKey::Title,
+                Rule::kw_version => HeaderKey::Version,
+                Rule::kw_timezone => HeaderKey::Timezone,
+                _ => HeaderKey::Calendar,
+            };
+            let value = string(k.expect(Rule::string)?)?;
+            Item::Header(Header { key, value, span })
+        }
+        Rule::param_decl => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let name = ident(k.expect(Rule::ident)?);
+            let ty = type_expr(k.expect(Rule::type_expr)?)?;
+            let default = k.opt(Rule::expr).map(expr).transpose()?;
+            Item::Param(Param { name, ty, default, span })
+        }
+        Rule::const_decl | Rule::let_decl => {
+            let is_const = p.as_rule() == Rule::const_decl;
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let name = ident(k.expect(Rule::ident)?);
+            let ty = type_expr(k.expect(Rule::type_expr)?)?;
+            let value = expr(k.expect(Rule::expr)?)?;
+            let b = Binding { name, ty, value, span };
+            if is_const {
+                Item::Const(b)
+            } else {
+                Item::Let(b)
+            }
+        }
+        Rule::role_decl => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let name = ident(k.expect(Rule::ident)?);
+            let description = k.opt(Rule::string).map(string).transpose()?;
+            Item::Role(Role { name, description, span })
+        }
+        Rule::template_decl => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let name = ident(k.expect(Rule::ident)?);
+            let body = string(k.expect(Rule::string)?)?;
+            Item::Template(Template { name, body, span })
+        }
+        Rule::recur_decl => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            k.kw()?;
+            let every = small_int(k.expect(Rule::int)?)?;
+            let unit_pair = k.expect(Rule::recur_unit)?;
+            let unit = match Kids::of(unit_pair).next()?.as_rule() {
+                Rule::kw_years | Rule::kw_year => RecurUnit::Years,
+                _ => RecurUnit::Months,
+            };
+            Item::Recur(Recur { every, unit, span })
+        }
+        Rule::procedure_decl => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let name = ident(k.expect(Rule::ident)?);
+            let items = k.rest().map(item).collect::<PResult<Vec<_>>>()?;
+            Item::Procedure(Procedure { name, items, span })
+        }
+        Rule::phase_decl => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let name = ident(k.expect(Rule::ident)?);
+            let title = k.opt(Rule::string).map(string).transpose()?;
+            let items = k.rest().map(item).collect::<PResult<Vec<_>>>()?;
+            Item::Phase(Phase { name, title, items, span })
+        }
+        Rule::step_decl => {
+            let has_block = p.as_str().trim_end().ends_with('}');
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let name = ident(k.expect(Rule::ident)?);
+            let title = k.opt(Rule::string).map(string).transpose()?;
+            let kind_pair = k.expect(Rule::step_kind)?;
+            let kind_span = span_of(&kind_pair);
+            let kind_inner = Kids::of(kind_pair).next()?;
+            let kind = match kind_inner.as_rule() {
+                Rule::kw_task => StepKind::Task,
+                Rule::kw_approval => StepKind::Approval,
+                Rule::kw_filing => StepKind::Filing,
+                Rule::kw_consultation => StepKind::Consultation,
+                Rule::kw_publicity => StepKind::Publicity,
+                Rule::kw_vote => StepKind::Vote,
+                Rule::kw_meeting => StepKind::Meeting,
+                _ => {
+                    let mut ck = Kids::of(kind_inner);
+                    ck.kw()?;
+                    StepKind::Call(ident(ck.expect(Rule::ident)?))
+                }
+            };
+            let clauses = k.rest().map(clause).collect::<PResult<Vec<_>>>()?;
+            // A step whose block holds only comments still "has a block" only if written so.
+            Item::Step(Step { name, title, kind, kind_span, clauses, has_block, span })
+        }
+        _ => Item::Clause(clause(p)?),
+    })
+}
+
+fn clause(p: Pair<Rule>) -> PResult<Clause> {
+    let span = span_of(&p);
+    let rule = p.as_rule();
+    let mut k = Kids::of(p);
+    let kind = match rule {
+        Rule::by_clause => {
+            k.kw()?;
+            ClauseKind::By(k.rest().map(ident).collect())
+        }
+        Rule::after_clause => {
+            k.kw()?;
+            let deps = k
+                .rest()
+                .map(|d| {
+                    let span = span_of(&d);
+                    let mut dk = Kids::of(d);
+                    let step = ident(dk.expect(Rule::ident)?);
+                    let outcome = match dk.opt(Rule::outcome) {
+                        Some(o) => match Kids::of(o).next()?.as_rule() {
+                            Rule::kw_approved => Some(Outcome::Approved),
+                            _ => Some(Outcome::Rejected),
+                        },
+                        None => None,
+                    };
+                    Ok(Dependency { step, outcome, span })
+                })
+                .collect::<PResult<Vec<_>>>()?;
+            ClauseKind::After(deps)
+        }
+        Rule::when_clause => {
+            k.kw()?;
+            ClauseKind::When(expr(k.expect(Rule::expr)?)?)
+        }
+        Rule::window_clause => {
+            k.kw()?;
+            let from = expr(k.expect(Rule::expr)?)?;
+            let to = expr(k.expect(Rule::expr)?)?;
+            ClauseKind::Window { from, to }
+        }
+        Rule::for_clause => {
+            k.kw()?;
+            let var = ident(k.expect(Rule::ident)?);
+            k.kw()?;
+            let list = expr(k.expect(Rule::expr)?)?;
+            ClauseKind::For { var, list }
+        }
+        Rule::rule_clause => {
+            k.kw()?;
+            let r = Kids::of(k.expect(Rule::approval_rule)?).next()?;
+            let rule = match r.as_rule() {
+                Rule::kw_all => ApprovalRule::All,
+                Rule::kw_any => ApprovalRule::Any,
+                Rule::kw_sequence => ApprovalRule::Sequence,
+                Rule::k_of_n => {
+                    let mut rk = Kids::of(r);
+                    let kk = small_int(rk.expect(Rule::int)?)?;
+                    rk.kw()?;
+                    let n = small_int(rk.expect(Rule::int)?)?;
+                    ApprovalRule::KOfN { k: kk, n }
+                }
+                _ => {
+                    let mut rk = Kids::of(r);
+                    let strict = rk.expect(Rule::fraction_op)?.as_str() == ">";
+                    let num = small_int(rk.expect(Rule::int)?)?;
+                    let den = small_int(rk.expect(Rule::int)?)?;
+                    ApprovalRule::Fraction { strict, num, den }
+                }
+            };
+            ClauseKind::Rule(rule)
+        }
+        Rule::due_clause => {
+            k.kw()?;
+            let d = k.expect(Rule::deadline)?;
+            let mut dk = Kids::of(d);
+            let first = dk.next()?;
+            let deadline = if first.as_rule() == Rule::duration_lit {
+                let duration = duration(first)?;
+                let after = if dk.peek_is(Rule::kw_after) {
+                    dk.kw()?;
+                    Some(ident(dk.expect(Rule::ident)?))
+                } else {
+                    None
+                };
+                Deadline::Relative { duration, after }
+            } else {
+                Deadline::At(expr(first)?)
+            };
+            let roll = k.opt(Rule::roll).is_some();
+            ClauseKind::Due { deadline, roll }
+        }
+        Rule::remind_clause => {
+            k.kw()?;
+            ClauseKind::Remind(duration(k.expect(Rule::duration_lit)?)?)
+        }
+        Rule::breach_clause => {
+            k.kw()?;
+            k.kw()?;
+            let actions = k
+                .rest()
+                .map(|a| {
+                    let inner = Kids::of(a).next()?;
+                    Ok(match inner.as_rule() {
+                        Rule::kw_overdue => BreachAction::Overdue,
+                        Rule::kw_reject => BreachAction::Reject,
+                        Rule::breach_escalate => {
+                            let mut ak = Kids::of(inner);
+                            ak.kw()?;
+                            BreachAction::Escalate(ident(ak.expect(Rule::ident)?))
+                        }
+                        _ => {
+                            let mut ak = Kids::of(inner);
+                            ak.kw()?;
+                            BreachAction::Notify(ident(ak.expect(Rule::ident)?))
+                        }
+                    })
+                })
+                .collect::<PResult<Vec<_>>>()?;
+            ClauseKind::Breach(actions)
+        }
+        Rule::rejected_clause => {
+            k.kw()?;
+            k.kw()?;
+            match k.opt(Rule::return_to) {
+                Some(r) => {
+                    let mut rk = Kids::of(r);
+                    rk.kw()?;
+                    ClauseKind::OnRejected(Some(ident(rk.expect(Rule::ident)?)))
+                }
+                None => ClauseKind::OnRejected(None),
+            }
+        }
+        Rule::objection_clause => {
+            k.kw()?;
+            k.kw()?;
+            let mut rk = Kids::of(k.expect(Rule::return_to)?);
+            rk.kw()?;
+            ClauseKind::OnObjection(ident(rk.expect(Rule::ident)?))
+        }
+        Rule::min_clause => {
+            k.kw()?;
+            ClauseKind::Min(duration(k.expect(Rule::duration_lit)?)?)
+        }
+        Rule::form_clause => {
+            k.kw()?;
+            let items = k
+                .rest()
+                .map(|f| {
+                    let span = span_of(&f);
+                    let rule = f.as_rule();
+                    let mut fk = Kids::of(f);
+                    if rule == Rule::require_rule {
+                        fk.kw()?;
+                        let condition = expr(fk.expect(Rule::expr)?)?;
+                        fk.kw()?;
+                        let message = string(fk.expect(Rule::string)?)?;
+                        Ok(FormItem::Require { condition, message, span })
+                    } else {
+                        let name = ident(fk.expect(Rule::ident)?);
+                        let ty = type_expr(fk.expect(Rule::type_expr)?)?;
+                        let optional = fk.opt(Rule::optional).is_some();
+                        Ok(FormItem::Field { name, ty, optional, span })
+                    }
+                })
+                .collect::<PResult<Vec<_>>>()?;
+            ClauseKind::Form(items)
+        }
+        Rule::vote_clause => {
+            let key = match Kids::of(k.expect(Rule::vote_key)?).next()?.as_rule() {
+                Rule::kw_seats => VoteKey::Seats,
+                Rule::kw_eligible => VoteKey::Eligible,
+                Rule::kw_quorum => VoteKey::Quorum,
+                Rule::kw_elect => VoteKey::Elect,
+                _ => VoteKey::Slate,
+            };
+            ClauseKind::Vote { key, value: expr(k.expect(Rule::expr)?)? }
+        }
+        Rule::use_template_clause => {
+            k.kw()?;
+            ClauseKind::UseTemplate(ident(k.expect(Rule::ident)?))
+        }
+        Rule::with_clause => {
+            k.kw()?;
+            let bindings = k
+                .rest()
+                .map(|b| {
+                    let mut bk = Kids::of(b);
+                    let name = ident(bk.expect(Rule::ident)?);
+                    let value = expr(bk.expect(Rule::expr)?)?;
+                    Ok((name, value))
+                })
+                .collect::<PResult<Vec<_>>>()?;
+            ClauseKind::With(bindings)
+        }
+        other => return Err(internal(span, &format!("unexpected {other:?}"))),
+    };
+    Ok(Clause { kind, span })
+}
+
+fn small_int(p: Pair<Rule>) -> PResult<u32> {
+    p.as_str().parse::<u32>().map_err(|_| {
+        Diagnostic::error(Code::E0111, span_of(&p), format!("`{}` is too large here", p.as_str()))
+            .with_label("at most 4294967295")
+    })
+}
+
+fn duration(p: Pair<Rule>) -> PResult<Duration> {
+    let span = span_of(&p);
+    let mut k = Kids::of(p);
+    let amount = small_int(k.expect(Rule::int)?)?;
+    let unit = match k.expect(Rule::time_unit)?.as_str() {
+        "workdays" | "workday" => TimeUnit::Workdays,
+        "days" | "day" => TimeUnit::Days,
+        "months" | "month" => TimeUnit::Months,
+        _ => TimeUnit::Years,
+    };
+    Ok(Duration { amount, unit, span })
+}
+
+fn string(p: Pair<Rule>) -> PResult<Str> {
+    let span = span_of(&p);
+    let inner = Kids::of(p).next()?;
+    let triple = inner.as_rule() == Rule::triple_string;
+    let body = Kids::of(inner).next()?;
+    let value = if triple { body.as_str().to_string() } else { unescape(body.as_str(), span)? };
+    Ok(Str { value, triple, span })
+}
+
+fn unescape(s: &str, span: Span) -> PResult<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('"') => out.push('"'),
+            Some('\\') => out.push('\\'),
+            Some('u') => {
+                let hex: String = chars.by_ref().skip(1).take_while(|c| *c != '}').collect();
+                let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).ok_or_else(|| {
+                    Diagnostic::error(Code::E0001, span, format!("`\\u{{{hex}}}` is not a character"))
+                        .with_label("in this string")
+                })?;
+                out.push(c);
+            }
+            _ => return Err(internal(span, "bad escape")),
+        }
+    }
+    Ok(out)
+}
+
+fn type_expr(p: Pair<Rule>) -> PResult<TypeExpr> {
+    let span = span_of(&p);
+    let inner = Kids::of(p).next()?;
+    let kind = match inner.as_rule() {
+        Rule::kw_int => TypeKind::Int,
+        Rule::kw_decimal => TypeKind::Decimal,
+        Rule::kw_text => TypeKind::Text,
+        Rule::kw_date => TypeKind::Date,
+        Rule::kw_bool => TypeKind::Bool,
+        Rule::list_type => {
+            let mut k = Kids::of(inner);
+            k.kw()?;
+            TypeKind::List(Box::new(type_expr(k.expect(Rule::type_expr)?)?))
+        }
+        _ => {
+            let mut k = Kids::of(inner);
+            k.kw()?;
+            let fields = k
+                .rest()
+                .map(|f| {
+                    let mut fk = Kids::of(f);
+                    let name = ident(fk.expect(Rule::ident)?);
+                    let ty = type_expr(fk.expect(Rule::type_expr)?)?;
+                    Ok((name, ty))
+                })
+                .collect::<PResult<Vec<_>>>()?;
+            TypeKind::Record(fields)
+        }
+    };
+    Ok(TypeExpr { kind, span })
+}
+
+/// Precedence climbing over the flat `prefix* primary postfix* (infix …)*` sequence.
+fn expr(p: Pair<Rule>) -> PResult<Expr> {
+    let span = span_of(&p);
+    let mut toks: std::iter::Peekable<_> = children(p).peekable();
+    let e = climb(&mut toks, 0, span)?;
+    if let Some(extra) = toks.next() {
+        return Err(internal(span_of(&extra), "trailing tokens in expression"));
+    }
+    Ok(e)
+}
+
+fn binop(rule: Rule) -> Option<BinOp> {
+    Some(match rule {
+        Rule::op_or => BinOp::Or,
+        Rule::op_and => BinOp::And,
+        Rule::op_eq => BinOp::Eq,
+        Rule::op_ne => BinOp::Ne,
+        Rule::op_lt => BinOp::Lt,
+        Rule::op_le => BinOp::Le,
+        Rule::op_gt => BinOp::Gt,
+        Rule::op_ge => BinOp::Ge,
+        Rule::op_add => BinOp::Add,
+        Rule::op_sub => BinOp::Sub,
+        Rule::op_mul => BinOp::Mul,
+        Rule::op_div => BinOp::Div,
+        _ => return None,
+    })
+}
+
+fn climb<'i, I: Iterator<Item = Pair<'i, Rule>>>(
+    toks: &mut std::iter::Peekable<I>,
+    min_prec: u8,
+    span: Span,
+) -> PResult<Expr> {
+    let mut lhs = unary(toks, span)?;
+    while let Some(op) = toks.peek().and_then(|t| binop(t.as_rule())) {
+        let prec = op.precedence();
+        if prec < min_prec {
+            break;
+        }
+        toks.next();
+        let rhs = climb(toks, prec + 1, span)?;
+        let s = lhs.span.to(rhs.span);
+        lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span: s };
+    }
+    Ok(lhs)
+}
+
+fn unary<'i, I: Iterator<Item = Pair<'i, Rule>>>(toks: &mut std::iter::Peekable<I>, span: Span) -> PResult<Expr> {
+    let t = toks.next().ok_or_else(|| internal(span, "expression ended early"))?;
+    match t.as_rule() {
+        Rule::op_not => {
+            // `not` binds looser than comparisons: `not a > b` is `not (a > b)`.
+            let operand = climb(toks, 3, span)?;
+            let s = span_of(&t).to(operand.span);
+            Ok(Expr { kind: ExprKind::Unary(UnOp::Not, Box::new(operand)), span: s })
+        }
+        Rule::op_neg => {
+            let operand = unary(toks, span)?;
+            let s = span_of(&t).to(operand.span);
+            Ok(Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(operand)), span: s })
+        }
+        _ => {
+            let mut e = primary(t)?;
+            while toks.peek().is_some_and(|t| t.as_rule() == Rule::field_access) {
+                if let Some(f) = toks.next() {
+                    let fs = span_of(&f);
+                    let name = ident(Kids::of(f).expect(Rule::ident)?);
+                    let s = e.span.to(fs);
+                    e = Expr { kind: ExprKind::Field(Box::new(e), name), span: s };
+                }
+            }
+            Ok(e)
+        }
+    }
+}
+
+fn primary(p: Pair<Rule>) -> PResult<Expr> {
+    let span = span_of(&p);
+    let kind = match p.as_rule() {
+        Rule::int => ExprKind::Int(p.as_str().to_string()),
+        Rule::decimal_lit => ExprKind::Decimal(p.as_str().to_string()),
+        Rule::percent_lit => ExprKind::Percent(p.as_str().trim_end_matches('%').to_string()),
+        Rule::date_lit => ExprKind::Date(p.as_str().to_string()),
+        Rule::string => ExprKind::Str(string(p)?),
+        Rule::bool_lit => ExprKind::Bool(p.as_str() == "true"),
+        Rule::duration_lit => ExprKind::Duration(duration(p)?),
+        Rule::ident => ExprKind::Name(ident(p)),
+        Rule::paren => ExprKind::Paren(Box::new(expr(Kids::of(p).expect(Rule::expr)?)?)),
+        Rule::list_lit => ExprKind::List(children(p).map(expr).collect::<PResult<Vec<_>>>()?),
+        Rule::call_expr => {
+            let mut k = Kids::of(p);
+            let name = ident(k.expect(Rule::ident)?);
+            let args = k.rest().map(expr).collect::<PResult<Vec<_>>>()?;
+            ExprKind::Call(name, args)
+        }
+        Rule::if_expr => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let cond = expr(k.expect(Rule::expr)?)?;
+            let then = expr(k.expect(Rule::expr)?)?;
+            k.kw()?;
+            let last = k.next()?;
+            let otherwise = if last.as_rule() == Rule::if_expr { primary(last)? } else { expr(last)? };
+            ExprKind::If { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(otherwise) }
+        }
+        Rule::match_expr => {
+            let mut k = Kids::of(p);
+            k.kw()?;
+            let scrutinee = expr(k.expect(Rule::expr)?)?;
+            let arms = k
+                .rest()
+                .map(|a| {
+                    let span = span_of(&a);
+                    let mut ak = Kids::of(a);
+                    let pattern = pattern(ak.expect(Rule::pattern)?)?;
+                    let value = expr(ak.expect(Rule::expr)?)?;
+                    Ok(MatchArm { pattern, value, span })
+                })
+                .collect::<PResult<Vec<_>>>()?;
+            ExprKind::Match { scrutinee: Box::new(scrutinee), arms }
+        }
+        other => return Err(internal(span, &format!("unexpected {other:?} in expression"))),
+    };
+    Ok(Expr { kind, span })
+}
+
+fn pattern(p: Pair<Rule>) -> PResult<Pattern> {
+    let span = span_of(&p);
+    let inner = Kids::of(p).next()?;
+    let kind = match inner.as_rule() {
+        Rule::wildcard => PatternKind::Wildcard,
+        Rule::range_pattern => {
+            let text = inner.as_str();
+            let inclusive_upper = text.contains("..=");
+            let bounds: Vec<String> = children(inner).map(|b| b.as_str().split_whitespace().collect()).collect();
+            match (inclusive_upper, bounds.as_slice()) {
+                (true, [high]) => PatternKind::Range { low: None, high: Some(high.clone()) },
+                (true, [low, high]) => PatternKind::Range { low: Some(low.clone()), high: Some(high.clone()) },
+                (false, [low]) => PatternKind::Range { low: Some(low.clone()), high: None },
+                _ => return Err(internal(span, "range pattern")),
+            }
+        }
+        _ => {
+            let lit = Kids::of(inner).next()?;
+            match lit.as_rule() {
+                Rule::string => PatternKind::Str(string(lit)?.value),
+                Rule::bool_lit => PatternKind::Bool(lit.as_str() == "true"),
+                Rule::date_lit => PatternKind::Date(lit.as_str().to_string()),
+                _ => PatternKind::Number(lit.as_str().split_whitespace().collect()),
+            }
+        }
+    };
+    Ok(Pattern { kind, span })
+}
