@@ -129,7 +129,8 @@ fn syntax_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     };
     let message = match &e.variant {
         ErrorVariant::ParsingError { positives, negatives } => {
-            let mut names: Vec<String> = positives.iter().map(rule_name).collect();
+            let mut names: Vec<String> =
+                positives.iter().filter(|r| **r != Rule::COMMENT).map(rule_name).collect();
             names.sort();
             names.dedup();
             if names.is_empty() && !negatives.is_empty() {
