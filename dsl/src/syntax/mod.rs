@@ -31,11 +31,15 @@ pub fn parse(source: &str) -> Result<File, Diagnostic> {
     let file = pairs.next().ok_or_else(|| internal(Span::new(0, 0), "empty parse"))?;
     let mut comments = Vec::new();
     collect_comments(file.clone(), &mut comments);
+    let mut ends: Vec<(usize, usize)> = comments.iter().map(|c| (c.span.start, c.span.end)).collect();
+    ends.sort_by_key(|(_, e)| *e);
+    COMMENT_ENDS.with(|c| *c.borrow_mut() = ends);
     let policy_pair = children(file)
         .find(|p| p.as_rule() == Rule::policy)
         .ok_or_else(|| internal(Span::new(0, source.len()), "no policy"))?;
-    let policy = policy(policy_pair)?;
-    Ok(File { policy, comments })
+    let policy = policy(policy_pair);
+    COMMENT_ENDS.with(|c| c.borrow_mut().clear());
+    Ok(File { policy: policy?, comments })
 }
 
 fn check_nesting(source: &str) -> PResult<()> {
@@ -172,9 +176,29 @@ fn internal(span: Span, what: &str) -> Diagnostic {
         .with_help("this is a bug in civicflow's parser; please report it with the file")
 }
 
+thread_local! {
+    /// Comment spans `(start, end)` of the file being walked, sorted by end, so that node spans
+    /// can leave out trailing comments.
+    static COMMENT_ENDS: std::cell::RefCell<Vec<(usize, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The pair's span without the white space and comments pest may leave at its end.
 fn span_of(p: &Pair<Rule>) -> Span {
     let s = p.as_span();
-    Span::new(s.start(), s.end())
+    let start = s.start();
+    let text = p.as_str();
+    let mut end = start + text.trim_end().len();
+    COMMENT_ENDS.with(|c| {
+        let comments = c.borrow();
+        while let Ok(i) = comments.binary_search_by_key(&end, |(_, e)| *e) {
+            let cstart = comments[i].0;
+            if cstart <= start {
+                break;
+            }
+            end = start + text[..cstart - start].trim_end().len();
+        }
+    });
+    Span::new(start, end)
 }
 
 fn children<'i>(p: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
@@ -185,7 +209,8 @@ fn collect_comments(p: Pair<Rule>, out: &mut Vec<Comment>) {
     for c in p.into_inner() {
         if c.as_rule() == Rule::COMMENT {
             let text = c.as_str().strip_prefix("//").unwrap_or("").trim_end_matches('\r').to_string();
-            out.push(Comment { text, span: span_of(&c) });
+            let raw = c.as_span();
+            out.push(Comment { text, span: Span::new(raw.start(), raw.end()) });
         } else {
             collect_comments(c, out);
         }

@@ -1,0 +1,436 @@
+//! The graph IR: what the engine runs. A compatibility boundary — its JSON is stored with every
+//! published policy version and its canonical encoding is hashed into the version id, so a change
+//! here shows up in the golden files of every bundled policy.
+//!
+//! Names are resolved: every reference is a fully qualified id. A step or phase id is its path
+//! (`选前准备/提名`; a sub-procedure's steps are prefixed with the calling step's id). There are no
+//! spans: the same policy reformatted compiles to the same IR and the same hash.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use crate::ast::{BinOp, Outcome, RecurUnit, TimeUnit, UnOp, VoteKey};
+use crate::value::Value;
+
+/// A compiled policy version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    pub title: Option<String>,
+    /// The author's version label (`version "2012.1"`); the hash is the real identity.
+    pub version: Option<String>,
+    pub timezone: String,
+    pub calendar: String,
+    pub params: Vec<Param>,
+    /// Constants and derived values, in evaluation order.
+    pub values: Vec<Derived>,
+    pub roles: Vec<Role>,
+    pub templates: Vec<Template>,
+    /// Phases and steps in declaration order (a parent before its children).
+    pub nodes: Vec<Node>,
+    /// Transitions between nodes.
+    pub edges: Vec<Edge>,
+    /// Every timer an instance of this policy can set.
+    pub timers: Vec<TimerSpec>,
+    pub recurrence: Option<Recurrence>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Type {
+    Int,
+    Decimal,
+    Text,
+    Date,
+    Bool,
+    Duration,
+    List { of: Box<Type> },
+    Record { fields: Vec<(String, Type)> },
+}
+
+impl std::fmt::Display for Type {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Type::Int => f.write_str("int"),
+            Type::Decimal => f.write_str("decimal"),
+            Type::Text => f.write_str("text"),
+            Type::Date => f.write_str("date"),
+            Type::Bool => f.write_str("bool"),
+            Type::Duration => f.write_str("duration"),
+            Type::List { of } => write!(f, "list<{of}>"),
+            Type::Record { fields } => {
+                f.write_str("record { ")?;
+                for (i, (n, t)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{n}: {t}")?;
+                }
+                f.write_str(" }")
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    /// Fully qualified (`党组织换届/党员人数` inside a sub-procedure call).
+    pub id: String,
+    pub ty: Type,
+    pub default: Option<Value>,
+}
+
+/// A `const` or `let`: evaluated once when an instance starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Derived {
+    pub id: String,
+    pub ty: Type,
+    pub expr: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// A handlebars notice or certificate (公示, 证书).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    pub name: String,
+    pub source: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Task,
+    Approval,
+    Filing,
+    Consultation,
+    Publicity,
+    Vote,
+    Meeting,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// A phase (阶段): done when all its children are done or skipped.
+    Phase,
+    /// A sub-procedure call: done when the procedure's steps (its children) are done.
+    Call,
+    Step(StepKind),
+}
+
+/// A phase or step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub kind: NodeKind,
+    pub parent: Option<String>,
+    /// Roles entitled to act, in the order written (the order of a `sequence` rule).
+    pub roles: Vec<String>,
+    pub rule: Option<ApprovalRule>,
+    /// Nodes that must be done (with the outcome, if given) before this one opens.
+    pub after: Vec<Dependency>,
+    /// Skip the node when this is false (evaluated when it would open).
+    pub guard: Option<Expr>,
+    pub window: Option<Window>,
+    /// Fan-out: one copy of the node per element of the list.
+    pub for_each: Option<ForEach>,
+    pub deadline: Option<Deadline>,
+    pub reminders: Vec<Span>,
+    pub on_breach: Vec<BreachAction>,
+    /// The step may not complete before this much time has passed since it opened.
+    pub min_duration: Option<Span>,
+    pub form: Vec<Field>,
+    pub requires: Vec<Require>,
+    pub vote: Option<VoteRules>,
+    pub template: Option<String>,
+    pub on_rejected: Option<OnRejected>,
+    pub on_objection: Option<String>,
+}
+
+/// A length of time in one unit (`3 days`, `10 workdays`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Span {
+    pub amount: u32,
+    pub unit: TimeUnit,
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.amount, self.unit.keyword())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "rule")]
+pub enum ApprovalRule {
+    /// 会签: every listed role.
+    All,
+    /// 或签: any one listed role.
+    Any,
+    /// The listed roles one after the other, in order.
+    Sequence,
+    /// At least `k` of the listed roles.
+    AtLeast { k: u32 },
+    /// More than (`strict`) or at least `num/den` of the listed roles.
+    Fraction { strict: bool, num: u32, den: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub node: String,
+    pub outcome: Option<Outcome>,
+}
+
+/// Acting outside `[from, to]` (whole days, both included) is refused (R1.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub from: Expr,
+    pub to: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForEach {
+    pub var: String,
+    pub list: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum Deadline {
+    /// A span after the node opened.
+    AfterOpen { span: Span, roll: bool },
+    /// A span after another node is done (`due 10 days after 组成新班子`).
+    AfterDone { node: String, span: Span, roll: bool },
+    /// A fixed instant: the end of the given day.
+    At { date: Expr },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum BreachAction {
+    /// Mark the step overdue (always recorded on a breach).
+    Overdue,
+    /// 追究责任: escalate to the accountable role.
+    Escalate { role: String },
+    Notify { role: String },
+    /// Close the step as rejected.
+    Reject,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    pub ty: Type,
+    pub optional: bool,
+}
+
+/// A validation of a form: `require COND else "message"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Require {
+    pub condition: Expr,
+    pub message: String,
+}
+
+/// The rules of a vote step. Counts entered with the vote are visible to the expressions as
+/// `present`, `cast`, `invalid`, `candidates`, `votes`; `eligible` and `seats` come from here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VoteRules {
+    pub seats: Option<Expr>,
+    pub eligible: Expr,
+    pub quorum: Option<Expr>,
+    pub slate: Option<Expr>,
+    pub elect: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "then")]
+pub enum OnRejected {
+    /// 退回: reopen an earlier step.
+    Return { node: String },
+    /// The instance ends as rejected.
+    End,
+}
+
+/// Why the engine moves from one node to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// `to` waits for `from` to be done (any outcome).
+    Done,
+    Approved,
+    Rejected,
+    /// A rejection sends the instance back to `to`.
+    ReturnOnRejection,
+    /// An upheld objection during publicity sends the instance back to `to`.
+    ReturnOnObjection,
+    /// `to` is inside `from` and opens with it.
+    Contains,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub on: Trigger,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    WindowOpens,
+    WindowCloses,
+    Due,
+    Reminder,
+    MinDurationEnds,
+}
+
+/// A timer the engine sets for a node; its instant is computed from the node's fields and the
+/// calendar when the node opens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerSpec {
+    pub node: String,
+    pub kind: TimerKind,
+    /// For reminders: how long before the deadline.
+    pub before: Option<Span>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    pub every: u32,
+    pub unit: RecurUnit,
+}
+
+/// Built-in functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Func {
+    Ceil,
+    Floor,
+    Min,
+    Max,
+    Len,
+}
+
+/// What a name refers to, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefKind {
+    Param,
+    Value,
+    /// The element variable of a fan-out.
+    Element,
+    /// A field of the step's form.
+    Field,
+    /// A count of a vote (`present`, `cast`, …) or a vote rule value (`eligible`, `seats`).
+    Vote,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "e")]
+pub enum Expr {
+    Lit { value: Value },
+    Ref { kind: RefKind, id: String },
+    Field { of: Box<Expr>, field: String },
+    List { items: Vec<Expr> },
+    Call { func: Func, args: Vec<Expr> },
+    /// When a node started or ended (`start(X)`, `end(X)`), known once it has.
+    NodeTime { node: String, end: bool },
+    Unary { op: UnOp, arg: Box<Expr> },
+    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
+    Match { scrutinee: Box<Expr>, arms: Vec<Arm> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Arm {
+    pub pattern: Pattern,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "p")]
+pub enum Pattern {
+    Any,
+    /// Both given ends included.
+    Range { low: Option<Value>, high: Option<Value> },
+    Equals { value: Value },
+}
+
+impl Policy {
+    /// The canonical encoding: JSON with object keys sorted, no insignificant white space.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        let value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        let mut out = Vec::new();
+        write_canonical(&value, &mut out);
+        out
+    }
+
+    /// The version id: SHA-256 of the canonical encoding, as lower-case hex.
+    pub fn hash(&self) -> String {
+        let digest = Sha256::digest(self.canonical_json());
+        hex::encode(digest)
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The graph as petgraph sees it: nodes are node ids, edges carry their trigger.
+    pub fn to_petgraph(&self) -> petgraph::graph::DiGraph<&str, Trigger> {
+        let mut g = petgraph::graph::DiGraph::new();
+        let mut index = BTreeMap::new();
+        for n in &self.nodes {
+            index.insert(n.id.as_str(), g.add_node(n.id.as_str()));
+        }
+        for e in &self.edges {
+            if let (Some(a), Some(b)) = (index.get(e.from.as_str()), index.get(e.to.as_str())) {
+                g.add_edge(*a, *b, e.on);
+            }
+        }
+        g
+    }
+}
+
+/// Writes JSON with object keys sorted by their UTF-8 bytes, whatever map type serde_json was
+/// built with (another crate in the build may turn on `preserve_order`).
+fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value as J;
+    match v {
+        J::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+                out.push(b':');
+                if let Some(x) = map.get(*k) {
+                    write_canonical(x, out);
+                }
+            }
+            out.push(b'}');
+        }
+        J::Array(items) => {
+            out.push(b'[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(b']');
+        }
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
+}
