@@ -53,6 +53,8 @@ pub struct Comment {
     /// The text after `//`, untrimmed.
     pub text: String,
     pub span: Span,
+    /// Code precedes it on its line (`x // …`); false for a comment on a line of its own.
+    pub trailing: bool,
 }
 
 /// One parsed file.

@@ -126,6 +126,70 @@ impl Code {
     ];
 }
 
+impl Code {
+    /// One line: what the code means.
+    pub fn title(self) -> &'static str {
+        match self {
+            Code::E0001 => "the text does not follow the grammar",
+            Code::E0002 => "brackets or blocks nested too deeply",
+            Code::E0101 => "a name declared twice",
+            Code::E0102 => "an unknown role",
+            Code::E0103 => "an unknown step or phase",
+            Code::E0104 => "an unknown value, field or procedure parameter",
+            Code::E0105 => "a date that does not exist",
+            Code::E0106 => "an unknown procedure",
+            Code::E0107 => "an unknown or invalid template",
+            Code::E0108 => "a header or clause given twice",
+            Code::E0109 => "a clause that does not apply here",
+            Code::E0110 => "a step lacks a clause its kind needs",
+            Code::E0111 => "a number out of range",
+            Code::E0201 => "types that do not fit",
+            Code::E0202 => "an unknown function or wrong number of arguments",
+            Code::E0203 => "a constant that is not constant",
+            Code::E0204 => "a decision table (`match`) with overlapping arms or uncovered values",
+            Code::E0205 => "division by zero",
+            Code::E0301 => "a dependency cycle",
+            Code::E0302 => "a step no role can complete",
+            Code::E0303 => "a step that can never open",
+            Code::E0304 => "a `return` that does not lead to an earlier step",
+            Code::E0401 => "a window outside its parent's window",
+            Code::E0402 => "a schedule that cannot be met",
+            Code::E0403 => "a window that ends before it starts",
+        }
+    }
+
+    /// A paragraph for `civicflow explain`: why it is refused and how to fix it.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Code::E0001 => "The parser could not read the file from this point. The message lists what it expected. Parsing stops at the first such error; fix it and run the check again to see the rest.",
+            Code::E0002 => "Expressions and blocks may nest at most 64 levels deep, so that no input can exhaust the parser. Real policies need far fewer; name intermediate values with `let` or move steps into a `procedure`.",
+            Code::E0101 => "Roles, templates, procedures, values (params, consts, lets), form fields and steps/phases each live in one namespace per policy or procedure. A second declaration of the same name is refused, because a reference to it would be ambiguous.",
+            Code::E0102 => "`by`, `escalate` and `notify` name roles (offices or bodies). Every role must be declared at the top of the policy with `role NAME`, so that a typo cannot silently create an office nobody holds.",
+            Code::E0103 => "`after`, `return`, `due … after` and `start()`/`end()` name steps or phases of the same policy or procedure. Check the spelling; a step inside a procedure is only visible inside it.",
+            Code::E0104 => "Expressions may use parameters, constants, derived values (`let`), the fields of the step's form, the fan-out variable, and in vote rules the counts `eligible`, `present`, `cast`, `invalid`, `votes`, `seats`, `candidates`. Values must be declared before they are used.",
+            Code::E0105 => "Date literals are `YYYY-MM-DD` and must exist in the Gregorian calendar: 2012-02-30 does not. An impossible date in an official document is a typo to be resolved with its author, not guessed.",
+            Code::E0106 => "A `call` step runs a `procedure` declared in the same file. Declare it with `procedure NAME { … }` or correct the name.",
+            Code::E0107 => "A `template` clause names a template declared with `template NAME \"…\"`, and every template must be valid handlebars (blocks closed, braces balanced) so a notice never fails to render when it is due.",
+            Code::E0108 => "Each header (`title`, `version`, `timezone`, `calendar`), `recur`, and each clause of a step may be given once; two would contradict each other. `remind` may be repeated.",
+            Code::E0109 => "Some clauses belong to one kind of node: `rule` and `on rejected` to approvals, `on objection` to publicity, `seats`/`eligible`/`quorum`/`elect`/`slate` to votes, `with` to calls; `by`, `due`, `remind`, `on breach`, `min`, `form`, `for` and `template` to steps, not phases.",
+            Code::E0110 => "A publicity step needs `min` (公示 runs for a minimum time); a vote needs `eligible` and `elect`; a reminder or a breach action needs `due`; `rule K of N` needs N to be the number of roles in `by`; a call must give every procedure parameter without a default.",
+            Code::E0111 => "Durations, recurrence counts and approval counts must be whole numbers from 1 up to 4294967295.",
+            Code::E0201 => "Arithmetic is exact: `/` gives a fraction, so a value declared `int` must round it with `floor` or `ceil`. Comparisons need two numbers, two dates or two texts; `and`/`or`/`not`/`when`/`require` need conditions; a date plus a duration is a date.",
+            Code::E0202 => "The functions are `ceil(x)`, `floor(x)`, `min(a, b)`, `max(a, b)`, `len(list)`, `start(STEP)` and `end(STEP)`.",
+            Code::E0203 => "A `const` and a parameter's default are fixed when the policy is compiled, so they cannot depend on parameters. Use `let` for a value computed from parameters (R2.4–R2.7 sizes are `let`s).",
+            Code::E0204 => "A `match` over numbers is a decision table: every value must fall under exactly one arm. Ranges include both written ends (`51..=99`), so boundaries such as 50/51 and 99/100 must be written out; add `_ =>` for a deliberate catch-all.",
+            Code::E0205 => "A constant expression divides by zero.",
+            Code::E0301 => "The steps named wait for each other in a circle, so none of them can ever open. A phase waiting for one of its own steps is such a circle too.",
+            Code::E0302 => "Every step except a `call` needs `by ROLE`, and its approval rule must be satisfiable by the listed roles: `rule 3 of 2` and `rule > 1/1` can never be met.",
+            Code::E0303 => "The step waits for an outcome that cannot happen (a filing or task is never rejected; an approval that returns on rejection never ends rejected), or its `when` condition is always false. Steps after it are unreachable too.",
+            Code::E0304 => "`on rejected return X` and `on objection return X` reopen earlier work, so X must be a step the returning step waits for, directly or through others.",
+            Code::E0401 => "A step or sub-phase runs inside its phase: its window must lie within the phase's window (R1.2 sub-steps within 具体实施阶段).",
+            Code::E0402 => "Windows, dependencies and minimum durations are solved together as difference constraints. The listed chain needs more days than its windows allow; the message says how many. Working days count as at least one calendar day each.",
+            Code::E0403 => "The window's start is after its end.",
+        }
+    }
+}
+
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -244,3 +244,43 @@ pub fn to_i64(r: &BigRational) -> Option<i64> {
         None
     }
 }
+
+/// Parameters and derived values of one instance.
+struct ValuesEnv<'a> {
+    params: &'a std::collections::BTreeMap<String, Value>,
+    values: &'a std::collections::BTreeMap<String, Value>,
+}
+
+impl Env for ValuesEnv<'_> {
+    fn lookup(&self, kind: RefKind, id: &str) -> Option<Value> {
+        match kind {
+            RefKind::Param => self.params.get(id).cloned(),
+            RefKind::Value => self.values.get(id).cloned(),
+            _ => None,
+        }
+    }
+}
+
+/// Evaluates every constant and derived value of a policy (in declaration order) for the given
+/// parameters; a parameter not given takes its default. This is how an instance's sizes
+/// (R2.4–R2.7) are computed when it starts.
+pub fn derived_values(
+    policy: &crate::ir::Policy,
+    given: &std::collections::BTreeMap<String, Value>,
+) -> Result<std::collections::BTreeMap<String, Value>, EvalError> {
+    let mut params = std::collections::BTreeMap::new();
+    for p in &policy.params {
+        match given.get(&p.id).or(p.default.as_ref()) {
+            Some(v) => {
+                params.insert(p.id.clone(), v.clone());
+            }
+            None => return Err(EvalError::Unbound { id: p.id.clone() }),
+        }
+    }
+    let mut values = std::collections::BTreeMap::new();
+    for d in &policy.values {
+        let v = eval(&d.expr, &ValuesEnv { params: &params, values: &values })?;
+        values.insert(d.id.clone(), v);
+    }
+    Ok(values)
+}

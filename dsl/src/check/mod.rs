@@ -1460,9 +1460,9 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
     use ir::StepKind as S;
     match c {
         C::After(_) | C::Window { .. } | C::When(_) => true,
-        C::By(_) | C::Due { .. } | C::Remind(_) | C::Breach(_) | C::Min(_) | C::Form(_) | C::UseTemplate(_) | C::For { .. } => {
-            matches!(kind, N::Step(_))
-        }
+        C::By(_) | C::Min(_) | C::Form(_) | C::UseTemplate(_) | C::For { .. } => matches!(kind, N::Step(_)),
+        // A sub-procedure may have a deadline for the whole of it.
+        C::Due { .. } | C::Remind(_) | C::Breach(_) => matches!(kind, N::Step(_) | N::Call),
         C::Rule(_) | C::OnRejected(_) => kind == N::Step(S::Approval),
         C::OnObjection(_) => kind == N::Step(S::Publicity),
         C::Vote { .. } => kind == N::Step(S::Vote),

@@ -1,0 +1,81 @@
+//! Unit tests of the checker that are easier to read as assertions than as golden files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use std::collections::BTreeMap;
+
+use crate::value::Value;
+use crate::{compile, Code};
+
+fn codes(src: &str) -> Vec<Code> {
+    compile(src).err().map(|d| d.as_slice().iter().map(|x| x.code).collect()).unwrap_or_default()
+}
+
+#[test]
+fn reformatting_keeps_the_hash() {
+    let a = compile("policy p { role 甲 step 一: task { by 甲 } }").unwrap();
+    let b = compile("// a comment\npolicy   p {\n  role 甲\n\n  step 一: task {\n    by 甲 // who\n  }\n}\n").unwrap();
+    assert_eq!(a.hash, b.hash);
+    let c = compile("policy p { role 甲 step 二: task { by 甲 } }").unwrap();
+    assert_ne!(a.hash, c.hash);
+}
+
+#[test]
+fn exact_fractions_decide_quorum_boundaries() {
+    // R2.14: present must exceed 4/5 of those entitled, computed exactly.
+    let src = "policy q { param 应到: int param 实到: int let 有效: bool = 实到 > 4/5 * 应到 }";
+    let policy = compile(src).unwrap().policy;
+    let run = |entitled: i64, present: i64| {
+        let params = BTreeMap::from([("应到".to_string(), Value::int(entitled)), ("实到".to_string(), Value::int(present))]);
+        crate::eval::derived_values(&policy, &params).unwrap()["有效"].clone()
+    };
+    assert_eq!(run(100, 80), Value::Bool(false));
+    assert_eq!(run(100, 81), Value::Bool(true));
+    assert_eq!(run(101, 80), Value::Bool(false)); // 4/5 × 101 = 80.8
+    assert_eq!(run(101, 81), Value::Bool(true));
+}
+
+#[test]
+fn a_missing_parameter_is_an_error_not_a_guess() {
+    let policy = compile("policy q { param 户数: int let x: int = 户数 + 1 }").unwrap().policy;
+    let err = crate::eval::derived_values(&policy, &BTreeMap::new()).unwrap_err();
+    assert_eq!(err.to_string(), "`户数` has no value");
+}
+
+#[test]
+fn procedures_are_inlined_under_the_calling_step() {
+    let src = "policy p { role 甲 procedure 子 { param n: int let m: int = n * 2 step s: task { by 甲 } } step 调用: call 子 { with n = 3 } }";
+    let c = compile(src).unwrap();
+    let ids: Vec<&str> = c.policy.nodes.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["调用", "调用/s"]);
+    let values = crate::eval::derived_values(&c.policy, &BTreeMap::new()).unwrap();
+    assert_eq!(values["调用/m"], Value::int(6));
+}
+
+#[test]
+fn recursive_procedures_are_refused() {
+    let src = "policy p { role 甲 procedure 子 { step s: call 子 } step 调用: call 子 }";
+    assert_eq!(codes(src), [Code::E0301]);
+}
+
+#[test]
+fn a_phase_waiting_for_its_own_step_is_a_cycle() {
+    let src = "policy p { role 甲 phase 阶段 { after 内 step 内: task { by 甲 } } }";
+    assert_eq!(codes(src), [Code::E0301]);
+}
+
+#[test]
+fn workday_windows_are_not_refused_on_a_guess() {
+    // 10 workdays can span more than 10 calendar days; the solver must not refuse this.
+    let src = "policy p { role 甲 param 始: date phase 阶段 { window 始 .. 始 + 10 workdays step 公示: publicity { by 甲 min 12 days } } }";
+    assert_eq!(codes(src), []);
+    // But 10 calendar days cannot hold a 12-day minimum.
+    let src = "policy p { role 甲 param 始: date phase 阶段 { window 始 .. 始 + 10 days step 公示: publicity { by 甲 min 12 days } } }";
+    assert_eq!(codes(src), [Code::E0402]);
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_in_one_run() {
+    let src = include_str!("../../tests/data/err/multiple_errors.cf");
+    assert_eq!(codes(src), [Code::E0201, Code::E0102, Code::E0103, Code::E0110, Code::E0105]);
+}

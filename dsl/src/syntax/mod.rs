@@ -26,11 +26,11 @@ type PResult<T> = Result<T, Diagnostic>;
 pub fn parse(source: &str) -> Result<File, Diagnostic> {
     check_nesting(source)?;
     // Bounds pathological backtracking as well as depth.
-    pest::set_call_limit(std::num::NonZeroUsize::new(20_000_000));
+    pest::set_call_limit(std::num::NonZeroUsize::new(20_000_000usize.max(source.len().saturating_mul(64))));
     let mut pairs = Grammar::parse(Rule::file, source).map_err(|e| syntax_error(source, e))?;
     let file = pairs.next().ok_or_else(|| internal(Span::new(0, 0), "empty parse"))?;
     let mut comments = Vec::new();
-    collect_comments(file.clone(), &mut comments);
+    collect_comments(file.clone(), source, &mut comments);
     let mut ends: Vec<(usize, usize)> = comments.iter().map(|c| (c.span.start, c.span.end)).collect();
     ends.sort_by_key(|(_, e)| *e);
     COMMENT_ENDS.with(|c| *c.borrow_mut() = ends);
@@ -42,39 +42,81 @@ pub fn parse(source: &str) -> Result<File, Diagnostic> {
     Ok(File { policy: policy?, comments })
 }
 
+/// Bounds nesting before pest runs, so that no input can exhaust the stack. A small lexer: strings
+/// (plain and triple-quoted) and comments are skipped; `(`, `[`, `{`, `list <` and the keywords `if`
+/// and `match` open a level (`if if if …` recurses in the grammar before any bracket is seen; the
+/// keyword's level becomes its block's). A `>` closes only a `list <`, so comparisons count for
+/// nothing. The result depends on the tokens only, never on layout or comments.
 fn check_nesting(source: &str) -> PResult<()> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut in_comment = false;
-    let mut prev = '\0';
-    for (i, c) in source.char_indices() {
-        if in_comment {
-            if c == '\n' {
-                in_comment = false;
+    let mut open: Vec<char> = Vec::new();
+    let mut after_list = false;
+    let mut i = 0;
+    while let Some(c) = source.get(i..).and_then(|r| r.chars().next()) {
+        let rest = &source[i..];
+        let mut next = i + c.len_utf8();
+        let mut push = None;
+        if rest.starts_with("//") {
+            next = rest.find('\n').map_or(source.len(), |n| i + n);
+        } else if rest.starts_with("\"\"\"") {
+            next = rest[3..].find("\"\"\"").map_or(source.len(), |n| i + 3 + n + 3);
+            after_list = false;
+        } else if c == '"' {
+            next = source.len();
+            let mut chars = rest.char_indices().skip(1);
+            while let Some((j, d)) = chars.next() {
+                if d == '\\' {
+                    chars.next();
+                } else if d == '"' || d == '\n' {
+                    next = i + j + d.len_utf8();
+                    break;
+                }
             }
-        } else if in_string {
-            if c == '"' && prev != '\\' {
-                in_string = false;
+            after_list = false;
+        } else if c.is_alphanumeric() || c == '_' {
+            let len = rest.find(|d: char| !(d.is_alphanumeric() || d == '_')).unwrap_or(rest.len());
+            let word = &rest[..len];
+            next = i + len;
+            after_list = word == "list";
+            if word == "if" || word == "match" {
+                push = Some('k');
             }
         } else {
             match c {
-                '"' => in_string = true,
-                '/' if prev == '/' => in_comment = true,
-                '(' | '[' | '{' | '<' => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
-                        return Err(Diagnostic::error(Code::E0002, Span::new(i, i + 1), format!("nesting deeper than {MAX_NESTING} levels"))
-                            .with_label("too deep")
-                            .with_help("split the expression or the block into named parts (`let`, `procedure`)"));
-                    }
+                '(' | '[' => push = Some(c),
+                '{' if open.last() == Some(&'k') => {
+                    open.pop();
+                    push = Some(c);
                 }
-                ')' | ']' | '}' | '>' => depth = depth.saturating_sub(1),
+                '{' => push = Some(c),
+                '<' if after_list => push = Some(c),
+                '>' if open.last() == Some(&'<') => {
+                    open.pop();
+                }
+                ')' | ']' | '}' => {
+                    open.pop();
+                }
                 _ => {}
             }
+            if !is_space(c) {
+                after_list = false;
+            }
         }
-        prev = if prev == '\\' && c == '\\' { '\0' } else { c };
+        if let Some(o) = push {
+            open.push(o);
+            if open.len() > MAX_NESTING {
+                return Err(Diagnostic::error(Code::E0002, Span::new(i, next), format!("nesting deeper than {MAX_NESTING} levels"))
+                    .with_label("too deep")
+                    .with_help("split the expression or the block into named parts (`let`, `procedure`)"));
+            }
+        }
+        i = next;
     }
     Ok(())
+}
+
+/// The grammar's `WHITESPACE`.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n' | '\u{3000}' | '\u{FEFF}')
 }
 
 /// Words for grammar rules in "expected …" messages.
@@ -187,15 +229,20 @@ fn span_of(p: &Pair<Rule>) -> Span {
     let s = p.as_span();
     let start = s.start();
     let text = p.as_str();
-    let mut end = start + text.trim_end().len();
+    let blank = |c: char| c.is_whitespace() || c == '\u{FEFF}';
+    let mut end = start + text.trim_end_matches(blank).len();
     COMMENT_ENDS.with(|c| {
         let comments = c.borrow();
-        while let Ok(i) = comments.binary_search_by_key(&end, |(_, e)| *e) {
-            let cstart = comments[i].0;
-            if cstart <= start {
-                break;
+        // Trimming may stop inside a comment (its own trailing blanks or `\r`): the only comment
+        // that can hold `end` is the first one ending at or after it.
+        loop {
+            let i = comments.partition_point(|(_, e)| *e < end);
+            match comments.get(i) {
+                Some(&(cstart, _)) if cstart > start && cstart < end => {
+                    end = start + text[..cstart - start].trim_end_matches(blank).len();
+                }
+                _ => break,
             }
-            end = start + text[..cstart - start].trim_end().len();
         }
     });
     Span::new(start, end)
@@ -205,14 +252,16 @@ fn children<'i>(p: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
     p.into_inner().filter(|c| c.as_rule() != Rule::COMMENT)
 }
 
-fn collect_comments(p: Pair<Rule>, out: &mut Vec<Comment>) {
+fn collect_comments(p: Pair<Rule>, source: &str, out: &mut Vec<Comment>) {
     for c in p.into_inner() {
         if c.as_rule() == Rule::COMMENT {
             let text = c.as_str().strip_prefix("//").unwrap_or("").trim_end_matches('\r').to_string();
             let raw = c.as_span();
-            out.push(Comment { text, span: Span::new(raw.start(), raw.end()) });
+            let before = source.get(..raw.start()).unwrap_or("").trim_end_matches(|c| is_space(c) && c != '\n');
+            let trailing = !(before.is_empty() || before.ends_with('\n'));
+            out.push(Comment { text, span: Span::new(raw.start(), raw.end()), trailing });
         } else {
-            collect_comments(c, out);
+            collect_comments(c, source, out);
         }
     }
 }
@@ -354,7 +403,7 @@ fn item(p: Pair<Rule>) -> PResult<Item> {
             Item::Phase(Phase { name, title, items, span })
         }
         Rule::step_decl => {
-            let has_block = p.as_str().trim_end().ends_with('}');
+            let has_block = p.as_str().get(..span.end - span.start).is_some_and(|t| t.ends_with('}'));
             let mut k = Kids::of(p);
             k.kw()?;
             let name = ident(k.expect(Rule::ident)?);
@@ -671,11 +720,39 @@ fn type_expr(p: Pair<Rule>) -> PResult<TypeExpr> {
     Ok(TypeExpr { kind, span })
 }
 
-/// Precedence climbing over the flat `prefix* primary postfix* (infix …)*` sequence.
+/// How tall an expression tree may grow, operator chains included (`a + b + …` is as tall as it
+/// is long). Every pass over the syntax tree recurses on expressions, so this bound keeps them all
+/// — the formatter, the checker, even dropping the tree — within the stack.
+pub const MAX_EXPR_DEPTH: usize = 256;
+
+/// An expression and the height of its tree.
+type Tall = (Expr, usize);
+
+fn too_deep(span: Span) -> Diagnostic {
+    Diagnostic::error(Code::E0002, span, format!("expression nested deeper than {MAX_EXPR_DEPTH} levels"))
+        .with_label("too deep")
+        .with_help("split the expression into named parts (`let`)")
+}
+
+/// The height of a node about to be built, if it is allowed.
+fn fits(height: usize, span: Span) -> PResult<usize> {
+    if height > MAX_EXPR_DEPTH {
+        Err(too_deep(span))
+    } else {
+        Ok(height)
+    }
+}
+
 fn expr(p: Pair<Rule>) -> PResult<Expr> {
+    expr_at(p, 0).map(|(e, _)| e)
+}
+
+/// Precedence climbing over the flat `prefix* primary postfix* (infix …)*` sequence. `depth`
+/// counts the recursion above, which `unary` bounds.
+fn expr_at(p: Pair<Rule>, depth: usize) -> PResult<Tall> {
     let span = span_of(&p);
     let mut toks: std::iter::Peekable<_> = children(p).peekable();
-    let e = climb(&mut toks, 0, span)?;
+    let e = climb(&mut toks, 0, span, depth)?;
     if let Some(extra) = toks.next() {
         return Err(internal(span_of(&extra), "trailing tokens in expression"));
     }
@@ -704,98 +781,138 @@ fn climb<'i, I: Iterator<Item = Pair<'i, Rule>>>(
     toks: &mut std::iter::Peekable<I>,
     min_prec: u8,
     span: Span,
-) -> PResult<Expr> {
-    let mut lhs = unary(toks, span)?;
+    depth: usize,
+) -> PResult<Tall> {
+    let (mut lhs, mut height) = unary(toks, span, depth)?;
     while let Some(op) = toks.peek().and_then(|t| binop(t.as_rule())) {
         let prec = op.precedence();
         if prec < min_prec {
             break;
         }
         toks.next();
-        let rhs = climb(toks, prec + 1, span)?;
+        let (rhs, rhs_height) = climb(toks, prec + 1, span, depth + 1)?;
         let s = lhs.span.to(rhs.span);
+        height = fits(height.max(rhs_height) + 1, s)?;
         lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span: s };
     }
-    Ok(lhs)
+    Ok((lhs, height))
 }
 
-fn unary<'i, I: Iterator<Item = Pair<'i, Rule>>>(toks: &mut std::iter::Peekable<I>, span: Span) -> PResult<Expr> {
+fn unary<'i, I: Iterator<Item = Pair<'i, Rule>>>(toks: &mut std::iter::Peekable<I>, span: Span, depth: usize) -> PResult<Tall> {
     let t = toks.next().ok_or_else(|| internal(span, "expression ended early"))?;
+    if depth > MAX_EXPR_DEPTH {
+        return Err(too_deep(span_of(&t)));
+    }
     match t.as_rule() {
         Rule::op_not => {
             // `not` binds looser than comparisons: `not a > b` is `not (a > b)`.
-            let operand = climb(toks, 3, span)?;
+            let (operand, h) = climb(toks, 3, span, depth + 1)?;
             let s = span_of(&t).to(operand.span);
-            Ok(Expr { kind: ExprKind::Unary(UnOp::Not, Box::new(operand)), span: s })
+            Ok((Expr { kind: ExprKind::Unary(UnOp::Not, Box::new(operand)), span: s }, fits(h + 1, s)?))
         }
         Rule::op_neg => {
-            let operand = unary(toks, span)?;
+            let (operand, h) = unary(toks, span, depth + 1)?;
             let s = span_of(&t).to(operand.span);
-            Ok(Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(operand)), span: s })
+            Ok((Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(operand)), span: s }, fits(h + 1, s)?))
         }
         _ => {
-            let mut e = primary(t)?;
+            let (mut e, mut h) = primary(t, depth + 1)?;
             while toks.peek().is_some_and(|t| t.as_rule() == Rule::field_access) {
                 if let Some(f) = toks.next() {
                     let fs = span_of(&f);
                     let name = ident(Kids::of(f).expect(Rule::ident)?);
                     let s = e.span.to(fs);
+                    h = fits(h + 1, s)?;
                     e = Expr { kind: ExprKind::Field(Box::new(e), name), span: s };
                 }
             }
-            Ok(e)
+            Ok((e, h))
         }
     }
 }
 
-fn primary(p: Pair<Rule>) -> PResult<Expr> {
+fn primary(p: Pair<Rule>, depth: usize) -> PResult<Tall> {
     let span = span_of(&p);
-    let kind = match p.as_rule() {
-        Rule::int => ExprKind::Int(p.as_str().to_string()),
-        Rule::decimal_lit => ExprKind::Decimal(p.as_str().to_string()),
-        Rule::percent_lit => ExprKind::Percent(p.as_str().trim_end_matches('%').to_string()),
-        Rule::date_lit => ExprKind::Date(p.as_str().to_string()),
-        Rule::string => ExprKind::Str(string(p)?),
-        Rule::bool_lit => ExprKind::Bool(p.as_str() == "true"),
-        Rule::duration_lit => ExprKind::Duration(duration(p)?),
-        Rule::ident => ExprKind::Name(ident(p)),
-        Rule::paren => ExprKind::Paren(Box::new(expr(Kids::of(p).expect(Rule::expr)?)?)),
-        Rule::list_lit => ExprKind::List(children(p).map(expr).collect::<PResult<Vec<_>>>()?),
+    let (kind, below) = match p.as_rule() {
+        Rule::int => (ExprKind::Int(p.as_str().to_string()), 0),
+        Rule::decimal_lit => (ExprKind::Decimal(p.as_str().to_string()), 0),
+        Rule::percent_lit => (ExprKind::Percent(p.as_str().trim_end_matches('%').to_string()), 0),
+        Rule::date_lit => (ExprKind::Date(p.as_str().to_string()), 0),
+        Rule::string => (ExprKind::Str(string(p)?), 0),
+        Rule::bool_lit => (ExprKind::Bool(p.as_str() == "true"), 0),
+        Rule::duration_lit => (ExprKind::Duration(duration(p)?), 0),
+        Rule::ident => (ExprKind::Name(ident(p)), 0),
+        Rule::paren => {
+            let (e, h) = expr_at(Kids::of(p).expect(Rule::expr)?, depth + 1)?;
+            (ExprKind::Paren(Box::new(e)), h)
+        }
+        Rule::list_lit => {
+            let (items, h) = exprs_at(children(p), depth + 1)?;
+            (ExprKind::List(items), h)
+        }
         Rule::call_expr => {
             let mut k = Kids::of(p);
             let name = ident(k.expect(Rule::ident)?);
-            let args = k.rest().map(expr).collect::<PResult<Vec<_>>>()?;
-            ExprKind::Call(name, args)
+            let (args, h) = exprs_at(k.rest(), depth + 1)?;
+            (ExprKind::Call(name, args), h)
         }
         Rule::if_expr => {
+            // `if a { x } else if b { y } … else { z }` is flat in the grammar (a chain of any
+            // length costs no stack there); it is folded here from the right.
             let mut k = Kids::of(p);
-            k.kw()?;
-            let cond = expr(k.expect(Rule::expr)?)?;
-            let then = expr(k.expect(Rule::expr)?)?;
-            k.kw()?;
-            let last = k.next()?;
-            let otherwise = if last.as_rule() == Rule::if_expr { primary(last)? } else { expr(last)? };
-            ExprKind::If { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(otherwise) }
+            k.expect(Rule::kw_if)?;
+            let mut branches = Vec::new();
+            let mut start = span.start;
+            loop {
+                let (cond, hc) = expr_at(k.expect(Rule::expr)?, depth + 1)?;
+                let (then, ht) = expr_at(k.expect(Rule::expr)?, depth + 1)?;
+                branches.push((start, cond, then, hc.max(ht)));
+                k.expect(Rule::kw_else)?;
+                match k.opt(Rule::kw_if) {
+                    Some(kw) => start = kw.as_span().start(),
+                    None => break,
+                }
+            }
+            let (mut e, mut h) = expr_at(k.expect(Rule::expr)?, depth + 1)?;
+            for (start, cond, then, hb) in branches.into_iter().rev() {
+                let s = Span::new(start, span.end);
+                h = fits(h.max(hb) + 1, s)?;
+                e = Expr { kind: ExprKind::If { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(e) }, span: s };
+            }
+            return Ok((e, h));
         }
         Rule::match_expr => {
             let mut k = Kids::of(p);
             k.kw()?;
-            let scrutinee = expr(k.expect(Rule::expr)?)?;
+            let (scrutinee, mut height) = expr_at(k.expect(Rule::expr)?, depth + 1)?;
             let arms = k
                 .rest()
                 .map(|a| {
                     let span = span_of(&a);
                     let mut ak = Kids::of(a);
                     let pattern = pattern(ak.expect(Rule::pattern)?)?;
-                    let value = expr(ak.expect(Rule::expr)?)?;
+                    let (value, h) = expr_at(ak.expect(Rule::expr)?, depth + 1)?;
+                    height = height.max(h);
                     Ok(MatchArm { pattern, value, span })
                 })
                 .collect::<PResult<Vec<_>>>()?;
-            ExprKind::Match { scrutinee: Box::new(scrutinee), arms }
+            (ExprKind::Match { scrutinee: Box::new(scrutinee), arms }, height)
         }
         other => return Err(internal(span, &format!("unexpected {other:?} in expression"))),
     };
-    Ok(Expr { kind, span })
+    Ok((Expr { kind, span }, fits(below + 1, span)?))
+}
+
+/// Expressions side by side (a list, arguments) and the tallest one's height.
+fn exprs_at<'i>(ps: impl Iterator<Item = Pair<'i, Rule>>, depth: usize) -> PResult<(Vec<Expr>, usize)> {
+    let mut height = 0;
+    let mut out = Vec::new();
+    for p in ps {
+        let (e, h) = expr_at(p, depth)?;
+        height = height.max(h);
+        out.push(e);
+    }
+    Ok((out, height))
 }
 
 fn pattern(p: Pair<Rule>) -> PResult<Pattern> {
@@ -804,12 +921,12 @@ fn pattern(p: Pair<Rule>) -> PResult<Pattern> {
     let kind = match inner.as_rule() {
         Rule::wildcard => PatternKind::Wildcard,
         Rule::range_pattern => {
-            let text = inner.as_str();
-            let inclusive_upper = text.contains("..=");
-            let bounds: Vec<String> = children(inner).map(|b| b.as_str().split_whitespace().collect()).collect();
-            match (inclusive_upper, bounds.as_slice()) {
+            // `..=b` starts with the dots; `a..` and `a..=b` with a bound.
+            let open_low = inner.as_str().starts_with("..");
+            let bounds = children(inner).map(bound_text).collect::<PResult<Vec<_>>>()?;
+            match (open_low, bounds.as_slice()) {
                 (true, [high]) => PatternKind::Range { low: None, high: Some(high.clone()) },
-                (true, [low, high]) => PatternKind::Range { low: Some(low.clone()), high: Some(high.clone()) },
+                (false, [low, high]) => PatternKind::Range { low: Some(low.clone()), high: Some(high.clone()) },
                 (false, [low]) => PatternKind::Range { low: Some(low.clone()), high: None },
                 _ => return Err(internal(span, "range pattern")),
             }
@@ -820,9 +937,16 @@ fn pattern(p: Pair<Rule>) -> PResult<Pattern> {
                 Rule::string => PatternKind::Str(string(lit)?.value),
                 Rule::bool_lit => PatternKind::Bool(lit.as_str() == "true"),
                 Rule::date_lit => PatternKind::Date(lit.as_str().to_string()),
-                _ => PatternKind::Number(lit.as_str().split_whitespace().collect()),
+                _ => PatternKind::Number(bound_text(lit)?),
             }
         }
     };
     Ok(Pattern { kind, span })
+}
+
+/// A `range_bound` as written, without the blanks or comments allowed after its `-`.
+fn bound_text(p: Pair<Rule>) -> PResult<String> {
+    let negative = p.as_str().starts_with('-');
+    let number = Kids::of(p).next()?;
+    Ok(format!("{}{}", if negative { "-" } else { "" }, number.as_str()))
 }
