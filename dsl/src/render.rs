@@ -125,3 +125,58 @@ fn mermaid_children(p: &Policy, parent: Option<&str>, depth: usize, ids: &std::c
         }
     }
 }
+
+/// An IR expression as policy text, for messages ("the quorum is `present > 4/5 * eligible`").
+pub fn expr(e: &crate::ir::Expr) -> String {
+    expr_prec(e, 0)
+}
+
+fn expr_prec(e: &crate::ir::Expr, outer: u8) -> String {
+    use crate::ir::{Expr, Pattern};
+    match e {
+        Expr::Lit { value } => match value {
+            crate::value::Value::Text(t) => format!("{t:?}"),
+            other => other.to_string(),
+        },
+        Expr::Ref { id, .. } => id.rsplit('/').next().unwrap_or(id).to_string(),
+        Expr::Field { of, field } => format!("{}.{field}", expr_prec(of, 9)),
+        Expr::List { items } => format!("[{}]", items.iter().map(expr).collect::<Vec<_>>().join(", ")),
+        Expr::Call { func, args } => {
+            let name = serde_json::to_value(func).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            format!("{name}({})", args.iter().map(expr).collect::<Vec<_>>().join(", "))
+        }
+        Expr::NodeTime { node, end } => format!("{}({node})", if *end { "end" } else { "start" }),
+        Expr::Unary { op, arg } => match op {
+            crate::ast::UnOp::Not => format!("not {}", expr_prec(arg, 4)),
+            crate::ast::UnOp::Neg => format!("-{}", expr_prec(arg, 8)),
+        },
+        Expr::Binary { op, lhs, rhs } => {
+            let p = op.precedence();
+            let s = format!("{} {} {}", expr_prec(lhs, p), op.symbol(), expr_prec(rhs, p + 1));
+            if p < outer {
+                format!("({s})")
+            } else {
+                s
+            }
+        }
+        Expr::If { cond, then, otherwise } => format!("if {} {{ {} }} else {{ {} }}", expr(cond), expr(then), expr(otherwise)),
+        Expr::Match { scrutinee, arms } => {
+            let arms: Vec<String> = arms
+                .iter()
+                .map(|a| {
+                    let p = match &a.pattern {
+                        Pattern::Any => "_".to_string(),
+                        Pattern::Equals { value } => value.to_string(),
+                        Pattern::Range { low, high } => format!(
+                            "{}..{}",
+                            low.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            high.as_ref().map(|h| format!("={h}")).unwrap_or_default()
+                        ),
+                    };
+                    format!("{p} => {}", expr(&a.value))
+                })
+                .collect();
+            format!("match {} {{ {} }}", expr(scrutinee), arms.join(", "))
+        }
+    }
+}

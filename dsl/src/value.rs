@@ -128,3 +128,68 @@ mod rational_text {
         super::parse_rational(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a number")))
     }
 }
+
+/// Reads a value of the given type from plain JSON, as the HTTP API receives it: numbers as JSON
+/// numbers or exact strings (`"13/10"`), dates as `"YYYY-MM-DD"`.
+pub fn from_json(ty: &crate::ir::Type, j: &serde_json::Value) -> Result<Value, String> {
+    use crate::ir::Type;
+    use serde_json::Value as J;
+    match (ty, j) {
+        (Type::Int | Type::Decimal, J::Number(n)) => {
+            let r = parse_rational(&n.to_string()).ok_or_else(|| format!("`{n}` is not a number"))?;
+            if *ty == Type::Int && !r.is_integer() {
+                return Err(format!("`{n}` is not a whole number"));
+            }
+            Ok(Value::Number(r))
+        }
+        (Type::Int | Type::Decimal, J::String(s)) => {
+            let r = parse_rational(s).ok_or_else(|| format!("`{s}` is not a number"))?;
+            if *ty == Type::Int && !r.is_integer() {
+                return Err(format!("`{s}` is not a whole number"));
+            }
+            Ok(Value::Number(r))
+        }
+        (Type::Text, J::String(s)) => Ok(Value::Text(s.clone())),
+        (Type::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
+        (Type::Date, J::String(s)) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Value::Date)
+            .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)")),
+        (Type::List { of }, J::Array(items)) => {
+            items.iter().map(|i| from_json(of, i)).collect::<Result<Vec<_>, _>>().map(Value::List)
+        }
+        (Type::Record { fields }, J::Object(map)) => {
+            let mut out = BTreeMap::new();
+            for (name, fty) in fields {
+                let v = map.get(name).ok_or_else(|| format!("missing field `{name}`"))?;
+                out.insert(name.clone(), from_json(fty, v).map_err(|e| format!("{name}: {e}"))?);
+            }
+            if let Some(extra) = map.keys().find(|k| !fields.iter().any(|(n, _)| n == *k)) {
+                return Err(format!("unknown field `{extra}`"));
+            }
+            Ok(Value::Record(out))
+        }
+        (ty, j) => Err(format!("expected {ty}, got `{j}`")),
+    }
+}
+
+/// Plain JSON for a value: whole numbers as JSON numbers when they fit, other fractions as
+/// exact strings (`"13/10"`), dates as `"YYYY-MM-DD"`.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Number(n) => {
+            if n.is_integer() {
+                if let Ok(i) = i64::try_from(n.to_integer()) {
+                    return J::from(i);
+                }
+            }
+            J::String(format_rational(n))
+        }
+        Value::Text(t) => J::String(t.clone()),
+        Value::Bool(b) => J::Bool(*b),
+        Value::Date(d) => J::String(d.to_string()),
+        Value::Duration(s) => J::String(s.to_string()),
+        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Record(fields) => J::Object(fields.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}

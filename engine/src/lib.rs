@@ -6,3 +6,5 @@
 //! answer for a year it has no data for rather than guess from weekdays.
 
 pub mod calendar;
+pub mod core;
+pub mod sim;

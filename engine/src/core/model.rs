@@ -1,0 +1,305 @@
+//! The types of the pure core: commands in, events out, state folded from events.
+//!
+//! Events are a storage boundary: they are serialized into the audit chain, so a variant or a
+//! field is never renamed or removed; new ones are added.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use civicflow_dsl::value::Value;
+use serde::{Deserialize, Serialize};
+
+/// Who acts: a principal of an office, acting in one role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The principal's stable name (never its token).
+    pub principal: String,
+    /// The office (科室, 党工委 …) the principal belongs to.
+    pub office: String,
+    /// The role the principal acts in; it must be one the step names in `by`.
+    pub role: String,
+}
+
+/// What an office does to a step (the HTTP API calls these actions).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Action {
+    /// Record the step's form; completes a task or meeting whose rules it meets.
+    SubmitForm { data: BTreeMap<String, Value> },
+    /// Complete a task with a report (办结).
+    Complete { report: String },
+    /// 同意 / 批准.
+    Approve { comment: Option<String> },
+    /// 不同意 / 驳回: needs a reason.
+    Reject { reason: String },
+    /// 备案: a sign-off that cannot veto.
+    File { comment: Option<String> },
+    /// 征求意见: a non-binding opinion.
+    GiveOpinion { opinion: String },
+    /// The counts of a vote (投票结果).
+    EnterVote { counts: VoteCounts },
+    /// An objection during a public notice (公示期异议).
+    RaiseObjection { objection: String },
+    /// 退回: send the instance back to an earlier step.
+    ReturnTo { target: String, reason: String },
+    /// Take back one's own act on the step before anyone else acts on it.
+    Withdraw,
+    /// Hand one's role on this step to another principal.
+    Delegate { to: String },
+    /// 催办: remind the entitled offices that the step waits for them.
+    Urge { message: Option<String> },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::SubmitForm { .. } => "submit_form",
+            Action::Complete { .. } => "complete",
+            Action::Approve { .. } => "approve",
+            Action::Reject { .. } => "reject",
+            Action::File { .. } => "file",
+            Action::GiveOpinion { .. } => "give_opinion",
+            Action::EnterVote { .. } => "enter_vote",
+            Action::RaiseObjection { .. } => "raise_objection",
+            Action::ReturnTo { .. } => "return_to",
+            Action::Withdraw => "withdraw",
+            Action::Delegate { .. } => "delegate",
+            Action::Urge { .. } => "urge",
+        }
+    }
+}
+
+/// Counts entered for a vote. `cast` includes invalid ballots (R2.16).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteCounts {
+    pub present: u64,
+    pub cast: u64,
+    pub invalid: u64,
+    /// Votes per candidate, in slate order.
+    pub tallies: Vec<Tally>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub candidate: String,
+    pub votes: u64,
+}
+
+/// A command to the core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "command")]
+pub enum Command {
+    Start { actor: Actor, params: BTreeMap<String, Value> },
+    Act { actor: Actor, node: String, action: Action, comment: Option<String> },
+    /// A timer is due: the timer service delivers it.
+    Fire { node: String, kind: TimerKind, at: DateTime<Utc> },
+    Cancel { actor: Actor, reason: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// The deadline (办理时限) has passed: breach actions run.
+    Due,
+    /// A reminder before the deadline.
+    Reminder,
+    /// The minimum duration (e.g. 公示 3 days) has passed.
+    MinDurationEnds,
+    /// The window has closed: acting is refused from now on.
+    WindowCloses,
+}
+
+/// A timer the instance wants set (derived from state by [`super::pending_timers`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timer {
+    pub node: String,
+    pub kind: TimerKind,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    /// Every step is done.
+    Completed,
+    /// A rejection ended the procedure (`on rejected end`).
+    Rejected,
+    Cancelled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Waiting for its dependencies or its parent.
+    Waiting,
+    /// Offices may act on it (within its window).
+    Open,
+    Done,
+    /// Its `when` condition was false, or it waited for an outcome that did not happen.
+    Skipped,
+}
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    Approved,
+    Rejected,
+    Filed,
+}
+
+/// One act recorded on a step in its current round.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Act {
+    pub actor: Actor,
+    pub action: String,
+    pub at: DateTime<Utc>,
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The IR node this copy runs.
+    pub def: String,
+    /// The fan-out element, for a copy made by `for`.
+    pub element: Option<Value>,
+    pub status: NodeStatus,
+    pub outcome: Option<Outcome>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Acting is allowed from `window.0` (included) to `window.1` (excluded).
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub due_at: Option<DateTime<Utc>>,
+    /// The step may not complete before this instant.
+    pub min_until: Option<DateTime<Utc>>,
+    /// How many times the step was reopened by a return.
+    pub round: u32,
+    pub acts: Vec<Act>,
+    pub form: Option<BTreeMap<String, Value>>,
+    pub vote: Option<VoteResult>,
+    pub overdue: bool,
+    /// Reminders sent for the current deadline.
+    pub reminders_sent: u32,
+    pub escalated_to: Vec<String>,
+    /// Delegate principal → the actor who handed over their role on this step.
+    pub delegations: BTreeMap<String, Actor>,
+}
+
+/// A vote as decided: the counts and who was elected.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VoteResult {
+    pub eligible: u64,
+    pub seats: Option<u64>,
+    pub counts: VoteCounts,
+    pub elected: Vec<String>,
+}
+
+/// An instance's state: a fold of its events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub params: BTreeMap<String, Value>,
+    pub values: BTreeMap<String, Value>,
+    /// Runtime nodes by key: the IR id, or `id[i]` for the i-th fan-out copy.
+    pub nodes: BTreeMap<String, NodeState>,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Number of events applied.
+    pub version: u64,
+}
+
+/// What happened. Each event is one entry of the audit chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    Started { params: BTreeMap<String, Value>, values: BTreeMap<String, Value>, nodes: Vec<(String, String, Option<Value>)> },
+    /// Fan-out copies made when their node was about to open.
+    Expanded { def: String, copies: Vec<(String, Value)> },
+    Opened {
+        node: String,
+        window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        due_at: Option<DateTime<Utc>>,
+        min_until: Option<DateTime<Utc>>,
+    },
+    Skipped { node: String, reason: String },
+    /// An act that does not by itself complete the step.
+    Acted { node: String, act: Act },
+    FormRecorded { node: String, data: BTreeMap<String, Value> },
+    VoteRecorded { node: String, result: VoteResult },
+    ObjectionRaised { node: String, act: Act },
+    Withdrawn { node: String, principal: String },
+    Delegated { node: String, from: String, to: String },
+    Urged { node: String, act: Act },
+    Completed { node: String, outcome: Outcome },
+    /// 退回: `to` reopens; `reset` (what came after it) waits again; `reopened` (phases that
+    /// hold `to`) are open again.
+    Returned { from: String, to: String, reason: String, reset: Vec<String>, reopened: Vec<String> },
+    DeadlineSet { node: String, due_at: DateTime<Utc> },
+    Reminded { node: String, due_at: DateTime<Utc> },
+    /// The deadline passed with the step still open (超期).
+    Overdue { node: String, due_at: DateTime<Utc> },
+    /// 追究责任: the breach is escalated to the accountable role, at the moment it occurs.
+    Escalated { node: String, role: String, due_at: DateTime<Utc> },
+    Notified { node: String, role: String, due_at: DateTime<Utc> },
+    WindowClosed { node: String, at: DateTime<Utc> },
+    InstanceCompleted,
+    InstanceRejected { node: String },
+    Cancelled { reason: String },
+}
+
+impl Event {
+    /// The stored `kind` of the event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Started { .. } => "started",
+            Event::Expanded { .. } => "expanded",
+            Event::Opened { .. } => "opened",
+            Event::Skipped { .. } => "skipped",
+            Event::Acted { .. } => "acted",
+            Event::FormRecorded { .. } => "form_recorded",
+            Event::VoteRecorded { .. } => "vote_recorded",
+            Event::ObjectionRaised { .. } => "objection_raised",
+            Event::Withdrawn { .. } => "withdrawn",
+            Event::Delegated { .. } => "delegated",
+            Event::Urged { .. } => "urged",
+            Event::Completed { .. } => "completed",
+            Event::Returned { .. } => "returned",
+            Event::DeadlineSet { .. } => "deadline_set",
+            Event::Reminded { .. } => "reminded",
+            Event::Overdue { .. } => "overdue",
+            Event::Escalated { .. } => "escalated",
+            Event::Notified { .. } => "notified",
+            Event::WindowClosed { .. } => "window_closed",
+            Event::InstanceCompleted => "instance_completed",
+            Event::InstanceRejected { .. } => "instance_rejected",
+            Event::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// The node the event is about, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Event::Opened { node, .. }
+            | Event::Skipped { node, .. }
+            | Event::Acted { node, .. }
+            | Event::FormRecorded { node, .. }
+            | Event::VoteRecorded { node, .. }
+            | Event::ObjectionRaised { node, .. }
+            | Event::Withdrawn { node, .. }
+            | Event::Delegated { node, .. }
+            | Event::Urged { node, .. }
+            | Event::Completed { node, .. }
+            | Event::DeadlineSet { node, .. }
+            | Event::Reminded { node, .. }
+            | Event::Overdue { node, .. }
+            | Event::Escalated { node, .. }
+            | Event::Notified { node, .. }
+            | Event::WindowClosed { node, .. }
+            | Event::InstanceRejected { node } => Some(node),
+            Event::Returned { from, .. } => Some(from),
+            Event::Expanded { def, .. } => Some(def),
+            _ => None,
+        }
+    }
+}

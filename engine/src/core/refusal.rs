@@ -1,0 +1,167 @@
+//! Why a command is refused, in words an office understands, with a stable code.
+//!
+//! A refusal records nothing. The HTTP layer maps [`Refusal::class`] to a status: `Forbidden`
+//! → 403, `Conflict` → 409, `Invalid` → 422.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+/// How the edge should answer a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalClass {
+    /// The actor may not do this (403).
+    Forbidden,
+    /// The instance or step is not in a state that allows it (409).
+    Conflict,
+    /// The data breaks a rule of the policy (422).
+    Invalid,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    AlreadyStarted,
+    NotStarted,
+    /// The instance is completed, rejected or cancelled.
+    InstanceClosed { status: String },
+    UnknownStep { node: String },
+    /// The step is waiting, done or skipped.
+    StepNotOpen { node: String, status: String },
+    NotEntitled { node: String, role: String, allowed: Vec<String> },
+    /// The role may act, but not in the actor's name (a principal acts for itself or by delegation).
+    AlreadyActed { node: String, principal: String },
+    /// R1.1: acting before the window opens.
+    WindowNotOpen { node: String, opens: String },
+    /// R1.1: acting after the window closed.
+    WindowClosed { node: String, closed: String },
+    /// The action does not apply to this kind of step (e.g. rejecting a filing, R2.18).
+    WrongAction { node: String, kind: String, action: String, allowed: Vec<&'static str> },
+    /// A required parameter is missing or has the wrong type.
+    BadParam { param: String, problem: String },
+    /// A form field is missing, unknown or of the wrong type.
+    BadField { node: String, field: String, problem: String },
+    /// A `require` rule of the form failed: its own message.
+    RuleFailed { node: String, message: String },
+    /// A vote without its quorum (R2.14, R2.16).
+    QuorumNotMet { node: String, rule: String, detail: String },
+    /// The slate does not have the number of candidates the rule needs (R2.11, R2.12, R2.17).
+    SlateRule { node: String, rule: String, detail: String },
+    /// Counts that cannot be true (more ballots than voters …).
+    InconsistentCounts { node: String, detail: String },
+    /// The minimum duration (公示期) has not passed.
+    MinDurationNotElapsed { node: String, until: String },
+    /// A reason is required (rejection, return, cancellation).
+    ReasonRequired { action: String },
+    /// `return` to a step that does not come before.
+    NotEarlier { node: String, target: String },
+    NothingToWithdraw { node: String, principal: String },
+    /// Someone else acted after; the act can no longer be withdrawn.
+    TooLateToWithdraw { node: String },
+    /// A deadline needs a year the working-day calendar does not cover.
+    Calendar { message: String },
+    /// An expression of the policy could not be evaluated (a missing value …).
+    Evaluation { message: String },
+    /// A timer that is no longer relevant (its step moved on).
+    StaleTimer { node: String },
+    /// Under a `sequence` rule, another role approves first.
+    NotYourTurn { node: String, role: String, next: String },
+}
+
+impl Refusal {
+    /// Stable code, for clients and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::AlreadyStarted => "R001",
+            Refusal::NotStarted => "R002",
+            Refusal::InstanceClosed { .. } => "R003",
+            Refusal::UnknownStep { .. } => "R004",
+            Refusal::StepNotOpen { .. } => "R005",
+            Refusal::NotEntitled { .. } => "R006",
+            Refusal::AlreadyActed { .. } => "R007",
+            Refusal::WindowNotOpen { .. } => "R008",
+            Refusal::WindowClosed { .. } => "R009",
+            Refusal::WrongAction { .. } => "R010",
+            Refusal::BadParam { .. } => "R011",
+            Refusal::BadField { .. } => "R012",
+            Refusal::RuleFailed { .. } => "R013",
+            Refusal::QuorumNotMet { .. } => "R014",
+            Refusal::SlateRule { .. } => "R015",
+            Refusal::InconsistentCounts { .. } => "R016",
+            Refusal::MinDurationNotElapsed { .. } => "R017",
+            Refusal::ReasonRequired { .. } => "R018",
+            Refusal::NotEarlier { .. } => "R019",
+            Refusal::NothingToWithdraw { .. } => "R020",
+            Refusal::TooLateToWithdraw { .. } => "R021",
+            Refusal::Calendar { .. } => "R022",
+            Refusal::Evaluation { .. } => "R023",
+            Refusal::StaleTimer { .. } => "R024",
+            Refusal::NotYourTurn { .. } => "R025",
+        }
+    }
+
+    pub fn class(&self) -> RefusalClass {
+        match self {
+            Refusal::NotEntitled { .. } => RefusalClass::Forbidden,
+            Refusal::AlreadyActed { .. }
+            | Refusal::AlreadyStarted
+            | Refusal::NotStarted
+            | Refusal::InstanceClosed { .. }
+            | Refusal::StepNotOpen { .. }
+            | Refusal::WindowNotOpen { .. }
+            | Refusal::WindowClosed { .. }
+            | Refusal::MinDurationNotElapsed { .. }
+            | Refusal::NothingToWithdraw { .. }
+            | Refusal::TooLateToWithdraw { .. }
+            | Refusal::StaleTimer { .. }
+            | Refusal::NotYourTurn { .. } => RefusalClass::Conflict,
+            _ => RefusalClass::Invalid,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::AlreadyStarted => f.write_str("the instance has already started"),
+            Refusal::NotStarted => f.write_str("the instance has not started"),
+            Refusal::InstanceClosed { status } => write!(f, "the instance is {status}; nothing more can be done on it"),
+            Refusal::UnknownStep { node } => write!(f, "there is no step `{node}` in this procedure"),
+            Refusal::StepNotOpen { node, status } => write!(f, "step `{node}` is {status}, not open for action"),
+            Refusal::NotEntitled { node, role, allowed } => {
+                write!(f, "role `{role}` may not act on step `{node}`; it is for {}", list(allowed))
+            }
+            Refusal::AlreadyActed { node, principal } => write!(f, "`{principal}` has already acted on step `{node}`"),
+            Refusal::WindowNotOpen { node, opens } => write!(f, "step `{node}` cannot be acted on before {opens} (its window)"),
+            Refusal::WindowClosed { node, closed } => write!(f, "the window of step `{node}` closed at {closed}"),
+            Refusal::WrongAction { node, kind, action, allowed } => {
+                write!(f, "`{action}` does not apply to step `{node}`, a {kind} step; it takes {}", list(allowed))
+            }
+            Refusal::BadParam { param, problem } => write!(f, "parameter `{param}`: {problem}"),
+            Refusal::BadField { node, field, problem } => write!(f, "step `{node}`, field `{field}`: {problem}"),
+            Refusal::RuleFailed { node, message } => write!(f, "step `{node}`: {message}"),
+            Refusal::QuorumNotMet { node, rule, detail } => write!(f, "vote `{node}` is not valid: the quorum is `{rule}`; {detail}"),
+            Refusal::SlateRule { node, rule, detail } => write!(f, "vote `{node}`: the slate must satisfy `{rule}`; {detail}"),
+            Refusal::InconsistentCounts { node, detail } => write!(f, "vote `{node}`: {detail}"),
+            Refusal::MinDurationNotElapsed { node, until } => write!(f, "step `{node}` cannot end before {until} (its minimum duration)"),
+            Refusal::ReasonRequired { action } => write!(f, "`{action}` needs a reason"),
+            Refusal::NotEarlier { node, target } => write!(f, "step `{node}` cannot return to `{target}`, which does not come before it"),
+            Refusal::NothingToWithdraw { node, principal } => write!(f, "`{principal}` has no act on step `{node}` to withdraw"),
+            Refusal::TooLateToWithdraw { node } => write!(f, "someone acted on step `{node}` since; the act can no longer be withdrawn"),
+            Refusal::Calendar { message } => f.write_str(message),
+            Refusal::Evaluation { message } => write!(f, "the policy could not be evaluated: {message}"),
+            Refusal::StaleTimer { node } => write!(f, "the timer of step `{node}` no longer applies"),
+            Refusal::NotYourTurn { node, role, next } => {
+                write!(f, "step `{node}` is approved in order: it is `{next}`'s turn, not `{role}`'s")
+            }
+        }
+    }
+}
+
+fn list<T: AsRef<str>>(items: &[T]) -> String {
+    items.iter().map(|s| format!("`{}`", s.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
+/// An instant as people read it: local date and time in the policy's zone.
+pub fn local(at: DateTime<Utc>, offset: chrono::FixedOffset) -> String {
+    at.with_timezone(&offset).format("%Y-%m-%d %H:%M %:z").to_string()
+}
