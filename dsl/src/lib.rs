@@ -9,6 +9,7 @@ pub mod ast;
 pub mod check;
 pub mod diag;
 pub mod eval;
+pub mod fmt;
 pub mod ir;
 pub mod render;
 pub mod schedule;

@@ -57,8 +57,8 @@ fn check_nesting(source: &str) -> PResult<()> {
         let mut push = None;
         if rest.starts_with("//") {
             next = rest.find('\n').map_or(source.len(), |n| i + n);
-        } else if rest.starts_with("\"\"\"") {
-            next = rest[3..].find("\"\"\"").map_or(source.len(), |n| i + 3 + n + 3);
+        } else if let Some(body) = rest.strip_prefix("\"\"\"") {
+            next = body.find("\"\"\"").map_or(source.len(), |n| i + 3 + n + 3);
             after_list = false;
         } else if c == '"' {
             next = source.len();
