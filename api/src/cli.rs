@@ -7,8 +7,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
 use civicflow_dsl::{compile, Code, Renderer};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "civicflow", version, about = "Run public-administration procedures written as policies", long_about = None)]
@@ -97,18 +97,28 @@ fn check(files: &[PathBuf], format: DiagFormat) -> ExitCode {
         match compile(&source) {
             Ok(compiled) => {
                 if let DiagFormat::Json = format {
-                    json_out.insert(name.clone(), serde_json::to_value(renderer.json(&compiled.warnings)).unwrap_or_default());
+                    json_out.insert(
+                        name.clone(),
+                        serde_json::to_value(renderer.json(&compiled.warnings)).unwrap_or_default(),
+                    );
                 } else {
                     eprint!("{}", renderer.text(&compiled.warnings, color()));
                     let steps = compiled.policy.nodes.len();
-                    println!("ok: {name}: policy `{}`, {steps} phases and steps, version {}", compiled.policy.name, &compiled.hash[..12]);
+                    println!(
+                        "ok: {name}: policy `{}`, {steps} phases and steps, version {}",
+                        compiled.policy.name,
+                        &compiled.hash[..12]
+                    );
                 }
             }
             Err(diagnostics) => {
                 failed = true;
                 match format {
                     DiagFormat::Json => {
-                        json_out.insert(name.clone(), serde_json::to_value(renderer.json(diagnostics.as_slice())).unwrap_or_default());
+                        json_out.insert(
+                            name.clone(),
+                            serde_json::to_value(renderer.json(diagnostics.as_slice())).unwrap_or_default(),
+                        );
                     }
                     DiagFormat::Text => {
                         eprint!("{}", renderer.text(diagnostics.as_slice(), color()));
@@ -162,7 +172,10 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
         }
     }
     if unformatted > 0 {
-        eprintln!("{unformatted} file{} would be reformatted; run `civicflow fmt` on them", if unformatted == 1 { "" } else { "s" });
+        eprintln!(
+            "{unformatted} file{} would be reformatted; run `civicflow fmt` on them",
+            if unformatted == 1 { "" } else { "s" }
+        );
         return ExitCode::from(1);
     }
     status

@@ -27,7 +27,9 @@ fn generated(phases: usize, per_phase: usize) -> String {
                 let _ = writeln!(s, "      after 步骤{p}_{}", i - 1);
             }
             s.push_str("      min 1 days\n      due 2 workdays\n      remind 1 workdays before\n      on breach escalate 领导小组\n");
-            s.push_str("      form {\n        人数: int\n        require 人数 >= 代表 else \"人数不足\"\n      }\n    }\n");
+            s.push_str(
+                "      form {\n        人数: int\n        require 人数 >= 代表 else \"人数不足\"\n      }\n    }\n",
+            );
         }
         s.push_str("  }\n");
     }
@@ -63,7 +65,9 @@ fn measure(name: &str, source: &str, runs: usize) {
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cf")).collect())
+        .map(|it| {
+            it.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cf")).collect()
+        })
         .unwrap_or_default();
     files.sort();
     for f in files {

@@ -485,8 +485,15 @@ pub enum ExprKind {
     Call(Ident, Vec<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
-    Match { scrutinee: Box<Expr>, arms: Vec<MatchArm> },
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    Match {
+        scrutinee: Box<Expr>,
+        arms: Vec<MatchArm>,
+    },
     /// `( … )`, kept so the formatter reproduces the author's grouping.
     Paren(Box<Expr>),
 }
@@ -509,7 +516,10 @@ pub struct Pattern {
 pub enum PatternKind {
     Wildcard,
     /// `a..=b`, `..=b`, `a..`: both written ends are included.
-    Range { low: Option<String>, high: Option<String> },
+    Range {
+        low: Option<String>,
+        high: Option<String>,
+    },
     Number(String),
     Str(String),
     Bool(bool),

@@ -350,8 +350,7 @@ impl<'a> Renderer<'a> {
                 Severity::Error => cr::Severity::Error,
                 Severity::Warning => cr::Severity::Warning,
             };
-            let mut labels =
-                vec![cr::Label::primary((), self.range(d.span)).with_message(d.label.clone())];
+            let mut labels = vec![cr::Label::primary((), self.range(d.span)).with_message(d.label.clone())];
             for l in &d.labels {
                 labels.push(cr::Label::secondary((), self.range(l.span)).with_message(l.message.clone()));
             }
@@ -372,7 +371,9 @@ impl<'a> Renderer<'a> {
                 term::emit_to_write_style(&mut w, &config, &file, &diag)
             };
             if let Err(e) = result {
-                out.extend_from_slice(format!("error[{}]: {} (could not render source: {e})\n", d.code, d.message).as_bytes());
+                out.extend_from_slice(
+                    format!("error[{}]: {} (could not render source: {e})\n", d.code, d.message).as_bytes(),
+                );
             }
         }
         String::from_utf8_lossy(&out).into_owned()

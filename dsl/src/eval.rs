@@ -37,16 +37,26 @@ impl Env for EmptyEnv {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EvalError {
-    Unbound { id: String },
-    NodeTimeUnknown { node: String },
+    Unbound {
+        id: String,
+    },
+    NodeTimeUnknown {
+        node: String,
+    },
     DivisionByZero,
-    NoMatch { value: String },
+    NoMatch {
+        value: String,
+    },
     /// The operands do not fit the operator (the type checker rules this out for compiled IR).
-    Mismatch { what: String },
+    Mismatch {
+        what: String,
+    },
     /// The date falls outside the supported range.
     DateOutOfRange,
     NoCalendar,
-    Calendar { message: String },
+    Calendar {
+        message: String,
+    },
 }
 
 impl fmt::Display for EvalError {
@@ -71,17 +81,14 @@ pub fn eval(expr: &Expr, env: &dyn Env) -> Result<Value, EvalError> {
         Expr::Lit { value } => Ok(value.clone()),
         Expr::Ref { kind, id } => env.lookup(*kind, id).ok_or_else(|| EvalError::Unbound { id: id.clone() }),
         Expr::Field { of, field } => match eval(of, env)? {
-            Value::Record(fields) => {
-                fields.get(field).cloned().ok_or_else(|| EvalError::Unbound { id: field.clone() })
-            }
+            Value::Record(fields) => fields.get(field).cloned().ok_or_else(|| EvalError::Unbound { id: field.clone() }),
             other => Err(mismatch(format!("`.{field}` on `{other}`"))),
         },
         Expr::List { items } => Ok(Value::List(items.iter().map(|e| eval(e, env)).collect::<Result<_, _>>()?)),
         Expr::Call { func, args } => call(*func, args, env),
-        Expr::NodeTime { node, end } => env
-            .node_time(node, *end)
-            .map(Value::Date)
-            .ok_or_else(|| EvalError::NodeTimeUnknown { node: node.clone() }),
+        Expr::NodeTime { node, end } => {
+            env.node_time(node, *end).map(Value::Date).ok_or_else(|| EvalError::NodeTimeUnknown { node: node.clone() })
+        }
         Expr::Unary { op, arg } => {
             let v = eval(arg, env)?;
             match (op, v) {
@@ -221,12 +228,8 @@ pub fn add_span(date: NaiveDate, span: Span, sign: i64, env: &dyn Env) -> Result
         TimeUnit::Months | TimeUnit::Years => {
             let months = if span.unit == TimeUnit::Years { n * 12 } else { n };
             let m = Months::new(u32::try_from(months.unsigned_abs()).map_err(|_| EvalError::DateOutOfRange)?);
-            if months >= 0 {
-                date.checked_add_months(m)
-            } else {
-                date.checked_sub_months(m)
-            }
-            .ok_or(EvalError::DateOutOfRange)
+            if months >= 0 { date.checked_add_months(m) } else { date.checked_sub_months(m) }
+                .ok_or(EvalError::DateOutOfRange)
         }
     }
 }

@@ -36,11 +36,7 @@ pub fn format_source(src: &str) -> Result<String, Diagnostic> {
 pub fn format(file: &File) -> String {
     let mut comments: Vec<&Comment> = file.comments.iter().collect();
     comments.sort_by_key(|c| c.span.start);
-    let mut p = Printer {
-        out: String::new(),
-        comments,
-        next: 0,
-    };
+    let mut p = Printer { out: String::new(), comments, next: 0 };
     let policy = &file.policy;
     p.leading(policy.span.start, 0);
     p.out.push_str("policy ");
@@ -103,9 +99,7 @@ impl<'a> Printer<'a> {
     }
 
     fn pending_before(&self, limit: usize) -> bool {
-        self.comments
-            .get(self.next)
-            .is_some_and(|c| c.span.start < limit)
+        self.comments.get(self.next).is_some_and(|c| c.span.start < limit)
     }
 
     fn comment_line(&mut self, c: &Comment, indent: usize) {
@@ -125,11 +119,7 @@ impl<'a> Printer<'a> {
     /// A comment on the line just printed (not yet ended), if the next one is such and starts
     /// before `limit`.
     fn trailing(&mut self, limit: usize) {
-        if self
-            .comments
-            .get(self.next)
-            .is_some_and(|c| c.trailing && c.span.start < limit)
-        {
+        if self.comments.get(self.next).is_some_and(|c| c.trailing && c.span.start < limit) {
             if let Some(c) = self.take_before(limit) {
                 self.out.push_str(" //");
                 self.out.push_str(c.text.trim_end());
@@ -174,14 +164,8 @@ impl<'a> Printer<'a> {
             Node::Item(Item::Phase(ph)) => Some(Sub::Items(&ph.items, Layout::Dense)),
             Node::Item(Item::Procedure(pr)) => Some(Sub::Items(&pr.items, Layout::Top)),
             Node::Item(Item::Step(st)) if st.has_block => Some(Sub::Clauses(&st.clauses)),
-            Node::Item(Item::Clause(Clause {
-                kind: ClauseKind::Form(f),
-                ..
-            }))
-            | Node::Clause(Clause {
-                kind: ClauseKind::Form(f),
-                ..
-            }) => Some(Sub::Form(f)),
+            Node::Item(Item::Clause(Clause { kind: ClauseKind::Form(f), .. }))
+            | Node::Clause(Clause { kind: ClauseKind::Form(f), .. }) => Some(Sub::Form(f)),
             _ => None,
         };
         match sub {
@@ -278,11 +262,7 @@ fn item_head(item: &Item, indent: usize, out: &mut String) {
             }
         }
         Item::Const(b) | Item::Let(b) => {
-            out.push_str(if matches!(item, Item::Const(_)) {
-                "const "
-            } else {
-                "let "
-            });
+            out.push_str(if matches!(item, Item::Const(_)) { "const " } else { "let " });
             out.push_str(&b.name.name);
             out.push_str(": ");
             type_expr(&b.ty, out);
@@ -472,9 +452,7 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
 
 fn form_item(f: &FormItem, indent: usize, out: &mut String) {
     match f {
-        FormItem::Field {
-            name, ty, optional, ..
-        } => {
+        FormItem::Field { name, ty, optional, .. } => {
             out.push_str(&name.name);
             out.push_str(": ");
             type_expr(ty, out);
@@ -482,9 +460,7 @@ fn form_item(f: &FormItem, indent: usize, out: &mut String) {
                 out.push_str(" optional");
             }
         }
-        FormItem::Require {
-            condition, message, ..
-        } => {
+        FormItem::Require { condition, message, .. } => {
             out.push_str("require ");
             expr(condition, indent, out);
             out.push_str(" else ");
@@ -609,12 +585,7 @@ fn expr(e: &Expr, indent: usize, out: &mut String) {
             // `else if` chains iteratively: they are as long as the source made them.
             let mut e = e;
             out.push_str("if ");
-            while let ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } = &e.kind
-            {
+            while let ExprKind::If { cond, then, otherwise } = &e.kind {
                 expr(cond, indent, out);
                 out.push_str(" { ");
                 expr(then, indent, out);

@@ -220,8 +220,12 @@ pub enum BreachAction {
     /// Mark the step overdue (always recorded on a breach).
     Overdue,
     /// 追究责任: escalate to the accountable role.
-    Escalate { role: String },
-    Notify { role: String },
+    Escalate {
+        role: String,
+    },
+    Notify {
+        role: String,
+    },
     /// Close the step as rejected.
     Reject,
 }
@@ -337,17 +341,47 @@ pub enum RefKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "e")]
 pub enum Expr {
-    Lit { value: Value },
-    Ref { kind: RefKind, id: String },
-    Field { of: Box<Expr>, field: String },
-    List { items: Vec<Expr> },
-    Call { func: Func, args: Vec<Expr> },
+    Lit {
+        value: Value,
+    },
+    Ref {
+        kind: RefKind,
+        id: String,
+    },
+    Field {
+        of: Box<Expr>,
+        field: String,
+    },
+    List {
+        items: Vec<Expr>,
+    },
+    Call {
+        func: Func,
+        args: Vec<Expr>,
+    },
     /// When a node started or ended (`start(X)`, `end(X)`), known once it has.
-    NodeTime { node: String, end: bool },
-    Unary { op: UnOp, arg: Box<Expr> },
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
-    Match { scrutinee: Box<Expr>, arms: Vec<Arm> },
+    NodeTime {
+        node: String,
+        end: bool,
+    },
+    Unary {
+        op: UnOp,
+        arg: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    Match {
+        scrutinee: Box<Expr>,
+        arms: Vec<Arm>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -361,8 +395,13 @@ pub struct Arm {
 pub enum Pattern {
     Any,
     /// Both given ends included.
-    Range { low: Option<Value>, high: Option<Value> },
-    Equals { value: Value },
+    Range {
+        low: Option<Value>,
+        high: Option<Value>,
+    },
+    Equals {
+        value: Value,
+    },
 }
 
 impl Policy {

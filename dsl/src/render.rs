@@ -11,7 +11,9 @@ fn kind_label(k: NodeKind) -> String {
     match k {
         NodeKind::Phase => "phase".into(),
         NodeKind::Call => "call".into(),
-        NodeKind::Step(s) => serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        NodeKind::Step(s) => {
+            serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        }
     }
 }
 
@@ -73,7 +75,8 @@ fn dot_children(p: &Policy, parent: Option<&str>, depth: usize, out: &mut String
                 let _ = writeln!(out, "{pad}}}");
             }
             NodeKind::Step(_) => {
-                let mut label = format!("{}\\n{}", n.title.clone().unwrap_or_else(|| n.name.clone()), kind_label(n.kind));
+                let mut label =
+                    format!("{}\\n{}", n.title.clone().unwrap_or_else(|| n.name.clone()), kind_label(n.kind));
                 if !n.roles.is_empty() {
                     let _ = write!(label, " · {}", n.roles.join(", "));
                 }
@@ -94,7 +97,8 @@ pub fn mermaid(p: &Policy) -> String {
             continue;
         }
         let (Some(a), Some(b)) = (ids.get(e.from.as_str()), ids.get(e.to.as_str())) else { continue };
-        let arrow = if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection) { "-.->" } else { "-->" };
+        let arrow =
+            if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection) { "-.->" } else { "-->" };
         match edge_label(e.on) {
             Some(l) => {
                 let _ = writeln!(out, "  {a} {arrow}|{l}| {b}");
@@ -107,7 +111,13 @@ pub fn mermaid(p: &Policy) -> String {
     out
 }
 
-fn mermaid_children(p: &Policy, parent: Option<&str>, depth: usize, ids: &std::collections::HashMap<&str, String>, out: &mut String) {
+fn mermaid_children(
+    p: &Policy,
+    parent: Option<&str>,
+    depth: usize,
+    ids: &std::collections::HashMap<&str, String>,
+    out: &mut String,
+) {
     let pad = "  ".repeat(depth);
     for n in p.nodes.iter().filter(|n| n.parent.as_deref() == parent) {
         let Some(id) = ids.get(n.id.as_str()) else { continue };
@@ -159,7 +169,9 @@ fn expr_prec(e: &crate::ir::Expr, outer: u8) -> String {
                 s
             }
         }
-        Expr::If { cond, then, otherwise } => format!("if {} {{ {} }} else {{ {} }}", expr(cond), expr(then), expr(otherwise)),
+        Expr::If { cond, then, otherwise } => {
+            format!("if {} {{ {} }} else {{ {} }}", expr(cond), expr(then), expr(otherwise))
+        }
         Expr::Match { scrutinee, arms } => {
             let arms: Vec<String> = arms
                 .iter()

@@ -63,7 +63,9 @@ pub fn check(policy: &ir::Policy, spans: &SpanTable) -> Vec<Diagnostic> {
         .collect();
     let mut bad_window = std::collections::HashSet::new();
     for n in &policy.nodes {
-        let Some((from, to)) = windows.get(n.id.as_str()) else { continue };
+        let Some((from, to)) = windows.get(n.id.as_str()) else {
+            continue;
+        };
         let span = spans.nodes.get(&n.id).and_then(|s| s.window).unwrap_or_default();
         if from.anchor == to.anchor {
             if let (Some(f), Some(t)) = (from.lo, to.hi) {
@@ -87,15 +89,24 @@ pub fn check(policy: &ir::Policy, spans: &SpanTable) -> Vec<Diagnostic> {
                 let late = pt.anchor == to.anchor && matches!((to.hi, pt.lo), (Some(a), Some(b)) if a > b);
                 if early || late {
                     let which = match (early, late) {
-                        (true, true) => format!("starts before {} and ends after {}", pf.text, pt.text),
+                        (true, true) => {
+                            format!("starts before {} and ends after {}", pf.text, pt.text)
+                        }
                         (true, false) => format!("starts on {}, before {}", from.text, pf.text),
                         _ => format!("ends on {}, after {}", to.text, pt.text),
                     };
                     diags.push(
-                        Diagnostic::error(Code::E0401, span, format!("the window of `{}` is outside the window of `{p}`", n.id))
-                            .with_label(format!("`{}` {which}", n.name))
-                            .with_secondary(pspan, format!("`{p}` runs {} .. {}", pf.text, pt.text))
-                            .with_help(format!("a step runs inside its phase: keep its window within {} .. {}", pf.text, pt.text)),
+                        Diagnostic::error(
+                            Code::E0401,
+                            span,
+                            format!("the window of `{}` is outside the window of `{p}`", n.id),
+                        )
+                        .with_label(format!("`{}` {which}", n.name))
+                        .with_secondary(pspan, format!("`{p}` runs {} .. {}", pf.text, pt.text))
+                        .with_help(format!(
+                            "a step runs inside its phase: keep its window within {} .. {}",
+                            pf.text, pt.text
+                        )),
                     );
                     bad_window.insert(n.id.as_str());
                 }
@@ -116,7 +127,8 @@ pub fn check(policy: &ir::Policy, spans: &SpanTable) -> Vec<Diagnostic> {
         }
         for d in &n.after {
             let de = s.var(&Anchor::End(d.node.clone()));
-            let span = ns.and_then(|x| x.after.iter().find(|(id, _)| *id == d.node).map(|(_, sp)| *sp)).unwrap_or_default();
+            let span =
+                ns.and_then(|x| x.after.iter().find(|(id, _)| *id == d.node).map(|(_, sp)| *sp)).unwrap_or_default();
             s.edge(st, de, 0, Some((span, format!("`{}` starts after `{}` ends", n.id, d.node))));
         }
         if let Some(min) = n.min_duration {
@@ -310,8 +322,7 @@ impl<'p> Solver<'p> {
         }
         let first = v;
         let mut cycle = Vec::new();
-        loop {
-            let Some(e) = pred[v] else { break };
+        while let Some(e) = pred[v] {
             cycle.push(e);
             v = self.edges[e].from;
             if v == first || cycle.len() > self.names.len() {

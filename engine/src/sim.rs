@@ -39,7 +39,9 @@ impl Simulation {
     /// Compiles `source` and sets the clock to `now` (local time in the policy's zone).
     pub fn new(source: &str, now: &str) -> Result<Simulation, SimError> {
         let compiled = civicflow_dsl::compile(source).map_err(|d| {
-            SimError::Compile(d.as_slice().iter().map(|x| format!("{}: {}", x.code, x.message)).collect::<Vec<_>>().join("\n"))
+            SimError::Compile(
+                d.as_slice().iter().map(|x| format!("{}: {}", x.code, x.message)).collect::<Vec<_>>().join("\n"),
+            )
         })?;
         let program = Program::new(compiled.policy, compiled.hash).map_err(SimError::Compile)?;
         let calendar = Calendar::chinese().map_err(|e| SimError::Calendar(e.to_string()))?;
@@ -95,13 +97,16 @@ impl Simulation {
             if self.state.status != Status::Running {
                 break;
             }
-            let next = core::pending_timers(self.ctx(), &self.state).into_iter().filter(|t| t.at <= until).min_by_key(|t| t.at);
+            let next = core::pending_timers(self.ctx(), &self.state)
+                .into_iter()
+                .filter(|t| t.at <= until)
+                .min_by_key(|t| t.at);
             let Some(t) = next else { break };
             self.now = self.now.max(t.at);
             let events = self.run(&Command::Fire { node: t.node.clone(), kind: t.kind, at: t.at })?;
             if events.is_empty() {
                 // A timer that changed nothing is spent; make sure it is not offered again.
-                if core::pending_timers(self.ctx(), &self.state).iter().any(|x| *x == t) {
+                if core::pending_timers(self.ctx(), &self.state).contains(&t) {
                     break;
                 }
             }

@@ -21,6 +21,9 @@ mod structure;
 #[cfg(test)]
 mod tests;
 
+/// Arguments of a `call`, lowered in the caller's scope: expression, type, constant, span.
+type CallArgs = BTreeMap<String, (Expr, Type, bool, Span)>;
+
 /// Where things are in the source, by node id, for later stages' diagnostics.
 #[derive(Clone, Debug, Default)]
 pub struct SpanTable {
@@ -53,10 +56,8 @@ pub fn check(file: &ast::File) -> Checked {
     structure::check(&mut c);
     let Checker { out, spans, diags, constants, .. } = c;
     let mut seen = BTreeSet::new();
-    let mut diagnostics: Vec<Diagnostic> = diags
-        .into_iter()
-        .filter(|d| seen.insert((d.code, d.span.start, d.span.end, d.message.clone())))
-        .collect();
+    let mut diagnostics: Vec<Diagnostic> =
+        diags.into_iter().filter(|d| seen.insert((d.code, d.span.start, d.span.end, d.message.clone()))).collect();
     diagnostics.sort_by_key(|d| (d.span.start, d.code));
     Checked { policy: out, spans, diagnostics, constants }
 }
@@ -193,9 +194,13 @@ impl Checker {
                     self.templates.insert(t.name.name.clone(), t.name.span);
                     if let Err(e) = handlebars::Template::compile(&t.body.value) {
                         self.err(
-                            Diagnostic::error(Code::E0107, t.body.span, format!("template `{}` is not valid handlebars", t.name.name))
-                                .with_label(e.to_string().lines().next().unwrap_or("").to_string())
-                                .with_help("check that every `{{#each}}` / `{{#if}}` is closed and braces are balanced"),
+                            Diagnostic::error(
+                                Code::E0107,
+                                t.body.span,
+                                format!("template `{}` is not valid handlebars", t.name.name),
+                            )
+                            .with_label(e.to_string().lines().next().unwrap_or("").to_string())
+                            .with_help("check that every `{{#each}}` / `{{#if}}` is closed and braces are balanced"),
                         );
                     }
                     self.out.templates.push(ir::Template { name: t.name.name.clone(), source: t.body.value.clone() });
@@ -210,7 +215,9 @@ impl Checker {
                 }
                 Item::Recur(r) => {
                     if self.out.recurrence.is_some() {
-                        self.err(Diagnostic::error(Code::E0108, r.span, "`recur` is given twice").with_label("second time"));
+                        self.err(
+                            Diagnostic::error(Code::E0108, r.span, "`recur` is given twice").with_label("second time"),
+                        );
                     } else if r.every == 0 {
                         self.err(
                             Diagnostic::error(Code::E0111, r.span, "a recurrence must be at least 1")
@@ -238,13 +245,7 @@ impl Checker {
 
     /// Params, constants and lets of a policy or procedure. For a procedure call, `args` are the
     /// call's `with` bindings, already lowered in the caller's scope.
-    fn bindings(
-        &mut self,
-        items: &[Item],
-        prefix: &str,
-        outer: &Scope,
-        mut args: Option<&mut BTreeMap<String, (Expr, Type, bool, Span)>>,
-    ) -> Scope {
+    fn bindings(&mut self, items: &[Item], prefix: &str, outer: &Scope, mut args: Option<&mut CallArgs>) -> Scope {
         let mut frame: HashMap<String, Binding> = HashMap::new();
         for item in items {
             let (name, span) = match item {
@@ -262,7 +263,8 @@ impl Checker {
             let binding = match item {
                 Item::Param(p) => {
                     let ty = lower_type(&p.ty);
-                    let default = p.default.as_ref().and_then(|d| self.constant_value(d, &ty, &scope, "a parameter's default"));
+                    let default =
+                        p.default.as_ref().and_then(|d| self.constant_value(d, &ty, &scope, "a parameter's default"));
                     match args.as_deref_mut() {
                         // A procedure parameter becomes a derived value bound by the call.
                         Some(args) => {
@@ -273,20 +275,26 @@ impl Checker {
                                     constant = is_const;
                                     self.out.values.push(ir::Derived { id: id.clone(), ty: ty.clone(), expr });
                                 }
-                                None => match default {
-                                    Some(v) => {
-                                        constant = true;
-                                        self.out.values.push(ir::Derived { id: id.clone(), ty: ty.clone(), expr: Expr::Lit { value: v } });
-                                    }
-                                    None => {
-                                        constant = false;
-                                        self.err(
+                                None => {
+                                    match default {
+                                        Some(v) => {
+                                            constant = true;
+                                            self.out.values.push(ir::Derived {
+                                                id: id.clone(),
+                                                ty: ty.clone(),
+                                                expr: Expr::Lit { value: v },
+                                            });
+                                        }
+                                        None => {
+                                            constant = false;
+                                            self.err(
                                             Diagnostic::error(Code::E0110, p.name.span, format!("procedure parameter `{}` is not given by the call", p.name.name))
                                                 .with_label("needs a value")
                                                 .with_help(format!("add `with {} = …` to the `call` step, or give the parameter a default", p.name.name)),
                                         );
+                                        }
                                     }
-                                },
+                                }
                             }
                             if constant {
                                 self.fold(&id, p.span);
@@ -305,12 +313,16 @@ impl Checker {
                     let lowered = self.expr_expecting(&b.value, &scope, Ctx { unit: None }, Some(&ty));
                     if let Some((expr, got)) = lowered {
                         self.expect_type(&ty, &got, b.value.span, &format!("`{}`", b.name.name));
-                        let constant = self.is_constant(&expr, &scope);
+                        let constant = self.is_constant(&expr);
                         if is_const && !constant {
                             self.err(
-                                Diagnostic::error(Code::E0203, b.value.span, format!("constant `{}` depends on a parameter", b.name.name))
-                                    .with_label("not known when the policy is compiled")
-                                    .with_help(format!("declare it with `let {}` instead", b.name.name)),
+                                Diagnostic::error(
+                                    Code::E0203,
+                                    b.value.span,
+                                    format!("constant `{}` depends on a parameter", b.name.name),
+                                )
+                                .with_label("not known when the policy is compiled")
+                                .with_help(format!("declare it with `let {}` instead", b.name.name)),
                             );
                         }
                         self.out.values.push(ir::Derived { id: id.clone(), ty: ty.clone(), expr });
@@ -329,7 +341,9 @@ impl Checker {
 
     /// Evaluates a constant derived value and remembers it; reports division by zero.
     fn fold(&mut self, id: &str, span: Span) -> bool {
-        let Some(d) = self.out.values.iter().find(|d| d.id == id) else { return false };
+        let Some(d) = self.out.values.iter().find(|d| d.id == id) else {
+            return false;
+        };
         let expr = d.expr.clone();
         let env = ConstEnv { values: &self.constants };
         match eval::eval(&expr, &env) {
@@ -348,7 +362,7 @@ impl Checker {
     fn constant_value(&mut self, e: &ast::Expr, ty: &Type, scope: &Scope, what: &str) -> Option<Value> {
         let (expr, got) = self.expr_expecting(e, scope, Ctx { unit: None }, Some(ty))?;
         self.expect_type(ty, &got, e.span, what);
-        if !self.is_constant(&expr, scope) {
+        if !self.is_constant(&expr) {
             self.err(
                 Diagnostic::error(Code::E0203, e.span, format!("{what} must be a constant"))
                     .with_label("depends on something known only when an instance runs"),
@@ -366,29 +380,30 @@ impl Checker {
         }
     }
 
-    fn is_constant(&self, e: &Expr, scope: &Scope) -> bool {
+    fn is_constant(&self, e: &Expr) -> bool {
         match e {
             Expr::Lit { .. } => true,
             Expr::Ref { kind: RefKind::Value, id } => self.constants.contains_key(id),
             Expr::Ref { .. } | Expr::NodeTime { .. } => false,
-            Expr::Field { of, .. } => self.is_constant(of, scope),
-            Expr::List { items } => items.iter().all(|i| self.is_constant(i, scope)),
-            Expr::Call { args, .. } => args.iter().all(|i| self.is_constant(i, scope)),
-            Expr::Unary { arg, .. } => self.is_constant(arg, scope),
-            Expr::Binary { lhs, rhs, .. } => self.is_constant(lhs, scope) && self.is_constant(rhs, scope),
+            Expr::Field { of, .. } => self.is_constant(of),
+            Expr::List { items } => items.iter().all(|i| self.is_constant(i)),
+            Expr::Call { args, .. } => args.iter().all(|i| self.is_constant(i)),
+            Expr::Unary { arg, .. } => self.is_constant(arg),
+            Expr::Binary { lhs, rhs, .. } => self.is_constant(lhs) && self.is_constant(rhs),
             Expr::If { cond, then, otherwise } => {
-                self.is_constant(cond, scope) && self.is_constant(then, scope) && self.is_constant(otherwise, scope)
+                self.is_constant(cond) && self.is_constant(then) && self.is_constant(otherwise)
             }
             Expr::Match { scrutinee, arms } => {
-                self.is_constant(scrutinee, scope) && arms.iter().all(|a| self.is_constant(&a.value, scope))
+                self.is_constant(scrutinee) && arms.iter().all(|a| self.is_constant(&a.value))
             }
         }
     }
 
     fn expect_type(&mut self, want: &Type, got: &Type, span: Span, what: &str) {
         if !assignable(want, got) {
-            let mut d = Diagnostic::error(Code::E0201, span, format!("{what} is declared `{want}` but this is `{got}`"))
-                .with_label(format!("`{got}` here"));
+            let mut d =
+                Diagnostic::error(Code::E0201, span, format!("{what} is declared `{want}` but this is `{got}`"))
+                    .with_label(format!("`{got}` here"));
             if *want == Type::Int && *got == Type::Decimal {
                 d = d.with_help("division gives an exact fraction: round it with `floor(…)` or `ceil(…)`");
             }
@@ -434,11 +449,8 @@ impl Checker {
                     if self.spans.nodes.contains_key(&id) {
                         continue; // a duplicate, reported in `collect`
                     }
-                    let clauses: Vec<&ast::Clause> = p
-                        .items
-                        .iter()
-                        .filter_map(|i| if let Item::Clause(c) = i { Some(c) } else { None })
-                        .collect();
+                    let clauses: Vec<&ast::Clause> =
+                        p.items.iter().filter_map(|i| if let Item::Clause(c) = i { Some(c) } else { None }).collect();
                     let mut node = empty_node(&id, &p.name.name, p.title.as_ref(), ir::NodeKind::Phase, parent);
                     self.spans.nodes.insert(id.clone(), NodeSpans { name: p.name.span, ..Default::default() });
                     self.clauses(&mut node, &clauses, None, scope, unit);
@@ -478,10 +490,18 @@ impl Checker {
             self.out.edges.push(ir::Edge { from: dep.node.clone(), to: node.id.clone(), on });
         }
         if let Some(ir::OnRejected::Return { node: target }) = &node.on_rejected {
-            self.out.edges.push(ir::Edge { from: node.id.clone(), to: target.clone(), on: ir::Trigger::ReturnOnRejection });
+            self.out.edges.push(ir::Edge {
+                from: node.id.clone(),
+                to: target.clone(),
+                on: ir::Trigger::ReturnOnRejection,
+            });
         }
         if let Some(target) = &node.on_objection {
-            self.out.edges.push(ir::Edge { from: node.id.clone(), to: target.clone(), on: ir::Trigger::ReturnOnObjection });
+            self.out.edges.push(ir::Edge {
+                from: node.id.clone(),
+                to: target.clone(),
+                on: ir::Trigger::ReturnOnObjection,
+            });
         }
         let timer = |kind, before| ir::TimerSpec { node: node.id.clone(), kind, before };
         if node.window.is_some() {
@@ -503,8 +523,9 @@ impl Checker {
     fn call(&mut self, step: &ast::Step, proc_name: &Ident, id: &str, caller_scope: &Scope, caller_unit: &Unit) {
         let Some(procedure) = self.procedures.get(&proc_name.name).cloned() else {
             let names: Vec<&str> = self.procedures.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error(Code::E0106, proc_name.span, format!("no procedure named `{}`", proc_name.name))
-                .with_label("not declared");
+            let mut d =
+                Diagnostic::error(Code::E0106, proc_name.span, format!("no procedure named `{}`", proc_name.name))
+                    .with_label("not declared");
             d = match suggest(&proc_name.name, names) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None => d.with_help(format!("declare it with `procedure {} {{ … }}`", proc_name.name)),
@@ -515,9 +536,13 @@ impl Checker {
         if self.call_stack.contains(&procedure.name.name) {
             let chain = format!("{} → {}", self.call_stack.join(" → "), procedure.name.name);
             self.err(
-                Diagnostic::error(Code::E0301, proc_name.span, format!("procedure `{}` calls itself: {chain}", procedure.name.name))
-                    .with_label("recursive call")
-                    .with_help("a procedure runs a fixed set of steps; use `recur` for repetition"),
+                Diagnostic::error(
+                    Code::E0301,
+                    proc_name.span,
+                    format!("procedure `{}` calls itself: {chain}", procedure.name.name),
+                )
+                .with_label("recursive call")
+                .with_help("a procedure runs a fixed set of steps; use `recur` for repetition"),
             );
             return;
         }
@@ -532,8 +557,12 @@ impl Checker {
             if let ast::ClauseKind::With(bindings) = &clause.kind {
                 for (name, value) in bindings {
                     if !params.contains(name.name.as_str()) {
-                        let mut d = Diagnostic::error(Code::E0104, name.span, format!("procedure `{}` has no parameter `{}`", procedure.name.name, name.name))
-                            .with_label("unknown parameter");
+                        let mut d = Diagnostic::error(
+                            Code::E0104,
+                            name.span,
+                            format!("procedure `{}` has no parameter `{}`", procedure.name.name, name.name),
+                        )
+                        .with_label("unknown parameter");
                         if let Some(s) = suggest(&name.name, params.iter().copied()) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         }
@@ -541,11 +570,14 @@ impl Checker {
                         continue;
                     }
                     if args.contains_key(&name.name) {
-                        self.err(Diagnostic::error(Code::E0108, name.span, format!("`{}` is given twice", name.name)).with_label("second time"));
+                        self.err(
+                            Diagnostic::error(Code::E0108, name.span, format!("`{}` is given twice", name.name))
+                                .with_label("second time"),
+                        );
                         continue;
                     }
                     if let Some((expr, ty)) = self.expr(value, caller_scope, Ctx { unit: Some(caller_unit) }) {
-                        let constant = self.is_constant(&expr, caller_scope);
+                        let constant = self.is_constant(&expr);
                         args.insert(name.name.clone(), (expr, ty, constant, value.span));
                     }
                 }
@@ -561,7 +593,14 @@ impl Checker {
     }
 
     /// Lowers the clauses of a node; returns the scope its expressions saw (with fan-out var).
-    fn clauses(&mut self, node: &mut ir::Node, clauses: &[&ast::Clause], step: Option<&ast::Step>, scope: &Scope, unit: &Unit) -> Scope {
+    fn clauses(
+        &mut self,
+        node: &mut ir::Node,
+        clauses: &[&ast::Clause],
+        step: Option<&ast::Step>,
+        scope: &Scope,
+        unit: &Unit,
+    ) -> Scope {
         let ctx = Ctx { unit: Some(unit) };
         let kind = node.kind;
         let what = match step {
@@ -585,8 +624,12 @@ impl Checker {
                             node.for_each = Some(ir::ForEach { var: var.name.clone(), list: expr });
                         }
                         other => self.err(
-                            Diagnostic::error(Code::E0201, list.span, format!("`for` needs a list, but this is `{other}`"))
-                                .with_label("not a list"),
+                            Diagnostic::error(
+                                Code::E0201,
+                                list.span,
+                                format!("`for` needs a list, but this is `{other}`"),
+                            )
+                            .with_label("not a list"),
                         ),
                     }
                 }
@@ -622,7 +665,10 @@ impl Checker {
                     let mut names = BTreeSet::new();
                     for r in roles {
                         if !names.insert(r.name.clone()) {
-                            self.err(Diagnostic::error(Code::E0101, r.span, format!("role `{}` is listed twice", r.name)).with_label("again"));
+                            self.err(
+                                Diagnostic::error(Code::E0101, r.span, format!("role `{}` is listed twice", r.name))
+                                    .with_label("again"),
+                            );
                             continue;
                         }
                         if self.role(r) {
@@ -635,8 +681,12 @@ impl Checker {
                         if let Some(target) = self.node_ref(&d.step, unit, &node.id) {
                             if target.id == node.id {
                                 self.err(
-                                    Diagnostic::error(Code::E0301, d.step.span, format!("`{}` waits for itself", d.step.name))
-                                        .with_label("dependency cycle"),
+                                    Diagnostic::error(
+                                        Code::E0301,
+                                        d.step.span,
+                                        format!("`{}` waits for itself", d.step.name),
+                                    )
+                                    .with_label("dependency cycle"),
                                 );
                                 continue;
                             }
@@ -650,7 +700,7 @@ impl Checker {
                 ast::ClauseKind::When(e) => {
                     if let Some((expr, ty)) = self.expr(e, &scope, ctx) {
                         self.expect_type(&Type::Bool, &ty, e.span, "`when`");
-                        if self.is_constant(&expr, &scope) {
+                        if self.is_constant(&expr) {
                             let env = ConstEnv { values: &self.constants };
                             if let Ok(Value::Bool(false)) = eval::eval(&expr, &env) {
                                 self.never.push((node.id.clone(), c.span));
@@ -681,15 +731,27 @@ impl Checker {
                             let listed = count_roles(clauses);
                             if *k > *n || *k == 0 {
                                 self.err(
-                                    Diagnostic::error(Code::E0302, c.span, format!("`rule {k} of {n}` can never be met"))
-                                        .with_label(if *k == 0 { "needs no approval at all" } else { "more approvals than approvers" })
-                                        .with_help("K must be between 1 and N"),
+                                    Diagnostic::error(
+                                        Code::E0302,
+                                        c.span,
+                                        format!("`rule {k} of {n}` can never be met"),
+                                    )
+                                    .with_label(if *k == 0 {
+                                        "needs no approval at all"
+                                    } else {
+                                        "more approvals than approvers"
+                                    })
+                                    .with_help("K must be between 1 and N"),
                                 );
                             } else if *n as usize != listed {
                                 self.err(
-                                    Diagnostic::error(Code::E0110, c.span, format!("`rule {k} of {n}` but `by` lists {listed} role(s)"))
-                                        .with_label(format!("N should be {listed}"))
-                                        .with_help("N is the number of roles in `by`"),
+                                    Diagnostic::error(
+                                        Code::E0110,
+                                        c.span,
+                                        format!("`rule {k} of {n}` but `by` lists {listed} role(s)"),
+                                    )
+                                    .with_label(format!("N should be {listed}"))
+                                    .with_help("N is the number of roles in `by`"),
                                 );
                             }
                             ir::ApprovalRule::AtLeast { k: *k }
@@ -697,9 +759,16 @@ impl Checker {
                         ast::ApprovalRule::Fraction { strict, num, den } => {
                             if *den == 0 || *num > *den || (*strict && num == den) {
                                 self.err(
-                                    Diagnostic::error(Code::E0302, c.span, format!("`rule {}{num}/{den}` can never be met", if *strict { "> " } else { ">= " }))
-                                        .with_label("no share of the approvers reaches this")
-                                        .with_help("use a fraction below 1, or `rule all`"),
+                                    Diagnostic::error(
+                                        Code::E0302,
+                                        c.span,
+                                        format!(
+                                            "`rule {}{num}/{den}` can never be met",
+                                            if *strict { "> " } else { ">= " }
+                                        ),
+                                    )
+                                    .with_label("no share of the approvers reaches this")
+                                    .with_help("use a fraction below 1, or `rule all`"),
                                 );
                             }
                             ir::ApprovalRule::Fraction { strict: *strict, num: *num, den: *den }
@@ -711,9 +780,13 @@ impl Checker {
                         ast::Deadline::Relative { duration, after: None } => {
                             Some(ir::Deadline::AfterOpen { span: span_of(duration), roll: *roll })
                         }
-                        ast::Deadline::Relative { duration, after: Some(other) } => self
-                            .node_ref(other, unit, &node.id)
-                            .map(|d| ir::Deadline::AfterDone { node: d.id.clone(), span: span_of(duration), roll: *roll }),
+                        ast::Deadline::Relative { duration, after: Some(other) } => {
+                            self.node_ref(other, unit, &node.id).map(|d| ir::Deadline::AfterDone {
+                                node: d.id.clone(),
+                                span: span_of(duration),
+                                roll: *roll,
+                            })
+                        }
                         ast::Deadline::At(e) => self.expr(e, &scope, ctx).map(|(expr, ty)| {
                             self.expect_type(&Type::Date, &ty, e.span, "a deadline");
                             ir::Deadline::At { date: expr }
@@ -733,8 +806,12 @@ impl Checker {
                         let lowered = match a {
                             ast::BreachAction::Overdue => Some(ir::BreachAction::Overdue),
                             ast::BreachAction::Reject => Some(ir::BreachAction::Reject),
-                            ast::BreachAction::Escalate(r) => self.role(r).then(|| ir::BreachAction::Escalate { role: r.name.clone() }),
-                            ast::BreachAction::Notify(r) => self.role(r).then(|| ir::BreachAction::Notify { role: r.name.clone() }),
+                            ast::BreachAction::Escalate(r) => {
+                                self.role(r).then(|| ir::BreachAction::Escalate { role: r.name.clone() })
+                            }
+                            ast::BreachAction::Notify(r) => {
+                                self.role(r).then(|| ir::BreachAction::Notify { role: r.name.clone() })
+                            }
                         };
                         node.on_breach.extend(lowered);
                     }
@@ -804,7 +881,8 @@ impl Checker {
                         node.template = Some(t.name.clone());
                     } else {
                         let names: Vec<&str> = self.templates.keys().map(String::as_str).collect();
-                        let mut d = Diagnostic::error(Code::E0107, t.span, format!("no template named `{}`", t.name)).with_label("not declared");
+                        let mut d = Diagnostic::error(Code::E0107, t.span, format!("no template named `{}`", t.name))
+                            .with_label("not declared");
                         d = match suggest(&t.name, names) {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
                             None => d.with_help(format!("declare it with `template {} \"…\"`", t.name)),
@@ -832,16 +910,24 @@ impl Checker {
         let has = |k: &str| clauses.iter().any(|c| c.kind.keyword() == k);
         let missing = |this: &mut Self, what: &str, help: &str| {
             this.err(
-                Diagnostic::error(Code::E0110, step.name.span, format!("{} step `{}` has no `{what}`", step.kind.keyword(), step.name.name))
-                    .with_label(format!("needs `{what}`"))
-                    .with_help(help.to_string()),
+                Diagnostic::error(
+                    Code::E0110,
+                    step.name.span,
+                    format!("{} step `{}` has no `{what}`", step.kind.keyword(), step.name.name),
+                )
+                .with_label(format!("needs `{what}`"))
+                .with_help(help.to_string()),
             );
         };
         if !matches!(step.kind, ast::StepKind::Call(_)) && node.roles.is_empty() && !has("by") {
             self.err(
-                Diagnostic::error(Code::E0302, step.name.span, format!("no role can complete step `{}`", step.name.name))
-                    .with_label("no `by` clause")
-                    .with_help("name the office that acts on it: `by ROLE`"),
+                Diagnostic::error(
+                    Code::E0302,
+                    step.name.span,
+                    format!("no role can complete step `{}`", step.name.name),
+                )
+                .with_label("no `by` clause")
+                .with_help("name the office that acts on it: `by ROLE`"),
             );
         }
         if node.kind == ir::NodeKind::Step(ir::StepKind::Approval) && node.rule.is_none() {
@@ -882,7 +968,8 @@ impl Checker {
             return true;
         }
         let names: Vec<&str> = self.roles.keys().map(String::as_str).collect();
-        let mut d = Diagnostic::error(Code::E0102, r.span, format!("no role named `{}`", r.name)).with_label("unknown role");
+        let mut d =
+            Diagnostic::error(Code::E0102, r.span, format!("no role named `{}`", r.name)).with_label("unknown role");
         d = match suggest(&r.name, names) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help(format!("declare it with `role {}`", r.name)),
@@ -896,7 +983,8 @@ impl Checker {
             return Some(d.clone());
         }
         let names: Vec<&str> = unit.keys().map(String::as_str).collect();
-        let mut d = Diagnostic::error(Code::E0103, name.span, format!("no step or phase named `{}`", name.name)).with_label("unknown step");
+        let mut d = Diagnostic::error(Code::E0103, name.span, format!("no step or phase named `{}`", name.name))
+            .with_label("unknown step");
         d = match suggest(&name.name, names) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help("steps are named where declared: `step NAME: KIND`"),
@@ -911,7 +999,13 @@ impl Checker {
         self.expr_expecting(e, scope, ctx, None)
     }
 
-    fn expr_expecting(&mut self, e: &ast::Expr, scope: &Scope, ctx: Ctx, expected: Option<&Type>) -> Option<(Expr, Type)> {
+    fn expr_expecting(
+        &mut self,
+        e: &ast::Expr,
+        scope: &Scope,
+        ctx: Ctx,
+        expected: Option<&Type>,
+    ) -> Option<(Expr, Type)> {
         use ast::ExprKind as K;
         let lit = |value: Value, ty: Type| Some((Expr::Lit { value }, ty));
         match &e.kind {
@@ -920,9 +1014,8 @@ impl Checker {
                 Err(_) => None,
             },
             K::Decimal(text) => parse_rational(text).and_then(|r| lit(Value::Number(r), Type::Decimal)),
-            K::Percent(text) => {
-                parse_rational(text).and_then(|r| lit(Value::Number(r / BigRational::from_integer(100.into())), Type::Decimal))
-            }
+            K::Percent(text) => parse_rational(text)
+                .and_then(|r| lit(Value::Number(r / BigRational::from_integer(100.into())), Type::Decimal)),
             K::Str(s) => lit(Value::Text(s.value.clone()), Type::Text),
             K::Bool(b) => lit(Value::Bool(*b), Type::Bool),
             K::Date(text) => self.date(text, e.span).and_then(|d| lit(Value::Date(d), Type::Date)),
@@ -945,8 +1038,12 @@ impl Checker {
                                     Some(u) => elem = Some(u),
                                     None => {
                                         self.err(
-                                            Diagnostic::error(Code::E0201, item.span, format!("a list of `{prev}` cannot hold `{t}`"))
-                                                .with_label(format!("`{t}` here")),
+                                            Diagnostic::error(
+                                                Code::E0201,
+                                                item.span,
+                                                format!("a list of `{prev}` cannot hold `{t}`"),
+                                            )
+                                            .with_label(format!("`{t}` here")),
                                         );
                                         ok = false;
                                     }
@@ -971,13 +1068,20 @@ impl Checker {
                 Some(b) => Some((Expr::Ref { kind: b.kind, id: b.id.clone() }, b.ty.clone())),
                 None => {
                     let names = scope.names();
-                    let mut d = Diagnostic::error(Code::E0104, name.span, format!("no value named `{}`", name.name)).with_label("unknown name");
+                    let mut d = Diagnostic::error(Code::E0104, name.span, format!("no value named `{}`", name.name))
+                        .with_label("unknown name");
                     if ctx.unit.is_some_and(|u| u.contains_key(&name.name)) {
-                        d = d.with_help(format!("`{0}` is a step; its times are `start({0})` and `end({0})`", name.name));
+                        d = d.with_help(format!(
+                            "`{0}` is a step; its times are `start({0})` and `end({0})`",
+                            name.name
+                        ));
                     } else if let Some(s) = suggest(&name.name, names.iter().map(String::as_str)) {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     } else {
-                        d = d.with_help(format!("declare it with `param {}: TYPE` or `let {}: TYPE = …`", name.name, name.name));
+                        d = d.with_help(format!(
+                            "declare it with `param {}: TYPE` or `let {}: TYPE = …`",
+                            name.name, name.name
+                        ));
                     }
                     self.err(d);
                     None
@@ -989,7 +1093,12 @@ impl Checker {
                     Type::Record { fields } => match fields.iter().find(|(n, _)| *n == field.name) {
                         Some((_, ft)) => Some((Expr::Field { of: Box::new(x), field: field.name.clone() }, ft.clone())),
                         None => {
-                            let mut d = Diagnostic::error(Code::E0104, field.span, format!("`{t}` has no field `{}`", field.name)).with_label("unknown field");
+                            let mut d = Diagnostic::error(
+                                Code::E0104,
+                                field.span,
+                                format!("`{t}` has no field `{}`", field.name),
+                            )
+                            .with_label("unknown field");
                             if let Some(s) = suggest(&field.name, fields.iter().map(|(n, _)| n.as_str())) {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             }
@@ -999,8 +1108,12 @@ impl Checker {
                     },
                     other => {
                         self.err(
-                            Diagnostic::error(Code::E0201, field.span, format!("`.{}` on `{other}`, which has no fields", field.name))
-                                .with_label("not a record"),
+                            Diagnostic::error(
+                                Code::E0201,
+                                field.span,
+                                format!("`.{}` on `{other}`, which has no fields", field.name),
+                            )
+                            .with_label("not a record"),
                         );
                         None
                     }
@@ -1015,7 +1128,10 @@ impl Checker {
                 };
                 if !ok {
                     let want = if *op == ast::UnOp::Not { "`bool`" } else { "a number" };
-                    self.err(Diagnostic::error(Code::E0201, arg.span, format!("expected {want}, found `{t}`")).with_label(format!("`{t}` here")));
+                    self.err(
+                        Diagnostic::error(Code::E0201, arg.span, format!("expected {want}, found `{t}`"))
+                            .with_label(format!("`{t}` here")),
+                    );
                     return None;
                 }
                 Some((Expr::Unary { op: *op, arg: Box::new(x) }, t))
@@ -1028,8 +1144,12 @@ impl Checker {
                 match ty {
                     Some(ty) => Some((Expr::Binary { op: *op, lhs: Box::new(lx), rhs: Box::new(rx) }, ty)),
                     None => {
-                        let mut d = Diagnostic::error(Code::E0201, e.span, format!("`{}` does not apply to `{lt}` and `{rt}`", op.symbol()))
-                            .with_label(format!("`{lt}` {} `{rt}`", op.symbol()));
+                        let mut d = Diagnostic::error(
+                            Code::E0201,
+                            e.span,
+                            format!("`{}` does not apply to `{lt}` and `{rt}`", op.symbol()),
+                        )
+                        .with_label(format!("`{lt}` {} `{rt}`", op.symbol()));
                         if lt == Type::Date && rt == Type::Date && *op == ast::BinOp::Sub {
                             d = d.with_help("compare dates directly, or add a duration: `start(X) + 10 days`");
                         } else if matches!(op, ast::BinOp::And | ast::BinOp::Or) {
@@ -1046,14 +1166,21 @@ impl Checker {
                 let b = self.expr_expecting(otherwise, scope, ctx, expected);
                 let ((cx, ct), (ax, at), (bx, bt)) = (c?, a?, b?);
                 if ct != Type::Bool {
-                    self.err(Diagnostic::error(Code::E0201, cond.span, format!("`if` needs a condition, found `{ct}`")).with_label(format!("`{ct}` here")));
+                    self.err(
+                        Diagnostic::error(Code::E0201, cond.span, format!("`if` needs a condition, found `{ct}`"))
+                            .with_label(format!("`{ct}` here")),
+                    );
                     return None;
                 }
                 let Some(ty) = unify(&at, &bt) else {
                     self.err(
-                        Diagnostic::error(Code::E0201, otherwise.span, format!("the branches of `if` differ: `{at}` and `{bt}`"))
-                            .with_label(format!("`{bt}` here"))
-                            .with_secondary(then.span, format!("`{at}` here")),
+                        Diagnostic::error(
+                            Code::E0201,
+                            otherwise.span,
+                            format!("the branches of `if` differ: `{at}` and `{bt}`"),
+                        )
+                        .with_label(format!("`{bt}` here"))
+                        .with_secondary(then.span, format!("`{at}` here")),
                     );
                     return None;
                 };
@@ -1067,7 +1194,8 @@ impl Checker {
         match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
             Ok(d) => Some(d),
             Err(_) => {
-                let mut d = Diagnostic::error(Code::E0105, span, format!("`{text}` is not a date")).with_label("no such day");
+                let mut d =
+                    Diagnostic::error(Code::E0105, span, format!("`{text}` is not a date")).with_label("no such day");
                 let parts: Vec<u32> = text.split('-').filter_map(|p| p.parse().ok()).collect();
                 if let [y, m, _] = parts.as_slice() {
                     if (1..=12).contains(m) {
@@ -1083,13 +1211,21 @@ impl Checker {
         }
     }
 
-    fn call_expr(&mut self, e: &ast::Expr, name: &Ident, args: &[ast::Expr], scope: &Scope, ctx: Ctx) -> Option<(Expr, Type)> {
+    fn call_expr(
+        &mut self,
+        e: &ast::Expr,
+        name: &Ident,
+        args: &[ast::Expr],
+        scope: &Scope,
+        ctx: Ctx,
+    ) -> Option<(Expr, Type)> {
         const FUNCS: &[&str] = &["ceil", "floor", "min", "max", "len", "start", "end"];
         let arity = match name.name.as_str() {
             "min" | "max" => 2,
             n if FUNCS.contains(&n) => 1,
             _ => {
-                let mut d = Diagnostic::error(Code::E0202, name.span, format!("no function named `{}`", name.name)).with_label("unknown function");
+                let mut d = Diagnostic::error(Code::E0202, name.span, format!("no function named `{}`", name.name))
+                    .with_label("unknown function");
                 d = match suggest(&name.name, FUNCS.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help("the functions are `ceil`, `floor`, `min`, `max`, `len`, `start`, `end`"),
@@ -1100,8 +1236,12 @@ impl Checker {
         };
         if args.len() != arity {
             self.err(
-                Diagnostic::error(Code::E0202, e.span, format!("`{}` takes {arity} argument(s), {} given", name.name, args.len()))
-                    .with_label("wrong number of arguments"),
+                Diagnostic::error(
+                    Code::E0202,
+                    e.span,
+                    format!("`{}` takes {arity} argument(s), {} given", name.name, args.len()),
+                )
+                .with_label("wrong number of arguments"),
             );
             return None;
         }
@@ -1110,7 +1250,14 @@ impl Checker {
                 Some(ast::ExprKind::Name(id)) => id,
                 _ => {
                     let sp = args.first().map_or(e.span, |a| a.span);
-                    self.err(Diagnostic::error(Code::E0201, sp, format!("`{}` takes the name of a step or phase", name.name)).with_label("not a step name"));
+                    self.err(
+                        Diagnostic::error(
+                            Code::E0201,
+                            sp,
+                            format!("`{}` takes the name of a step or phase", name.name),
+                        )
+                        .with_label("not a step name"),
+                    );
                     return None;
                 }
             };
@@ -1174,8 +1321,12 @@ impl Checker {
                             Some(u) => result = Some(u),
                             None => {
                                 self.err(
-                                    Diagnostic::error(Code::E0201, arm.value.span, format!("match arms differ: `{prev}` and `{vt}`"))
-                                        .with_label(format!("`{vt}` here")),
+                                    Diagnostic::error(
+                                        Code::E0201,
+                                        arm.value.span,
+                                        format!("match arms differ: `{prev}` and `{vt}`"),
+                                    )
+                                    .with_label(format!("`{vt}` here")),
                                 );
                                 ok = false;
                             }
@@ -1228,21 +1379,30 @@ impl Checker {
             ast::PatternKind::Number(n) => ir::Pattern::Equals { value: num(self, n)? },
             ast::PatternKind::Str(s) => {
                 if *ty != Type::Text {
-                    self.err(Diagnostic::error(Code::E0201, p.span, format!("a text pattern cannot match `{ty}`")).with_label("text pattern"));
+                    self.err(
+                        Diagnostic::error(Code::E0201, p.span, format!("a text pattern cannot match `{ty}`"))
+                            .with_label("text pattern"),
+                    );
                     return None;
                 }
                 ir::Pattern::Equals { value: Value::Text(s.clone()) }
             }
             ast::PatternKind::Bool(b) => {
                 if *ty != Type::Bool {
-                    self.err(Diagnostic::error(Code::E0201, p.span, format!("a `bool` pattern cannot match `{ty}`")).with_label("bool pattern"));
+                    self.err(
+                        Diagnostic::error(Code::E0201, p.span, format!("a `bool` pattern cannot match `{ty}`"))
+                            .with_label("bool pattern"),
+                    );
                     return None;
                 }
                 ir::Pattern::Equals { value: Value::Bool(*b) }
             }
             ast::PatternKind::Date(d) => {
                 if *ty != Type::Date {
-                    self.err(Diagnostic::error(Code::E0201, p.span, format!("a date pattern cannot match `{ty}`")).with_label("date pattern"));
+                    self.err(
+                        Diagnostic::error(Code::E0201, p.span, format!("a date pattern cannot match `{ty}`"))
+                            .with_label("date pattern"),
+                    );
                     return None;
                 }
                 ir::Pattern::Equals { value: Value::Date(self.date(d, p.span)?) }
@@ -1292,10 +1452,17 @@ impl Checker {
                 if overlap {
                     let at = lo.or(hi).map(|v| crate::value::format_rational(&v)).unwrap_or_default();
                     self.err(
-                        Diagnostic::error(Code::E0204, b.2, format!("match arms overlap{}", if at.is_empty() { String::new() } else { format!(" at `{at}`") }))
-                            .with_label("this arm")
-                            .with_secondary(a.2, "overlaps this earlier arm")
-                            .with_help("each value must fall under exactly one arm; write both ends of every band"),
+                        Diagnostic::error(
+                            Code::E0204,
+                            b.2,
+                            format!(
+                                "match arms overlap{}",
+                                if at.is_empty() { String::new() } else { format!(" at `{at}`") }
+                            ),
+                        )
+                        .with_label("this arm")
+                        .with_secondary(a.2, "overlaps this earlier arm")
+                        .with_help("each value must fall under exactly one arm; write both ends of every band"),
                     );
                 }
             }
@@ -1331,7 +1498,11 @@ impl Checker {
                             gap = Some(if last == next {
                                 crate::value::format_rational(&next)
                             } else {
-                                format!("{}..={}", crate::value::format_rational(&next), crate::value::format_rational(&last))
+                                format!(
+                                    "{}..={}",
+                                    crate::value::format_rational(&next),
+                                    crate::value::format_rational(&last)
+                                )
                             });
                             break;
                         }
@@ -1408,10 +1579,7 @@ fn vote_frame(key: ast::VoteKey) -> HashMap<String, Binding> {
 }
 
 fn count_roles(clauses: &[&ast::Clause]) -> usize {
-    clauses
-        .iter()
-        .find_map(|c| if let ast::ClauseKind::By(r) = &c.kind { Some(r.len()) } else { None })
-        .unwrap_or(0)
+    clauses.iter().find_map(|c| if let ast::ClauseKind::By(r) = &c.kind { Some(r.len()) } else { None }).unwrap_or(0)
 }
 
 fn node_kind(k: &ast::StepKind) -> ir::NodeKind {
@@ -1460,7 +1628,9 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
     use ir::StepKind as S;
     match c {
         C::After(_) | C::Window { .. } | C::When(_) => true,
-        C::By(_) | C::Min(_) | C::Form(_) | C::UseTemplate(_) | C::For { .. } => matches!(kind, N::Step(_)),
+        C::By(_) | C::Min(_) | C::Form(_) | C::UseTemplate(_) | C::For { .. } => {
+            matches!(kind, N::Step(_))
+        }
         // A sub-procedure may have a deadline for the whole of it.
         C::Due { .. } | C::Remind(_) | C::Breach(_) => matches!(kind, N::Step(_) | N::Call),
         C::Rule(_) | C::OnRejected(_) => kind == N::Step(S::Approval),
@@ -1493,7 +1663,9 @@ pub(crate) fn lower_type(t: &ast::TypeExpr) -> Type {
         ast::TypeKind::Date => Type::Date,
         ast::TypeKind::Bool => Type::Bool,
         ast::TypeKind::List(of) => Type::List { of: Box::new(lower_type(of)) },
-        ast::TypeKind::Record(fields) => Type::Record { fields: fields.iter().map(|(n, t)| (n.name.clone(), lower_type(t))).collect() },
+        ast::TypeKind::Record(fields) => {
+            Type::Record { fields: fields.iter().map(|(n, t)| (n.name.clone(), lower_type(t))).collect() }
+        }
     }
 }
 

@@ -86,7 +86,11 @@ fn cycles(c: &mut Checker) {
     c.diags.extend(reports);
 }
 
-fn find_cycle(g: &DiGraph<(usize, bool), Option<Span>>, from: NodeIndex, members: &HashSet<NodeIndex>) -> Option<Vec<NodeIndex>> {
+fn find_cycle(
+    g: &DiGraph<(usize, bool), Option<Span>>,
+    from: NodeIndex,
+    members: &HashSet<NodeIndex>,
+) -> Option<Vec<NodeIndex>> {
     // Iterative DFS for a path from `from` back to `from` inside the component.
     let mut stack = vec![(from, g.neighbors(from).collect::<Vec<_>>())];
     let mut path = vec![from];
@@ -119,7 +123,10 @@ fn reason_never(node: &ir::Node, by_id: &HashMap<&str, &ir::Node>) -> Option<(St
             let kind = match dep.kind {
                 NodeKind::Phase => "a phase".to_string(),
                 NodeKind::Call => "a sub-procedure".to_string(),
-                NodeKind::Step(k) => format!("a {} step", serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+                NodeKind::Step(k) => format!(
+                    "a {} step",
+                    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                ),
             };
             return Some((format!("`{}` is {kind}: it is never {word}", dep.id), Some(d.node.clone())));
         }
@@ -171,12 +178,7 @@ fn unreachable(c: &mut Checker) {
             if never.contains(&n.id) {
                 continue;
             }
-            let cause = n
-                .after
-                .iter()
-                .map(|d| d.node.clone())
-                .chain(n.parent.clone())
-                .find(|d| never.contains(d));
+            let cause = n.after.iter().map(|d| d.node.clone()).chain(n.parent.clone()).find(|d| never.contains(d));
             if let Some(cause) = cause {
                 never.insert(n.id.clone());
                 follows.entry(cause).or_default().push(n.id.clone());
@@ -203,7 +205,10 @@ fn unreachable(c: &mut Checker) {
         }
         if !dependents.is_empty() {
             dependents.sort();
-            d = d.with_note(format!("so neither can {}", dependents.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")));
+            d = d.with_note(format!(
+                "so neither can {}",
+                dependents.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")
+            ));
         }
         c.diags.push(d);
     }
@@ -236,9 +241,16 @@ fn returns(c: &mut Checker) {
                 );
             } else if !before.contains(t) {
                 reports.push(
-                    Diagnostic::error(Code::E0304, span, format!("`{}` returns to `{t}`, which does not come before it", n.id))
-                        .with_label("not an earlier step")
-                        .with_help(format!("`{t}` must be among the steps `{}` waits for, directly or through others", n.id)),
+                    Diagnostic::error(
+                        Code::E0304,
+                        span,
+                        format!("`{}` returns to `{t}`, which does not come before it", n.id),
+                    )
+                    .with_label("not an earlier step")
+                    .with_help(format!(
+                        "`{t}` must be among the steps `{}` waits for, directly or through others",
+                        n.id
+                    )),
                 );
             }
         }
@@ -248,7 +260,11 @@ fn returns(c: &mut Checker) {
 
 /// Every node that is done before `n` can open: its dependencies and its ancestors'
 /// dependencies, transitively, with everything inside them.
-fn predecessors<'a>(n: &'a ir::Node, by_id: &HashMap<&'a str, &'a ir::Node>, children: &HashMap<&'a str, Vec<&'a str>>) -> HashSet<&'a str> {
+fn predecessors<'a>(
+    n: &'a ir::Node,
+    by_id: &HashMap<&'a str, &'a ir::Node>,
+    children: &HashMap<&'a str, Vec<&'a str>>,
+) -> HashSet<&'a str> {
     let mut out = HashSet::new();
     let mut queue: Vec<&str> = Vec::new();
     let mut cur = Some(n);

@@ -26,7 +26,8 @@ fn exact_fractions_decide_quorum_boundaries() {
     let src = "policy q { param 应到: int param 实到: int let 有效: bool = 实到 > 4/5 * 应到 }";
     let policy = compile(src).unwrap().policy;
     let run = |entitled: i64, present: i64| {
-        let params = BTreeMap::from([("应到".to_string(), Value::int(entitled)), ("实到".to_string(), Value::int(present))]);
+        let params =
+            BTreeMap::from([("应到".to_string(), Value::int(entitled)), ("实到".to_string(), Value::int(present))]);
         crate::eval::derived_values(&policy, &params).unwrap()["有效"].clone()
     };
     assert_eq!(run(100, 80), Value::Bool(false));

@@ -1,16 +1,9 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use super::*;
 
 fn fmt(src: &str) -> String {
-    format_source(src)
-        .map_err(|d| format!("{} at {:?}", d.message, d.span))
-        .expect("parses")
+    format_source(src).map_err(|d| format!("{} at {:?}", d.message, d.span)).expect("parses")
 }
 
 /// Everything badly laid out, comments everywhere.
@@ -156,12 +149,7 @@ fn canonical_layout_is_a_fixed_point_with_the_same_meaning() {
     let before = syntax::parse(MESSY).expect("parses");
     let after = syntax::parse(CANONICAL).expect("parses");
     assert_eq!(after.policy, before.policy);
-    let texts = |f: &File| {
-        f.comments
-            .iter()
-            .map(|c| c.text.clone())
-            .collect::<Vec<_>>()
-    };
+    let texts = |f: &File| f.comments.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
     assert_eq!(texts(&after), texts(&before));
 }
 
@@ -198,10 +186,7 @@ policy p {
 }
 ";
     assert_eq!(fmt(src), expected);
-    assert_eq!(
-        syntax::parse(expected).expect("parses").policy,
-        syntax::parse(src).expect("parses").policy
-    );
+    assert_eq!(syntax::parse(expected).expect("parses").policy, syntax::parse(src).expect("parses").policy);
 }
 
 #[test]

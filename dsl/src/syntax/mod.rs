@@ -104,9 +104,13 @@ fn check_nesting(source: &str) -> PResult<()> {
         if let Some(o) = push {
             open.push(o);
             if open.len() > MAX_NESTING {
-                return Err(Diagnostic::error(Code::E0002, Span::new(i, next), format!("nesting deeper than {MAX_NESTING} levels"))
-                    .with_label("too deep")
-                    .with_help("split the expression or the block into named parts (`let`, `procedure`)"));
+                return Err(Diagnostic::error(
+                    Code::E0002,
+                    Span::new(i, next),
+                    format!("nesting deeper than {MAX_NESTING} levels"),
+                )
+                .with_label("too deep")
+                .with_help("split the expression or the block into named parts (`let`, `procedure`)"));
             }
         }
         i = next;
@@ -128,7 +132,9 @@ pub fn rule_name(rule: &Rule) -> String {
         Rule::int => "a whole number",
         Rule::expr | Rule::primary => "an expression",
         Rule::type_expr => "a type (`int`, `decimal`, `text`, `date`, `bool`, `list<…>`, `record {…}`)",
-        Rule::step_kind => "a step kind (`task`, `approval`, `filing`, `consultation`, `publicity`, `vote`, `meeting`, `call`)",
+        Rule::step_kind => {
+            "a step kind (`task`, `approval`, `filing`, `consultation`, `publicity`, `vote`, `meeting`, `call`)"
+        }
         Rule::clause => "a clause (`by`, `after`, `window`, `due`, `rule`, `form`, …)",
         Rule::top_item => "a declaration (`param`, `let`, `role`, `phase`, `step`, …)",
         Rule::duration_lit => "a duration such as `3 days` or `10 workdays`",
@@ -139,7 +145,9 @@ pub fn rule_name(rule: &Rule) -> String {
         Rule::deadline => "a deadline (`10 workdays`, `15 days after STEP`, a date)",
         Rule::pattern => "a pattern (`..=50`, `51..=99`, `100..`, a literal, `_`)",
         Rule::outcome => "`approved` or `rejected`",
-        Rule::infix | Rule::op_or | Rule::op_and | Rule::op_add | Rule::op_sub | Rule::op_mul | Rule::op_div => "an operator",
+        Rule::infix | Rule::op_or | Rule::op_and | Rule::op_add | Rule::op_sub | Rule::op_mul | Rule::op_div => {
+            "an operator"
+        }
         Rule::op_eq | Rule::op_ne | Rule::op_le | Rule::op_ge | Rule::op_lt | Rule::op_gt => "a comparison",
         Rule::field_access => "`.`",
         Rule::COMMENT => "a comment",
@@ -165,18 +173,13 @@ fn syntax_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
         None => "end of file".to_string(),
         Some(c) if c.is_whitespace() => "white space".to_string(),
         Some(_) => {
-            let word: String = source[start..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .take(20)
-                .collect();
+            let word: String = source[start..].chars().take_while(|c| !c.is_whitespace()).take(20).collect();
             format!("`{word}`")
         }
     };
     let message = match &e.variant {
         ErrorVariant::ParsingError { positives, negatives } => {
-            let mut names: Vec<String> =
-                positives.iter().filter(|r| **r != Rule::COMMENT).map(rule_name).collect();
+            let mut names: Vec<String> = positives.iter().filter(|r| **r != Rule::COMMENT).map(rule_name).collect();
             names.sort();
             names.dedup();
             if names.is_empty() && !negatives.is_empty() {
@@ -798,7 +801,11 @@ fn climb<'i, I: Iterator<Item = Pair<'i, Rule>>>(
     Ok((lhs, height))
 }
 
-fn unary<'i, I: Iterator<Item = Pair<'i, Rule>>>(toks: &mut std::iter::Peekable<I>, span: Span, depth: usize) -> PResult<Tall> {
+fn unary<'i, I: Iterator<Item = Pair<'i, Rule>>>(
+    toks: &mut std::iter::Peekable<I>,
+    span: Span,
+    depth: usize,
+) -> PResult<Tall> {
     let t = toks.next().ok_or_else(|| internal(span, "expression ended early"))?;
     if depth > MAX_EXPR_DEPTH {
         return Err(too_deep(span_of(&t)));
@@ -877,7 +884,10 @@ fn primary(p: Pair<Rule>, depth: usize) -> PResult<Tall> {
             for (start, cond, then, hb) in branches.into_iter().rev() {
                 let s = Span::new(start, span.end);
                 h = fits(h.max(hb) + 1, s)?;
-                e = Expr { kind: ExprKind::If { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(e) }, span: s };
+                e = Expr {
+                    kind: ExprKind::If { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(e) },
+                    span: s,
+                };
             }
             return Ok((e, h));
         }

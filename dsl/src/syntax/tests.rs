@@ -46,7 +46,8 @@ fn comments_know_whether_code_precedes_them_on_their_line() {
 
 #[test]
 fn range_patterns_ignore_comments_inside_them() {
-    let Item::Let(b) = first_item("policy p { let x: int = match a { - // c\n 3..=-1 => 1, 1 // ..=\n .. => 2 } }") else {
+    let Item::Let(b) = first_item("policy p { let x: int = match a { - // c\n 3..=-1 => 1, 1 // ..=\n .. => 2 } }")
+    else {
         panic!("a let")
     };
     let ExprKind::Match { arms, .. } = b.value.kind else { panic!("a match") };
@@ -94,6 +95,7 @@ fn deep_cases() {
 fn nesting_ignores_comparisons_strings_and_comments() {
     let many = "  let x: bool = a < b and c <= d\n".repeat(100);
     assert!(parse(&format!("policy p {{\n{many}}}")).is_ok());
-    let quoted = format!("policy p {{ template t \"\"\"a\"b{}\"\"\" role r // {}\n}}", "(".repeat(100), "[".repeat(100));
+    let quoted =
+        format!("policy p {{ template t \"\"\"a\"b{}\"\"\" role r // {}\n}}", "(".repeat(100), "[".repeat(100));
     assert!(parse(&quoted).is_ok());
 }

@@ -28,9 +28,9 @@ fn each_bad_policy_renders_its_diagnostics() {
 fn each_good_policy_compiles_cleanly() {
     insta::glob!("../data", "ok/*.cf", |path| {
         let source = std::fs::read_to_string(path).unwrap_or_default();
-        let result = compile(&source).map(|c| c.warnings.len()).map_err(|d| {
-            Renderer::new(&path.display().to_string(), &source).text(d.as_slice(), false)
-        });
+        let result = compile(&source)
+            .map(|c| c.warnings.len())
+            .map_err(|d| Renderer::new(&path.display().to_string(), &source).text(d.as_slice(), false));
         assert_eq!(result, Ok(0), "{}", path.display());
     });
 }
@@ -47,7 +47,8 @@ fn every_code_has_a_golden_file() {
         assert!(file.is_some(), "no golden file for {code} in {}", dir.display());
         let path = dir.join(file.map(String::as_str).unwrap_or_default());
         let source = std::fs::read_to_string(&path).unwrap_or_default();
-        let codes: Vec<Code> = compile(&source).err().map(|d| d.as_slice().iter().map(|x| x.code).collect()).unwrap_or_default();
+        let codes: Vec<Code> =
+            compile(&source).err().map(|d| d.as_slice().iter().map(|x| x.code).collect()).unwrap_or_default();
         assert!(codes.contains(code), "{} does not report {code} (got {codes:?})", path.display());
     }
 }

@@ -42,10 +42,7 @@ const NAMES: &[&str] = &[
 ];
 
 fn ident() -> impl Strategy<Value = Ident> {
-    prop::sample::select(NAMES).prop_map(|n| Ident {
-        name: n.to_string(),
-        span: sp(),
-    })
+    prop::sample::select(NAMES).prop_map(|n| Ident { name: n.to_string(), span: sp() })
 }
 
 fn text_char() -> impl Strategy<Value = char> {
@@ -70,11 +67,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn plain_str() -> impl Strategy<Value = Str> {
-    text().prop_map(|value| Str {
-        value,
-        triple: false,
-        span: sp(),
-    })
+    text().prop_map(|value| Str { value, triple: false, span: sp() })
 }
 
 /// Plain or `"""…"""` (whose text can hold neither `"""` nor a final `"`).
@@ -82,24 +75,13 @@ fn str_lit() -> impl Strategy<Value = Str> {
     prop_oneof![
         plain_str(),
         text()
-            .prop_filter("a triple-quoted string cannot hold that", |v| !v
-                .contains("\"\"\"")
-                && !v.ends_with('"'))
-            .prop_map(|value| Str {
-                value,
-                triple: true,
-                span: sp()
-            }),
+            .prop_filter("a triple-quoted string cannot hold that", |v| !v.contains("\"\"\"") && !v.ends_with('"'))
+            .prop_map(|value| Str { value, triple: true, span: sp() }),
     ]
 }
 
 fn digits() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("0".to_string()),
-        "[1-9][0-9]{0,3}",
-        "0[0-9]{1,2}",
-        "[0-9]{25}"
-    ]
+    prop_oneof![Just("0".to_string()), "[1-9][0-9]{0,3}", "0[0-9]{1,2}", "[0-9]{25}"]
 }
 
 fn decimal() -> impl Strategy<Value = String> {
@@ -111,12 +93,7 @@ fn date() -> impl Strategy<Value = String> {
 }
 
 fn time_unit() -> impl Strategy<Value = TimeUnit> {
-    prop::sample::select(vec![
-        TimeUnit::Days,
-        TimeUnit::Workdays,
-        TimeUnit::Months,
-        TimeUnit::Years,
-    ])
+    prop::sample::select(vec![TimeUnit::Days, TimeUnit::Workdays, TimeUnit::Months, TimeUnit::Years])
 }
 
 fn duration() -> impl Strategy<Value = Duration> {
@@ -149,30 +126,15 @@ fn binop() -> impl Strategy<Value = BinOp> {
 }
 
 fn number() -> impl Strategy<Value = String> {
-    (any::<bool>(), prop_oneof![digits(), decimal()]).prop_map(|(neg, n)| {
-        if neg {
-            format!("-{n}")
-        } else {
-            n
-        }
-    })
+    (any::<bool>(), prop_oneof![digits(), decimal()]).prop_map(|(neg, n)| if neg { format!("-{n}") } else { n })
 }
 
 fn pattern() -> impl Strategy<Value = Pattern> {
     prop_oneof![
         Just(PatternKind::Wildcard),
-        (number(), number()).prop_map(|(l, h)| PatternKind::Range {
-            low: Some(l),
-            high: Some(h)
-        }),
-        number().prop_map(|h| PatternKind::Range {
-            low: None,
-            high: Some(h)
-        }),
-        number().prop_map(|l| PatternKind::Range {
-            low: Some(l),
-            high: None
-        }),
+        (number(), number()).prop_map(|(l, h)| PatternKind::Range { low: Some(l), high: Some(h) }),
+        number().prop_map(|h| PatternKind::Range { low: None, high: Some(h) }),
+        number().prop_map(|l| PatternKind::Range { low: Some(l), high: None }),
         number().prop_map(PatternKind::Number),
         text().prop_map(PatternKind::Str),
         any::<bool>().prop_map(PatternKind::Bool),
@@ -234,65 +196,33 @@ fn well_formed(e: Expr) -> Expr {
         ExprKind::Binary(op, l, r) => {
             let p = op.precedence();
             let (l, r) = (well_formed(*l), well_formed(*r));
-            let l = if binary_prec(&l).is_some_and(|q| q < p) || (p >= 3 && open_not(&l)) {
-                paren(l)
-            } else {
-                l
-            };
-            let r = if binary_prec(&r).is_some_and(|q| q <= p) {
-                paren(r)
-            } else {
-                r
-            };
+            let l = if binary_prec(&l).is_some_and(|q| q < p) || (p >= 3 && open_not(&l)) { paren(l) } else { l };
+            let r = if binary_prec(&r).is_some_and(|q| q <= p) { paren(r) } else { r };
             ExprKind::Binary(op, Box::new(l), Box::new(r))
         }
         ExprKind::Unary(UnOp::Not, x) => {
             let x = well_formed(*x);
-            let x = if binary_prec(&x).is_some_and(|q| q < 3) {
-                paren(x)
-            } else {
-                x
-            };
+            let x = if binary_prec(&x).is_some_and(|q| q < 3) { paren(x) } else { x };
             ExprKind::Unary(UnOp::Not, Box::new(x))
         }
         ExprKind::Unary(UnOp::Neg, x) => {
             let x = well_formed(*x);
-            let x = if binary_prec(&x).is_some() {
-                paren(x)
-            } else {
-                x
-            };
+            let x = if binary_prec(&x).is_some() { paren(x) } else { x };
             ExprKind::Unary(UnOp::Neg, Box::new(x))
         }
         ExprKind::Field(base, n) => {
             let base = well_formed(*base);
-            let base = if matches!(base.kind, ExprKind::Binary(..) | ExprKind::Unary(..)) {
-                paren(base)
-            } else {
-                base
-            };
+            let base = if matches!(base.kind, ExprKind::Binary(..) | ExprKind::Unary(..)) { paren(base) } else { base };
             ExprKind::Field(Box::new(base), n)
         }
         ExprKind::Call(f, args) => ExprKind::Call(f, args.into_iter().map(well_formed).collect()),
         ExprKind::List(items) => ExprKind::List(items.into_iter().map(well_formed).collect()),
-        ExprKind::If {
-            cond,
-            then,
-            otherwise,
-        } => ExprKind::If {
-            cond: fixb(cond),
-            then: fixb(then),
-            otherwise: fixb(otherwise),
-        },
+        ExprKind::If { cond, then, otherwise } => {
+            ExprKind::If { cond: fixb(cond), then: fixb(then), otherwise: fixb(otherwise) }
+        }
         ExprKind::Match { scrutinee, arms } => ExprKind::Match {
             scrutinee: fixb(scrutinee),
-            arms: arms
-                .into_iter()
-                .map(|a| MatchArm {
-                    value: well_formed(a.value),
-                    ..a
-                })
-                .collect(),
+            arms: arms.into_iter().map(|a| MatchArm { value: well_formed(a.value), ..a }).collect(),
         },
         ExprKind::Paren(x) => ExprKind::Paren(fixb(x)),
         other => other,
@@ -317,14 +247,9 @@ fn starts_with_duration(e: &Expr) -> bool {
 // ---- types, clauses, items --------------------------------------------------------------------
 
 fn type_expr() -> impl Strategy<Value = TypeExpr> {
-    let leaf = prop::sample::select(vec![
-        TypeKind::Int,
-        TypeKind::Decimal,
-        TypeKind::Text,
-        TypeKind::Date,
-        TypeKind::Bool,
-    ])
-    .prop_map(|kind| TypeExpr { kind, span: sp() });
+    let leaf =
+        prop::sample::select(vec![TypeKind::Int, TypeKind::Decimal, TypeKind::Text, TypeKind::Date, TypeKind::Bool])
+            .prop_map(|kind| TypeExpr { kind, span: sp() });
     leaf.prop_recursive(3, 8, 3, |inner| {
         prop_oneof![
             inner.clone().prop_map(|t| TypeKind::List(Box::new(t))),
@@ -346,42 +271,28 @@ fn form_item() -> impl Strategy<Value = FormItem> {
             optional,
             span: sp()
         }),
-        (expr(), str_lit()).prop_map(|(condition, message)| FormItem::Require {
-            condition,
-            message,
-            span: sp()
-        }),
+        (expr(), str_lit()).prop_map(|(condition, message)| FormItem::Require { condition, message, span: sp() }),
     ]
 }
 
 fn clause() -> impl Strategy<Value = Clause> {
-    let dep = (
-        ident(),
-        prop::option::of(prop::sample::select(vec![
-            Outcome::Approved,
-            Outcome::Rejected,
-        ])),
-    )
-        .prop_map(|(step, outcome)| Dependency {
-            step,
-            outcome,
-            span: sp(),
-        });
+    let dep = (ident(), prop::option::of(prop::sample::select(vec![Outcome::Approved, Outcome::Rejected])))
+        .prop_map(|(step, outcome)| Dependency { step, outcome, span: sp() });
     let rule = prop_oneof![
         Just(ApprovalRule::All),
         Just(ApprovalRule::Any),
         Just(ApprovalRule::Sequence),
         (any::<u32>(), any::<u32>()).prop_map(|(k, n)| ApprovalRule::KOfN { k, n }),
-        (any::<bool>(), any::<u32>(), any::<u32>())
-            .prop_map(|(strict, num, den)| ApprovalRule::Fraction { strict, num, den }),
+        (any::<bool>(), any::<u32>(), any::<u32>()).prop_map(|(strict, num, den)| ApprovalRule::Fraction {
+            strict,
+            num,
+            den
+        }),
     ];
     let deadline = prop_oneof![
-        (duration(), prop::option::of(ident()))
-            .prop_map(|(duration, after)| Deadline::Relative { duration, after }),
+        (duration(), prop::option::of(ident())).prop_map(|(duration, after)| Deadline::Relative { duration, after }),
         expr()
-            .prop_filter("a leading duration is a relative deadline", |e| {
-                !starts_with_duration(e)
-            })
+            .prop_filter("a leading duration is a relative deadline", |e| { !starts_with_duration(e) })
             .prop_map(Deadline::At),
     ];
     let breach = prop_oneof![
@@ -390,13 +301,8 @@ fn clause() -> impl Strategy<Value = Clause> {
         ident().prop_map(BreachAction::Escalate),
         ident().prop_map(BreachAction::Notify),
     ];
-    let vote_key = prop::sample::select(vec![
-        VoteKey::Seats,
-        VoteKey::Eligible,
-        VoteKey::Quorum,
-        VoteKey::Elect,
-        VoteKey::Slate,
-    ]);
+    let vote_key =
+        prop::sample::select(vec![VoteKey::Seats, VoteKey::Eligible, VoteKey::Quorum, VoteKey::Elect, VoteKey::Slate]);
     prop_oneof![
         names().prop_map(ClauseKind::By),
         prop::collection::vec(dep, 1..4).prop_map(ClauseKind::After),
@@ -423,10 +329,7 @@ fn clause() -> impl Strategy<Value = Clause> {
 fn no_due_then_after(clauses: &mut [&mut Clause]) {
     for i in 1..clauses.len() {
         if matches!(clauses[i].kind, ClauseKind::After(_)) {
-            if let ClauseKind::Due {
-                deadline: Deadline::Relative { after: None, .. },
-                roll,
-            } = &mut clauses[i - 1].kind
+            if let ClauseKind::Due { deadline: Deadline::Relative { after: None, .. }, roll } = &mut clauses[i - 1].kind
             {
                 *roll = true;
             }
@@ -450,26 +353,13 @@ fn step_kind() -> impl Strategy<Value = StepKind> {
 }
 
 fn step() -> impl Strategy<Value = Item> {
-    (
-        ident(),
-        prop::option::of(str_lit()),
-        step_kind(),
-        prop::collection::vec(clause(), 0..5),
-        any::<bool>(),
-    )
-        .prop_map(|(name, title, kind, mut clauses, block)| {
+    (ident(), prop::option::of(str_lit()), step_kind(), prop::collection::vec(clause(), 0..5), any::<bool>()).prop_map(
+        |(name, title, kind, mut clauses, block)| {
             let has_block = block || !clauses.is_empty();
             no_due_then_after(&mut clauses.iter_mut().collect::<Vec<_>>());
-            Item::Step(Step {
-                name,
-                title,
-                kind,
-                kind_span: sp(),
-                clauses,
-                has_block,
-                span: sp(),
-            })
-        })
+            Item::Step(Step { name, title, kind, kind_span: sp(), clauses, has_block, span: sp() })
+        },
+    )
 }
 
 fn phase_items(items: &mut [Item]) {
@@ -486,77 +376,37 @@ fn phase_items(items: &mut [Item]) {
 }
 
 fn phase() -> impl Strategy<Value = Item> {
-    let leaf = (ident(), prop::option::of(str_lit())).prop_map(|(name, title)| {
-        Item::Phase(Phase {
-            name,
-            title,
-            items: vec![],
-            span: sp(),
-        })
-    });
+    let leaf = (ident(), prop::option::of(str_lit()))
+        .prop_map(|(name, title)| Item::Phase(Phase { name, title, items: vec![], span: sp() }));
     leaf.prop_recursive(3, 12, 4, |inner| {
         let member = prop_oneof![2 => step(), 2 => clause().prop_map(Item::Clause), 1 => inner];
-        (
-            ident(),
-            prop::option::of(str_lit()),
-            prop::collection::vec(member, 0..4),
-        )
-            .prop_map(|(name, title, mut items)| {
+        (ident(), prop::option::of(str_lit()), prop::collection::vec(member, 0..4)).prop_map(
+            |(name, title, mut items)| {
                 phase_items(&mut items);
-                Item::Phase(Phase {
-                    name,
-                    title,
-                    items,
-                    span: sp(),
-                })
-            })
+                Item::Phase(Phase { name, title, items, span: sp() })
+            },
+        )
     })
 }
 
 fn binding() -> impl Strategy<Value = Binding> {
-    (ident(), type_expr(), expr()).prop_map(|(name, ty, value)| Binding {
-        name,
-        ty,
-        value,
-        span: sp(),
-    })
+    (ident(), type_expr(), expr()).prop_map(|(name, ty, value)| Binding { name, ty, value, span: sp() })
 }
 
 fn param() -> impl Strategy<Value = Item> {
-    (ident(), type_expr(), prop::option::of(expr())).prop_map(|(name, ty, default)| {
-        Item::Param(Param {
-            name,
-            ty,
-            default,
-            span: sp(),
-        })
-    })
+    (ident(), type_expr(), prop::option::of(expr()))
+        .prop_map(|(name, ty, default)| Item::Param(Param { name, ty, default, span: sp() }))
 }
 
 fn procedure() -> impl Strategy<Value = Item> {
-    let member = prop_oneof![
-        param(),
-        binding().prop_map(Item::Const),
-        binding().prop_map(Item::Let),
-        phase(),
-        step()
-    ];
-    (ident(), prop::collection::vec(member, 0..4)).prop_map(|(name, items)| {
-        Item::Procedure(Procedure {
-            name,
-            items,
-            span: sp(),
-        })
-    })
+    let member = prop_oneof![param(), binding().prop_map(Item::Const), binding().prop_map(Item::Let), phase(), step()];
+    (ident(), prop::collection::vec(member, 0..4))
+        .prop_map(|(name, items)| Item::Procedure(Procedure { name, items, span: sp() }))
 }
 
 fn top_item() -> impl Strategy<Value = Item> {
-    let key = prop::sample::select(vec![
-        HeaderKey::Title,
-        HeaderKey::Version,
-        HeaderKey::Timezone,
-        HeaderKey::Calendar,
-    ]);
+    let key =
+        prop::sample::select(vec![HeaderKey::Title, HeaderKey::Version, HeaderKey::Timezone, HeaderKey::Calendar]);
     prop_oneof![
         1 => (key, str_lit()).prop_map(|(key, value)| Item::Header(Header { key, value, span: sp() })),
         1 => param(),
@@ -573,11 +423,7 @@ fn top_item() -> impl Strategy<Value = Item> {
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
-    (ident(), prop::collection::vec(top_item(), 0..8)).prop_map(|(name, items)| Policy {
-        name,
-        items,
-        span: sp(),
-    })
+    (ident(), prop::collection::vec(top_item(), 0..8)).prop_map(|(name, items)| Policy { name, items, span: sp() })
 }
 
 // ---- properties -------------------------------------------------------------------------------
@@ -637,21 +483,11 @@ proptest! {
 
 fn check_format(file: &File) -> Result<(), TestCaseError> {
     let text = fmt::format(file);
-    let again = syntax::parse(&text)
-        .map_err(|d| TestCaseError::fail(format!("{} at {:?}\n{text}", d.message, d.span)))?;
+    let again =
+        syntax::parse(&text).map_err(|d| TestCaseError::fail(format!("{} at {:?}\n{text}", d.message, d.span)))?;
     prop_assert_eq!(&again.policy, &file.policy, "\n{}", text);
-    let texts = |f: &File| {
-        f.comments
-            .iter()
-            .map(|c| c.text.trim_end().to_string())
-            .collect::<Vec<_>>()
-    };
-    prop_assert_eq!(
-        texts(&again),
-        texts(file),
-        "comments lost or reordered\n{}",
-        text
-    );
+    let texts = |f: &File| f.comments.iter().map(|c| c.text.trim_end().to_string()).collect::<Vec<_>>();
+    prop_assert_eq!(texts(&again), texts(file), "comments lost or reordered\n{}", text);
     prop_assert_eq!(fmt::format(&again), text);
     Ok(())
 }

@@ -24,10 +24,7 @@ impl Calendar {
 /// than silently skipped, since it was most likely meant as data.
 pub fn read_dir(dir: impl AsRef<Path>) -> Result<Vec<YearCalendar>, CalendarError> {
     let dir = dir.as_ref();
-    let io = |path: &Path, e: std::io::Error| CalendarError::Io {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
+    let io = |path: &Path, e: std::io::Error| CalendarError::Io { path: path.to_owned(), message: e.to_string() };
     let mut years = Vec::new();
     for item in fs::read_dir(dir).map_err(|e| io(dir, e))? {
         let path = item.map_err(|e| io(dir, e))?.path();
@@ -35,10 +32,7 @@ pub fn read_dir(dir: impl AsRef<Path>) -> Result<Vec<YearCalendar>, CalendarErro
             continue;
         }
         let origin = path.display().to_string();
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         let named: i32 = match stem.parse() {
             Ok(year) if stem.len() == 4 => year,
             _ => {

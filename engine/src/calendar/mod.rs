@@ -233,10 +233,7 @@ impl fmt::Display for CalendarError {
                 year_ranges(covered)
             ),
             CalendarError::OutOfRange { date, days } => {
-                write!(
-                    f,
-                    "{date} plus {days} days is outside the representable dates"
-                )
+                write!(f, "{date} plus {days} days is outside the representable dates")
             }
             CalendarError::Parse { origin, message } => {
                 write!(f, "{origin}: not a calendar data file: {message}")
@@ -252,35 +249,22 @@ impl std::error::Error for CalendarError {}
 impl YearCalendar {
     /// Parses and checks one year's file. `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Self, CalendarError> {
-        let file: YearFile = serde_json::from_str(text).map_err(|e| CalendarError::Parse {
-            origin: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let file: YearFile = serde_json::from_str(text)
+            .map_err(|e| CalendarError::Parse { origin: origin.to_owned(), message: e.to_string() })?;
         Self::new(file, origin)
     }
 
     /// Checks a year's data: entries in the year, no date twice, make-up working days on
     /// weekends, at least one notice with a title.
     pub fn new(file: YearFile, origin: &str) -> Result<Self, CalendarError> {
-        let invalid = |message: String| CalendarError::InvalidData {
-            origin: origin.to_owned(),
-            message,
-        };
+        let invalid = |message: String| CalendarError::InvalidData { origin: origin.to_owned(), message };
         if file.source.notices.is_empty() {
             return Err(invalid(
-                "source.notices is empty: name the notice (通知) the arrangement comes from"
-                    .to_owned(),
+                "source.notices is empty: name the notice (通知) the arrangement comes from".to_owned(),
             ));
         }
-        if file
-            .source
-            .notices
-            .iter()
-            .any(|n| n.title.trim().is_empty())
-        {
-            return Err(invalid(
-                "a notice in source.notices has an empty title".to_owned(),
-            ));
+        if file.source.notices.iter().any(|n| n.title.trim().is_empty()) {
+            return Err(invalid("a notice in source.notices has an empty title".to_owned()));
         }
         let mut days = BTreeMap::new();
         for (index, entry) in file.entries.iter().enumerate() {
@@ -304,11 +288,7 @@ impl YearCalendar {
                 return Err(invalid(format!("entry {} is listed twice", entry.date)));
             }
         }
-        Ok(YearCalendar {
-            file,
-            origin: origin.to_owned(),
-            days,
-        })
+        Ok(YearCalendar { file, origin: origin.to_owned(), days })
     }
 
     /// The calendar year.
@@ -328,16 +308,12 @@ impl YearCalendar {
 
     /// The listed days, in date order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.days
-            .values()
-            .filter_map(|&index| self.file.entries.get(index))
+        self.days.values().filter_map(|&index| self.file.entries.get(index))
     }
 
     /// The listed day for `date`, if any.
     pub fn entry(&self, date: NaiveDate) -> Option<&Entry> {
-        self.days
-            .get(&date)
-            .and_then(|&index| self.file.entries.get(index))
+        self.days.get(&date).and_then(|&index| self.file.entries.get(index))
     }
 
     /// Which file the year came from: a path, or `bundled calendars/cn/YYYY.json`.
@@ -371,8 +347,7 @@ impl Calendar {
     pub fn chinese() -> Result<Self, CalendarError> {
         let mut calendar = Self::new();
         for &(year, text) in BUNDLED_CN {
-            let year_calendar =
-                YearCalendar::parse(text, &format!("bundled calendars/cn/{year}.json"))?;
+            let year_calendar = YearCalendar::parse(text, &format!("bundled calendars/cn/{year}.json"))?;
             calendar.insert(year_calendar);
         }
         Ok(calendar)
@@ -451,19 +426,10 @@ impl Calendar {
     ///
     /// Without `roll` no day is looked up, so the result is not refused for an uncovered year:
     /// a period of calendar days does not depend on the holiday arrangement.
-    pub fn add_days(
-        &self,
-        date: NaiveDate,
-        n: i64,
-        roll: bool,
-    ) -> Result<NaiveDate, CalendarError> {
+    pub fn add_days(&self, date: NaiveDate, n: i64, roll: bool) -> Result<NaiveDate, CalendarError> {
         let days = Days::new(n.unsigned_abs());
-        let end = if n >= 0 {
-            date.checked_add_days(days)
-        } else {
-            date.checked_sub_days(days)
-        }
-        .ok_or(CalendarError::OutOfRange { date, days: n })?;
+        let end = if n >= 0 { date.checked_add_days(days) } else { date.checked_sub_days(days) }
+            .ok_or(CalendarError::OutOfRange { date, days: n })?;
         if roll {
             self.roll_forward(end)
         } else {
@@ -475,11 +441,7 @@ impl Calendar {
     /// `end`, so that `workdays_between(d, add_workdays(d, n)?) == n` for `n >= 0`. Negative when
     /// `end` is before `start` (minus the working days in `(end, start]`).
     pub fn workdays_between(&self, start: NaiveDate, end: NaiveDate) -> Result<i64, CalendarError> {
-        let (from, to, sign) = if start <= end {
-            (start, end, 1)
-        } else {
-            (end, start, -1)
-        };
+        let (from, to, sign) = if start <= end { (start, end, 1) } else { (end, start, -1) };
         let mut count = 0;
         let mut day = from;
         while day < to {
@@ -494,10 +456,7 @@ impl Calendar {
     fn covering(&self, date: NaiveDate) -> Result<&YearCalendar, CalendarError> {
         self.years
             .get(&date.year())
-            .ok_or_else(|| CalendarError::YearNotCovered {
-                year: date.year(),
-                covered: self.covered_years(),
-            })
+            .ok_or_else(|| CalendarError::YearNotCovered { year: date.year(), covered: self.covered_years() })
     }
 }
 
@@ -538,11 +497,7 @@ fn year_ranges(years: &[i32]) -> String {
             last += 1;
             iter.next();
         }
-        parts.push(if first == last {
-            first.to_string()
-        } else {
-            format!("{first}-{last}")
-        });
+        parts.push(if first == last { first.to_string() } else { format!("{first}-{last}") });
     }
     parts.join(", ")
 }

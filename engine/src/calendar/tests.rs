@@ -1,9 +1,4 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use std::fs;
 use std::path::PathBuf;
@@ -20,15 +15,13 @@ fn cn() -> Calendar {
 
 /// A fresh directory under the system temp dir, unique to this process and test.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("civicflow-calendar-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("civicflow-calendar-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-const LOCAL_NOTICE: &str =
-    r#"{"notices": [{"title": "某市人民政府办公室关于地方节假日安排的通知"}]}"#;
+const LOCAL_NOTICE: &str = r#"{"notices": [{"title": "某市人民政府办公室关于地方节假日安排的通知"}]}"#;
 
 fn year_json(year: i32, entries: &str) -> String {
     format!(r#"{{"year": {year}, "source": {LOCAL_NOTICE}, "entries": [{entries}]}}"#)
@@ -43,10 +36,7 @@ fn ten_workdays_from_2026_09_28_cross_national_day() {
     // Mon 10-12 (6), 10-13 (7), 10-14 (8), 10-15 (9), Fri 10-16 (10).
     let cal = cn();
     assert_eq!(cal.add_workdays(d(2026, 9, 28), 10), Ok(d(2026, 10, 16)));
-    assert_eq!(
-        cal.workdays_between(d(2026, 9, 28), d(2026, 10, 16)),
-        Ok(10)
-    );
+    assert_eq!(cal.workdays_between(d(2026, 9, 28), d(2026, 10, 16)), Ok(10));
     assert_eq!(cal.add_workdays(d(2026, 9, 28), 2), Ok(d(2026, 9, 30)));
     assert_eq!(cal.add_workdays(d(2026, 9, 28), 3), Ok(d(2026, 10, 8)));
     assert_eq!(cal.add_workdays(d(2026, 10, 16), -10), Ok(d(2026, 9, 28)));
@@ -82,14 +72,8 @@ fn working_days_in_2026() {
     // 10-05..10-07 (5): 19. Make-up days: 01-04, 02-14, 02-28, 05-09, 09-20, 10-10: 6.
     // 365 - 104 - 19 + 6 = 248.
     let cal = cn();
-    assert_eq!(
-        cal.workdays_between(d(2025, 12, 31), d(2026, 12, 31)),
-        Ok(248)
-    );
-    assert_eq!(
-        cal.workdays_between(d(2026, 12, 31), d(2025, 12, 31)),
-        Ok(-248)
-    );
+    assert_eq!(cal.workdays_between(d(2025, 12, 31), d(2026, 12, 31)), Ok(248));
+    assert_eq!(cal.workdays_between(d(2026, 12, 31), d(2025, 12, 31)), Ok(-248));
 }
 
 // --- 2012: Qingming and May Day ---------------------------------------------------------------
@@ -128,10 +112,7 @@ fn dragon_boat_2012_includes_the_festival_saturday() {
     // chinese-days 1.5.7 leaves out.
     let cal = cn();
     let entry = cal.entry(d(2012, 6, 23)).unwrap().unwrap();
-    assert_eq!(
-        (entry.kind, entry.name.as_str()),
-        (DayKind::Holiday, "端午节")
-    );
+    assert_eq!((entry.kind, entry.name.as_str()), (DayKind::Holiday, "端午节"));
     assert_eq!(cal.is_working_day(d(2012, 6, 22)), Ok(false));
 }
 
@@ -171,23 +152,14 @@ fn add_days_without_roll_needs_no_covered_year() {
     let cal = cn();
     assert_eq!(cal.add_days(d(2030, 1, 1), 30, false), Ok(d(2030, 1, 31)));
     let err = cal.add_days(d(2030, 1, 1), 30, true).unwrap_err();
-    assert!(matches!(
-        err,
-        CalendarError::YearNotCovered { year: 2030, .. }
-    ));
+    assert!(matches!(err, CalendarError::YearNotCovered { year: 2030, .. }));
 }
 
 #[test]
 fn add_days_out_of_range() {
     let cal = cn();
     let err = cal.add_days(d(2026, 1, 1), i64::MAX, false).unwrap_err();
-    assert_eq!(
-        err,
-        CalendarError::OutOfRange {
-            date: d(2026, 1, 1),
-            days: i64::MAX
-        }
-    );
+    assert_eq!(err, CalendarError::OutOfRange { date: d(2026, 1, 1), days: i64::MAX });
     assert_eq!(err.code(), "CAL002");
 }
 
@@ -219,23 +191,12 @@ fn counting_never_steps_into_an_uncovered_year() {
     // Thu 2026-12-31 is the 1st working day after 12-30; the 2nd would be in 2027.
     assert_eq!(cal.add_workdays(d(2026, 12, 30), 1), Ok(d(2026, 12, 31)));
     let err = cal.add_workdays(d(2026, 12, 30), 2).unwrap_err();
-    assert!(matches!(
-        err,
-        CalendarError::YearNotCovered { year: 2027, .. }
-    ));
-    let err = cal
-        .workdays_between(d(2026, 12, 1), d(2027, 1, 5))
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        CalendarError::YearNotCovered { year: 2027, .. }
-    ));
+    assert!(matches!(err, CalendarError::YearNotCovered { year: 2027, .. }));
+    let err = cal.workdays_between(d(2026, 12, 1), d(2027, 1, 5)).unwrap_err();
+    assert!(matches!(err, CalendarError::YearNotCovered { year: 2027, .. }));
     // 2020-01-01 counted back one working day is in 2019.
     let err = cal.add_workdays(d(2020, 1, 2), -2).unwrap_err();
-    assert!(matches!(
-        err,
-        CalendarError::YearNotCovered { year: 2019, .. }
-    ));
+    assert!(matches!(err, CalendarError::YearNotCovered { year: 2019, .. }));
 }
 
 #[test]
@@ -250,10 +211,7 @@ fn an_empty_calendar_covers_nothing() {
 
 #[test]
 fn year_ranges_join_consecutive_years() {
-    assert_eq!(
-        year_ranges(&[2008, 2012, 2020, 2021, 2022]),
-        "2008, 2012, 2020-2022"
-    );
+    assert_eq!(year_ranges(&[2008, 2012, 2020, 2021, 2022]), "2008, 2012, 2020-2022");
     assert_eq!(year_ranges(&[2008, 2009, 2011]), "2008-2009, 2011");
     assert_eq!(year_ranges(&[2026]), "2026");
 }
@@ -279,53 +237,30 @@ fn add_workdays_and_workdays_between_agree() {
 #[test]
 fn every_bundled_file_parses_and_has_a_source() {
     let cal = cn();
-    assert_eq!(
-        cal.covered_years(),
-        vec![2008, 2012, 2020, 2021, 2022, 2023, 2024, 2025, 2026]
-    );
+    assert_eq!(cal.covered_years(), vec![2008, 2012, 2020, 2021, 2022, 2023, 2024, 2025, 2026]);
     for &(year, text) in BUNDLED_CN {
         let y = YearCalendar::parse(text, "test").unwrap();
         assert_eq!(y.year(), year);
         let source = y.source();
         let annual = source.notices.first().unwrap();
-        assert_eq!(
-            annual.title,
-            format!("国务院办公厅关于{year}年部分节假日安排的通知")
-        );
+        assert_eq!(annual.title, format!("国务院办公厅关于{year}年部分节假日安排的通知"));
         assert!(annual.url.as_deref().unwrap().contains("gov.cn"), "{year}");
         assert!(!annual.summary.is_empty(), "{year}");
         let package = source.package.as_ref().unwrap();
         assert_eq!(
-            (
-                package.name.as_str(),
-                package.version.as_str(),
-                package.registry.as_str(),
-                package.license.as_str()
-            ),
+            (package.name.as_str(), package.version.as_str(), package.registry.as_str(), package.license.as_str()),
             ("chinese-days", "1.5.7", "npm", "MIT")
         );
         assert!(y.checks()[0].starts_with("chinesecalendar 1.11.0 (PyPI, MIT) gives the same"));
         assert!(y.checks()[1].starts_with("The notice text quoted in source.notices"));
         assert!(y.entries().count() >= 30, "{year}");
-        assert!(
-            y.entries().any(|e| e.kind == DayKind::MakeupWorkday),
-            "{year}"
-        );
-        assert_eq!(
-            cal.year(year).unwrap().origin(),
-            format!("bundled calendars/cn/{year}.json")
-        );
+        assert!(y.entries().any(|e| e.kind == DayKind::MakeupWorkday), "{year}");
+        assert_eq!(cal.year(year).unwrap().origin(), format!("bundled calendars/cn/{year}.json"));
     }
     let y2020 = cal.year(2020).unwrap();
-    assert_eq!(
-        y2020.source().notices[1].title,
-        "国务院办公厅关于延长2020年春节假期的通知"
-    );
+    assert_eq!(y2020.source().notices[1].title, "国务院办公厅关于延长2020年春节假期的通知");
     let y2025 = cal.year(2025).unwrap();
-    assert_eq!(
-        y2025.source().notices[0].document_number.as_deref(),
-        Some("国办发明电〔2024〕12号")
-    );
+    assert_eq!(y2025.source().notices[0].document_number.as_deref(), Some("国办发明电〔2024〕12号"));
     assert!(cal.year(2026).unwrap().checks()[2].starts_with("Checked by hand"));
 }
 
@@ -334,10 +269,7 @@ fn bundled_list_matches_the_calendars_directory() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("calendars/cn");
     let from_dir = read_dir(&dir).unwrap();
     let bundled = cn();
-    assert_eq!(
-        from_dir.iter().map(YearCalendar::year).collect::<Vec<_>>(),
-        bundled.covered_years()
-    );
+    assert_eq!(from_dir.iter().map(YearCalendar::year).collect::<Vec<_>>(), bundled.covered_years());
     for year in &from_dir {
         assert_eq!(year.file(), bundled.year(year.year()).unwrap().file());
     }
@@ -351,28 +283,16 @@ fn load_dir_replaces_a_bundled_year_and_adds_one() {
     // A local arrangement for 2026: one local holiday on Monday 03-02, nothing else.
     fs::write(
         dir.join("2026.json"),
-        year_json(
-            2026,
-            r#"{"date": "2026-03-02", "kind": "holiday", "name": "地方假日"}"#,
-        ),
+        year_json(2026, r#"{"date": "2026-03-02", "kind": "holiday", "name": "地方假日"}"#),
     )
     .unwrap();
     // A test year 2027 (not the real arrangement): only 01-01 off.
-    fs::write(
-        dir.join("2027.json"),
-        year_json(
-            2027,
-            r#"{"date": "2027-01-01", "kind": "holiday", "name": "元旦"}"#,
-        ),
-    )
-    .unwrap();
+    fs::write(dir.join("2027.json"), year_json(2027, r#"{"date": "2027-01-01", "kind": "holiday", "name": "元旦"}"#))
+        .unwrap();
     fs::write(dir.join("README.txt"), "not data").unwrap();
 
     let cal = Calendar::load_dir(&dir).unwrap();
-    assert_eq!(
-        cal.covered_years(),
-        vec![2008, 2012, 2020, 2021, 2022, 2023, 2024, 2025, 2026, 2027]
-    );
+    assert_eq!(cal.covered_years(), vec![2008, 2012, 2020, 2021, 2022, 2023, 2024, 2025, 2026, 2027]);
     let y2026 = cal.year(2026).unwrap();
     assert_eq!(y2026.origin(), dir.join("2026.json").display().to_string());
     assert_eq!(cal.is_working_day(d(2026, 3, 2)), Ok(false));
@@ -388,8 +308,7 @@ fn load_dir_replaces_a_bundled_year_and_adds_one() {
 
 #[test]
 fn read_dir_errors_name_the_file() {
-    let missing =
-        std::env::temp_dir().join(format!("civicflow-calendar-{}-missing", std::process::id()));
+    let missing = std::env::temp_dir().join(format!("civicflow-calendar-{}-missing", std::process::id()));
     let err = read_dir(&missing).unwrap_err();
     assert_eq!(err.code(), "CAL005");
     assert!(err.to_string().starts_with(&missing.display().to_string()));
@@ -400,10 +319,7 @@ fn read_dir_errors_name_the_file() {
     assert_eq!(err.code(), "CAL004");
     assert_eq!(
         err.to_string(),
-        format!(
-            "{}: a calendar file is named after its year: YYYY.json",
-            dir.join("local.json").display()
-        )
+        format!("{}: a calendar file is named after its year: YYYY.json", dir.join("local.json").display())
     );
     fs::remove_dir_all(&dir).unwrap();
 
@@ -411,9 +327,7 @@ fn read_dir_errors_name_the_file() {
     fs::write(dir.join("2025.json"), year_json(2024, "")).unwrap();
     let err = read_dir(&dir).unwrap_err();
     assert_eq!(err.code(), "CAL004");
-    assert!(err
-        .to_string()
-        .ends_with(": the file is named 2025 but holds year 2024"));
+    assert!(err.to_string().ends_with(": the file is named 2025 but holds year 2024"));
     fs::remove_dir_all(&dir).unwrap();
 
     let dir = temp_dir("badjson");
@@ -427,10 +341,7 @@ fn read_dir_errors_name_the_file() {
 
 #[test]
 fn makeup_workday_on_a_weekday_is_refused() {
-    let text = year_json(
-        2026,
-        r#"{"date": "2026-09-21", "kind": "makeup_workday", "name": "国庆节"}"#,
-    );
+    let text = year_json(2026, r#"{"date": "2026-09-21", "kind": "makeup_workday", "name": "国庆节"}"#);
     let err = YearCalendar::parse(&text, "local/2026.json").unwrap_err();
     assert_eq!(err.code(), "CAL004");
     assert_eq!(
@@ -442,10 +353,7 @@ fn makeup_workday_on_a_weekday_is_refused() {
 
 #[test]
 fn entries_outside_the_year_or_twice_are_refused() {
-    let text = year_json(
-        2026,
-        r#"{"date": "2025-12-31", "kind": "holiday", "name": "元旦"}"#,
-    );
+    let text = year_json(2026, r#"{"date": "2025-12-31", "kind": "holiday", "name": "元旦"}"#);
     assert_eq!(
         YearCalendar::parse(&text, "f").unwrap_err().to_string(),
         "f: entry 2025-12-31 is not in 2026: a file holds the dates of its own year only"
@@ -453,9 +361,7 @@ fn entries_outside_the_year_or_twice_are_refused() {
     let twice = r#"{"date": "2026-10-01", "kind": "holiday", "name": "国庆节"},
                    {"date": "2026-10-01", "kind": "holiday", "name": "国庆节"}"#;
     assert_eq!(
-        YearCalendar::parse(&year_json(2026, twice), "f")
-            .unwrap_err()
-            .to_string(),
+        YearCalendar::parse(&year_json(2026, twice), "f").unwrap_err().to_string(),
         "f: entry 2026-10-01 is listed twice"
     );
 }
@@ -465,10 +371,7 @@ fn a_file_without_a_source_is_refused() {
     let text = r#"{"year": 2026, "source": {"notices": []}, "entries": []}"#;
     let err = YearCalendar::parse(text, "f").unwrap_err();
     assert_eq!(err.code(), "CAL004");
-    assert_eq!(
-        err.to_string(),
-        "f: source.notices is empty: name the notice (通知) the arrangement comes from"
-    );
+    assert_eq!(err.to_string(), "f: source.notices is empty: name the notice (通知) the arrangement comes from");
     let no_source = r#"{"year": 2026, "entries": []}"#;
     let err = YearCalendar::parse(no_source, "f").unwrap_err();
     assert_eq!(err.code(), "CAL003");
@@ -477,47 +380,20 @@ fn a_file_without_a_source_is_refused() {
 
 #[test]
 fn unknown_fields_and_kinds_are_refused() {
-    let typo = year_json(
-        2026,
-        r#"{"date": "2026-10-01", "kind": "holiday", "nmae": "国庆节"}"#,
-    );
-    assert_eq!(
-        YearCalendar::parse(&typo, "f").unwrap_err().code(),
-        "CAL003"
-    );
-    let kind = year_json(
-        2026,
-        r#"{"date": "2026-10-01", "kind": "rest", "name": "国庆节"}"#,
-    );
-    assert_eq!(
-        YearCalendar::parse(&kind, "f").unwrap_err().code(),
-        "CAL003"
-    );
+    let typo = year_json(2026, r#"{"date": "2026-10-01", "kind": "holiday", "nmae": "国庆节"}"#);
+    assert_eq!(YearCalendar::parse(&typo, "f").unwrap_err().code(), "CAL003");
+    let kind = year_json(2026, r#"{"date": "2026-10-01", "kind": "rest", "name": "国庆节"}"#);
+    assert_eq!(YearCalendar::parse(&kind, "f").unwrap_err().code(), "CAL003");
 }
 
 #[test]
 fn error_codes_are_stable() {
     let errors = [
-        CalendarError::YearNotCovered {
-            year: 2019,
-            covered: vec![],
-        },
-        CalendarError::OutOfRange {
-            date: d(2026, 1, 1),
-            days: 1,
-        },
-        CalendarError::Parse {
-            origin: String::new(),
-            message: String::new(),
-        },
-        CalendarError::InvalidData {
-            origin: String::new(),
-            message: String::new(),
-        },
-        CalendarError::Io {
-            path: PathBuf::new(),
-            message: String::new(),
-        },
+        CalendarError::YearNotCovered { year: 2019, covered: vec![] },
+        CalendarError::OutOfRange { date: d(2026, 1, 1), days: 1 },
+        CalendarError::Parse { origin: String::new(), message: String::new() },
+        CalendarError::InvalidData { origin: String::new(), message: String::new() },
+        CalendarError::Io { path: PathBuf::new(), message: String::new() },
     ];
     let codes: Vec<_> = errors.iter().map(CalendarError::code).collect();
     assert_eq!(codes, ["CAL001", "CAL002", "CAL003", "CAL004", "CAL005"]);

@@ -69,7 +69,8 @@ impl Program {
 /// Time zones the engine accepts: IANA names of zones with one fixed offset, or `±HH:MM`.
 pub fn parse_offset(tz: &str) -> Result<FixedOffset, String> {
     let hours = match tz {
-        "Asia/Shanghai" | "Asia/Chongqing" | "Asia/Harbin" | "Asia/Urumqi" | "PRC" | "Asia/Hong_Kong" | "Asia/Macau" | "Asia/Taipei" => Some(8),
+        "Asia/Shanghai" | "Asia/Chongqing" | "Asia/Harbin" | "Asia/Urumqi" | "PRC" | "Asia/Hong_Kong"
+        | "Asia/Macau" | "Asia/Taipei" => Some(8),
         "UTC" | "Etc/UTC" => Some(0),
         _ => None,
     };
@@ -185,7 +186,8 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
         Event::Delegated { node, from, to } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 let from_actor = n.acts.iter().find(|a| a.actor.principal == *from).map(|a| a.actor.clone());
-                let actor = from_actor.unwrap_or(Actor { principal: from.clone(), office: String::new(), role: String::new() });
+                let actor =
+                    from_actor.unwrap_or(Actor { principal: from.clone(), office: String::new(), role: String::new() });
                 n.delegations.insert(to.clone(), actor);
             }
         }
@@ -446,14 +448,26 @@ impl<'a> Decision<'a> {
         }
     }
 
-    fn env<'s>(&'s self, key: &str, form: Option<&'s BTreeMap<String, Value>>, vote: Option<&'s BTreeMap<String, Value>>) -> NodeEnv<'s> {
+    fn env<'s>(
+        &'s self,
+        key: &str,
+        form: Option<&'s BTreeMap<String, Value>>,
+        vote: Option<&'s BTreeMap<String, Value>>,
+    ) -> NodeEnv<'s> {
         let n = self.state.nodes.get(key);
         let def = n.and_then(|n| self.ctx.program.node(&n.def));
         let element = match (n.and_then(|n| n.element.as_ref()), def.and_then(|d| d.for_each.as_ref())) {
             (Some(v), Some(fe)) => Some((fe.var.as_str(), v)),
             _ => None,
         };
-        NodeEnv { state: &self.state, calendar: self.ctx.calendar, offset: self.ctx.program.offset, element, form, vote }
+        NodeEnv {
+            state: &self.state,
+            calendar: self.ctx.calendar,
+            offset: self.ctx.program.offset,
+            element,
+            form,
+            vote,
+        }
     }
 
     fn start(&mut self, given: &BTreeMap<String, Value>) -> Result<(), Refusal> {
@@ -464,17 +478,23 @@ impl<'a> Decision<'a> {
         for name in given.keys() {
             if !policy.params.iter().any(|p| p.id == *name) {
                 let known: Vec<&str> = policy.params.iter().map(|p| p.id.as_str()).collect();
-                return Err(Refusal::BadParam { param: name.clone(), problem: format!("this policy has no such parameter (it has {})", known.join(", ")) });
+                return Err(Refusal::BadParam {
+                    param: name.clone(),
+                    problem: format!("this policy has no such parameter (it has {})", known.join(", ")),
+                });
             }
         }
         let mut params = BTreeMap::new();
         for p in &policy.params {
             match given.get(&p.id).or(p.default.as_ref()) {
                 Some(v) => {
-                    rules::check_type(&p.ty, v).map_err(|problem| Refusal::BadParam { param: p.id.clone(), problem })?;
+                    rules::check_type(&p.ty, v)
+                        .map_err(|problem| Refusal::BadParam { param: p.id.clone(), problem })?;
                     params.insert(p.id.clone(), v.clone());
                 }
-                None => return Err(Refusal::BadParam { param: p.id.clone(), problem: format!("is required ({})", p.ty) }),
+                None => {
+                    return Err(Refusal::BadParam { param: p.id.clone(), problem: format!("is required ({})", p.ty) })
+                }
             }
         }
         let values = eval::derived_values(policy, &params).map_err(eval_refusal)?;
@@ -518,10 +538,16 @@ impl<'a> Decision<'a> {
                             }
                         }
                         // Groups (phases, calls, fan-out templates) complete with their members.
-                        let is_template = def.for_each.is_some() && self.state.nodes.get(&key).is_some_and(|n| n.element.is_none());
+                        let is_template =
+                            def.for_each.is_some() && self.state.nodes.get(&key).is_some_and(|n| n.element.is_none());
                         if matches!(def.kind, NodeKind::Phase | NodeKind::Call) || is_template {
                             let members = self.members(&key, def, is_template);
-                            if members.iter().all(|m| self.state.nodes.get(m).is_none_or(|x| matches!(x.status, NodeStatus::Done | NodeStatus::Skipped))) {
+                            if members.iter().all(|m| {
+                                self.state
+                                    .nodes
+                                    .get(m)
+                                    .is_none_or(|x| matches!(x.status, NodeStatus::Done | NodeStatus::Skipped))
+                            }) {
                                 self.emit(Event::Completed { node: key.clone(), outcome: Outcome::Done });
                                 changed = true;
                             }
@@ -534,14 +560,9 @@ impl<'a> Decision<'a> {
                 break;
             }
         }
-        let top_done = self
-            .ctx
-            .program
-            .policy
-            .nodes
-            .iter()
-            .filter(|n| n.parent.is_none())
-            .all(|n| self.state.nodes.get(&n.id).is_some_and(|x| matches!(x.status, NodeStatus::Done | NodeStatus::Skipped)));
+        let top_done = self.ctx.program.policy.nodes.iter().filter(|n| n.parent.is_none()).all(|n| {
+            self.state.nodes.get(&n.id).is_some_and(|x| matches!(x.status, NodeStatus::Done | NodeStatus::Skipped))
+        });
         if top_done && self.state.status == Status::Running {
             self.emit(Event::InstanceCompleted);
         }
@@ -570,7 +591,12 @@ impl<'a> Decision<'a> {
 
     fn members(&self, key: &str, def: &ir::Node, is_template: bool) -> Vec<String> {
         if is_template {
-            self.state.nodes.iter().filter(|(k, n)| n.def == def.id && n.element.is_some() && k.as_str() != key).map(|(k, _)| k.clone()).collect()
+            self.state
+                .nodes
+                .iter()
+                .filter(|(k, n)| n.def == def.id && n.element.is_some() && k.as_str() != key)
+                .map(|(k, _)| k.clone())
+                .collect()
         } else {
             self.ctx.program.children(&def.id).to_vec()
         }
@@ -595,7 +621,10 @@ impl<'a> Decision<'a> {
             match (d.status, dep.outcome, d.outcome) {
                 (NodeStatus::Done, None, _) | (NodeStatus::Skipped, None, _) => {}
                 (NodeStatus::Done, Some(want), Some(got)) => {
-                    let ok = matches!((want, got), (ir::Outcome::Approved, Outcome::Approved) | (ir::Outcome::Rejected, Outcome::Rejected));
+                    let ok = matches!(
+                        (want, got),
+                        (ir::Outcome::Approved, Outcome::Approved) | (ir::Outcome::Rejected, Outcome::Rejected)
+                    );
                     if !ok {
                         return Readiness::Skip(format!("`{}` was not {}", dep.node, outcome_word(want)));
                     }
@@ -659,10 +688,12 @@ impl<'a> Decision<'a> {
         let env = self.env(key, None, None);
         let (base, span, roll) = match d {
             ir::Deadline::AfterOpen { span, roll } => (start.with_timezone(&offset).date_naive(), *span, *roll),
-            ir::Deadline::AfterDone { node, span, roll } => match self.state.nodes.get(node).and_then(|n| n.closed_at) {
-                Some(at) => (at.with_timezone(&offset).date_naive(), *span, *roll),
-                None => return Ok(None),
-            },
+            ir::Deadline::AfterDone { node, span, roll } => {
+                match self.state.nodes.get(node).and_then(|n| n.closed_at) {
+                    Some(at) => (at.with_timezone(&offset).date_naive(), *span, *roll),
+                    None => return Ok(None),
+                }
+            }
             ir::Deadline::At { date } => {
                 let day = date_of(eval::eval(date, &env).map_err(eval_refusal)?)?;
                 let end = day.succ_opt().ok_or_else(|| Refusal::Evaluation { message: "date out of range".into() })?;
@@ -686,7 +717,12 @@ impl<'a> Decision<'a> {
             return Err(Refusal::UnknownStep { node: key.to_string() });
         };
         let NodeKind::Step(kind) = def.kind else {
-            return Err(Refusal::WrongAction { node: key.into(), kind: "phase".into(), action: action.name().into(), allowed: vec![] });
+            return Err(Refusal::WrongAction {
+                node: key.into(),
+                kind: "phase".into(),
+                action: action.name().into(),
+                allowed: vec![],
+            });
         };
         // Entitlement first: an office that may not act learns nothing more (403).
         let acting = self.entitled(key, def, actor, action)?;
@@ -699,7 +735,12 @@ impl<'a> Decision<'a> {
             return Err(Refusal::StepNotOpen { node: key.into(), status });
         }
         self.in_window(key)?;
-        let act = |name: &str, text: Option<String>| Act { actor: acting.clone(), action: name.to_string(), at: self.now, text };
+        let act = |name: &str, text: Option<String>| Act {
+            actor: acting.clone(),
+            action: name.to_string(),
+            at: self.now,
+            text,
+        };
         let text = comment.map(str::to_string);
         match action {
             Action::Urge { message } => {
@@ -709,7 +750,11 @@ impl<'a> Decision<'a> {
             }
             Action::Delegate { to } => {
                 if to.trim().is_empty() || *to == acting.principal {
-                    return Err(Refusal::BadField { node: key.into(), field: "to".into(), problem: "name another principal".into() });
+                    return Err(Refusal::BadField {
+                        node: key.into(),
+                        field: "to".into(),
+                        problem: "name another principal".into(),
+                    });
                 }
                 self.emit(Event::Delegated { node: key.into(), from: acting.principal.clone(), to: to.clone() });
                 return Ok(());
@@ -726,7 +771,11 @@ impl<'a> Decision<'a> {
         })?;
         match action {
             Action::SubmitForm { data } => {
-                let data = rules::check_form(def, data).map_err(|(field, problem)| Refusal::BadField { node: key.into(), field, problem })?;
+                let data = rules::check_form(def, data).map_err(|(field, problem)| Refusal::BadField {
+                    node: key.into(),
+                    field,
+                    problem,
+                })?;
                 for r in &def.requires {
                     let ok = eval::eval(&r.condition, &self.env(key, Some(&data), None)).map_err(eval_refusal)?;
                     if ok != Value::Bool(true) {
@@ -741,7 +790,11 @@ impl<'a> Decision<'a> {
             }
             Action::Complete { report } => {
                 if def.form.iter().any(|f| !f.optional) && self.state.nodes.get(key).is_some_and(|n| n.form.is_none()) {
-                    return Err(Refusal::BadField { node: key.into(), field: def.form.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", "), problem: "submit the form first".into() });
+                    return Err(Refusal::BadField {
+                        node: key.into(),
+                        field: def.form.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", "),
+                        problem: "submit the form first".into(),
+                    });
                 }
                 self.min_elapsed(key)?;
                 self.emit(Event::Acted { node: key.into(), act: act("complete", Some(report.clone())) });
@@ -752,7 +805,11 @@ impl<'a> Decision<'a> {
                 if def.rule == Some(ir::ApprovalRule::Sequence) {
                     if let Some(next) = rules::next_in_sequence(def, self.node_acts(key)) {
                         if next != acting.role {
-                            return Err(Refusal::NotYourTurn { node: key.into(), role: acting.role.clone(), next: next.into() });
+                            return Err(Refusal::NotYourTurn {
+                                node: key.into(),
+                                role: acting.role.clone(),
+                                next: next.into(),
+                            });
                         }
                     }
                 }
@@ -816,7 +873,11 @@ impl<'a> Decision<'a> {
             return Ok(actor.clone());
         }
         if let Some(from) = self.state.nodes.get(key).and_then(|n| n.delegations.get(&actor.principal)) {
-            return Ok(Actor { principal: actor.principal.clone(), office: actor.office.clone(), role: from.role.clone() });
+            return Ok(Actor {
+                principal: actor.principal.clone(),
+                office: actor.office.clone(),
+                role: from.role.clone(),
+            });
         }
         // Objections to a public notice and urging come from outside the listed roles.
         let open_to_all = matches!(action, Action::RaiseObjection { .. } | Action::Urge { .. })
@@ -842,7 +903,11 @@ impl<'a> Decision<'a> {
                 }
             }
             let is_copy = n.element.is_some() && k != n.def;
-            cur = if is_copy { Some(n.def.clone()) } else { self.ctx.program.node(&n.def).and_then(|d| d.parent.clone()) };
+            cur = if is_copy {
+                Some(n.def.clone())
+            } else {
+                self.ctx.program.node(&n.def).and_then(|d| d.parent.clone())
+            };
         }
         Ok(())
     }
@@ -850,7 +915,10 @@ impl<'a> Decision<'a> {
     fn min_elapsed(&self, key: &str) -> Result<(), Refusal> {
         if let Some(until) = self.state.nodes.get(key).and_then(|n| n.min_until) {
             if self.now < until {
-                return Err(Refusal::MinDurationNotElapsed { node: key.into(), until: local(until, self.ctx.program.offset) });
+                return Err(Refusal::MinDurationNotElapsed {
+                    node: key.into(),
+                    until: local(until, self.ctx.program.offset),
+                });
             }
         }
         Ok(())
@@ -858,7 +926,8 @@ impl<'a> Decision<'a> {
 
     fn not_twice(&self, key: &str, actor: &Actor, _what: &str) -> Result<(), Refusal> {
         let done = self.node_acts(key).iter().any(|a| {
-            matches!(a.action.as_str(), "approve" | "reject" | "file" | "opinion") && (a.actor.principal == actor.principal || a.actor.role == actor.role)
+            matches!(a.action.as_str(), "approve" | "reject" | "file" | "opinion")
+                && (a.actor.principal == actor.principal || a.actor.role == actor.role)
         });
         if done {
             return Err(Refusal::AlreadyActed { node: key.into(), principal: actor.principal.clone() });
@@ -883,7 +952,8 @@ impl<'a> Decision<'a> {
 
     fn withdraw(&mut self, key: &str, actor: &Actor) -> Result<(), Refusal> {
         let acts = self.node_acts(key);
-        let Some(last_own) = acts.iter().rposition(|a| a.actor.principal == actor.principal && a.action != "urge") else {
+        let Some(last_own) = acts.iter().rposition(|a| a.actor.principal == actor.principal && a.action != "urge")
+        else {
             return Err(Refusal::NothingToWithdraw { node: key.into(), principal: actor.principal.clone() });
         };
         if acts.iter().skip(last_own + 1).any(|a| a.action != "urge") {
@@ -935,10 +1005,14 @@ impl<'a> Decision<'a> {
             return Err(Refusal::NotEarlier { node: from.into(), target: target.into() });
         }
         let mut reset: Vec<String> = vec![target.to_string()];
-        reset.extend(after.into_iter().filter(|k| self.state.nodes.get(k).is_some_and(|n| n.status != NodeStatus::Waiting)));
+        reset.extend(
+            after.into_iter().filter(|k| self.state.nodes.get(k).is_some_and(|n| n.status != NodeStatus::Waiting)),
+        );
         // Copies of a fan-out node that is reset are dropped by `apply` and made again.
-        let reopened: Vec<String> =
-            ancestors.into_iter().filter(|a| self.state.nodes.get(a).is_some_and(|n| n.status == NodeStatus::Done)).collect();
+        let reopened: Vec<String> = ancestors
+            .into_iter()
+            .filter(|a| self.state.nodes.get(a).is_some_and(|n| n.status == NodeStatus::Done))
+            .collect();
         self.emit(Event::Returned { from: from.into(), to: target.into(), reason: reason.into(), reset, reopened });
         Ok(())
     }
@@ -999,8 +1073,12 @@ impl<'a> Decision<'a> {
         for a in &def.on_breach {
             match a {
                 ir::BreachAction::Overdue => {}
-                ir::BreachAction::Escalate { role } => self.emit(Event::Escalated { node: key.into(), role: role.clone(), due_at: due }),
-                ir::BreachAction::Notify { role } => self.emit(Event::Notified { node: key.into(), role: role.clone(), due_at: due }),
+                ir::BreachAction::Escalate { role } => {
+                    self.emit(Event::Escalated { node: key.into(), role: role.clone(), due_at: due })
+                }
+                ir::BreachAction::Notify { role } => {
+                    self.emit(Event::Notified { node: key.into(), role: role.clone(), due_at: due })
+                }
                 ir::BreachAction::Reject => {
                     if def.kind == NodeKind::Step(StepKind::Approval) {
                         self.finish_approval(key, def, Outcome::Rejected)?;

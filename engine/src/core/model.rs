@@ -89,11 +89,26 @@ pub struct Tally {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "command")]
 pub enum Command {
-    Start { actor: Actor, params: BTreeMap<String, Value> },
-    Act { actor: Actor, node: String, action: Action, comment: Option<String> },
+    Start {
+        actor: Actor,
+        params: BTreeMap<String, Value>,
+    },
+    Act {
+        actor: Actor,
+        node: String,
+        action: Action,
+        comment: Option<String>,
+    },
     /// A timer is due: the timer service delivers it.
-    Fire { node: String, kind: TimerKind, at: DateTime<Utc> },
-    Cancel { actor: Actor, reason: String },
+    Fire {
+        node: String,
+        kind: TimerKind,
+        at: DateTime<Utc>,
+    },
+    Cancel {
+        actor: Actor,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -213,39 +228,104 @@ pub struct State {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum Event {
-    Started { params: BTreeMap<String, Value>, values: BTreeMap<String, Value>, nodes: Vec<(String, String, Option<Value>)> },
+    Started {
+        params: BTreeMap<String, Value>,
+        values: BTreeMap<String, Value>,
+        nodes: Vec<(String, String, Option<Value>)>,
+    },
     /// Fan-out copies made when their node was about to open.
-    Expanded { def: String, copies: Vec<(String, Value)> },
+    Expanded {
+        def: String,
+        copies: Vec<(String, Value)>,
+    },
     Opened {
         node: String,
         window: Option<(DateTime<Utc>, DateTime<Utc>)>,
         due_at: Option<DateTime<Utc>>,
         min_until: Option<DateTime<Utc>>,
     },
-    Skipped { node: String, reason: String },
+    Skipped {
+        node: String,
+        reason: String,
+    },
     /// An act that does not by itself complete the step.
-    Acted { node: String, act: Act },
-    FormRecorded { node: String, data: BTreeMap<String, Value> },
-    VoteRecorded { node: String, result: VoteResult },
-    ObjectionRaised { node: String, act: Act },
-    Withdrawn { node: String, principal: String },
-    Delegated { node: String, from: String, to: String },
-    Urged { node: String, act: Act },
-    Completed { node: String, outcome: Outcome },
+    Acted {
+        node: String,
+        act: Act,
+    },
+    FormRecorded {
+        node: String,
+        data: BTreeMap<String, Value>,
+    },
+    VoteRecorded {
+        node: String,
+        result: VoteResult,
+    },
+    ObjectionRaised {
+        node: String,
+        act: Act,
+    },
+    Withdrawn {
+        node: String,
+        principal: String,
+    },
+    Delegated {
+        node: String,
+        from: String,
+        to: String,
+    },
+    Urged {
+        node: String,
+        act: Act,
+    },
+    Completed {
+        node: String,
+        outcome: Outcome,
+    },
     /// 退回: `to` reopens; `reset` (what came after it) waits again; `reopened` (phases that
     /// hold `to`) are open again.
-    Returned { from: String, to: String, reason: String, reset: Vec<String>, reopened: Vec<String> },
-    DeadlineSet { node: String, due_at: DateTime<Utc> },
-    Reminded { node: String, due_at: DateTime<Utc> },
+    Returned {
+        from: String,
+        to: String,
+        reason: String,
+        reset: Vec<String>,
+        reopened: Vec<String>,
+    },
+    DeadlineSet {
+        node: String,
+        due_at: DateTime<Utc>,
+    },
+    Reminded {
+        node: String,
+        due_at: DateTime<Utc>,
+    },
     /// The deadline passed with the step still open (超期).
-    Overdue { node: String, due_at: DateTime<Utc> },
+    Overdue {
+        node: String,
+        due_at: DateTime<Utc>,
+    },
     /// 追究责任: the breach is escalated to the accountable role, at the moment it occurs.
-    Escalated { node: String, role: String, due_at: DateTime<Utc> },
-    Notified { node: String, role: String, due_at: DateTime<Utc> },
-    WindowClosed { node: String, at: DateTime<Utc> },
+    Escalated {
+        node: String,
+        role: String,
+        due_at: DateTime<Utc>,
+    },
+    Notified {
+        node: String,
+        role: String,
+        due_at: DateTime<Utc>,
+    },
+    WindowClosed {
+        node: String,
+        at: DateTime<Utc>,
+    },
     InstanceCompleted,
-    InstanceRejected { node: String },
-    Cancelled { reason: String },
+    InstanceRejected {
+        node: String,
+    },
+    Cancelled {
+        reason: String,
+    },
 }
 
 impl Event {

@@ -23,48 +23,117 @@ pub enum Refusal {
     AlreadyStarted,
     NotStarted,
     /// The instance is completed, rejected or cancelled.
-    InstanceClosed { status: String },
-    UnknownStep { node: String },
+    InstanceClosed {
+        status: String,
+    },
+    UnknownStep {
+        node: String,
+    },
     /// The step is waiting, done or skipped.
-    StepNotOpen { node: String, status: String },
-    NotEntitled { node: String, role: String, allowed: Vec<String> },
+    StepNotOpen {
+        node: String,
+        status: String,
+    },
+    NotEntitled {
+        node: String,
+        role: String,
+        allowed: Vec<String>,
+    },
     /// The role may act, but not in the actor's name (a principal acts for itself or by delegation).
-    AlreadyActed { node: String, principal: String },
+    AlreadyActed {
+        node: String,
+        principal: String,
+    },
     /// R1.1: acting before the window opens.
-    WindowNotOpen { node: String, opens: String },
+    WindowNotOpen {
+        node: String,
+        opens: String,
+    },
     /// R1.1: acting after the window closed.
-    WindowClosed { node: String, closed: String },
+    WindowClosed {
+        node: String,
+        closed: String,
+    },
     /// The action does not apply to this kind of step (e.g. rejecting a filing, R2.18).
-    WrongAction { node: String, kind: String, action: String, allowed: Vec<&'static str> },
+    WrongAction {
+        node: String,
+        kind: String,
+        action: String,
+        allowed: Vec<&'static str>,
+    },
     /// A required parameter is missing or has the wrong type.
-    BadParam { param: String, problem: String },
+    BadParam {
+        param: String,
+        problem: String,
+    },
     /// A form field is missing, unknown or of the wrong type.
-    BadField { node: String, field: String, problem: String },
+    BadField {
+        node: String,
+        field: String,
+        problem: String,
+    },
     /// A `require` rule of the form failed: its own message.
-    RuleFailed { node: String, message: String },
+    RuleFailed {
+        node: String,
+        message: String,
+    },
     /// A vote without its quorum (R2.14, R2.16).
-    QuorumNotMet { node: String, rule: String, detail: String },
+    QuorumNotMet {
+        node: String,
+        rule: String,
+        detail: String,
+    },
     /// The slate does not have the number of candidates the rule needs (R2.11, R2.12, R2.17).
-    SlateRule { node: String, rule: String, detail: String },
+    SlateRule {
+        node: String,
+        rule: String,
+        detail: String,
+    },
     /// Counts that cannot be true (more ballots than voters …).
-    InconsistentCounts { node: String, detail: String },
+    InconsistentCounts {
+        node: String,
+        detail: String,
+    },
     /// The minimum duration (公示期) has not passed.
-    MinDurationNotElapsed { node: String, until: String },
+    MinDurationNotElapsed {
+        node: String,
+        until: String,
+    },
     /// A reason is required (rejection, return, cancellation).
-    ReasonRequired { action: String },
+    ReasonRequired {
+        action: String,
+    },
     /// `return` to a step that does not come before.
-    NotEarlier { node: String, target: String },
-    NothingToWithdraw { node: String, principal: String },
+    NotEarlier {
+        node: String,
+        target: String,
+    },
+    NothingToWithdraw {
+        node: String,
+        principal: String,
+    },
     /// Someone else acted after; the act can no longer be withdrawn.
-    TooLateToWithdraw { node: String },
+    TooLateToWithdraw {
+        node: String,
+    },
     /// A deadline needs a year the working-day calendar does not cover.
-    Calendar { message: String },
+    Calendar {
+        message: String,
+    },
     /// An expression of the policy could not be evaluated (a missing value …).
-    Evaluation { message: String },
+    Evaluation {
+        message: String,
+    },
     /// A timer that is no longer relevant (its step moved on).
-    StaleTimer { node: String },
+    StaleTimer {
+        node: String,
+    },
     /// Under a `sequence` rule, another role approves first.
-    NotYourTurn { node: String, role: String, next: String },
+    NotYourTurn {
+        node: String,
+        role: String,
+        next: String,
+    },
 }
 
 impl Refusal {
@@ -131,7 +200,9 @@ impl fmt::Display for Refusal {
                 write!(f, "role `{role}` may not act on step `{node}`; it is for {}", list(allowed))
             }
             Refusal::AlreadyActed { node, principal } => write!(f, "`{principal}` has already acted on step `{node}`"),
-            Refusal::WindowNotOpen { node, opens } => write!(f, "step `{node}` cannot be acted on before {opens} (its window)"),
+            Refusal::WindowNotOpen { node, opens } => {
+                write!(f, "step `{node}` cannot be acted on before {opens} (its window)")
+            }
             Refusal::WindowClosed { node, closed } => write!(f, "the window of step `{node}` closed at {closed}"),
             Refusal::WrongAction { node, kind, action, allowed } => {
                 write!(f, "`{action}` does not apply to step `{node}`, a {kind} step; it takes {}", list(allowed))
@@ -139,14 +210,26 @@ impl fmt::Display for Refusal {
             Refusal::BadParam { param, problem } => write!(f, "parameter `{param}`: {problem}"),
             Refusal::BadField { node, field, problem } => write!(f, "step `{node}`, field `{field}`: {problem}"),
             Refusal::RuleFailed { node, message } => write!(f, "step `{node}`: {message}"),
-            Refusal::QuorumNotMet { node, rule, detail } => write!(f, "vote `{node}` is not valid: the quorum is `{rule}`; {detail}"),
-            Refusal::SlateRule { node, rule, detail } => write!(f, "vote `{node}`: the slate must satisfy `{rule}`; {detail}"),
+            Refusal::QuorumNotMet { node, rule, detail } => {
+                write!(f, "vote `{node}` is not valid: the quorum is `{rule}`; {detail}")
+            }
+            Refusal::SlateRule { node, rule, detail } => {
+                write!(f, "vote `{node}`: the slate must satisfy `{rule}`; {detail}")
+            }
             Refusal::InconsistentCounts { node, detail } => write!(f, "vote `{node}`: {detail}"),
-            Refusal::MinDurationNotElapsed { node, until } => write!(f, "step `{node}` cannot end before {until} (its minimum duration)"),
+            Refusal::MinDurationNotElapsed { node, until } => {
+                write!(f, "step `{node}` cannot end before {until} (its minimum duration)")
+            }
             Refusal::ReasonRequired { action } => write!(f, "`{action}` needs a reason"),
-            Refusal::NotEarlier { node, target } => write!(f, "step `{node}` cannot return to `{target}`, which does not come before it"),
-            Refusal::NothingToWithdraw { node, principal } => write!(f, "`{principal}` has no act on step `{node}` to withdraw"),
-            Refusal::TooLateToWithdraw { node } => write!(f, "someone acted on step `{node}` since; the act can no longer be withdrawn"),
+            Refusal::NotEarlier { node, target } => {
+                write!(f, "step `{node}` cannot return to `{target}`, which does not come before it")
+            }
+            Refusal::NothingToWithdraw { node, principal } => {
+                write!(f, "`{principal}` has no act on step `{node}` to withdraw")
+            }
+            Refusal::TooLateToWithdraw { node } => {
+                write!(f, "someone acted on step `{node}` since; the act can no longer be withdrawn")
+            }
             Refusal::Calendar { message } => f.write_str(message),
             Refusal::Evaluation { message } => write!(f, "the policy could not be evaluated: {message}"),
             Refusal::StaleTimer { node } => write!(f, "the timer of step `{node}` no longer applies"),

@@ -43,7 +43,10 @@ pub fn allowed(kind: StepKind, action: &Action) -> Result<(), Vec<&'static str>>
 pub fn check_type(ty: &Type, v: &Value) -> Result<(), String> {
     let ok = match (ty, v) {
         (Type::Int, Value::Number(n)) => n.is_integer(),
-        (Type::Decimal, Value::Number(_)) | (Type::Text, Value::Text(_)) | (Type::Date, Value::Date(_)) | (Type::Bool, Value::Bool(_)) => true,
+        (Type::Decimal, Value::Number(_))
+        | (Type::Text, Value::Text(_))
+        | (Type::Date, Value::Date(_))
+        | (Type::Bool, Value::Bool(_)) => true,
         (Type::Duration, Value::Duration(_)) => true,
         (Type::List { of }, Value::List(items)) => {
             for i in items {
@@ -91,8 +94,10 @@ pub fn check_form(def: &ir::Node, data: &BTreeMap<String, Value>) -> Result<BTre
 pub fn approval_outcome(def: &ir::Node, acts: &[Act]) -> Option<Outcome> {
     let roles = &def.roles;
     let n = roles.len();
-    let approved: BTreeSet<&str> = acts.iter().filter(|a| a.action == "approve").map(|a| a.actor.role.as_str()).collect();
-    let rejected: BTreeSet<&str> = acts.iter().filter(|a| a.action == "reject").map(|a| a.actor.role.as_str()).collect();
+    let approved: BTreeSet<&str> =
+        acts.iter().filter(|a| a.action == "approve").map(|a| a.actor.role.as_str()).collect();
+    let rejected: BTreeSet<&str> =
+        acts.iter().filter(|a| a.action == "reject").map(|a| a.actor.role.as_str()).collect();
     let a = approved.len();
     let r = rejected.len();
     let pending = n.saturating_sub(a + r);
@@ -116,7 +121,9 @@ pub fn approval_outcome(def: &ir::Node, acts: &[Act]) -> Option<Outcome> {
     };
     if met(a) {
         Some(Outcome::Approved)
-    } else if r > 0 && (matches!(rule, ApprovalRule::All | ApprovalRule::Sequence | ApprovalRule::Any) || !met(a + pending)) {
+    } else if r > 0
+        && (matches!(rule, ApprovalRule::All | ApprovalRule::Sequence | ApprovalRule::Any) || !met(a + pending))
+    {
         // A veto under 会签, a chain or 或签; otherwise once the rule can no longer be met.
         Some(Outcome::Rejected)
     } else {
@@ -172,9 +179,14 @@ pub fn vote(key: &str, rules: &ir::VoteRules, counts: &VoteCounts, base: &dyn En
             .and_then(|i| u64::try_from(i).ok())
             .ok_or_else(|| Refusal::Evaluation { message: format!("{what} is `{v}`, not a count") })
     };
-    let eligible = as_count(eval::eval(&rules.eligible, base).map_err(|e| Refusal::Evaluation { message: e.to_string() })?, "eligible")?;
+    let eligible = as_count(
+        eval::eval(&rules.eligible, base).map_err(|e| Refusal::Evaluation { message: e.to_string() })?,
+        "eligible",
+    )?;
     let seats = match &rules.seats {
-        Some(s) => Some(as_count(eval::eval(s, base).map_err(|e| Refusal::Evaluation { message: e.to_string() })?, "seats")?),
+        Some(s) => {
+            Some(as_count(eval::eval(s, base).map_err(|e| Refusal::Evaluation { message: e.to_string() })?, "seats")?)
+        }
         None => None,
     };
     let bad = |detail: String| Refusal::InconsistentCounts { node: key.into(), detail };
@@ -211,11 +223,15 @@ pub fn vote(key: &str, rules: &ir::VoteRules, counts: &VoteCounts, base: &dyn En
     let env = VoteEnv { base, vars };
     if let Some(q) = &rules.quorum {
         if !holds(q, &env)? {
-            let mut detail = format!("{} present and {} ballots cast of {eligible} entitled", counts.present, counts.cast);
+            let mut detail =
+                format!("{} present and {} ballots cast of {eligible} entitled", counts.present, counts.cast);
             for var in ["present", "cast"] {
                 if references(q, var) {
                     if let Some(need) = minimum_for(q, &env, var, eligible)? {
-                        detail.push_str(&format!("; at least {need} {} needed", if var == "present" { "present" } else { "ballots" }));
+                        detail.push_str(&format!(
+                            "; at least {need} {} needed",
+                            if var == "present" { "present" } else { "ballots" }
+                        ));
                     }
                     break;
                 }
@@ -225,7 +241,8 @@ pub fn vote(key: &str, rules: &ir::VoteRules, counts: &VoteCounts, base: &dyn En
     }
     if let Some(s) = &rules.slate {
         if !holds(s, &env)? {
-            let detail = format!("{candidates} candidates for {} seats", seats.map_or("the".to_string(), |s| s.to_string()));
+            let detail =
+                format!("{candidates} candidates for {} seats", seats.map_or("the".to_string(), |s| s.to_string()));
             return Err(Refusal::SlateRule { node: key.into(), rule: civicflow_dsl::render::expr(s), detail });
         }
     }
@@ -243,7 +260,12 @@ pub fn vote(key: &str, rules: &ir::VoteRules, counts: &VoteCounts, base: &dyn En
         elected.truncate(usize::try_from(s).unwrap_or(usize::MAX));
     }
     elected.sort_by_key(|e| e.2);
-    Ok(VoteResult { eligible, seats, counts: counts.clone(), elected: elected.into_iter().map(|e| e.0.to_string()).collect() })
+    Ok(VoteResult {
+        eligible,
+        seats,
+        counts: counts.clone(),
+        elected: elected.into_iter().map(|e| e.0.to_string()).collect(),
+    })
 }
 
 /// The smallest value of `var` (others as entered) that meets the rule, by binary search over

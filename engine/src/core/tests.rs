@@ -40,13 +40,25 @@ fn r1_1_acting_outside_the_window_is_refused() {
     let mut s = sim(WINDOWED, "2008-03-10 09:00");
     s.start(&[]).unwrap();
     let early = s.act("领导小组", "具体实施阶段/选聘", Action::Complete { report: "done".into() }).unwrap_err();
-    assert_eq!(early, Refusal::WindowNotOpen { node: "具体实施阶段/选聘".into(), opens: "2008-03-11 00:00 +08:00".into() });
-    assert_eq!(early.to_string(), "step `具体实施阶段/选聘` cannot be acted on before 2008-03-11 00:00 +08:00 (its window)");
+    assert_eq!(
+        early,
+        Refusal::WindowNotOpen { node: "具体实施阶段/选聘".into(), opens: "2008-03-11 00:00 +08:00".into() }
+    );
+    assert_eq!(
+        early.to_string(),
+        "step `具体实施阶段/选聘` cannot be acted on before 2008-03-11 00:00 +08:00 (its window)"
+    );
     s.advance_to("2008-03-21 08:00").unwrap();
     // The window closed at the end of 03-20: the closing is recorded when it happens.
-    assert!(s.history.iter().any(|(e, at)| matches!(e, Event::WindowClosed { .. }) && *at == utc("2008-03-20T16:00:00Z")));
+    assert!(s
+        .history
+        .iter()
+        .any(|(e, at)| matches!(e, Event::WindowClosed { .. }) && *at == utc("2008-03-20T16:00:00Z")));
     let late = s.act("领导小组", "具体实施阶段/选聘", Action::Complete { report: "done".into() }).unwrap_err();
-    assert_eq!(late, Refusal::WindowClosed { node: "具体实施阶段/选聘".into(), closed: "2008-03-21 00:00 +08:00".into() });
+    assert_eq!(
+        late,
+        Refusal::WindowClosed { node: "具体实施阶段/选聘".into(), closed: "2008-03-21 00:00 +08:00".into() }
+    );
 }
 
 #[test]
@@ -111,7 +123,10 @@ fn r2_12_a_slate_smaller_than_seats_times_six_fifths_is_refused() {
     let mut s = sim(VOTE, "2012-04-10 09:00");
     s.start(&[("党员人数", int(100))]).unwrap();
     let r = s.act("社区党组织", "党员大会", counts(90, 90, 0, &[("甲", 60), ("乙", 50)])).unwrap_err();
-    assert_eq!(r.to_string(), "vote `党员大会`: the slate must satisfy `candidates >= ceil(seats * 6 / 5)`; 2 candidates for 2 seats");
+    assert_eq!(
+        r.to_string(),
+        "vote `党员大会`: the slate must satisfy `candidates >= ceil(seats * 6 / 5)`; 2 candidates for 2 seats"
+    );
 }
 
 #[test]
@@ -250,7 +265,8 @@ fn r2_8_a_form_rule_refuses_with_its_message() {
     s.start(&[]).unwrap();
     let r = s.act("社区党组织", "提名", form(&[("党员联名", int(9))])).unwrap_err();
     assert_eq!(r.to_string(), "step `提名`: 联名提名需至少10名党员");
-    let r = s.act("社区党组织", "提名", form(&[("党员联名", civicflow_dsl::value::Value::Text("十".into()))])).unwrap_err();
+    let r =
+        s.act("社区党组织", "提名", form(&[("党员联名", civicflow_dsl::value::Value::Text("十".into()))])).unwrap_err();
     assert_eq!(r.to_string(), "step `提名`, field `党员联名`: expected int, got `十`");
     s.act("社区党组织", "提名", form(&[("党员联名", int(10))])).unwrap();
     assert_eq!(s.status_of("资格审查"), Some(NodeStatus::Open));
@@ -278,7 +294,10 @@ fn a_rejection_returns_to_the_earlier_step_and_an_objection_reopens_the_review()
     assert_eq!(s.status_of("公示"), Some(NodeStatus::Open), "3 days from 03-22 09:00 end on 03-25 09:00");
     s.advance_to("2012-03-25 09:00").unwrap();
     assert_eq!(s.status_of("公示"), Some(NodeStatus::Done));
-    assert_eq!(s.history.iter().rev().find(|(e, _)| matches!(e, Event::Completed { node, .. } if node == "公示")).map(|x| x.1), Some(utc("2012-03-25T01:00:00Z")));
+    assert_eq!(
+        s.history.iter().rev().find(|(e, _)| matches!(e, Event::Completed { node, .. } if node == "公示")).map(|x| x.1),
+        Some(utc("2012-03-25T01:00:00Z"))
+    );
     assert_eq!(s.status_of("选举"), Some(NodeStatus::Open));
     assert_eq!(s.replayed(), s.state);
 }
@@ -344,7 +363,8 @@ policy survey {
   step 方案: approval { by 领导小组 after 调查 }
 }"#;
     let mut s = sim(src, "2008-01-10 09:00");
-    let list = civicflow_dsl::value::Value::List(vec![crate::sim::text("甲"), crate::sim::text("乙"), crate::sim::text("丙")]);
+    let list =
+        civicflow_dsl::value::Value::List(vec![crate::sim::text("甲"), crate::sim::text("乙"), crate::sim::text("丙")]);
     s.start(&[("社区列表", list)]).unwrap();
     let copies: Vec<&String> = s.state.nodes.keys().filter(|k| k.starts_with("调查[")).collect();
     assert_eq!(copies, ["调查[0]", "调查[1]", "调查[2]"]);

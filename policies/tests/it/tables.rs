@@ -30,12 +30,7 @@ fn text(v: &Value) -> String {
 
 #[test]
 fn r2_4_party_organisation_type_and_size_at_50_51_99_100_members() {
-    let cases = [
-        (50, "党支部", 3, 5),
-        (51, "党总支", 5, 7),
-        (99, "党总支", 5, 7),
-        (100, "党委", 7, 9),
-    ];
+    let cases = [(50, "党支部", 3, 5), (51, "党总支", 5, 7), (99, "党总支", 5, 7), (100, "党委", 7, 9)];
     for (members, kind, low, high) in cases {
         let v = election_values(members, 2000, 20);
         assert_eq!(text(&v["党组织类型"]), kind, "{members} members");
