@@ -1,0 +1,107 @@
+//! Architecture invariants of ARCHITECTURE.md, checked by reading the sources (rust-analyzer's
+//! tidy tests): the one-way dependency rule and the purity of the language crate and of the
+//! engine's core.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The names in a manifest's `[dependencies]` table (not dev-dependencies).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in manifest.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_deps = t == "[dependencies]";
+            continue;
+        }
+        if in_deps {
+            if let Some((name, _)) = t.split_once(['=', '.']) {
+                if !name.trim().is_empty() && !name.trim().starts_with('#') {
+                    out.push(name.trim().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_language_crate_does_no_io_and_knows_no_server() {
+    let deps = dependencies(&read("dsl/Cargo.toml"));
+    for forbidden in ["tokio", "sqlx", "axum", "tower", "hyper", "reqwest", "civicflow-engine", "civicflow"] {
+        assert!(!deps.contains(&forbidden.to_string()), "dsl/Cargo.toml depends on `{forbidden}`");
+    }
+    for f in rust_files(&root().join("dsl/src")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for needle in ["std::fs", "std::net", "SystemTime", "Utc::now", "Local::now", "std::env"] {
+                assert!(!line.contains(needle), "{}:{}: `{needle}` in the language crate", f.display(), i + 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn dependencies_point_one_way() {
+    // api → engine → dsl; policies depend on nothing at run time.
+    let dsl = dependencies(&read("dsl/Cargo.toml"));
+    assert!(!dsl.iter().any(|d| d.starts_with("civicflow")), "dsl depends on {dsl:?}");
+    let engine = dependencies(&read("engine/Cargo.toml"));
+    assert!(!engine.contains(&"civicflow".to_string()), "engine depends on the api crate");
+    assert!(!engine.contains(&"civicflow-policies".to_string()), "engine depends on the bundled policies");
+    let policies = dependencies(&read("policies/Cargo.toml"));
+    assert!(policies.is_empty(), "policies has run-time dependencies: {policies:?}");
+}
+
+#[test]
+fn the_engine_core_reads_no_clock_and_does_no_io() {
+    for f in rust_files(&root().join("engine/src/core")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for needle in
+                ["sqlx", "tokio", "SystemTime", "Utc::now", "Local::now", "std::fs", "std::net", "rand::", "std::env"]
+            {
+                assert!(!line.contains(needle), "{}:{}: `{needle}` in the pure core", f.display(), i + 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_module_file_says_what_it_is_for() {
+    for dir in ["dsl/src", "engine/src", "api/src"] {
+        for f in rust_files(&root().join(dir)) {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name == "tests.rs" || f.components().any(|c| c.as_os_str() == "tests") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(text.trim_start().starts_with("//!"), "{} does not start with a `//!` module comment", f.display());
+        }
+    }
+}
