@@ -163,7 +163,8 @@ impl<'a> Printer<'a> {
         let sub = match node {
             Node::Item(Item::Phase(ph)) => Some(Sub::Items(&ph.items, Layout::Dense)),
             Node::Item(Item::Procedure(pr)) => Some(Sub::Items(&pr.items, Layout::Top)),
-            Node::Item(Item::Step(st)) if st.has_block => Some(Sub::Clauses(&st.clauses)),
+            // (A step with clauses gets a block even if a hand-made tree says it has none.)
+            Node::Item(Item::Step(st)) if st.has_block || !st.clauses.is_empty() => Some(Sub::Clauses(&st.clauses)),
             Node::Item(Item::Clause(Clause { kind: ClauseKind::Form(f), .. }))
             | Node::Clause(Clause { kind: ClauseKind::Form(f), .. }) => Some(Sub::Form(f)),
             _ => None,
@@ -238,7 +239,7 @@ fn group(item: &Item) -> u8 {
 fn is_block(item: &Item) -> bool {
     match item {
         Item::Procedure(_) | Item::Phase(_) => true,
-        Item::Step(s) => s.has_block,
+        Item::Step(s) => s.has_block || !s.clauses.is_empty(),
         _ => false,
     }
 }
