@@ -162,7 +162,7 @@ impl Code {
     pub fn explanation(self) -> &'static str {
         match self {
             Code::E0001 => "The parser could not read the file from this point. The message lists what it expected. Parsing stops at the first such error; fix it and run the check again to see the rest.",
-            Code::E0002 => "Expressions and blocks may nest at most 64 levels deep, so that no input can exhaust the parser. Real policies need far fewer; name intermediate values with `let` or move steps into a `procedure`.",
+            Code::E0002 => "Brackets and blocks may nest at most 64 levels deep, and one expression may be at most 256 operators or branches deep, so that no input can exhaust the parser's stack. Real policies need far fewer; name intermediate values with `let` or move steps into a `procedure`.",
             Code::E0101 => "Roles, templates, procedures, values (params, consts, lets), form fields and steps/phases each live in one namespace per policy or procedure. A second declaration of the same name is refused, because a reference to it would be ambiguous.",
             Code::E0102 => "`by`, `escalate` and `notify` name roles (offices or bodies). Every role must be declared at the top of the policy with `role NAME`, so that a typo cannot silently create an office nobody holds.",
             Code::E0103 => "`after`, `return`, `due … after` and `start()`/`end()` name steps or phases of the same policy or procedure. Check the spelling; a step inside a procedure is only visible inside it.",

@@ -8,9 +8,10 @@
 //!   line it opens, `}` on a line of its own; an empty block is `{}`;
 //! - single spaces around binary operators, `a, b` in lists; a `match` puts one arm per line with
 //!   a trailing comma; `else { if … }` is written `else if …`;
-//! - at the top of a policy or a procedure, a blank line between groups of declarations (headers;
-//!   `param`/`const`/`let`; roles; templates; procedures; phases and steps; `recur`) and around
-//!   every block (phase, procedure, step with a block); none inside phases, steps and forms;
+//! - in a policy, a procedure or a phase, a blank line between groups of declarations (headers;
+//!   `param`/`const`/`let`; roles; templates; procedures; a phase's clauses; phases and steps;
+//!   `recur`) and around every block (phase, procedure, step with a block); none inside steps
+//!   and forms;
 //! - strings re-escaped (`\"` `\\` `\n` `\t` `\r`), `"""…"""` strings verbatim, numbers, dates and
 //!   patterns as written, a step without a block left without one.
 //!
@@ -56,9 +57,9 @@ const INDENT: &str = "  ";
 /// Blank lines between the items of a block, or none.
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
-    /// A policy or procedure body: blank lines between groups and around blocks.
+    /// A policy, procedure or phase body: blank lines between groups and around blocks.
     Top,
-    /// A phase, step or form: no blank lines.
+    /// A step or form: no blank lines.
     Dense,
 }
 
@@ -161,7 +162,7 @@ impl<'a> Printer<'a> {
     fn node(&mut self, node: &Node<'a>, indent: usize, limit: usize) {
         let span = node.span();
         let sub = match node {
-            Node::Item(Item::Phase(ph)) => Some(Sub::Items(&ph.items, Layout::Dense)),
+            Node::Item(Item::Phase(ph)) => Some(Sub::Items(&ph.items, Layout::Top)),
             Node::Item(Item::Procedure(pr)) => Some(Sub::Items(&pr.items, Layout::Top)),
             // (A step with clauses gets a block even if a hand-made tree says it has none.)
             Node::Item(Item::Step(st)) if st.has_block || !st.clauses.is_empty() => Some(Sub::Clauses(&st.clauses)),
@@ -231,8 +232,10 @@ fn group(item: &Item) -> u8 {
         Item::Role(_) => 2,
         Item::Template(_) => 3,
         Item::Procedure(_) => 4,
-        Item::Phase(_) | Item::Step(_) | Item::Clause(_) => 5,
+        Item::Phase(_) | Item::Step(_) => 5,
         Item::Recur(_) => 6,
+        // A phase's own clauses (`window`, `after`) come before its steps.
+        Item::Clause(_) => 7,
     }
 }
 

@@ -99,13 +99,16 @@ policy election {
   phase 选前准备 "选前准备" {
     // 窗口
     window 开始 .. 开始 + 10 days
+
     phase 内层 {
       step 告知: filing
+
       step 张榜: publicity {
         min 3 days
         on objection return 告知
       }
     }
+
     step 提名: task {
       by 社区党组织
       form {
@@ -117,6 +120,7 @@ policy election {
       }
       // 步骤末尾
     } // 提名之后
+
     step 资格审查: approval {
       by 街道党工委, 社区党组织
       rule >= 2/3
@@ -126,9 +130,11 @@ policy election {
       on breach escalate 街道党工委, overdue
       on rejected return 提名
     }
+
     step 调用: call 子程序 {
       with 名单 = 社区列表
     }
+
     step 空: meeting {}
   }
 
