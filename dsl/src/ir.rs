@@ -405,12 +405,12 @@ pub enum Pattern {
 }
 
 impl Policy {
-    /// The canonical encoding: JSON with object keys sorted, no insignificant white space.
+    /// The canonical encoding: compact JSON of the IR. It is deterministic by construction:
+    /// struct fields serialize in declaration order, the only maps are `BTreeMap`s (sorted), and
+    /// there are no floats. Reordering or renaming a field changes every hash, which the golden
+    /// snapshots in `policies/tests/it/snapshots/` make visible.
     pub fn canonical_json(&self) -> Vec<u8> {
-        let value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        let mut out = Vec::new();
-        write_canonical(&value, &mut out);
-        out
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// The version id: SHA-256 of the canonical encoding, as lower-case hex.
@@ -436,40 +436,5 @@ impl Policy {
             }
         }
         g
-    }
-}
-
-/// Writes JSON with object keys sorted by their UTF-8 bytes, whatever map type serde_json was
-/// built with (another crate in the build may turn on `preserve_order`).
-fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
-    use serde_json::Value as J;
-    match v {
-        J::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
-                out.push(b':');
-                if let Some(x) = map.get(*k) {
-                    write_canonical(x, out);
-                }
-            }
-            out.push(b'}');
-        }
-        J::Array(items) => {
-            out.push(b'[');
-            for (i, x) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(x, out);
-            }
-            out.push(b']');
-        }
-        other => out.extend_from_slice(other.to_string().as_bytes()),
     }
 }
