@@ -619,7 +619,13 @@ impl<'a> Decision<'a> {
         for dep in &def.after {
             let Some(d) = self.state.nodes.get(&dep.node) else { return Readiness::Wait };
             match (d.status, dep.outcome, d.outcome) {
-                (NodeStatus::Done, None, _) | (NodeStatus::Skipped, None, _) => {}
+                (NodeStatus::Done, None, _) => {}
+                // A step skipped by its own `when` is passed through; one on a branch not taken
+                // takes what waits for it along (R3.4: the other branch of 社区研判 never runs).
+                (NodeStatus::Skipped, None, _) if self.not_taken(&dep.node) => {
+                    return Readiness::Skip(format!("`{}` is on a branch not taken", dep.node))
+                }
+                (NodeStatus::Skipped, None, _) => {}
                 (NodeStatus::Done, Some(want), Some(got)) => {
                     let ok = matches!(
                         (want, got),
@@ -636,6 +642,28 @@ impl<'a> Decision<'a> {
             }
         }
         Readiness::Ready
+    }
+
+    /// Whether a skipped node lies on a branch not taken: it waited for an outcome that did not
+    /// happen, for such a node, or sits in such a phase. Not a node skipped by its own `when`.
+    fn not_taken(&self, key: &str) -> bool {
+        let Some(n) = self.state.nodes.get(key).filter(|n| n.status == NodeStatus::Skipped) else { return false };
+        let Some(def) = self.ctx.program.node(&n.def) else { return false };
+        if def.parent.as_deref().is_some_and(|p| self.not_taken(p)) {
+            return true;
+        }
+        def.after.iter().any(|dep| {
+            let Some(d) = self.state.nodes.get(&dep.node) else { return false };
+            match (dep.outcome, d.status, d.outcome) {
+                (Some(_), NodeStatus::Skipped, _) => true,
+                (Some(want), NodeStatus::Done, got) => !matches!(
+                    (want, got),
+                    (ir::Outcome::Approved, Some(Outcome::Approved)) | (ir::Outcome::Rejected, Some(Outcome::Rejected))
+                ),
+                (None, NodeStatus::Skipped, _) => self.not_taken(&dep.node),
+                _ => false,
+            }
+        })
     }
 
     fn open(&mut self, key: &str, def: &ir::Node) -> Result<(), Refusal> {
@@ -668,8 +696,16 @@ impl<'a> Decision<'a> {
             }
             None => None,
         };
-        // The clock starts when the step opens, or when its window opens if that is later.
-        let start = window.map_or(self.now, |(from, _)| from.max(self.now));
+        // The clock starts when the step opens, or when its window, or that of a phase around it
+        // (where it cannot be acted on before), opens if that is later (R1.1).
+        let mut start = window.map_or(self.now, |(from, _)| from.max(self.now));
+        let mut parent = def.parent.clone();
+        while let Some(p) = parent {
+            if let Some((from, _)) = self.state.nodes.get(&p).and_then(|n| n.window) {
+                start = start.max(from);
+            }
+            parent = self.ctx.program.node(&p).and_then(|n| n.parent.clone());
+        }
         let due_at = match &def.deadline {
             Some(d) => self.deadline(key, d, start)?,
             None => None,
@@ -789,19 +825,14 @@ impl<'a> Decision<'a> {
                 }
             }
             Action::Complete { report } => {
-                if def.form.iter().any(|f| !f.optional) && self.state.nodes.get(key).is_some_and(|n| n.form.is_none()) {
-                    return Err(Refusal::BadField {
-                        node: key.into(),
-                        field: def.form.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", "),
-                        problem: "submit the form first".into(),
-                    });
-                }
+                self.form_first(key, def)?;
                 self.min_elapsed(key)?;
                 self.emit(Event::Acted { node: key.into(), act: act("complete", Some(report.clone())) });
                 self.emit(Event::Completed { node: key.into(), outcome: Outcome::Done });
             }
             Action::Approve { comment: c } => {
                 self.not_twice(key, &acting, "approve")?;
+                self.form_first(key, def)?;
                 if def.rule == Some(ir::ApprovalRule::Sequence) {
                     if let Some(next) = rules::next_in_sequence(def, self.node_acts(key)) {
                         if next != acting.role {
@@ -824,6 +855,7 @@ impl<'a> Decision<'a> {
                     return Err(Refusal::ReasonRequired { action: "reject".into() });
                 }
                 self.not_twice(key, &acting, "reject")?;
+                self.form_first(key, def)?;
                 self.emit(Event::Acted { node: key.into(), act: act("reject", Some(reason.clone())) });
                 if let Some(outcome) = rules::approval_outcome(def, self.node_acts(key)) {
                     self.finish_approval(key, def, outcome)?;
@@ -831,6 +863,7 @@ impl<'a> Decision<'a> {
             }
             Action::File { comment: c } => {
                 self.not_twice(key, &acting, "file")?;
+                self.form_first(key, def)?;
                 self.emit(Event::Acted { node: key.into(), act: act("file", c.clone().or(text)) });
                 if rules::all_roles_did(def, self.node_acts(key), "file") {
                     self.emit(Event::Completed { node: key.into(), outcome: Outcome::Filed });
@@ -908,6 +941,19 @@ impl<'a> Decision<'a> {
             } else {
                 self.ctx.program.node(&n.def).and_then(|d| d.parent.clone())
             };
+        }
+        Ok(())
+    }
+
+    /// A step whose form has required fields is completed or decided only once the form, and so
+    /// its rules, are recorded (R2.13 on 委员备案, R3.1 on 准入审批).
+    fn form_first(&self, key: &str, def: &ir::Node) -> Result<(), Refusal> {
+        if def.form.iter().any(|f| !f.optional) && self.state.nodes.get(key).is_some_and(|n| n.form.is_none()) {
+            return Err(Refusal::BadField {
+                node: key.into(),
+                field: def.form.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", "),
+                problem: "submit the form first".into(),
+            });
         }
         Ok(())
     }

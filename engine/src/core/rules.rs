@@ -73,7 +73,8 @@ pub fn check_type(ty: &Type, v: &Value) -> Result<(), String> {
 /// Checks a submitted form against the step's fields: every required field present, every value
 /// of its type, no unknown field. Returns the data, or (field, problem).
 pub fn check_form(def: &ir::Node, data: &BTreeMap<String, Value>) -> Result<BTreeMap<String, Value>, (String, String)> {
-    if def.form.is_empty() {
+    // A step without a form (a meeting with nothing to record) takes an empty record.
+    if def.form.is_empty() && !data.is_empty() {
         return Err(("form".into(), "this step has no form".into()));
     }
     if let Some(extra) = data.keys().find(|k| !def.form.iter().any(|f| f.name == **k)) {

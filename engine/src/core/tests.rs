@@ -378,3 +378,117 @@ policy survey {
     assert_eq!(s.status_of("方案"), Some(NodeStatus::Open));
     assert_eq!(s.replayed(), s.state);
 }
+
+const BRANCHES: &str = r#"
+policy demand {
+  role 社区
+  role 部门
+  param 需评估: bool = false
+  step 受理: task { by 社区 }
+  step 评估: approval { by 社区 when 需评估 after 受理 }
+  step 研判: approval { by 社区 after 受理, 评估 }
+  step 办理: task { by 社区 after 研判 approved }
+  step 反馈: task { by 社区 after 办理 }
+  step 分流: task { by 部门 after 研判 rejected }
+  step 首办: task { by 部门 after 分流 }
+}"#;
+
+#[test]
+fn r3_4_a_branch_not_taken_is_skipped_with_what_follows_it() {
+    let mut s = sim(BRANCHES, "2012-05-07 09:00");
+    s.start(&[]).unwrap();
+    s.act("社区", "受理", Action::Complete { report: "已受理".into() }).unwrap();
+    // Skipped by its own `when`: what waits for it goes on.
+    assert_eq!(s.status_of("评估"), Some(NodeStatus::Skipped));
+    s.act("社区", "研判", approve()).unwrap();
+    assert_eq!(s.status_of("办理"), Some(NodeStatus::Open));
+    assert_eq!(s.status_of("分流"), Some(NodeStatus::Skipped));
+    // The department's steps wait for the other branch: they never open.
+    assert_eq!(s.status_of("首办"), Some(NodeStatus::Skipped));
+    assert!(s
+        .history
+        .iter()
+        .any(|(e, _)| *e == Event::Skipped { node: "首办".into(), reason: "`分流` is on a branch not taken".into() }));
+    s.act("社区", "办理", Action::Complete { report: "已修复".into() }).unwrap();
+    s.act("社区", "反馈", Action::Complete { report: "已告知".into() }).unwrap();
+    assert_eq!(s.state.status, Status::Completed);
+    assert_eq!(s.replayed(), s.state);
+
+    let mut s = sim(BRANCHES, "2012-05-07 09:00");
+    s.start(&[]).unwrap();
+    s.act("社区", "受理", Action::Complete { report: "已受理".into() }).unwrap();
+    s.act("社区", "研判", reject("社区无法解决")).unwrap();
+    assert_eq!(s.status_of("反馈"), Some(NodeStatus::Skipped));
+    assert_eq!(s.status_of("首办"), Some(NodeStatus::Waiting));
+}
+
+const PHASED: &str = r#"
+policy pilot {
+  role 领导小组
+  phase 调查 {
+    window 2008-01-02 .. 2008-02-01
+    step 方案: approval { by 领导小组 }
+  }
+  phase 准备 {
+    after 调查
+    window 2008-02-02 .. 2008-03-09
+    step 成立中心: task { by 领导小组 due 10 workdays }
+  }
+}"#;
+
+#[test]
+fn r1_1_a_deadline_counts_from_the_window_of_the_phase_around_the_step() {
+    let mut s = sim(PHASED, "2008-01-20 09:00");
+    s.start(&[]).unwrap();
+    s.act("领导小组", "调查/方案", approve()).unwrap();
+    // The step opens with its phase on 01-20 but cannot be acted on before 02-02: its ten working
+    // days are 02-03 (make-up Sunday), 02-04, 02-05, then after the Spring Festival 02-13 … 02-21.
+    assert_eq!(s.status_of("准备/成立中心"), Some(NodeStatus::Open));
+    assert_eq!(s.state.nodes["准备/成立中心"].due_at, Some(utc("2008-02-21T16:00:00Z")));
+    s.advance_to("2008-02-02 09:00").unwrap();
+    assert!(!s.state.nodes["准备/成立中心"].overdue, "not overdue the moment it may be acted on");
+}
+
+#[test]
+fn a_meeting_without_a_form_is_recorded_with_an_empty_record() {
+    let src = "policy prep { role 领导小组 step 动员部署: meeting { by 领导小组 } }";
+    let mut s = sim(src, "2012-03-26 09:00");
+    s.start(&[]).unwrap();
+    let r = s.act("领导小组", "动员部署", form(&[("参会人数", int(30))])).unwrap_err();
+    assert_eq!(r.to_string(), "step `动员部署`, field `form`: this step has no form");
+    s.act("领导小组", "动员部署", form(&[])).unwrap();
+    assert_eq!(s.state.nodes["动员部署"].outcome, Some(Outcome::Done));
+    assert_eq!(s.state.status, Status::Completed);
+}
+
+const FORMED: &str = r#"
+policy results {
+  role 街道党工委
+  step 委员备案: filing {
+    by 街道党工委
+    form {
+      男性委员人数: int
+      require 男性委员人数 >= 1 else "R2.13 班子成员中至少有1名男性"
+    }
+  }
+  step 审批: approval { by 街道党工委 form { 审批意见: text } }
+}"#;
+
+#[test]
+fn r2_13_a_filing_or_approval_with_a_form_is_not_decided_before_its_form() {
+    let mut s = sim(FORMED, "2012-05-02 09:00");
+    s.start(&[]).unwrap();
+    let r = s.act("街道党工委", "委员备案", Action::File { comment: None }).unwrap_err();
+    assert_eq!(r.to_string(), "step `委员备案`, field `男性委员人数`: submit the form first");
+    let r = s.act("街道党工委", "委员备案", form(&[("男性委员人数", int(0))])).unwrap_err();
+    assert_eq!(r.to_string(), "step `委员备案`: R2.13 班子成员中至少有1名男性");
+    s.act("街道党工委", "委员备案", form(&[("男性委员人数", int(2))])).unwrap();
+    s.act("街道党工委", "委员备案", Action::File { comment: None }).unwrap();
+    assert_eq!(s.state.nodes["委员备案"].outcome, Some(Outcome::Filed));
+    assert_eq!(s.act("街道党工委", "审批", approve()).unwrap_err().code(), "R012");
+    assert_eq!(s.act("街道党工委", "审批", reject("不符合条件")).unwrap_err().code(), "R012");
+    s.act("街道党工委", "审批", form(&[("审批意见", crate::sim::text("同意"))])).unwrap();
+    s.act("街道党工委", "审批", approve()).unwrap();
+    assert_eq!(s.state.status, Status::Completed);
+    assert_eq!(s.replayed(), s.state);
+}
