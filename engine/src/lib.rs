@@ -5,6 +5,8 @@
 //! counted in working days (工作日) or rolled off a holiday depends on it, and it must refuse to
 //! answer for a year it has no data for rather than guess from weekdays.
 
+pub mod audit;
 pub mod calendar;
 pub mod core;
 pub mod sim;
+pub mod store;

@@ -1,0 +1,160 @@
+//! Helpers shared by the SQLite and PostgreSQL stores: commit checks, chaining, conversions,
+//! error mapping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{Commit, InstanceFilter, InstanceRecord, NewEvent, StoreError, StoredEvent, MAX_PAGE_SIZE};
+use crate::audit::{self, ChainedEvent, VerifyError};
+
+/// Checks what the database cannot: the commit's own consistency.
+pub(super) fn validate_commit(commit: &Commit) -> Result<(), StoreError> {
+    if commit.instance.is_empty() {
+        return Err(StoreError::Invalid("the commit names no instance".into()));
+    }
+    if let Some(event) = commit.events.iter().find(|e| e.kind.is_empty()) {
+        return Err(StoreError::Invalid(format!(
+            "an event of `{}` has an empty kind (actor `{}`)",
+            commit.instance, event.actor
+        )));
+    }
+    if let Some(timer) = commit.new_timers.iter().find(|t| t.instance != commit.instance) {
+        return Err(StoreError::Invalid(format!(
+            "a timer of instance `{}` in a commit to `{}`",
+            timer.instance, commit.instance
+        )));
+    }
+    Ok(())
+}
+
+/// The time a commit records as the instance's `updated_at`.
+pub(super) fn commit_time(commit: &Commit) -> DateTime<Utc> {
+    audit::truncate_to_micros(commit.events.iter().map(|e| e.at).max().unwrap_or_else(Utc::now))
+}
+
+/// Numbers and chains new events after the event with seq `version` and hash `prev`.
+pub(super) fn chain_events(instance: &str, version: u64, prev: [u8; 32], events: &[NewEvent]) -> Vec<StoredEvent> {
+    let mut prev = prev;
+    let mut seq = version;
+    events
+        .iter()
+        .map(|e| {
+            seq += 1;
+            let mut stored = StoredEvent {
+                instance: instance.to_owned(),
+                seq,
+                at: audit::truncate_to_micros(e.at),
+                actor: e.actor.clone(),
+                role: e.role.clone().filter(|r| !r.is_empty()),
+                kind: e.kind.clone(),
+                payload: e.payload.clone(),
+                prev_hash: hex::encode(prev),
+                hash: String::new(),
+            };
+            let hash = audit::event_hash(&prev, &stored.fields());
+            stored.hash = hex::encode(hash);
+            prev = hash;
+            stored
+        })
+        .collect()
+}
+
+/// Decodes a stored hex hash.
+pub(super) fn decode_hash(hex_hash: &str) -> Result<[u8; 32], StoreError> {
+    hex::decode(hex_hash)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("`{hex_hash}` is not a SHA-256 hash")))
+}
+
+/// Verifies a full log against the instance's version.
+pub(super) fn verify_log(version: u64, events: &[StoredEvent]) -> Result<u64, StoreError> {
+    audit::verify(events)?;
+    let count = events.len() as u64;
+    if count != version {
+        return Err(StoreError::ChainBroken(VerifyError {
+            seq: count.min(version) + 1,
+            field: audit::VerifyField::Seq,
+            expected: (count.min(version) + 1).to_string(),
+            found: if count < version { "missing".into() } else { (version + 1).to_string() },
+        }));
+    }
+    Ok(count)
+}
+
+/// Checks a page request.
+pub(super) fn page_bounds(filter: &InstanceFilter) -> Result<(i64, i64), StoreError> {
+    if filter.page == 0 || filter.page_size == 0 || filter.page_size > MAX_PAGE_SIZE {
+        return Err(StoreError::Invalid(format!(
+            "page {} of size {}: pages count from 1, sizes from 1 to {MAX_PAGE_SIZE}",
+            filter.page, filter.page_size
+        )));
+    }
+    let limit = i64::from(filter.page_size);
+    Ok((limit, (i64::from(filter.page) - 1) * limit))
+}
+
+/// Converts a stored non-negative integer.
+pub(super) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {value}")))
+}
+
+/// Converts a version or seq for the database.
+pub(super) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} {value} is out of range")))
+}
+
+/// Converts a lease to microseconds.
+pub(super) fn lease_micros(lease: Duration) -> Result<i64, StoreError> {
+    i64::try_from(lease.as_micros()).map_err(|_| StoreError::Invalid(format!("lease {lease:?} is out of range")))
+}
+
+pub(super) fn map_sqlx(err: sqlx::Error) -> StoreError {
+    use sqlx::Error as E;
+    match err {
+        E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::Protocol(_) => {
+            StoreError::Unavailable(Arc::new(err))
+        }
+        E::Database(ref db) => {
+            // 40001 serialization failure, 40P01 deadlock (PostgreSQL); 5 SQLITE_BUSY,
+            // 6 SQLITE_LOCKED (with extended codes, the low byte).
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let sqlite_busy = code.parse::<i64>().map(|c| matches!(c & 0xff, 5 | 6)).unwrap_or(false);
+            if code == "40001" || code == "40P01" || sqlite_busy {
+                StoreError::Transient(Arc::new(err))
+            } else {
+                StoreError::Database(Arc::new(err))
+            }
+        }
+        E::ColumnDecode { .. } | E::Decode(_) | E::ColumnNotFound(_) | E::TypeNotFound { .. } => {
+            StoreError::Corrupt(err.to_string())
+        }
+        other => StoreError::Database(Arc::new(other)),
+    }
+}
+
+pub(super) fn map_migrate(err: sqlx::migrate::MigrateError) -> StoreError {
+    StoreError::Migration(Arc::new(err))
+}
+
+/// The order in which a batch applies its commits: by instance id, stably (see
+/// [`super::Store::commit_many`]).
+pub(super) fn instance_order(commits: &[Commit]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..commits.len()).collect();
+    order.sort_by(|&a, &b| commits[a].instance.cmp(&commits[b].instance));
+    order
+}
+
+/// Checks the arguments of [`super::Store::create_instance`].
+pub(super) fn check_create(instance: &InstanceRecord, first: &Commit) -> Result<(), StoreError> {
+    if instance.version != 0 || first.expected_version != 0 || first.instance != instance.id {
+        return Err(StoreError::Invalid(format!(
+            "a new instance starts at version 0 with a first commit to itself \
+             (instance `{}` at {}, commit to `{}` at {})",
+            instance.id, instance.version, first.instance, first.expected_version
+        )));
+    }
+    Ok(())
+}

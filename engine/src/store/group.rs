@@ -1,0 +1,100 @@
+//! Group commit: one task takes the commits that arrive together and writes them with one
+//! [`Store::commit_many`] call (one transaction, one fsync), answering each caller on its own
+//! channel. With N callers waiting, the cost of the durable write is shared N ways, so
+//! throughput is not bounded by one fsync per command.
+//!
+//! The task also runs [`Store::checkpoint`] on an interval (for SQLite, `wal_checkpoint(RESTART)`
+//! keeps the WAL bounded); it runs between batches, so it never races a batch of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{self, Instant, MissedTickBehavior};
+
+use super::{Commit, Store, StoreError, StoredEvent};
+
+/// Settings of a [`GroupCommitter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCommitConfig {
+    /// The most commits in one batch.
+    pub max_batch: usize,
+    /// How many commits may wait in the queue before callers wait to enqueue (backpressure).
+    pub queue: usize,
+    /// How often to call [`Store::checkpoint`]; `None` never.
+    pub checkpoint_every: Option<Duration>,
+}
+
+/// A handle to the group-commit task. Cloning it is cheap; the task ends when the last handle is
+/// dropped, after it has answered every commit already queued.
+#[derive(Debug, Clone)]
+pub struct GroupCommitter {
+    queue: mpsc::Sender<Job>,
+}
+
+type Reply = oneshot::Sender<Result<Vec<StoredEvent>, StoreError>>;
+
+#[derive(Debug)]
+struct Job {
+    commit: Commit,
+    reply: Reply,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        GroupCommitConfig { max_batch: 256, queue: 4096, checkpoint_every: Some(Duration::from_secs(60)) }
+    }
+}
+
+impl GroupCommitter {
+    /// Starts the task on the current tokio runtime. The handle returned with it ends when the
+    /// last [`GroupCommitter`] is dropped and the queue is drained.
+    pub fn spawn(store: Arc<dyn Store>, config: GroupCommitConfig) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let task = tokio::spawn(run(store, config, rx));
+        (GroupCommitter { queue: tx }, task)
+    }
+
+    /// Commits through the next batch; the result is exactly what [`Store::commit`] would give.
+    pub async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Job { commit, reply }).await.map_err(|_| StoreError::Closed)?;
+        answer.await.unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Receiver<Job>) {
+    let max_batch = config.max_batch.max(1);
+    // An interval that never ticks when checkpoints are off keeps one select below.
+    let period = config.checkpoint_every.unwrap_or(Duration::from_secs(3600));
+    let mut ticker = time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let checkpoints = config.checkpoint_every.is_some();
+    loop {
+        tokio::select! {
+            job = rx.recv() => {
+                let Some(job) = job else { break };
+                let mut batch = vec![job];
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let (commits, replies): (Vec<Commit>, Vec<Reply>) =
+                    batch.into_iter().map(|job| (job.commit, job.reply)).unzip();
+                let results = store.commit_many(commits).await;
+                for (reply, result) in replies.into_iter().zip(results) {
+                    // A caller that stopped waiting has nothing to be told.
+                    let _ = reply.send(result);
+                }
+            }
+            _ = ticker.tick(), if checkpoints => {
+                // A failed checkpoint leaves the WAL longer until the next one; commits are not
+                // affected, so there is no one to report it to here.
+                let _ = store.checkpoint().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! Storage: the [`Store`] trait, its records, and the SQLite and PostgreSQL implementations.
+//!
+//! The store knows nothing of the core's types: an event is a record with a `kind` string and a
+//! JSON payload, an instance a row with a status string and a JSON snapshot. What the store
+//! guarantees is the shape of the data under concurrency and faults:
+//!
+//! - An instance's events are numbered 1, 2, 3, … without gaps, and each carries the audit-chain
+//!   hashes ([`crate::audit`]) that the store computes from the previous event's hash in the
+//!   same transaction that appends it. Events are never updated or deleted (both backends refuse
+//!   it with a trigger).
+//! - [`Store::commit`] is one transaction: it appends only if the instance is still at
+//!   `expected_version` (optimistic concurrency; otherwise [`StoreError::Conflict`] and nothing is
+//!   recorded), and in the same transaction updates the instance row, cancels and creates timers,
+//!   marks a fired timer under its fence, and records the idempotency key.
+//! - A timer fires exactly once: [`Store::claim_due_timers`] leases due timers and bumps their
+//!   `fence`; a commit that fires a timer names `(id, fence)` and fails whole with
+//!   [`StoreError::TimerLost`] unless that exact claim is still current. The lease only bounds how
+//!   long a crashed node's timers wait.
+//! - [`Store::commit_many`] commits a batch in one database transaction, one savepoint per
+//!   commit, so a batch costs one fsync and a failing commit fails alone. [`GroupCommitter`]
+//!   gathers concurrent callers' commits into such batches.
+//!
+//! Times are stored in whole microseconds (see [`crate::audit::truncate_to_micros`]).
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod common;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod group;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::audit::{ChainedEvent, EventFields, VerifyError};
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use group::{GroupCommitConfig, GroupCommitter};
+
+/// The largest page [`Store::list_instances`] returns.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// A published policy version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRecord {
+    /// The policy's name.
+    pub name: String,
+    /// The content hash of its compiled IR: identifies the version.
+    pub hash: String,
+    /// The version label the author wrote in the header.
+    pub version_label: String,
+    /// The DSL source text.
+    pub source: String,
+    /// The compiled graph IR.
+    pub ir: Value,
+    /// When it was first published.
+    pub published_at: DateTime<Utc>,
+}
+
+/// The result of [`Store::publish_policy`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// The stored record: the one just written, or the earlier one with the same name and hash.
+    pub record: PolicyRecord,
+    /// Whether this call wrote it.
+    pub created: bool,
+}
+
+/// An instance row: which policy version it runs and how far its log goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    /// The instance id.
+    pub id: String,
+    /// The policy's name.
+    pub policy_name: String,
+    /// The policy version (content hash) the instance runs; replay under another is refused.
+    pub policy_hash: String,
+    /// The seq of the last event (0 before the first).
+    pub version: u64,
+    /// The core's status word (e.g. `running`, `completed`).
+    pub status: String,
+    /// A cached fold of the events (the core's state), as of `version`.
+    pub snapshot: Value,
+    /// When the instance was created.
+    pub created_at: DateTime<Utc>,
+    /// When the last commit touched it.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// When it happened (stored in whole microseconds).
+    pub at: DateTime<Utc>,
+    /// The acting principal (or a system actor such as `timer`).
+    pub actor: String,
+    /// The role the principal acted in; `Some("")` is stored as `None`.
+    pub role: Option<String>,
+    /// The event kind; must not be empty.
+    pub kind: String,
+    /// The event data.
+    pub payload: Value,
+}
+
+/// An appended event with its place in the log and its chain hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The instance id.
+    pub instance: String,
+    /// Position in the instance's log, from 1.
+    pub seq: u64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The acting principal.
+    pub actor: String,
+    /// The role, if any.
+    pub role: Option<String>,
+    /// The event kind.
+    pub kind: String,
+    /// The event data.
+    pub payload: Value,
+    /// The previous event's hash (64 zeros for seq 1), lower-case hex.
+    pub prev_hash: String,
+    /// This event's chain hash, lower-case hex.
+    pub hash: String,
+}
+
+/// A timer to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTimer {
+    /// The instance it belongs to (must be the committing instance).
+    pub instance: String,
+    /// The graph node (step path) it belongs to; timers are cancelled by node.
+    pub node: String,
+    /// What the timer is (`deadline`, `reminder`, `window_opens`, …).
+    pub kind: String,
+    /// When it becomes due.
+    pub due_at: DateTime<Utc>,
+    /// Data for the core when it fires.
+    pub payload: Value,
+}
+
+/// Where a timer is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerState {
+    /// Waiting for its due time.
+    Pending,
+    /// Leased by a node that is firing it.
+    Claimed,
+    /// Fired (final).
+    Fired,
+    /// Cancelled before it fired (final).
+    Cancelled,
+}
+
+/// A timer row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRecord {
+    /// The timer id.
+    pub id: i64,
+    /// The instance it belongs to.
+    pub instance: String,
+    /// The graph node it belongs to.
+    pub node: String,
+    /// What the timer is.
+    pub kind: String,
+    /// When it becomes due.
+    pub due_at: DateTime<Utc>,
+    /// Its state.
+    pub state: TimerState,
+    /// The node holding (or last holding) the lease.
+    pub lease_owner: Option<String>,
+    /// When the current lease ends.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Bumped by every claim; a fire must name the current one.
+    pub fence: i64,
+    /// Data for the core when it fires.
+    pub payload: Value,
+}
+
+/// An idempotency record: the response to replay when the same principal retries the same key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotencyRecord {
+    /// The principal that sent the request.
+    pub principal: String,
+    /// The client's idempotency key.
+    pub key: String,
+    /// A hash of the request body, to tell a retry from a different request under the same key.
+    pub request_hash: String,
+    /// The response to replay.
+    pub response: Value,
+}
+
+/// One atomic step of an instance: events to append and everything that goes with them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Commit {
+    /// The instance id.
+    pub instance: String,
+    /// The version the caller decided on; the commit fails with [`StoreError::Conflict`]
+    /// unless the instance is still there.
+    pub expected_version: u64,
+    /// The events to append, numbered `expected_version + 1…`.
+    pub events: Vec<NewEvent>,
+    /// The instance's status after these events.
+    pub status: String,
+    /// The instance's snapshot after these events.
+    pub snapshot: Value,
+    /// Timers to create (state pending, fence 0).
+    pub new_timers: Vec<NewTimer>,
+    /// Nodes whose pending or claimed timers to cancel (before `new_timers` are created).
+    pub cancel_timers_for_nodes: Vec<String>,
+    /// A timer this commit fires, as `(timer id, fence)` from its claim.
+    pub fire: Option<(i64, i64)>,
+    /// The idempotency record to store with the commit.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// Filter and page for [`Store::list_instances`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceFilter {
+    /// Only instances of this policy (by name).
+    pub policy: Option<String>,
+    /// Only instances with this status.
+    pub status: Option<String>,
+    /// The page, from 1.
+    pub page: u32,
+    /// Instances per page, from 1 to [`MAX_PAGE_SIZE`].
+    pub page_size: u32,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items on this page, oldest first (by creation time, then id).
+    pub items: Vec<T>,
+    /// How many items match the filter in all.
+    pub total: u64,
+    /// The page number, from 1.
+    pub page: u32,
+    /// The page size asked for.
+    pub page_size: u32,
+}
+
+/// A type-erased, cloneable error source (a database driver's error, say).
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Everything a store can fail with. Each variant has a stable code ([`StoreError::code`]);
+/// messages never contain SQL. Driver errors are kept as the `source` for logs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The instance is no longer at the expected version: reload and decide again.
+    #[error("the instance changed meanwhile: it is now at version {current}")]
+    Conflict {
+        /// The instance's current version.
+        current: u64,
+    },
+    /// The fired timer is no longer claimed with this fence (its lease passed to another node,
+    /// or it was cancelled or fired).
+    #[error("timer {timer} is no longer held under fence {fence}")]
+    TimerLost {
+        /// The timer id.
+        timer: i64,
+        /// The fence the commit named.
+        fence: i64,
+    },
+    /// The idempotency key was already used by this principal.
+    #[error("idempotency key `{key}` was already used by `{principal}`")]
+    DuplicateKey {
+        /// The principal.
+        principal: String,
+        /// The key.
+        key: String,
+    },
+    /// No instance with this id.
+    #[error("no instance `{id}`")]
+    InstanceNotFound {
+        /// The instance id.
+        id: String,
+    },
+    /// An instance with this id exists already.
+    #[error("instance `{id}` already exists")]
+    InstanceExists {
+        /// The instance id.
+        id: String,
+    },
+    /// No such policy version.
+    #[error("no policy `{name}` with hash `{hash}`")]
+    PolicyNotFound {
+        /// The policy name.
+        name: String,
+        /// The policy hash.
+        hash: String,
+    },
+    /// The request breaks the store's contract (a caller bug).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    /// The instance's audit chain does not verify.
+    #[error(transparent)]
+    ChainBroken(#[from] VerifyError),
+    /// The database cannot be reached (connection refused, pool timed out or closed).
+    #[error("the database is unavailable")]
+    Unavailable(#[source] ErrorSource),
+    /// The database aborted the transaction for a reason that a retry may clear (serialization
+    /// failure, deadlock, busy).
+    #[error("the database asked for a retry")]
+    Transient(#[source] ErrorSource),
+    /// Stored data does not decode (a bad JSON text, an out-of-range number).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// Any other database failure.
+    #[error("the database failed")]
+    Database(#[source] ErrorSource),
+    /// Applying the schema migrations failed.
+    #[error("the database schema could not be migrated")]
+    Migration(#[source] ErrorSource),
+    /// The group committer's task has stopped.
+    #[error("the commit queue is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// The stable code of this error, e.g. `STORE001`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Conflict { .. } => "STORE001",
+            StoreError::TimerLost { .. } => "STORE002",
+            StoreError::DuplicateKey { .. } => "STORE003",
+            StoreError::InstanceNotFound { .. } => "STORE004",
+            StoreError::InstanceExists { .. } => "STORE005",
+            StoreError::PolicyNotFound { .. } => "STORE006",
+            StoreError::Invalid(_) => "STORE007",
+            StoreError::ChainBroken(_) => "STORE008",
+            StoreError::Unavailable(_) => "STORE009",
+            StoreError::Transient(_) => "STORE010",
+            StoreError::Corrupt(_) => "STORE011",
+            StoreError::Database(_) => "STORE012",
+            StoreError::Migration(_) => "STORE013",
+            StoreError::Closed => "STORE014",
+        }
+    }
+}
+
+/// The storage contract. Both implementations pass the same conformance suite
+/// (`engine/tests/it/store.rs`). Use it as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Publishes a policy version; idempotent on `(name, hash)`: publishing the same pair again
+    /// returns the stored record with `created: false` and changes nothing.
+    async fn publish_policy(&self, policy: PolicyRecord) -> Result<Published, StoreError>;
+
+    /// A policy version by hash, or the most recently published version of the name when `hash`
+    /// is `None`.
+    async fn get_policy(&self, name: &str, hash: Option<&str>) -> Result<Option<PolicyRecord>, StoreError>;
+
+    /// The latest version of every policy, by name.
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError>;
+
+    /// Every version of a policy, oldest first.
+    async fn policy_versions(&self, name: &str) -> Result<Vec<PolicyRecord>, StoreError>;
+
+    /// Creates an instance and commits its first batch in one transaction.
+    ///
+    /// `instance.version` must be 0, and `first.instance` must be `instance.id` with
+    /// `first.expected_version` 0. The row is written with `instance`'s policy and `created_at`;
+    /// its status, snapshot, version and `updated_at` then come from `first`, applied like any
+    /// [`Store::commit`] (events, timers, idempotency record). Fails with
+    /// [`StoreError::PolicyNotFound`] unless the policy version is published, and with
+    /// [`StoreError::InstanceExists`] if the id is taken.
+    async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Commits atomically (see [`Commit`] and the module documentation); returns the appended
+    /// events with their seq and hashes. On any error nothing is recorded.
+    ///
+    /// Order inside the transaction: the idempotency record ([`StoreError::DuplicateKey`]), the
+    /// version check ([`StoreError::Conflict`], [`StoreError::InstanceNotFound`]), the events,
+    /// the fired timer ([`StoreError::TimerLost`]), cancellations by node, new timers. The
+    /// instance's `updated_at` becomes the latest event time (the current time if there are no
+    /// events).
+    async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Commits a batch in one database transaction with a savepoint per commit: each commit
+    /// succeeds or fails alone, and the batch costs one durable write. Results are in the order
+    /// of `commits`. Commits are applied in the order of their instance ids (stably, so commits
+    /// to one instance keep their order), which keeps concurrent batches from deadlocking. If
+    /// the transaction itself fails, every commit fails.
+    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>>;
+
+    /// An instance row.
+    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError>;
+
+    /// Instances matching the filter, oldest first, one page.
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError>;
+
+    /// Up to `limit` events of an instance with seq greater than `after_seq`, in order.
+    async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The events of an instance up to a time, for replay `as_of`: the longest prefix of the log
+    /// whose events all happened at or before `at`.
+    async fn events_until(&self, instance: &str, at: DateTime<Utc>) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The idempotency record of a principal's key.
+    async fn get_idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Claims up to `limit` timers that are due (pending with `due_at <= now`) or whose lease
+    /// has expired (claimed with `lease_until <= now`), earliest due first: each is set to
+    /// claimed by `owner` until `now + lease`, with its fence bumped. `now` is `None` for the
+    /// database's clock (PostgreSQL's `now()`; for SQLite, an embedded database, the process's
+    /// clock), `Some` for a simulated clock. On PostgreSQL, concurrent claimers skip each other's
+    /// locked rows (`FOR UPDATE SKIP LOCKED`), so two nodes never claim one timer at once.
+    async fn claim_due_timers(
+        &self,
+        owner: &str,
+        now: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<TimerRecord>, StoreError>;
+
+    /// The timers of an instance that have not fired or been cancelled (pending or claimed),
+    /// earliest due first.
+    async fn pending_timers(&self, instance: &str) -> Result<Vec<TimerRecord>, StoreError>;
+
+    /// Recomputes the instance's audit chain from its stored events; returns how many events
+    /// were checked, or [`StoreError::ChainBroken`] naming the first event that does not match
+    /// (including events missing before the instance's version).
+    async fn verify(&self, instance: &str) -> Result<u64, StoreError>;
+
+    /// Periodic maintenance of the storage files; SQLite runs `wal_checkpoint(RESTART)` so the
+    /// WAL stays bounded. The [`GroupCommitter`] calls it on an interval. Default: nothing.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl TimerState {
+    /// The word stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerState::Pending => "pending",
+            TimerState::Claimed => "claimed",
+            TimerState::Fired => "fired",
+            TimerState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Reads the stored word.
+    pub fn parse(word: &str) -> Option<TimerState> {
+        match word {
+            "pending" => Some(TimerState::Pending),
+            "claimed" => Some(TimerState::Claimed),
+            "fired" => Some(TimerState::Fired),
+            "cancelled" => Some(TimerState::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TimerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Default for InstanceFilter {
+    fn default() -> Self {
+        InstanceFilter { policy: None, status: None, page: 1, page_size: 50 }
+    }
+}
+
+impl ChainedEvent for StoredEvent {
+    fn fields(&self) -> EventFields<'_> {
+        EventFields {
+            seq: self.seq,
+            instance: &self.instance,
+            at: self.at,
+            actor: &self.actor,
+            role: self.role.as_deref(),
+            kind: &self.kind,
+            payload: &self.payload,
+        }
+    }
+    fn prev_hash(&self) -> &str {
+        &self.prev_hash
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+}

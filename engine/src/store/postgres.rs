@@ -1,0 +1,655 @@
+//! The PostgreSQL store: for several nodes sharing one database.
+//!
+//! - A connection pool; every commit is one `READ COMMITTED` transaction. The version check is
+//!   an `UPDATE … WHERE version = $expected`: it takes the instance row's lock, so a concurrent
+//!   commit to the same instance waits, then sees the new version and fails with
+//!   [`StoreError::Conflict`].
+//! - Timers are claimed with `FOR UPDATE SKIP LOCKED`, so nodes claiming at the same time take
+//!   disjoint sets; due-ness is judged by the database's `now()` unless a simulated time is given.
+//! - The tables live in the first schema of the connection's `search_path` (the tests give each
+//!   run its own schema this way).
+//! - Times are `timestamptz` (microseconds), JSON is `jsonb`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Connection, Row};
+
+use super::common::{
+    chain_events, check_create, commit_time, decode_hash, instance_order, lease_micros, map_migrate, map_sqlx,
+    page_bounds, to_i64, to_u64, validate_commit, verify_log,
+};
+use super::{
+    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, Published, Store, StoreError,
+    StoredEvent, TimerRecord, TimerState,
+};
+use crate::audit::{truncate_to_micros, GENESIS};
+
+/// The pool size [`PgStore::connect`] uses.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+
+/// The PostgreSQL implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to a URL such as `postgres://postgres@127.0.0.1:5432/civicflow` and migrates.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(map_sqlx)?;
+        PgStore::connect_with(options, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// Connects with explicit options (for example a `search_path` in `options`) and migrates.
+    pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(map_sqlx)?;
+        PgStore::from_pool(pool).await
+    }
+
+    /// Uses an existing pool; runs the migrations (under PostgreSQL's advisory lock, so nodes
+    /// starting together migrate once).
+    pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(map_migrate)?;
+        Ok(PgStore { pool })
+    }
+
+    /// The pool, for maintenance and tests. Writing events through it bypasses the store's
+    /// guarantees.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.pool.begin().await.map_err(map_sqlx)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn publish_policy(&self, policy: PolicyRecord) -> Result<Published, StoreError> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            let inserted = sqlx::query(
+                "INSERT INTO policies (name, hash, version_label, source, ir, published_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name, hash) DO NOTHING",
+            )
+            .bind(&policy.name)
+            .bind(&policy.hash)
+            .bind(&policy.version_label)
+            .bind(&policy.source)
+            .bind(Json(&policy.ir))
+            .bind(truncate_to_micros(policy.published_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            let row = sqlx::query(
+                "SELECT name, hash, version_label, source, ir, published_at
+                 FROM policies WHERE name = $1 AND hash = $2",
+            )
+            .bind(&policy.name)
+            .bind(&policy.hash)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            Ok(Published { record: policy_row(&row)?, created: inserted == 1 })
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn get_policy(&self, name: &str, hash: Option<&str>) -> Result<Option<PolicyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, hash, version_label, source, ir, published_at FROM policies
+             WHERE name = $1 AND ($2::text IS NULL OR hash = $2)
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.as_ref().map(policy_row).transpose()
+    }
+
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (name) name, hash, version_label, source, ir, published_at
+             FROM policies ORDER BY name, id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(policy_row).collect()
+    }
+
+    async fn policy_versions(&self, name: &str) -> Result<Vec<PolicyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, hash, version_label, source, ir, published_at
+             FROM policies WHERE name = $1 ORDER BY id",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(policy_row).collect()
+    }
+
+    async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        check_create(&instance, &first)?;
+        validate_commit(&first)?;
+        let mut tx = self.begin().await?;
+        let result = async {
+            insert_idempotency(&mut tx, &first).await?;
+            let published: Option<i32> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = $1 AND hash = $2")
+                .bind(&instance.policy_name)
+                .bind(&instance.policy_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            if published.is_none() {
+                return Err(StoreError::PolicyNotFound {
+                    name: instance.policy_name.clone(),
+                    hash: instance.policy_hash.clone(),
+                });
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO instances
+                 (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+                 VALUES ($1, $2, $3, 0, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&instance.id)
+            .bind(&instance.policy_name)
+            .bind(&instance.policy_hash)
+            .bind(&instance.status)
+            .bind(Json(&instance.snapshot))
+            .bind(truncate_to_micros(instance.created_at))
+            .bind(truncate_to_micros(instance.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::InstanceExists { id: instance.id.clone() });
+            }
+            apply_body(&mut tx, &first).await
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        validate_commit(&commit)?;
+        let mut tx = self.begin().await?;
+        let result = apply_commit(&mut tx, &commit).await;
+        finish(tx, result).await
+    }
+
+    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+        let n = commits.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut tx = match self.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return vec![Err(e); n],
+        };
+        let mut results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>> = vec![None; n];
+        for i in instance_order(&commits) {
+            let commit = &commits[i];
+            if let Err(e) = validate_commit(commit) {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            match in_savepoint(&mut tx, commit).await {
+                Ok(result) => results[i] = Some(result),
+                Err(fatal) => {
+                    let _ = tx.rollback().await;
+                    return vec![Err(fatal); n];
+                }
+            }
+        }
+        let committed = tx.commit().await.map_err(map_sqlx);
+        results
+            .into_iter()
+            .map(|r| match (r, &committed) {
+                (Some(Ok(_)), Err(e)) => Err(e.clone()),
+                (Some(r), _) => r,
+                (None, _) => Err(StoreError::Invalid("a commit of the batch was skipped".into())),
+            })
+            .collect()
+    }
+
+    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+             FROM instances WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.as_ref().map(instance_row).transpose()
+    }
+
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
+        let (limit, offset) = page_bounds(filter)?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM instances
+             WHERE ($1::text IS NULL OR policy_name = $1) AND ($2::text IS NULL OR status = $2)",
+        )
+        .bind(&filter.policy)
+        .bind(&filter.status)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let rows = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+             FROM instances
+             WHERE ($1::text IS NULL OR policy_name = $1) AND ($2::text IS NULL OR status = $2)
+             ORDER BY created_at, id LIMIT $3 OFFSET $4",
+        )
+        .bind(&filter.policy)
+        .bind(&filter.status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(Page {
+            items: rows.iter().map(instance_row).collect::<Result<_, _>>()?,
+            total: to_u64(total, "count")?,
+            page: filter.page,
+            page_size: filter.page_size,
+        })
+    }
+
+    async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance, seq, at, actor, role, kind, payload, prev_hash, hash FROM events
+             WHERE instance = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(instance)
+        .bind(to_i64(after_seq, "seq")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn events_until(&self, instance: &str, at: DateTime<Utc>) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance, seq, at, actor, role, kind, payload, prev_hash, hash FROM events
+             WHERE instance = $1 AND seq < COALESCE(
+                 (SELECT MIN(seq) FROM events WHERE instance = $1 AND at > $2),
+                 9223372036854775807)
+             ORDER BY seq",
+        )
+        .bind(instance)
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn get_idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT principal, idempotency_key, request_hash, response FROM idempotency
+             WHERE principal = $1 AND idempotency_key = $2",
+        )
+        .bind(principal)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(|row| {
+            Ok(IdempotencyRecord {
+                principal: row.try_get("principal").map_err(map_sqlx)?,
+                key: row.try_get("idempotency_key").map_err(map_sqlx)?,
+                request_hash: row.try_get("request_hash").map_err(map_sqlx)?,
+                response: row.try_get("response").map_err(map_sqlx)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn claim_due_timers(
+        &self,
+        owner: &str,
+        now: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<TimerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "WITH due AS (
+                 SELECT id FROM timers
+                 WHERE (state = 'pending' AND due_at <= COALESCE($2::timestamptz, now()))
+                    OR (state = 'claimed' AND lease_until <= COALESCE($2::timestamptz, now()))
+                 ORDER BY due_at, id
+                 LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE timers t
+             SET state = 'claimed',
+                 lease_owner = $1,
+                 lease_until = COALESCE($2::timestamptz, now()) + $3::bigint * interval '1 microsecond',
+                 fence = t.fence + 1
+             FROM due WHERE t.id = due.id
+             RETURNING t.id, t.instance, t.node, t.kind, t.due_at, t.state, t.lease_owner,
+                       t.lease_until, t.fence, t.payload",
+        )
+        .bind(owner)
+        .bind(now.map(truncate_to_micros))
+        .bind(lease_micros(lease)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let mut timers = rows.iter().map(timer_row).collect::<Result<Vec<_>, _>>()?;
+        timers.sort_by_key(|t| (t.due_at, t.id));
+        Ok(timers)
+    }
+
+    async fn pending_timers(&self, instance: &str) -> Result<Vec<TimerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, instance, node, kind, due_at, state, lease_owner, lease_until, fence,
+                    payload
+             FROM timers WHERE instance = $1 AND state IN ('pending', 'claimed')
+             ORDER BY due_at, id",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(timer_row).collect()
+    }
+
+    async fn verify(&self, instance: &str) -> Result<u64, StoreError> {
+        // One snapshot, so the version and the log are seen at the same point.
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(map_sqlx)?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let Some(version) = version else {
+            return Err(StoreError::InstanceNotFound { id: instance.to_owned() });
+        };
+        let rows = sqlx::query(
+            "SELECT instance, seq, at, actor, role, kind, payload, prev_hash, hash FROM events
+             WHERE instance = $1 ORDER BY seq",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        tx.rollback().await.map_err(map_sqlx)?;
+        let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        verify_log(to_u64(version, "version")?, &events)
+    }
+}
+
+// ---- the commit, inside a transaction ----
+
+/// Applies one commit of a batch inside a savepoint: the inner result is the commit's own, the
+/// outer error is a failure of the transaction itself (the batch must abort).
+async fn in_savepoint(
+    tx: &mut PgConnection,
+    commit: &Commit,
+) -> Result<Result<Vec<StoredEvent>, StoreError>, StoreError> {
+    let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
+    match apply_commit(&mut savepoint, commit).await {
+        Ok(events) => {
+            savepoint.commit().await.map_err(map_sqlx)?;
+            Ok(Ok(events))
+        }
+        Err(err) => {
+            savepoint.rollback().await.map_err(map_sqlx)?;
+            Ok(Err(err))
+        }
+    }
+}
+
+async fn apply_commit(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    insert_idempotency(conn, commit).await?;
+    apply_body(conn, commit).await
+}
+
+async fn insert_idempotency(conn: &mut PgConnection, commit: &Commit) -> Result<(), StoreError> {
+    let Some(idem) = &commit.idempotency else {
+        return Ok(());
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency
+         (principal, idempotency_key, request_hash, response, instance, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal, idempotency_key) DO NOTHING",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .bind(&idem.request_hash)
+    .bind(Json(&idem.response))
+    .bind(&commit.instance)
+    .bind(commit_time(commit))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
+    }
+    Ok(())
+}
+
+/// Everything of a commit after the idempotency record.
+async fn apply_body(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    let expected = to_i64(commit.expected_version, "version")?;
+    let added = to_i64(commit.events.len() as u64, "event count")?;
+    // The compare-and-set takes the row lock: a concurrent commit to this instance waits here.
+    let updated = sqlx::query(
+        "UPDATE instances SET version = $1, status = $2, snapshot = $3, updated_at = $4
+         WHERE id = $5 AND version = $6",
+    )
+    .bind(expected + added)
+    .bind(&commit.status)
+    .bind(Json(&commit.snapshot))
+    .bind(commit_time(commit))
+    .bind(&commit.instance)
+    .bind(expected)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if updated != 1 {
+        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
+            .bind(&commit.instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        return Err(match current {
+            Some(v) => StoreError::Conflict { current: to_u64(v, "version")? },
+            None => StoreError::InstanceNotFound { id: commit.instance.clone() },
+        });
+    }
+
+    let prev = if expected == 0 {
+        GENESIS
+    } else {
+        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = $1 AND seq = $2")
+            .bind(&commit.instance)
+            .bind(expected)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        let hash = hash.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "instance `{}` is at version {expected} but has no event {expected}",
+                commit.instance
+            ))
+        })?;
+        decode_hash(&hash)?
+    };
+    let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
+    if !stored.is_empty() {
+        let mut seqs = Vec::with_capacity(stored.len());
+        for event in &stored {
+            seqs.push(to_i64(event.seq, "seq")?);
+        }
+        sqlx::query(
+            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
+                                      $6::text[], $7::jsonb[], $8::text[], $9::text[])",
+        )
+        .bind(&commit.instance)
+        .bind(seqs)
+        .bind(stored.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.role.as_deref()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    if let Some((timer, fence)) = commit.fire {
+        let fired = sqlx::query(
+            "UPDATE timers SET state = 'fired'
+             WHERE id = $1 AND fence = $2 AND state = 'claimed' AND instance = $3",
+        )
+        .bind(timer)
+        .bind(fence)
+        .bind(&commit.instance)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        if fired != 1 {
+            return Err(StoreError::TimerLost { timer, fence });
+        }
+    }
+
+    if !commit.cancel_timers_for_nodes.is_empty() {
+        sqlx::query(
+            "UPDATE timers SET state = 'cancelled'
+             WHERE instance = $1 AND node = ANY($2) AND state IN ('pending', 'claimed')",
+        )
+        .bind(&commit.instance)
+        .bind(&commit.cancel_timers_for_nodes)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    if !commit.new_timers.is_empty() {
+        let timers = &commit.new_timers;
+        sqlx::query(
+            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+             SELECT $1, node, kind, due_at, 'pending', 0, payload
+             FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
+                  AS t (node, kind, due_at, payload)",
+        )
+        .bind(&commit.instance)
+        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+    Ok(stored)
+}
+
+/// Commits on success, rolls back on failure.
+async fn finish<T>(
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(map_sqlx)?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The error that matters is the first; a failed rollback ends with the connection.
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+// ---- rows ----
+
+fn policy_row(row: &PgRow) -> Result<PolicyRecord, StoreError> {
+    Ok(PolicyRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+        version_label: row.try_get("version_label").map_err(map_sqlx)?,
+        source: row.try_get("source").map_err(map_sqlx)?,
+        ir: row.try_get::<Value, _>("ir").map_err(map_sqlx)?,
+        published_at: row.try_get("published_at").map_err(map_sqlx)?,
+    })
+}
+
+fn instance_row(row: &PgRow) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        policy_name: row.try_get("policy_name").map_err(map_sqlx)?,
+        policy_hash: row.try_get("policy_hash").map_err(map_sqlx)?,
+        version: to_u64(row.try_get("version").map_err(map_sqlx)?, "version")?,
+        status: row.try_get("status").map_err(map_sqlx)?,
+        snapshot: row.try_get::<Value, _>("snapshot").map_err(map_sqlx)?,
+        created_at: row.try_get("created_at").map_err(map_sqlx)?,
+        updated_at: row.try_get("updated_at").map_err(map_sqlx)?,
+    })
+}
+
+fn event_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        seq: to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?,
+        at: row.try_get("at").map_err(map_sqlx)?,
+        actor: row.try_get("actor").map_err(map_sqlx)?,
+        role: row.try_get("role").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        payload: row.try_get::<Value, _>("payload").map_err(map_sqlx)?,
+        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+fn timer_row(row: &PgRow) -> Result<TimerRecord, StoreError> {
+    let state: String = row.try_get("state").map_err(map_sqlx)?;
+    Ok(TimerRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        node: row.try_get("node").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        due_at: row.try_get("due_at").map_err(map_sqlx)?,
+        state: TimerState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown timer state `{state}`")))?,
+        lease_owner: row.try_get("lease_owner").map_err(map_sqlx)?,
+        lease_until: row.try_get("lease_until").map_err(map_sqlx)?,
+        fence: row.try_get("fence").map_err(map_sqlx)?,
+        payload: row.try_get::<Value, _>("payload").map_err(map_sqlx)?,
+    })
+}

@@ -1,0 +1,772 @@
+//! The SQLite store: the embedded default, one database file.
+//!
+//! - Durability: `journal_mode=WAL` and `synchronous=FULL`, set explicitly on every connection,
+//!   so an acknowledged commit survives power loss.
+//! - No `SQLITE_BUSY` for callers: every write goes through one writer connection (a pool of
+//!   one), in `BEGIN IMMEDIATE` transactions, so writers queue in the process instead of racing
+//!   for the file lock; a `busy_timeout` covers another process (a CLI) holding the lock for a
+//!   moment. Reads use a separate small pool: in WAL mode readers never block the writer.
+//! - The WAL stays bounded: [`Store::checkpoint`] runs `wal_checkpoint(RESTART)`; the
+//!   [`super::GroupCommitter`] calls it on an interval (whoever writes without a group
+//!   committer calls it), and SQLite's own passive auto-checkpoint stays on besides.
+//! - Timers: with a single writer, a claim (one `UPDATE … RETURNING`) is atomic, so two claimers
+//!   in this process never take the same timer; the fence check on fire is the same as on
+//!   PostgreSQL. Due-ness is judged by the process's clock when no simulated time is given
+//!   (the database is embedded, so that is the database's clock).
+//! - Times are INTEGER microseconds since the epoch (UTC), JSON is TEXT.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+
+use super::common::{
+    chain_events, check_create, commit_time, decode_hash, instance_order, lease_micros, map_migrate, map_sqlx,
+    page_bounds, to_i64, to_u64, validate_commit, verify_log,
+};
+use super::{
+    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, Published, Store, StoreError,
+    StoredEvent, TimerRecord, TimerState,
+};
+use crate::audit::GENESIS;
+
+/// How long a connection waits for a lock held by another process before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The number of read connections [`SqliteStore::open`] uses.
+pub const DEFAULT_READERS: u32 = 4;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+/// What `wal_checkpoint(RESTART)` reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Whether the checkpoint could not finish because a reader or writer held the WAL.
+    pub busy: bool,
+    /// Frames in the WAL.
+    pub log_frames: i64,
+    /// Frames copied back into the database.
+    pub checkpointed_frames: i64,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        SqliteStore::open_with(options, DEFAULT_READERS).await
+    }
+
+    /// Opens a database from a URL such as `sqlite://civicflow.db` and migrates it.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(map_sqlx)?.create_if_missing(true);
+        SqliteStore::open_with(options, DEFAULT_READERS).await
+    }
+
+    /// Opens with explicit options; the durability settings (WAL, `synchronous=FULL`, busy
+    /// timeout, foreign keys) are set over whatever `options` say. A database that will not go
+    /// into WAL mode (an in-memory one) is refused.
+    pub async fn open_with(options: SqliteConnectOptions, readers: u32) -> Result<Self, StoreError> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await
+            .map_err(map_sqlx)?;
+        // An in-memory database cannot be in WAL mode (and each pool would see its own).
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&writer).await.map_err(map_sqlx)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            writer.close().await;
+            return Err(StoreError::Invalid(format!(
+                "the SQLite store needs a database file in WAL mode, got journal mode `{mode}`"
+            )));
+        }
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(map_migrate)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(readers.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.create_if_missing(false))
+            .await
+            .map_err(map_sqlx)?;
+        Ok(SqliteStore { writer, readers })
+    }
+
+    /// Runs `PRAGMA wal_checkpoint(RESTART)` on the writer connection.
+    pub async fn wal_checkpoint(&self) -> Result<CheckpointStats, StoreError> {
+        let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(&self.writer).await.map_err(map_sqlx)?;
+        let busy: i64 = row.try_get(0).map_err(map_sqlx)?;
+        Ok(CheckpointStats {
+            busy: busy != 0,
+            log_frames: row.try_get(1).map_err(map_sqlx)?,
+            checkpointed_frames: row.try_get(2).map_err(map_sqlx)?,
+        })
+    }
+
+    /// The writer pool (one connection), for maintenance and tests. Writing events through it
+    /// bypasses the store's guarantees.
+    pub fn writer_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// The read pool.
+    pub fn reader_pool(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    /// Closes both pools, waiting for connections in use.
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_sqlx)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn publish_policy(&self, policy: PolicyRecord) -> Result<Published, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = async {
+            let inserted = sqlx::query(
+                "INSERT INTO policies (name, hash, version_label, source, ir, published_at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, hash) DO NOTHING",
+            )
+            .bind(&policy.name)
+            .bind(&policy.hash)
+            .bind(&policy.version_label)
+            .bind(&policy.source)
+            .bind(json_text(&policy.ir)?)
+            .bind(micros(policy.published_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            let row = sqlx::query(
+                "SELECT name, hash, version_label, source, ir, published_at
+                 FROM policies WHERE name = ? AND hash = ?",
+            )
+            .bind(&policy.name)
+            .bind(&policy.hash)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            Ok(Published { record: policy_row(&row)?, created: inserted == 1 })
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn get_policy(&self, name: &str, hash: Option<&str>) -> Result<Option<PolicyRecord>, StoreError> {
+        let row = match hash {
+            Some(hash) => {
+                sqlx::query(
+                    "SELECT name, hash, version_label, source, ir, published_at
+                 FROM policies WHERE name = ? AND hash = ?",
+                )
+                .bind(name)
+                .bind(hash)
+                .fetch_optional(&self.readers)
+                .await
+            }
+            None => {
+                sqlx::query(
+                    "SELECT name, hash, version_label, source, ir, published_at
+                 FROM policies WHERE name = ? ORDER BY id DESC LIMIT 1",
+                )
+                .bind(name)
+                .fetch_optional(&self.readers)
+                .await
+            }
+        }
+        .map_err(map_sqlx)?;
+        row.as_ref().map(policy_row).transpose()
+    }
+
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, hash, version_label, source, ir, published_at FROM policies p
+             WHERE id = (SELECT MAX(id) FROM policies q WHERE q.name = p.name)
+             ORDER BY name",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(policy_row).collect()
+    }
+
+    async fn policy_versions(&self, name: &str) -> Result<Vec<PolicyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, hash, version_label, source, ir, published_at
+             FROM policies WHERE name = ? ORDER BY id",
+        )
+        .bind(name)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(policy_row).collect()
+    }
+
+    async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        check_create(&instance, &first)?;
+        validate_commit(&first)?;
+        let mut tx = self.begin_write().await?;
+        let result = async {
+            insert_idempotency(&mut tx, &first).await?;
+            let published: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = ? AND hash = ?")
+                .bind(&instance.policy_name)
+                .bind(&instance.policy_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            if published.is_none() {
+                return Err(StoreError::PolicyNotFound {
+                    name: instance.policy_name.clone(),
+                    hash: instance.policy_hash.clone(),
+                });
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO instances
+                 (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+                 VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&instance.id)
+            .bind(&instance.policy_name)
+            .bind(&instance.policy_hash)
+            .bind(&instance.status)
+            .bind(json_text(&instance.snapshot)?)
+            .bind(micros(instance.created_at))
+            .bind(micros(instance.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::InstanceExists { id: instance.id.clone() });
+            }
+            apply_body(&mut tx, &first).await
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        validate_commit(&commit)?;
+        let mut tx = self.begin_write().await?;
+        let result = apply_commit(&mut tx, &commit).await;
+        finish(tx, result).await
+    }
+
+    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+        let n = commits.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut tx = match self.begin_write().await {
+            Ok(tx) => tx,
+            Err(e) => return vec![Err(e); n],
+        };
+        let mut results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>> = vec![None; n];
+        for i in instance_order(&commits) {
+            let commit = &commits[i];
+            if let Err(e) = validate_commit(commit) {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            match in_savepoint(&mut tx, commit).await {
+                Ok(result) => results[i] = Some(result),
+                Err(fatal) => return abort(tx, fatal, n).await,
+            }
+        }
+        let committed = tx.commit().await.map_err(map_sqlx);
+        settle(results, committed)
+    }
+
+    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+             FROM instances WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        row.as_ref().map(instance_row).transpose()
+    }
+
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
+        let (limit, offset) = page_bounds(filter)?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM instances
+             WHERE (? IS NULL OR policy_name = ?) AND (? IS NULL OR status = ?)",
+        )
+        .bind(&filter.policy)
+        .bind(&filter.policy)
+        .bind(&filter.status)
+        .bind(&filter.status)
+        .fetch_one(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        let rows = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+             FROM instances
+             WHERE (? IS NULL OR policy_name = ?) AND (? IS NULL OR status = ?)
+             ORDER BY created_at, id LIMIT ? OFFSET ?",
+        )
+        .bind(&filter.policy)
+        .bind(&filter.policy)
+        .bind(&filter.status)
+        .bind(&filter.status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(Page {
+            items: rows.iter().map(instance_row).collect::<Result<_, _>>()?,
+            total: to_u64(total, "count")?,
+            page: filter.page,
+            page_size: filter.page_size,
+        })
+    }
+
+    async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance, seq, at, actor, role, kind, payload, prev_hash, hash FROM events
+             WHERE instance = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(instance)
+        .bind(to_i64(after_seq, "seq")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn events_until(&self, instance: &str, at: DateTime<Utc>) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance, seq, at, actor, role, kind, payload, prev_hash, hash FROM events
+             WHERE instance = ? AND seq < COALESCE(
+                 (SELECT MIN(seq) FROM events WHERE instance = ? AND at > ?),
+                 9223372036854775807)
+             ORDER BY seq",
+        )
+        .bind(instance)
+        .bind(instance)
+        .bind(micros(at))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn get_idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT principal, idempotency_key, request_hash, response FROM idempotency
+             WHERE principal = ? AND idempotency_key = ?",
+        )
+        .bind(principal)
+        .bind(key)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(|row| {
+            Ok(IdempotencyRecord {
+                principal: row.try_get("principal").map_err(map_sqlx)?,
+                key: row.try_get("idempotency_key").map_err(map_sqlx)?,
+                request_hash: row.try_get("request_hash").map_err(map_sqlx)?,
+                response: parse_json(&row, "response")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn claim_due_timers(
+        &self,
+        owner: &str,
+        now: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<TimerRecord>, StoreError> {
+        let now = micros(now.unwrap_or_else(Utc::now));
+        let until = now.saturating_add(lease_micros(lease)?);
+        let mut tx = self.begin_write().await?;
+        let result = async {
+            let rows = sqlx::query(
+                "UPDATE timers
+                 SET state = 'claimed', lease_owner = ?, lease_until = ?, fence = fence + 1
+                 WHERE id IN (
+                     SELECT id FROM timers
+                     WHERE (state = 'pending' AND due_at <= ?)
+                        OR (state = 'claimed' AND lease_until <= ?)
+                     ORDER BY due_at, id LIMIT ?)
+                 RETURNING id, instance, node, kind, due_at, state, lease_owner, lease_until,
+                           fence, payload",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            let mut timers = rows.iter().map(timer_row).collect::<Result<Vec<_>, _>>()?;
+            timers.sort_by_key(|t| (t.due_at, t.id));
+            Ok(timers)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn pending_timers(&self, instance: &str) -> Result<Vec<TimerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, instance, node, kind, due_at, state, lease_owner, lease_until, fence,
+                    payload
+             FROM timers WHERE instance = ? AND state IN ('pending', 'claimed')
+             ORDER BY due_at, id",
+        )
+        .bind(instance)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(timer_row).collect()
+    }
+
+    async fn verify(&self, instance: &str) -> Result<u64, StoreError> {
+        // One read transaction, so the version and the log are seen at the same point.
+        let mut conn = self.readers.acquire().await.map_err(map_sqlx)?;
+        let mut tx = conn.begin().await.map_err(map_sqlx)?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let Some(version) = version else {
+            return Err(StoreError::InstanceNotFound { id: instance.to_owned() });
+        };
+        let rows = sqlx::query(
+            "SELECT instance, seq, at, actor, role, kind, payload, prev_hash, hash FROM events
+             WHERE instance = ? ORDER BY seq",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        tx.rollback().await.map_err(map_sqlx)?;
+        let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        verify_log(to_u64(version, "version")?, &events)
+    }
+
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.wal_checkpoint().await.map(|_| ())
+    }
+}
+
+// ---- the commit, inside a transaction ----
+
+/// Applies one commit of a batch inside a savepoint: the inner result is the commit's own, the
+/// outer error is a failure of the transaction itself (the batch must abort).
+async fn in_savepoint(
+    tx: &mut SqliteConnection,
+    commit: &Commit,
+) -> Result<Result<Vec<StoredEvent>, StoreError>, StoreError> {
+    let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
+    match apply_commit(&mut savepoint, commit).await {
+        Ok(events) => {
+            savepoint.commit().await.map_err(map_sqlx)?;
+            Ok(Ok(events))
+        }
+        Err(err) => {
+            savepoint.rollback().await.map_err(map_sqlx)?;
+            Ok(Err(err))
+        }
+    }
+}
+
+async fn apply_commit(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    insert_idempotency(conn, commit).await?;
+    apply_body(conn, commit).await
+}
+
+async fn insert_idempotency(conn: &mut SqliteConnection, commit: &Commit) -> Result<(), StoreError> {
+    let Some(idem) = &commit.idempotency else {
+        return Ok(());
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency
+         (principal, idempotency_key, request_hash, response, instance, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (principal, idempotency_key) DO NOTHING",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .bind(&idem.request_hash)
+    .bind(json_text(&idem.response)?)
+    .bind(&commit.instance)
+    .bind(micros(commit_time(commit)))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
+    }
+    Ok(())
+}
+
+/// Everything of a commit after the idempotency record.
+async fn apply_body(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    let expected = to_i64(commit.expected_version, "version")?;
+    let added = to_i64(commit.events.len() as u64, "event count")?;
+    let updated = sqlx::query(
+        "UPDATE instances SET version = ?, status = ?, snapshot = ?, updated_at = ?
+         WHERE id = ? AND version = ?",
+    )
+    .bind(expected + added)
+    .bind(&commit.status)
+    .bind(json_text(&commit.snapshot)?)
+    .bind(micros(commit_time(commit)))
+    .bind(&commit.instance)
+    .bind(expected)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if updated != 1 {
+        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
+            .bind(&commit.instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        return Err(match current {
+            Some(v) => StoreError::Conflict { current: to_u64(v, "version")? },
+            None => StoreError::InstanceNotFound { id: commit.instance.clone() },
+        });
+    }
+
+    let prev = if expected == 0 {
+        GENESIS
+    } else {
+        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = ? AND seq = ?")
+            .bind(&commit.instance)
+            .bind(expected)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        let hash = hash.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "instance `{}` is at version {expected} but has no event {expected}",
+                commit.instance
+            ))
+        })?;
+        decode_hash(&hash)?
+    };
+    let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
+    for event in &stored {
+        sqlx::query(
+            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.instance)
+        .bind(to_i64(event.seq, "seq")?)
+        .bind(micros(event.at))
+        .bind(&event.actor)
+        .bind(&event.role)
+        .bind(&event.kind)
+        .bind(json_text(&event.payload)?)
+        .bind(&event.prev_hash)
+        .bind(&event.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    if let Some((timer, fence)) = commit.fire {
+        let fired = sqlx::query(
+            "UPDATE timers SET state = 'fired'
+             WHERE id = ? AND fence = ? AND state = 'claimed' AND instance = ?",
+        )
+        .bind(timer)
+        .bind(fence)
+        .bind(&commit.instance)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        if fired != 1 {
+            return Err(StoreError::TimerLost { timer, fence });
+        }
+    }
+
+    for node in &commit.cancel_timers_for_nodes {
+        sqlx::query(
+            "UPDATE timers SET state = 'cancelled'
+             WHERE instance = ? AND node = ? AND state IN ('pending', 'claimed')",
+        )
+        .bind(&commit.instance)
+        .bind(node)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    for timer in &commit.new_timers {
+        sqlx::query(
+            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+             VALUES (?, ?, ?, ?, 'pending', 0, ?)",
+        )
+        .bind(&timer.instance)
+        .bind(&timer.node)
+        .bind(&timer.kind)
+        .bind(micros(timer.due_at))
+        .bind(json_text(&timer.payload)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+    Ok(stored)
+}
+
+/// Commits on success, rolls back on failure.
+async fn finish<T>(
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(map_sqlx)?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The error that matters is the first; a failed rollback ends with the connection.
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// Fails a whole batch: rolls the transaction back and gives every commit the error.
+async fn abort(
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    err: StoreError,
+    n: usize,
+) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    let _ = tx.rollback().await;
+    vec![Err(err); n]
+}
+
+/// The results of a batch once its transaction has committed (or failed to).
+fn settle(
+    results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>>,
+    committed: Result<(), StoreError>,
+) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    results
+        .into_iter()
+        .map(|r| match (r, &committed) {
+            (Some(Ok(_)), Err(e)) => Err(e.clone()),
+            (Some(r), _) => r,
+            (None, _) => Err(StoreError::Invalid("a commit of the batch was skipped".into())),
+        })
+        .collect()
+}
+
+// ---- rows ----
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn time_at(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    let value: i64 = row.try_get(column).map_err(map_sqlx)?;
+    from_micros(value, column)
+}
+
+fn from_micros(value: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(value)
+        .ok_or_else(|| StoreError::Corrupt(format!("`{column}` holds no valid time: {value}")))
+}
+
+fn json_text(value: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("unencodable JSON: {e}")))
+}
+
+fn parse_json(row: &SqliteRow, column: &str) -> Result<Value, StoreError> {
+    let text: String = row.try_get(column).map_err(map_sqlx)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("`{column}` holds no valid JSON: {e}")))
+}
+
+fn policy_row(row: &SqliteRow) -> Result<PolicyRecord, StoreError> {
+    Ok(PolicyRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+        version_label: row.try_get("version_label").map_err(map_sqlx)?,
+        source: row.try_get("source").map_err(map_sqlx)?,
+        ir: parse_json(row, "ir")?,
+        published_at: time_at(row, "published_at")?,
+    })
+}
+
+fn instance_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        policy_name: row.try_get("policy_name").map_err(map_sqlx)?,
+        policy_hash: row.try_get("policy_hash").map_err(map_sqlx)?,
+        version: to_u64(row.try_get("version").map_err(map_sqlx)?, "version")?,
+        status: row.try_get("status").map_err(map_sqlx)?,
+        snapshot: parse_json(row, "snapshot")?,
+        created_at: time_at(row, "created_at")?,
+        updated_at: time_at(row, "updated_at")?,
+    })
+}
+
+fn event_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        seq: to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?,
+        at: time_at(row, "at")?,
+        actor: row.try_get("actor").map_err(map_sqlx)?,
+        role: row.try_get("role").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        payload: parse_json(row, "payload")?,
+        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+fn timer_row(row: &SqliteRow) -> Result<TimerRecord, StoreError> {
+    let state: String = row.try_get("state").map_err(map_sqlx)?;
+    let lease_until: Option<i64> = row.try_get("lease_until").map_err(map_sqlx)?;
+    Ok(TimerRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        node: row.try_get("node").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        due_at: time_at(row, "due_at")?,
+        state: TimerState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown timer state `{state}`")))?,
+        lease_owner: row.try_get("lease_owner").map_err(map_sqlx)?,
+        lease_until: lease_until.map(|v| from_micros(v, "lease_until")).transpose()?,
+        fence: row.try_get("fence").map_err(map_sqlx)?,
+        payload: parse_json(row, "payload")?,
+    })
+}

@@ -1,0 +1,10 @@
+//! The engine's integration tests: one binary (`cargo test -p civicflow-engine --test it`).
+//!
+//! - `store`: the store conformance suite, run against SQLite (a temp file) and PostgreSQL
+//!   (127.0.0.1:5432, database `test`, a fresh schema per test; skipped with a message when
+//!   unreachable, failed when `CI=true`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod store;

@@ -1,0 +1,1027 @@
+//! The store conformance suite: every generic test below runs against both backends
+//! (`store::sqlite::NAME` and `store::postgres::NAME`), through `Arc<dyn Store>`.
+//!
+//! PostgreSQL: `CIVICFLOW_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
+//! each test creates its own schema `cf_store_<test>_<pid>_<n>`, points the store's
+//! `search_path` at it and drops it at the end. When the server is unreachable the PostgreSQL
+//! tests print a `SKIP` line and pass, unless `CI=true`, where they fail.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool};
+
+use civicflow_engine::audit::{self, VerifyError, VerifyField, GENESIS};
+use civicflow_engine::store::postgres::PgStore;
+use civicflow_engine::store::sqlite::SqliteStore;
+use civicflow_engine::store::{
+    Commit, GroupCommitConfig, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent, NewTimer,
+    PolicyRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+};
+
+// ---- harness ----
+
+enum Backend {
+    Sqlite { store: SqliteStore, _dir: tempfile::TempDir },
+    Postgres { store: PgStore, admin: PgPool, schema: String, options: Box<PgConnectOptions> },
+}
+
+struct Harness {
+    store: Arc<dyn Store>,
+    backend: Backend,
+}
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl Harness {
+    async fn sqlite() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
+        Harness { store: Arc::new(store.clone()), backend: Backend::Sqlite { store, _dir: dir } }
+    }
+
+    /// A store on a fresh schema, or `None` (after a SKIP line) when PostgreSQL is unreachable
+    /// outside CI.
+    async fn postgres(test: &str) -> Option<Harness> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let url = std::env::var("CIVICFLOW_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+        let base = PgConnectOptions::from_str(&url).unwrap();
+        let admin = match PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(base.clone())
+            .await
+        {
+            Ok(pool) => pool,
+            Err(err) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("PostgreSQL at {url} is unreachable and CI=true: {err}");
+                }
+                eprintln!(
+                    "SKIP store::postgres::{test}: PostgreSQL at {url} is unreachable ({err}); \
+                     with CI=true this fails"
+                );
+                return None;
+            }
+        };
+        let schema = format!("cf_store_{test}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
+        let options = base.options([("search_path", schema.as_str())]);
+        let store = PgStore::connect_with(options.clone(), 4).await.unwrap();
+        Some(Harness {
+            store: Arc::new(store.clone()),
+            backend: Backend::Postgres { store, admin, schema, options: Box::new(options) },
+        })
+    }
+
+    async fn finish(self) {
+        match self.backend {
+            Backend::Sqlite { store, _dir } => store.close().await,
+            Backend::Postgres { store, admin, schema, .. } => {
+                store.close().await;
+                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
+                admin.close().await;
+            }
+        }
+    }
+
+    /// Rewrites an event's payload behind the store's back, as an attacker with database access
+    /// would: first shows that a plain UPDATE is refused (append-only), then disables the guard.
+    async fn tamper_payload(&self, instance: &str, seq: i64, payload: &str) {
+        match &self.backend {
+            Backend::Sqlite { store, .. } => {
+                let pool = store.writer_pool();
+                let refused = sqlx::query("UPDATE events SET payload = ? WHERE instance = ? AND seq = ?")
+                    .bind(payload)
+                    .bind(instance)
+                    .bind(seq)
+                    .execute(pool)
+                    .await;
+                assert!(refused.unwrap_err().to_string().contains("events are append-only"));
+                sqlx::query("DROP TRIGGER events_no_update").execute(pool).await.unwrap();
+                let done = sqlx::query("UPDATE events SET payload = ? WHERE instance = ? AND seq = ?")
+                    .bind(payload)
+                    .bind(instance)
+                    .bind(seq)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+                assert_eq!(done.rows_affected(), 1);
+            }
+            Backend::Postgres { store, .. } => {
+                let pool = store.pool();
+                let refused = sqlx::query("UPDATE events SET payload = $1::jsonb WHERE instance = $2 AND seq = $3")
+                    .bind(payload)
+                    .bind(instance)
+                    .bind(seq)
+                    .execute(pool)
+                    .await;
+                assert!(refused.unwrap_err().to_string().contains("events are append-only"));
+                sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only").execute(pool).await.unwrap();
+                let done = sqlx::query("UPDATE events SET payload = $1::jsonb WHERE instance = $2 AND seq = $3")
+                    .bind(payload)
+                    .bind(instance)
+                    .bind(seq)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+                assert_eq!(done.rows_affected(), 1);
+            }
+        }
+    }
+
+    /// Timers by state, counted in the database.
+    async fn timer_states(&self) -> BTreeMap<String, i64> {
+        let rows: Vec<(String, i64)> = match &self.backend {
+            Backend::Sqlite { store, .. } => sqlx::query_as("SELECT state, COUNT(*) FROM timers GROUP BY state")
+                .fetch_all(store.reader_pool())
+                .await
+                .unwrap(),
+            Backend::Postgres { store, .. } => sqlx::query_as("SELECT state, COUNT(*) FROM timers GROUP BY state")
+                .fetch_all(store.pool())
+                .await
+                .unwrap(),
+        };
+        rows.into_iter().collect()
+    }
+}
+
+/// Generates, for each generic test `NAME(&Harness)`, `sqlite::NAME` and `postgres::NAME`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let harness = super::Harness::sqlite().await;
+                    super::$name(&harness).await;
+                    harness.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(harness) = super::Harness::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&harness).await;
+                    harness.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    policies_publish_idempotently_and_list_latest,
+    events_are_numbered_and_chained,
+    version_conflict_records_nothing,
+    idempotency_duplicate_is_rejected_and_records_nothing,
+    timers_claimed_once_and_lease_expiry_reclaims_with_higher_fence,
+    cancel_timers_by_node,
+    group_commit_one_conflict_fails_alone,
+    group_committer_batches_concurrent_callers,
+    events_until_is_the_prefix_as_of_a_time,
+    list_instances_filters_and_pages,
+    tampered_payload_fails_verify_at_that_seq,
+    two_claimers_fire_each_timer_once,
+);
+
+// ---- fixtures ----
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const T0: &str = "2026-03-02T09:00:00Z";
+
+fn policy(name: &str, hash: &str, published: &str) -> PolicyRecord {
+    PolicyRecord {
+        name: name.into(),
+        hash: hash.into(),
+        version_label: format!("v-{hash}"),
+        source: format!("policy {name} {{ }} // {hash}"),
+        ir: json!({ "nodes": [{ "id": "组成新班子", "kind": "task" }], "hash": hash }),
+        published_at: t(published),
+    }
+}
+
+fn event(at: DateTime<Utc>, kind: &str, payload: Value) -> NewEvent {
+    NewEvent { at, actor: "街道党工委".into(), role: Some("审批人".into()), kind: kind.into(), payload }
+}
+
+fn timer(instance: &str, node: &str, due: DateTime<Utc>) -> NewTimer {
+    NewTimer {
+        instance: instance.into(),
+        node: node.into(),
+        kind: "deadline".into(),
+        due_at: due,
+        payload: json!({ "node": node }),
+    }
+}
+
+fn record(id: &str, policy: &str, hash: &str, created: DateTime<Utc>) -> InstanceRecord {
+    InstanceRecord {
+        id: id.into(),
+        policy_name: policy.into(),
+        policy_hash: hash.into(),
+        version: 0,
+        status: "created".into(),
+        snapshot: json!({}),
+        created_at: created,
+        updated_at: created,
+    }
+}
+
+fn start(id: &str, at: DateTime<Utc>) -> Commit {
+    Commit {
+        instance: id.into(),
+        expected_version: 0,
+        events: vec![event(at, "instance_started", json!({ "params": { "社区": "东湖" } }))],
+        status: "running".into(),
+        snapshot: json!({ "phase": 1 }),
+        ..Commit::default()
+    }
+}
+
+fn step(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
+    Commit {
+        instance: id.into(),
+        expected_version: expected,
+        events,
+        status: "running".into(),
+        snapshot: json!({ "at": expected + 1 }),
+        ..Commit::default()
+    }
+}
+
+/// Publishes policy `p`@`h1` (idempotently) and creates instance `id` with one event.
+async fn instance(store: &dyn Store, id: &str) -> Vec<StoredEvent> {
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    store.create_instance(record(id, "p", "h1", t(T0)), start(id, t(T0))).await.unwrap()
+}
+
+/// Recomputes the chain of `events` (from seq 1) with the audit module alone.
+fn expected_chain(events: &[StoredEvent]) -> Vec<(String, String)> {
+    let mut prev = GENESIS;
+    events
+        .iter()
+        .map(|e| {
+            let hash = audit::event_hash(
+                &prev,
+                &audit::EventFields {
+                    seq: e.seq,
+                    instance: &e.instance,
+                    at: e.at,
+                    actor: &e.actor,
+                    role: e.role.as_deref(),
+                    kind: &e.kind,
+                    payload: &e.payload,
+                },
+            );
+            let link = (hex::encode(prev), hex::encode(hash));
+            prev = hash;
+            link
+        })
+        .collect()
+}
+
+fn seqs(events: &[StoredEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+// ---- the suite ----
+
+async fn policies_publish_idempotently_and_list_latest(h: &Harness) {
+    let store = h.store.as_ref();
+    let first = store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.record, policy("p", "h1", T0));
+
+    // Same (name, hash) again, even with another text: nothing changes.
+    let mut again = policy("p", "h1", "2026-03-03T00:00:00Z");
+    again.source = "reformatted".into();
+    let second = store.publish_policy(again).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(second.record, policy("p", "h1", T0));
+
+    store.publish_policy(policy("p", "h2", "2026-03-04T00:00:00Z")).await.unwrap();
+    store.publish_policy(policy("a", "h9", "2026-03-05T00:00:00Z")).await.unwrap();
+
+    assert_eq!(store.get_policy("p", None).await.unwrap(), Some(policy("p", "h2", "2026-03-04T00:00:00Z")));
+    assert_eq!(store.get_policy("p", Some("h1")).await.unwrap(), Some(policy("p", "h1", T0)));
+    assert_eq!(store.get_policy("p", Some("h9")).await.unwrap(), None);
+    assert_eq!(store.get_policy("nope", None).await.unwrap(), None);
+
+    let latest: Vec<(String, String)> =
+        store.list_policies().await.unwrap().into_iter().map(|p| (p.name, p.hash)).collect();
+    assert_eq!(latest, [("a".into(), "h9".into()), ("p".into(), "h2".into())]);
+
+    let versions: Vec<String> = store.policy_versions("p").await.unwrap().into_iter().map(|p| p.hash).collect();
+    assert_eq!(versions, ["h1", "h2"]);
+    assert!(store.policy_versions("nope").await.unwrap().is_empty());
+}
+
+async fn events_are_numbered_and_chained(h: &Harness) {
+    let store = h.store.as_ref();
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    let t0 = t(T0);
+    let mut first = start("i1", t0);
+    // Nanoseconds are cut to microseconds; an empty role is no role.
+    first.events.push(NewEvent {
+        at: t0 + chrono::Duration::nanoseconds(1_500),
+        actor: "system".into(),
+        role: Some(String::new()),
+        kind: "phase_opened".into(),
+        payload: json!({ "phase": "调研", "quota": 0.25, "list": [3, 1, 2], "nested": { "z": null, "a": "x\ny" } }),
+    });
+    let created = store.create_instance(record("i1", "p", "h1", t0), first).await.unwrap();
+    assert_eq!(seqs(&created), [1, 2]);
+    assert_eq!(created[0].prev_hash, "0".repeat(64));
+    assert_eq!(created[1].at, t0 + chrono::Duration::microseconds(1));
+    assert_eq!(created[1].role, None);
+    assert_eq!(created[0].role.as_deref(), Some("审批人"));
+
+    let later = t0 + chrono::Duration::hours(1);
+    let more = store
+        .commit(step(
+            "i1",
+            2,
+            vec![
+                event(later, "step_approved", json!({ "step": "a", "n": 1 })),
+                event(later, "step_approved", json!({ "step": "b", "n": 1e2 })),
+                event(later, "step_completed", json!({})),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&more), [3, 4, 5]);
+
+    let all: Vec<StoredEvent> = created.iter().chain(&more).cloned().collect();
+    let links: Vec<(String, String)> = all.iter().map(|e| (e.prev_hash.clone(), e.hash.clone())).collect();
+    assert_eq!(links, expected_chain(&all));
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+
+    // What is read back is exactly what the commits returned.
+    assert_eq!(store.events("i1", 0, 100).await.unwrap(), all);
+    assert_eq!(seqs(&store.events("i1", 2, 2).await.unwrap()), [3, 4]);
+    assert!(store.events("i1", 5, 10).await.unwrap().is_empty());
+    assert!(store.events("nobody", 0, 10).await.unwrap().is_empty());
+
+    let row = store.load_instance("i1").await.unwrap().unwrap();
+    assert_eq!(row.version, 5);
+    assert_eq!(row.status, "running");
+    assert_eq!(row.snapshot, json!({ "at": 3 }));
+    assert_eq!(row.created_at, t0);
+    assert_eq!(row.updated_at, later);
+    assert_eq!(store.load_instance("nobody").await.unwrap(), None);
+
+    assert_eq!(store.verify("i1").await.unwrap(), 5);
+
+    // Numbers that a database may write back differently still hash the same.
+    let numbers = json!({
+        "tiny": 1.0715660391465826e-75,
+        "sum": 0.1 + 0.2,
+        "big": 1e300,
+        "f60": 2.0_f64.powi(60),
+        "max": u64::MAX,
+        "min": i64::MIN,
+        "half": 0.5,
+        "whole": 3.0,
+    });
+    store.commit(step("i1", 5, vec![event(later, "numbers", numbers.clone())])).await.unwrap();
+    let read = store.events("i1", 5, 1).await.unwrap();
+    assert_eq!(audit::canonical_json(&read[0].payload), audit::canonical_json(&numbers));
+    assert_eq!(store.verify("i1").await.unwrap(), 6);
+    assert!(matches!(
+        store.verify("nobody").await,
+        Err(StoreError::InstanceNotFound { id }) if id == "nobody"
+    ));
+}
+
+async fn version_conflict_records_nothing(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    instance(store, "i1").await;
+    let ok = store.commit(step("i1", 1, vec![event(t0, "a", json!(1))])).await.unwrap();
+    assert_eq!(seqs(&ok), [2]);
+
+    let mut stale = step("i1", 1, vec![event(t0, "b", json!(2))]);
+    stale.new_timers.push(timer("i1", "s1", t0));
+    stale.status = "stale".into();
+    stale.idempotency = Some(IdempotencyRecord {
+        principal: "alice".into(),
+        key: "k-stale".into(),
+        request_hash: "rh".into(),
+        response: json!({ "ok": true }),
+    });
+    let err = store.commit(stale).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { current: 2 }), "{err:?}");
+    assert_eq!(err.code(), "STORE001");
+    assert_eq!(err.to_string(), "the instance changed meanwhile: it is now at version 2");
+
+    // Nothing of the failed commit was recorded.
+    assert_eq!(seqs(&store.events("i1", 0, 100).await.unwrap()), [1, 2]);
+    let row = store.load_instance("i1").await.unwrap().unwrap();
+    assert_eq!((row.version, row.status.as_str()), (2, "running"));
+    assert!(store.pending_timers("i1").await.unwrap().is_empty());
+    assert_eq!(store.get_idempotency("alice", "k-stale").await.unwrap(), None);
+    assert_eq!(store.verify("i1").await.unwrap(), 2);
+
+    // An expected version ahead of the instance is a conflict too.
+    let err = store.commit(step("i1", 5, vec![event(t0, "c", json!(3))])).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { current: 2 }), "{err:?}");
+
+    let err = store.commit(step("ghost", 0, vec![])).await.unwrap_err();
+    assert!(matches!(&err, StoreError::InstanceNotFound { id } if id == "ghost"), "{err:?}");
+    assert_eq!(err.code(), "STORE004");
+
+    let err = store.create_instance(record("i1", "p", "h1", t0), start("i1", t0)).await.unwrap_err();
+    assert!(matches!(&err, StoreError::InstanceExists { id } if id == "i1"), "{err:?}");
+    assert_eq!(seqs(&store.events("i1", 0, 100).await.unwrap()), [1, 2]);
+
+    let err = store.create_instance(record("i2", "p", "unpublished", t0), start("i2", t0)).await.unwrap_err();
+    assert!(matches!(&err, StoreError::PolicyNotFound { hash, .. } if hash == "unpublished"));
+    assert_eq!(store.load_instance("i2").await.unwrap(), None);
+
+    let err = store.create_instance(record("i3", "p", "h1", t0), start("other", t0)).await.unwrap_err();
+    assert_eq!(err.code(), "STORE007");
+}
+
+async fn idempotency_duplicate_is_rejected_and_records_nothing(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    instance(store, "i1").await;
+    let key = |principal: &str, response: Value| IdempotencyRecord {
+        principal: principal.into(),
+        key: "k1".into(),
+        request_hash: "sha256:abc".into(),
+        response,
+    };
+
+    let mut first = step("i1", 1, vec![event(t0, "approved", json!({}))]);
+    first.idempotency = Some(key("alice", json!({ "status": 201, "seq": 2 })));
+    store.commit(first).await.unwrap();
+    assert_eq!(
+        store.get_idempotency("alice", "k1").await.unwrap(),
+        Some(key("alice", json!({ "status": 201, "seq": 2 })))
+    );
+
+    // The same principal and key again, at the right version: refused, nothing recorded.
+    let mut retry = step("i1", 2, vec![event(t0, "approved", json!({}))]);
+    retry.idempotency = Some(key("alice", json!({ "status": 201, "seq": 3 })));
+    retry.new_timers.push(timer("i1", "s1", t0));
+    let err = store.commit(retry).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicateKey { principal, key } if principal == "alice" && key == "k1"),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "STORE003");
+    assert_eq!(store.load_instance("i1").await.unwrap().unwrap().version, 2);
+    assert_eq!(seqs(&store.events("i1", 0, 100).await.unwrap()), [1, 2]);
+    assert!(store.pending_timers("i1").await.unwrap().is_empty());
+    assert_eq!(
+        store.get_idempotency("alice", "k1").await.unwrap(),
+        Some(key("alice", json!({ "status": 201, "seq": 2 })))
+    );
+
+    // Keys are per principal.
+    let mut other = step("i1", 2, vec![event(t0, "approved", json!({}))]);
+    other.idempotency = Some(key("bob", json!(null)));
+    assert_eq!(seqs(&store.commit(other).await.unwrap()), [3]);
+
+    // A used key refuses an instance creation too, and the instance does not appear.
+    let mut create = start("i2", t0);
+    create.idempotency = Some(key("bob", json!(null)));
+    let err = store.create_instance(record("i2", "p", "h1", t0), create).await.unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateKey { .. }), "{err:?}");
+    assert_eq!(store.load_instance("i2").await.unwrap(), None);
+    assert!(store.events("i2", 0, 10).await.unwrap().is_empty());
+}
+
+async fn timers_claimed_once_and_lease_expiry_reclaims_with_higher_fence(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    let hour = chrono::Duration::hours(1);
+    instance(store, "i1").await;
+    let mut c = step("i1", 1, vec![event(t0, "deadlines_set", json!({}))]);
+    c.new_timers =
+        vec![timer("i1", "s2", t0 + hour * 2), timer("i1", "s1", t0 + hour), timer("i1", "s3", t0 + hour * 72)];
+    store.commit(c).await.unwrap();
+    let pending = store.pending_timers("i1").await.unwrap();
+    let nodes: Vec<&str> = pending.iter().map(|t| t.node.as_str()).collect();
+    assert_eq!(nodes, ["s1", "s2", "s3"]);
+    assert!(pending.iter().all(|t| t.state == TimerState::Pending && t.fence == 0));
+    let (a, b) = (pending[0].id, pending[1].id);
+
+    let lease = Duration::from_secs(60);
+    assert!(store.claim_due_timers("node-a", Some(t0), lease, 10).await.unwrap().is_empty());
+
+    let claimed = store.claim_due_timers("node-a", Some(t0 + hour), lease, 10).await.unwrap();
+    assert_eq!(
+        claimed,
+        [TimerRecord {
+            id: a,
+            instance: "i1".into(),
+            node: "s1".into(),
+            kind: "deadline".into(),
+            due_at: t0 + hour,
+            state: TimerState::Claimed,
+            lease_owner: Some("node-a".into()),
+            lease_until: Some(t0 + hour + chrono::Duration::seconds(60)),
+            fence: 1,
+            payload: json!({ "node": "s1" }),
+        }]
+    );
+
+    // Still leased: nobody else gets it.
+    let at = t0 + hour + chrono::Duration::seconds(30);
+    assert!(store.claim_due_timers("node-b", Some(at), lease, 10).await.unwrap().is_empty());
+
+    // The lease ran out: node-b takes it over with a higher fence.
+    let at = t0 + hour + chrono::Duration::seconds(61);
+    let taken = store.claim_due_timers("node-b", Some(at), lease, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!((taken[0].id, taken[0].fence), (a, 2));
+    assert_eq!(taken[0].lease_owner.as_deref(), Some("node-b"));
+
+    // node-a wakes up and fires under its old fence: the whole commit fails.
+    let mut stale = step("i1", 2, vec![event(at, "deadline_passed", json!({ "node": "s1" }))]);
+    stale.fire = Some((a, 1));
+    let err = store.commit(stale.clone()).await.unwrap_err();
+    assert!(matches!(err, StoreError::TimerLost { timer, fence: 1 } if timer == a), "{err:?}");
+    assert_eq!(err.code(), "STORE002");
+    assert_eq!(store.load_instance("i1").await.unwrap().unwrap().version, 2);
+    assert_eq!(seqs(&store.events("i1", 0, 100).await.unwrap()), [1, 2]);
+
+    // node-b fires under the current fence; firing again fails.
+    stale.fire = Some((a, 2));
+    assert_eq!(seqs(&store.commit(stale.clone()).await.unwrap()), [3]);
+    stale.expected_version = 3;
+    let err = store.commit(stale).await.unwrap_err();
+    assert!(matches!(err, StoreError::TimerLost { fence: 2, .. }), "{err:?}");
+
+    // A fired timer is never claimed again, even long after its lease.
+    let later = t0 + hour * 10;
+    let next = store.claim_due_timers("node-a", Some(later), lease, 10).await.unwrap();
+    assert_eq!(next.iter().map(|t| (t.id, t.fence)).collect::<Vec<_>>(), [(b, 1)]);
+    let left: Vec<(String, TimerState)> =
+        store.pending_timers("i1").await.unwrap().into_iter().map(|t| (t.node, t.state)).collect();
+    assert_eq!(left, [("s2".into(), TimerState::Claimed), ("s3".into(), TimerState::Pending)]);
+    assert_eq!(
+        h.timer_states().await,
+        BTreeMap::from([("claimed".into(), 1), ("fired".into(), 1), ("pending".into(), 1)])
+    );
+
+    // The claim limit is honoured, earliest due first.
+    let mut c = step("i1", 3, vec![event(later, "more", json!({}))]);
+    c.new_timers = (0..5).map(|i| timer("i1", "s9", t0 + chrono::Duration::minutes(i))).collect();
+    store.commit(c).await.unwrap();
+    let two = store.claim_due_timers("node-c", Some(later), lease, 2).await.unwrap();
+    let dues: Vec<DateTime<Utc>> = two.iter().map(|t| t.due_at).collect();
+    assert_eq!(dues, [t0, t0 + chrono::Duration::minutes(1)]);
+}
+
+async fn cancel_timers_by_node(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    let hour = chrono::Duration::hours(1);
+    instance(store, "i1").await;
+    instance(store, "i2").await;
+    let mut c = step("i1", 1, vec![event(t0, "set", json!({}))]);
+    c.new_timers =
+        vec![timer("i1", "s1", t0 + hour), timer("i1", "s1", t0 + hour * 5), timer("i1", "s2", t0 + hour * 2)];
+    store.commit(c).await.unwrap();
+    let mut c = step("i2", 1, vec![event(t0, "set", json!({}))]);
+    c.new_timers = vec![timer("i2", "s1", t0 + hour)];
+    store.commit(c).await.unwrap();
+
+    // The first s1 timer of i1 is claimed (in flight) when the cancel comes.
+    let lease = Duration::from_secs(600);
+    let claimed = store.claim_due_timers("node-a", Some(t0 + hour), lease, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let in_flight = claimed[0].clone();
+    assert_eq!(in_flight.node, "s1");
+
+    let mut cancel = step("i1", 2, vec![event(t0 + hour, "returned", json!({ "to": "s1" }))]);
+    cancel.cancel_timers_for_nodes = vec!["s1".into(), "never-had-timers".into()];
+    cancel.new_timers = vec![timer("i1", "s1", t0 + hour * 9)];
+    store.commit(cancel).await.unwrap();
+
+    let left: Vec<(String, DateTime<Utc>)> =
+        store.pending_timers("i1").await.unwrap().into_iter().map(|t| (t.node, t.due_at)).collect();
+    assert_eq!(left, [("s2".into(), t0 + hour * 2), ("s1".into(), t0 + hour * 9)]);
+    // Other instances' timers on a node of the same name are untouched.
+    assert_eq!(store.pending_timers("i2").await.unwrap().len(), 1);
+
+    // The in-flight claim of a cancelled timer can no longer fire.
+    let mut fire = step("i1", 3, vec![event(t0 + hour, "deadline_passed", json!({}))]);
+    fire.fire = Some((in_flight.id, in_flight.fence));
+    assert!(matches!(store.commit(fire).await, Err(StoreError::TimerLost { .. })));
+
+    // Cancelled timers are never claimed.
+    let due = store.claim_due_timers("node-a", Some(t0 + hour * 100), lease, 100).await.unwrap();
+    let mut claimed: Vec<(String, String)> = due.into_iter().map(|t| (t.instance, t.node)).collect();
+    claimed.sort();
+    assert_eq!(claimed, [("i1".into(), "s1".into()), ("i1".into(), "s2".into()), ("i2".into(), "s1".into())]);
+    assert_eq!(h.timer_states().await.get("cancelled"), Some(&2));
+}
+
+async fn group_commit_one_conflict_fails_alone(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    for id in ["i1", "i2", "i3", "i4"] {
+        instance(store, id).await;
+    }
+    let e = |kind: &str| vec![event(t0, kind, json!({ "kind": kind }))];
+    let results = store
+        .commit_many(vec![
+            step("i3", 1, e("i3-a")),
+            step("i2", 1, e("i2-a")),
+            step("i2", 1, e("i2-conflict")),
+            step("i1", 1, e("i1-a")),
+            step("i4", 7, e("i4-conflict")),
+            step("i1", 2, e("i1-b")),
+        ])
+        .await;
+    assert_eq!(results.len(), 6);
+    let outcome: Vec<Result<Vec<u64>, String>> =
+        results.into_iter().map(|r| r.map(|ev| seqs(&ev)).map_err(|e| format!("{e:?}"))).collect();
+    assert_eq!(
+        outcome,
+        [
+            Ok(vec![2]),
+            Ok(vec![2]),
+            Err("Conflict { current: 2 }".into()),
+            Ok(vec![2]),
+            Err("Conflict { current: 1 }".into()),
+            Ok(vec![3]),
+        ]
+    );
+    let kinds = |events: Vec<StoredEvent>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
+    assert_eq!(kinds(store.events("i1", 1, 10).await.unwrap()), ["i1-a", "i1-b"]);
+    assert_eq!(kinds(store.events("i2", 1, 10).await.unwrap()), ["i2-a"]);
+    assert_eq!(kinds(store.events("i3", 1, 10).await.unwrap()), ["i3-a"]);
+    assert!(store.events("i4", 1, 10).await.unwrap().is_empty());
+    for (id, version) in [("i1", 3), ("i2", 2), ("i3", 2), ("i4", 1)] {
+        assert_eq!(store.verify(id).await.unwrap(), version, "{id}");
+    }
+    assert!(store.commit_many(Vec::new()).await.is_empty());
+
+    // A duplicate key and a lost timer inside a batch fail alone as well.
+    let mut dup_a = step("i3", 2, e("k"));
+    dup_a.idempotency = Some(IdempotencyRecord {
+        principal: "p".into(),
+        key: "same".into(),
+        request_hash: "h".into(),
+        response: json!(1),
+    });
+    let mut dup_b = step("i4", 1, e("k"));
+    dup_b.idempotency = dup_a.idempotency.clone();
+    let mut lost = step("i2", 2, e("fire"));
+    lost.fire = Some((424_242, 1));
+    let results = store.commit_many(vec![dup_a, dup_b, lost, step("i1", 3, e("ok"))]).await;
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(StoreError::DuplicateKey { .. })));
+    assert!(matches!(results[2], Err(StoreError::TimerLost { timer: 424_242, fence: 1 })));
+    assert_eq!(seqs(results[3].as_ref().unwrap()), [4]);
+    assert_eq!(store.load_instance("i2").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.load_instance("i4").await.unwrap().unwrap().version, 1);
+
+    store.checkpoint().await.unwrap();
+}
+
+async fn group_committer_batches_concurrent_callers(h: &Harness) {
+    let t0 = t(T0);
+    for i in 0..20 {
+        instance(h.store.as_ref(), &format!("g{i:02}")).await;
+    }
+    let config = GroupCommitConfig { max_batch: 8, queue: 64, checkpoint_every: Some(Duration::from_millis(5)) };
+    let (committer, task) = GroupCommitter::spawn(h.store.clone(), config);
+    let mut calls = tokio::task::JoinSet::new();
+    // 20 instances, each with two callers racing from version 1: exactly one of each pair wins.
+    for i in 0..40 {
+        let committer = committer.clone();
+        calls.spawn(async move {
+            let id = format!("g{:02}", i % 20);
+            let result = committer.commit(step(&id, 1, vec![event(t0, "raced", json!({ "caller": i }))])).await;
+            (id, result)
+        });
+    }
+    let mut wins: BTreeMap<String, u32> = BTreeMap::new();
+    let mut conflicts = 0;
+    while let Some(joined) = calls.join_next().await {
+        let (id, result) = joined.unwrap();
+        match result {
+            Ok(events) => {
+                assert_eq!(seqs(&events), [2]);
+                *wins.entry(id).or_default() += 1;
+            }
+            Err(StoreError::Conflict { current: 2 }) => conflicts += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(conflicts, 20);
+    assert_eq!(wins.len(), 20);
+    assert!(wins.values().all(|&n| n == 1));
+    drop(committer);
+    task.await.unwrap();
+    for i in 0..20 {
+        assert_eq!(h.store.verify(&format!("g{i:02}")).await.unwrap(), 2);
+    }
+}
+
+async fn events_until_is_the_prefix_as_of_a_time(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    let m = chrono::Duration::minutes;
+    instance(store, "i1").await; // seq 1 at t0
+    store
+        .commit(step(
+            "i1",
+            1,
+            vec![
+                event(t0 + m(10), "a", json!({})),
+                event(t0 + m(10), "b", json!({})),
+                event(t0 + m(20), "c", json!({})),
+                // A clock that went back: replay stops at the first event after the time.
+                event(t0 + m(5), "d", json!({})),
+            ],
+        ))
+        .await
+        .unwrap();
+    let until = |at| async move { seqs(&store.events_until("i1", at).await.unwrap()) };
+    assert_eq!(until(t0 - m(1)).await, Vec::<u64>::new());
+    assert_eq!(until(t0).await, [1]);
+    assert_eq!(until(t0 + m(9)).await, [1]);
+    assert_eq!(until(t0 + m(10)).await, [1, 2, 3]);
+    assert_eq!(until(t0 + m(15)).await, [1, 2, 3]);
+    assert_eq!(until(t0 + m(20)).await, [1, 2, 3, 4, 5]);
+    assert_eq!(store.events_until("i1", t0 + m(20)).await.unwrap(), store.events("i1", 0, 9).await.unwrap());
+    assert!(store.events_until("nobody", t0).await.unwrap().is_empty());
+}
+
+async fn list_instances_filters_and_pages(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    store.publish_policy(policy("q", "h1", T0)).await.unwrap();
+    let specs = [
+        ("x7", "p", "running"),
+        ("x6", "p", "done"),
+        ("x5", "q", "running"),
+        ("x4", "p", "running"),
+        ("x3", "p", "done"),
+        ("x2", "q", "running"),
+        ("x1", "p", "running"),
+    ];
+    // Created in this order, one minute apart: listing is by creation time, not by id.
+    for (i, (id, pol, status)) in specs.iter().enumerate() {
+        let created = t0 + chrono::Duration::minutes(i64::try_from(i).unwrap());
+        let mut first = start(id, created);
+        first.status = (*status).into();
+        store.create_instance(record(id, pol, "h1", created), first).await.unwrap();
+    }
+    let list = |policy: Option<&str>, status: Option<&str>, page: u32, page_size: u32| {
+        let filter =
+            InstanceFilter { policy: policy.map(String::from), status: status.map(String::from), page, page_size };
+        async move {
+            let page = store.list_instances(&filter).await.unwrap();
+            (page.items.into_iter().map(|i| i.id).collect::<Vec<_>>(), page.total)
+        }
+    };
+    assert_eq!(list(None, None, 1, 3).await, (vec!["x7".into(), "x6".into(), "x5".into()], 7));
+    assert_eq!(list(None, None, 2, 3).await, (vec!["x4".into(), "x3".into(), "x2".into()], 7));
+    assert_eq!(list(None, None, 3, 3).await, (vec!["x1".into()], 7));
+    assert_eq!(list(None, None, 4, 3).await, (vec![], 7));
+    assert_eq!(list(Some("p"), Some("running"), 1, 50).await, (vec!["x7".into(), "x4".into(), "x1".into()], 3));
+    assert_eq!(list(Some("p"), Some("running"), 2, 2).await, (vec!["x1".into()], 3));
+    assert_eq!(list(None, Some("done"), 1, 50).await, (vec!["x6".into(), "x3".into()], 2));
+    assert_eq!(list(Some("q"), None, 1, 50).await, (vec!["x5".into(), "x2".into()], 2));
+    assert_eq!(list(Some("none"), None, 1, 50).await, (vec![], 0));
+
+    let page = store.list_instances(&InstanceFilter::default()).await.unwrap();
+    assert_eq!((page.page, page.page_size, page.total, page.items.len()), (1, 50, 7, 7));
+    assert_eq!(page.items[0].version, 1);
+    assert_eq!(page.items[0].policy_name, "p");
+
+    for (page, size) in [(0, 10), (1, 0), (1, 1001)] {
+        let filter = InstanceFilter { page, page_size: size, ..InstanceFilter::default() };
+        let err = store.list_instances(&filter).await.unwrap_err();
+        assert_eq!(err.code(), "STORE007", "{page} {size}");
+    }
+}
+
+async fn tampered_payload_fails_verify_at_that_seq(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    instance(store, "i1").await;
+    instance(store, "i2").await;
+    let events: Vec<NewEvent> = (2..=4).map(|n| event(t0, "vote_entered", json!({ "yes": n * 10, "no": 1 }))).collect();
+    let stored = store.commit(step("i1", 1, events)).await.unwrap();
+    assert_eq!(store.verify("i1").await.unwrap(), 4);
+
+    h.tamper_payload("i1", 3, r#"{"yes": 99, "no": 1}"#).await;
+
+    let tampered = store.events("i1", 2, 1).await.unwrap();
+    assert_eq!(tampered[0].payload, json!({ "yes": 99, "no": 1 }));
+    let mut changed = stored[1].clone();
+    changed.payload = tampered[0].payload.clone();
+    let prev: [u8; 32] = hex::decode(&stored[1].prev_hash).unwrap().try_into().unwrap();
+    let recomputed = audit::event_hash(
+        &prev,
+        &audit::EventFields {
+            seq: 3,
+            instance: "i1",
+            at: changed.at,
+            actor: &changed.actor,
+            role: changed.role.as_deref(),
+            kind: &changed.kind,
+            payload: &changed.payload,
+        },
+    );
+    let err = store.verify("i1").await.unwrap_err();
+    assert_eq!(err.code(), "STORE008");
+    let StoreError::ChainBroken(broken) = err else { panic!("{err:?}") };
+    assert_eq!(
+        broken,
+        VerifyError {
+            seq: 3,
+            field: VerifyField::Hash,
+            expected: hex::encode(recomputed),
+            found: stored[1].hash.clone(),
+        }
+    );
+    // The other instance is untouched.
+    assert_eq!(store.verify("i2").await.unwrap(), 1);
+}
+
+/// Two claimers on one store (two tasks) fire 500 timers spread over 5 instances.
+async fn two_claimers_fire_each_timer_once(h: &Harness) {
+    let fired = fire_all(&[h.store.clone(), h.store.clone()], 5, 100).await;
+    assert_eq!(fired, 500);
+    assert_eq!(h.timer_states().await, BTreeMap::from([("fired".into(), 500)]));
+}
+
+// ---- concurrent firing ----
+
+#[derive(Default)]
+struct NodeReport {
+    claimed: Vec<(i64, i64)>,
+    fired: Vec<i64>,
+    lost: Vec<i64>,
+}
+
+/// Creates `instances` instances with `per_instance` timers each, all already due by the
+/// database's clock, then runs one firing node per store until no timer is left. Asserts that
+/// every timer fired exactly once across the nodes and every chain verifies; returns how many
+/// timers were fired.
+async fn fire_all(stores: &[Arc<dyn Store>], instances: usize, per_instance: usize) -> usize {
+    let store = stores[0].clone();
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    let due = Utc::now() - chrono::Duration::minutes(1);
+    for i in 0..instances {
+        let id = format!("f{i:03}");
+        let mut first = start(&id, due);
+        first.new_timers = (0..per_instance).map(|n| timer(&id, &format!("n{n}"), due)).collect();
+        store.create_instance(record(&id, "p", "h1", due), first).await.unwrap();
+    }
+
+    let mut nodes = tokio::task::JoinSet::new();
+    for (n, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        nodes.spawn(async move { (n, fire_node(store, format!("node-{n}")).await) });
+    }
+    let mut reports = BTreeMap::new();
+    while let Some(joined) = nodes.join_next().await {
+        let (n, report) = joined.unwrap();
+        reports.insert(n, report);
+    }
+
+    let total = instances * per_instance;
+    let mut fired_by: HashMap<i64, usize> = HashMap::new();
+    let mut claims = 0;
+    for (n, report) in &reports {
+        eprintln!(
+            "node-{n}: claimed {}, fired {}, lost {}",
+            report.claimed.len(),
+            report.fired.len(),
+            report.lost.len()
+        );
+        claims += report.claimed.len();
+        for id in &report.fired {
+            let previous = fired_by.insert(*id, *n);
+            assert_eq!(previous, None, "timer {id} fired twice");
+        }
+    }
+    // With leases far longer than the run, no timer is ever claimed twice, and none is lost.
+    assert_eq!(claims, total);
+    let distinct: BTreeSet<i64> = reports.values().flat_map(|r| r.claimed.iter().map(|c| c.0)).collect();
+    assert_eq!(distinct.len(), total);
+    assert!(reports.values().all(|r| r.lost.is_empty()));
+    assert_eq!(fired_by.len(), total);
+    for i in 0..instances {
+        let id = format!("f{i:03}");
+        assert_eq!(store.verify(&id).await.unwrap(), 1 + per_instance as u64, "{id}");
+        assert!(store.pending_timers(&id).await.unwrap().is_empty());
+    }
+    fired_by.len()
+}
+
+/// One node's firing loop: claim a batch by the database's clock, fire each claimed timer in a
+/// commit naming its fence (batched through `commit_many`), re-deciding on version conflicts,
+/// until nothing is due.
+async fn fire_node(store: Arc<dyn Store>, owner: String) -> NodeReport {
+    let mut report = NodeReport::default();
+    let lease = Duration::from_secs(600);
+    loop {
+        let claimed = store.claim_due_timers(&owner, None, lease, 250).await.unwrap();
+        if claimed.is_empty() {
+            return report;
+        }
+        report.claimed.extend(claimed.iter().map(|t| (t.id, t.fence)));
+        let mut pending = claimed;
+        while !pending.is_empty() {
+            let mut versions: HashMap<String, u64> = HashMap::new();
+            let mut commits = Vec::with_capacity(pending.len());
+            for t in &pending {
+                let version = match versions.get(&t.instance) {
+                    Some(v) => *v,
+                    None => store.load_instance(&t.instance).await.unwrap().unwrap().version,
+                };
+                versions.insert(t.instance.clone(), version + 1);
+                let mut c = step(
+                    &t.instance,
+                    version,
+                    vec![NewEvent {
+                        at: Utc::now(),
+                        actor: "timer".into(),
+                        role: None,
+                        kind: "timer_fired".into(),
+                        payload: json!({ "timer": t.id, "fence": t.fence, "by": owner }),
+                    }],
+                );
+                c.fire = Some((t.id, t.fence));
+                commits.push(c);
+            }
+            let results = store.commit_many(commits).await;
+            let mut retry = Vec::new();
+            for (t, result) in pending.into_iter().zip(results) {
+                match result {
+                    Ok(_) => report.fired.push(t.id),
+                    Err(StoreError::Conflict { .. }) => retry.push(t),
+                    Err(StoreError::TimerLost { .. }) => report.lost.push(t.id),
+                    Err(other) => panic!("{owner}: {other:?}"),
+                }
+            }
+            pending = retry;
+        }
+    }
+}
+
+// ---- backend-specific ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_is_wal_with_synchronous_full_and_checkpoints() {
+    let harness = Harness::sqlite().await;
+    let Backend::Sqlite { store, .. } = &harness.backend else { unreachable!() };
+    for pool in [store.writer_pool(), store.reader_pool()] {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(pool).await.unwrap();
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(pool).await.unwrap();
+        assert_eq!((mode.as_str(), sync, busy), ("wal", 2, 10_000));
+    }
+    instance(harness.store.as_ref(), "i1").await;
+    let stats = store.wal_checkpoint().await.unwrap();
+    assert!(!stats.busy);
+    assert_eq!(stats.log_frames, stats.checkpointed_frames);
+    // An in-memory database would give the writer and the readers different databases.
+    let memory = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
+    let err = SqliteStore::open_with(memory, 1).await.unwrap_err();
+    assert_eq!(err.code(), "STORE007");
+    harness.finish().await;
+}
+
+/// Two nodes, each with its own pool, claim and fire 10,000 timers that are all due at once:
+/// every timer fires exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_nodes_fire_10000_timers_exactly_once() {
+    let Some(harness) = Harness::postgres("two_nodes_10000").await else { return };
+    let Backend::Postgres { options, .. } = &harness.backend else { unreachable!() };
+    let second: Arc<dyn Store> = Arc::new(PgStore::connect_with((**options).clone(), 4).await.unwrap());
+    let fired = fire_all(&[harness.store.clone(), second], 100, 100).await;
+    assert_eq!(fired, 10_000);
+    assert_eq!(harness.timer_states().await, BTreeMap::from([("fired".into(), 10_000)]));
+    harness.finish().await;
+}
