@@ -1,0 +1,190 @@
+//! residents_demand.cf: 居民诉求"绿色通道" (R3.4–R3.6).
+
+use civicflow_dsl::value::Value;
+use civicflow_engine::core::{Event, NodeStatus, Outcome, Status};
+use civicflow_engine::sim::{date, form, text, Simulation};
+
+use super::*;
+
+fn taken_in(category: &str) -> Simulation {
+    let mut s = sim("residents_demand", "2012-05-07 09:00");
+    s.start(&[("社区名称", text("舜耕社区")), ("诉求类别", text(category))]).unwrap();
+    s.act(
+        "社区居委会",
+        "诉求受理",
+        form(&[
+            ("诉求人", text("张三")),
+            ("联系电话", text("13800000000")),
+            ("诉求内容", text("小区路灯损坏")),
+            ("受理日期", date("2012-05-07")),
+        ]),
+    )
+    .unwrap();
+    s
+}
+
+fn feedback(satisfied: bool) -> civicflow_engine::core::Action {
+    form(&[("诉求人", text("张三")), ("办理结果", text("路灯已修复")), ("居民满意", Value::Bool(satisfied))])
+}
+
+/// Forwarded to the livelihood office on 05-08, which names the owner on 05-09 09:00.
+fn forwarded() -> Simulation {
+    let mut s = taken_in("其他");
+    s.advance_to("2012-05-08 10:00").unwrap();
+    s.act("社区居委会", "社区研判", reject("需市政部门维修")).unwrap();
+    s.advance_to("2012-05-09 09:00").unwrap();
+    s.act("民生办", "民生办分流", form(&[("首办部门名称", text("市政公用局")), ("督办人", text("李四"))])).unwrap();
+    s
+}
+
+#[test]
+fn r3_4_happy_path_settled_by_the_community() {
+    let mut s = taken_in("其他");
+    // R3.6: an ordinary matter needs no stability-risk assessment.
+    assert_eq!(s.state.values["需稳定风险评估"], Value::Bool(false));
+    assert_eq!(s.status_of("稳定风险评估"), Some(NodeStatus::Skipped));
+    assert_eq!(due(&s, "社区研判").as_deref(), Some("2012-05-11 00:00"));
+    s.advance_to("2012-05-08 10:00").unwrap();
+    s.act("社区居委会", "社区研判", approve()).unwrap();
+    // 10 working days from 05-08: 05-09 … 05-22; the reminder 2 working days before.
+    assert_eq!(due(&s, "社区办理").as_deref(), Some("2012-05-23 00:00"));
+    s.advance_to("2012-05-15 10:00").unwrap();
+    s.act("社区居委会", "社区办理", form(&[("办理结果", text("路灯已修复"))])).unwrap();
+    // 3 days from 05-15: 05-18, a Friday.
+    assert_eq!(due(&s, "社区反馈").as_deref(), Some("2012-05-19 00:00"));
+    s.advance_to("2012-05-16 10:00").unwrap();
+    s.act("社区居委会", "社区反馈", feedback(true)).unwrap();
+
+    assert_eq!(s.state.status, Status::Completed);
+    // The livelihood office's branch was not taken: none of its steps opened.
+    for node in ["民生办分流", "首办受理", "首办办结", "部门反馈", "预警信息上报"] {
+        assert_eq!(s.status_of(node), Some(NodeStatus::Skipped), "{node}");
+    }
+    assert_eq!(timer_events(&s), vec![], "nothing was late");
+    assert_eq!(
+        s.history.last().map(|(e, t)| (e.clone(), local(*t))),
+        Some((Event::InstanceCompleted, "2012-05-16 10:00".into()))
+    );
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn r3_4_happy_path_forwarded_to_the_first_receiving_department() {
+    let mut s = forwarded();
+    assert_eq!(s.status_of("社区办理"), Some(NodeStatus::Skipped));
+    assert_eq!(s.status_of("社区反馈"), Some(NodeStatus::Skipped));
+    // 首办负责制: the department takes it in within one working day …
+    assert_eq!(due(&s, "首办受理").as_deref(), Some("2012-05-11 00:00"));
+    s.advance_to("2012-05-10 09:00").unwrap();
+    s.act("首办部门", "首办受理", done("已受理")).unwrap();
+    // … and settles it within 15 working days (05-11 … 05-31).
+    assert_eq!(due(&s, "首办办结").as_deref(), Some("2012-06-01 00:00"));
+    s.advance_to("2012-05-25 15:00").unwrap();
+    s.act("首办部门", "首办办结", form(&[("办理结果", text("路灯已修复"))])).unwrap();
+    assert_eq!(due(&s, "部门反馈").as_deref(), Some("2012-05-29 00:00"));
+    s.advance_to("2012-05-26 10:00").unwrap();
+    s.act("首办部门", "部门反馈", feedback(true)).unwrap();
+
+    assert_eq!(s.state.status, Status::Completed);
+    assert_eq!(timer_events(&s), vec![]);
+    assert_eq!(s.state.nodes["民生办分流"].form.as_ref().unwrap()["首办部门名称"], text("市政公用局"));
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn r3_4_the_first_receiving_department_cannot_refuse_the_matter() {
+    let mut s = forwarded();
+    let r = s.act("首办部门", "首办受理", reject("不属于本部门职责")).unwrap_err();
+    assert_eq!(r.code(), "R010");
+    assert_eq!(
+        r.to_string(),
+        "`reject` does not apply to step `首办受理`, a task step; it takes `submit_form`, `complete`, `return_to`, `withdraw`, `delegate`, `urge`"
+    );
+    let r = s.act("社区居委会", "首办受理", done("代为受理")).unwrap_err();
+    assert_eq!(r.code(), "R006");
+}
+
+#[test]
+fn r3_5_a_lapsed_limit_is_escalated_at_the_deadline_instant() {
+    let mut s = forwarded();
+    let before = s.history.len();
+    // The department lets the day of 首办受理 lapse.
+    s.advance_to("2012-05-11 09:00").unwrap();
+    let due1 = at("2012-05-11 00:00");
+    let node = "首办受理".to_string();
+    assert_eq!(
+        s.history[before..].to_vec(),
+        vec![
+            (Event::Overdue { node: node.clone(), due_at: due1 }, due1),
+            (Event::Escalated { node: node.clone(), role: "部门主要领导".into(), due_at: due1 }, due1),
+            (Event::Escalated { node: node.clone(), role: "部门分管领导".into(), due_at: due1 }, due1),
+            (Event::Notified { node: node.clone(), role: "民生办".into(), due_at: due1 }, due1),
+        ]
+    );
+    assert_eq!(s.state.nodes["首办受理"].escalated_to, ["部门主要领导", "部门分管领导"]);
+    // Late work is still taken and recorded; the limit of 15 working days runs from 05-11.
+    s.act("首办部门", "首办受理", done("已受理")).unwrap();
+    assert!(s.state.nodes["首办受理"].overdue);
+    assert_eq!(due(&s, "首办办结").as_deref(), Some("2012-06-02 00:00"));
+    let before = s.history.len();
+    s.advance_to("2012-06-04 09:00").unwrap();
+    let due2 = at("2012-06-02 00:00");
+    let node = "首办办结".to_string();
+    assert_eq!(
+        s.history[before..].to_vec(),
+        vec![
+            // Three working days before the limit: 06-01, 05-31, 05-30.
+            (Event::Reminded { node: node.clone(), due_at: due2 }, at("2012-05-30 00:00")),
+            (Event::Overdue { node: node.clone(), due_at: due2 }, due2),
+            (Event::Escalated { node: node.clone(), role: "部门主要领导".into(), due_at: due2 }, due2),
+            (Event::Escalated { node: node.clone(), role: "部门分管领导".into(), due_at: due2 }, due2),
+            (Event::Notified { node: node.clone(), role: "民生办".into(), due_at: due2 }, due2),
+        ]
+    );
+    s.act("首办部门", "首办办结", form(&[("办理结果", text("路灯已修复"))])).unwrap();
+    s.act("首办部门", "部门反馈", feedback(false)).unwrap();
+    assert_eq!(s.state.status, Status::Completed);
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn r3_6_a_land_requisition_demand_is_assessed_before_it_is_handled() {
+    let mut s = taken_in("征地拆迁");
+    assert_eq!(s.state.values["需稳定风险评估"], Value::Bool(true));
+    assert_eq!(s.status_of("稳定风险评估"), Some(NodeStatus::Open));
+    let r = s.act("社区居委会", "社区研判", approve()).unwrap_err();
+    assert_eq!(r.to_string(), "step `社区研判` is waiting for earlier steps, not open for action");
+    let r = s.act("综治维稳办公室", "稳定风险评估", approve()).unwrap_err();
+    assert_eq!(r.to_string(), "step `稳定风险评估`, field `风险等级, 评估意见`: submit the form first");
+    let r = s
+        .act("综治维稳办公室", "稳定风险评估", form(&[("风险等级", text("极高")), ("评估意见", text("群众意见较大"))]))
+        .unwrap_err();
+    assert_eq!(r.to_string(), "step `稳定风险评估`: 风险等级须为低、中或高");
+    s.act("综治维稳办公室", "稳定风险评估", form(&[("风险等级", text("高")), ("评估意见", text("群众意见较大"))]))
+        .unwrap();
+    s.act("综治维稳办公室", "稳定风险评估", reject("风险较高")).unwrap();
+    assert_eq!(s.status_of("稳定风险评估"), Some(NodeStatus::Open), "two of three can still approve");
+    s.act("信访部门", "稳定风险评估", reject("信访量大")).unwrap();
+    assert_eq!(s.state.nodes["稳定风险评估"].outcome, Some(Outcome::Rejected));
+    // A high risk does not stop the demand: a warning goes up and the community decides.
+    assert_eq!(s.status_of("预警信息上报"), Some(NodeStatus::Open));
+    assert_eq!(s.status_of("社区研判"), Some(NodeStatus::Open));
+    s.act("上级综治部门", "预警信息上报", file()).unwrap();
+    assert_eq!(s.state.nodes["预警信息上报"].outcome, Some(Outcome::Filed));
+    s.act("社区居委会", "社区研判", approve()).unwrap();
+    s.act("社区居委会", "社区办理", form(&[("办理结果", text("协调补偿方案"))])).unwrap();
+    s.act("社区居委会", "社区反馈", feedback(true)).unwrap();
+    assert_eq!(s.state.status, Status::Completed);
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn r3_6_an_acceptable_risk_sends_no_warning() {
+    let mut s = taken_in("建设改造");
+    s.act("综治维稳办公室", "稳定风险评估", form(&[("风险等级", text("低")), ("评估意见", text("可控"))])).unwrap();
+    s.act("综治维稳办公室", "稳定风险评估", approve()).unwrap();
+    s.act("社区警务室", "稳定风险评估", approve()).unwrap();
+    assert_eq!(s.state.nodes["稳定风险评估"].outcome, Some(Outcome::Approved));
+    assert_eq!(s.status_of("预警信息上报"), Some(NodeStatus::Skipped));
+    assert_eq!(s.status_of("社区研判"), Some(NodeStatus::Open));
+}
