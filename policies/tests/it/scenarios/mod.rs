@@ -6,6 +6,7 @@
 //! `D+1 00:00`.
 
 mod community_access;
+mod property_service;
 mod residents_demand;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,11 @@ pub fn at(local: &str) -> DateTime<Utc> {
 /// An instant as a local time `YYYY-MM-DD HH:MM`.
 pub fn local(t: DateTime<Utc>) -> String {
     t.with_timezone(&zone()).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// The recorded window of a node, as local times (the end excluded).
+pub fn window(s: &Simulation, node: &str) -> Option<(String, String)> {
+    s.state.nodes[node].window.map(|(a, b)| (local(a), local(b)))
 }
 
 /// The deadline of a node, as a local time.
@@ -88,6 +94,10 @@ pub fn reject(reason: &str) -> Action {
 
 pub fn file() -> Action {
     Action::File { comment: None }
+}
+
+pub fn opinion(o: &str) -> Action {
+    Action::GiveOpinion { opinion: o.into() }
 }
 
 pub fn record(fields: &[(&str, Value)]) -> Value {
