@@ -7,6 +7,9 @@
 
 pub mod audit;
 pub mod calendar;
+pub mod clock;
 pub mod core;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod runtime;
 pub mod sim;
 pub mod store;

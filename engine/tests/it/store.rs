@@ -34,15 +34,15 @@ enum Backend {
     Postgres { store: PgStore, admin: PgPool, schema: String, options: Box<PgConnectOptions> },
 }
 
-struct Harness {
-    store: Arc<dyn Store>,
+pub(crate) struct Harness {
+    pub(crate) store: Arc<dyn Store>,
     backend: Backend,
 }
 
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 impl Harness {
-    async fn sqlite() -> Harness {
+    pub(crate) async fn sqlite() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
         Harness { store: Arc::new(store.clone()), backend: Backend::Sqlite { store, _dir: dir } }
@@ -50,7 +50,7 @@ impl Harness {
 
     /// A store on a fresh schema, or `None` (after a SKIP line) when PostgreSQL is unreachable
     /// outside CI.
-    async fn postgres(test: &str) -> Option<Harness> {
+    pub(crate) async fn postgres(test: &str) -> Option<Harness> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let url = std::env::var("CIVICFLOW_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
         let base = PgConnectOptions::from_str(&url).unwrap();
@@ -73,7 +73,7 @@ impl Harness {
         })
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         match self.backend {
             Backend::Sqlite { store, _dir } => store.close().await,
             Backend::Postgres { store, admin, schema, .. } => {
@@ -86,7 +86,7 @@ impl Harness {
 
     /// Rewrites an event's payload behind the store's back, as an attacker with database access
     /// would: first shows that a plain UPDATE is refused (append-only), then disables the guard.
-    async fn tamper_payload(&self, instance: &str, seq: i64, payload: &str) {
+    pub(crate) async fn tamper_payload(&self, instance: &str, seq: i64, payload: &str) {
         match &self.backend {
             Backend::Sqlite { store, .. } => {
                 let pool = store.writer_pool();

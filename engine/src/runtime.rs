@@ -1,0 +1,457 @@
+//! The durable runtime: the pure core plus a [`Store`], a [`Clock`] and the timer service.
+//!
+//! A command flows: load the instance's snapshot and version → `core::decide` → one
+//! [`Commit`] (events with their hash chain, the new snapshot, the timer changes, the
+//! idempotency record) through the group committer → on a version conflict, reload and decide
+//! again. A due timer flows the same way: claim with a lease → `decide(Fire)` → a commit that
+//! also marks the timer fired under its fence, so it fires exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use civicflow_dsl::value::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Calendar;
+use crate::clock::Clock;
+use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, Timer, TimerKind};
+use crate::store::{
+    Commit, GroupCommitter, IdempotencyRecord, InstanceRecord, NewEvent, NewTimer, PolicyRecord, Published, Store,
+    StoreError, StoredEvent,
+};
+
+/// How many times a command is decided again after losing a race for the instance.
+const RETRIES: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("the policy has {} error(s)", .0.as_slice().len())]
+    Invalid(civicflow_dsl::Diagnostics),
+    #[error("no {what} `{id}`")]
+    NotFound { what: &'static str, id: String },
+    /// The same idempotency key was used before with a different request.
+    #[error("idempotency key `{key}` was used for a different request")]
+    KeyReused { key: String },
+    #[error("the instance is busy; try again")]
+    Busy,
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RuntimeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RuntimeError::Refused(r) => r.code(),
+            RuntimeError::Invalid(_) => "POLICY_INVALID",
+            RuntimeError::NotFound { .. } => "NOT_FOUND",
+            RuntimeError::KeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
+            RuntimeError::Busy => "BUSY",
+            RuntimeError::Corrupt(_) => "CORRUPT",
+            RuntimeError::Store(e) => e.code(),
+        }
+    }
+}
+
+/// An idempotency key with the hash of the request it came with.
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The result of a command: what it recorded. Stored as the idempotent response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub instance: String,
+    /// The instance's version after the command.
+    pub version: u64,
+    /// The seqs of the events it recorded (empty for a replayed or no-op command).
+    pub seqs: Vec<u64>,
+    /// Whether this is the stored result of an earlier identical request.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+pub struct Runtime {
+    store: Arc<dyn Store>,
+    committer: GroupCommitter,
+    clock: Arc<dyn Clock>,
+    calendar: Arc<Calendar>,
+    programs: Mutex<HashMap<String, Arc<Program>>>,
+    /// This node's name, as lease owner of the timers it claims.
+    node: String,
+}
+
+impl Runtime {
+    pub fn new(
+        store: Arc<dyn Store>,
+        committer: GroupCommitter,
+        clock: Arc<dyn Clock>,
+        calendar: Arc<Calendar>,
+        node: String,
+    ) -> Self {
+        Runtime { store, committer, clock, calendar, programs: Mutex::new(HashMap::new()), node }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// Compiles and publishes a policy; publishing the same text again is a no-op.
+    pub async fn publish(&self, source: &str) -> Result<Published, RuntimeError> {
+        let compiled = civicflow_dsl::compile(source).map_err(RuntimeError::Invalid)?;
+        let ir = serde_json::to_value(&compiled.policy).map_err(|e| RuntimeError::Corrupt(e.to_string()))?;
+        let record = PolicyRecord {
+            name: compiled.policy.name.clone(),
+            hash: compiled.hash.clone(),
+            version_label: compiled.policy.version.clone().unwrap_or_default(),
+            source: source.to_string(),
+            ir,
+            published_at: self.clock.now(),
+        };
+        Ok(self.store.publish_policy(record).await?)
+    }
+
+    /// The compiled program of a published version (cached by hash).
+    pub async fn program(&self, name: &str, hash: Option<&str>) -> Result<Arc<Program>, RuntimeError> {
+        if let Some(h) = hash {
+            if let Some(p) = self.programs.lock().ok().and_then(|m| m.get(h).cloned()) {
+                return Ok(p);
+            }
+        }
+        let record = self.store.get_policy(name, hash).await?.ok_or_else(|| RuntimeError::NotFound {
+            what: "policy",
+            id: hash.map_or(name.to_string(), |h| format!("{name}@{h}")),
+        })?;
+        if let Some(p) = self.programs.lock().ok().and_then(|m| m.get(&record.hash).cloned()) {
+            return Ok(p);
+        }
+        let policy: civicflow_dsl::ir::Policy =
+            serde_json::from_value(record.ir).map_err(|e| RuntimeError::Corrupt(format!("policy {name}: {e}")))?;
+        let program = Arc::new(Program::new(policy, record.hash.clone()).map_err(RuntimeError::Corrupt)?);
+        if let Ok(mut m) = self.programs.lock() {
+            m.insert(record.hash, program.clone());
+        }
+        Ok(program)
+    }
+
+    fn ctx<'a>(&'a self, program: &'a Program) -> Context<'a> {
+        Context { program, calendar: &self.calendar }
+    }
+
+    /// Starts an instance with a caller-chosen id.
+    pub async fn start(
+        &self,
+        id: &str,
+        policy: &str,
+        hash: Option<&str>,
+        actor: &Actor,
+        params: BTreeMap<String, Value>,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
+        if let Some(done) = self.replay_if_seen(&actor.principal, idem.as_ref()).await? {
+            return Ok(done);
+        }
+        let program = self.program(policy, hash).await?;
+        let now = self.clock.now();
+        let command = Command::Start { actor: actor.clone(), params };
+        let events = core::decide(self.ctx(&program), &State::new(), &command, now).map_err(RuntimeError::Refused)?;
+        let (commit, _) = self.commit_for(id, &program, &State::new(), &events, now, None, idem.as_ref(), actor)?;
+        let record = InstanceRecord {
+            id: id.to_string(),
+            policy_name: program.policy.name.clone(),
+            policy_hash: program.hash.clone(),
+            version: 0,
+            status: commit.status.clone(),
+            snapshot: commit.snapshot.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.create_instance(record, commit).await {
+            Ok(stored) => Ok(outcome(id, &stored)),
+            Err(StoreError::DuplicateKey { .. }) => {
+                self.replay_if_seen(&actor.principal, idem.as_ref()).await?.ok_or(RuntimeError::Busy)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Acts on a step of an instance.
+    pub async fn act(
+        &self,
+        id: &str,
+        actor: &Actor,
+        node: &str,
+        action: Action,
+        comment: Option<String>,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
+        if let Some(done) = self.replay_if_seen(&actor.principal, idem.as_ref()).await? {
+            return Ok(done);
+        }
+        let command = Command::Act { actor: actor.clone(), node: node.to_string(), action, comment };
+        self.run(id, &command, actor, None, idem).await
+    }
+
+    pub async fn cancel(&self, id: &str, actor: &Actor, reason: &str) -> Result<Outcome, RuntimeError> {
+        let command = Command::Cancel { actor: actor.clone(), reason: reason.to_string() };
+        self.run(id, &command, actor, None, None).await
+    }
+
+    /// Decides and commits, deciding again after a lost race.
+    async fn run(
+        &self,
+        id: &str,
+        command: &Command,
+        actor: &Actor,
+        fire: Option<(i64, i64)>,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
+        for _ in 0..RETRIES {
+            let (record, state) = self.load(id).await?;
+            let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
+            // A timer's events happen at its instant (R3.5: the breach is recorded when it
+            // occurs), however late the service delivers it.
+            let now = match command {
+                Command::Fire { at, .. } => *at,
+                _ => self.clock.now(),
+            };
+            let events = core::decide(self.ctx(&program), &state, command, now).map_err(RuntimeError::Refused)?;
+            let (commit, _) = self.commit_for(id, &program, &state, &events, now, fire, idem.as_ref(), actor)?;
+            match self.committer.commit(commit).await {
+                Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::DuplicateKey { .. }) => {
+                    return self.replay_if_seen(&actor.principal, idem.as_ref()).await?.ok_or(RuntimeError::Busy)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RuntimeError::Busy)
+    }
+
+    async fn replay_if_seen(
+        &self,
+        principal: &str,
+        idem: Option<&Idempotency>,
+    ) -> Result<Option<Outcome>, RuntimeError> {
+        let Some(idem) = idem else { return Ok(None) };
+        match self.store.get_idempotency(principal, &idem.key).await? {
+            None => Ok(None),
+            Some(r) if r.request_hash == idem.request_hash => {
+                let mut o: Outcome = serde_json::from_value(r.response)
+                    .map_err(|e| RuntimeError::Corrupt(format!("idempotent response: {e}")))?;
+                o.replayed = true;
+                Ok(Some(o))
+            }
+            Some(_) => Err(RuntimeError::KeyReused { key: idem.key.clone() }),
+        }
+    }
+
+    /// The commit for `events` decided on `state`: events with their actor, the new snapshot,
+    /// timer changes for the nodes whose timers changed, the idempotency record.
+    #[expect(clippy::too_many_arguments, reason = "one internal helper gathering a commit's parts")]
+    fn commit_for(
+        &self,
+        id: &str,
+        program: &Program,
+        state: &State,
+        events: &[Event],
+        now: DateTime<Utc>,
+        fire: Option<(i64, i64)>,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<(Commit, State), RuntimeError> {
+        let mut next = state.clone();
+        for e in events {
+            core::apply(&mut next, e, now);
+        }
+        let ctx = self.ctx(program);
+        let before = timers_by_node(core::pending_timers(ctx, state));
+        let after = timers_by_node(core::pending_timers(ctx, &next));
+        let mut changed: Vec<String> =
+            before.keys().chain(after.keys()).filter(|n| before.get(*n) != after.get(*n)).cloned().collect();
+        changed.sort();
+        changed.dedup();
+        let new_timers = changed
+            .iter()
+            .flat_map(|n| after.get(n).cloned().unwrap_or_default())
+            .map(|t| NewTimer {
+                instance: id.to_string(),
+                node: t.node.clone(),
+                kind: timer_kind_word(t.kind).to_string(),
+                due_at: t.at,
+                payload: serde_json::json!({ "kind": t.kind, "at": t.at }),
+            })
+            .collect();
+        let system = fire.is_some();
+        let new_events = events
+            .iter()
+            .map(|e| {
+                Ok(NewEvent {
+                    at: now,
+                    actor: if system { "timer".to_string() } else { actor.principal.clone() },
+                    role: if system { None } else { Some(actor.role.clone()) },
+                    kind: e.kind().to_string(),
+                    payload: serde_json::to_value(e).map_err(|x| RuntimeError::Corrupt(x.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, RuntimeError>>()?;
+        let version = state.version;
+        let seqs: Vec<u64> = (version + 1..=version + events.len() as u64).collect();
+        let response =
+            Outcome { instance: id.to_string(), version: version + events.len() as u64, seqs, replayed: false };
+        let idempotency = idem.map(|i| IdempotencyRecord {
+            principal: actor.principal.clone(),
+            key: i.key.clone(),
+            request_hash: i.request_hash.clone(),
+            response: serde_json::to_value(&response).unwrap_or_default(),
+        });
+        let commit = Commit {
+            instance: id.to_string(),
+            expected_version: version,
+            events: new_events,
+            status: status_word(next.status).to_string(),
+            snapshot: serde_json::to_value(&next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?,
+            new_timers,
+            cancel_timers_for_nodes: changed,
+            fire,
+            idempotency,
+        };
+        Ok((commit, next))
+    }
+
+    /// The instance's record and current state (from its snapshot).
+    pub async fn load(&self, id: &str) -> Result<(InstanceRecord, State), RuntimeError> {
+        let record = self
+            .store
+            .load_instance(id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound { what: "instance", id: id.to_string() })?;
+        let state: State = serde_json::from_value(record.snapshot.clone())
+            .map_err(|e| RuntimeError::Corrupt(format!("snapshot of {id}: {e}")))?;
+        Ok((record, state))
+    }
+
+    /// The state at a past instant, by replaying the events up to it.
+    pub async fn state_as_of(&self, id: &str, at: DateTime<Utc>) -> Result<State, RuntimeError> {
+        let events = self.store.events_until(id, at).await?;
+        replay_stored(&events)
+    }
+
+    /// Claims due timers and fires them; returns how many fired (changed state or not).
+    pub async fn fire_due(&self, limit: u32, lease: Duration) -> Result<usize, RuntimeError> {
+        let now = if self.clock.is_simulated() { Some(self.clock.now()) } else { None };
+        let claimed = self.store.claim_due_timers(&self.node, now, lease, limit).await?;
+        let mut fired = 0;
+        for t in claimed {
+            let kind: TimerKind = match serde_json::from_value(t.payload.get("kind").cloned().unwrap_or_default()) {
+                Ok(k) => k,
+                Err(e) => return Err(RuntimeError::Corrupt(format!("timer {}: {e}", t.id))),
+            };
+            let command = Command::Fire { node: t.node.clone(), kind, at: t.due_at };
+            let system = Actor { principal: "timer".into(), office: String::new(), role: String::new() };
+            match self.run(&t.instance, &command, &system, Some((t.id, t.fence)), None).await {
+                Ok(_) => fired += 1,
+                // Another node took over an expired lease and fired it: nothing to do.
+                Err(RuntimeError::Store(StoreError::TimerLost { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Fires timers until none is due (used after moving a simulated clock).
+    pub async fn fire_all_due(&self) -> Result<usize, RuntimeError> {
+        let mut total = 0;
+        loop {
+            let n = self.fire_due(256, Duration::from_secs(30)).await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    /// Runs the timer service until `stop` resolves: polls for due timers every `interval`.
+    pub async fn timer_loop(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.fire_all_due().await {
+                eprintln!("timer service: {e}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+fn outcome(id: &str, stored: &[StoredEvent]) -> Outcome {
+    Outcome {
+        instance: id.to_string(),
+        version: stored.last().map_or(0, |e| e.seq),
+        seqs: stored.iter().map(|e| e.seq).collect(),
+        replayed: false,
+    }
+}
+
+impl Outcome {
+    fn with_version(mut self, v: u64) -> Self {
+        if self.seqs.is_empty() {
+            self.version = v;
+        }
+        self
+    }
+}
+
+/// Replays stored events into a state.
+pub fn replay_stored(events: &[StoredEvent]) -> Result<State, RuntimeError> {
+    let mut state = State::new();
+    for e in events {
+        let event: Event = serde_json::from_value(e.payload.clone())
+            .map_err(|x| RuntimeError::Corrupt(format!("event {} of {}: {x}", e.seq, e.instance)))?;
+        core::apply(&mut state, &event, e.at);
+    }
+    Ok(state)
+}
+
+fn timers_by_node(timers: Vec<Timer>) -> BTreeMap<String, Vec<Timer>> {
+    let mut m: BTreeMap<String, Vec<Timer>> = BTreeMap::new();
+    for t in timers {
+        m.entry(t.node.clone()).or_default().push(t);
+    }
+    m
+}
+
+pub fn timer_kind_word(k: TimerKind) -> &'static str {
+    match k {
+        TimerKind::Due => "due",
+        TimerKind::Reminder => "reminder",
+        TimerKind::MinDurationEnds => "min_duration_ends",
+        TimerKind::WindowCloses => "window_closes",
+    }
+}
+
+pub fn status_word(s: core::Status) -> &'static str {
+    match s {
+        core::Status::Running => "running",
+        core::Status::Completed => "completed",
+        core::Status::Rejected => "rejected",
+        core::Status::Cancelled => "cancelled",
+    }
+}
