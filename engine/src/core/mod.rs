@@ -183,11 +183,14 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 }
             }
         }
-        Event::Delegated { node, from, to } => {
+        Event::Delegated { node, from, to, role } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 let from_actor = n.acts.iter().find(|a| a.actor.principal == *from).map(|a| a.actor.clone());
-                let actor =
+                let mut actor =
                     from_actor.unwrap_or(Actor { principal: from.clone(), office: String::new(), role: String::new() });
+                if let Some(role) = role {
+                    actor.role = role.clone();
+                }
                 n.delegations.insert(to.clone(), actor);
             }
         }
@@ -792,7 +795,8 @@ impl<'a> Decision<'a> {
                         problem: "name another principal".into(),
                     });
                 }
-                self.emit(Event::Delegated { node: key.into(), from: acting.principal.clone(), to: to.clone() });
+                let role = Some(acting.role.clone());
+                self.emit(Event::Delegated { node: key.into(), from: acting.principal.clone(), to: to.clone(), role });
                 return Ok(());
             }
             Action::Withdraw => return self.withdraw(key, &acting),
@@ -905,7 +909,9 @@ impl<'a> Decision<'a> {
         if def.roles.contains(&actor.role) {
             return Ok(actor.clone());
         }
-        if let Some(from) = self.state.nodes.get(key).and_then(|n| n.delegations.get(&actor.principal)) {
+        let delegated = self.state.nodes.get(key).and_then(|n| n.delegations.get(&actor.principal));
+        // A delegation recorded without its role (before events carried it) hands over nothing.
+        if let Some(from) = delegated.filter(|from| def.roles.contains(&from.role)) {
             return Ok(Actor {
                 principal: actor.principal.clone(),
                 office: actor.office.clone(),
@@ -1071,6 +1077,11 @@ impl<'a> Decision<'a> {
     }
 
     fn fire(&mut self, key: &str, kind: TimerKind, at: DateTime<Utc>) -> Result<(), Refusal> {
+        // Only a timer the instance asks for, once it is due: delivered early or made up, it is spent.
+        let timer = Timer { node: key.into(), kind, at };
+        if self.now < at || !pending_timers(self.ctx, &self.state).contains(&timer) {
+            return Ok(());
+        }
         let Some(n) = self.state.nodes.get(key) else { return Ok(()) };
         if n.status != NodeStatus::Open {
             return Ok(()); // the step moved on: the timer is spent

@@ -273,6 +273,10 @@ pub enum Event {
         node: String,
         from: String,
         to: String,
+        /// The role handed over. Events recorded before it was added lack it: the role is then
+        /// that of the delegating principal's acts on the step.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
     },
     Urged {
         node: String,

@@ -492,3 +492,67 @@ fn r2_13_a_filing_or_approval_with_a_form_is_not_decided_before_its_form() {
     assert_eq!(s.state.status, Status::Completed);
     assert_eq!(s.replayed(), s.state);
 }
+
+const COSIGN: &str = r#"
+policy cosign {
+  role 甲
+  role 乙
+  role 丙
+  step 会签: approval { by 甲, 乙 rule all }
+}"#;
+
+#[test]
+fn a_delegate_acts_in_the_role_handed_over_even_before_its_holder_acted() {
+    let mut s = sim(COSIGN, "2024-05-06 09:00");
+    s.start(&[]).unwrap();
+    s.act("甲", "会签", Action::Delegate { to: "丙-1".into() }).unwrap();
+    s.act("丙", "会签", approve()).unwrap();
+    assert_eq!(s.state.nodes["会签"].acts[0].actor.role, "甲");
+    // The role was handed over: it does not sign twice, and 乙 must still sign.
+    assert_eq!(s.act("甲", "会签", approve()).unwrap_err().code(), "R007");
+    assert_eq!(s.status_of("会签"), Some(NodeStatus::Open));
+    s.act("乙", "会签", approve()).unwrap();
+    assert_eq!(s.state.nodes["会签"].outcome, Some(Outcome::Approved));
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn a_delegation_recorded_without_its_role_hands_over_nothing() {
+    let mut s = sim(COSIGN, "2024-05-06 09:00");
+    s.start(&[]).unwrap();
+    // As recorded before `Delegated` carried the role.
+    let legacy: Event =
+        serde_json::from_str(r#"{"event":"delegated","node":"会签","from":"甲-1","to":"丙-1"}"#).unwrap();
+    apply(&mut s.state, &legacy, s.now);
+    assert_eq!(s.act("丙", "会签", approve()).unwrap_err().code(), "R006");
+}
+
+const NOTICE: &str = r#"
+policy notice {
+  role 街道
+  phase 公示期 {
+    window 2024-05-06 .. 2024-05-31
+    step 公示: publicity { by 街道 min 3 days }
+    step 整改: task { by 街道 window 2024-05-06 .. 2024-05-10 }
+  }
+}"#;
+
+#[test]
+fn a_timer_delivered_early_or_never_asked_for_does_nothing() {
+    let mut s = sim(NOTICE, "2024-05-06 09:00");
+    s.start(&[]).unwrap();
+    let fire = |node: &str, kind: TimerKind, at: DateTime<Utc>| Command::Fire { node: node.into(), kind, at };
+    let until = s.state.nodes["公示期/公示"].min_until.unwrap();
+    let min_ends = fire("公示期/公示", TimerKind::MinDurationEnds, until);
+    assert_eq!(decide(s.ctx(), &s.state, &min_ends, s.now), Ok(vec![]), "the notice runs its 3 days");
+    let closes = s.state.nodes["公示期/整改"].window.unwrap().1;
+    let window_closes = fire("公示期/整改", TimerKind::WindowCloses, closes);
+    assert_eq!(decide(s.ctx(), &s.state, &window_closes, s.now), Ok(vec![]), "the window is open until 05-10");
+    // A phase's window sets no timer: one made up for it does nothing, even when due.
+    let phase_closes = s.state.nodes["公示期"].window.unwrap().1;
+    let made_up = fire("公示期", TimerKind::WindowCloses, phase_closes);
+    assert_eq!(decide(s.ctx(), &s.state, &made_up, phase_closes), Ok(vec![]));
+    // When due, they act.
+    assert!(!decide(s.ctx(), &s.state, &min_ends, until).unwrap().is_empty());
+    assert!(!decide(s.ctx(), &s.state, &window_closes, closes).unwrap().is_empty());
+}
