@@ -20,6 +20,10 @@ pub trait Env {
     fn node_time(&self, _node: &str, _end: bool) -> Option<NaiveDate> {
         None
     }
+    /// A field of the form a node recorded; `None` while it has not.
+    fn node_field(&self, _node: &str, _field: &str) -> Option<Value> {
+        None
+    }
     /// `date + n workdays` (n may be negative) on the policy's calendar.
     fn add_workdays(&self, _date: NaiveDate, _n: i64) -> Result<NaiveDate, EvalError> {
         Err(EvalError::NoCalendar)
@@ -39,6 +43,10 @@ impl Env for EmptyEnv {
 pub enum EvalError {
     Unbound {
         id: String,
+    },
+    NodeFieldUnknown {
+        node: String,
+        field: String,
     },
     NodeTimeUnknown {
         node: String,
@@ -64,6 +72,7 @@ impl fmt::Display for EvalError {
         match self {
             EvalError::Unbound { id } => write!(f, "`{id}` has no value"),
             EvalError::NodeTimeUnknown { node } => write!(f, "`{node}` has not happened yet"),
+            EvalError::NodeFieldUnknown { node, field } => write!(f, "`{node}` has not recorded `{field}` yet"),
             EvalError::DivisionByZero => f.write_str("division by zero"),
             EvalError::NoMatch { value } => write!(f, "no `match` arm covers `{value}`"),
             EvalError::Mismatch { what } => write!(f, "operands do not fit: {what}"),
@@ -86,6 +95,9 @@ pub fn eval(expr: &Expr, env: &dyn Env) -> Result<Value, EvalError> {
         },
         Expr::List { items } => Ok(Value::List(items.iter().map(|e| eval(e, env)).collect::<Result<_, _>>()?)),
         Expr::Call { func, args } => call(*func, args, env),
+        Expr::NodeField { node, field } => env
+            .node_field(node, field)
+            .ok_or_else(|| EvalError::NodeFieldUnknown { node: node.clone(), field: field.clone() }),
         Expr::NodeTime { node, end } => {
             env.node_time(node, *end).map(Value::Date).ok_or_else(|| EvalError::NodeTimeUnknown { node: node.clone() })
         }

@@ -359,6 +359,11 @@ pub enum Expr {
         func: Func,
         args: Vec<Expr>,
     },
+    /// A field of the form another step recorded (`选民登记.登记人数`), known once it has.
+    NodeField {
+        node: String,
+        field: String,
+    },
     /// When a node started or ended (`start(X)`, `end(X)`), known once it has.
     NodeTime {
         node: String,

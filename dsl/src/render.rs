@@ -156,6 +156,7 @@ fn expr_prec(e: &crate::ir::Expr, outer: u8) -> String {
             format!("{name}({})", args.iter().map(expr).collect::<Vec<_>>().join(", "))
         }
         Expr::NodeTime { node, end } => format!("{}({node})", if *end { "end" } else { "start" }),
+        Expr::NodeField { node, field } => format!("{node}.{field}"),
         Expr::Unary { op, arg } => match op {
             crate::ast::UnOp::Not => format!("not {}", expr_prec(arg, 4)),
             crate::ast::UnOp::Neg => format!("-{}", expr_prec(arg, 8)),

@@ -95,6 +95,8 @@ impl Scope {
 pub(crate) struct Decl {
     pub id: String,
     pub span: Span,
+    /// The step's form fields, which later steps may read as `STEP.field`.
+    pub form: Vec<(String, Type)>,
 }
 
 /// One unit's name → node map; `after`, `return` and `start()/end()` resolve here.
@@ -384,7 +386,7 @@ impl Checker {
         match e {
             Expr::Lit { .. } => true,
             Expr::Ref { kind: RefKind::Value, id } => self.constants.contains_key(id),
-            Expr::Ref { .. } | Expr::NodeTime { .. } => false,
+            Expr::Ref { .. } | Expr::NodeTime { .. } | Expr::NodeField { .. } => false,
             Expr::Field { of, .. } => self.is_constant(of),
             Expr::List { items } => items.iter().all(|i| self.is_constant(i)),
             Expr::Call { args, .. } => args.iter().all(|i| self.is_constant(i)),
@@ -423,9 +425,9 @@ impl Checker {
 
     fn collect(&mut self, items: &[Item], path: &str, unit: &mut Unit) {
         for item in items {
-            let (name, children) = match item {
-                Item::Phase(p) => (&p.name, Some(&p.items)),
-                Item::Step(s) => (&s.name, None),
+            let (name, children, form) = match item {
+                Item::Phase(p) => (&p.name, Some(&p.items), Vec::new()),
+                Item::Step(s) => (&s.name, None, form_fields(s)),
                 _ => continue,
             };
             if let Some(first) = unit.get(&name.name) {
@@ -434,7 +436,7 @@ impl Checker {
                 continue;
             }
             let id = format!("{path}{}", name.name);
-            unit.insert(name.name.clone(), Decl { id: id.clone(), span: name.span });
+            unit.insert(name.name.clone(), Decl { id: id.clone(), span: name.span, form });
             if let Some(children) = children {
                 self.collect(children, &format!("{id}/"), unit);
             }
@@ -1088,6 +1090,33 @@ impl Checker {
                 }
             },
             K::Field(of, field) => {
+                // `STEP.field`: a value another step recorded in its form.
+                if let ast::ExprKind::Name(step) = &of.kind {
+                    if scope.get(&step.name).is_none() {
+                        if let Some(decl) = ctx.unit.and_then(|u| u.get(&step.name)) {
+                            return match decl.form.iter().find(|(n, _)| *n == field.name) {
+                                Some((_, ty)) => Some((
+                                    Expr::NodeField { node: decl.id.clone(), field: field.name.clone() },
+                                    ty.clone(),
+                                )),
+                                None => {
+                                    let mut d = Diagnostic::error(
+                                        Code::E0104,
+                                        field.span,
+                                        format!("step `{}` has no form field `{}`", step.name, field.name),
+                                    )
+                                    .with_label("unknown field");
+                                    d = match suggest(&field.name, decl.form.iter().map(|(n, _)| n.as_str())) {
+                                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                                        None => d.with_help(format!("declare it in the `form` of `{}`", step.name)),
+                                    };
+                                    self.err(d);
+                                    None
+                                }
+                            };
+                        }
+                    }
+                }
                 let (x, t) = self.expr(of, scope, ctx)?;
                 match &t {
                     Type::Record { fields } => match fields.iter().find(|(n, _)| *n == field.name) {
@@ -1574,6 +1603,19 @@ fn vote_frame(key: ast::VoteKey) -> HashMap<String, Binding> {
         .iter()
         .map(|n| {
             (n.to_string(), Binding { kind: RefKind::Vote, id: n.to_string(), ty: Type::Int, span: Span::default() })
+        })
+        .collect()
+}
+
+/// The fields a step's `form` declares.
+fn form_fields(step: &ast::Step) -> Vec<(String, Type)> {
+    step.clauses
+        .iter()
+        .filter_map(|c| if let ast::ClauseKind::Form(items) = &c.kind { Some(items) } else { None })
+        .flatten()
+        .filter_map(|i| match i {
+            ast::FormItem::Field { name, ty, .. } => Some((name.name.clone(), lower_type(ty))),
+            ast::FormItem::Require { .. } => None,
         })
         .collect()
 }

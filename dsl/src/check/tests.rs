@@ -80,3 +80,13 @@ fn every_error_of_a_file_is_reported_in_one_run() {
     let src = include_str!("../../tests/data/err/multiple_errors.cf");
     assert_eq!(codes(src), [Code::E0201, Code::E0102, Code::E0103, Code::E0110, Code::E0105]);
 }
+
+#[test]
+fn a_step_reads_another_steps_form_fields_by_name() {
+    let ok = "policy p { role 甲 step 登记: task { by 甲 form { 人数: int } } step 选举: vote { by 甲 after 登记 eligible 登记.人数 elect votes > 1/2 * cast } }";
+    assert_eq!(codes(ok), []);
+    let bad = "policy p { role 甲 step 登记: task { by 甲 form { 人数: int } } step 选举: vote { by 甲 after 登记 eligible 登记.人 elect votes > 1/2 * cast } }";
+    let d = compile(bad).unwrap_err();
+    assert_eq!(d.as_slice()[0].message, "step `登记` has no form field `人`");
+    assert_eq!(d.as_slice()[0].help.as_deref(), Some("did you mean `人数`?"));
+}

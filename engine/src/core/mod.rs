@@ -422,6 +422,9 @@ impl Env for NodeEnv<'_> {
         let at = if end { n.closed_at? } else { n.opened_at? };
         Some(at.with_timezone(&self.offset).date_naive())
     }
+    fn node_field(&self, node: &str, field: &str) -> Option<Value> {
+        self.state.nodes.get(node)?.form.as_ref()?.get(field).cloned()
+    }
     fn add_workdays(&self, date: NaiveDate, n: i64) -> Result<NaiveDate, EvalError> {
         self.calendar.add_workdays(date, n).map_err(|e| EvalError::Calendar { message: e.to_string() })
     }

@@ -493,6 +493,38 @@ fn r2_13_a_filing_or_approval_with_a_form_is_not_decided_before_its_form() {
     assert_eq!(s.replayed(), s.state);
 }
 
+#[test]
+fn r4_2_a_later_step_reads_an_earlier_steps_form() {
+    // `STEP.field` reads what a step recorded: the rating decides whether termination runs.
+    let src = r#"
+policy rating {
+  role 业主委员会
+  role 社区党组织
+  step 年终评议: task {
+    by 业主委员会
+    form {
+      参评户数: int
+      满意户数: int
+      require 满意户数 <= 参评户数 else "满意户数不能超过参评户数"
+    }
+  }
+  step 解除合同: task {
+    by 社区党组织
+    after 年终评议
+    when 年终评议.满意户数 < 1/2 * 年终评议.参评户数
+  }
+}"#;
+    let mut s = sim(src, "2024-12-20 09:00");
+    s.start(&[]).unwrap();
+    s.act("业主委员会", "年终评议", form(&[("参评户数", int(200)), ("满意户数", int(99))])).unwrap();
+    assert_eq!(s.status_of("解除合同"), Some(NodeStatus::Open), "99 of 200 is below 50 %");
+    let mut s = sim(src, "2024-12-20 09:00");
+    s.start(&[]).unwrap();
+    s.act("业主委员会", "年终评议", form(&[("参评户数", int(200)), ("满意户数", int(100))])).unwrap();
+    assert_eq!(s.status_of("解除合同"), Some(NodeStatus::Skipped), "100 of 200 is not below 50 %");
+    assert_eq!(s.state.status, Status::Completed);
+}
+
 const COSIGN: &str = r#"
 policy cosign {
   role 甲

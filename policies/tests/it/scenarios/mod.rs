@@ -6,6 +6,7 @@
 //! `D+1 00:00`.
 
 mod community_access;
+mod election;
 mod property_service;
 mod reform_pilot;
 mod residents_demand;
@@ -14,7 +15,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use civicflow_dsl::value::Value;
-use civicflow_engine::core::{Action, Event};
+use civicflow_engine::core::{Action, Event, Tally, VoteCounts};
 use civicflow_engine::sim::Simulation;
 
 /// A simulation of the bundled policy `name`, its clock at `now` (local time).
@@ -103,4 +104,20 @@ pub fn opinion(o: &str) -> Action {
 
 pub fn record(fields: &[(&str, Value)]) -> Value {
     Value::Record(fields.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect::<BTreeMap<_, _>>())
+}
+
+pub fn names(items: &[&str]) -> Value {
+    Value::List(items.iter().map(|s| Value::Text((*s).to_string())).collect())
+}
+
+/// The counts of a vote: `cast` includes the `invalid` ballots (R2.16).
+pub fn ballots(present: u64, cast: u64, invalid: u64, tallies: &[(&str, u64)]) -> Action {
+    Action::EnterVote {
+        counts: VoteCounts {
+            present,
+            cast,
+            invalid,
+            tallies: tallies.iter().map(|(c, v)| Tally { candidate: (*c).to_string(), votes: *v }).collect(),
+        },
+    }
 }
