@@ -14,8 +14,6 @@ mod refusal;
 mod rules;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod prop;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
