@@ -871,6 +871,7 @@ impl<'a> Decision<'a> {
             Action::File { comment: c } => {
                 self.not_twice(key, &acting, "file")?;
                 self.form_first(key, def)?;
+                self.min_elapsed(key)?;
                 self.emit(Event::Acted { node: key.into(), act: act("file", c.clone().or(text)) });
                 if rules::all_roles_did(def, self.node_acts(key), "file") {
                     self.emit(Event::Completed { node: key.into(), outcome: Outcome::Filed });
@@ -878,12 +879,14 @@ impl<'a> Decision<'a> {
             }
             Action::GiveOpinion { opinion } => {
                 self.not_twice(key, &acting, "opinion")?;
+                self.min_elapsed(key)?;
                 self.emit(Event::Acted { node: key.into(), act: act("opinion", Some(opinion.clone())) });
                 if rules::all_roles_did(def, self.node_acts(key), "opinion") {
                     self.emit(Event::Completed { node: key.into(), outcome: Outcome::Done });
                 }
             }
             Action::EnterVote { counts } => {
+                self.min_elapsed(key)?;
                 let result = self.vote(key, def, counts)?;
                 self.emit(Event::VoteRecorded { node: key.into(), result });
                 self.emit(Event::Completed { node: key.into(), outcome: Outcome::Done });

@@ -588,3 +588,30 @@ fn a_timer_delivered_early_or_never_asked_for_does_nothing() {
     assert!(!decide(s.ctx(), &s.state, &min_ends, until).unwrap().is_empty());
     assert!(!decide(s.ctx(), &s.state, &window_closes, closes).unwrap().is_empty());
 }
+
+#[test]
+fn a_minimum_duration_holds_for_every_kind_of_step() {
+    let src = r#"
+policy minimum {
+  role 街道
+  param 党员人数: int = 10
+  step 备案: filing { by 街道 min 2 days }
+  step 征求: consultation { by 街道 min 2 days }
+  step 表决: vote { by 街道 min 2 days eligible 党员人数 elect votes > 1/2 * cast }
+}"#;
+    let mut s = sim(src, "2024-05-06 09:00");
+    s.start(&[]).unwrap();
+    let vote = counts(10, 10, 0, &[("甲", 6)]);
+    for (node, action) in [
+        ("备案", Action::File { comment: None }),
+        ("征求", Action::GiveOpinion { opinion: "同意".into() }),
+        ("表决", vote.clone()),
+    ] {
+        assert_eq!(s.act("街道", node, action).unwrap_err().code(), "R017", "{node}");
+    }
+    s.advance_to("2024-05-08 09:00").unwrap();
+    s.act("街道", "备案", Action::File { comment: None }).unwrap();
+    s.act("街道", "征求", Action::GiveOpinion { opinion: "同意".into() }).unwrap();
+    s.act("街道", "表决", vote).unwrap();
+    assert_eq!(s.state.status, Status::Completed);
+}
