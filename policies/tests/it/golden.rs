@@ -39,3 +39,11 @@ fn every_bundled_policy_can_run() {
         civicflow_engine::core::Program::new(c.policy, c.hash).unwrap();
     }
 }
+
+#[test]
+fn every_bundled_policy_is_in_canonical_format() {
+    for b in BUNDLED {
+        let formatted = civicflow_dsl::fmt::format_source(b.source).unwrap();
+        assert!(formatted == b.source, "{} is not formatted: run `civicflow fmt policies/{}`", b.file, b.file);
+    }
+}
