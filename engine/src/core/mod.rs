@@ -10,6 +10,8 @@
 //! longer happen, completes phases whose steps are all done, and completes the instance.
 
 mod model;
+#[cfg(test)]
+mod prop;
 mod refusal;
 mod rules;
 #[cfg(test)]
