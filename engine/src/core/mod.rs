@@ -233,9 +233,14 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 n.due_at = Some(*due_at);
             }
         }
-        Event::Overdue { node, .. } | Event::WindowClosed { node, .. } => {
+        Event::Overdue { node, .. } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.overdue = true;
+            }
+        }
+        Event::WindowClosed { node, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.window_closed = true;
             }
         }
         Event::Escalated { node, role, .. } => {
@@ -272,6 +277,7 @@ impl NodeState {
             form: None,
             vote: None,
             overdue: false,
+            window_closed: false,
             reminders_sent: 0,
             escalated_to: Vec::new(),
             delegations: BTreeMap::new(),
@@ -339,7 +345,7 @@ pub fn pending_timers(ctx: Context, state: &State) -> Vec<Timer> {
             out.push(Timer { node: key.clone(), kind: TimerKind::MinDurationEnds, at: until });
         }
         if let Some((_, closes)) = n.window {
-            if !n.overdue && matches!(def.kind, NodeKind::Step(_)) {
+            if !n.window_closed && matches!(def.kind, NodeKind::Step(_)) {
                 out.push(Timer { node: key.clone(), kind: TimerKind::WindowCloses, at: closes });
             }
         }
@@ -1119,9 +1125,11 @@ impl<'a> Decision<'a> {
                 }
             }
             TimerKind::WindowCloses => {
-                if window.map(|w| w.1) == Some(at) && !overdue {
+                let closed = self.state.nodes.get(key).is_some_and(|n| n.window_closed);
+                if window.map(|w| w.1) == Some(at) && !closed {
                     self.emit(Event::WindowClosed { node: key.into(), at });
-                    if due_at.is_none() {
+                    // The step can no longer be done: whatever its deadline, this is the breach.
+                    if !overdue {
                         self.breach(key, def, at)?;
                     }
                 }

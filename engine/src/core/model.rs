@@ -195,6 +195,9 @@ pub struct NodeState {
     pub form: Option<BTreeMap<String, Value>>,
     pub vote: Option<VoteResult>,
     pub overdue: bool,
+    /// The step's window has closed (acting is refused from then on).
+    #[serde(default)]
+    pub window_closed: bool,
     /// Reminders sent for the current deadline.
     pub reminders_sent: u32,
     pub escalated_to: Vec<String>,

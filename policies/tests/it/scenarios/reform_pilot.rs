@@ -299,14 +299,17 @@ fn r1_2_the_three_implementation_steps_keep_their_own_windows() {
             node: "具体实施阶段/两员培训".into(), opens: "2008-03-21 00:00 +08:00".into()
         }
     );
-    // Training left undone past 03-28: its window closes, recorded at that instant (the closing
-    // marks the step overdue).
+    // Training left undone past 03-28: its window closes and the step is overdue, both recorded
+    // at that instant.
     let before = s.history.len();
     s.advance_to("2008-03-29 09:00").unwrap();
     let closes = at("2008-03-29 00:00");
     assert_eq!(
         s.history[before..].to_vec(),
-        vec![(Event::WindowClosed { node: "具体实施阶段/两员培训".into(), at: closes }, closes)]
+        vec![
+            (Event::WindowClosed { node: "具体实施阶段/两员培训".into(), at: closes }, closes),
+            (Event::Overdue { node: "具体实施阶段/两员培训".into(), due_at: closes }, closes),
+        ]
     );
     assert!(s.state.nodes["具体实施阶段/两员培训"].overdue);
     let r = s.act("社区协管中心", "具体实施阶段/两员培训", done("培训")).unwrap_err();
