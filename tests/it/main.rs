@@ -1,3 +1,8 @@
+//! civicflow-e2e: tests that look across crates. The library is empty; the tests are in `it/`.
+//!
+//! - `tidy`: the architecture invariants of ARCHITECTURE.md, read from the sources.
+//! - `crash`: the engine on SQLite killed with SIGKILL under load, then checked after a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod crash;
 mod tidy;
