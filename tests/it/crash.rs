@@ -143,7 +143,7 @@ async fn check(db: &std::path::Path, acks: usize, acked: &BTreeMap<String, u64>)
     let clock = Arc::new(SimulatedClock::new(now));
     let (committer, _task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
     let calendar = Arc::new(Calendar::chinese().unwrap());
-    let rt = Runtime::new(store.clone(), committer, clock, calendar, "restarted".into());
+    let rt = Arc::new(Runtime::new(store.clone(), committer, clock, calendar, "restarted".into()));
     let fired = rt.fire_all_due().await.unwrap();
     assert_eq!(rt.fire_all_due().await.unwrap(), 0, "a second run fires nothing");
 
