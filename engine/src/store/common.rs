@@ -158,3 +158,22 @@ pub(super) fn check_create(instance: &InstanceRecord, first: &Commit) -> Result<
     }
     Ok(())
 }
+
+/// Checks a token hash for [`super::Store::create_principal`]: 64 lower-case hex digits.
+pub(super) fn check_token_hash(hash: &str) -> Result<(), StoreError> {
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(StoreError::Invalid("a token hash is the SHA-256 of the token in 64 lower-case hex digits".into()));
+    }
+    Ok(())
+}
+
+/// Checks a principal for [`super::Store::create_principal`].
+pub(super) fn check_principal(principal: &super::PrincipalRecord) -> Result<(), StoreError> {
+    if principal.name.trim().is_empty() || principal.office.trim().is_empty() {
+        return Err(StoreError::Invalid("a principal needs a name and an office".into()));
+    }
+    if principal.roles.is_empty() || principal.roles.iter().any(|r| r.trim().is_empty()) {
+        return Err(StoreError::Invalid(format!("principal `{}` needs at least one role", principal.name)));
+    }
+    Ok(())
+}

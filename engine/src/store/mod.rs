@@ -198,6 +198,20 @@ pub struct IdempotencyRecord {
     pub response: Value,
 }
 
+/// A principal of the HTTP API: who acts, in which office, with which roles. Its bearer tokens
+/// are stored apart, only as SHA-256 hashes ([`Store::create_principal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRecord {
+    /// The principal's stable name (recorded as the actor of its events).
+    pub name: String,
+    /// The office (科室, 党工委 …) it belongs to.
+    pub office: String,
+    /// The roles it may act in (policy roles, and `admin` for publishing and the clock).
+    pub roles: Vec<String>,
+    /// When it was first created.
+    pub created_at: DateTime<Utc>,
+}
+
 /// One atomic step of an instance: events to append and everything that goes with them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Commit {
@@ -430,6 +444,23 @@ pub trait Store: Send + Sync + 'static {
     /// were checked, or [`StoreError::ChainBroken`] naming the first event that does not match
     /// (including events missing before the instance's version).
     async fn verify(&self, instance: &str) -> Result<u64, StoreError>;
+
+    /// Stores a token hash for a principal, in one transaction: the principal is created (or its
+    /// office and roles replaced; its `created_at` stays) and the hash is added to its tokens.
+    /// The hash must be 64 lower-case hex digits (the SHA-256 of the token) and not stored yet
+    /// ([`StoreError::Invalid`] otherwise).
+    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError>;
+
+    /// The principal a token hash belongs to.
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError>;
+
+    /// Every principal, by name.
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError>;
+
+    /// Stores an idempotency record that goes with no instance commit (a policy publication, a
+    /// move of the simulated clock); [`StoreError::DuplicateKey`] if the principal used the key
+    /// already, and then nothing changes.
+    async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError>;
 
     /// Periodic maintenance of the storage files; SQLite runs `wal_checkpoint(RESTART)` so the
     /// WAL stays bounded. The [`GroupCommitter`] calls it on an interval. Default: nothing.

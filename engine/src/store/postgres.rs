@@ -21,12 +21,12 @@ use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
 use super::common::{
-    chain_events, check_create, commit_time, decode_hash, instance_order, lease_micros, map_migrate, map_sqlx,
-    page_bounds, to_i64, to_u64, validate_commit, verify_log,
+    chain_events, check_create, check_principal, check_token_hash, commit_time, decode_hash, instance_order,
+    lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, validate_commit, verify_log,
 };
 use super::{
-    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, Published, Store, StoreError,
-    StoredEvent, TimerRecord, TimerState,
+    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord, Published, Store,
+    StoreError, StoredEvent, TimerRecord, TimerState,
 };
 use crate::audit::{truncate_to_micros, GENESIS};
 
@@ -404,6 +404,82 @@ impl Store for PgStore {
         let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
         verify_log(to_u64(version, "version")?, &events)
     }
+
+    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError> {
+        check_principal(&principal)?;
+        check_token_hash(token_hash)?;
+        let mut tx = self.begin().await?;
+        let result = async {
+            sqlx::query(
+                "INSERT INTO principals (name, office, roles, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET office = excluded.office, roles = excluded.roles",
+            )
+            .bind(&principal.name)
+            .bind(&principal.office)
+            .bind(&principal.roles)
+            .bind(truncate_to_micros(principal.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            let inserted = sqlx::query(
+                "INSERT INTO tokens (token_hash, principal, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (token_hash) DO NOTHING",
+            )
+            .bind(token_hash)
+            .bind(&principal.name)
+            .bind(truncate_to_micros(principal.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            if inserted != 1 {
+                return Err(StoreError::Invalid("this token hash is already stored".into()));
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.name, p.office, p.roles, p.created_at FROM tokens t
+             JOIN principals p ON p.name = t.principal WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.as_ref().map(principal_row).transpose()
+    }
+
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, office, roles, created_at FROM principals ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(principal_row).collect()
+    }
+
+    async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency
+             (principal, idempotency_key, request_hash, response, instance, created_at)
+             VALUES ($1, $2, $3, $4, '', now()) ON CONFLICT (principal, idempotency_key) DO NOTHING",
+        )
+        .bind(&record.principal)
+        .bind(&record.key)
+        .bind(&record.request_hash)
+        .bind(Json(&record.response))
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::DuplicateKey { principal: record.principal, key: record.key });
+        }
+        Ok(())
+    }
 }
 
 // ---- the commit, inside a transaction ----
@@ -634,6 +710,15 @@ fn event_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
         payload: row.try_get::<Value, _>("payload").map_err(map_sqlx)?,
         prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
         hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+fn principal_row(row: &PgRow) -> Result<PrincipalRecord, StoreError> {
+    Ok(PrincipalRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        office: row.try_get("office").map_err(map_sqlx)?,
+        roles: row.try_get("roles").map_err(map_sqlx)?,
+        created_at: row.try_get("created_at").map_err(map_sqlx)?,
     })
 }
 

@@ -29,12 +29,12 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use super::common::{
-    chain_events, check_create, commit_time, decode_hash, instance_order, lease_micros, map_migrate, map_sqlx,
-    page_bounds, to_i64, to_u64, validate_commit, verify_log,
+    chain_events, check_create, check_principal, check_token_hash, commit_time, decode_hash, instance_order,
+    lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, validate_commit, verify_log,
 };
 use super::{
-    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, Published, Store, StoreError,
-    StoredEvent, TimerRecord, TimerState,
+    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord, Published, Store,
+    StoreError, StoredEvent, TimerRecord, TimerState,
 };
 use crate::audit::GENESIS;
 
@@ -481,6 +481,90 @@ impl Store for SqliteStore {
     async fn checkpoint(&self) -> Result<(), StoreError> {
         self.wal_checkpoint().await.map(|_| ())
     }
+
+    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError> {
+        check_principal(&principal)?;
+        check_token_hash(token_hash)?;
+        let roles = serde_json::to_string(&principal.roles)
+            .map_err(|e| StoreError::Invalid(format!("unencodable roles: {e}")))?;
+        let mut tx = self.begin_write().await?;
+        let result = async {
+            sqlx::query(
+                "INSERT INTO principals (name, office, roles, created_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (name) DO UPDATE SET office = excluded.office, roles = excluded.roles",
+            )
+            .bind(&principal.name)
+            .bind(&principal.office)
+            .bind(&roles)
+            .bind(micros(principal.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            let inserted = sqlx::query(
+                "INSERT INTO tokens (token_hash, principal, created_at) VALUES (?, ?, ?)
+                 ON CONFLICT (token_hash) DO NOTHING",
+            )
+            .bind(token_hash)
+            .bind(&principal.name)
+            .bind(micros(principal.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            if inserted != 1 {
+                return Err(StoreError::Invalid("this token hash is already stored".into()));
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.name, p.office, p.roles, p.created_at FROM tokens t
+             JOIN principals p ON p.name = t.principal WHERE t.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        row.as_ref().map(principal_row).transpose()
+    }
+
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, office, roles, created_at FROM principals ORDER BY name")
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(principal_row).collect()
+    }
+
+    async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = async {
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency
+                 (principal, idempotency_key, request_hash, response, instance, created_at)
+                 VALUES (?, ?, ?, ?, '', ?) ON CONFLICT (principal, idempotency_key) DO NOTHING",
+            )
+            .bind(&record.principal)
+            .bind(&record.key)
+            .bind(&record.request_hash)
+            .bind(json_text(&record.response)?)
+            .bind(micros(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::DuplicateKey { principal: record.principal.clone(), key: record.key.clone() });
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
 }
 
 // ---- the commit, inside a transaction ----
@@ -750,6 +834,17 @@ fn event_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
         payload: parse_json(row, "payload")?,
         prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
         hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+fn principal_row(row: &SqliteRow) -> Result<PrincipalRecord, StoreError> {
+    let roles: String = row.try_get("roles").map_err(map_sqlx)?;
+    Ok(PrincipalRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        office: row.try_get("office").map_err(map_sqlx)?,
+        roles: serde_json::from_str(&roles)
+            .map_err(|e| StoreError::Corrupt(format!("`roles` holds no JSON list of names: {e}")))?,
+        created_at: time_at(row, "created_at")?,
     })
 }
 

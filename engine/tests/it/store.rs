@@ -24,7 +24,7 @@ use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
 use civicflow_engine::store::{
     Commit, GroupCommitConfig, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent, NewTimer,
-    PolicyRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+    PolicyRecord, PrincipalRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
 };
 
 // ---- harness ----
@@ -199,6 +199,8 @@ conformance!(
     list_instances_filters_and_pages,
     tampered_payload_fails_verify_at_that_seq,
     two_claimers_fire_each_timer_once,
+    principals_are_found_by_token_hash_only,
+    idempotency_without_commit_is_unique_per_principal_and_key,
 );
 
 // ---- fixtures ----
@@ -873,6 +875,76 @@ async fn tampered_payload_fails_verify_at_that_seq(h: &Harness) {
 }
 
 /// Two claimers on one store (two tasks) fire 500 timers spread over 5 instances.
+/// Principals and tokens: a token is found by its hash only; a second token of the same
+/// principal replaces its office and roles and keeps the first; a hash is stored once; bad input
+/// records nothing.
+async fn principals_are_found_by_token_hash_only(h: &Harness) {
+    let store = h.store.as_ref();
+    assert_eq!(store.list_principals().await.unwrap(), []);
+    let hash = |c: char| c.to_string().repeat(64);
+    let zhang = PrincipalRecord {
+        name: "张三".into(),
+        office: "街道党工委".into(),
+        roles: vec!["街道党工委".into(), "街道选举领导小组".into()],
+        created_at: t(T0),
+    };
+    store.create_principal(zhang.clone(), &hash('a')).await.unwrap();
+    assert_eq!(store.principal_by_token_hash(&hash('a')).await.unwrap(), Some(zhang.clone()));
+    assert_eq!(store.principal_by_token_hash(&hash('b')).await.unwrap(), None);
+
+    // A second token: office and roles replaced, creation time kept, the first token still valid.
+    let moved = PrincipalRecord {
+        office: "区民政局".into(),
+        roles: vec!["区民政局".into()],
+        created_at: t("2026-04-01T00:00:00Z"),
+        ..zhang.clone()
+    };
+    store.create_principal(moved.clone(), &hash('b')).await.unwrap();
+    let expected = PrincipalRecord { created_at: t(T0), ..moved };
+    assert_eq!(store.principal_by_token_hash(&hash('a')).await.unwrap(), Some(expected.clone()));
+    assert_eq!(store.principal_by_token_hash(&hash('b')).await.unwrap(), Some(expected.clone()));
+
+    // The same hash again, for someone else: refused, and the other principal is not created.
+    let li = PrincipalRecord {
+        name: "李四".into(),
+        office: "社区".into(),
+        roles: vec!["社区党组织".into()],
+        created_at: t(T0),
+    };
+    assert!(matches!(store.create_principal(li.clone(), &hash('a')).await, Err(StoreError::Invalid(_))));
+    // Not a SHA-256 in lower-case hex, or no role: refused.
+    assert!(matches!(store.create_principal(li.clone(), "secret-token").await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.create_principal(li.clone(), &"A".repeat(64)).await, Err(StoreError::Invalid(_))));
+    let no_role = PrincipalRecord { roles: vec![], ..li.clone() };
+    assert!(matches!(store.create_principal(no_role, &hash('c')).await, Err(StoreError::Invalid(_))));
+    assert_eq!(store.list_principals().await.unwrap(), [expected]);
+
+    store.create_principal(li.clone(), &hash('c')).await.unwrap();
+    let names: Vec<String> = store.list_principals().await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"李四".to_string()));
+}
+
+/// An idempotency record without a commit (a publication): stored once per principal and key,
+/// read back by `get_idempotency`; the same key of another principal is independent.
+async fn idempotency_without_commit_is_unique_per_principal_and_key(h: &Harness) {
+    let store = h.store.as_ref();
+    let record = IdempotencyRecord {
+        principal: "admin".into(),
+        key: "publish-1".into(),
+        request_hash: "h1".into(),
+        response: json!({ "name": "election", "created": true }),
+    };
+    store.put_idempotency(record.clone()).await.unwrap();
+    assert_eq!(store.get_idempotency("admin", "publish-1").await.unwrap(), Some(record.clone()));
+    let again = IdempotencyRecord { request_hash: "h2".into(), response: json!({}), ..record.clone() };
+    assert!(matches!(store.put_idempotency(again).await, Err(StoreError::DuplicateKey { .. })));
+    assert_eq!(store.get_idempotency("admin", "publish-1").await.unwrap(), Some(record.clone()));
+    let other = IdempotencyRecord { principal: "张三".into(), ..record.clone() };
+    store.put_idempotency(other.clone()).await.unwrap();
+    assert_eq!(store.get_idempotency("张三", "publish-1").await.unwrap(), Some(other));
+}
+
 async fn two_claimers_fire_each_timer_once(h: &Harness) {
     let fired = fire_all(&[h.store.clone(), h.store.clone()], 5, 100).await;
     assert_eq!(fired, 500);
