@@ -1,9 +1,10 @@
-//! Command-line interface: `check`, `fmt`, `graph`, `explain`.
+//! Command-line interface: `check`, `fmt`, `graph`, `explain`, `serve`, `token create`.
 //!
 //! Exit codes: 0 success, 1 a policy has errors (or `fmt --check` found unformatted files),
 //! 2 the command itself failed (unreadable file, bad arguments).
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -44,6 +45,45 @@ enum Command {
     },
     /// Explain a diagnostic code, e.g. `civicflow explain E0402`.
     Explain { code: String },
+    /// Run the HTTP server (API, timers); on first start, publish the bundled policies and
+    /// print one admin token.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
+        /// Run on a simulated clock from this instant (RFC 3339, e.g. `2012-03-21T09:00:00+08:00`);
+        /// `POST /v1/admin/clock` moves it.
+        #[arg(long)]
+        simulated_clock: Option<String>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token for a principal (created, or its office and roles replaced) and print it
+    /// once; only its SHA-256 is stored.
+    Create {
+        /// The principal's name (recorded as the actor of what it does).
+        #[arg(long)]
+        name: String,
+        /// The office it belongs to.
+        #[arg(long)]
+        office: String,
+        /// A role it may act in (a policy role, or `admin`); repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -69,7 +109,95 @@ pub fn run() -> ExitCode {
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Graph { file, format } => graph(&file, format),
         Command::Explain { code } => explain(&code),
+        Command::Serve { listen, database, simulated_clock } => serve(listen, &database, simulated_clock.as_deref()),
+        Command::Token { command: TokenCommand::Create { name, office, roles, database } } => {
+            token_create(&name, &office, &roles, &database)
+        }
     }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let simulated = match simulated_clock.map(chrono::DateTime::parse_from_rfc3339).transpose() {
+        Ok(t) => t.map(|t| t.with_timezone(&chrono::Utc)),
+        Err(e) => {
+            eprintln!("error: --simulated-clock takes an RFC 3339 instant such as 2012-03-21T09:00:00+08:00: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let database = crate::serve::Database::parse(database);
+        let mut config = crate::serve::Config::new(listen, database.clone());
+        config.simulated_clock = simulated;
+        let server = match crate::serve::Server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "civicflow listening on http://{}", server.addr);
+        let _ = writeln!(out, "database: {}", database.describe());
+        if let Some(at) = simulated {
+            let _ = writeln!(out, "simulated clock at {} (POST /v1/admin/clock moves it)", at.to_rfc3339());
+        }
+        if !server.published.is_empty() {
+            let _ = writeln!(out, "published the bundled policies: {}", server.published.join(", "));
+        }
+        if let Some(token) = &server.admin_token {
+            let _ = writeln!(out, "admin token (shown once; only its hash is stored): {token}");
+        }
+        let _ = out.flush();
+        drop(out);
+        crate::serve::shutdown_signal().await;
+        eprintln!("shutting down: finishing requests in flight");
+        server.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn token_create(name: &str, office: &str, roles: &[String], database: &str) -> ExitCode {
+    let runtime = match tokio_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let store = match crate::serve::Database::parse(database).open().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: the database `{database}`: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match crate::http::auth::create_token(store.as_ref(), name, office, roles).await {
+            Ok(token) => {
+                println!("{token}");
+                eprintln!(
+                    "token for `{name}` ({office}; roles {}): shown once, only its hash is stored",
+                    roles.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
 }
 
 fn read(path: &Path) -> Result<String, ExitCode> {

@@ -1,0 +1,91 @@
+//! The live event stream (server-sent events): every event committed by this server — commands
+//! and timers alike — as it is committed. The store wrapper (`metrics::MeteredStore`) feeds a
+//! tokio broadcast channel after each commit; each client reads its own receiver. A client too
+//! slow for the channel gets a `lagged` event with the number it missed (the history has them
+//! all). Streams end when the server shuts down.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+
+use crate::metrics::Metrics;
+
+use super::auth::Caller;
+use super::extract::AppQuery;
+use super::history::EventView;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only the events of this instance.
+    pub instance: Option<String>,
+}
+
+/// Counts a connected client while it lives.
+struct Client(Arc<Metrics>);
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.0.add("civicflow_sse_clients", &[], -1.0);
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "Server-sent events: `event` is the event kind, `id` is `<instance>/<seq>`, `data` the event as JSON", content_type = "text/event-stream", body = EventView),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stream_events(
+    State(state): State<AppState>,
+    Caller(_principal): Caller,
+    AppQuery(q): AppQuery<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let receiver = state.committed.subscribe();
+    let shutdown = state.shutdown.clone();
+    state.metrics.add("civicflow_sse_clients", &[], 1.0);
+    let client = Client(state.metrics.clone());
+    let only = q.instance;
+    let events = stream::unfold((receiver, shutdown, client), move |(mut receiver, mut shutdown, client)| {
+        let only = only.clone();
+        async move {
+            loop {
+                if *shutdown.borrow() {
+                    return None;
+                }
+                let next = tokio::select! {
+                    _ = shutdown.changed() => return None,
+                    next = receiver.recv() => next,
+                };
+                let event = match next {
+                    Ok(e) if only.as_ref().is_none_or(|i| *i == e.instance) => {
+                        let view = EventView::from(&e);
+                        Event::default()
+                            .event(view.kind.clone())
+                            .id(format!("{}/{}", view.instance, view.seq))
+                            .json_data(&view)
+                            .unwrap_or_else(|_| Event::default().comment("unencodable event"))
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), (receiver, shutdown, client)));
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

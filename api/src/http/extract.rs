@@ -1,0 +1,226 @@
+//! Extractors with our rejections (problems, never axum's plain text): a POST body with the hash
+//! that idempotency compares, JSON and query parsing, the `Idempotency-Key` header, and the
+//! guard that answers 409 while a request with the same key is still in flight.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use civicflow_engine::runtime::Idempotency;
+use civicflow_engine::store::{IdempotencyRecord, StoreError};
+
+use super::problem::ApiError;
+use super::AppState;
+
+/// The header a client names a retryable request with.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The header set on a response replayed from an idempotency key.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// The longest idempotency key accepted.
+const MAX_KEY_LEN: usize = 200;
+
+/// A request body and the SHA-256 of (method, path, body): what makes two requests "the same".
+pub struct Body {
+    pub bytes: Bytes,
+    pub hash: String,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let mut hasher = Sha256::new();
+        hasher.update(request.method().as_str().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(request.uri().path().as_bytes());
+        hasher.update(b"\n");
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", rejection.body_text())
+            }
+        })?;
+        hasher.update(&bytes);
+        Ok(Body { bytes, hash: hex::encode(hasher.finalize()) })
+    }
+}
+
+impl Body {
+    /// The body as JSON of type `T` (422 `INVALID_REQUEST` with serde's words otherwise).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.bytes).map_err(|e| ApiError::invalid(format!("the body is not valid: {e}")))
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<&str, ApiError> {
+        std::str::from_utf8(&self.bytes).map_err(|_| ApiError::invalid("the body is not UTF-8 text"))
+    }
+}
+
+/// Query parameters with a 422 problem when they do not parse.
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| AppQuery(q))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
+/// Path parameters with a 422 problem when they do not parse.
+pub struct AppPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| AppPath(p))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 200 visible ASCII characters.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else { return Ok(IdempotencyKey(None)) };
+        let bad = || {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_IDEMPOTENCY_KEY",
+                format!("`Idempotency-Key` must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            )
+        };
+        let text = value.to_str().map_err(|_| bad())?;
+        if text.is_empty() || text.len() > MAX_KEY_LEN || !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad());
+        }
+        Ok(IdempotencyKey(Some(text.to_string())))
+    }
+}
+
+impl IdempotencyKey {
+    /// The runtime's idempotency for this key and body.
+    pub fn with(&self, body: &Body) -> Option<Idempotency> {
+        self.0.as_ref().map(|key| Idempotency { key: key.clone(), request_hash: body.hash.clone() })
+    }
+}
+
+/// The keys of requests being handled, per principal.
+pub type InFlightSet = Arc<Mutex<HashSet<(String, String)>>>;
+
+/// Held while a request with an idempotency key runs; a second request with the same key meanwhile
+/// is 409 `IDEMPOTENCY_IN_FLIGHT`. Released when dropped.
+pub struct InFlight {
+    set: InFlightSet,
+    entry: Option<(String, String)>,
+}
+
+impl InFlight {
+    pub fn begin(set: &InFlightSet, principal: &str, key: &IdempotencyKey) -> Result<InFlight, ApiError> {
+        let Some(key) = &key.0 else { return Ok(InFlight { set: set.clone(), entry: None }) };
+        let entry = (principal.to_string(), key.clone());
+        let mut keys = set.lock().map_err(|_| ApiError::internal("the in-flight set is poisoned"))?;
+        if !keys.insert(entry.clone()) {
+            let mut e = ApiError::new(
+                StatusCode::CONFLICT,
+                "IDEMPOTENCY_IN_FLIGHT",
+                format!("a request with idempotency key `{key}` is still being handled; retry when it has answered"),
+            );
+            e.retry_after = Some(1);
+            return Err(e);
+        }
+        Ok(InFlight { set: set.clone(), entry: Some(entry) })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let (Some(entry), Ok(mut keys)) = (self.entry.take(), self.set.lock()) {
+            keys.remove(&entry);
+        }
+    }
+}
+
+/// A response remembered under an idempotency key for an endpoint that commits to no instance
+/// (publishing a policy, moving the clock).
+#[derive(Serialize, Deserialize)]
+struct Remembered {
+    status: u16,
+    body: serde_json::Value,
+}
+
+/// The remembered response for this key, or 422 if the key was used for another request.
+pub async fn replay(
+    state: &AppState,
+    principal: &str,
+    key: &IdempotencyKey,
+    body: &Body,
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = &key.0 else { return Ok(None) };
+    let Some(record) = state.store.get_idempotency(principal, key).await? else { return Ok(None) };
+    if record.request_hash != body.hash {
+        return Err(key_reused(key));
+    }
+    let remembered: Remembered = serde_json::from_value(record.response)
+        .map_err(|e| ApiError::internal(format!("remembered response of key `{key}`: {e}")))?;
+    let status = StatusCode::from_u16(remembered.status).unwrap_or(StatusCode::OK);
+    Ok(Some(replayed((status, axum::Json(remembered.body)).into_response())))
+}
+
+/// Remembers a response under its key (a concurrent twin that stored first wins; then this is a
+/// replay of it, and the same answer).
+pub async fn remember(
+    state: &AppState,
+    principal: &str,
+    key: &IdempotencyKey,
+    body: &Body,
+    status: StatusCode,
+    response: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let Some(key) = &key.0 else { return Ok(()) };
+    let record = IdempotencyRecord {
+        principal: principal.to_string(),
+        key: key.clone(),
+        request_hash: body.hash.clone(),
+        response: serde_json::to_value(Remembered { status: status.as_u16(), body: response.clone() })
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    };
+    match state.store.put_idempotency(record).await {
+        Ok(()) | Err(StoreError::DuplicateKey { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 422 `IDEMPOTENCY_KEY_REUSED`.
+pub fn key_reused(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "IDEMPOTENCY_KEY_REUSED",
+        format!("idempotency key `{key}` was used for a different request"),
+    )
+}
+
+/// Marks a response as a replay.
+pub fn replayed(mut response: Response) -> Response {
+    response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}

@@ -1,0 +1,96 @@
+//! The caller's inbox: the open steps of running instances that one of its roles may act on (or
+//! that were delegated to it), soonest due first.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use civicflow_dsl::ir::NodeKind;
+use civicflow_engine::core::{NodeStatus, State as CoreState};
+use civicflow_engine::store::{InstanceFilter, MAX_PAGE_SIZE};
+
+use super::auth::Caller;
+use super::instances::kind_word;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+
+/// The most instances the inbox reads.
+const MAX_SCAN_PAGES: u32 = 100;
+
+/// An open step the caller may act on.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InboxItem {
+    pub instance: String,
+    pub policy: String,
+    /// The step's runtime id (what the action URL names).
+    pub step: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub kind: String,
+    /// The role the caller would act in.
+    pub role: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub window_closes: Option<DateTime<Utc>>,
+    pub overdue: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/inbox",
+    tag = "inbox",
+    responses(
+        (status = 200, description = "Open steps for the caller, soonest due first (steps without a deadline last)", body = Vec<InboxItem>),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> Result<Json<Vec<InboxItem>>, ApiError> {
+    let mut items = Vec::new();
+    let mut filter = InstanceFilter { policy: None, status: Some("running".into()), page: 1, page_size: MAX_PAGE_SIZE };
+    loop {
+        let page = state.store.list_instances(&filter).await?;
+        for record in &page.items {
+            let core: CoreState = serde_json::from_value(record.snapshot.clone())
+                .map_err(|e| ApiError::internal(format!("snapshot of `{}`: {e}", record.id)))?;
+            let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+            for (key, n) in &core.nodes {
+                if n.status != NodeStatus::Open {
+                    continue;
+                }
+                let Some(def) = program.node(&n.def) else { continue };
+                if !matches!(def.kind, NodeKind::Step(_)) {
+                    continue;
+                }
+                let role = principal
+                    .roles
+                    .iter()
+                    .find(|r| def.roles.contains(r))
+                    .cloned()
+                    .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()));
+                let Some(role) = role else { continue };
+                items.push(InboxItem {
+                    instance: record.id.clone(),
+                    policy: record.policy_name.clone(),
+                    step: key.clone(),
+                    name: def.name.clone(),
+                    title: def.title.clone(),
+                    kind: kind_word(&def.kind),
+                    role,
+                    due_at: n.due_at,
+                    window_closes: n.window.map(|w| w.1),
+                    overdue: n.overdue,
+                });
+            }
+        }
+        if page.items.len() < MAX_PAGE_SIZE as usize || filter.page >= MAX_SCAN_PAGES {
+            break;
+        }
+        filter.page += 1;
+    }
+    items.sort_by(|a, b| {
+        (a.due_at.is_none(), a.due_at, &a.instance, &a.step).cmp(&(b.due_at.is_none(), b.due_at, &b.instance, &b.step))
+    });
+    Ok(Json(items))
+}

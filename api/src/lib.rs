@@ -1,0 +1,12 @@
+//! civicflow (library part of the binary crate): the CLI, the HTTP server and its parts, so the
+//! end-to-end tests (`tests/`) start the very server the binary runs, in-process.
+//!
+//! - `cli`: the clap commands (`check`, `fmt`, `graph`, `explain`, `serve`, `token create`).
+//! - `http`: the axum API (v1), its authentication, problems and OpenAPI document.
+//! - `serve`: the store, runtime, timer service and HTTP server started and stopped together.
+//! - `metrics`: the Prometheus text exposition and the measuring store wrapper.
+
+pub mod cli;
+pub mod http;
+pub mod metrics;
+pub mod serve;

@@ -1,0 +1,353 @@
+//! Metrics in the Prometheus text exposition format, written by hand (no exporter crate): a few
+//! counters and histograms behind one mutex are all the server needs, and the format is simple
+//! and stable. [`MeteredStore`] wraps the store: it times every call (store latency), measures
+//! how late timers are claimed (timer lag), and feeds every committed event to the SSE channel.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use civicflow_engine::clock::Clock;
+use civicflow_engine::store::{
+    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord, Published, Store,
+    StoreError, StoredEvent, TimerRecord,
+};
+
+/// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
+/// week (a timer on a simulated clock moved far ahead).
+const BUCKETS: [f64; 20] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+    86400.0, 604800.0,
+];
+
+/// The metric families: name, type, help. Rendered in this order.
+const FAMILIES: [(&str, &str, &str); 7] = [
+    ("civicflow_commands_total", "counter", "Commands received through the API, by command and result."),
+    ("civicflow_refusals_total", "counter", "Requests answered with a problem (4xx), by stable code."),
+    ("civicflow_http_responses_total", "counter", "HTTP responses, by status code."),
+    ("civicflow_timers_claimed_total", "counter", "Due timers claimed by the timer service."),
+    ("civicflow_timer_lag_seconds", "histogram", "How late a timer is claimed after its due time."),
+    ("civicflow_store_seconds", "histogram", "Latency of store calls, by operation."),
+    ("civicflow_sse_clients", "gauge", "Clients connected to the event stream."),
+];
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Registry {
+    counters: BTreeMap<(&'static str, Labels), f64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+/// The server's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `by` to a counter (or gauge).
+    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], by: f64) {
+        if let Ok(mut r) = self.registry.lock() {
+            *r.counters.entry((name, own(labels))).or_default() += by;
+        }
+    }
+
+    pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        self.add(name, labels, 1.0);
+    }
+
+    /// Records an observation, in seconds.
+    pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
+        if let Ok(mut r) = self.registry.lock() {
+            let h = r.histograms.entry((name, own(labels))).or_default();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    if let Some(c) = h.counts.get_mut(i) {
+                        *c += 1;
+                    }
+                }
+            }
+            h.count += 1;
+            h.sum += seconds;
+        }
+    }
+
+    /// The text exposition (format version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let Ok(r) = self.registry.lock() else { return out };
+        for (family, kind, help) in FAMILIES {
+            let _ = writeln!(out, "# HELP {family} {help}");
+            let _ = writeln!(out, "# TYPE {family} {kind}");
+            for ((name, labels), value) in r.counters.iter().filter(|((n, _), _)| *n == family) {
+                let _ = writeln!(out, "{name}{} {value}", label_text(labels, None));
+            }
+            for ((name, labels), h) in r.histograms.iter().filter(|((n, _), _)| *n == family) {
+                for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+                    let _ = writeln!(out, "{name}_bucket{} {count}", label_text(labels, Some(&bound.to_string())));
+                }
+                let _ = writeln!(out, "{name}_bucket{} {}", label_text(labels, Some("+Inf")), h.count);
+                let _ = writeln!(out, "{name}_sum{} {}", label_text(labels, None), h.sum);
+                let _ = writeln!(out, "{name}_count{} {}", label_text(labels, None), h.count);
+            }
+        }
+        out
+    }
+}
+
+fn own(labels: &[(&'static str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+fn label_text(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// A [`Store`] that measures the store it wraps and publishes what it commits.
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    committed: broadcast::Sender<StoredEvent>,
+}
+
+impl MeteredStore {
+    pub fn new(
+        inner: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        committed: broadcast::Sender<StoredEvent>,
+    ) -> Self {
+        MeteredStore { inner, metrics, clock, committed }
+    }
+
+    fn time(&self, op: &'static str, started: Instant) {
+        self.metrics.observe("civicflow_store_seconds", &[("op", op)], secs(started.elapsed()));
+    }
+
+    fn publish(&self, events: &[StoredEvent]) {
+        for e in events {
+            // No subscriber is not an error: the stream is a convenience, the log is the record.
+            let _ = self.committed.send(e.clone());
+        }
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[async_trait]
+impl Store for MeteredStore {
+    async fn publish_policy(&self, policy: PolicyRecord) -> Result<Published, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.publish_policy(policy).await;
+        self.time("publish_policy", t);
+        r
+    }
+
+    async fn get_policy(&self, name: &str, hash: Option<&str>) -> Result<Option<PolicyRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.get_policy(name, hash).await;
+        self.time("get_policy", t);
+        r
+    }
+
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.list_policies().await;
+        self.time("list_policies", t);
+        r
+    }
+
+    async fn policy_versions(&self, name: &str) -> Result<Vec<PolicyRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.policy_versions(name).await;
+        self.time("policy_versions", t);
+        r
+    }
+
+    async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.create_instance(instance, first).await;
+        self.time("create_instance", t);
+        if let Ok(events) = &r {
+            self.publish(events);
+        }
+        r
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.commit(commit).await;
+        self.time("commit", t);
+        if let Ok(events) = &r {
+            self.publish(events);
+        }
+        r
+    }
+
+    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+        let t = Instant::now();
+        let results = self.inner.commit_many(commits).await;
+        self.time("commit_many", t);
+        for events in results.iter().flatten() {
+            self.publish(events);
+        }
+        results
+    }
+
+    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.load_instance(id).await;
+        self.time("load_instance", t);
+        r
+    }
+
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.list_instances(filter).await;
+        self.time("list_instances", t);
+        r
+    }
+
+    async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.events(instance, after_seq, limit).await;
+        self.time("events", t);
+        r
+    }
+
+    async fn events_until(&self, instance: &str, at: DateTime<Utc>) -> Result<Vec<StoredEvent>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.events_until(instance, at).await;
+        self.time("events_until", t);
+        r
+    }
+
+    async fn get_idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.get_idempotency(principal, key).await;
+        self.time("get_idempotency", t);
+        r
+    }
+
+    async fn claim_due_timers(
+        &self,
+        owner: &str,
+        now: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<TimerRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.claim_due_timers(owner, now, lease, limit).await;
+        self.time("claim_due_timers", t);
+        if let Ok(timers) = &r {
+            let now = self.clock.now();
+            for timer in timers {
+                self.metrics.inc("civicflow_timers_claimed_total", &[]);
+                let lag = (now - timer.due_at).to_std().map(secs).unwrap_or(0.0);
+                self.metrics.observe("civicflow_timer_lag_seconds", &[], lag);
+            }
+        }
+        r
+    }
+
+    async fn pending_timers(&self, instance: &str) -> Result<Vec<TimerRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.pending_timers(instance).await;
+        self.time("pending_timers", t);
+        r
+    }
+
+    async fn verify(&self, instance: &str) -> Result<u64, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.verify(instance).await;
+        self.time("verify", t);
+        r
+    }
+
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.checkpoint().await;
+        self.time("checkpoint", t);
+        r
+    }
+
+    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.create_principal(principal, token_hash).await;
+        self.time("create_principal", t);
+        r
+    }
+
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.principal_by_token_hash(token_hash).await;
+        self.time("principal_by_token_hash", t);
+        r
+    }
+
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.list_principals().await;
+        self.time("list_principals", t);
+        r
+    }
+
+    async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.put_idempotency(record).await;
+        self.time("put_idempotency", t);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms_in_the_text_format() {
+        let m = Metrics::new();
+        m.inc("civicflow_refusals_total", &[("code", "R006")]);
+        m.inc("civicflow_refusals_total", &[("code", "R006")]);
+        m.observe("civicflow_store_seconds", &[("op", "commit")], 0.003);
+        let text = m.render();
+        assert!(text.contains("# TYPE civicflow_refusals_total counter\n"), "{text}");
+        assert!(text.contains("civicflow_refusals_total{code=\"R006\"} 2\n"), "{text}");
+        assert!(text.contains("civicflow_store_seconds_bucket{op=\"commit\",le=\"0.0025\"} 0\n"), "{text}");
+        assert!(text.contains("civicflow_store_seconds_bucket{op=\"commit\",le=\"0.005\"} 1\n"), "{text}");
+        assert!(text.contains("civicflow_store_seconds_bucket{op=\"commit\",le=\"+Inf\"} 1\n"), "{text}");
+        assert!(text.contains("civicflow_store_seconds_count{op=\"commit\"} 1\n"), "{text}");
+    }
+}

@@ -1,0 +1,235 @@
+//! `civicflow serve`: the store, the runtime, the timer service and the HTTP server, started
+//! together and stopped together.
+//!
+//! On first start (an empty store) the bundled policies are published and one admin token is
+//! made (stored hashed; shown once by the caller). Shutdown is graceful: the listener stops
+//! accepting, requests in flight (commands included) finish and are answered, the event streams
+//! end, the timer service stops between firings, and the group committer drains its queue before
+//! the store is let go.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use civicflow_engine::calendar::Calendar;
+use civicflow_engine::clock::{Clock, SimulatedClock, SystemClock};
+use civicflow_engine::runtime::{Runtime, RuntimeError};
+use civicflow_engine::store::postgres::PgStore;
+use civicflow_engine::store::sqlite::SqliteStore;
+use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, Store, StoreError};
+
+use crate::http::auth::{create_token, TokenError, ADMIN_ROLE};
+use crate::http::{self, AppState};
+use crate::metrics::{MeteredStore, Metrics};
+
+/// Where the data lives.
+#[derive(Clone)]
+pub enum Database {
+    /// A SQLite file (created if missing).
+    Sqlite(PathBuf),
+    /// A URL: `postgres://…` or `sqlite://…`.
+    Url(String),
+    /// A store opened by the caller (tests: a PostgreSQL schema of their own).
+    Store(Arc<dyn Store>),
+}
+
+impl Database {
+    /// Reads `--database`: a `postgres://`, `postgresql://` or `sqlite:` URL, or a file path.
+    pub fn parse(text: &str) -> Database {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") || text.starts_with("sqlite:") {
+            Database::Url(text.to_string())
+        } else {
+            Database::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// Opens (and migrates) the store.
+    pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+            Database::Url(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url).await?),
+            Database::Url(url) => Arc::new(PgStore::connect(url).await?),
+            Database::Store(store) => store.clone(),
+        })
+    }
+
+    /// How to name it to a person (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("SQLite {}", path.display()),
+            Database::Url(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                format!("{scheme}://{host}")
+            }
+            Database::Store(_) => "a store given by the caller".into(),
+        }
+    }
+}
+
+/// What to start.
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: Database,
+    /// Run on a simulated clock starting at this instant (`POST /v1/admin/clock` moves it).
+    pub simulated_clock: Option<DateTime<Utc>>,
+    /// Publish the bundled policies when the store has none.
+    pub publish_bundled: bool,
+    /// How often the timer service looks for due timers.
+    pub timer_interval: Duration,
+}
+
+impl Config {
+    pub fn new(listen: SocketAddr, database: Database) -> Self {
+        Config {
+            listen,
+            database,
+            simulated_clock: None,
+            publish_bundled: true,
+            timer_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("the working-day calendar: {0}")]
+    Calendar(String),
+    #[error("publishing the bundled policy `{name}`: {error}")]
+    Publish { name: &'static str, error: RuntimeError },
+    #[error("the admin token: {0}")]
+    Token(#[from] TokenError),
+    #[error("listening on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: std::io::Error },
+}
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on (the real port when started on port 0).
+    pub addr: SocketAddr,
+    /// The admin token made on first start (shown once; only its hash is stored).
+    pub admin_token: Option<String>,
+    /// The bundled policies published by this start.
+    pub published: Vec<&'static str>,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    serve: JoinHandle<std::io::Result<()>>,
+    timers: JoinHandle<()>,
+    committer: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store, prepares the first start, binds and starts serving.
+    pub async fn start(config: Config) -> Result<Server, ServeError> {
+        let inner = config.database.open().await?;
+        let metrics = Arc::new(Metrics::new());
+        let (committed, _) = broadcast::channel(4096);
+        let (clock, simulated): (Arc<dyn Clock>, Option<Arc<SimulatedClock>>) = match config.simulated_clock {
+            Some(at) => {
+                let c = Arc::new(SimulatedClock::new(at));
+                (c.clone(), Some(c))
+            }
+            None => (Arc::new(SystemClock), None),
+        };
+        let store: Arc<dyn Store> =
+            Arc::new(MeteredStore::new(inner, metrics.clone(), clock.clone(), committed.clone()));
+        let (committer, committer_task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
+        let calendar = Arc::new(Calendar::chinese().map_err(|e| ServeError::Calendar(e.to_string()))?);
+        let node = format!("node-{}-{}", std::process::id(), short_random());
+        let runtime = Arc::new(Runtime::new(store.clone(), committer, clock, calendar, node));
+
+        let mut published = Vec::new();
+        if config.publish_bundled && store.list_policies().await?.is_empty() {
+            for b in civicflow_policies::BUNDLED {
+                runtime.publish(b.source).await.map_err(|error| ServeError::Publish { name: b.name, error })?;
+                published.push(b.name);
+            }
+        }
+        let admin_token = if store.list_principals().await?.is_empty() {
+            Some(create_token(store.as_ref(), "admin", "admin", &[ADMIN_ROLE.to_string()]).await?)
+        } else {
+            None
+        };
+
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|error| ServeError::Bind { addr: config.listen, error })?;
+        let addr = listener.local_addr().map_err(|error| ServeError::Bind { addr: config.listen, error })?;
+        let (stop, stopped) = watch::channel(false);
+        let state = AppState {
+            runtime: runtime.clone(),
+            store,
+            simulated,
+            committed,
+            metrics,
+            inflight: Default::default(),
+            shutdown: stopped.clone(),
+        };
+        let app = http::app(state.clone());
+        let mut until = stopped.clone();
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = until.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        let timers = tokio::spawn(runtime.timer_loop(config.timer_interval, stopped));
+        Ok(Server { addr, admin_token, published, state, stop, serve, timers, committer: committer_task })
+    }
+
+    /// Stops gracefully: answers what is in flight, then lets the store go.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        match self.serve.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
+        }
+        let _ = self.timers.await;
+        // The last handle of the runtime (and with it the group committer's queue) goes here;
+        // the committer answers what is queued, then ends.
+        drop(self.state);
+        if tokio::time::timeout(Duration::from_secs(30), self.committer).await.is_err() {
+            tracing::error!("the commit queue did not drain within 30 s");
+        }
+    }
+}
+
+fn short_random() -> String {
+    let mut bytes = [0u8; 4];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => hex::encode(bytes),
+        Err(_) => "0".into(),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
