@@ -19,11 +19,15 @@ use crate::clock::Clock;
 use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, Timer, TimerKind};
 use crate::store::{
     Commit, GroupCommitter, IdempotencyRecord, InstanceRecord, NewEvent, NewTimer, PolicyRecord, Published, Store,
-    StoreError, StoredEvent,
+    StoreError, StoredEvent, TimerRecord,
 };
 
 /// How many times a command is decided again after losing a race for the instance.
 const RETRIES: usize = 8;
+/// The same for a timer firing (idempotent, and racing other nodes' timers).
+const TIMER_RETRIES: usize = 200;
+/// Instances whose due timers one node fires at the same time.
+const FIRE_CONCURRENCY: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -221,7 +225,10 @@ impl Runtime {
         fire: Option<(i64, i64)>,
         idem: Option<Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
-        for _ in 0..RETRIES {
+        // Timers race other nodes' timers and commands on the same instance; they are idempotent,
+        // so they may try longer.
+        let retries = if fire.is_some() { TIMER_RETRIES } else { RETRIES };
+        for attempt in 0..retries {
             let (record, state) = self.load(id).await?;
             let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
             // A timer's events happen at its instant (R3.5: the breach is recorded when it
@@ -234,7 +241,11 @@ impl Runtime {
             let (commit, _) = self.commit_for(id, &program, &state, &events, now, fire, idem.as_ref(), actor)?;
             match self.committer.commit(commit).await {
                 Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    // Lost a race for the instance: let the winner's commit land, decide again.
+                    tokio::time::sleep(Duration::from_millis((attempt as u64 + 1).min(20))).await;
+                    continue;
+                }
                 Err(StoreError::DuplicateKey { .. }) => {
                     return self.replay_if_seen(&actor.principal, idem.as_ref()).await?.ok_or(RuntimeError::Busy)
                 }
@@ -354,11 +365,35 @@ impl Runtime {
     }
 
     /// Claims due timers and fires them; returns how many fired (changed state or not).
-    pub async fn fire_due(&self, limit: u32, lease: Duration) -> Result<usize, RuntimeError> {
+    /// Timers of one instance fire in order; different instances fire concurrently.
+    pub async fn fire_due(self: &Arc<Self>, limit: u32, lease: Duration) -> Result<usize, RuntimeError> {
         let now = if self.clock.is_simulated() { Some(self.clock.now()) } else { None };
         let claimed = self.store.claim_due_timers(&self.node, now, lease, limit).await?;
-        let mut fired = 0;
+        let mut by_instance: BTreeMap<String, Vec<TimerRecord>> = BTreeMap::new();
         for t in claimed {
+            by_instance.entry(t.instance.clone()).or_default().push(t);
+        }
+        let mut fired = 0;
+        let mut groups = by_instance.into_values();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            while tasks.len() < FIRE_CONCURRENCY {
+                let Some(group) = groups.next() else { break };
+                let rt = self.clone();
+                tasks.spawn(async move { rt.fire_group(group).await });
+            }
+            match tasks.join_next().await {
+                Some(Ok(result)) => fired += result?,
+                Some(Err(e)) => return Err(RuntimeError::Corrupt(format!("timer task failed: {e}"))),
+                None => break,
+            }
+        }
+        Ok(fired)
+    }
+
+    async fn fire_group(&self, timers: Vec<TimerRecord>) -> Result<usize, RuntimeError> {
+        let mut fired = 0;
+        for t in timers {
             let kind: TimerKind = match serde_json::from_value(t.payload.get("kind").cloned().unwrap_or_default()) {
                 Ok(k) => k,
                 Err(e) => return Err(RuntimeError::Corrupt(format!("timer {}: {e}", t.id))),
@@ -376,7 +411,7 @@ impl Runtime {
     }
 
     /// Fires timers until none is due (used after moving a simulated clock).
-    pub async fn fire_all_due(&self) -> Result<usize, RuntimeError> {
+    pub async fn fire_all_due(self: &Arc<Self>) -> Result<usize, RuntimeError> {
         let mut total = 0;
         loop {
             let n = self.fire_due(256, Duration::from_secs(30)).await?;

@@ -84,6 +84,16 @@ impl Harness {
         }
     }
 
+    /// A second store (its own pool) on the same PostgreSQL schema, as another node would have.
+    pub(crate) async fn second_store(&self) -> Option<Arc<dyn Store>> {
+        match &self.backend {
+            Backend::Postgres { options, .. } => {
+                Some(Arc::new(PgStore::connect_with((**options).clone(), 4).await.unwrap()))
+            }
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
     /// Rewrites an event's payload behind the store's back, as an attacker with database access
     /// would: first shows that a plain UPDATE is refused (append-only), then disables the guard.
     pub(crate) async fn tamper_payload(&self, instance: &str, seq: i64, payload: &str) {
