@@ -2,7 +2,10 @@
 //!
 //! - `tidy`: the architecture invariants of ARCHITECTURE.md, read from the sources.
 //! - `crash`: the engine on SQLite killed with SIGKILL under load, then checked after a restart.
+//! - `http`: the server on a loopback port, driven through HTTP (an election on SQLite and
+//!   PostgreSQL, refusals, idempotency, `as_of`, verification, OpenAPI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 mod crash;
+mod http;
 mod tidy;

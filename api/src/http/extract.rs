@@ -129,6 +129,7 @@ pub type InFlightSet = Arc<Mutex<HashSet<(String, String)>>>;
 
 /// Held while a request with an idempotency key runs; a second request with the same key meanwhile
 /// is 409 `IDEMPOTENCY_IN_FLIGHT`. Released when dropped.
+#[derive(Debug)]
 pub struct InFlight {
     set: InFlightSet,
     entry: Option<(String, String)>,
@@ -223,4 +224,27 @@ pub fn key_reused(key: &str) -> ApiError {
 pub fn replayed(mut response: Response) -> Response {
     response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_in_flight_is_409_until_its_request_answers() {
+        let set = InFlightSet::default();
+        let key = IdempotencyKey(Some("k".into()));
+        let first = InFlight::begin(&set, "王主任", &key);
+        assert!(first.is_ok());
+        let second = InFlight::begin(&set, "王主任", &key);
+        assert!(
+            matches!(&second, Err(e) if e.status == StatusCode::CONFLICT && e.code() == "IDEMPOTENCY_IN_FLIGHT"),
+            "{second:?}"
+        );
+        // Keys are per principal; no key, no guard.
+        assert!(InFlight::begin(&set, "李书记", &key).is_ok());
+        assert!(InFlight::begin(&set, "王主任", &IdempotencyKey(None)).is_ok());
+        drop(first);
+        assert!(InFlight::begin(&set, "王主任", &key).is_ok());
+    }
 }
