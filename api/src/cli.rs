@@ -126,7 +126,11 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let simulated = match simulated_clock.map(chrono::DateTime::parse_from_rfc3339).transpose() {
         Ok(t) => t.map(|t| t.with_timezone(&chrono::Utc)),
         Err(e) => {
@@ -152,8 +156,8 @@ fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>) -> E
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "civicflow listening on http://{}", server.addr);
         let _ = writeln!(out, "database: {}", database.describe());
-        if let Some(at) = simulated {
-            let _ = writeln!(out, "simulated clock at {} (POST /v1/admin/clock moves it)", at.to_rfc3339());
+        if let Some(at) = simulated_clock {
+            let _ = writeln!(out, "simulated clock at {at} (POST /v1/admin/clock moves it)");
         }
         if !server.published.is_empty() {
             let _ = writeln!(out, "published the bundled policies: {}", server.published.join(", "));
