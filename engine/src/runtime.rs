@@ -90,6 +90,10 @@ pub struct Runtime {
     programs: Mutex<HashMap<String, Arc<Program>>>,
     /// This node's name, as lease owner of the timers it claims.
     node: String,
+    /// Held by a round of [`Runtime::fire_all_due`]: the timer service's round and the one after
+    /// a simulated clock moved take turns, so the second waits for timers the first has claimed
+    /// (which it would skip) to be fired before it returns.
+    firing: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
@@ -100,7 +104,15 @@ impl Runtime {
         calendar: Arc<Calendar>,
         node: String,
     ) -> Self {
-        Runtime { store, committer, clock, calendar, programs: Mutex::new(HashMap::new()), node }
+        Runtime {
+            store,
+            committer,
+            clock,
+            calendar,
+            programs: Mutex::new(HashMap::new()),
+            node,
+            firing: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -410,8 +422,11 @@ impl Runtime {
         Ok(fired)
     }
 
-    /// Fires timers until none is due (used after moving a simulated clock).
+    /// Fires timers until none is due (used after moving a simulated clock). One round at a
+    /// time in this process: when it returns, every timer due by the clock's time when it began
+    /// has fired, including those another round (the timer service) had claimed.
     pub async fn fire_all_due(self: &Arc<Self>) -> Result<usize, RuntimeError> {
+        let _round = self.firing.lock().await;
         let mut total = 0;
         loop {
             let n = self.fire_due(256, Duration::from_secs(30)).await?;
