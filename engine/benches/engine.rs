@@ -6,15 +6,37 @@
 //! Sections (none given: all, in this order):
 //!
 //! - `core`: events/s of `decide` + `apply` through chains of approvals, no I/O;
+//! - `approvals`: durable approvals/s through the runtime and its group committer with 1, 16 and
+//!   256 concurrent clients, each on its own instances, and the p50/p99 latency of one approval;
+//!
+//! Options: `--sqlite` or `--postgres` (only that backend; default both), `--secs S` (measuring
+//! time of each configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N`
+//! (steps of the policy, default 50).
+//!
+//! PostgreSQL: `CIVICFLOW_BENCH_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each
+//! run works in its own schema `cf_bench_…`, dropped at the end. SQLite files go to a temporary
+//! directory under `CIVICFLOW_BENCH_DIR` (default: the system's temporary directory).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "benchmark")]
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use civicflow_engine::calendar::Calendar;
+use civicflow_engine::clock::SimulatedClock;
 use civicflow_engine::core::{self, Action, Actor, Command, Context, Program, State};
+use civicflow_engine::runtime::Runtime;
+use civicflow_engine::store::postgres::PgStore;
+use civicflow_engine::store::sqlite::SqliteStore;
+use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, Store};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool};
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Monday 2025-03-03, 09:00 in Beijing: every instant of the benchmarks is in 2025, a year the
 /// bundled calendar covers.
@@ -28,34 +50,64 @@ fn actor(role: &str) -> Actor {
 
 // ---- arguments ----
 
-fn sections() -> Vec<String> {
-    let mut sections = Vec::new();
-    for arg in std::env::args().skip(1) {
+#[derive(Clone, Debug)]
+struct Args {
+    sections: Vec<String>,
+    sqlite: bool,
+    postgres: bool,
+    secs: f64,
+    clients: Vec<usize>,
+    chain: usize,
+}
+
+fn args() -> Args {
+    let mut a =
+        Args { sections: Vec::new(), sqlite: true, postgres: true, secs: 8.0, clients: vec![1, 16, 256], chain: 50 };
+    let (mut only_sqlite, mut only_pg) = (false, false);
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
         match arg.as_str() {
             "--bench" => {} // cargo bench passes it
+            "--sqlite" => only_sqlite = true,
+            "--postgres" => only_pg = true,
+            "--chain" => a.chain = it.next().and_then(|s| s.parse().ok()).expect("--chain N"),
+            "--secs" => a.secs = it.next().and_then(|s| s.parse().ok()).expect("--secs S"),
+            "--clients" => {
+                a.clients = it.next().expect("--clients A,B").split(',').map(|s| s.parse().expect("a number")).collect()
+            }
             s if s.starts_with("--") => panic!("unknown option {s}"),
-            s => sections.push(s.to_string()),
+            s => a.sections.push(s.to_string()),
         }
     }
-    if sections.is_empty() {
-        sections.push("core".to_string());
+    if only_sqlite || only_pg {
+        a.sqlite = only_sqlite;
+        a.postgres = only_pg;
     }
-    sections
+    if a.sections.is_empty() {
+        a.sections = ["core", "approvals"].map(String::from).to_vec();
+    }
+    a
 }
 
 fn main() {
+    let args = args();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "civicflow-engine bench: {} CPUs, load average {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
-    for section in sections() {
+    for section in args.sections.clone() {
         match section.as_str() {
             "core" => bench_core(),
-            other => panic!("unknown section `{other}` (core)"),
+            "approvals" => runtime().block_on(bench_approvals(&args)),
+            other => panic!("unknown section `{other}` (core, approvals)"),
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
 }
 
 // ---- policies ----
@@ -126,5 +178,204 @@ fn bench_core() {
             commands as f64 / secs,
             secs * 1e6 / commands as f64
         );
+    }
+}
+
+// ---- stores ----
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+fn backends(args: &Args) -> Vec<Backend> {
+    let mut out = Vec::new();
+    if args.sqlite {
+        out.push(Backend::Sqlite);
+    }
+    if args.postgres {
+        out.push(Backend::Postgres);
+    }
+    out
+}
+
+fn pg_url() -> String {
+    std::env::var("CIVICFLOW_BENCH_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into())
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("CIVICFLOW_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+async fn admin() -> PgPool {
+    let options = PgConnectOptions::from_str(&pg_url()).unwrap();
+    PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap()
+}
+
+fn schema_name(what: &str) -> String {
+    format!("cf_bench_{what}_{}", std::process::id())
+}
+
+async fn create_schema(schema: &str) {
+    let admin = admin().await;
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&admin).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
+    admin.close().await;
+}
+
+async fn drop_schema(schema: &str) {
+    let admin = admin().await;
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&admin).await.unwrap();
+    admin.close().await;
+}
+
+async fn pg_store(schema: &str, connections: u32, bulk: bool) -> PgStore {
+    let mut options = PgConnectOptions::from_str(&pg_url()).unwrap();
+    options = if bulk {
+        options.options([("search_path", schema), ("synchronous_commit", "off")])
+    } else {
+        options.options([("search_path", schema)])
+    };
+    PgStore::connect_with(options, connections).await.unwrap()
+}
+
+async fn sqlite_store(path: &Path, bulk: bool) -> SqliteStore {
+    let store = SqliteStore::open(path).await.unwrap();
+    if bulk {
+        sqlx::query("PRAGMA synchronous=OFF").execute(store.writer_pool()).await.unwrap();
+    }
+    store
+}
+
+fn new_runtime(store: Arc<dyn Store>, clock: Arc<SimulatedClock>, node: &str) -> Arc<Runtime> {
+    let (committer, _task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
+    Arc::new(Runtime::new(store, committer, clock, Arc::new(Calendar::chinese().unwrap()), node.into()))
+}
+
+// ---- 2. durable approvals ----
+
+async fn bench_approvals(args: &Args) {
+    println!(
+        "\n## approvals: durable approvals through the runtime and its group committer \
+         ({}-step chains; {} s per configuration)",
+        args.chain, args.secs
+    );
+    for backend in backends(args) {
+        for &clients in &args.clients {
+            let (store, cleanup): (Arc<dyn Store>, Cleanup) = match backend {
+                Backend::Sqlite => {
+                    let dir = bench_dir();
+                    let s = sqlite_store(&dir.path().join("bench.db"), false).await;
+                    (Arc::new(s.clone()), Cleanup::Sqlite(s, dir))
+                }
+                Backend::Postgres => {
+                    let schema = schema_name("approvals");
+                    create_schema(&schema).await;
+                    let s = pg_store(&schema, 8, false).await;
+                    (Arc::new(s.clone()), Cleanup::Postgres(s, schema))
+                }
+            };
+            let clock = Arc::new(SimulatedClock::new(t0()));
+            let rt = new_runtime(store.clone(), clock, "bench");
+            rt.publish(&chain_policy("chain", args.chain)).await.unwrap();
+            let span = Duration::from_secs_f64(args.secs);
+            let (count, mut latencies, elapsed) = run_clients(&rt, clients, args.chain, span).await;
+            latencies.sort();
+            let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+            println!(
+                "{:<10} {clients:>3} clients: {count:>7} approvals in {:.2} s = {:>7.0} approvals/s; \
+                 latency p50 {:>7.2} ms, p99 {:>7.2} ms",
+                backend.name(),
+                elapsed.as_secs_f64(),
+                count as f64 / elapsed.as_secs_f64(),
+                pct(0.50).as_secs_f64() * 1e3,
+                pct(0.99).as_secs_f64() * 1e3,
+            );
+            drop(rt);
+            cleanup.run().await;
+        }
+    }
+}
+
+/// Runs `clients` tasks approving steps of their own instances for `span` (after a warm-up of a
+/// tenth of it); returns the approvals completed in the span, their latencies and the span.
+async fn run_clients(
+    rt: &Arc<Runtime>,
+    clients: usize,
+    chain: usize,
+    span: Duration,
+) -> (usize, Vec<Duration>, Duration) {
+    let warmup = span / 10;
+    let begin = Instant::now();
+    let from = begin + warmup;
+    let until = from + span;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            let approver = actor("科室");
+            let mut latencies = Vec::new();
+            let mut count = 0usize;
+            'outer: for k in 0.. {
+                let id = format!("c{c}-{k}");
+                rt.start(&id, "chain", None, &approver, BTreeMap::new(), None).await.unwrap();
+                for s in 0..chain {
+                    let t = Instant::now();
+                    if t >= until {
+                        break 'outer;
+                    }
+                    rt.act(&id, &approver, &format!("s{s}"), Action::Approve { comment: None }, None, None)
+                        .await
+                        .unwrap();
+                    let done = Instant::now();
+                    if t >= from && done <= until {
+                        latencies.push(done - t);
+                        count += 1;
+                    }
+                }
+            }
+            (count, latencies)
+        }));
+    }
+    let mut count = 0;
+    let mut latencies = Vec::new();
+    for t in tasks {
+        let (c, l) = t.await.unwrap();
+        count += c;
+        latencies.extend(l);
+    }
+    (count, latencies, span)
+}
+
+enum Cleanup {
+    Sqlite(SqliteStore, tempfile::TempDir),
+    Postgres(PgStore, String),
+}
+
+impl Cleanup {
+    async fn run(self) {
+        match self {
+            Cleanup::Sqlite(s, dir) => {
+                s.close().await;
+                drop(dir);
+            }
+            Cleanup::Postgres(s, schema) => {
+                s.close().await;
+                drop_schema(&schema).await;
+            }
+        }
     }
 }
