@@ -8,31 +8,40 @@
 //! - `core`: events/s of `decide` + `apply` through chains of approvals, no I/O;
 //! - `approvals`: durable approvals/s through the runtime and its group committer with 1, 16 and
 //!   256 concurrent clients, each on its own instances, and the p50/p99 latency of one approval;
+//! - `load`: bulk-create 100,000 instances with 1,000,000 pending timers, then, in a fresh
+//!   process, the time to open the store, answer the first `claim_due_timers` and load an
+//!   instance, with the peak RSS (`VmHWM`) before and after;
 //!
-//! Options: `--sqlite` or `--postgres` (only that backend; default both), `--secs S` (measuring
-//! time of each configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N`
-//! (steps of the policy, default 50).
+//! Options: `--sqlite` or `--postgres` (only that backend; default both), `--scale F` (multiply
+//! the instance counts of `load`), `--secs S` (measuring time of each `approvals`
+//! configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N` (steps of the
+//! `approvals` policy, default 50).
 //!
 //! PostgreSQL: `CIVICFLOW_BENCH_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each
 //! run works in its own schema `cf_bench_…`, dropped at the end. SQLite files go to a temporary
 //! directory under `CIVICFLOW_BENCH_DIR` (default: the system's temporary directory).
+//!
+//! Bulk set-up (the `load` data) writes with `synchronous=OFF` on SQLite and
+//! `synchronous_commit=off` on PostgreSQL: only the set-up, never what is measured; the store is
+//! reopened with its normal durability before measuring.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "benchmark")]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::SimulatedClock;
-use civicflow_engine::core::{self, Action, Actor, Command, Context, Program, State};
-use civicflow_engine::runtime::Runtime;
+use civicflow_engine::core::{self, Action, Actor, Command, Context, Event, Program, State};
+use civicflow_engine::runtime::{status_word, timer_kind_word, Runtime};
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
-use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, Store};
+use civicflow_engine::store::{Commit, GroupCommitConfig, GroupCommitter, InstanceRecord, NewEvent, NewTimer, Store};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -55,14 +64,22 @@ struct Args {
     sections: Vec<String>,
     sqlite: bool,
     postgres: bool,
+    scale: f64,
     secs: f64,
     clients: Vec<usize>,
     chain: usize,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { sections: Vec::new(), sqlite: true, postgres: true, secs: 8.0, clients: vec![1, 16, 256], chain: 50 };
+    let mut a = Args {
+        sections: Vec::new(),
+        sqlite: true,
+        postgres: true,
+        scale: 1.0,
+        secs: 8.0,
+        clients: vec![1, 16, 256],
+        chain: 50,
+    };
     let (mut only_sqlite, mut only_pg) = (false, false);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -70,6 +87,7 @@ fn args() -> Args {
             "--bench" => {} // cargo bench passes it
             "--sqlite" => only_sqlite = true,
             "--postgres" => only_pg = true,
+            "--scale" => a.scale = it.next().and_then(|s| s.parse().ok()).expect("--scale F"),
             "--chain" => a.chain = it.next().and_then(|s| s.parse().ok()).expect("--chain N"),
             "--secs" => a.secs = it.next().and_then(|s| s.parse().ok()).expect("--secs S"),
             "--clients" => {
@@ -84,12 +102,18 @@ fn args() -> Args {
         a.postgres = only_pg;
     }
     if a.sections.is_empty() {
-        a.sections = ["core", "approvals"].map(String::from).to_vec();
+        a.sections = ["core", "approvals", "load"].map(String::from).to_vec();
     }
     a
 }
 
 fn main() {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("load-measure") {
+        // The fresh process of the `load` section.
+        let rest: Vec<String> = raw.collect();
+        return runtime().block_on(load_measure(&rest));
+    }
     let args = args();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -101,7 +125,8 @@ fn main() {
         match section.as_str() {
             "core" => bench_core(),
             "approvals" => runtime().block_on(bench_approvals(&args)),
-            other => panic!("unknown section `{other}` (core, approvals)"),
+            "load" => runtime().block_on(bench_load(&args)),
+            other => panic!("unknown section `{other}` (core, approvals, load)"),
         }
     }
 }
@@ -121,6 +146,19 @@ fn chain_policy(name: &str, n: usize) -> String {
             s.push_str(&format!("    after s{}\n", i - 1));
         }
         s.push_str("    due 5 workdays\n    on breach escalate 监察\n  }\n");
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// `n` approval steps open at once, step `i` due in `i + 1` days: `n` pending timers per instance.
+fn parallel_policy(name: &str, n: usize) -> String {
+    let mut s = format!("policy {name} {{\n  timezone \"Asia/Shanghai\"\n  role 科室\n  role 监察\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "  step s{i}: approval {{\n    by 科室\n    due {} days\n    on breach escalate 监察\n  }}\n",
+            i + 1
+        ));
     }
     s.push_str("}\n");
     s
@@ -260,6 +298,20 @@ async fn sqlite_store(path: &Path, bulk: bool) -> SqliteStore {
     store
 }
 
+/// Peak and current resident set size of this process, in MiB.
+fn rss() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
 fn new_runtime(store: Arc<dyn Store>, clock: Arc<SimulatedClock>, node: &str) -> Arc<Runtime> {
     let (committer, _task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
     Arc::new(Runtime::new(store, committer, clock, Arc::new(Calendar::chinese().unwrap()), node.into()))
@@ -378,4 +430,214 @@ impl Cleanup {
             }
         }
     }
+}
+
+// ---- bulk set-up ----
+
+/// The first commit of an instance started at `now`, as the runtime would make it.
+struct Template {
+    events: Vec<NewEvent>,
+    snapshot: serde_json::Value,
+    status: String,
+    timers: Vec<NewTimer>,
+    at: DateTime<Utc>,
+}
+
+fn template(ctx: Context, now: DateTime<Utc>) -> Template {
+    let who = actor("科室");
+    let command = Command::Start { actor: who.clone(), params: BTreeMap::new() };
+    let events: Vec<Event> = core::decide(ctx, &State::new(), &command, now).unwrap();
+    let mut state = State::new();
+    for e in &events {
+        core::apply(&mut state, e, now);
+    }
+    Template {
+        events: events
+            .iter()
+            .map(|e| NewEvent {
+                at: now,
+                actor: who.principal.clone(),
+                role: Some(who.role.clone()),
+                kind: e.kind().to_string(),
+                payload: serde_json::to_value(e).unwrap(),
+            })
+            .collect(),
+        snapshot: serde_json::to_value(&state).unwrap(),
+        status: status_word(state.status).to_string(),
+        timers: core::pending_timers(ctx, &state)
+            .into_iter()
+            .map(|t| NewTimer {
+                instance: String::new(),
+                node: t.node.clone(),
+                kind: timer_kind_word(t.kind).to_string(),
+                due_at: t.at,
+                payload: serde_json::json!({ "kind": t.kind, "at": t.at }),
+            })
+            .collect(),
+        at: now,
+    }
+}
+
+/// Publishes `source` and creates `n` instances `i<k>` with `create_instance`, `concurrency` at a
+/// time; instance `k` starts `k % starts` minutes after [`t0`]. Returns the policy's name.
+async fn bulk_create(store: Arc<dyn Store>, source: &str, n: usize, starts: usize, concurrency: usize) -> String {
+    let clock = Arc::new(SimulatedClock::new(t0()));
+    let rt = new_runtime(store.clone(), clock, "setup");
+    let published = rt.publish(source).await.unwrap().record;
+    let program = rt.program(&published.name, Some(&published.hash)).await.unwrap();
+    let ctx = Context { program: &program, calendar: rt.calendar() };
+    let templates: Arc<Vec<Template>> =
+        Arc::new((0..starts).map(|k| template(ctx, t0() + TimeDelta::minutes(k as i64))).collect());
+    let done = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (store, templates, done) = (store.clone(), templates.clone(), done.clone());
+        let (name, hash) = (published.name.clone(), published.hash.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut k = w;
+            while k < n {
+                let t = &templates[k % templates.len()];
+                let id = format!("i{k}");
+                let record = InstanceRecord {
+                    id: id.clone(),
+                    policy_name: name.clone(),
+                    policy_hash: hash.clone(),
+                    version: 0,
+                    status: t.status.clone(),
+                    snapshot: t.snapshot.clone(),
+                    created_at: t.at,
+                    updated_at: t.at,
+                };
+                let commit = Commit {
+                    instance: id.clone(),
+                    expected_version: 0,
+                    events: t.events.clone(),
+                    status: t.status.clone(),
+                    snapshot: t.snapshot.clone(),
+                    new_timers: t.timers.iter().map(|x| NewTimer { instance: id.clone(), ..x.clone() }).collect(),
+                    cancel_timers_for_nodes: Vec::new(),
+                    fire: None,
+                    idempotency: None,
+                };
+                store.create_instance(record, commit).await.unwrap();
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if d % 20_000 == 0 {
+                    eprintln!("  … {d} instances created ({:.0} s)", began.elapsed().as_secs_f64());
+                }
+                k += concurrency;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    published.name
+}
+
+// ---- 3. a large store at start-up ----
+
+const TIMERS_PER_INSTANCE: usize = 10;
+
+async fn bench_load(args: &Args) {
+    let n = ((100_000.0 * args.scale) as usize).max(1);
+    println!(
+        "\n## load: {n} instances with {} pending timers; first claim and first load in a fresh process",
+        n * TIMERS_PER_INSTANCE
+    );
+    for backend in backends(args) {
+        let source = parallel_policy("parallel", TIMERS_PER_INSTANCE);
+        let began = Instant::now();
+        let (target, cleanup) = match backend {
+            Backend::Sqlite => {
+                let dir = bench_dir();
+                let path = dir.path().join("bench.db");
+                let s = sqlite_store(&path, true).await;
+                bulk_create(Arc::new(s.clone()), &source, n, 1_000, 4).await;
+                s.wal_checkpoint().await.unwrap();
+                s.close().await;
+                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                println!(
+                    "SQLite: created in {:.1} s, database file {:.0} MiB",
+                    began.elapsed().as_secs_f64(),
+                    mib(size)
+                );
+                (path.display().to_string(), Cleanup::Sqlite(sqlite_store(&path, false).await, dir))
+            }
+            Backend::Postgres => {
+                let schema = schema_name("load");
+                create_schema(&schema).await;
+                let s = pg_store(&schema, 8, true).await;
+                bulk_create(Arc::new(s.clone()), &source, n, 1_000, 8).await;
+                s.close().await;
+                let admin = admin().await;
+                sqlx::query(AssertSqlSafe(format!("VACUUM ANALYZE {schema}.timers"))).execute(&admin).await.unwrap();
+                sqlx::query(AssertSqlSafe(format!("VACUUM ANALYZE {schema}.instances"))).execute(&admin).await.unwrap();
+                admin.close().await;
+                println!("PostgreSQL: created in {:.1} s", began.elapsed().as_secs_f64());
+                (schema.clone(), Cleanup::Postgres(pg_store(&schema, 1, false).await, schema))
+            }
+        };
+        let kind = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["load-measure", kind, &target, &n.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "the measuring process failed: {status}");
+        cleanup.run().await;
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The fresh process of the `load` section: `load-measure <sqlite|postgres> <path|schema> <n>`.
+async fn load_measure(args: &[String]) {
+    let (hwm0, rss0) = rss();
+    let n: usize = args[2].parse().unwrap();
+    let t = Instant::now();
+    let store: Arc<dyn Store> = match args[0].as_str() {
+        "sqlite" => Arc::new(SqliteStore::open(&args[1]).await.unwrap()),
+        _ => Arc::new(pg_store(&args[1], 8, false).await),
+    };
+    let opened = t.elapsed();
+    // Past the first two deadlines of every instance (steps due in 1 and 2 days, at the end of
+    // 2025-03-04 and 2025-03-05 local): 2n timers are due.
+    let clock = Arc::new(SimulatedClock::new(t0() + TimeDelta::days(3)));
+    let rt = new_runtime(store.clone(), clock.clone(), "measure");
+    let t = Instant::now();
+    let claimed =
+        store.claim_due_timers("measure", Some(clock_now(&clock)), Duration::from_secs(30), 256).await.unwrap();
+    let first_claim = t.elapsed();
+    let id = format!("i{}", n / 2);
+    let t = Instant::now();
+    let (_, state) = rt.load(&id).await.unwrap();
+    let first_load = t.elapsed();
+    let t = Instant::now();
+    for k in 0..100 {
+        rt.load(&format!("i{}", (k * 7919) % n)).await.unwrap();
+    }
+    let hundred = t.elapsed();
+    let (hwm1, rss1) = rss();
+    println!(
+        "{:<10} open {:>7.1} ms; first claim_due_timers {:>7.1} ms ({} claimed of {} due); first load {:>6.2} ms \
+         ({} nodes), 100 more loads {:>6.1} ms; peak RSS {hwm0:.1} MiB before, {hwm1:.1} MiB after \
+         (RSS {rss0:.1} → {rss1:.1} MiB)",
+        if args[0] == "sqlite" { "SQLite" } else { "PostgreSQL" },
+        opened.as_secs_f64() * 1e3,
+        first_claim.as_secs_f64() * 1e3,
+        claimed.len(),
+        2 * n,
+        first_load.as_secs_f64() * 1e3,
+        state.nodes.len(),
+        hundred.as_secs_f64() * 1e3,
+    );
+}
+
+fn clock_now(clock: &SimulatedClock) -> DateTime<Utc> {
+    civicflow_engine::clock::Clock::now(clock)
 }
