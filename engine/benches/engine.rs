@@ -11,9 +11,11 @@
 //! - `load`: bulk-create 100,000 instances with 1,000,000 pending timers, then, in a fresh
 //!   process, the time to open the store, answer the first `claim_due_timers` and load an
 //!   instance, with the peak RSS (`VmHWM`) before and after;
+//! - `timers`: 100,000 timers due in the same second, fired by `fire_due` loops (on PostgreSQL
+//!   by two runtimes sharing the database).
 //!
 //! Options: `--sqlite` or `--postgres` (only that backend; default both), `--scale F` (multiply
-//! the instance counts of `load`), `--secs S` (measuring time of each `approvals`
+//! the instance counts of `load` and `timers`), `--secs S` (measuring time of each `approvals`
 //! configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N` (steps of the
 //! `approvals` policy, default 50).
 //!
@@ -21,7 +23,7 @@
 //! run works in its own schema `cf_bench_…`, dropped at the end. SQLite files go to a temporary
 //! directory under `CIVICFLOW_BENCH_DIR` (default: the system's temporary directory).
 //!
-//! Bulk set-up (the `load` data) writes with `synchronous=OFF` on SQLite and
+//! Bulk set-up (the `load` and `timers` data) writes with `synchronous=OFF` on SQLite and
 //! `synchronous_commit=off` on PostgreSQL: only the set-up, never what is measured; the store is
 //! reopened with its normal durability before measuring.
 
@@ -102,7 +104,7 @@ fn args() -> Args {
         a.postgres = only_pg;
     }
     if a.sections.is_empty() {
-        a.sections = ["core", "approvals", "load"].map(String::from).to_vec();
+        a.sections = ["core", "approvals", "load", "timers"].map(String::from).to_vec();
     }
     a
 }
@@ -126,7 +128,8 @@ fn main() {
             "core" => bench_core(),
             "approvals" => runtime().block_on(bench_approvals(&args)),
             "load" => runtime().block_on(bench_load(&args)),
-            other => panic!("unknown section `{other}` (core, approvals, load)"),
+            "timers" => runtime().block_on(bench_timers(&args)),
+            other => panic!("unknown section `{other}` (core, approvals, load, timers)"),
         }
     }
 }
@@ -640,4 +643,73 @@ async fn load_measure(args: &[String]) {
 
 fn clock_now(clock: &SimulatedClock) -> DateTime<Utc> {
     civicflow_engine::clock::Clock::now(clock)
+}
+
+// ---- 4. a burst of due timers ----
+
+async fn bench_timers(args: &Args) {
+    let n = ((100_000.0 * args.scale) as usize).max(1);
+    println!("\n## timers: {n} timers due in the same second, fired by fire_due loops");
+    for backend in backends(args) {
+        // One step due in one day: every instance started at t0 has its deadline at the same instant.
+        let source = parallel_policy("burst", 1);
+        let (stores, cleanup): (Vec<Arc<dyn Store>>, Cleanup) = match backend {
+            Backend::Sqlite => {
+                let dir = bench_dir();
+                let path = dir.path().join("bench.db");
+                let s = sqlite_store(&path, true).await;
+                bulk_create(Arc::new(s.clone()), &source, n, 1, 4).await;
+                s.wal_checkpoint().await.unwrap();
+                s.close().await;
+                let s = sqlite_store(&path, false).await;
+                (vec![Arc::new(s.clone())], Cleanup::Sqlite(s, dir))
+            }
+            Backend::Postgres => {
+                let schema = schema_name("timers");
+                create_schema(&schema).await;
+                let s = pg_store(&schema, 8, true).await;
+                bulk_create(Arc::new(s.clone()), &source, n, 1, 8).await;
+                s.close().await;
+                let admin = admin().await;
+                sqlx::query(AssertSqlSafe(format!("VACUUM ANALYZE {schema}.timers"))).execute(&admin).await.unwrap();
+                admin.close().await;
+                // Two nodes: two stores (two pools), two runtimes.
+                let a = pg_store(&schema, 8, false).await;
+                let b = pg_store(&schema, 8, false).await;
+                (vec![Arc::new(a.clone()), Arc::new(b)], Cleanup::Postgres(a, schema))
+            }
+        };
+        let clock = Arc::new(SimulatedClock::new(t0() + TimeDelta::days(2)));
+        let began = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, store) in stores.iter().enumerate() {
+            let rt = new_runtime(store.clone(), clock.clone(), &format!("node-{i}"));
+            tasks.push(tokio::spawn(async move {
+                let mut fired = 0;
+                loop {
+                    let k = rt.fire_due(256, Duration::from_secs(60)).await.unwrap();
+                    if k == 0 {
+                        return fired;
+                    }
+                    fired += k;
+                }
+            }));
+        }
+        let mut per_node = Vec::new();
+        for t in tasks {
+            per_node.push(t.await.unwrap());
+        }
+        let elapsed = began.elapsed();
+        let fired: usize = per_node.iter().sum();
+        assert_eq!(fired, n, "every timer fired once");
+        println!(
+            "{:<10} {} runtime(s): {fired} timers fired in {:.2} s = {:.0} timers/s (per runtime: {per_node:?})",
+            backend.name(),
+            stores.len(),
+            elapsed.as_secs_f64(),
+            fired as f64 / elapsed.as_secs_f64(),
+        );
+        drop(stores);
+        cleanup.run().await;
+    }
 }
