@@ -4,9 +4,11 @@
 //! - `cli`: the clap commands (`check`, `fmt`, `graph`, `explain`, `serve`, `token create`).
 //! - `http`: the axum API (v1), its authentication, problems and OpenAPI document.
 //! - `serve`: the store, runtime, timer service and HTTP server started and stopped together.
+//! - `pages`: the web pages (handlebars, sessions, CSRF) for offices and oversight staff.
 //! - `metrics`: the Prometheus text exposition and the measuring store wrapper.
 
 pub mod cli;
 pub mod http;
 pub mod metrics;
+pub mod pages;
 pub mod serve;

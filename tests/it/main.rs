@@ -4,10 +4,12 @@
 //! - `crash`: the engine on SQLite killed with SIGKILL under load, then checked after a restart.
 //! - `http`: the server on a loopback port, driven through HTTP (an election on SQLite and
 //!   PostgreSQL, refusals, idempotency, `as_of`, verification, OpenAPI).
+//! - `pages`: the web pages through HTTP (sign-in, CSRF, inbox, acting, timeline, audit trail).
 //! - `http_election`: the bundled election, whole, through HTTP beside its in-memory twin.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 mod crash;
 mod http;
 mod http_election;
+mod pages;
 mod tidy;

@@ -136,6 +136,7 @@ pub fn app(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     router
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .merge(crate::pages::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(middleware::from_fn_with_state(state, observe))

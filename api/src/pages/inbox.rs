@@ -1,0 +1,296 @@
+//! The inbox (收件箱): the open steps the signed-in office may act on, soonest due first, overdue
+//! marked; and the page that acts on one, with the forms the step's kind and the IR's form
+//! definition call for. Acting goes through the API's handler (`http::instances::act`), so the
+//! refusal shown is the API's (the rule's words and code).
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use civicflow_dsl::ir::{NodeKind, StepKind, Type};
+use civicflow_engine::core::NodeStatus;
+
+use crate::http::auth::Caller;
+use crate::http::extract::{AppPath, Body, IdempotencyKey};
+use crate::http::instances;
+use crate::http::problem::Problem;
+
+use super::{enc, field, local, random_hex, Pager, Pages, Session, PAGE_SIZE};
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub page: Option<usize>,
+}
+
+pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
+    let session = match pages.require(&headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let items = match crate::http::inbox::inbox(State(pages.app.clone()), Caller(session.principal.clone())).await {
+        Ok(Json(items)) => items,
+        Err(e) => return pages.api_error(&headers, e),
+    };
+    let shanghai = super::shanghai();
+    let pager = Pager::new(q.page, items.len(), PAGE_SIZE);
+    let rows: Vec<Value> = items[pager.range(PAGE_SIZE)]
+        .iter()
+        .map(|i| {
+            json!({
+                "instance": i.instance,
+                "policy": i.policy,
+                "step": i.step,
+                "name": i.title.clone().unwrap_or_else(|| i.name.clone()),
+                "kind": i.kind,
+                "role": i.role,
+                "due": local(i.due_at, shanghai),
+                "closes": local(i.window_closes, shanghai),
+                "overdue": i.overdue,
+                "href": format!("/act?instance={}&step={}", enc(&i.instance), enc(&i.step)),
+                "instance_href": format!("/instances/{}", enc(&i.instance)),
+            })
+        })
+        .collect();
+    pages.render(&headers, "inbox", Some(&session), json!({ "items": rows, "pager": pager }))
+}
+
+pub async fn act_page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<DoneQuery>) -> Response {
+    let session = match pages.require(&headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let done = q.done.is_some().then_some("1");
+    render_act(&pages, &headers, &session, &q.instance, &q.step, StatusCode::OK, None, done).await
+}
+
+/// The act page: the step, its state, and one form per action its kind takes.
+#[allow(clippy::too_many_arguments, reason = "one page, its inputs")]
+async fn render_act(
+    pages: &Pages,
+    headers: &HeaderMap,
+    session: &Session,
+    instance: &str,
+    step: &str,
+    status: StatusCode,
+    refusal: Option<&Problem>,
+    done: Option<&str>,
+) -> Response {
+    let (record, core) = match pages.app.runtime.load(instance).await {
+        Ok(x) => x,
+        Err(e) => return pages.api_error(headers, e.into()),
+    };
+    let program = match pages.app.runtime.program(&record.policy_name, Some(&record.policy_hash)).await {
+        Ok(p) => p,
+        Err(e) => return pages.api_error(headers, e.into()),
+    };
+    let Some(n) = core.nodes.get(step) else {
+        return pages.error(headers, StatusCode::NOT_FOUND, "NOT_FOUND", "not_found", Some(step));
+    };
+    let Some(def) = program.node(&n.def) else {
+        return pages.error(headers, StatusCode::NOT_FOUND, "NOT_FOUND", "not_found", Some(step));
+    };
+    let kind = match def.kind {
+        NodeKind::Step(k) => k,
+        _ => return pages.error(headers, StatusCode::NOT_FOUND, "NOT_FOUND", "not_found", Some(step)),
+    };
+    let key = match random_hex(16) {
+        Ok(k) => k,
+        Err(e) => return pages.api_error(headers, e),
+    };
+    let fields: Vec<Value> = def
+        .form
+        .iter()
+        .map(|f| {
+            let input = match f.ty {
+                Type::Int | Type::Decimal => "number",
+                Type::Date => "date",
+                Type::Bool => "checkbox",
+                Type::Text => "text",
+                _ => "json",
+            };
+            json!({
+                "name": f.name,
+                "ty": f.ty.to_string(),
+                "input": input,
+                "checkbox": input == "checkbox",
+                "json": input == "json",
+                "step": if f.ty == Type::Decimal { "any" } else { "1" },
+                "required": !f.optional && input != "checkbox",
+            })
+        })
+        .collect();
+    let has = |k: StepKind| kind == k;
+    let actions = json!({
+        "complete": has(StepKind::Task),
+        "approve": has(StepKind::Approval),
+        "reject": has(StepKind::Approval),
+        "file": has(StepKind::Filing),
+        "opinion": has(StepKind::Consultation),
+        "objection": has(StepKind::Publicity),
+        "vote": has(StepKind::Vote),
+        "form": matches!(kind, StepKind::Task | StepKind::Meeting | StepKind::Approval | StepKind::Filing)
+            && (!def.form.is_empty() || kind == StepKind::Meeting),
+    });
+    let offset = program.offset;
+    let page = json!({
+        "instance": instance,
+        "instance_href": format!("/instances/{}", enc(instance)),
+        "policy": record.policy_name,
+        "step": step,
+        "name": def.title.clone().unwrap_or_else(|| def.name.clone()),
+        "kind": super::instance::kind_text(kind),
+        "status": instances::word(&n.status),
+        "open": n.status == NodeStatus::Open,
+        "roles": def.roles.join("、"),
+        "due": local(n.due_at, offset),
+        "window": n.window.map(|w| format!("{} – {}", local(Some(w.0), offset).unwrap_or_default(), local(Some(w.1), offset).unwrap_or_default())),
+        "overdue": n.overdue,
+        "key": key,
+        "fields": fields,
+        "actions": actions,
+        "refusal": refusal.map(|p| json!({ "code": p.code, "detail": p.detail, "rule": p.rule })),
+        "done": done,
+        "acts": n.acts.iter().map(|a| json!({
+            "principal": a.actor.principal, "office": a.actor.office, "role": a.actor.role,
+            "action": a.action, "at": local(Some(a.at), offset), "text": a.text,
+        })).collect::<Vec<_>>(),
+    });
+    let mut r = pages.render_status(headers, status, "act", Some(session), page);
+    if let Some(p) = refusal {
+        super::mark_problem(&mut r, &p.code, &p.detail);
+    }
+    r
+}
+
+/// Acts on a step: the form becomes the API's action request, handled by the API's handler.
+pub async fn act_submit(
+    State(pages): State<Pages>,
+    headers: HeaderMap,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let session = match pages.require_post(&headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let instance = field(&f, "instance").unwrap_or_default().to_string();
+    let step = field(&f, "step").unwrap_or_default().to_string();
+    let action = field(&f, "action").unwrap_or_default().to_string();
+    let key = field(&f, "key").map(str::to_string);
+    let request = match request_of(&pages, &instance, &step, &action, &f).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+    let path = format!("/v1/instances/{}/steps/{}/actions", enc(&instance), enc(&step));
+    let hash = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"POST\n");
+        h.update(path.as_bytes());
+        h.update(b"\n");
+        h.update(&bytes);
+        hex::encode(h.finalize())
+    };
+    let result = instances::act(
+        State(pages.app.clone()),
+        Caller(session.principal.clone()),
+        AppPath((instance.clone(), step.clone())),
+        IdempotencyKey(key.map(|k| format!("page-{k}"))),
+        Body { bytes, hash },
+    )
+    .await;
+    match result {
+        Ok(response) if response.status().is_success() => {
+            let to = format!("/act?instance={}&step={}&done=1", enc(&instance), enc(&step));
+            Redirect::to(&to).into_response()
+        }
+        Ok(response) => {
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+            match serde_json::from_slice::<Problem>(&body) {
+                Ok(p) => render_act(&pages, &headers, &session, &instance, &step, status, Some(&p), None).await,
+                Err(_) => pages.error(&headers, status, "ERROR", "error", None),
+            }
+        }
+        Err(e) => {
+            let status = e.status;
+            if status.is_server_error() {
+                return pages.api_error(&headers, e);
+            }
+            render_act(&pages, &headers, &session, &instance, &step, status, Some(&e.problem), None).await
+        }
+    }
+}
+
+/// Reads a form into the API's action request (`{action, data?, comment?}`).
+async fn request_of(
+    pages: &Pages,
+    instance: &str,
+    step: &str,
+    action: &str,
+    f: &[(String, String)],
+) -> Result<Value, Response> {
+    let text = |name: &str| field(f, name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    Ok(match action {
+        "approve" | "file" => json!({ "action": action, "comment": text("comment") }),
+        "complete" => json!({ "action": action, "data": { "report": text("report").unwrap_or_default() } }),
+        "reject" => json!({ "action": action, "data": { "reason": text("reason").unwrap_or_default() } }),
+        "give_opinion" => json!({ "action": action, "data": { "opinion": text("opinion").unwrap_or_default() } }),
+        "raise_objection" => {
+            json!({ "action": action, "data": { "objection": text("objection").unwrap_or_default() } })
+        }
+        "enter_vote" => {
+            let num = |name: &str| text(name).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            let tallies: Vec<Value> = text("tallies")
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| {
+                    let line = line.trim();
+                    let (name, votes) = line.rsplit_once(char::is_whitespace)?;
+                    Some(json!({ "candidate": name.trim(), "votes": votes.trim().parse::<u64>().ok()? }))
+                })
+                .collect();
+            json!({ "action": action, "data": {
+                "present": num("present"), "cast": num("cast"), "invalid": num("invalid"), "tallies": tallies,
+            }})
+        }
+        "submit_form" => {
+            let (record, core) = pages.app.runtime.load(instance).await.map_err(|e| pages_err(pages, e.into()))?;
+            let program = pages
+                .app
+                .runtime
+                .program(&record.policy_name, Some(&record.policy_hash))
+                .await
+                .map_err(|e| pages_err(pages, e.into()))?;
+            let def = core.nodes.get(step).and_then(|n| program.node(&n.def));
+            let mut data = serde_json::Map::new();
+            for fd in def.map(|d| d.form.as_slice()).unwrap_or_default() {
+                let raw = field(f, &format!("f.{}", fd.name)).map(str::trim).unwrap_or("");
+                let value = match fd.ty {
+                    Type::Bool => Value::Bool(raw == "true"),
+                    _ if raw.is_empty() => continue,
+                    Type::Int | Type::Decimal | Type::Text | Type::Date | Type::Duration => Value::String(raw.into()),
+                    _ => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.into())),
+                };
+                data.insert(fd.name.clone(), value);
+            }
+            json!({ "action": action, "data": data })
+        }
+        _ => json!({ "action": action }),
+    })
+}
+
+fn pages_err(pages: &Pages, e: crate::http::problem::ApiError) -> Response {
+    pages.api_error(&HeaderMap::new(), e)
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    pub instance: String,
+    pub step: String,
+    pub done: Option<String>,
+}

@@ -1,0 +1,173 @@
+//! Instances: the list (paginated), and one instance's page — phases and steps as a timeline
+//! against today (windows, due dates, done, late), the compiled graph as SVG with the current
+//! position marked, and who acted when.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use civicflow_dsl::ir::StepKind;
+use civicflow_engine::store::InstanceFilter;
+
+use crate::http::instances::current_view;
+
+use super::{enc, local, Pager, Pages, PAGE_SIZE};
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    pub page: Option<usize>,
+    pub policy: Option<String>,
+}
+
+/// The Chinese word of a step kind.
+pub fn kind_text(kind: StepKind) -> &'static str {
+    match kind {
+        StepKind::Task => "任务 task",
+        StepKind::Approval => "审批 approval",
+        StepKind::Filing => "备案 filing",
+        StepKind::Consultation => "征求意见 consultation",
+        StepKind::Publicity => "公示 publicity",
+        StepKind::Vote => "投票 vote",
+        StepKind::Meeting => "会议 meeting",
+    }
+}
+
+pub async fn list(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
+    let session = match pages.require(&headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let policy = q.policy.filter(|p| !p.is_empty());
+    let page = q.page.unwrap_or(1).max(1);
+    let filter = InstanceFilter {
+        policy: policy.clone(),
+        status: None,
+        page: u32::try_from(page).unwrap_or(u32::MAX),
+        page_size: PAGE_SIZE as u32,
+    };
+    let found = match pages.app.store.list_instances(&filter).await {
+        Ok(f) => f,
+        Err(e) => return pages.api_error(&headers, e.into()),
+    };
+    let pager = Pager::new(Some(page), usize::try_from(found.total).unwrap_or(usize::MAX), PAGE_SIZE);
+    let tz = super::shanghai();
+    let rows: Vec<Value> = found
+        .items
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "policy": r.policy_name, "status": r.status, "version": r.version,
+                "created": local(Some(r.created_at), tz), "updated": local(Some(r.updated_at), tz),
+                "href": format!("/instances/{}", enc(&r.id)),
+            })
+        })
+        .collect();
+    let suffix = policy.as_deref().map(|p| format!("&policy={}", enc(p))).unwrap_or_default();
+    pages.render(&headers, "instances", Some(&session), json!({ "items": rows, "pager": pager, "suffix": suffix }))
+}
+
+pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let session = match pages.require(&headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let view = match current_view(&pages.app, &id).await {
+        Ok(v) => v,
+        Err(e) => return pages.api_error(&headers, e),
+    };
+    let program = match pages.app.runtime.program(&view.policy, Some(&view.policy_hash)).await {
+        Ok(p) => p,
+        Err(e) => return pages.api_error(&headers, e.into()),
+    };
+    let tz = program.offset;
+    let now = pages.app.runtime.clock().now();
+
+    // The timeline's span: every window, due date and act, and today.
+    let mut instants: Vec<DateTime<Utc>> = vec![now];
+    for s in &view.steps {
+        instants.extend([s.window_opens, s.window_closes, s.due_at, s.opened_at, s.closed_at].into_iter().flatten());
+    }
+    let lo = instants.iter().min().copied().unwrap_or(now);
+    let hi = instants.iter().max().copied().unwrap_or(now);
+    let span = (hi - lo).num_seconds().max(1) as f64;
+    let pct = |t: DateTime<Utc>| ((t - lo).num_seconds() as f64 / span * 100.0).clamp(0.0, 100.0);
+    let fmt = |x: f64| format!("{x:.2}");
+
+    let steps: Vec<Value> = view
+        .steps
+        .iter()
+        .map(|s| {
+            let start = s.window_opens.or(s.opened_at);
+            let end = s.window_closes.or(s.due_at).or(s.closed_at);
+            let bar = match (start, end) {
+                (Some(a), Some(b)) if b >= a => Some(json!({ "left": fmt(pct(a)), "width": fmt((pct(b) - pct(a)).max(0.5)) })),
+                _ => None,
+            };
+            let late = s.overdue
+                || matches!((s.due_at, s.closed_at), (Some(d), Some(c)) if c > d)
+                || (s.status == "open" && s.due_at.is_some_and(|d| d < now));
+            json!({
+                "id": s.id,
+                "name": s.title.clone().unwrap_or_else(|| s.name.clone()),
+                "depth": s.id.matches('/').count(),
+                "indent": s.id.matches('/').count() * 16,
+                "kind": s.kind,
+                "phase": s.kind == "phase" || s.kind == "call",
+                "status": s.status,
+                "outcome": s.outcome,
+                "done": s.status == "done",
+                "open": s.status == "open",
+                "late": late,
+                "window": match (s.window_opens, s.window_closes) {
+                    (Some(a), Some(b)) => Some(format!("{} – {}", local(Some(a), tz).unwrap_or_default(), local(Some(b), tz).unwrap_or_default())),
+                    _ => None,
+                },
+                "due": local(s.due_at, tz),
+                "due_at": s.due_at.map(|d| fmt(pct(d))),
+                "closed": local(s.closed_at, tz),
+                "closed_at": s.closed_at.map(|d| fmt(pct(d))),
+                "bar": bar,
+                "awaiting": s.awaiting.join("、"),
+                "act_href": (s.status == "open" && s.kind != "phase" && s.kind != "call")
+                    .then(|| format!("/act?instance={}&step={}", enc(&view.id), enc(&s.id))),
+            })
+        })
+        .collect();
+    let mut acts: Vec<Value> = Vec::new();
+    for s in &view.steps {
+        for a in &s.acts {
+            acts.push(json!({
+                "sort": a.at, "at": local(Some(a.at), tz), "step": s.title.clone().unwrap_or_else(|| s.name.clone()),
+                "principal": a.principal, "office": a.office, "role": a.role, "action": a.action, "text": a.text,
+            }));
+        }
+    }
+    acts.sort_by(|a, b| a["sort"].as_str().cmp(&b["sort"].as_str()));
+    let open: Vec<&str> = view.steps.iter().filter(|s| s.status == "open").map(|s| s.id.as_str()).collect::<Vec<_>>();
+    let done: Vec<&str> = view.steps.iter().filter(|s| s.status == "done").map(|s| s.id.as_str()).collect();
+    let svg = super::graph::svg(&program.policy, &open, &done);
+    let params: Vec<Value> = view.params.iter().map(|(k, v)| json!({ "name": k, "value": v.to_string() })).collect();
+    let page = json!({
+        "id": view.id,
+        "policy": view.policy,
+        "policy_href": format!("/policies/{}", enc(&view.policy)),
+        "status": view.status,
+        "version": view.version,
+        "started": local(view.started_at, tz),
+        "today": local(Some(now), tz),
+        "today_at": fmt(pct(now)),
+        "from": local(Some(lo), tz),
+        "to": local(Some(hi), tz),
+        "steps": steps,
+        "acts": acts,
+        "svg": svg,
+        "params": params,
+        "audit_href": format!("/instances/{}/audit", enc(&view.id)),
+        "notice_href": format!("/instances/{}/notice", enc(&view.id)),
+        "has_notice": !program.policy.templates.is_empty(),
+    });
+    pages.render(&headers, "instance", Some(&session), page)
+}

@@ -1,0 +1,536 @@
+//! The web pages (issue 5): server-rendered HTML for offices and oversight staff, with
+//! handlebars templates embedded in the binary (`api/templates/*.hbs`, registered in strict
+//! mode, so a template that names a missing field fails instead of printing nothing). Chinese
+//! first; `?lang=en` switches to English and is remembered in a cookie. No JavaScript.
+//!
+//! Sign-in is with the same bearer tokens as the API: the sign-in page takes a token, resolves it
+//! through the store's token hashes and opens a session; the session cookie (`Secure`,
+//! `HttpOnly`, `SameSite=Strict`) holds a random session id, never the token. Every form carries
+//! the session's CSRF token, checked on every POST (the sign-in form uses a double-submit cookie,
+//! there being no session yet). Sessions live in memory: a restart signs everyone out.
+//!
+//! One module per page: `signin`, `inbox` (and acting on a step), `instance` (list, timeline,
+//! graph), `audit` (history, verification, CSV and JSON Lines export), `policies` (source with
+//! highlighting, diagnostics, versions, graph), `notice` (a 公示 or certificate from the policy's
+//! template). Actions go through the API's own handler (`http::instances::act`), so a page and
+//! the API refuse the same input with the same words.
+
+pub mod audit;
+pub mod graph;
+pub mod inbox;
+pub mod instance;
+pub mod notice;
+pub mod policies;
+pub mod signin;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, FixedOffset, Offset, Utc};
+use handlebars::Handlebars;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::http::auth::Principal;
+use crate::http::problem::{ApiError, ProblemInfo};
+use crate::http::AppState;
+
+/// The session cookie: a random id (never the token).
+pub const SESSION_COOKIE: &str = "cf_session";
+/// The sign-in form's double-submit CSRF cookie.
+pub const PRESESSION_COOKIE: &str = "cf_presession";
+/// The remembered language (`zh` or `en`).
+pub const LANG_COOKIE: &str = "cf_lang";
+/// How long a session lasts.
+const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Rows per page of every list.
+pub const PAGE_SIZE: usize = 50;
+
+/// The templates, embedded.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout", include_str!("../../templates/layout.hbs")),
+    ("signin", include_str!("../../templates/signin.hbs")),
+    ("inbox", include_str!("../../templates/inbox.hbs")),
+    ("act", include_str!("../../templates/act.hbs")),
+    ("instances", include_str!("../../templates/instances.hbs")),
+    ("instance", include_str!("../../templates/instance.hbs")),
+    ("audit", include_str!("../../templates/audit.hbs")),
+    ("policies", include_str!("../../templates/policies.hbs")),
+    ("policy", include_str!("../../templates/policy.hbs")),
+    ("notice", include_str!("../../templates/notice.hbs")),
+    ("error", include_str!("../../templates/error.hbs")),
+];
+
+/// A signed-in session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: String,
+    pub principal: Principal,
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// What the page handlers share: the API's state, the templates, the sessions.
+#[derive(Clone)]
+pub struct Pages {
+    pub app: AppState,
+    pub hbs: Arc<Handlebars<'static>>,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+/// Why the templates could not be registered (a bug: they are embedded).
+#[derive(Debug, thiserror::Error)]
+#[error("template `{name}`: {error}")]
+pub struct TemplateError {
+    name: &'static str,
+    error: String,
+}
+
+/// The handlebars registry with every page template, in strict mode.
+pub fn templates() -> Result<Handlebars<'static>, TemplateError> {
+    let mut hbs = Handlebars::new();
+    hbs.set_strict_mode(true);
+    for (name, text) in TEMPLATES {
+        hbs.register_template_string(name, *text).map_err(|e| TemplateError { name, error: e.to_string() })?;
+    }
+    hbs.register_partial("layout", TEMPLATES[0].1)
+        .map_err(|e| TemplateError { name: "layout", error: e.to_string() })?;
+    Ok(hbs)
+}
+
+/// The page routes (merged into the application by `http::app`).
+pub fn router(app: AppState) -> Router {
+    let hbs = match templates() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "the page templates do not register; pages are off");
+            return Router::new();
+        }
+    };
+    let pages = Pages { app, hbs: Arc::new(hbs), sessions: Default::default() };
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/inbox") }))
+        .route("/signin", get(signin::page).post(signin::submit))
+        .route("/signout", post(signin::signout))
+        .route("/inbox", get(inbox::page))
+        .route("/act", get(inbox::act_page).post(inbox::act_submit))
+        .route("/instances", get(instance::list))
+        .route("/instances/{id}", get(instance::page))
+        .route("/instances/{id}/audit", get(audit::page))
+        .route("/instances/{id}/audit.csv", get(audit::csv))
+        .route("/instances/{id}/audit.jsonl", get(audit::jsonl))
+        .route("/instances/{id}/notice", get(notice::page))
+        .route("/policies", get(policies::list))
+        .route("/policies/{name}", get(policies::page))
+        .with_state(pages)
+        .layer(axum::middleware::from_fn(lang_switch))
+}
+
+impl Pages {
+    fn new_session(&self, principal: Principal) -> Result<Session, ApiError> {
+        let session =
+            Session { id: random_hex(32)?, principal, csrf: random_hex(32)?, expires: Instant::now() + SESSION_TTL };
+        let mut sessions = self.sessions.lock().map_err(|_| ApiError::internal("the session table is poisoned"))?;
+        let now = Instant::now();
+        sessions.retain(|_, s| s.expires > now);
+        sessions.insert(session.id.clone(), session.clone());
+        Ok(session)
+    }
+
+    fn drop_session(&self, id: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(id);
+        }
+    }
+
+    /// The session named by the request's cookie, if it is live.
+    pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let id = cookie(headers, SESSION_COOKIE)?;
+        let sessions = self.sessions.lock().ok()?;
+        sessions.get(&id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// The session, or a redirect to the sign-in page.
+    pub fn require(&self, headers: &HeaderMap) -> Result<Session, Response> {
+        self.session(headers).ok_or_else(|| Redirect::to("/signin").into_response())
+    }
+
+    /// The session, with the form's CSRF token checked (403 otherwise).
+    pub fn require_post(&self, headers: &HeaderMap, form: &[(String, String)]) -> Result<Session, Response> {
+        let session = self.require(headers)?;
+        let given = field(form, "csrf").unwrap_or_default();
+        if !same(given.as_bytes(), session.csrf.as_bytes()) {
+            return Err(self.error(headers, StatusCode::FORBIDDEN, "CSRF", "csrf_failed", None));
+        }
+        Ok(session)
+    }
+
+    /// Renders a page inside the layout.
+    pub fn render(&self, headers: &HeaderMap, template: &str, session: Option<&Session>, page: Value) -> Response {
+        self.render_status(headers, StatusCode::OK, template, session, page)
+    }
+
+    pub fn render_status(
+        &self,
+        headers: &HeaderMap,
+        status: StatusCode,
+        template: &str,
+        session: Option<&Session>,
+        page: Value,
+    ) -> Response {
+        let lang = lang(headers);
+        let data = json!({
+            "lang": lang.code(),
+            "t": lang.words(),
+            "user": session.map(|s| json!({
+                "name": s.principal.name,
+                "office": s.principal.office,
+                "roles": s.principal.roles.join("、"),
+            })),
+            "csrf": session.map(|s| s.csrf.clone()),
+            "page": page,
+        });
+        match self.hbs.render(template, &data) {
+            Ok(html) => html_response(status, html),
+            Err(e) => {
+                tracing::error!(template, error = %e, "a page did not render");
+                let mut r = html_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "<!doctype html><title>civicflow</title><p>internal error; it has been logged</p>".into(),
+                );
+                mark_problem(&mut r, "INTERNAL", "a page did not render");
+                r
+            }
+        }
+    }
+
+    /// An error page (the status, a code and a message).
+    pub fn error(
+        &self,
+        headers: &HeaderMap,
+        status: StatusCode,
+        code: &str,
+        word: &str,
+        detail: Option<&str>,
+    ) -> Response {
+        let lang = lang(headers);
+        let words = lang.words();
+        let message = words.get(word).and_then(Value::as_str).unwrap_or(word).to_string();
+        let session = self.session(headers);
+        let mut r = self.render_status(
+            headers,
+            status,
+            "error",
+            session.as_ref(),
+            json!({ "status": status.as_u16(), "code": code, "message": message, "detail": detail }),
+        );
+        mark_problem(&mut r, code, detail.unwrap_or(&message));
+        r
+    }
+
+    /// An API error as an error page.
+    pub fn api_error(&self, headers: &HeaderMap, e: ApiError) -> Response {
+        if e.status.is_server_error() {
+            tracing::error!(code = %e.problem.code, internal = e.internal.as_deref().unwrap_or(""), "page failed");
+        }
+        let detail = e.problem.detail.clone();
+        self.error(headers, e.status, &e.problem.code.clone(), "error", Some(&detail))
+    }
+}
+
+/// Marks a page's error response so the API's `observe` middleware logs and counts it but keeps
+/// the HTML (it turns responses without this mark into problem JSON).
+pub fn mark_problem(response: &mut Response, code: &str, detail: &str) {
+    response.extensions_mut().insert(ProblemInfo { code: code.into(), detail: detail.into(), internal: None });
+}
+
+fn html_response(status: StatusCode, html: String) -> Response {
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The language of a request: `?lang=` first, then the cookie, then Chinese.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn words(self) -> serde_json::Map<String, Value> {
+        WORDS
+            .iter()
+            .map(|(k, zh, en)| (k.to_string(), Value::String(if self == Lang::Zh { zh } else { en }.to_string())))
+            .collect()
+    }
+}
+
+pub fn lang(headers: &HeaderMap) -> Lang {
+    if let Some(q) = headers.get("x-civicflow-lang").and_then(|v| v.to_str().ok()) {
+        return if q == "en" { Lang::En } else { Lang::Zh };
+    }
+    match cookie(headers, LANG_COOKIE).as_deref() {
+        Some("en") => Lang::En,
+        _ => Lang::Zh,
+    }
+}
+
+/// `?lang=zh|en` on any page: remembered in a cookie and applied to this request (through an
+/// internal header the handlers read).
+pub async fn lang_switch(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let asked = request.uri().query().and_then(|q| {
+        q.split('&').find_map(|kv| match kv {
+            "lang=en" => Some("en"),
+            "lang=zh" => Some("zh"),
+            _ => None,
+        })
+    });
+    request.headers_mut().remove("x-civicflow-lang");
+    if let Some(l) = asked {
+        request.headers_mut().insert("x-civicflow-lang", HeaderValue::from_static(l));
+    }
+    let mut response = next.run(request).await;
+    if let Some(l) = asked {
+        let cookie = format!("{LANG_COOKIE}={l}; Path=/; Max-Age=31536000; SameSite=Lax; Secure");
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// The words of the pages: key, Chinese, English.
+const WORDS: &[(&str, &str, &str)] = &[
+    ("app", "civicflow 政务流程", "civicflow"),
+    ("inbox", "收件箱", "Inbox"),
+    ("instances", "办理事项", "Instances"),
+    ("policies", "工作方案", "Policies"),
+    ("signin", "登录", "Sign in"),
+    ("signout", "退出", "Sign out"),
+    ("token", "令牌", "Token"),
+    (
+        "signin_help",
+        "请输入您的办理令牌(由管理员用 civicflow token create 生成)。",
+        "Enter your token (made by an administrator with civicflow token create).",
+    ),
+    ("signin_failed", "令牌无效,请重新输入。", "The token is not valid."),
+    (
+        "csrf_failed",
+        "表单已过期或来源不明,请刷新页面后重试。",
+        "The form has expired or did not come from this site; reload the page and try again.",
+    ),
+    ("error", "出错了", "Something went wrong"),
+    ("not_found", "没有找到", "Not found"),
+    ("instance", "事项", "Instance"),
+    ("policy", "方案", "Policy"),
+    ("step", "环节", "Step"),
+    ("kind", "类型", "Kind"),
+    ("role", "身份", "Role"),
+    ("due", "办理时限", "Due"),
+    ("window", "时间安排", "Window"),
+    ("overdue", "已超期", "Overdue"),
+    ("status", "状态", "Status"),
+    ("act", "办理", "Act"),
+    ("nothing", "暂无待办事项。", "Nothing to act on."),
+    ("approve", "同意", "Approve"),
+    ("reject", "不同意(退回)", "Reject"),
+    ("reason", "理由", "Reason"),
+    ("comment", "意见", "Comment"),
+    ("file", "备案", "File"),
+    ("complete", "办结", "Complete"),
+    ("report", "办理情况", "Report"),
+    ("opinion", "意见", "Opinion"),
+    ("give_opinion", "提交意见", "Give opinion"),
+    ("objection", "异议", "Objection"),
+    ("raise_objection", "提出异议", "Raise an objection"),
+    ("enter_vote", "录入计票结果", "Enter the vote"),
+    ("present", "到会人数", "Present"),
+    ("cast", "投票人数", "Ballots cast"),
+    ("invalid", "无效票", "Invalid ballots"),
+    ("tallies", "得票(每行:姓名 票数)", "Votes (one per line: name count)"),
+    ("submit_form", "提交表单", "Submit the form"),
+    ("refused", "不予受理", "Refused"),
+    ("done", "已办理", "Recorded"),
+    ("timeline", "时间线", "Timeline"),
+    ("today", "今天", "Today"),
+    ("graph", "流程图", "Graph"),
+    ("acts", "办理记录", "Who acted when"),
+    ("audit", "审计记录", "Audit trail"),
+    ("verify_ok", "记录链校验通过", "The chain verifies"),
+    ("verify_bad", "记录链校验失败", "The chain does not verify"),
+    ("export", "导出", "Export"),
+    ("office", "办理人 / 机关", "Actor / office"),
+    ("all", "全部", "All"),
+    ("filter", "筛选", "Filter"),
+    ("seq", "序号", "Seq"),
+    ("at", "时间", "Time"),
+    ("actor", "办理人", "Actor"),
+    ("event", "记录", "Event"),
+    ("hash", "哈希", "Hash"),
+    ("prev", "上一页", "Previous"),
+    ("next", "下一页", "Next"),
+    ("page", "页", "Page"),
+    ("of", "共", "of"),
+    ("source", "源文本", "Source"),
+    ("diagnostics", "校验结果", "Diagnostics"),
+    ("no_diagnostics", "没有错误或警告。", "No errors or warnings."),
+    ("versions", "版本", "Versions"),
+    ("published", "发布时间", "Published"),
+    ("notice", "公示 / 证书", "Notice"),
+    ("no_template", "该方案没有公示或证书模板。", "This policy has no notice template."),
+    ("back", "返回", "Back"),
+    ("started", "开始时间", "Started"),
+    ("opened", "开始", "Opened"),
+    ("closed", "完成", "Closed"),
+    ("late", "超期", "late"),
+    ("params", "参数", "Parameters"),
+    ("language", "English", "中文"),
+    ("awaiting", "等待", "Awaiting"),
+    ("total", "总数", "Total"),
+];
+
+/// A cookie's value from the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
+        line.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+    })
+}
+
+/// A form field's value.
+pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Compares two secrets without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `n` random bytes in hex.
+pub fn random_hex(n: usize) -> Result<String, ApiError> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// An instant in the policy's time zone, to the minute.
+pub fn local(at: Option<DateTime<Utc>>, offset: FixedOffset) -> Option<String> {
+    at.map(|t| t.with_timezone(&offset).format("%Y-%m-%d %H:%M").to_string())
+}
+
+/// Asia/Shanghai (+08:00), for lists that span policies.
+pub fn shanghai() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap_or_else(|| Utc.fix()))
+}
+
+/// Page numbers for a list of `total` rows.
+#[derive(Serialize)]
+pub struct Pager {
+    pub page: usize,
+    pub pages: usize,
+    pub total: usize,
+    pub prev: Option<usize>,
+    pub next: Option<usize>,
+}
+
+impl Pager {
+    pub fn new(page: Option<usize>, total: usize, size: usize) -> Pager {
+        let pages = total.div_ceil(size).max(1);
+        let page = page.unwrap_or(1).clamp(1, pages);
+        Pager { page, pages, total, prev: (page > 1).then(|| page - 1), next: (page < pages).then(|| page + 1) }
+    }
+
+    pub fn range(&self, size: usize) -> std::ops::Range<usize> {
+        let start = (self.page - 1) * size;
+        start..(start + size).min(self.total)
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML or SVG.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_registers_in_strict_mode() {
+        let hbs = templates();
+        assert!(hbs.is_ok(), "{:?}", hbs.err());
+    }
+
+    #[test]
+    fn both_languages_have_every_word() {
+        for (k, zh, en) in WORDS {
+            assert!(!zh.is_empty() && !en.is_empty(), "{k}");
+        }
+        let mut keys: Vec<&str> = WORDS.iter().map(|w| w.0).collect();
+        keys.sort_unstable();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(n, keys.len(), "a word is listed twice");
+    }
+
+    #[test]
+    fn cookies_and_pages() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; cf_session=abc; cf_lang=en"));
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(lang(&h), Lang::En);
+        let p = Pager::new(Some(3), 120, 50);
+        assert_eq!((p.page, p.pages, p.prev, p.next), (3, 3, Some(2), None));
+        assert_eq!(p.range(50), 100..120);
+        assert_eq!(enc("a/b 选"), "a%2Fb%20%E9%80%89");
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+    }
+}

@@ -1,0 +1,81 @@
+//! Sign-in with a bearer token; the session cookie holds a random id, never the token.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde_json::json;
+
+use civicflow_engine::store::PrincipalRecord;
+
+use crate::http::auth::{token_hash, Principal};
+
+use super::{cookie, field, random_hex, same, Pages, PRESESSION_COOKIE, SESSION_COOKIE};
+
+/// The longest token looked up.
+const MAX_TOKEN_LEN: usize = 256;
+
+pub async fn page(State(pages): State<Pages>, headers: HeaderMap) -> Response {
+    form(&pages, &headers, StatusCode::OK, false)
+}
+
+fn form(pages: &Pages, headers: &HeaderMap, status: StatusCode, failed: bool) -> Response {
+    let nonce = match random_hex(32) {
+        Ok(n) => n,
+        Err(e) => return pages.api_error(headers, e),
+    };
+    let mut r = pages.render_status(headers, status, "signin", None, json!({ "nonce": nonce, "failed": failed }));
+    if failed {
+        super::mark_problem(&mut r, "AUTH_INVALID", "sign-in with a token that is not valid");
+    }
+    let cookie = format!("{PRESESSION_COOKIE}={nonce}; Path=/signin; Secure; HttpOnly; SameSite=Strict; Max-Age=3600");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn submit(State(pages): State<Pages>, headers: HeaderMap, Form(f): Form<Vec<(String, String)>>) -> Response {
+    let given = field(&f, "csrf").unwrap_or_default();
+    let expected = cookie(&headers, PRESESSION_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(given.as_bytes(), expected.as_bytes()) {
+        return pages.error(&headers, StatusCode::FORBIDDEN, "CSRF", "csrf_failed", None);
+    }
+    let token = field(&f, "token").unwrap_or_default().trim().to_string();
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return form(&pages, &headers, StatusCode::UNAUTHORIZED, true);
+    }
+    let principal: PrincipalRecord = match pages.app.store.principal_by_token_hash(&token_hash(&token)).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return form(&pages, &headers, StatusCode::UNAUTHORIZED, true),
+        Err(e) => return pages.api_error(&headers, e.into()),
+    };
+    let session = match pages.new_session(Principal::from(principal)) {
+        Ok(s) => s,
+        Err(e) => return pages.api_error(&headers, e),
+    };
+    let mut r = Redirect::to("/inbox").into_response();
+    let cookie = format!("{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=28800", session.id);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{PRESESSION_COOKIE}=; Path=/signin; Max-Age=0")) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn signout(State(pages): State<Pages>, headers: HeaderMap, Form(f): Form<Vec<(String, String)>>) -> Response {
+    let session = match pages.require_post(&headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    pages.drop_session(&session.id);
+    let mut r = Redirect::to("/signin").into_response();
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"))
+    {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}

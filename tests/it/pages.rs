@@ -1,0 +1,437 @@
+//! The web pages through HTTP (reqwest, cookies handled by hand so the `Secure` flag on a
+//! loopback `http://` origin does not matter): sign-in and sessions, CSRF on every POST, the
+//! inbox, acting on a step and the refusal message, the instance page, the audit trail with its
+//! verification and exports, policies, notices, the English switch, pagination.
+//!
+//! `harness` is shared with `browser.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use civicflow::http::auth::create_token;
+use civicflow::serve::{Config, Database, Server};
+use civicflow_engine::store::sqlite::SqliteStore;
+
+pub mod harness {
+    use super::*;
+
+    /// A small procedure with the step kinds the pages act on: an approval, a vote with a
+    /// quorum (R2.14: more than 4/5 of the eligible present), a task with a form.
+    pub const PAGES_POLICY: &str = r#"
+policy 页面演练 {
+  title "页面演练"
+  version "pages.1"
+  param 党员人数: int = 100
+  role 街道党工委
+  role 社区党组织
+  step 资格审查: approval {
+    by 街道党工委
+    due 5 workdays
+  }
+  step 党员大会: vote {
+    by 社区党组织
+    after 资格审查
+    seats 3
+    eligible 党员人数
+    quorum present > 4/5 * eligible   // R2.14
+    elect votes > 1/2 * present
+  }
+  step 报告: task {
+    by 街道党工委
+    after 党员大会
+    form {
+      报告人: text
+      参会人数: int
+    }
+  }
+}
+"#;
+
+    pub struct PagesEnv {
+        pub server: Server,
+        pub base: String,
+        pub client: reqwest::Client,
+        pub admin: String,
+        _dir: tempfile::TempDir,
+        store: SqliteStore,
+    }
+
+    pub fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    impl PagesEnv {
+        pub async fn start() -> PagesEnv {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
+            let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let mut config = Config::new(listen, Database::Store(Arc::new(store.clone())));
+            config.simulated_clock = Some(t("2012-03-21T09:00:00+08:00"));
+            let server = Server::start(config).await.unwrap();
+            let admin = server.admin_token.clone().unwrap();
+            let base = format!("http://{}", server.addr);
+            let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+            let env = PagesEnv { server, base, client, admin, _dir: dir, store };
+            let r = env
+                .client
+                .post(format!("{}/v1/policies", env.base))
+                .bearer_auth(&env.admin)
+                .header("content-type", "text/plain")
+                .body(PAGES_POLICY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+            env
+        }
+
+        pub async fn finish(self) {
+            self.server.stop().await;
+            self.store.close().await;
+        }
+
+        pub async fn token(&self, name: &str, office: &str, role: &str) -> String {
+            create_token(self.server.state.store.as_ref(), name, office, &[role.to_string()]).await.unwrap()
+        }
+
+        /// Starts an instance of the pages policy through the API.
+        pub async fn start_instance(&self, id: &str) {
+            let r = self
+                .client
+                .post(format!("{}/v1/instances", self.base))
+                .bearer_auth(&self.admin)
+                .json(&json!({ "policy": "页面演练", "id": id, "params": { "党员人数": 100 } }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        }
+
+        pub async fn history(&self, id: &str) -> Vec<Value> {
+            let r = self
+                .client
+                .get(format!("{}/v1/instances/{id}/history", self.base))
+                .bearer_auth(&self.admin)
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            v["events"].as_array().unwrap().clone()
+        }
+    }
+}
+
+use harness::PagesEnv;
+
+/// A browser of one: its cookies, kept by hand.
+struct Browser<'a> {
+    env: &'a PagesEnv,
+    cookies: Vec<(String, String)>,
+}
+
+/// A page: status, `Location`, the `Set-Cookie` lines, the body.
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl<'a> Browser<'a> {
+    fn new(env: &'a PagesEnv) -> Self {
+        Browser { env, cookies: Vec::new() }
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = if self.cookies.is_empty() {
+            request
+        } else {
+            let line = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            request.header(COOKIE, line)
+        };
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        let location = r.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_string());
+        let set_cookies: Vec<String> =
+            r.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect();
+        for line in &set_cookies {
+            let first = line.split(';').next().unwrap();
+            let (k, v) = first.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() && !line.contains("Max-Age=0") {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+        let body = r.text().await.unwrap();
+        Page { status, location, set_cookies, body }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.env.client.get(format!("{}{path}", self.env.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = form.iter().map(|(k, v)| format!("{}={}", q(k), q(v))).collect::<Vec<_>>().join("&");
+        let request = self
+            .env
+            .client
+            .post(format!("{}{path}", self.env.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(request).await
+    }
+
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let form = self.get("/signin").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let nonce = hidden(&form.body, "csrf");
+        self.post("/signin", &[("csrf", &nonce), ("token", token)]).await
+    }
+}
+
+/// The value of the first hidden input named `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no hidden `{name}` in {html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+fn q(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_act_from_the_inbox_and_audit() {
+    let env = PagesEnv::start().await;
+    env.start_instance("page-1").await;
+    let wang = env.token("王书记", "街道党工委", "街道党工委").await;
+    let li = env.token("李书记", "东湖社区", "社区党组织").await;
+    let zhao = env.token("赵监督", "区纪委监督室", "监督").await;
+
+    // Without a session every page sends to the sign-in page.
+    let mut b = Browser::new(&env);
+    let p = b.get("/inbox").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(p.location.as_deref(), Some("/signin"));
+
+    // Sign-in: a wrong CSRF nonce is 403, a bad token 401 with the message, a good one a
+    // session cookie that is Secure, HttpOnly, SameSite=Strict and is not the token.
+    let form = b.get("/signin").await;
+    assert!(form.body.contains("令牌"), "{}", form.body);
+    let p = b.post("/signin", &[("csrf", "forged"), ("token", &wang)]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let p = b.sign_in("cf_not_a_token").await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert!(p.body.contains("signin-failed"));
+    let p = b.sign_in(&wang).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/inbox"));
+    let session = p.set_cookies.iter().find(|c| c.starts_with("cf_session=")).unwrap();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(flag), "{session} lacks {flag}");
+    }
+    let id = b.cookie("cf_session").unwrap().to_string();
+    assert_eq!(id.len(), 64);
+    assert!(!session.contains(&wang) && !wang.contains(&id));
+    // Another client with a made-up session id is not signed in.
+    let mut stranger = Browser::new(&env);
+    stranger.cookies.push(("cf_session".into(), "0".repeat(64)));
+    assert_eq!(stranger.get("/inbox").await.status, StatusCode::SEE_OTHER);
+
+    // The inbox: the approval, with its due date.
+    let inbox = b.get("/inbox").await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    assert!(inbox.body.contains("资格审查") && inbox.body.contains("page-1"), "{}", inbox.body);
+    assert!(inbox.body.contains("王书记"));
+    let act_path = format!("/act?instance=page-1&step={}", q("资格审查"));
+    assert!(inbox.body.contains("class=\"act-link\"") && inbox.body.contains(&q("资格审查")), "{}", inbox.body);
+
+    // Acting without the CSRF token is 403 and records nothing.
+    let before = env.history("page-1").await.len();
+    let act = b.get(&act_path).await;
+    assert_eq!(act.status, StatusCode::OK);
+    let csrf = hidden(&act.body, "csrf");
+    let key = hidden(&act.body, "key");
+    let p = b.post("/act", &[("instance", "page-1"), ("step", "资格审查"), ("action", "approve"), ("key", &key)]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let p = b
+        .post(
+            "/act",
+            &[("csrf", "x"), ("instance", "page-1"), ("step", "资格审查"), ("action", "approve"), ("key", &key)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(env.history("page-1").await.len(), before);
+
+    // Rejecting without a reason is refused with the rule's words; approving is recorded.
+    let p = b
+        .post(
+            "/act",
+            &[("csrf", &csrf), ("instance", "page-1"), ("step", "资格审查"), ("action", "reject"), ("key", "k1")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("id=\"refusal\"") && p.body.contains("R018"), "{}", p.body);
+    assert_eq!(env.history("page-1").await.len(), before);
+    let approve = [
+        ("csrf", csrf.as_str()),
+        ("instance", "page-1"),
+        ("step", "资格审查"),
+        ("action", "approve"),
+        ("comment", "同意"),
+        ("key", key.as_str()),
+    ];
+    let p = b.post("/act", &approve).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let after = env.history("page-1").await.len();
+    assert!(after > before);
+    // The same form sent twice (a double click) records nothing more: its key is idempotent.
+    let p = b.post("/act", &approve).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(env.history("page-1").await.len(), after);
+    let done = b.get(p.location.as_deref().unwrap()).await;
+    assert!(done.body.contains("id=\"done\""));
+
+    // The timeline shows the step done, who acted, and the next step open.
+    let page = b.get("/instances/page-1").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let row = page.body.split("data-step=\"资格审查\"").nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains("done") && row.contains("approved"), "{row}");
+    assert!(page.body.contains("王书记 (街道党工委)"));
+    assert!(page.body.contains("<svg") && page.body.contains("node open") && page.body.contains("node done"));
+
+    // The community cannot act on the approval (403 page), and a vote without quorum shows
+    // the refusal (R014: 80 of 100 present is not more than 4/5, at least 81 needed) and records nothing.
+    let mut c = Browser::new(&env);
+    assert_eq!(c.sign_in(&li).await.status, StatusCode::SEE_OTHER);
+    let inbox = c.get("/inbox").await;
+    assert!(inbox.body.contains("党员大会") && !inbox.body.contains("资格审查"), "{}", inbox.body);
+    let vote = c.get(&format!("/act?instance=page-1&step={}", q("党员大会"))).await;
+    let csrf_c = hidden(&vote.body, "csrf");
+    let n = env.history("page-1").await.len();
+    let p = c
+        .post(
+            "/act",
+            &[
+                ("csrf", &csrf_c),
+                ("instance", "page-1"),
+                ("step", "党员大会"),
+                ("action", "enter_vote"),
+                ("present", "80"),
+                ("cast", "80"),
+                ("invalid", "0"),
+                ("tallies", "甲 70\n乙 66\n丙 60"),
+                ("key", "v1"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("R014") && p.body.contains("at least 81 present needed"), "{}", p.body);
+    assert_eq!(env.history("page-1").await.len(), n);
+    let p = c
+        .post(
+            "/act",
+            &[("csrf", &csrf_c), ("instance", "page-1"), ("step", "资格审查"), ("action", "approve"), ("key", "v2")],
+        )
+        .await;
+    assert!(p.status == StatusCode::FORBIDDEN || p.status == StatusCode::CONFLICT, "{}", p.status);
+
+    // Oversight staff: the audit trail with the act, the chain verified, filters and exports.
+    let mut o = Browser::new(&env);
+    assert_eq!(o.sign_in(&zhao).await.status, StatusCode::SEE_OTHER);
+    let audit = o.get("/instances/page-1/audit").await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert!(audit.body.contains("id=\"verify-ok\""), "{}", audit.body);
+    assert!(audit.body.contains("王书记") && audit.body.contains("acted"));
+    let filtered = o.get(&format!("/instances/page-1/audit?office={}&kind=acted", q("王书记"))).await;
+    assert!(filtered.body.contains("(1 / "), "{}", filtered.body);
+    let csv = o.get("/instances/page-1/audit.csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines[0], "seq,at,actor,role,kind,payload,prev_hash,hash");
+    assert_eq!(lines.len(), after + 1);
+    let jsonl = o.get(&format!("/instances/page-1/audit.jsonl?office={}", q("王书记"))).await;
+    let events: Vec<Value> = jsonl.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        !events.is_empty() && events.iter().all(|e| e["actor"] == "王书记" && e["hash"].as_str().unwrap().len() == 64)
+    );
+
+    // Signing out ends the session (the POST needs the CSRF token too).
+    let inbox = o.get("/inbox").await;
+    let csrf_o = hidden(&inbox.body, "csrf");
+    assert_eq!(o.post("/signout", &[("csrf", "no")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(o.post("/signout", &[("csrf", &csrf_o)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(o.get("/instances/page-1/audit").await.status, StatusCode::SEE_OTHER);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_notices_english_and_pages_of_a_long_list() {
+    let env = PagesEnv::start().await;
+    for i in 0..55 {
+        env.start_instance(&format!("list-{i:03}")).await;
+    }
+    let wang = env.token("王书记", "街道党工委", "街道党工委").await;
+    let mut b = Browser::new(&env);
+    assert_eq!(b.sign_in(&wang).await.status, StatusCode::SEE_OTHER);
+
+    // 55 open approvals: two pages of inbox, two pages of instances.
+    let inbox = b.get("/inbox").await;
+    assert!(inbox.body.contains("1 / 2") && inbox.body.contains("/inbox?page=2"), "{}", inbox.body);
+    assert_eq!(inbox.body.matches("class=\"act-link\"").count(), 50);
+    let second = b.get("/inbox?page=2").await;
+    assert_eq!(second.body.matches("class=\"act-link\"").count(), 5);
+    let list = b.get("/instances?page=2").await;
+    assert!(list.body.contains("2 / 2") && list.body.contains("list-054"), "{}", list.body);
+
+    // A policy's source, highlighted, its versions and its graph; the bundled election.
+    let policy = b.get(&format!("/policies/{}", q("页面演练"))).await;
+    assert_eq!(policy.status, StatusCode::OK);
+    assert!(policy.body.contains("<span class=\"k\">policy</span>"), "{}", policy.body);
+    assert!(policy.body.contains("<span class=\"c\">// R2.14</span>"));
+    assert!(policy.body.contains("pages.1") && policy.body.contains("<svg"));
+    let list = b.get("/policies").await;
+    assert!(list.body.contains("election") && list.body.contains("页面演练"));
+    assert_eq!(b.get("/policies/nothing").await.status, StatusCode::NOT_FOUND);
+
+    // Notices: the bundled community-access decision rendered with instance data.
+    let r = env
+        .client
+        .post(format!("{}/v1/instances", env.base))
+        .bearer_auth(&env.admin)
+        .json(&json!({ "policy": "community_access", "id": "access-1", "params": {
+            "申请部门": "区卫健委", "事项名称": "健康档案入户核查", "社区名称": "东湖"
+        }}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let notice = b.get("/instances/access-1/notice").await;
+    assert_eq!(notice.status, StatusCode::OK);
+    assert!(notice.body.contains("申请部门:区卫健委"), "{}", notice.body);
+
+    // English, remembered in a cookie.
+    let en = b.get("/inbox?lang=en").await;
+    assert!(en.body.contains("Inbox") && en.body.contains("Sign out"), "{}", en.body);
+    assert!(en.set_cookies.iter().any(|c| c.starts_with("cf_lang=en")));
+    let again = b.get("/instances").await;
+    assert!(again.body.contains("Instances") && !again.body.contains("办理事项"));
+    let zh = b.get("/instances?lang=zh").await;
+    assert!(zh.body.contains("办理事项"));
+
+    // An unknown instance is a 404 page, not a problem document.
+    let missing = b.get("/instances/nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("<html"));
+    env.finish().await;
+}
