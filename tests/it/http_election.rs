@@ -15,7 +15,8 @@
 //! 251 accepted). The same drive runs on SQLite and on PostgreSQL (a schema of its own;
 //! `CIVICFLOW_TEST_PG_URL`; skipped when unreachable, failed when `CI=true`).
 //!
-//! Last, a graceful stop with requests in flight: they are answered, the port closes.
+//! Last, a graceful stop with requests in flight (SQLite and PostgreSQL): they are answered, the
+//! port closes.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -897,16 +898,41 @@ async fn answers(addr: SocketAddr) -> bool {
     client.get(format!("http://{addr}/healthz")).send().await.is_ok()
 }
 
-/// The server is stopped while 32 starts are in flight (each held at its commit: the test holds
-/// the SQLite store's one writer connection) and an event stream is open: the port stops
-/// accepting at once, the stream ends, every start in flight is answered 201 and its instance is
-/// stored, and the stop returns; the port then refuses connections.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_answers_the_requests_in_flight() {
+/// What holds every commit of the server back: the SQLite store's one writer connection, or a
+/// PostgreSQL transaction holding `instances` in EXCLUSIVE mode (reads go on, inserts wait).
+enum Hold {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Hold {
+    async fn take(backend: &Backend) -> Hold {
+        match backend {
+            Backend::Sqlite { store, .. } => Hold::Sqlite(store.writer_pool().acquire().await.unwrap()),
+            Backend::Postgres { admin, schema, .. } => {
+                let mut tx = admin.begin().await.unwrap();
+                let lock = format!("LOCK TABLE {schema}.instances IN EXCLUSIVE MODE");
+                sqlx::query(AssertSqlSafe(lock)).execute(&mut *tx).await.unwrap();
+                Hold::Postgres(tx)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Hold::Sqlite(conn) => drop(conn),
+            Hold::Postgres(tx) => tx.rollback().await.unwrap(),
+        }
+    }
+}
+
+/// The server is stopped while 32 starts are in flight (each held at its commit, see [`Hold`])
+/// and an event stream is open: the port stops accepting at once, the stream ends cleanly, every
+/// start in flight is answered 201 and its instance is stored, and the stop returns; the port then
+/// refuses connections.
+async fn graceful_shutdown(env: Env) {
     const N: usize = 32;
-    let env = Env::sqlite().await;
-    let Backend::Sqlite { store, _dir } = env.backend else { unreachable!("a SQLite env") };
-    let (server, client, base, admin) = (env.server, env.client, env.base, env.admin);
+    let Env { server, backend, client, base, admin } = env;
     let addr = server.addr;
     let token =
         create_token(server.state.store.as_ref(), "刘组长", "舜耕街道办事处", &["街道选举领导小组".to_string()])
@@ -915,8 +941,7 @@ async fn graceful_shutdown_answers_the_requests_in_flight() {
     let mut stream = client.get(format!("{base}/v1/events")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
 
-    // Hold the one writer: every commit waits for it.
-    let writer = store.writer_pool().acquire().await.unwrap();
+    let hold = Hold::take(&backend).await;
     let params = json!({
         "社区名称": "舜耕社区", "党员人数": 60, "户数": 2000, "单位数": 20, "党组织席位": 5,
         "居委会席位": 5, "监督委员会席位": 7, "登记选民数": 3000, "成员代表数": 80,
@@ -956,20 +981,51 @@ async fn graceful_shutdown_answers_the_requests_in_flight() {
     assert!(refused.is_ok(), "the port still accepts after the stop signal");
     assert!(requests.iter().all(|r| !r.is_finished()), "a request was answered while the store was held");
     assert!(!stopping.is_finished(), "the stop returned with requests in flight");
-    // The event stream ends (it does not hold the shutdown up).
-    let ended =
-        tokio::time::timeout(Duration::from_secs(10), async { while let Ok(Some(_)) = stream.chunk().await {} }).await;
-    assert!(ended.is_ok(), "the event stream did not end on stop");
+    // The event stream ends, cleanly (it does not hold the shutdown up).
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.chunk().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    })
+    .await;
+    let ended = ended.unwrap_or_else(|_| panic!("the event stream did not end on stop"));
+    assert!(ended.is_ok(), "the event stream was cut, not ended: {ended:?}");
 
-    drop(writer);
+    hold.release().await;
     for (k, request) in requests.into_iter().enumerate() {
         let (status, body) = tokio::time::timeout(Duration::from_secs(30), request).await.unwrap().unwrap();
         assert_eq!(status, StatusCode::CREATED, "start {k}: {body}");
     }
     tokio::time::timeout(Duration::from_secs(30), stopping).await.unwrap().unwrap();
     assert!(!answers(addr).await, "the port answers after the stop");
+    let store: &dyn Store = match &backend {
+        Backend::Sqlite { store, .. } => store,
+        Backend::Postgres { store, .. } => store,
+    };
     let stored =
         store.list_instances(&InstanceFilter { policy: None, status: None, page: 1, page_size: 100 }).await.unwrap();
     assert_eq!(stored.total, N as u64, "every answered start is stored");
-    store.close().await;
+    match backend {
+        Backend::Sqlite { store, _dir } => store.close().await,
+        Backend::Postgres { store, admin, schema } => {
+            store.close().await;
+            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
+            admin.close().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_answers_the_requests_in_flight_on_sqlite() {
+    graceful_shutdown(Env::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_answers_the_requests_in_flight_on_postgres() {
+    if let Some(env) = Env::postgres("shutdown").await {
+        graceful_shutdown(env).await;
+    }
 }
