@@ -1,5 +1,6 @@
 //! civicflow-e2e: tests that look across crates. The library is empty; the tests are in `it/`.
 //!
+//! - `browser`: the web pages in headless Chromium through WebDriver (fantoccini, chromedriver).
 //! - `tidy`: the architecture invariants of ARCHITECTURE.md, read from the sources.
 //! - `crash`: the engine on SQLite killed with SIGKILL under load, then checked after a restart.
 //! - `http`: the server on a loopback port, driven through HTTP (an election on SQLite and
@@ -8,6 +9,7 @@
 //! - `http_election`: the bundled election, whole, through HTTP beside its in-memory twin.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod browser;
 mod crash;
 mod http;
 mod http_election;
