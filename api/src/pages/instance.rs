@@ -16,6 +16,9 @@ use crate::http::instances::current_view;
 
 use super::{enc, local, Pager, Pages, PAGE_SIZE};
 
+/// The most acts the instance page lists (the latest; the audit trail pages through all).
+const MAX_ACTS: usize = 100;
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     pub page: Option<usize>,
@@ -146,6 +149,9 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
         }
     }
     acts.sort_by(|a, b| a["sort"].as_str().cmp(&b["sort"].as_str()));
+    // The latest acts; the audit trail has them all, paginated.
+    let all_acts = acts.len();
+    let acts: Vec<Value> = acts.split_off(all_acts.saturating_sub(MAX_ACTS));
     let open: Vec<&str> = view.steps.iter().filter(|s| s.status == "open").map(|s| s.id.as_str()).collect::<Vec<_>>();
     let done: Vec<&str> = view.steps.iter().filter(|s| s.status == "done").map(|s| s.id.as_str()).collect();
     let svg = super::graph::svg(&program.policy, &open, &done);
@@ -163,6 +169,9 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
         "to": local(Some(hi), tz),
         "steps": steps,
         "acts": acts,
+        "acts_more": all_acts > MAX_ACTS,
+        "acts_total": all_acts,
+        "acts_shown": all_acts.min(MAX_ACTS),
         "svg": svg,
         "params": params,
         "audit_href": format!("/instances/{}/audit", enc(&view.id)),
