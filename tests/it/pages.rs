@@ -403,6 +403,18 @@ async fn policies_notices_english_and_pages_of_a_long_list() {
     let list = b.get("/policies").await;
     assert!(list.body.contains("election") && list.body.contains("页面演练"));
     assert_eq!(b.get("/policies/nothing").await.status, StatusCode::NOT_FOUND);
+    // A draft is checked, not published: its diagnostics as `civicflow check` prints them.
+    let csrf = hidden(&list.body, "csrf");
+    let draft = "policy 草稿 {\n  role 甲\n  step 一: approval { by 乙 }\n}\n";
+    let checked = b.post("/policies/check", &[("csrf", &csrf), ("source", draft)]).await;
+    assert_eq!(checked.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", checked.body);
+    assert!(checked.body.contains("error[E") && checked.body.contains("draft.cf:3:"), "{}", checked.body);
+    let good = "policy 草稿 {\n  role 甲\n  step 一: approval { by 甲 }\n}\n";
+    let checked = b.post("/policies/check", &[("csrf", &csrf), ("source", good)]).await;
+    assert_eq!(checked.status, StatusCode::OK);
+    assert!(checked.body.contains("<svg"));
+    assert_eq!(b.post("/policies/check", &[("csrf", "no"), ("source", good)]).await.status, StatusCode::FORBIDDEN);
+    assert!(!b.get("/policies").await.body.contains(">草稿</a>"));
 
     // Notices: the bundled community-access decision rendered with instance data.
     let r = env

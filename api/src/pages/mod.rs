@@ -64,6 +64,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("policy", include_str!("../../templates/policy.hbs")),
     ("notice", include_str!("../../templates/notice.hbs")),
     ("error", include_str!("../../templates/error.hbs")),
+    ("check", include_str!("../../templates/check.hbs")),
 ];
 
 /// A signed-in session.
@@ -126,6 +127,7 @@ pub fn router(app: AppState) -> Router {
         .route("/instances/{id}/audit.jsonl", get(audit::jsonl))
         .route("/instances/{id}/notice", get(notice::page))
         .route("/policies", get(policies::list))
+        .route("/policies/check", post(policies::check))
         .route("/policies/{name}", get(policies::page))
         .with_state(pages)
         .layer(axum::middleware::from_fn(lang_switch))
@@ -408,6 +410,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("language", "English", "中文"),
     ("awaiting", "等待", "Awaiting"),
     ("total", "总数", "Total"),
+    ("check_draft", "校验草稿(不发布)", "Check a draft (nothing is published)"),
+    ("check", "校验", "Check"),
 ];
 
 /// A cookie's value from the request.

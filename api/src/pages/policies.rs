@@ -5,6 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Form;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -85,6 +86,29 @@ pub async fn page(
         })).collect::<Vec<_>>(),
     });
     pages.render(&headers, "policy", Some(&session), page)
+}
+
+/// `POST /policies/check`: a draft's diagnostics (rendered as `civicflow check` prints them) and
+/// its highlighted source, without publishing anything.
+pub async fn check(State(pages): State<Pages>, headers: HeaderMap, Form(f): Form<Vec<(String, String)>>) -> Response {
+    let session = match pages.require_post(&headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let source = super::field(&f, "source").unwrap_or_default().replace("\r\n", "\n");
+    let renderer = Renderer::new("draft.cf", &source);
+    let (ok, diagnostics, svg) = match civicflow_dsl::compile(&source) {
+        Ok(c) => (true, renderer.text(&c.warnings, false), super::graph::svg(&c.policy, &[], &[])),
+        Err(d) => (false, renderer.text(d.as_slice(), false), String::new()),
+    };
+    let page =
+        json!({ "ok": ok, "diagnostics": diagnostics, "svg": svg, "source": highlight(&source), "text": source });
+    let status = if ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let mut r = pages.render_status(&headers, status, "check", Some(&session), page);
+    if !ok {
+        super::mark_problem(&mut r, "POLICY_INVALID", "a draft checked on the policies page has errors");
+    }
+    r
 }
 
 /// The language's keywords (highlighted as such).
