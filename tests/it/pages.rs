@@ -394,6 +394,24 @@ async fn policies_notices_english_and_pages_of_a_long_list() {
     let list = b.get("/instances?page=2").await;
     assert!(list.body.contains("2 / 2") && list.body.contains("list-054"), "{}", list.body);
 
+    // Past the due date (5 working days): the inbox marks the steps overdue, the timeline late.
+    assert!(!inbox.body.contains("已超期"));
+    let r = env
+        .client
+        .post(format!("{}/v1/admin/clock", env.base))
+        .bearer_auth(&env.admin)
+        .json(&json!({ "advance_to": "2012-04-10T09:00:00+08:00" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let inbox = b.get("/inbox").await;
+    assert!(inbox.body.contains("已超期") && inbox.body.contains("<tr class=\"overdue\">"), "{}", inbox.body);
+    let page = b.get("/instances/list-000").await;
+    let row = page.body.split("data-step=\"资格审查\"").next().unwrap().rsplit("<tr").next().unwrap();
+    assert!(row.contains("late"), "{row}");
+    assert!(page.body.contains("2012-04-10 09:00"), "today on the timeline");
+
     // A policy's source, highlighted, its versions and its graph; the bundled election.
     let policy = b.get(&format!("/policies/{}", q("页面演练"))).await;
     assert_eq!(policy.status, StatusCode::OK);
