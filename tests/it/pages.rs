@@ -346,6 +346,48 @@ async fn sign_in_act_from_the_inbox_and_audit() {
         .await;
     assert!(p.status == StatusCode::FORBIDDEN || p.status == StatusCode::CONFLICT, "{}", p.status);
 
+    // With a quorum the vote is recorded; then the report's form, generated from the IR's form
+    // definition (a text and an int field), refuses a bad number and records a good one.
+    let p = c
+        .post(
+            "/act",
+            &[
+                ("csrf", &csrf_c),
+                ("instance", "page-1"),
+                ("step", "党员大会"),
+                ("action", "enter_vote"),
+                ("present", "90"),
+                ("cast", "90"),
+                ("invalid", "0"),
+                ("tallies", "甲 70\n乙 66\n丙 60"),
+                ("key", "v3"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let form = b.get(&format!("/act?instance=page-1&step={}", q("报告"))).await;
+    assert!(form.body.contains("name=\"f.报告人\"") && form.body.contains("type=\"number\" name=\"f.参会人数\""));
+    let n = env.history("page-1").await.len();
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("instance", "page-1"),
+        ("step", "报告"),
+        ("action", "submit_form"),
+        ("f.报告人", "王书记"),
+        ("f.参会人数", "九十"),
+        ("key", "f1"),
+    ];
+    let p = b.post("/act", &bad).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("R012") && p.body.contains("参会人数"), "{}", p.body);
+    assert_eq!(env.history("page-1").await.len(), n);
+    let mut good = bad;
+    good[5] = ("f.参会人数", "90");
+    good[6] = ("key", "f2");
+    assert_eq!(b.post("/act", &good).await.status, StatusCode::SEE_OTHER);
+    let page = b.get("/instances/page-1").await;
+    assert!(page.body.contains("id=\"instance-status\">completed<"), "{}", page.body);
+
     // Oversight staff: the audit trail with the act, the chain verified, filters and exports.
     let mut o = Browser::new(&env);
     assert_eq!(o.sign_in(&zhao).await.status, StatusCode::SEE_OTHER);
@@ -359,7 +401,7 @@ async fn sign_in_act_from_the_inbox_and_audit() {
     assert_eq!(csv.status, StatusCode::OK);
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(lines[0], "seq,at,actor,role,kind,payload,prev_hash,hash");
-    assert_eq!(lines.len(), after + 1);
+    assert_eq!(lines.len(), env.history("page-1").await.len() + 1);
     let jsonl = o.get(&format!("/instances/page-1/audit.jsonl?office={}", q("王书记"))).await;
     let events: Vec<Value> = jsonl.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(
