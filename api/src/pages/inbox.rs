@@ -143,7 +143,7 @@ async fn render_act(
         "step": step,
         "name": def.title.clone().unwrap_or_else(|| def.name.clone()),
         "kind": super::instance::kind_text(kind),
-        "status": instances::word(&n.status),
+        "status": super::instance::status_text(&instances::word(&n.status), super::lang(headers)),
         "open": n.status == NodeStatus::Open,
         "roles": def.roles.join("、"),
         "due": local(n.due_at, offset),

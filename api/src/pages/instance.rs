@@ -25,6 +25,29 @@ pub struct ListQuery {
     pub policy: Option<String>,
 }
 
+/// A status or outcome word with its Chinese in front (`已完成 done`), or as it is in English.
+pub fn status_text(word: &str, lang: super::Lang) -> String {
+    let zh = match word {
+        "waiting" => "等待中",
+        "open" => "办理中",
+        "done" => "已完成",
+        "skipped" => "已跳过",
+        "running" => "进行中",
+        "completed" => "已办结",
+        "cancelled" => "已撤销",
+        "approved" => "同意",
+        "rejected" => "不同意",
+        "filed" => "已备案",
+        "elected" => "选举有效",
+        _ => "",
+    };
+    if lang == super::Lang::Zh && !zh.is_empty() {
+        format!("{zh} {word}")
+    } else {
+        word.to_string()
+    }
+}
+
 /// The Chinese word of a step kind.
 pub fn kind_text(kind: StepKind) -> &'static str {
     match kind {
@@ -87,6 +110,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
     };
     let tz = program.offset;
     let now = pages.app.runtime.clock().now();
+    let lang = super::lang(&headers);
 
     // The timeline's span: every window, due date and act, and today.
     let mut instants: Vec<DateTime<Utc>> = vec![now];
@@ -119,8 +143,8 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
                 "indent": s.id.matches('/').count() * 16,
                 "kind": s.kind,
                 "phase": s.kind == "phase" || s.kind == "call",
-                "status": s.status,
-                "outcome": s.outcome,
+                "status": status_text(&s.status, lang),
+                "outcome": s.outcome.as_deref().map(|o| status_text(o, lang)),
                 "done": s.status == "done",
                 "open": s.status == "open",
                 "late": late,
