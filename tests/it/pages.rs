@@ -337,6 +337,10 @@ async fn sign_in_act_from_the_inbox_and_audit() {
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
     assert!(p.body.contains("R014") && p.body.contains("at least 81 present needed"), "{}", p.body);
+    assert!(
+        p.body.contains("id=\"present\" value=\"80\"") && p.body.contains("乙 66"),
+        "the form keeps what was entered"
+    );
     assert_eq!(env.history("page-1").await.len(), n);
     let p = c
         .post(

@@ -76,9 +76,11 @@ async fn render_act(
     instance: &str,
     step: &str,
     status: StatusCode,
-    refusal: Option<&Problem>,
+    refusal: Option<(&Problem, &[(String, String)])>,
     done: Option<&str>,
 ) -> Response {
+    // After a refusal the form shows what was entered.
+    let entered = |name: &str| -> String { refusal.and_then(|(_, f)| field(f, name)).unwrap_or_default().to_string() };
     let (record, core) = match pages.app.runtime.load(instance).await {
         Ok(x) => x,
         Err(e) => return pages.api_error(headers, e.into()),
@@ -120,6 +122,7 @@ async fn render_act(
                 "json": input == "json",
                 "step": if f.ty == Type::Decimal { "any" } else { "1" },
                 "required": !f.optional && input != "checkbox",
+                "value": entered(&format!("f.{}", f.name)),
             })
         })
         .collect();
@@ -152,7 +155,12 @@ async fn render_act(
         "key": key,
         "fields": fields,
         "actions": actions,
-        "refusal": refusal.map(|p| json!({ "code": p.code, "detail": p.detail, "rule": p.rule })),
+        "refusal": refusal.map(|(p, _)| json!({ "code": p.code, "detail": p.detail, "rule": p.rule })),
+        "entered": {
+            "present": entered("present"), "cast": entered("cast"), "tallies": entered("tallies"),
+            "reason": entered("reason"), "opinion": entered("opinion"), "objection": entered("objection"),
+            "report": entered("report"),
+        },
         "done": done,
         "acts": n.acts.iter().map(|a| json!({
             "principal": a.actor.principal, "office": a.actor.office, "role": a.actor.role,
@@ -160,7 +168,7 @@ async fn render_act(
         })).collect::<Vec<_>>(),
     });
     let mut r = pages.render_status(headers, status, "act", Some(session), page);
-    if let Some(p) = refusal {
+    if let Some((p, _)) = refusal {
         super::mark_problem(&mut r, &p.code, &p.detail);
     }
     r
@@ -212,7 +220,10 @@ pub async fn act_submit(
             let status = response.status();
             let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
             match serde_json::from_slice::<Problem>(&body) {
-                Ok(p) => render_act(&pages, &headers, &session, &instance, &step, status, Some(&p), None).await,
+                Ok(p) => {
+                    render_act(&pages, &headers, &session, &instance, &step, status, Some((&p, f.as_slice())), None)
+                        .await
+                }
                 Err(_) => pages.error(&headers, status, "ERROR", "error", None),
             }
         }
@@ -221,7 +232,8 @@ pub async fn act_submit(
             if status.is_server_error() {
                 return pages.api_error(&headers, e);
             }
-            render_act(&pages, &headers, &session, &instance, &step, status, Some(&e.problem), None).await
+            render_act(&pages, &headers, &session, &instance, &step, status, Some((&e.problem, f.as_slice())), None)
+                .await
         }
     }
 }
