@@ -11,18 +11,14 @@
 //! `postgres://postgres@127.0.0.1:5432/test`; skipped with a message when unreachable, failed
 //! when `CI=true`).
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgPool};
+use sqlx::{AssertSqlSafe, PgPool};
 
 use civicflow::http::auth::create_token;
 use civicflow::serve::{Config, Database, Server};
@@ -178,33 +174,7 @@ impl Env {
     /// A server on a fresh PostgreSQL schema, or `None` (after a SKIP line) when unreachable
     /// outside CI.
     async fn postgres(test: &str) -> Option<Env> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let url =
-            std::env::var("CIVICFLOW_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let base = PgConnectOptions::from_str(&url).unwrap();
-        let probe = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect_with(&base)).await;
-        let why = match probe {
-            Ok(Ok(conn)) => {
-                conn.close().await.unwrap();
-                None
-            }
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some("no answer in 5 s".to_string()),
-        };
-        if let Some(why) = why {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("PostgreSQL at {url} is unreachable and CI=true: {why}");
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP http::{test}: PostgreSQL at {url} is unreachable ({why}); with CI=true this fails"
-            );
-            return None;
-        }
-        let admin = PgPoolOptions::new().max_connections(1).connect_with(base.clone()).await.unwrap();
-        let schema = format!("cf_http_{test}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
-        let options = base.options([("search_path", schema.as_str())]);
+        let crate::pg::Schema { admin, name: schema, options } = crate::pg::fresh_schema("http", "http", test).await?;
         let store = PgStore::connect_with(options, 8).await.unwrap();
         Some(Env::start(Arc::new(store.clone()), Backend::Postgres { store, admin, schema }, false).await)
     }

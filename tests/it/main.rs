@@ -14,4 +14,5 @@ mod crash;
 mod http;
 mod http_election;
 mod pages;
+mod pg;
 mod tidy;
