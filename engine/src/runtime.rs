@@ -185,8 +185,9 @@ impl Runtime {
         let program = self.program(policy, hash).await?;
         let now = self.clock.now();
         let command = Command::Start { actor: actor.clone(), params };
-        let events = core::decide(self.ctx(&program), &State::new(), &command, now).map_err(RuntimeError::Refused)?;
-        let (commit, _) = self.commit_for(id, &program, &State::new(), &events, now, None, idem.as_ref(), actor)?;
+        let (events, next) =
+            core::decide_with_state(self.ctx(&program), &State::new(), &command, now).map_err(RuntimeError::Refused)?;
+        let commit = self.commit_for(id, &program, &State::new(), &events, &next, now, None, idem.as_ref(), actor)?;
         let record = InstanceRecord {
             id: id.to_string(),
             policy_name: program.policy.name.clone(),
@@ -249,8 +250,9 @@ impl Runtime {
                 Command::Fire { at, .. } => *at,
                 _ => self.clock.now(),
             };
-            let events = core::decide(self.ctx(&program), &state, command, now).map_err(RuntimeError::Refused)?;
-            let (commit, _) = self.commit_for(id, &program, &state, &events, now, fire, idem.as_ref(), actor)?;
+            let (events, next) =
+                core::decide_with_state(self.ctx(&program), &state, command, now).map_err(RuntimeError::Refused)?;
+            let commit = self.commit_for(id, &program, &state, &events, &next, now, fire, idem.as_ref(), actor)?;
             match self.committer.commit(commit).await {
                 Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),
                 Err(StoreError::Conflict { .. }) => {
@@ -285,7 +287,7 @@ impl Runtime {
         }
     }
 
-    /// The commit for `events` decided on `state`: events with their actor, the new snapshot,
+    /// The commit for `events` decided on `state` (leading to `next`): events with their actor, the new snapshot,
     /// timer changes for the nodes whose timers changed, the idempotency record.
     #[expect(clippy::too_many_arguments, reason = "one internal helper gathering a commit's parts")]
     fn commit_for(
@@ -294,18 +296,15 @@ impl Runtime {
         program: &Program,
         state: &State,
         events: &[Event],
+        next: &State,
         now: DateTime<Utc>,
         fire: Option<(i64, i64)>,
         idem: Option<&Idempotency>,
         actor: &Actor,
-    ) -> Result<(Commit, State), RuntimeError> {
-        let mut next = state.clone();
-        for e in events {
-            core::apply(&mut next, e, now);
-        }
+    ) -> Result<Commit, RuntimeError> {
         let ctx = self.ctx(program);
         let before = timers_by_node(core::pending_timers(ctx, state));
-        let after = timers_by_node(core::pending_timers(ctx, &next));
+        let after = timers_by_node(core::pending_timers(ctx, next));
         let mut changed: Vec<String> =
             before.keys().chain(after.keys()).filter(|n| before.get(*n) != after.get(*n)).cloned().collect();
         changed.sort();
@@ -349,13 +348,13 @@ impl Runtime {
             expected_version: version,
             events: new_events,
             status: status_word(next.status).to_string(),
-            snapshot: serde_json::to_value(&next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?,
+            snapshot: serde_json::to_value(next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?,
             new_timers,
             cancel_timers_for_nodes: changed,
             fire,
             idempotency,
         };
-        Ok((commit, next))
+        Ok(commit)
     }
 
     /// The instance's record and current state (from its snapshot).

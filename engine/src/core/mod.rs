@@ -295,6 +295,17 @@ impl NodeState {
 
 /// Decides what a command does. Refusals record nothing.
 pub fn decide(ctx: Context, state: &State, command: &Command, now: DateTime<Utc>) -> Result<Vec<Event>, Refusal> {
+    decide_with_state(ctx, state, command, now).map(|(events, _)| events)
+}
+
+/// `decide`, also returning the state after its events (the working copy it applied them to),
+/// so the caller need not apply them again.
+pub fn decide_with_state(
+    ctx: Context,
+    state: &State,
+    command: &Command,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Event>, State), Refusal> {
     let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now };
     match command {
         Command::Start { params, .. } => d.start(params)?,
@@ -304,7 +315,7 @@ pub fn decide(ctx: Context, state: &State, command: &Command, now: DateTime<Utc>
         }
         Command::Fire { node, kind, at } => {
             if d.state.status != Status::Running {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), d.state));
             }
             d.fire(node, *kind, *at)?
         }
@@ -319,7 +330,7 @@ pub fn decide(ctx: Context, state: &State, command: &Command, now: DateTime<Utc>
     if d.state.status == Status::Running && !d.events.is_empty() {
         d.advance()?;
     }
-    Ok(d.events)
+    Ok((d.events, d.state))
 }
 
 /// Timers the instance wants set now, derived from its state.

@@ -615,3 +615,24 @@ policy minimum {
     s.act("街道", "表决", vote).unwrap();
     assert_eq!(s.state.status, Status::Completed);
 }
+
+#[test]
+fn decide_with_state_returns_exactly_the_state_its_events_apply_to() {
+    // The runtime stores this state as the snapshot instead of applying the events again.
+    let mut s = sim(RETURN, "2012-03-21 09:00");
+    s.start(&[]).unwrap();
+    let command = Command::Act {
+        actor: crate::sim::actor("社区党组织"),
+        node: "提名".into(),
+        action: form(&[("党员联名", int(12))]),
+        comment: None,
+    };
+    let (events, next) = decide_with_state(s.ctx(), &s.state, &command, s.now).unwrap();
+    let mut applied = s.state.clone();
+    for e in &events {
+        apply(&mut applied, e, s.now);
+    }
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(next, applied);
+    assert_eq!(next.nodes["资格审查"].status, NodeStatus::Open);
+}
