@@ -10,6 +10,9 @@
 //! longer happen, completes phases whose steps are all done, and completes the instance.
 
 mod model;
+pub mod period;
+#[cfg(test)]
+mod period_tests;
 #[cfg(test)]
 mod prop;
 mod refusal;
@@ -19,7 +22,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use civicflow_dsl::eval::{self, Env, EvalError};
 use civicflow_dsl::ir::{self, NodeKind, RefKind, StepKind};
 use civicflow_dsl::value::Value;
@@ -367,36 +370,22 @@ pub fn pending_timers(ctx: Context, state: &State) -> Vec<Timer> {
 
 /// The instants of a step's reminders before `due`, earliest first.
 fn reminders(ctx: Context, def: &ir::Node, due: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut at: Vec<DateTime<Utc>> = def.reminders.iter().filter_map(|b| shift(ctx, due, *b, -1).ok()).collect();
+    let offset = ctx.program.offset;
+    let mut at: Vec<DateTime<Utc>> =
+        def.reminders.iter().filter_map(|b| period::before(ctx.calendar, offset, due, *b)).collect();
     at.sort();
     at
 }
 
-/// `instant ± span` on the calendar, keeping the time of day.
-fn shift(ctx: Context, at: DateTime<Utc>, span: ir::Span, sign: i64) -> Result<DateTime<Utc>, Refusal> {
-    let offset = ctx.program.offset;
-    let local_dt = at.with_timezone(&offset);
-    let date = local_dt.date_naive();
-    let env = CalendarEnv { calendar: ctx.calendar };
-    let shifted = eval::add_span(date, span, sign, &env).map_err(eval_refusal)?;
-    let naive = shifted.and_time(local_dt.time());
-    offset
-        .from_local_datetime(&naive)
-        .single()
-        .map(|d| d.with_timezone(&Utc))
-        .ok_or_else(|| Refusal::Evaluation { message: format!("no such local time {naive}") })
-}
-
-struct CalendarEnv<'a> {
-    calendar: &'a Calendar,
-}
-
-impl Env for CalendarEnv<'_> {
-    fn lookup(&self, _: RefKind, _: &str) -> Option<Value> {
-        None
-    }
-    fn add_workdays(&self, date: NaiveDate, n: i64) -> Result<NaiveDate, EvalError> {
-        self.calendar.add_workdays(date, n).map_err(|e| EvalError::Calendar { message: e.to_string() })
+/// A period's end as an instant; a count waiting for a year's calendar is refused as before
+/// (CAL001's words).
+fn period_instant(ctx: Context, end: period::PeriodEnd) -> Result<DateTime<Utc>, Refusal> {
+    match end {
+        period::PeriodEnd::At(at) => Ok(at),
+        period::PeriodEnd::AwaitingCalendar { year } => Err(Refusal::Calendar {
+            message: crate::calendar::CalendarError::YearNotCovered { year, covered: ctx.calendar.covered_years() }
+                .to_string(),
+        }),
     }
 }
 
@@ -409,11 +398,7 @@ fn eval_refusal(e: EvalError) -> Refusal {
 
 /// The start of a local day, as an instant.
 fn day_start(offset: FixedOffset, date: NaiveDate) -> Result<DateTime<Utc>, Refusal> {
-    offset
-        .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
-        .single()
-        .map(|d| d.with_timezone(&Utc))
-        .ok_or_else(|| Refusal::Evaluation { message: format!("no start of day {date}") })
+    period::start_of_day(offset, date)
 }
 
 /// Names visible to a node's expressions.
@@ -735,8 +720,12 @@ impl<'a> Decision<'a> {
             Some(d) => self.deadline(key, d, start)?,
             None => None,
         };
+        // R0.1: a minimum duration counts like any period: from the day after `start`, to 24:00
+        // of its last day (a notice posted 04-05 10:00 for 3 days may close at 04-09 00:00).
         let min_until = match def.min_duration {
-            Some(span) => Some(shift(self.ctx, start, span, 1)?),
+            Some(span) => {
+                Some(period_instant(self.ctx, period::period_end(self.ctx.calendar, offset, start, span, false)?)?)
+            }
             None => None,
         };
         self.emit(Event::Opened { node: key.to_string(), window, due_at, min_until });
@@ -761,12 +750,9 @@ impl<'a> Decision<'a> {
                 return day_start(offset, end).map(Some);
             }
         };
-        let mut last = eval::add_span(base, span, 1, &env).map_err(eval_refusal)?;
-        if roll {
-            last = self.ctx.calendar.roll_forward(last).map_err(|e| Refusal::Calendar { message: e.to_string() })?;
-        }
-        let end = last.succ_opt().ok_or_else(|| Refusal::Evaluation { message: "date out of range".into() })?;
-        day_start(offset, end).map(Some)
+        // R0.1: the same rule as every period (`period::period_end`).
+        let end = period::period_end_from_day(self.ctx.calendar, offset, base, span, roll)?;
+        period_instant(self.ctx, end).map(Some)
     }
 
     fn act(&mut self, actor: &Actor, key: &str, action: &Action, comment: Option<&str>) -> Result<(), Refusal> {

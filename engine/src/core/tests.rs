@@ -290,13 +290,15 @@ fn a_rejection_returns_to_the_earlier_step_and_an_objection_reopens_the_review()
     assert_eq!(s.status_of("资格审查"), Some(NodeStatus::Open));
     assert_eq!(s.status_of("公示"), Some(NodeStatus::Waiting));
     s.act("街道党工委", "资格审查", approve()).unwrap();
-    s.advance_to("2012-03-25 08:59").unwrap();
-    assert_eq!(s.status_of("公示"), Some(NodeStatus::Open), "3 days from 03-22 09:00 end on 03-25 09:00");
-    s.advance_to("2012-03-25 09:00").unwrap();
+    // R0.1: reopened 03-22 09:00, the notice runs 03-23, 03-24, 03-25 and ends at 03-26 00:00
+    // (this test read 03-25 09:00 before periods were counted as the law counts them).
+    s.advance_to("2012-03-25 23:59").unwrap();
+    assert_eq!(s.status_of("公示"), Some(NodeStatus::Open), "3 days from 03-22 09:00 end at 03-26 00:00");
+    s.advance_to("2012-03-26 00:00").unwrap();
     assert_eq!(s.status_of("公示"), Some(NodeStatus::Done));
     assert_eq!(
         s.history.iter().rev().find(|(e, _)| matches!(e, Event::Completed { node, .. } if node == "公示")).map(|x| x.1),
-        Some(utc("2012-03-25T01:00:00Z"))
+        Some(utc("2012-03-25T16:00:00Z"))
     );
     assert_eq!(s.status_of("选举"), Some(NodeStatus::Open));
     assert_eq!(s.replayed(), s.state);
@@ -609,7 +611,14 @@ policy minimum {
     ] {
         assert_eq!(s.act("街道", node, action).unwrap_err().code(), "R017", "{node}");
     }
-    s.advance_to("2024-05-08 09:00").unwrap();
+    // R0.1: opened 05-06 09:00, 2 days run 05-07 and 05-08 and end at 05-09 00:00 (it read
+    // 05-08 09:00 before the periods were counted as the law counts them).
+    s.advance_to("2024-05-08 23:59").unwrap();
+    assert_eq!(
+        s.act("街道", "备案", Action::File { comment: None }).unwrap_err().to_string(),
+        "step `备案` cannot end before 2024-05-09 00:00 +08:00 (its minimum duration)"
+    );
+    s.advance_to("2024-05-09 00:00").unwrap();
     s.act("街道", "备案", Action::File { comment: None }).unwrap();
     s.act("街道", "征求", Action::GiveOpinion { opinion: "同意".into() }).unwrap();
     s.act("街道", "表决", vote).unwrap();

@@ -500,16 +500,19 @@ fn r2_9_qualification_review_then_a_notice_an_objection_reopens_the_review() {
     s.advance_to("2012-04-05 10:00").unwrap();
     s.act("社区党组织", &p("公开推荐"), nomination(&[])).unwrap();
     s.act("街道党工委", &p("资格审查"), approve()).unwrap();
-    assert_eq!(s.state.nodes[&p("资格公示")].min_until, Some(at("2012-04-08 10:00")));
+    // R0.1: 04-05 10:00 is DOMAIN.md's own example: 04-06, 04-07, 04-08, so 04-09 00:00 (this
+    // test read 04-08 10:00 before periods were counted as the law counts them).
+    assert_eq!(s.state.nodes[&p("资格公示")].min_until, Some(at("2012-04-09 00:00")));
     s.advance_to("2012-04-06 10:00").unwrap();
     s.act("居民代表会议", &p("资格公示"), Action::RaiseObjection { objection: "被推荐人年龄不符".into() }).unwrap();
     assert_eq!(s.status_of(&p("资格审查")), Some(NodeStatus::Open));
     assert_eq!(s.status_of(&p("资格公示")), Some(NodeStatus::Waiting));
     s.act("街道党工委", &p("资格审查"), approve()).unwrap();
-    // The notice runs 3 full days again from 04-06 10:00.
-    s.advance_to("2012-04-09 09:59").unwrap();
+    // The notice runs 3 full days again from 04-06 10:00: 04-07, 04-08, 04-09, so 04-10 00:00
+    // (it read 04-09 10:00 before).
+    s.advance_to("2012-04-09 23:59").unwrap();
     assert_eq!(s.status_of(&p("资格公示")), Some(NodeStatus::Open));
-    s.advance_to("2012-04-09 10:00").unwrap();
+    s.advance_to("2012-04-10 00:00").unwrap();
     assert_eq!(s.status_of(&p("资格公示")), Some(NodeStatus::Done));
     assert_eq!(s.status_of(&p("民主推荐会")), Some(NodeStatus::Open));
 }
@@ -555,9 +558,13 @@ fn r2_11_initial_list_of_seven_for_five_seats_refused_at_six() {
     s.act("社区党组织", &node, form(&[("初步人选名单", names(&POOL[..7]))])).unwrap();
     // The inspection candidates are publicised for at least 3 days: the slate waits for it.
     s.act("街道党工委", &p("组织考察"), done("考察")).unwrap();
-    assert_eq!(s.state.nodes[&p("考察对象公示期")].min_until, Some(at("2012-04-08 09:00")));
+    // R0.1: published 04-05 09:00, the notice runs 04-06, 04-07, 04-08 and ends at 04-09 00:00
+    // (this test read 04-08 09:00 before periods were counted as the law counts them).
+    assert_eq!(s.state.nodes[&p("考察对象公示期")].min_until, Some(at("2012-04-09 00:00")));
     assert_eq!(s.status_of(&p("确定预备人选")), Some(NodeStatus::Waiting));
-    s.advance_to("2012-04-08 09:00").unwrap();
+    s.advance_to("2012-04-08 23:59").unwrap();
+    assert_eq!(s.status_of(&p("确定预备人选")), Some(NodeStatus::Waiting));
+    s.advance_to("2012-04-09 00:00").unwrap();
     assert_eq!(s.status_of(&p("考察对象公示期")), Some(NodeStatus::Done));
     assert_eq!(s.status_of(&p("确定预备人选")), Some(NodeStatus::Open));
 }
