@@ -43,8 +43,9 @@ VERSION = "1.5.7"
 CHECK_PACKAGE = "chinesecalendar"
 CHECK_VERSION = "1.11.0"
 
-# 2008 and 2012 for historical procedures; 2020 to the latest year the package has.
-YEARS = [2008, 2012] + list(range(2020, 2027))
+# Every year both packages cover: 2004 (the first year chinese-days has) to 2026 (the last year
+# whose notice is published). 2027 is not guessed: it is added when its notice is out.
+YEARS = list(range(2004, 2027))
 
 OUT = Path(__file__).resolve().parent / "cn"
 
@@ -57,15 +58,34 @@ NAMES = {
     "端午": "端午节",
     "中秋": "中秋节",
     "国庆节": "国庆节",
+    # 2015-09-03 … 09-05, by its own notice (see EXTRA_NOTICE_TITLES).
+    "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日": "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日",
 }
 
 # Notices other than the annual one, by address, with their titles.
 EXTRA_NOTICE_TITLES = {
     "http://www.gov.cn/zhengce/content/2020-01/27/content_5472352.htm": "国务院办公厅关于延长2020年春节假期的通知",
+    # Named in the package's own remark above the address (参见《…》).
+    "http://www.gov.cn/zhengce/content/2015-05/13/content_9742.htm": "国务院关于中国人民抗日战争暨世界反法西斯战争胜利"
+    "70周年纪念日调休放假的通知",
+    # The 2019 Labour Day holiday, made four days by a second notice (the package's text: 调整2019年劳动节放假安排).
+    "http://www.gov.cn/zhengce/content/2019-03/22/content_5375877.htm": "国务院办公厅关于调整2019年劳动节假期安排的通知",
 }
 
 # Fixes to the package's data: date -> (kind, name, reason). None so far changes a working day.
 CORRECTIONS = {
+    "2015-09-05": (
+        "holiday",
+        "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日",
+        "the notice says 9月3日至5日调休放假，共3天; chinese-days 1.5.7 lists 3 and 4 but not "
+        "Saturday 5; added. No working day changes.",
+    ),
+    "2011-06-05": (
+        "holiday",
+        "端午节",
+        "the notice says 端午节：6月4日至6日放假公休; chinese-days 1.5.7 lists 4 and 6 but not "
+        "Sunday 5; added (chinesecalendar 1.11.0 has it as a holiday too). No working day changes.",
+    ),
     "2012-06-23": (
         "holiday",
         "端午节",
@@ -212,18 +232,30 @@ def cross_check_package(cc_dir: Path, year: int, entries: list[dict]) -> str:
 # The start of one festival's clause: "一、元旦：", "2. 春节：", "四、“五一”国际劳动节：", "春节：".
 HEAD = (
     r"(?:[一二三四五六七八九]、|\d\.\s*)?(?:“五一”国际)?"
-    r"(元旦|春节|清明节|劳动节|端午节|中秋节|国庆节)(?:、(?:中秋节|国庆节))?[：:]"
+    r"(元旦|春节|清明节|劳动节|端午节|中秋节|国庆节|“五一”|“十一”)(?:、(?:中秋节|国庆节))?[：:]"
 )
+# The older notices (2004–2007) head the May and October holidays “五一” and “十一”.
+HEAD_NAMES = {"“五一”": "劳动节", "“十一”": "国庆节"}
 DATE = r"(?:(\d{4})年)?(?:(\d{1,2})月)?(\d{1,2})日(?:（([^）]*)）)?"
 
 
 def text_dates(
-    year: int, text: str, month_hint: list[int], festival: str | None
+    year: int,
+    text: str,
+    month_hint: list[int],
+    festival: str | None,
+    period: tuple[dt.date, dt.date] | None = None,
 ) -> list[tuple[dt.date, str | None]]:
     """Dates named in a piece of notice text, in order, with the weekday note in brackets.
 
     A date without a year is in the notice's year, except a December date under 元旦: the
     New Year holiday can start in, or borrow a working day from, the year before.
+
+    A date without a month takes the month of the date before it, except inside the festival's
+    holiday period just named: the older notices (2005–2007) write "春节：1月29日—2月4日放假 …
+    其中，29日、30日、31日为法定假日", where the days without a month are January's, the first
+    month of the period, not February's. Such a day is read in the month of the period that
+    holds it.
     """
     out = []
     for y, m, d, note in re.findall(DATE, text):
@@ -235,8 +267,31 @@ def text_dates(
             in_year = year - 1
         else:
             in_year = year
-        out.append((dt.date(in_year, month_hint[0], int(d)), note or None))
+        month = month_hint[0]
+        if not m and period is not None:
+            inside = [
+                mo
+                for mo in dict.fromkeys((period[0].month, period[1].month))
+                if valid(in_year, mo, int(d)) and period[0] <= dt.date(in_year, mo, int(d)) <= period[1]
+            ]
+            if inside and not (valid(in_year, month, int(d)) and dt.date(in_year, month, int(d)) in range_of(period)):
+                month = inside[0]
+        if not valid(in_year, month, int(d)):
+            sys.exit(f"{year}: the notice text names day {d} of month {month}, which does not exist")
+        out.append((dt.date(in_year, month, int(d)), note or None))
     return out
+
+
+def valid(year: int, month: int, day: int) -> bool:
+    try:
+        dt.date(year, month, day)
+        return True
+    except ValueError:
+        return False
+
+
+def range_of(period: tuple[dt.date, dt.date]) -> set[dt.date]:
+    return {dt.date.fromordinal(d) for d in range(period[0].toordinal(), period[1].toordinal() + 1)}
 
 
 def cross_check_text(year: int, notices: list[dict], entries: list[dict]) -> str:
@@ -247,15 +302,18 @@ def cross_check_text(year: int, notices: list[dict], entries: list[dict]) -> str
     last_range: dict[str, tuple[dt.date, dt.date]] = {}
     weekday_notes = 0
     for notice in notices:
-        text = "".join(notice["summary"])
+        # The older notices (2004–2007) write half-width brackets and "～", "－" for "to".
+        text = "".join(notice["summary"]).replace("(", "（").replace(")", "）")
+        text = text.replace("～", "至").replace("－", "至").replace("~", "至")
         heads = list(re.finditer(HEAD, text))
         clauses = [text[: heads[0].start()] if heads else text]
         clauses += [text[h.start() : n.start()] for h, n in zip(heads, heads[1:] + [None]) if n]
         clauses += [text[heads[-1].start() :]] if heads else []
         for clause in clauses:
             head = re.match(HEAD, clause)
-            festival = head.group(1) if head else None
+            festival = HEAD_NAMES.get(head.group(1), head.group(1)) if head else None
             month = [1]
+            period = None  # the holiday period this clause names, for days written without a month
             for sentence in re.split(r"[。；]", clause):
                 ext = re.search(r"延长\d{4}年(\S+?)假期至" + DATE, sentence)
                 if ext:
@@ -268,7 +326,7 @@ def cross_check_text(year: int, notices: list[dict], entries: list[dict]) -> str
                         worked.discard(day)
                     continue
                 for part in re.split(r"，", sentence):
-                    dates = text_dates(year, part, month, festival)
+                    dates = text_dates(year, part, month, festival, period)
                     for day, note in dates:
                         wd = re.search(r"(?:星期|周)([一二三四五六日天])", note or "")
                         if wd:
@@ -279,6 +337,7 @@ def cross_check_text(year: int, notices: list[dict], entries: list[dict]) -> str
                         (a, _), (b, _) = dates
                         for d in range(a.toordinal(), b.toordinal() + 1):
                             off[dt.date.fromordinal(d)] = festival
+                        period = (a, b)
                         if festival:
                             last_range[festival] = (a, b)
                     elif "放假" in part or part.endswith("补休"):

@@ -55,8 +55,22 @@ use serde::{Deserialize, Serialize};
 /// `engine/calendars/generate.py` writes these files; a test checks that this list and the
 /// directory hold the same years.
 pub const BUNDLED_CN: &[(i32, &str)] = &[
+    (2004, include_str!("../../calendars/cn/2004.json")),
+    (2005, include_str!("../../calendars/cn/2005.json")),
+    (2006, include_str!("../../calendars/cn/2006.json")),
+    (2007, include_str!("../../calendars/cn/2007.json")),
     (2008, include_str!("../../calendars/cn/2008.json")),
+    (2009, include_str!("../../calendars/cn/2009.json")),
+    (2010, include_str!("../../calendars/cn/2010.json")),
+    (2011, include_str!("../../calendars/cn/2011.json")),
     (2012, include_str!("../../calendars/cn/2012.json")),
+    (2013, include_str!("../../calendars/cn/2013.json")),
+    (2014, include_str!("../../calendars/cn/2014.json")),
+    (2015, include_str!("../../calendars/cn/2015.json")),
+    (2016, include_str!("../../calendars/cn/2016.json")),
+    (2017, include_str!("../../calendars/cn/2017.json")),
+    (2018, include_str!("../../calendars/cn/2018.json")),
+    (2019, include_str!("../../calendars/cn/2019.json")),
     (2020, include_str!("../../calendars/cn/2020.json")),
     (2021, include_str!("../../calendars/cn/2021.json")),
     (2022, include_str!("../../calendars/cn/2022.json")),

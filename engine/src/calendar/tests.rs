@@ -166,21 +166,15 @@ fn add_days_out_of_range() {
 // --- years not covered --------------------------------------------------------------------------
 
 #[test]
-fn year_2019_is_not_covered() {
+fn year_2003_is_not_covered() {
     let cal = cn();
-    let err = cal.is_working_day(d(2019, 6, 3)).unwrap_err();
-    assert_eq!(
-        err,
-        CalendarError::YearNotCovered {
-            year: 2019,
-            covered: vec![2008, 2012, 2020, 2021, 2022, 2023, 2024, 2025, 2026],
-        }
-    );
+    let err = cal.is_working_day(d(2003, 6, 3)).unwrap_err();
+    assert_eq!(err, CalendarError::YearNotCovered { year: 2003, covered: (2004..=2026).collect() });
     assert_eq!(err.code(), "CAL001");
     assert_eq!(
         err.to_string(),
-        "no working-day calendar for 2019 (covered: 2008, 2012, 2020-2026); working days in \
-         2019 are not guessed from weekdays: add 2019.json to a calendar directory \
+        "no working-day calendar for 2003 (covered: 2004-2026); working days in \
+         2003 are not guessed from weekdays: add 2003.json to a calendar directory \
          (Calendar::load_dir)"
     );
 }
@@ -194,9 +188,9 @@ fn counting_never_steps_into_an_uncovered_year() {
     assert!(matches!(err, CalendarError::YearNotCovered { year: 2027, .. }));
     let err = cal.workdays_between(d(2026, 12, 1), d(2027, 1, 5)).unwrap_err();
     assert!(matches!(err, CalendarError::YearNotCovered { year: 2027, .. }));
-    // 2020-01-01 counted back one working day is in 2019.
-    let err = cal.add_workdays(d(2020, 1, 2), -2).unwrap_err();
-    assert!(matches!(err, CalendarError::YearNotCovered { year: 2019, .. }));
+    // 2004-01-01 is 元旦: the working day before Friday 2004-01-02 is in 2003.
+    let err = cal.add_workdays(d(2004, 1, 2), -1).unwrap_err();
+    assert!(matches!(err, CalendarError::YearNotCovered { year: 2003, .. }));
 }
 
 #[test]
@@ -237,14 +231,22 @@ fn add_workdays_and_workdays_between_agree() {
 #[test]
 fn every_bundled_file_parses_and_has_a_source() {
     let cal = cn();
-    assert_eq!(cal.covered_years(), vec![2008, 2012, 2020, 2021, 2022, 2023, 2024, 2025, 2026]);
+    // R0.2: every year both MIT-licensed packages cover.
+    assert_eq!(cal.covered_years(), (2004..=2026).collect::<Vec<_>>());
     for &(year, text) in BUNDLED_CN {
         let y = YearCalendar::parse(text, "test").unwrap();
         assert_eq!(y.year(), year);
         let source = y.source();
         let annual = source.notices.first().unwrap();
         assert_eq!(annual.title, format!("国务院办公厅关于{year}年部分节假日安排的通知"));
-        assert!(annual.url.as_deref().unwrap().contains("gov.cn"), "{year}");
+        // chinese-days gives a republication for 2004 (Wikisource) and 2005 (a Q&A page quoting
+        // the notice); gov.cn from 2006 on.
+        let url = annual.url.as_deref().unwrap();
+        match year {
+            2004 => assert!(url.starts_with("https://zh.wikisource.org/"), "{url}"),
+            2005 => assert!(url.starts_with("https://zhidao.baidu.com/"), "{url}"),
+            _ => assert!(url.contains("gov.cn"), "{year}: {url}"),
+        }
         assert!(!annual.summary.is_empty(), "{year}");
         let package = source.package.as_ref().unwrap();
         assert_eq!(
@@ -253,7 +255,7 @@ fn every_bundled_file_parses_and_has_a_source() {
         );
         assert!(y.checks()[0].starts_with("chinesecalendar 1.11.0 (PyPI, MIT) gives the same"));
         assert!(y.checks()[1].starts_with("The notice text quoted in source.notices"));
-        assert!(y.entries().count() >= 30, "{year}");
+        assert!(y.entries().count() >= 28, "{year}");
         assert!(y.entries().any(|e| e.kind == DayKind::MakeupWorkday), "{year}");
         assert_eq!(cal.year(year).unwrap().origin(), format!("bundled calendars/cn/{year}.json"));
     }
@@ -292,7 +294,7 @@ fn load_dir_replaces_a_bundled_year_and_adds_one() {
     fs::write(dir.join("README.txt"), "not data").unwrap();
 
     let cal = Calendar::load_dir(&dir).unwrap();
-    assert_eq!(cal.covered_years(), vec![2008, 2012, 2020, 2021, 2022, 2023, 2024, 2025, 2026, 2027]);
+    assert_eq!(cal.covered_years(), (2004..=2027).collect::<Vec<_>>());
     let y2026 = cal.year(2026).unwrap();
     assert_eq!(y2026.origin(), dir.join("2026.json").display().to_string());
     assert_eq!(cal.is_working_day(d(2026, 3, 2)), Ok(false));
@@ -397,4 +399,36 @@ fn error_codes_are_stable() {
     ];
     let codes: Vec<_> = errors.iter().map(CalendarError::code).collect();
     assert_eq!(codes, ["CAL001", "CAL002", "CAL003", "CAL004", "CAL005"]);
+}
+
+#[test]
+fn r0_2_corrections_and_second_notices_of_the_older_years() {
+    let cal = cn();
+    // Corrections recorded by generate.py, each with its reason in the year's checks.
+    assert_eq!(
+        cal.entry(d(2011, 6, 5)).unwrap().map(|e| (e.kind, e.name.as_str())),
+        Some((DayKind::Holiday, "端午节"))
+    );
+    assert!(cal
+        .year(2011)
+        .unwrap()
+        .checks()
+        .iter()
+        .any(|c| c.starts_with("Correction to chinese-days 1.5.7: 2011-06-05")));
+    assert_eq!(cal.entry(d(2015, 9, 5)).unwrap().map(|e| e.kind), Some(DayKind::Holiday));
+    // The 2015 victory-day holiday: 09-03 and 09-04 off, Sunday 09-06 worked, by its own notice.
+    assert_eq!(cal.is_working_day(d(2015, 9, 4)), Ok(false));
+    assert_eq!(cal.is_working_day(d(2015, 9, 6)), Ok(true));
+    assert_eq!(
+        cal.year(2015).unwrap().source().notices[1].title,
+        "国务院关于中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日调休放假的通知"
+    );
+    // 2019: Labour Day made four days (05-01 … 05-04) by a second notice; 04-28 and 05-05 worked.
+    assert_eq!(cal.year(2019).unwrap().source().notices[1].title, "国务院办公厅关于调整2019年劳动节假期安排的通知");
+    assert_eq!(cal.is_working_day(d(2019, 5, 3)), Ok(false));
+    assert_eq!(cal.is_working_day(d(2019, 5, 5)), Ok(true));
+    // 2004: 元旦 was one day; Spring Festival 01-22 … 01-28 with 01-17 and 01-18 worked.
+    assert_eq!(cal.is_working_day(d(2004, 1, 2)), Ok(true));
+    assert_eq!(cal.is_working_day(d(2004, 1, 17)), Ok(true));
+    assert_eq!(cal.add_workdays(d(2004, 1, 21), 1), Ok(d(2004, 1, 29)));
 }
