@@ -85,6 +85,18 @@ impl Simulation {
         self.run(&Command::Cancel { actor: actor("领导小组"), reason: reason.into() })
     }
 
+    /// R0.2: adds a year to the calendar and tells the instance (`Command::CalendarAdded`).
+    pub fn add_calendar_year(
+        &mut self,
+        year: crate::calendar::YearCalendar,
+        notice: core::CalendarNotice,
+        added_by: &str,
+    ) -> Result<Vec<Event>, Refusal> {
+        let number = year.year();
+        self.calendar.insert(year);
+        self.run(&Command::CalendarAdded { year: number, notice, added_by: added_by.to_string() })
+    }
+
     /// Moves the clock to `local`, firing every timer due on the way, in order, each once.
     pub fn advance_to(&mut self, local: &str) -> Result<Vec<Event>, Refusal> {
         let until = self.at(local);

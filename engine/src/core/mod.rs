@@ -9,6 +9,7 @@
 //! it opens every node whose parent is open and whose dependencies are done, skips what can no
 //! longer happen, completes phases whose steps are all done, and completes the instance.
 
+mod awaiting;
 mod model;
 pub mod period;
 #[cfg(test)]
@@ -158,8 +159,13 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 n.window = *window;
                 n.due_at = *due_at;
                 n.min_until = *min_until;
+                n.due_awaiting = None;
+                n.min_awaiting = None;
             }
         }
+        Event::DeadlineAwaitingCalendar { .. }
+        | Event::MinDurationAwaitingCalendar { .. }
+        | Event::CalendarApplied { .. } => awaiting::apply(state, event),
         Event::Skipped { node, .. } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.status = NodeStatus::Skipped;
@@ -234,6 +240,7 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
         Event::DeadlineSet { node, due_at } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.due_at = Some(*due_at);
+                n.due_awaiting = None;
             }
         }
         Event::Overdue { node, .. } => {
@@ -275,6 +282,8 @@ impl NodeState {
             window: None,
             due_at: None,
             min_until: None,
+            due_awaiting: None,
+            min_awaiting: None,
             round: 0,
             acts: Vec::new(),
             form: None,
@@ -329,6 +338,12 @@ pub fn decide_with_state(
             }
             d.emit(Event::Cancelled { reason: reason.clone() });
         }
+        Command::CalendarAdded { year, notice, added_by } => {
+            if d.state.status != Status::Running {
+                return Ok((Vec::new(), d.state));
+            }
+            d.calendar_added(*year, notice, added_by)?
+        }
     }
     if d.state.status == Status::Running && !d.events.is_empty() {
         d.advance()?;
@@ -375,18 +390,6 @@ fn reminders(ctx: Context, def: &ir::Node, due: DateTime<Utc>) -> Vec<DateTime<U
         def.reminders.iter().filter_map(|b| period::before(ctx.calendar, offset, due, *b)).collect();
     at.sort();
     at
-}
-
-/// A period's end as an instant; a count waiting for a year's calendar is refused as before
-/// (CAL001's words).
-fn period_instant(ctx: Context, end: period::PeriodEnd) -> Result<DateTime<Utc>, Refusal> {
-    match end {
-        period::PeriodEnd::At(at) => Ok(at),
-        period::PeriodEnd::AwaitingCalendar { year } => Err(Refusal::Calendar {
-            message: crate::calendar::CalendarError::YearNotCovered { year, covered: ctx.calendar.covered_years() }
-                .to_string(),
-        }),
-    }
 }
 
 fn eval_refusal(e: EvalError) -> Refusal {
@@ -537,13 +540,21 @@ impl<'a> Decision<'a> {
                     },
                     NodeStatus::Open => {
                         // `due N days after X` is set once X is done.
-                        if let (Some(d @ ir::Deadline::AfterDone { node: other, .. }), None) =
-                            (&def.deadline, self.state.nodes.get(&key).and_then(|n| n.due_at))
+                        if let (Some(d @ ir::Deadline::AfterDone { node: other, .. }), Due::None) =
+                            (&def.deadline, self.state.nodes.get(&key).map_or(Due::None, NodeState::due))
                         {
                             if self.state.nodes.get(other).is_some_and(|o| o.closed_at.is_some()) {
-                                if let Some(due_at) = self.deadline(&key, d, self.now)? {
-                                    self.emit(Event::DeadlineSet { node: key.clone(), due_at });
-                                    changed = true;
+                                match self.deadline(&key, d, self.now)? {
+                                    Some(period::PeriodEnd::At(due_at)) => {
+                                        self.emit(Event::DeadlineSet { node: key.clone(), due_at });
+                                        changed = true;
+                                    }
+                                    Some(period::PeriodEnd::AwaitingCalendar { year }) => {
+                                        let from = self.now;
+                                        self.emit(Event::DeadlineAwaitingCalendar { node: key.clone(), year, from });
+                                        changed = true;
+                                    }
+                                    None => {}
                                 }
                             }
                         }
@@ -716,24 +727,39 @@ impl<'a> Decision<'a> {
             }
             parent = self.ctx.program.node(&p).and_then(|n| n.parent.clone());
         }
-        let due_at = match &def.deadline {
+        let due = match &def.deadline {
             Some(d) => self.deadline(key, d, start)?,
             None => None,
         };
         // R0.1: a minimum duration counts like any period: from the day after `start`, to 24:00
         // of its last day (a notice posted 04-05 10:00 for 3 days may close at 04-09 00:00).
-        let min_until = match def.min_duration {
-            Some(span) => {
-                Some(period_instant(self.ctx, period::period_end(self.ctx.calendar, offset, start, span, false)?)?)
-            }
+        let min = match def.min_duration {
+            Some(span) => Some(period::period_end(self.ctx.calendar, offset, start, span, false)?),
             None => None,
         };
+        let instant = |end: Option<period::PeriodEnd>| match end {
+            Some(period::PeriodEnd::At(at)) => Some(at),
+            _ => None,
+        };
+        let (due_at, min_until) = (instant(due), instant(min));
         self.emit(Event::Opened { node: key.to_string(), window, due_at, min_until });
+        // R0.2: a count into a year without its calendar does not stop the step: it waits.
+        if let Some(period::PeriodEnd::AwaitingCalendar { year }) = due {
+            self.emit(Event::DeadlineAwaitingCalendar { node: key.to_string(), year, from: start });
+        }
+        if let Some(period::PeriodEnd::AwaitingCalendar { year }) = min {
+            self.emit(Event::MinDurationAwaitingCalendar { node: key.to_string(), year, from: start });
+        }
         Ok(())
     }
 
     /// When a deadline falls: the end of its last day, in the policy's zone.
-    fn deadline(&self, key: &str, d: &ir::Deadline, start: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Refusal> {
+    fn deadline(
+        &self,
+        key: &str,
+        d: &ir::Deadline,
+        start: DateTime<Utc>,
+    ) -> Result<Option<period::PeriodEnd>, Refusal> {
         let offset = self.ctx.program.offset;
         let env = self.env(key, None, None);
         let (base, span, roll) = match d {
@@ -746,13 +772,11 @@ impl<'a> Decision<'a> {
             }
             ir::Deadline::At { date } => {
                 let day = date_of(eval::eval(date, &env).map_err(eval_refusal)?)?;
-                let end = day.succ_opt().ok_or_else(|| Refusal::Evaluation { message: "date out of range".into() })?;
-                return day_start(offset, end).map(Some);
+                return period::end_of_day(offset, day).map(|at| Some(period::PeriodEnd::At(at)));
             }
         };
         // R0.1: the same rule as every period (`period::period_end`).
-        let end = period::period_end_from_day(self.ctx.calendar, offset, base, span, roll)?;
-        period_instant(self.ctx, end).map(Some)
+        period::period_end_from_day(self.ctx.calendar, offset, base, span, roll).map(Some)
     }
 
     fn act(&mut self, actor: &Actor, key: &str, action: &Action, comment: Option<&str>) -> Result<(), Refusal> {
@@ -976,6 +1000,9 @@ impl<'a> Decision<'a> {
     }
 
     fn min_elapsed(&self, key: &str) -> Result<(), Refusal> {
+        if let Some(w) = self.state.nodes.get(key).and_then(|n| n.min_awaiting) {
+            return Err(Refusal::MinDurationAwaitingCalendar { node: key.into(), year: w.year });
+        }
         if let Some(until) = self.state.nodes.get(key).and_then(|n| n.min_until) {
             if self.now < until {
                 return Err(Refusal::MinDurationNotElapsed {

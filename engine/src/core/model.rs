@@ -109,6 +109,44 @@ pub enum Command {
         actor: Actor,
         reason: String,
     },
+    /// R0.2: a year's working-day calendar was added; periods waiting for it are computed.
+    CalendarAdded {
+        year: i32,
+        /// The notice (通知) the year transcribes, and its date.
+        notice: CalendarNotice,
+        /// Who added the year (a principal's name).
+        added_by: String,
+    },
+}
+
+/// The notice a year's working-day calendar transcribes, as recorded in each instance it affects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarNotice {
+    /// E.g. 国务院办公厅关于2027年部分节假日安排的通知.
+    pub title: String,
+    /// The day the notice was issued.
+    pub date: chrono::NaiveDate,
+}
+
+/// When a step is due, as people read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Due {
+    /// No deadline (yet: `due N days after X` before X is done).
+    None,
+    /// The deadline's instant: 24:00 of its last day.
+    At(DateTime<Utc>),
+    /// R0.2: the deadline counts working days into a year whose calendar is not loaded yet
+    /// (待{year}年日历公布); it is computed the moment the year is added.
+    AwaitingCalendar { year: i32 },
+}
+
+/// A period whose end waits for a year's working-day calendar (R0.2): the year, and the instant
+/// of the event the period counts from, to compute it when the year arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitingCalendar {
+    pub year: i32,
+    pub from: DateTime<Utc>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -189,6 +227,13 @@ pub struct NodeState {
     pub due_at: Option<DateTime<Utc>>,
     /// The step may not complete before this instant.
     pub min_until: Option<DateTime<Utc>>,
+    /// R0.2: the deadline waits for this year's calendar. Never set together with `due_at`
+    /// (`apply` clears one when it sets the other); read both through [`NodeState::due`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_awaiting: Option<AwaitingCalendar>,
+    /// R0.2: the minimum duration waits for this year's calendar (never with `min_until`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_awaiting: Option<AwaitingCalendar>,
     /// How many times the step was reopened by a return.
     pub round: u32,
     pub acts: Vec<Act>,
@@ -326,6 +371,33 @@ pub enum Event {
         node: String,
         at: DateTime<Utc>,
     },
+    /// R0.2: the step's deadline counts working days into `year`, whose calendar is not loaded:
+    /// it is awaiting the calendar (待{year}年日历公布), counted from `from`.
+    DeadlineAwaitingCalendar {
+        node: String,
+        year: i32,
+        from: DateTime<Utc>,
+    },
+    /// R0.2: the same for a minimum duration in working days: the step cannot end before the
+    /// year is added.
+    MinDurationAwaitingCalendar {
+        node: String,
+        year: i32,
+        from: DateTime<Utc>,
+    },
+    /// R0.2: the year's calendar was added (by `added_by`, transcribing `notice`): the step's
+    /// waiting periods are computed. `due_at` / `min_until` are set when they now end in a
+    /// covered year.
+    CalendarApplied {
+        node: String,
+        year: i32,
+        notice: CalendarNotice,
+        added_by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_until: Option<DateTime<Utc>>,
+    },
     InstanceCompleted,
     InstanceRejected {
         node: String,
@@ -358,6 +430,9 @@ impl Event {
             Event::Escalated { .. } => "escalated",
             Event::Notified { .. } => "notified",
             Event::WindowClosed { .. } => "window_closed",
+            Event::DeadlineAwaitingCalendar { .. } => "deadline_awaiting_calendar",
+            Event::MinDurationAwaitingCalendar { .. } => "min_duration_awaiting_calendar",
+            Event::CalendarApplied { .. } => "calendar_applied",
             Event::InstanceCompleted => "instance_completed",
             Event::InstanceRejected { .. } => "instance_rejected",
             Event::Cancelled { .. } => "cancelled",
@@ -383,10 +458,24 @@ impl Event {
             | Event::Escalated { node, .. }
             | Event::Notified { node, .. }
             | Event::WindowClosed { node, .. }
+            | Event::DeadlineAwaitingCalendar { node, .. }
+            | Event::MinDurationAwaitingCalendar { node, .. }
+            | Event::CalendarApplied { node, .. }
             | Event::InstanceRejected { node } => Some(node),
             Event::Returned { from, .. } => Some(from),
             Event::Expanded { def, .. } => Some(def),
             _ => None,
+        }
+    }
+}
+
+impl NodeState {
+    /// When the step is due: an instant, none, or awaiting a year's calendar (R0.2).
+    pub fn due(&self) -> Due {
+        match (self.due_at, self.due_awaiting) {
+            (Some(at), _) => Due::At(at),
+            (None, Some(w)) => Due::AwaitingCalendar { year: w.year },
+            (None, None) => Due::None,
         }
     }
 }

@@ -134,3 +134,124 @@ fn r0_1_a_step_opened_by_its_window_counts_from_the_window_day() {
     s.start(&[]).unwrap();
     assert_eq!(s.state.nodes["甲"].min_until, Some(utc("2025-04-09T00:00:00+08:00")));
 }
+
+// --- R0.2: a deadline in a year without calendar data waits for it ----------------------------
+
+/// The test fixture for 2027 (not the real arrangement: no notice is published).
+const FIXTURE_2027: &str = include_str!("../../../tests/data/calendar-test-fixture/2027.json");
+
+fn year_2027() -> crate::calendar::YearCalendar {
+    crate::calendar::YearCalendar::parse(FIXTURE_2027, "test fixture 2027.json").unwrap()
+}
+
+fn notice() -> CalendarNotice {
+    CalendarNotice { title: "测试通知".into(), date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap() }
+}
+
+const TEN_WORKDAYS: &str = r#"
+policy demand {
+  role 首办部门
+  role 区领导
+  step 办理: task {
+    by 首办部门
+    due 10 workdays
+    remind 2 workdays before
+    on breach escalate 区领导
+  }
+}"#;
+
+#[test]
+fn r0_2_a_deadline_reaching_2027_opens_the_step_awaiting_the_calendar() {
+    // Monday 2026-12-21 10:00: 12-22 … 12-31 are 8 working days; the 9th and 10th are in 2027.
+    let mut s = Simulation::new(TEN_WORKDAYS, "2026-12-21 10:00").unwrap();
+    s.start(&[]).unwrap();
+    let n = &s.state.nodes["办理"];
+    assert_eq!(n.status, NodeStatus::Open);
+    assert_eq!(n.due(), Due::AwaitingCalendar { year: 2027 });
+    assert_eq!(n.due_at, None);
+    assert_eq!(
+        s.history.last().map(|(e, _)| e.clone()),
+        Some(Event::DeadlineAwaitingCalendar {
+            node: "办理".into(),
+            year: 2027,
+            from: utc("2026-12-21T10:00:00+08:00")
+        })
+    );
+    // No deadline timer, no reminder: nothing is guessed.
+    assert_eq!(pending_timers(s.ctx(), &s.state), vec![]);
+    // Everything else about the step goes on.
+    s.advance_to("2026-12-23 09:00").unwrap();
+    s.act("首办部门", "办理", Action::Urge { message: None }).unwrap();
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn r0_2_adding_the_year_computes_the_deadline_and_records_who_added_it() {
+    let mut s = Simulation::new(TEN_WORKDAYS, "2026-12-21 10:00").unwrap();
+    s.start(&[]).unwrap();
+    s.advance_to("2026-12-28 09:00").unwrap();
+    let before = s.history.len();
+    let events = s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap();
+    // 2027-01-01 … 01-03 off: Monday 01-04 is the 9th working day, Tuesday 01-05 the 10th.
+    let due = utc("2027-01-06T00:00:00+08:00");
+    assert_eq!(
+        events,
+        vec![Event::CalendarApplied {
+            node: "办理".into(),
+            year: 2027,
+            notice: notice(),
+            added_by: "admin-1".into(),
+            due_at: Some(due),
+            min_until: None,
+        }]
+    );
+    assert_eq!(s.history.len(), before + 1);
+    assert_eq!(s.state.nodes["办理"].due(), Due::At(due));
+    // The timers follow from the state: the reminder two working days before, the deadline.
+    assert_eq!(
+        pending_timers(s.ctx(), &s.state),
+        vec![
+            Timer { node: "办理".into(), kind: TimerKind::Due, at: due },
+            Timer { node: "办理".into(), kind: TimerKind::Reminder, at: utc("2027-01-04T00:00:00+08:00") },
+        ]
+    );
+    s.advance_to("2027-01-07 09:00").unwrap();
+    let overdue = s.history.iter().find(|(e, _)| matches!(e, Event::Overdue { .. }));
+    assert_eq!(overdue.map(|(_, at)| *at), Some(utc("2027-01-05T16:00:00Z")));
+    assert_eq!(s.replayed(), s.state);
+    // Adding the year again changes nothing.
+    assert_eq!(s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap(), vec![]);
+}
+
+#[test]
+fn r0_2_a_minimum_in_workdays_reaching_2027_refuses_the_end_until_the_year_is_added() {
+    let src = "policy p {\n  role 街道\n  step 甲: filing { by 街道 min 10 workdays }\n}";
+    let mut s = Simulation::new(src, "2026-12-21 10:00").unwrap();
+    s.start(&[]).unwrap();
+    assert_eq!(s.state.nodes["甲"].status, NodeStatus::Open);
+    s.advance_to("2027-01-08 09:00").unwrap();
+    let before = s.history.len();
+    let refusal = s.act("街道", "甲", file()).unwrap_err();
+    assert_eq!(refusal.code(), "R026");
+    assert_eq!(
+        refusal.to_string(),
+        "step `甲` cannot end yet: its minimum duration counts working days into 2027, whose \
+         working-day calendar is not published yet (awaiting the 2027 calendar, 待2027年日历公布)"
+    );
+    assert_eq!(s.history.len(), before, "a refusal records nothing");
+    let events = s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap();
+    assert!(matches!(
+        &events[..],
+        [Event::CalendarApplied { min_until: Some(at), due_at: None, .. }] if *at == utc("2027-01-06T00:00:00+08:00")
+    ));
+    s.act("街道", "甲", file()).unwrap();
+    assert_eq!(s.state.status, Status::Completed);
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn r0_2_a_year_added_that_is_not_awaited_records_nothing() {
+    let mut s = Simulation::new(TEN_WORKDAYS, "2026-10-12 10:00").unwrap();
+    s.start(&[]).unwrap();
+    assert_eq!(s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap(), vec![]);
+}

@@ -134,6 +134,12 @@ pub enum Refusal {
         role: String,
         next: String,
     },
+    /// R0.2: the minimum duration counts working days into a year whose calendar is not
+    /// published yet; the step cannot end before the year is added.
+    MinDurationAwaitingCalendar {
+        node: String,
+        year: i32,
+    },
 }
 
 impl Refusal {
@@ -165,6 +171,7 @@ impl Refusal {
             Refusal::Evaluation { .. } => "R023",
             Refusal::StaleTimer { .. } => "R024",
             Refusal::NotYourTurn { .. } => "R025",
+            Refusal::MinDurationAwaitingCalendar { .. } => "R026",
         }
     }
 
@@ -182,7 +189,8 @@ impl Refusal {
             | Refusal::NothingToWithdraw { .. }
             | Refusal::TooLateToWithdraw { .. }
             | Refusal::StaleTimer { .. }
-            | Refusal::NotYourTurn { .. } => RefusalClass::Conflict,
+            | Refusal::NotYourTurn { .. }
+            | Refusal::MinDurationAwaitingCalendar { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
         }
     }
@@ -236,6 +244,11 @@ impl fmt::Display for Refusal {
             Refusal::NotYourTurn { node, role, next } => {
                 write!(f, "step `{node}` is approved in order: it is `{next}`'s turn, not `{role}`'s")
             }
+            Refusal::MinDurationAwaitingCalendar { node, year } => write!(
+                f,
+                "step `{node}` cannot end yet: its minimum duration counts working days into {year}, \
+                 whose working-day calendar is not published yet (awaiting the {year} calendar, 待{year}年日历公布)"
+            ),
         }
     }
 }

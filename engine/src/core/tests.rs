@@ -347,11 +347,12 @@ fn r3_5_escalation_is_recorded_at_the_moment_of_the_breach_with_the_exact_deadli
 }
 
 #[test]
-fn a_deadline_in_a_year_without_calendar_data_is_refused_not_guessed() {
+fn a_deadline_in_a_year_without_calendar_data_waits_for_it_not_guessed() {
+    // R0.2: the step opens; its deadline waits for 2003's calendar (it was refused with R022
+    // before: the instance could not start).
     let mut s = sim(DEADLINE, "2003-05-06 10:00");
-    let r = s.start(&[]).unwrap_err();
-    assert_eq!(r.code(), "R022");
-    assert!(r.to_string().starts_with("no working-day calendar for 2003"), "{r}");
+    s.start(&[]).unwrap();
+    assert_eq!(s.state.nodes["办理"].due(), Due::AwaitingCalendar { year: 2003 });
 }
 
 #[test]
