@@ -144,7 +144,19 @@ pub struct Str {
 pub struct Param {
     pub name: Ident,
     pub ty: TypeExpr,
+    /// `>= 0`, `<= 9`, `in 30..=50`: the values an instance may be started with.
+    pub range: Option<ParamRange>,
     pub default: Option<Expr>,
+    pub span: Span,
+}
+
+/// The range of a number parameter (取值范围), both written ends included; numbers as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamRange {
+    pub low: Option<String>,
+    pub high: Option<String>,
+    /// Written `in LOW..=HIGH` (else `>= LOW` or `<= HIGH`).
+    pub between: bool,
     pub span: Span,
 }
 
@@ -253,17 +265,34 @@ pub enum ClauseKind {
     By(Vec<Ident>),
     After(Vec<Dependency>),
     When(Expr),
-    Window { from: Expr, to: Expr },
-    For { var: Ident, list: Expr },
+    Window {
+        from: Expr,
+        to: Expr,
+    },
+    For {
+        var: Ident,
+        list: Expr,
+    },
     Rule(ApprovalRule),
-    Due { deadline: Deadline, roll: bool },
+    Due {
+        deadline: Deadline,
+        roll: bool,
+    },
     Remind(Duration),
     Breach(Vec<BreachAction>),
     OnRejected(Option<Ident>),
     OnObjection(Ident),
     Min(Duration),
+    /// `min 公示天数 days`: the amount is a parameter or value.
+    MinAmount {
+        amount: Expr,
+        unit: TimeUnit,
+    },
     Form(Vec<FormItem>),
-    Vote { key: VoteKey, value: Expr },
+    Vote {
+        key: VoteKey,
+        value: Expr,
+    },
     UseTemplate(Ident),
     With(Vec<(Ident, Expr)>),
 }
@@ -283,7 +312,7 @@ impl ClauseKind {
             ClauseKind::Breach(_) => "on breach",
             ClauseKind::OnRejected(_) => "on rejected",
             ClauseKind::OnObjection(_) => "on objection",
-            ClauseKind::Min(_) => "min",
+            ClauseKind::Min(_) | ClauseKind::MinAmount { .. } => "min",
             ClauseKind::Form(_) => "form",
             ClauseKind::Vote { key, .. } => key.keyword(),
             ClauseKind::UseTemplate(_) => "template",
@@ -323,6 +352,8 @@ pub enum Deadline {
     Relative { duration: Duration, after: Option<Ident> },
     /// `due 2008-03-20` or any date expression.
     At(Expr),
+    /// `due 办结时限 workdays [after X]`: the amount is a parameter or value (a name or `( … )`).
+    Amount { amount: Expr, unit: TimeUnit, after: Option<Ident> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -39,6 +39,12 @@ pub enum Code {
     E0110,
     /// A number out of the supported range.
     E0111,
+    /// A duration amount not known at start.
+    E0122,
+    /// A parameter default outside its range.
+    E0121,
+    /// A parameter range that cannot apply.
+    E0120,
     /// Types that do not fit.
     E0201,
     /// An unknown function or a wrong number of arguments.
@@ -81,6 +87,9 @@ impl Code {
             Code::E0109 => "E0109",
             Code::E0110 => "E0110",
             Code::E0111 => "E0111",
+            Code::E0122 => "E0122",
+            Code::E0121 => "E0121",
+            Code::E0120 => "E0120",
             Code::E0201 => "E0201",
             Code::E0202 => "E0202",
             Code::E0203 => "E0203",
@@ -111,6 +120,9 @@ impl Code {
         Code::E0109,
         Code::E0110,
         Code::E0111,
+        Code::E0122,
+        Code::E0121,
+        Code::E0120,
         Code::E0201,
         Code::E0202,
         Code::E0203,
@@ -143,6 +155,9 @@ impl Code {
             Code::E0109 => "a clause that does not apply here",
             Code::E0110 => "a step lacks a clause its kind needs",
             Code::E0111 => "a number out of range",
+            Code::E0122 => "a duration amount not known at start",
+            Code::E0121 => "a parameter default outside its range",
+            Code::E0120 => "a parameter range that cannot apply",
             Code::E0201 => "types that do not fit",
             Code::E0202 => "an unknown function or wrong number of arguments",
             Code::E0203 => "a constant that is not constant",
@@ -174,6 +189,9 @@ impl Code {
             Code::E0109 => "Some clauses belong to one kind of node: `rule` and `on rejected` to approvals, `on objection` to publicity, `seats`/`eligible`/`quorum`/`elect`/`slate` to votes, `with` to calls; `by`, `due`, `remind`, `on breach`, `min`, `form`, `for` and `template` to steps, not phases.",
             Code::E0110 => "A publicity step needs `min` (公示 runs for a minimum time); a vote needs `eligible` and `elect`; a reminder or a breach action needs `due`; `rule K of N` needs N to be the number of roles in `by`; a call must give every procedure parameter without a default.",
             Code::E0111 => "Durations, recurrence counts and approval counts must be whole numbers from 1 up to 4294967295.",
+            Code::E0122 => "The amount of `due AMOUNT UNIT` or `min AMOUNT UNIT` is a name or a parenthesised expression of parameters and values, of type `int`: it is computed when the instance starts, where a negative amount is refused (R045). Form fields, step times and vote counts are not known then; a constant amount is written as a number (`3 days`).",
+            Code::E0121 => "A parameter's default must lie within the range the parameter declares, or every instance started without the parameter would be refused.",
+            Code::E0120 => "A range (`>= 0`, `<= 9`, `in 30..=50`) bounds a number parameter of the policy; values outside it are refused when an instance starts (R011). It needs an `int` or `decimal` parameter of the policy itself (a procedure parameter is bound by its call), and its low end may not exceed its high end.",
             Code::E0201 => "Arithmetic is exact: `/` gives a fraction, so a value declared `int` must round it with `floor` or `ceil`. Comparisons need two numbers, two dates or two texts; `and`/`or`/`not`/`when`/`require` need conditions; a date plus a duration is a date.",
             Code::E0202 => "The functions are `ceil(x)`, `floor(x)`, `min(a, b)`, `max(a, b)`, `len(list)`, `start(STEP)` and `end(STEP)`.",
             Code::E0203 => "A `const` and a parameter's default are fixed when the policy is compiled, so they cannot depend on parameters. Use `let` for a value computed from parameters (R2.4–R2.7 sizes are `let`s).",

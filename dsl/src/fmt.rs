@@ -260,6 +260,14 @@ fn item_head(item: &Item, indent: usize, out: &mut String) {
             out.push_str(&p.name.name);
             out.push_str(": ");
             type_expr(&p.ty, out);
+            if let Some(r) = &p.range {
+                match (&r.low, &r.high, r.between) {
+                    (Some(l), Some(h), true) => out.push_str(&format!(" in {l}..={h}")),
+                    (Some(l), _, _) => out.push_str(&format!(" >= {l}")),
+                    (None, Some(h), _) => out.push_str(&format!(" <= {h}")),
+                    (None, None, _) => {}
+                }
+            }
             if let Some(d) = &p.default {
                 out.push_str(" = ");
                 expr(d, indent, out);
@@ -385,6 +393,15 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
                     }
                 }
                 Deadline::At(e) => expr(e, indent, out),
+                Deadline::Amount { amount, unit, after } => {
+                    expr(amount, indent, out);
+                    out.push(' ');
+                    out.push_str(unit.keyword());
+                    if let Some(a) = after {
+                        out.push_str(" after ");
+                        out.push_str(&a.name);
+                    }
+                }
             }
             if *roll {
                 out.push_str(" roll");
@@ -429,6 +446,12 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
         ClauseKind::Min(d) => {
             out.push_str("min ");
             duration(d, out);
+        }
+        ClauseKind::MinAmount { amount, unit } => {
+            out.push_str("min ");
+            expr(amount, indent, out);
+            out.push(' ');
+            out.push_str(unit.keyword());
         }
         ClauseKind::Form(_) => out.push_str("form"),
         ClauseKind::Vote { key, value } => {

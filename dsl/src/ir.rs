@@ -80,6 +80,45 @@ pub struct Param {
     pub id: String,
     pub ty: Type,
     pub default: Option<Value>,
+    /// The values an instance may start with (`param 党员人数: int >= 0`); absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<Range>,
+}
+
+/// A closed range of numbers; a missing end is unbounded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Range {
+    pub low: Option<Value>,
+    pub high: Option<Value>,
+}
+
+impl Range {
+    /// Why `v` lies outside `range` (words for a message), or `None` if it is inside.
+    pub fn violation(&self, v: &Value) -> Option<String> {
+        let n = v.as_number()?;
+        if let Some(l) = self.low.as_ref().and_then(Value::as_number) {
+            if n < l {
+                return Some(format!("must be at least {} (range `{self}`)", crate::value::format_rational(l)));
+            }
+        }
+        if let Some(h) = self.high.as_ref().and_then(Value::as_number) {
+            if n > h {
+                return Some(format!("must be at most {} (range `{self}`)", crate::value::format_rational(h)));
+            }
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.low, &self.high) {
+            (Some(l), Some(h)) => write!(f, "in {l}..={h}"),
+            (Some(l), None) => write!(f, ">= {l}"),
+            (None, Some(h)) => write!(f, "<= {h}"),
+            (None, None) => f.write_str("any"),
+        }
+    }
 }
 
 /// A `const` or `let`: evaluated once when an instance starts.
@@ -154,6 +193,13 @@ pub struct Node {
     pub template: Option<String>,
     pub on_rejected: Option<OnRejected>,
     pub on_objection: Option<String>,
+    /// `due 办结时限 workdays`: the deadline's amount, an `int` of parameters and values computed
+    /// at start (the deadline's span then carries only the unit, amount 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_amount: Option<Expr>,
+    /// `min 公示天数 days`: the minimum duration's amount, as `due_amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_amount: Option<Expr>,
 }
 
 /// A length of time in one unit (`3 days`, `10 workdays`).

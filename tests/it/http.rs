@@ -683,3 +683,30 @@ async fn first_start_openapi_health_and_problems() {
     assert_problem(&reused, StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED");
     env.finish().await;
 }
+
+/// Instance ids: letters (Chinese included), digits, `-`, `_`, `.`, at most 64 characters; any
+/// other id is 422 with the rule and nothing is started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_ids_keep_to_a_safe_alphabet() {
+    let env = Env::sqlite(true).await;
+    let admin = env.admin.clone();
+    let before = env.get("/v1/instances", &admin).await.body["total"].clone();
+    for (id, why) in
+        [("../x", "it starts with `.`"), ("甲 乙", "it contains ` `"), ("a\u{202e}b", "it contains `\\u{202e}`")]
+    {
+        let r = env.post("/v1/instances", &admin, json!({ "policy": "reform_pilot", "id": id })).await;
+        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
+        assert_eq!(
+            r.body["detail"],
+            format!("an instance id has 1 to 64 characters: letters (Chinese included) and digits, and `-`, `_` or `.` after the first; {why}")
+        );
+    }
+    let long = "街".repeat(65);
+    let r = env.post("/v1/instances", &admin, json!({ "policy": "reform_pilot", "id": long })).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
+    assert_eq!(env.get("/v1/instances", &admin).await.body["total"], before, "nothing started");
+    let ok = env.post("/v1/instances", &admin, json!({ "policy": "reform_pilot", "id": "2008.试点_东湖-1" })).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    assert_eq!(ok.body["instance"], "2008.试点_东湖-1");
+    env.finish().await;
+}

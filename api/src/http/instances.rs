@@ -43,7 +43,7 @@ pub struct StartRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub params: serde_json::Map<String, serde_json::Value>,
-    /// An id of the caller's choosing (letters, digits, `.`, `_`, `-`; at most 64); generated if absent.
+    /// An id of the caller's choosing (1 to 64 letters, Chinese included, and digits, with `-`, `_`, `.` after the first); generated if absent.
     #[serde(default)]
     pub id: Option<String>,
 }
@@ -586,14 +586,7 @@ fn read_form(
 }
 
 fn check_id(id: &str) -> Result<String, ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(id.to_string())
-    } else {
-        Err(ApiError::invalid(format!("instance id `{id}`: use 1 to 64 letters, digits, `.`, `_` or `-`")))
-    }
+    super::instance_id::check(id)
 }
 
 fn new_id() -> Result<String, ApiError> {

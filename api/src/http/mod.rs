@@ -19,6 +19,7 @@ pub mod events;
 pub mod extract;
 pub mod history;
 pub mod inbox;
+pub mod instance_id;
 pub mod instances;
 pub mod policies;
 pub mod problem;

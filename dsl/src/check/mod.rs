@@ -17,6 +17,7 @@ use crate::eval::{self, Env, EvalError};
 use crate::ir::{self, Expr, Func, RefKind, Type};
 use crate::value::{parse_rational, Value};
 
+mod params;
 mod structure;
 #[cfg(test)]
 mod tests;
@@ -267,6 +268,7 @@ impl Checker {
                     let ty = lower_type(&p.ty);
                     let default =
                         p.default.as_ref().and_then(|d| self.constant_value(d, &ty, &scope, "a parameter's default"));
+                    let range = self.param_range(p, &ty, default.as_ref(), args.is_some());
                     match args.as_deref_mut() {
                         // A procedure parameter becomes a derived value bound by the call.
                         Some(args) => {
@@ -304,7 +306,7 @@ impl Checker {
                             Binding { kind: RefKind::Value, id, ty, span }
                         }
                         None => {
-                            self.out.params.push(ir::Param { id: id.clone(), ty: ty.clone(), default });
+                            self.out.params.push(ir::Param { id: id.clone(), ty: ty.clone(), default, range });
                             Binding { kind: RefKind::Param, id, ty, span }
                         }
                     }
@@ -778,22 +780,33 @@ impl Checker {
                     });
                 }
                 ast::ClauseKind::Due { deadline, roll } => {
-                    node.deadline = match deadline {
-                        ast::Deadline::Relative { duration, after: None } => {
-                            Some(ir::Deadline::AfterOpen { span: span_of(duration), roll: *roll })
-                        }
-                        ast::Deadline::Relative { duration, after: Some(other) } => {
-                            self.node_ref(other, unit, &node.id).map(|d| ir::Deadline::AfterDone {
-                                node: d.id.clone(),
-                                span: span_of(duration),
-                                roll: *roll,
-                            })
-                        }
-                        ast::Deadline::At(e) => self.expr(e, &scope, ctx).map(|(expr, ty)| {
-                            self.expect_type(&Type::Date, &ty, e.span, "a deadline");
-                            ir::Deadline::At { date: expr }
-                        }),
-                    };
+                    node.deadline =
+                        match deadline {
+                            ast::Deadline::Relative { duration, after: None } => {
+                                Some(ir::Deadline::AfterOpen { span: span_of(duration), roll: *roll })
+                            }
+                            ast::Deadline::Relative { duration, after: Some(other) } => {
+                                self.node_ref(other, unit, &node.id).map(|d| ir::Deadline::AfterDone {
+                                    node: d.id.clone(),
+                                    span: span_of(duration),
+                                    roll: *roll,
+                                })
+                            }
+                            ast::Deadline::At(e) => self.expr(e, &scope, ctx).map(|(expr, ty)| {
+                                self.expect_type(&Type::Date, &ty, e.span, "a deadline");
+                                ir::Deadline::At { date: expr }
+                            }),
+                            ast::Deadline::Amount { amount, unit: u, after } => {
+                                node.due_amount = self.amount(amount, &scope, unit);
+                                let span = ir::Span { amount: 0, unit: *u };
+                                match after {
+                                    None => Some(ir::Deadline::AfterOpen { span, roll: *roll }),
+                                    Some(other) => self
+                                        .node_ref(other, unit, &node.id)
+                                        .map(|d| ir::Deadline::AfterDone { node: d.id.clone(), span, roll: *roll }),
+                                }
+                            }
+                        };
                     if let (true, Some(ir::Deadline::At { .. })) = (*roll, &node.deadline) {
                         self.err(
                             Diagnostic::error(Code::E0109, c.span, "`roll` applies to a deadline counted in days")
@@ -838,6 +851,11 @@ impl Checker {
                     if let Some(spans) = self.spans.nodes.get_mut(&node.id) {
                         spans.min = Some(c.span);
                     }
+                }
+                ast::ClauseKind::MinAmount { amount, unit: u } => {
+                    // The schedule check counts it as 0 (its amount is known only at start).
+                    node.min_amount = self.amount(amount, &scope, unit);
+                    node.min_duration = Some(ir::Span { amount: 0, unit: *u });
                 }
                 ast::ClauseKind::Form(items) => {
                     let mut frame = HashMap::new();
@@ -1661,6 +1679,8 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         template: None,
         on_rejected: None,
         on_objection: None,
+        due_amount: None,
+        min_amount: None,
     }
 }
 
@@ -1670,7 +1690,7 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
     use ir::StepKind as S;
     match c {
         C::After(_) | C::Window { .. } | C::When(_) => true,
-        C::By(_) | C::Min(_) | C::Form(_) | C::UseTemplate(_) | C::For { .. } => {
+        C::By(_) | C::Min(_) | C::MinAmount { .. } | C::Form(_) | C::UseTemplate(_) | C::For { .. } => {
             matches!(kind, N::Step(_))
         }
         // A sub-procedure may have a deadline for the whole of it.

@@ -347,8 +347,9 @@ fn item(p: Pair<Rule>) -> PResult<Item> {
             k.kw()?;
             let name = ident(k.expect(Rule::ident)?);
             let ty = type_expr(k.expect(Rule::type_expr)?)?;
+            let range = k.opt(Rule::param_range).map(param_range).transpose()?;
             let default = k.opt(Rule::expr).map(expr).transpose()?;
-            Item::Param(Param { name, ty, default, span })
+            Item::Param(Param { name, ty, range, default, span })
         }
         Rule::const_decl | Rule::let_decl => {
             let is_const = p.as_rule() == Rule::const_decl;
@@ -520,6 +521,15 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                     None
                 };
                 Deadline::Relative { duration, after }
+            } else if first.as_rule() == Rule::amount_duration {
+                let (amount, unit) = amount_duration(first)?;
+                let after = if dk.peek_is(Rule::kw_after) {
+                    dk.kw()?;
+                    Some(ident(dk.expect(Rule::ident)?))
+                } else {
+                    None
+                };
+                Deadline::Amount { amount, unit, after }
             } else {
                 Deadline::At(expr(first)?)
             };
@@ -576,7 +586,12 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
         }
         Rule::min_clause => {
             k.kw()?;
-            ClauseKind::Min(duration(k.expect(Rule::duration_lit)?)?)
+            if k.peek_is(Rule::amount_duration) {
+                let (amount, unit) = amount_duration(k.next()?)?;
+                ClauseKind::MinAmount { amount, unit }
+            } else {
+                ClauseKind::Min(duration(k.expect(Rule::duration_lit)?)?)
+            }
         }
         Rule::form_clause => {
             k.kw()?;
@@ -639,6 +654,47 @@ fn small_int(p: Pair<Rule>) -> PResult<u32> {
         Diagnostic::error(Code::E0111, span_of(&p), format!("`{}` is too large here", p.as_str()))
             .with_label("at most 4294967295")
     })
+}
+
+/// `>= 0`, `<= 9`, `in 30..=50`.
+fn param_range(p: Pair<Rule>) -> PResult<ParamRange> {
+    let span = span_of(&p);
+    let inner = Kids::of(p).next()?;
+    let rule = inner.as_rule();
+    let mut k = Kids::of(inner);
+    Ok(match rule {
+        Rule::range_at_least => {
+            ParamRange { low: Some(bound_text(k.expect(Rule::range_bound)?)?), high: None, between: false, span }
+        }
+        Rule::range_at_most => {
+            ParamRange { low: None, high: Some(bound_text(k.expect(Rule::range_bound)?)?), between: false, span }
+        }
+        _ => {
+            k.kw()?;
+            let low = bound_text(k.expect(Rule::range_bound)?)?;
+            let high = bound_text(k.expect(Rule::range_bound)?)?;
+            ParamRange { low: Some(low), high: Some(high), between: true, span }
+        }
+    })
+}
+
+/// `办结时限 workdays`, `(期限 + 2) days`: the amount as an expression, and the unit.
+fn amount_duration(p: Pair<Rule>) -> PResult<(Expr, TimeUnit)> {
+    let mut k = Kids::of(p);
+    let a = Kids::of(k.expect(Rule::amount)?).next()?;
+    let amount = if a.as_rule() == Rule::ident {
+        let id = ident(a);
+        Expr { span: id.span, kind: ExprKind::Name(id) }
+    } else {
+        primary(a, 0)?.0
+    };
+    let unit = match k.expect(Rule::amount_unit)?.as_str() {
+        "workdays" | "workday" => TimeUnit::Workdays,
+        "days" | "day" => TimeUnit::Days,
+        "months" | "month" => TimeUnit::Months,
+        _ => TimeUnit::Years,
+    };
+    Ok((amount, unit))
 }
 
 fn duration(p: Pair<Rule>) -> PResult<Duration> {

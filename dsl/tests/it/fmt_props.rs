@@ -291,6 +291,11 @@ fn clause() -> impl Strategy<Value = Clause> {
     ];
     let deadline = prop_oneof![
         (duration(), prop::option::of(ident())).prop_map(|(duration, after)| Deadline::Relative { duration, after }),
+        (amount(), time_unit(), prop::option::of(ident())).prop_map(|(amount, unit, after)| Deadline::Amount {
+            amount,
+            unit,
+            after
+        }),
         expr()
             .prop_filter("a leading duration is a relative deadline", |e| { !starts_with_duration(e) })
             .prop_map(Deadline::At),
@@ -316,6 +321,7 @@ fn clause() -> impl Strategy<Value = Clause> {
         prop::option::of(ident()).prop_map(ClauseKind::OnRejected),
         ident().prop_map(ClauseKind::OnObjection),
         duration().prop_map(ClauseKind::Min),
+        (amount(), time_unit()).prop_map(|(amount, unit)| ClauseKind::MinAmount { amount, unit }),
         prop::collection::vec(form_item(), 0..4).prop_map(ClauseKind::Form),
         (vote_key, expr()).prop_map(|(key, value)| ClauseKind::Vote { key, value }),
         ident().prop_map(ClauseKind::UseTemplate),
@@ -329,7 +335,10 @@ fn clause() -> impl Strategy<Value = Clause> {
 fn no_due_then_after(clauses: &mut [&mut Clause]) {
     for i in 1..clauses.len() {
         if matches!(clauses[i].kind, ClauseKind::After(_)) {
-            if let ClauseKind::Due { deadline: Deadline::Relative { after: None, .. }, roll } = &mut clauses[i - 1].kind
+            if let ClauseKind::Due {
+                deadline: Deadline::Relative { after: None, .. } | Deadline::Amount { after: None, .. },
+                roll,
+            } = &mut clauses[i - 1].kind
             {
                 *roll = true;
             }
@@ -393,9 +402,22 @@ fn binding() -> impl Strategy<Value = Binding> {
     (ident(), type_expr(), expr()).prop_map(|(name, ty, value)| Binding { name, ty, value, span: sp() })
 }
 
+/// The amount of `due AMOUNT UNIT` / `min AMOUNT UNIT`: a name or a parenthesised expression.
+fn amount() -> impl Strategy<Value = Expr> {
+    prop_oneof![ident().prop_map(|n| ex(ExprKind::Name(n))), expr().prop_map(paren)]
+}
+
+fn param_range() -> impl Strategy<Value = ParamRange> {
+    prop_oneof![
+        number().prop_map(|l| ParamRange { low: Some(l), high: None, between: false, span: sp() }),
+        number().prop_map(|h| ParamRange { low: None, high: Some(h), between: false, span: sp() }),
+        (number(), number()).prop_map(|(l, h)| ParamRange { low: Some(l), high: Some(h), between: true, span: sp() }),
+    ]
+}
+
 fn param() -> impl Strategy<Value = Item> {
-    (ident(), type_expr(), prop::option::of(expr()))
-        .prop_map(|(name, ty, default)| Item::Param(Param { name, ty, default, span: sp() }))
+    (ident(), type_expr(), prop::option::of(param_range()), prop::option::of(expr()))
+        .prop_map(|(name, ty, range, default)| Item::Param(Param { name, ty, range, default, span: sp() }))
 }
 
 fn procedure() -> impl Strategy<Value = Item> {

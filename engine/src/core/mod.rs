@@ -9,6 +9,7 @@
 //! it opens every node whose parent is open and whose dependencies are done, skips what can no
 //! longer happen, completes phases whose steps are all done, and completes the instance.
 
+mod amounts;
 mod awaiting;
 mod model;
 pub mod period;
@@ -20,6 +21,8 @@ mod refusal;
 mod rules;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -510,7 +513,9 @@ impl<'a> Decision<'a> {
                 }
             }
         }
+        amounts::check_ranges(policy, &params)?;
         let values = eval::derived_values(policy, &params).map_err(eval_refusal)?;
+        amounts::check_amounts(policy, &params, &values)?;
         let nodes = policy.nodes.iter().map(|n| (n.id.clone(), n.id.clone(), None)).collect();
         self.emit(Event::Started { params, values, nodes });
         Ok(())
@@ -734,7 +739,10 @@ impl<'a> Decision<'a> {
         // R0.1: a minimum duration counts like any period: from the day after `start`, to 24:00
         // of its last day (a notice posted 04-05 10:00 for 3 days may close at 04-09 00:00).
         let min = match def.min_duration {
-            Some(span) => Some(period::period_end(self.ctx.calendar, offset, start, span, false)?),
+            Some(span) => {
+                let span = self.resolved_span(def, span, amounts::Which::Min)?;
+                Some(period::period_end(self.ctx.calendar, offset, start, span, false)?)
+            }
             None => None,
         };
         let instant = |end: Option<period::PeriodEnd>| match end {
@@ -774,6 +782,10 @@ impl<'a> Decision<'a> {
                 let day = date_of(eval::eval(date, &env).map_err(eval_refusal)?)?;
                 return period::end_of_day(offset, day).map(|at| Some(period::PeriodEnd::At(at)));
             }
+        };
+        let span = match self.state.nodes.get(key).and_then(|n| self.ctx.program.node(&n.def)) {
+            Some(def) => self.resolved_span(def, span, amounts::Which::Due)?,
+            None => span,
         };
         // R0.1: the same rule as every period (`period::period_end`).
         period::period_end_from_day(self.ctx.calendar, offset, base, span, roll).map(Some)

@@ -140,6 +140,12 @@ pub enum Refusal {
         node: String,
         year: i32,
     },
+    /// A duration computed from the parameters (`due 办结时限 workdays`) is negative.
+    NegativeDuration {
+        node: String,
+        amount: String,
+        value: String,
+    },
 }
 
 impl Refusal {
@@ -172,6 +178,7 @@ impl Refusal {
             Refusal::StaleTimer { .. } => "R024",
             Refusal::NotYourTurn { .. } => "R025",
             Refusal::MinDurationAwaitingCalendar { .. } => "R026",
+            Refusal::NegativeDuration { .. } => "R045",
         }
     }
 
@@ -249,6 +256,9 @@ impl fmt::Display for Refusal {
                 "step `{node}` cannot end yet: its minimum duration counts working days into {year}, \
                  whose working-day calendar is not published yet (awaiting the {year} calendar, 待{year}年日历公布)"
             ),
+            Refusal::NegativeDuration { node, amount, value } => {
+                write!(f, "step `{node}`: its duration `{amount}` is {value}; a period cannot be negative")
+            }
         }
     }
 }
