@@ -119,7 +119,8 @@ fn r3_4_a_limit_from_a_parameter_falls_where_the_written_limit_does() {
     s.act("职能部门", "办理", Action::Complete { report: "办结".into() }).unwrap();
     lit.act("职能部门", "办理", Action::Complete { report: "办结".into() }).unwrap();
     assert_eq!(s.state.nodes["公示"].min_until, lit.state.nodes["公示"].min_until);
-    assert_eq!(s.state.nodes["公示"].min_until, Some(utc("2012-05-12T02:00:00Z")));
+    // R0.1: 5 days from 05-07 10:00 run 05-08 … 05-12 and end at 05-13 00:00 (+08:00).
+    assert_eq!(s.state.nodes["公示"].min_until, Some(utc("2012-05-12T16:00:00Z")));
     assert_eq!(s.replayed(), s.state);
 }
 
