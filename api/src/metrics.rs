@@ -296,6 +296,13 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.counter(key).await;
+        self.time("counter", t);
+        r
+    }
+
     async fn checkpoint(&self) -> Result<(), StoreError> {
         let t = Instant::now();
         let r = self.inner.checkpoint().await;

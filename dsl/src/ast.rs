@@ -83,6 +83,8 @@ pub enum Item {
     Template(Template),
     Procedure(Procedure),
     Recur(Recur),
+    /// `quota …` (R3.7): a cap over the instances of one cycle.
+    Quota(Quota),
     Phase(Phase),
     Step(Step),
     /// A clause directly inside a phase block (`window`, `after`).
@@ -99,6 +101,7 @@ impl Item {
             Item::Template(x) => x.span,
             Item::Procedure(x) => x.span,
             Item::Recur(x) => x.span,
+            Item::Quota(x) => x.span,
             Item::Phase(x) => x.span,
             Item::Step(x) => x.span,
             Item::Clause(x) => x.span,
@@ -198,11 +201,63 @@ pub enum RecurUnit {
     Months,
 }
 
-/// `recur every N years|months` (R2.3: a new election every three years).
+/// How often a recurring procedure comes round (R0.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecurEvery {
+    /// `every N years|months`: N units after the anchor (R2.3: a term of three years).
+    Every {
+        n: u32,
+        unit: RecurUnit,
+    },
+    /// `monthly` (月度), `quarterly` (季度), `half-yearly` (半年), `yearly` (年度): on chosen
+    /// days of the calendar (R3.7, R4.2, R5.2).
+    Monthly,
+    Quarterly,
+    HalfYearly,
+    Yearly,
+}
+
+/// A day a calendar recurrence falls on: `day 1` (of the month) or `12-20` (of the year).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecurDay {
+    pub month: Option<u32>,
+    pub day: u32,
+}
+
+/// Where the period of a recurrence is counted from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RecurAnchor {
+    /// `from start`: the instance's start.
+    Start,
+    /// `from end(STEP)`: the end of a step or phase.
+    End(Ident),
+}
+
+/// `recur every 3 years from end(总结完善) carry 社区名称 dated 开始 by 街道党工委`,
+/// `recur monthly on day 1`, `recur yearly on 06-30, 12-20` (R0.3: the next cycle opens by itself).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recur {
-    pub every: u32,
-    pub unit: RecurUnit,
+    pub every: RecurEvery,
+    /// `on day 1, 15` / `on 12-20`; empty: the first day of the period.
+    pub on: Vec<RecurDay>,
+    pub on_span: Option<Span>,
+    pub from: Option<RecurAnchor>,
+    /// Parameters the next cycle takes over from this one.
+    pub carry: Vec<Ident>,
+    /// A date parameter the next cycle receives its due date in.
+    pub dated: Option<Ident>,
+    /// The role that starts the next cycle when it needs fresh parameters.
+    pub by: Option<Ident>,
+    pub span: Span,
+}
+
+/// `quota 评定.等次 == "优秀" at most 10% of cycle else "…"` (R3.7): at most this share of the
+/// instances of one cycle may meet the condition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quota {
+    pub condition: Expr,
+    pub share: Expr,
+    pub message: Str,
     pub span: Span,
 }
 
@@ -295,6 +350,13 @@ pub enum ClauseKind {
     },
     UseTemplate(Ident),
     With(Vec<(Ident, Expr)>),
+    /// `requires completed POLICY where PARAM == EXPR else "…"` (R3.6).
+    Requires {
+        policy: Ident,
+        param: Ident,
+        value: Expr,
+        message: Str,
+    },
 }
 
 impl ClauseKind {
@@ -317,6 +379,7 @@ impl ClauseKind {
             ClauseKind::Vote { key, .. } => key.keyword(),
             ClauseKind::UseTemplate(_) => "template",
             ClauseKind::With(_) => "with",
+            ClauseKind::Requires { .. } => "requires",
         }
     }
 }

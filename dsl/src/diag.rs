@@ -55,6 +55,14 @@ pub enum Code {
     E0204,
     /// A division by zero in a constant expression.
     E0205,
+    /// `carry` or `dated` names something that is not a fitting parameter.
+    E0206,
+    /// The next cycle needs parameters given and no role is named to start it.
+    E0207,
+    /// A `quota` that cannot be counted.
+    E0208,
+    /// A `requires completed` clause that cannot name a matter.
+    E0209,
     /// Steps that depend on each other in a cycle.
     E0301,
     /// A step that no role can complete.
@@ -95,6 +103,10 @@ impl Code {
             Code::E0203 => "E0203",
             Code::E0204 => "E0204",
             Code::E0205 => "E0205",
+            Code::E0206 => "E0206",
+            Code::E0207 => "E0207",
+            Code::E0208 => "E0208",
+            Code::E0209 => "E0209",
             Code::E0301 => "E0301",
             Code::E0302 => "E0302",
             Code::E0303 => "E0303",
@@ -128,6 +140,10 @@ impl Code {
         Code::E0203,
         Code::E0204,
         Code::E0205,
+        Code::E0206,
+        Code::E0207,
+        Code::E0208,
+        Code::E0209,
         Code::E0301,
         Code::E0302,
         Code::E0303,
@@ -163,6 +179,10 @@ impl Code {
             Code::E0203 => "a constant that is not constant",
             Code::E0204 => "a decision table (`match`) with overlapping arms or uncovered values",
             Code::E0205 => "division by zero",
+            Code::E0206 => "a recurrence that takes over something that is not a fitting parameter",
+            Code::E0207 => "a next cycle nobody can start",
+            Code::E0208 => "a quota that cannot be counted",
+            Code::E0209 => "a prerequisite that cannot name its matter",
             Code::E0301 => "a dependency cycle",
             Code::E0302 => "a step no role can complete",
             Code::E0303 => "a step that can never open",
@@ -197,6 +217,10 @@ impl Code {
             Code::E0203 => "A `const` and a parameter's default are fixed when the policy is compiled, so they cannot depend on parameters. Use `let` for a value computed from parameters (R2.4–R2.7 sizes are `let`s).",
             Code::E0204 => "A `match` over numbers is a decision table: every value must fall under exactly one arm. Ranges include both written ends (`51..=99`), so boundaries such as 50/51 and 99/100 must be written out; add `_ =>` for a deliberate catch-all.",
             Code::E0205 => "A constant expression divides by zero.",
+            Code::E0206 => "`recur … carry A, B` hands parameters of this cycle to the next one, and `dated P` gives the next cycle its due date in the date parameter `P`; both must name parameters declared with `param` (`dated` a `date` one).",
+            Code::E0207 => "When the next cycle opens (R0.3), every parameter without a default must come from somewhere: carried over (`carry`), the due date (`dated`), or given by a person. If some must be given, name the role that starts the next cycle with `by ROLE`: the engine then opens a task for it instead of starting the instance with parameters it does not know.",
+            Code::E0208 => "`quota COND at most SHARE of cycle else \"…\"` (R3.7) caps how many instances of one cycle may meet a condition over one step's form (`评定.等次 == \"优秀\"`). The policy must recur (the cycle is its period), the condition must read exactly one step's fields and no parameters, and the share is a constant from 0% to 100%.",
+            Code::E0209 => "`requires completed POLICY where PARAM == EXPR else \"…\"` (R3.6) looks for a completed instance of another procedure about the same matter: the value compared with its parameter must be a plain text, number or date, and the clause must carry the words of the rule for the refusal.",
             Code::E0301 => "The steps named wait for each other in a circle, so none of them can ever open. A phase waiting for one of its own steps is such a circle too.",
             Code::E0302 => "Every step except a `call` needs `by ROLE`, and its approval rule must be satisfiable by the listed roles: `rule 3 of 2` and `rule > 1/1` can never be met.",
             Code::E0303 => "The step waits for an outcome that cannot happen (a filing or task is never rejected; an approval that returns on rejection never ends rejected), or its `when` condition is always false. Steps after it are unreachable too.",

@@ -233,7 +233,7 @@ fn group(item: &Item) -> u8 {
         Item::Template(_) => 3,
         Item::Procedure(_) => 4,
         Item::Phase(_) | Item::Step(_) => 5,
-        Item::Recur(_) => 6,
+        Item::Recur(_) | Item::Quota(_) => 6,
         // A phase's own clauses (`window`, `after`) come before its steps.
         Item::Clause(_) => 7,
     }
@@ -299,13 +299,14 @@ fn item_head(item: &Item, indent: usize, out: &mut String) {
             out.push_str("procedure ");
             out.push_str(&p.name.name);
         }
-        Item::Recur(r) => {
-            out.push_str("recur every ");
-            out.push_str(&r.every.to_string());
-            out.push_str(match r.unit {
-                RecurUnit::Years => " years",
-                RecurUnit::Months => " months",
-            });
+        Item::Recur(r) => recur(r, out),
+        Item::Quota(q) => {
+            out.push_str("quota ");
+            expr(&q.condition, indent, out);
+            out.push_str(" at most ");
+            expr(&q.share, indent, out);
+            out.push_str(" of cycle else ");
+            string(&q.message, out);
         }
         Item::Phase(p) => {
             out.push_str("phase ");
@@ -474,6 +475,72 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
                 expr(value, indent, out);
             }
         }
+        ClauseKind::Requires { policy, param, value, message } => {
+            out.push_str("requires completed ");
+            out.push_str(&policy.name);
+            out.push_str(" where ");
+            out.push_str(&param.name);
+            out.push_str(" == ");
+            expr(value, indent, out);
+            out.push_str(" else ");
+            string(message, out);
+        }
+    }
+}
+
+/// `recur …` in canonical order: period, days, anchor, carried parameters, date, role.
+fn recur(r: &Recur, out: &mut String) {
+    out.push_str("recur ");
+    match r.every {
+        RecurEvery::Every { n, unit } => {
+            out.push_str("every ");
+            out.push_str(&n.to_string());
+            out.push_str(match unit {
+                RecurUnit::Years => " years",
+                RecurUnit::Months => " months",
+            });
+        }
+        RecurEvery::Monthly => out.push_str("monthly"),
+        RecurEvery::Quarterly => out.push_str("quarterly"),
+        RecurEvery::HalfYearly => out.push_str("half-yearly"),
+        RecurEvery::Yearly => out.push_str("yearly"),
+    }
+    if !r.on.is_empty() {
+        out.push_str(" on ");
+        if r.on[0].month.is_none() {
+            out.push_str("day ");
+        }
+        for (i, d) in r.on.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            match d.month {
+                Some(m) => out.push_str(&format!("{m:02}-{:02}", d.day)),
+                None => out.push_str(&d.day.to_string()),
+            }
+        }
+    }
+    match &r.from {
+        None => {}
+        Some(RecurAnchor::Start) => out.push_str(" from start"),
+        Some(RecurAnchor::End(n)) => {
+            out.push_str(" from end(");
+            out.push_str(&n.name);
+            out.push(')');
+        }
+    }
+    if !r.carry.is_empty() {
+        out.push_str(" carry ");
+        let names: Vec<&str> = r.carry.iter().map(|i| i.name.as_str()).collect();
+        out.push_str(&names.join(", "));
+    }
+    if let Some(d) = &r.dated {
+        out.push_str(" dated ");
+        out.push_str(&d.name);
+    }
+    if let Some(b) = &r.by {
+        out.push_str(" by ");
+        out.push_str(&b.name);
     }
 }
 

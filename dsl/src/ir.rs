@@ -34,7 +34,16 @@ pub struct Policy {
     pub edges: Vec<Edge>,
     /// Every timer an instance of this policy can set.
     pub timers: Vec<TimerSpec>,
+    /// The form of `recur` before anchors and calendar days existed; kept so stored versions
+    /// still load (a new compile leaves it `None` and fills `cycles`).
     pub recurrence: Option<Recurrence>,
+    /// How the procedure comes round (R0.3), one entry per `recur`; the earliest due opens the
+    /// next cycle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycles: Vec<Cycle>,
+    /// Caps over the instances of one cycle (R3.7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<Quota>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -189,6 +198,9 @@ pub struct Node {
     pub min_duration: Option<Span>,
     pub form: Vec<Field>,
     pub requires: Vec<Require>,
+    /// Instances of other procedures that must have completed first (R3.6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prerequisites: Vec<Prerequisite>,
     pub vote: Option<VoteRules>,
     pub template: Option<String>,
     pub on_rejected: Option<OnRejected>,
@@ -357,6 +369,72 @@ pub struct TimerSpec {
 pub struct Recurrence {
     pub every: u32,
     pub unit: RecurUnit,
+}
+
+/// How often a cycle comes round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "every")]
+pub enum CycleEvery {
+    /// N months or years after the anchor's day (R0.1: the period ends at 24:00 of its last day).
+    Span {
+        n: u32,
+        unit: RecurUnit,
+    },
+    Monthly,
+    Quarterly,
+    HalfYearly,
+    Yearly,
+}
+
+/// A day a calendar cycle falls on: the `day` of every month of the period (`month: None`), or
+/// a day of the year.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleDay {
+    pub month: Option<u32>,
+    pub day: u32,
+}
+
+/// One `recur` (R0.3): when the next cycle is due and what it takes over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cycle {
+    pub every: CycleEvery,
+    /// Days of a calendar cycle, in the order written (empty: the first day of each period).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<CycleDay>,
+    /// The node whose end the period is counted from; `None`: the instance's start.
+    pub anchor: Option<String>,
+    /// Parameters the next cycle takes over.
+    pub carry: Vec<String>,
+    /// The date parameter that receives the next cycle's due date.
+    pub dated: Option<String>,
+    /// The role that starts the next cycle when it needs fresh parameters.
+    pub by: Option<String>,
+    /// Parameters neither carried, dated nor defaulted: the next cycle needs them given, so the
+    /// engine opens a task for `by` instead of starting it.
+    pub fresh: Vec<String>,
+}
+
+/// A cap over the instances of one cycle (R3.7): at most `share` of them may meet `condition`,
+/// which reads the form of `node`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    /// A stable name: `quota1`, `quota2`, … in the order written.
+    pub id: String,
+    pub node: String,
+    pub condition: Expr,
+    /// A fraction (`10%` is 1/10).
+    pub share: Value,
+    pub message: String,
+}
+
+/// `requires completed POLICY where PARAM == EXPR` (R3.6): an instance of `policy` whose
+/// parameter `param` equals `value` must have completed before the step is acted on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prerequisite {
+    pub policy: String,
+    pub param: String,
+    pub value: Expr,
+    pub message: String,
 }
 
 /// Built-in functions.

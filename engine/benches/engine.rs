@@ -522,6 +522,7 @@ async fn bulk_create(store: Arc<dyn Store>, source: &str, n: usize, starts: usiz
                     cancel_timers_for_nodes: Vec::new(),
                     fire: None,
                     idempotency: None,
+                    ..Commit::default()
                 };
                 store.create_instance(record, commit).await.unwrap();
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;

@@ -109,9 +109,10 @@ impl Simulation {
             if self.state.status != Status::Running {
                 break;
             }
+            // The next cycle is another instance (R0.3): the durable runtime opens it.
             let next = core::pending_timers(self.ctx(), &self.state)
                 .into_iter()
-                .filter(|t| t.at <= until)
+                .filter(|t| t.at <= until && t.kind != core::TimerKind::NextCycle)
                 .min_by_key(|t| t.at);
             let Some(t) = next else { break };
             self.now = self.now.max(t.at);

@@ -11,7 +11,9 @@
 //! | `election.cf` | 社区两委换届选举 | R2.1–R2.18 |
 //! | `community_access.cf` | 社区工作准入 | R3.1–R3.3 |
 //! | `residents_demand.cf` | 居民诉求"绿色通道" | R3.4–R3.6 |
-//! | `property_service.cf` | 物业服务监督与社区党组织同意事项 | R4.1–R4.3 |
+//! | `property_service.cf` | 物业服务监督与社区党组织同意事项 | R4.1–R4.3 (and R3.6's prerequisite) |
+//! | `community_assessment.cf` | 街道社区工作月度考核 | R3.7, R0.3 |
+//! | `stability_assessment.cf` | 稳定风险评估 | R3.6 |
 
 /// One bundled policy source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +33,16 @@ pub static BUNDLED: &[Bundled] = &[
     Bundled { name: "community_access", file: "community_access.cf", source: include_str!("../community_access.cf") },
     Bundled { name: "residents_demand", file: "residents_demand.cf", source: include_str!("../residents_demand.cf") },
     Bundled { name: "property_service", file: "property_service.cf", source: include_str!("../property_service.cf") },
+    Bundled {
+        name: "community_assessment",
+        file: "community_assessment.cf",
+        source: include_str!("../community_assessment.cf"),
+    },
+    Bundled {
+        name: "stability_assessment",
+        file: "stability_assessment.cf",
+        source: include_str!("../stability_assessment.cf"),
+    },
 ];
 
 /// The bundled policy with this name.

@@ -17,6 +17,7 @@ use crate::eval::{self, Env, EvalError};
 use crate::ir::{self, Expr, Func, RefKind, Type};
 use crate::value::{parse_rational, Value};
 
+mod cycles;
 mod params;
 mod structure;
 #[cfg(test)]
@@ -138,6 +139,8 @@ impl Default for ir::Policy {
             edges: Vec::new(),
             timers: Vec::new(),
             recurrence: None,
+            cycles: Vec::new(),
+            quotas: Vec::new(),
         }
     }
 }
@@ -216,25 +219,12 @@ impl Checker {
                         self.procedures.insert(proc_.name.name.clone(), proc_.clone());
                     }
                 }
-                Item::Recur(r) => {
-                    if self.out.recurrence.is_some() {
-                        self.err(
-                            Diagnostic::error(Code::E0108, r.span, "`recur` is given twice").with_label("second time"),
-                        );
-                    } else if r.every == 0 {
-                        self.err(
-                            Diagnostic::error(Code::E0111, r.span, "a recurrence must be at least 1")
-                                .with_label("`every 0`"),
-                        );
-                    } else {
-                        self.out.recurrence = Some(ir::Recurrence { every: r.every, unit: r.unit });
-                    }
-                }
                 _ => {}
             }
         }
         let scope = self.bindings(&p.items, "", &Scope::default(), None);
         self.unit(&p.items, "", None, &scope);
+        self.cycles(p, &scope);
     }
 
     fn duplicate(&mut self, what: &str, name: &Ident, first: Span) {
@@ -911,6 +901,10 @@ impl Checker {
                     }
                 }
                 ast::ClauseKind::With(_) => {} // lowered by `call`
+                ast::ClauseKind::Requires { policy, param, value, message } => {
+                    let lowered = self.prerequisite(policy, param, value, message, &scope, ctx);
+                    node.prerequisites.extend(lowered);
+                }
             }
         }
         let _ = form_scope;
@@ -1675,6 +1669,7 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         min_duration: None,
         form: Vec::new(),
         requires: Vec::new(),
+        prerequisites: Vec::new(),
         vote: None,
         template: None,
         on_rejected: None,
@@ -1690,7 +1685,7 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
     use ir::StepKind as S;
     match c {
         C::After(_) | C::Window { .. } | C::When(_) => true,
-        C::By(_) | C::Min(_) | C::MinAmount { .. } | C::Form(_) | C::UseTemplate(_) | C::For { .. } => {
+        C::By(_) | C::Min(_) | C::MinAmount { .. } | C::Form(_) | C::UseTemplate(_) | C::For { .. } | C::Requires { .. } => {
             matches!(kind, N::Step(_))
         }
         // A sub-procedure may have a deadline for the whole of it.

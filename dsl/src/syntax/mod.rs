@@ -379,17 +379,19 @@ fn item(p: Pair<Rule>) -> PResult<Item> {
             let body = string(k.expect(Rule::string)?)?;
             Item::Template(Template { name, body, span })
         }
-        Rule::recur_decl => {
+        Rule::recur_decl => recur(p)?,
+        Rule::quota_decl => {
             let mut k = Kids::of(p);
             k.kw()?;
+            let condition = expr(k.expect(Rule::expr)?)?;
             k.kw()?;
-            let every = small_int(k.expect(Rule::int)?)?;
-            let unit_pair = k.expect(Rule::recur_unit)?;
-            let unit = match Kids::of(unit_pair).next()?.as_rule() {
-                Rule::kw_years | Rule::kw_year => RecurUnit::Years,
-                _ => RecurUnit::Months,
-            };
-            Item::Recur(Recur { every, unit, span })
+            k.kw()?;
+            let share = expr(k.expect(Rule::expr)?)?;
+            k.kw()?;
+            k.kw()?;
+            k.kw()?;
+            let message = string(k.expect(Rule::string)?)?;
+            Item::Quota(Quota { condition, share, message, span })
         }
         Rule::procedure_decl => {
             let mut k = Kids::of(p);
@@ -644,9 +646,98 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                 .collect::<PResult<Vec<_>>>()?;
             ClauseKind::With(bindings)
         }
+        Rule::requires_clause => {
+            k.kw()?;
+            k.kw()?;
+            let policy = ident(k.expect(Rule::ident)?);
+            k.kw()?;
+            let param = ident(k.expect(Rule::ident)?);
+            let value = expr(k.expect(Rule::expr)?)?;
+            k.kw()?;
+            let message = string(k.expect(Rule::string)?)?;
+            ClauseKind::Requires { policy, param, value, message }
+        }
         other => return Err(internal(span, &format!("unexpected {other:?}"))),
     };
     Ok(Clause { kind, span })
+}
+
+/// `recur …` (R0.3): how often, on which days, from what, and what the next cycle takes over.
+fn recur(p: Pair<Rule>) -> PResult<Item> {
+    let span = span_of(&p);
+    let mut k = Kids::of(p);
+    k.kw()?;
+    let head = k.next()?;
+    let every = match head.as_rule() {
+        Rule::recur_every => {
+            let mut hk = Kids::of(head);
+            hk.kw()?;
+            let n = small_int(hk.expect(Rule::int)?)?;
+            let unit = match Kids::of(hk.expect(Rule::recur_unit)?).next()?.as_rule() {
+                Rule::kw_years | Rule::kw_year => RecurUnit::Years,
+                _ => RecurUnit::Months,
+            };
+            RecurEvery::Every { n, unit }
+        }
+        _ => match Kids::of(head).next()?.as_rule() {
+            Rule::kw_monthly => RecurEvery::Monthly,
+            Rule::kw_quarterly => RecurEvery::Quarterly,
+            Rule::kw_half_yearly => RecurEvery::HalfYearly,
+            _ => RecurEvery::Yearly,
+        },
+    };
+    let mut r =
+        Recur { every, on: Vec::new(), on_span: None, from: None, carry: Vec::new(), dated: None, by: None, span };
+    for opt in k.rest() {
+        let opt_span = span_of(&opt);
+        let rule = opt.as_rule();
+        let mut ok = Kids::of(opt);
+        match rule {
+            Rule::recur_on => {
+                ok.kw()?;
+                r.on_span = Some(opt_span);
+                let list = ok.next()?;
+                let is_days = list.as_rule() == Rule::recur_days;
+                let mut lk = Kids::of(list);
+                if is_days {
+                    lk.kw()?;
+                    for d in lk.rest() {
+                        r.on.push(RecurDay { month: None, day: small_int(d)? });
+                    }
+                } else {
+                    for md in lk.rest() {
+                        let (m, d) = md.as_str().split_once('-').unwrap_or(("0", "0"));
+                        r.on.push(RecurDay { month: Some(m.parse().unwrap_or(0)), day: d.parse().unwrap_or(0) });
+                    }
+                }
+            }
+            Rule::recur_from => {
+                ok.kw()?;
+                let a = ok.next()?;
+                r.from = Some(if a.as_rule() == Rule::recur_end {
+                    let mut ak = Kids::of(a);
+                    ak.kw()?;
+                    RecurAnchor::End(ident(ak.expect(Rule::ident)?))
+                } else {
+                    RecurAnchor::Start
+                });
+            }
+            Rule::recur_carry => {
+                ok.kw()?;
+                r.carry.extend(ok.rest().map(ident));
+            }
+            Rule::recur_dated => {
+                ok.kw()?;
+                r.dated = Some(ident(ok.expect(Rule::ident)?));
+            }
+            Rule::recur_by => {
+                ok.kw()?;
+                r.by = Some(ident(ok.expect(Rule::ident)?));
+            }
+            other => return Err(internal(opt_span, &format!("unexpected {other:?} in recur"))),
+        }
+    }
+    Ok(Item::Recur(r))
 }
 
 fn small_int(p: Pair<Rule>) -> PResult<u32> {

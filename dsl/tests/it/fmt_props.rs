@@ -326,6 +326,12 @@ fn clause() -> impl Strategy<Value = Clause> {
         (vote_key, expr()).prop_map(|(key, value)| ClauseKind::Vote { key, value }),
         ident().prop_map(ClauseKind::UseTemplate),
         prop::collection::vec((ident(), expr()), 1..3).prop_map(ClauseKind::With),
+        (ident(), ident(), expr(), str_lit()).prop_map(|(policy, param, value, message)| ClauseKind::Requires {
+            policy,
+            param,
+            value,
+            message
+        }),
     ]
     .prop_map(|kind| Clause { kind, span: sp() })
 }
@@ -426,6 +432,38 @@ fn procedure() -> impl Strategy<Value = Item> {
         .prop_map(|(name, items)| Item::Procedure(Procedure { name, items, span: sp() }))
 }
 
+/// Every form of `recur`: a span or a calendar period, days fitting the period, any options.
+fn recur() -> impl Strategy<Value = Item> {
+    let every = prop_oneof![
+        (any::<u32>(), prop::sample::select(vec![RecurUnit::Years, RecurUnit::Months]))
+            .prop_map(|(n, unit)| RecurEvery::Every { n, unit }),
+        prop::sample::select(vec![
+            RecurEvery::Monthly,
+            RecurEvery::Quarterly,
+            RecurEvery::HalfYearly,
+            RecurEvery::Yearly
+        ]),
+    ];
+    let anchor = prop::option::of(prop_oneof![Just(RecurAnchor::Start), ident().prop_map(RecurAnchor::End)]);
+    (
+        every,
+        prop::collection::vec((1u32..13, 1u32..32), 0..3),
+        anchor,
+        prop::collection::vec(ident(), 0..3),
+        prop::option::of(ident()),
+        prop::option::of(ident()),
+    )
+        .prop_map(|(every, days, from, carry, dated, by)| {
+            let on: Vec<RecurDay> = match every {
+                RecurEvery::Every { .. } => Vec::new(),
+                RecurEvery::Yearly => days.iter().map(|(m, d)| RecurDay { month: Some(*m), day: *d }).collect(),
+                _ => days.iter().map(|(_, d)| RecurDay { month: None, day: *d }).collect(),
+            };
+            let on_span = (!on.is_empty()).then(sp);
+            Item::Recur(Recur { every, on, on_span, from, carry, dated, by, span: sp() })
+        })
+}
+
 fn top_item() -> impl Strategy<Value = Item> {
     let key =
         prop::sample::select(vec![HeaderKey::Title, HeaderKey::Version, HeaderKey::Timezone, HeaderKey::Calendar]);
@@ -437,8 +475,9 @@ fn top_item() -> impl Strategy<Value = Item> {
         1 => (ident(), prop::option::of(str_lit())).prop_map(|(name, description)| Item::Role(Role { name, description, span: sp() })),
         1 => (ident(), str_lit()).prop_map(|(name, body)| Item::Template(Template { name, body, span: sp() })),
         1 => procedure(),
-        1 => (any::<u32>(), prop::sample::select(vec![RecurUnit::Years, RecurUnit::Months]))
-            .prop_map(|(every, unit)| Item::Recur(Recur { every, unit, span: sp() })),
+        1 => recur(),
+        1 => (expr(), expr(), str_lit())
+            .prop_map(|(condition, share, message)| Item::Quota(Quota { condition, share, message, span: sp() })),
         2 => phase(),
         2 => step(),
     ]

@@ -11,6 +11,7 @@
 
 mod amounts;
 mod awaiting;
+pub mod cycles;
 mod model;
 pub mod period;
 #[cfg(test)]
@@ -114,6 +115,7 @@ impl State {
             nodes: BTreeMap::new(),
             started_at: None,
             version: 0,
+            cycle: cycles::CycleState::default(),
         }
     }
 }
@@ -138,7 +140,8 @@ pub fn replay<'e>(events: impl IntoIterator<Item = (&'e Event, DateTime<Utc>)>) 
 pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
     state.version += 1;
     match event {
-        Event::Started { params, values, nodes } => {
+        Event::Started { params, values, nodes, cycle } => {
+            cycles::apply_started(state, cycle.as_ref());
             state.params = params.clone();
             state.values = values.clone();
             state.started_at = Some(at);
@@ -270,6 +273,7 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
         Event::InstanceCompleted => state.status = Status::Completed,
         Event::InstanceRejected { .. } => state.status = Status::Rejected,
         Event::Cancelled { .. } => state.status = Status::Cancelled,
+        Event::NextCycleDue { .. } | Event::NextCycleOpened { .. } => cycles::apply_next(state, event),
     }
 }
 
@@ -321,12 +325,29 @@ pub fn decide_with_state(
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Event>, State), Refusal> {
-    let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now };
+    decide_with_facts(ctx, state, command, now, &cycles::Facts::default())
+}
+
+/// `decide_with_state` with what the store knows about other instances (R0.3, R3.6, R3.7): the
+/// runtime gathers the [`cycles::Facts`] that [`cycles::needs`] asks for and passes them in.
+pub fn decide_with_facts(
+    ctx: Context,
+    state: &State,
+    command: &Command,
+    now: DateTime<Utc>,
+    facts: &cycles::Facts,
+) -> Result<(Vec<Event>, State), Refusal> {
+    let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now, facts };
     match command {
         Command::Start { params, .. } => d.start(params)?,
         Command::Act { actor, node, action, comment } => {
             d.running()?;
-            d.act(actor, node, action, comment.as_deref())?
+            d.act(actor, node, action, comment.as_deref())?;
+            cycles::check_quotas(&d, state)?;
+        }
+        Command::Fire { node, kind: TimerKind::NextCycle, at } => {
+            cycles::fire(&mut d, node, *at)?;
+            return Ok((d.events, d.state));
         }
         Command::Fire { node, kind, at } => {
             if d.state.status != Status::Running {
@@ -356,7 +377,7 @@ pub fn decide_with_state(
 
 /// Timers the instance wants set now, derived from its state.
 pub fn pending_timers(ctx: Context, state: &State) -> Vec<Timer> {
-    let mut out = Vec::new();
+    let mut out: Vec<Timer> = cycles::timer(ctx, state).into_iter().collect();
     if state.status != Status::Running {
         return out;
     }
@@ -446,6 +467,7 @@ struct Decision<'a> {
     state: State,
     events: Vec<Event>,
     now: DateTime<Utc>,
+    facts: &'a cycles::Facts,
 }
 
 impl<'a> Decision<'a> {
@@ -517,7 +539,8 @@ impl<'a> Decision<'a> {
         let values = eval::derived_values(policy, &params).map_err(eval_refusal)?;
         amounts::check_amounts(policy, &params, &values)?;
         let nodes = policy.nodes.iter().map(|n| (n.id.clone(), n.id.clone(), None)).collect();
-        self.emit(Event::Started { params, values, nodes });
+        let cycle = self.facts.link.clone();
+        self.emit(Event::Started { params, values, nodes, cycle });
         Ok(())
     }
 
@@ -818,6 +841,7 @@ impl<'a> Decision<'a> {
             return Err(Refusal::StepNotOpen { node: key.into(), status });
         }
         self.in_window(key)?;
+        cycles::check_prerequisites(self, key, def, action)?;
         let act = |name: &str, text: Option<String>| Act {
             actor: acting.clone(),
             action: name.to_string(),
@@ -1160,6 +1184,7 @@ impl<'a> Decision<'a> {
                     self.emit(Event::Completed { node: key.into(), outcome: Outcome::Done });
                 }
             }
+            TimerKind::NextCycle => {} // decided by `cycles::fire`
             TimerKind::WindowCloses => {
                 let closed = self.state.nodes.get(key).is_some_and(|n| n.window_closed);
                 if window.map(|w| w.1) == Some(at) && !closed {

@@ -160,6 +160,8 @@ pub enum TimerKind {
     MinDurationEnds,
     /// The window has closed: acting is refused from now on.
     WindowCloses,
+    /// R0.3: the next cycle of a recurring procedure is due (node [`super::cycles::CYCLE_NODE`]).
+    NextCycle,
 }
 
 /// A timer the instance wants set (derived from state by [`super::pending_timers`]).
@@ -270,6 +272,10 @@ pub struct State {
     pub started_at: Option<DateTime<Utc>>,
     /// Number of events applied.
     pub version: u64,
+    /// R0.3: which cycle of a recurring procedure this is (1 for the first) and what links it
+    /// to the cycles before and after.
+    #[serde(default, skip_serializing_if = "super::cycles::CycleState::is_first_and_open")]
+    pub cycle: super::cycles::CycleState,
 }
 
 /// What happened. Each event is one entry of the audit chain.
@@ -280,6 +286,9 @@ pub enum Event {
         params: BTreeMap<String, Value>,
         values: BTreeMap<String, Value>,
         nodes: Vec<(String, String, Option<Value>)>,
+        /// R0.3: the cycle this instance is and the instance of the cycle before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cycle: Option<super::cycles::CycleLink>,
     },
     /// Fan-out copies made when their node was about to open.
     Expanded {
@@ -405,6 +414,19 @@ pub enum Event {
     Cancelled {
         reason: String,
     },
+    /// R0.3: the next cycle is due and needs fresh parameters: a task for `role` to start it.
+    NextCycleDue {
+        cycle: u32,
+        instance: String,
+        due_at: DateTime<Utc>,
+        role: String,
+    },
+    /// R0.3: the next cycle was opened as `instance` (created in the same transaction).
+    NextCycleOpened {
+        cycle: u32,
+        instance: String,
+        due_at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -436,6 +458,8 @@ impl Event {
             Event::InstanceCompleted => "instance_completed",
             Event::InstanceRejected { .. } => "instance_rejected",
             Event::Cancelled { .. } => "cancelled",
+            Event::NextCycleDue { .. } => "next_cycle_due",
+            Event::NextCycleOpened { .. } => "next_cycle_opened",
         }
     }
 

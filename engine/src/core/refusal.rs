@@ -146,6 +146,24 @@ pub enum Refusal {
         amount: String,
         value: String,
     },
+    /// R3.7: the rating would exceed the cap over the instances of the cycle; the rule's words.
+    QuotaExceeded {
+        node: String,
+        message: String,
+        used: u64,
+        cap: u64,
+        base: u64,
+    },
+    /// R3.6: another procedure about the same matter has not completed (or ended negative).
+    PrerequisiteMissing {
+        node: String,
+        message: String,
+        detail: String,
+    },
+    /// R0.3: there is no next cycle waiting to be started on this instance.
+    NoNextCycleDue {
+        detail: String,
+    },
 }
 
 impl Refusal {
@@ -179,6 +197,9 @@ impl Refusal {
             Refusal::NotYourTurn { .. } => "R025",
             Refusal::MinDurationAwaitingCalendar { .. } => "R026",
             Refusal::NegativeDuration { .. } => "R045",
+            Refusal::QuotaExceeded { .. } => "R040",
+            Refusal::PrerequisiteMissing { .. } => "R041",
+            Refusal::NoNextCycleDue { .. } => "R042",
         }
     }
 
@@ -197,7 +218,9 @@ impl Refusal {
             | Refusal::TooLateToWithdraw { .. }
             | Refusal::StaleTimer { .. }
             | Refusal::NotYourTurn { .. }
-            | Refusal::MinDurationAwaitingCalendar { .. } => RefusalClass::Conflict,
+            | Refusal::MinDurationAwaitingCalendar { .. }
+            | Refusal::PrerequisiteMissing { .. }
+            | Refusal::NoNextCycleDue { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
         }
     }
@@ -259,6 +282,12 @@ impl fmt::Display for Refusal {
             Refusal::NegativeDuration { node, amount, value } => {
                 write!(f, "step `{node}`: its duration `{amount}` is {value}; a period cannot be negative")
             }
+            Refusal::QuotaExceeded { node, message, used, cap, base } => write!(
+                f,
+                "step `{node}`: {message} ({used} of the {base} instances of this cycle have it already; at most {cap} may)"
+            ),
+            Refusal::PrerequisiteMissing { node, message, detail } => write!(f, "step `{node}`: {message} ({detail})"),
+            Refusal::NoNextCycleDue { detail } => write!(f, "no next cycle is waiting to be started: {detail}"),
         }
     }
 }

@@ -20,6 +20,13 @@ pub(super) fn validate_commit(commit: &Commit) -> Result<(), StoreError> {
             commit.instance, event.actor
         )));
     }
+    if let Some(spawn) = &commit.spawn {
+        check_create(&spawn.instance, &spawn.first)?;
+        if spawn.first.spawn.is_some() || spawn.instance.id == commit.instance {
+            return Err(StoreError::Invalid(format!("instance `{}` spawns itself or a chain", commit.instance)));
+        }
+        validate_commit(&spawn.first)?;
+    }
     if let Some(timer) = commit.new_timers.iter().find(|t| t.instance != commit.instance) {
         return Err(StoreError::Invalid(format!(
             "a timer of instance `{}` in a commit to `{}`",

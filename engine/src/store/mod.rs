@@ -234,6 +234,29 @@ pub struct Commit {
     pub fire: Option<(i64, i64)>,
     /// The idempotency record to store with the commit.
     pub idempotency: Option<IdempotencyRecord>,
+    /// Counters to raise by one in the same transaction, each under its cap (R3.7: a place in a
+    /// cycle's quota); a counter at its cap fails the commit whole with
+    /// [`StoreError::CounterFull`].
+    pub counters: Vec<CounterClaim>,
+    /// An instance to create in the same transaction (R0.3: the next cycle, opened exactly
+    /// once with the event that records it): created after this commit's body, like
+    /// [`Store::create_instance`]; its own first commit may not spawn again.
+    pub spawn: Option<Box<Spawn>>,
+}
+
+/// One place taken in a counter (`policy/period/quota`, `policy/period/instances`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterClaim {
+    pub key: String,
+    /// The value the counter may reach; `None`: no cap.
+    pub cap: Option<u64>,
+}
+
+/// A new instance created with a commit to another one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spawn {
+    pub instance: InstanceRecord,
+    pub first: Commit,
 }
 
 /// Filter and page for [`Store::list_instances`].
@@ -337,6 +360,14 @@ pub enum StoreError {
     /// The group committer's task has stopped.
     #[error("the commit queue is closed")]
     Closed,
+    /// A counter is at its cap (R3.7): another commit took the last place; decide again.
+    #[error("counter `{key}` is at its cap of {cap}")]
+    CounterFull {
+        /// The counter.
+        key: String,
+        /// Its cap.
+        cap: u64,
+    },
 }
 
 impl StoreError {
@@ -357,6 +388,7 @@ impl StoreError {
             StoreError::Database(_) => "STORE012",
             StoreError::Migration(_) => "STORE013",
             StoreError::Closed => "STORE014",
+            StoreError::CounterFull { .. } => "STORE015",
         }
     }
 }
@@ -461,6 +493,9 @@ pub trait Store: Send + Sync + 'static {
     /// move of the simulated clock); [`StoreError::DuplicateKey`] if the principal used the key
     /// already, and then nothing changes.
     async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError>;
+
+    /// The value of a counter (0 if it was never raised); see [`Commit::counters`].
+    async fn counter(&self, key: &str) -> Result<u64, StoreError>;
 
     /// Periodic maintenance of the storage files; SQLite runs `wal_checkpoint(RESTART)` so the
     /// WAL stays bounded. The [`GroupCommitter`] calls it on an interval. Default: nothing.

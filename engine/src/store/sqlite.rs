@@ -33,8 +33,8 @@ use super::common::{
     lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, validate_commit, verify_log,
 };
 use super::{
-    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord, Published, Store,
-    StoreError, StoredEvent, TimerRecord, TimerState,
+    Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
+    Published, Store, StoreError, StoredEvent, TimerRecord, TimerState,
 };
 use crate::audit::GENESIS;
 
@@ -232,38 +232,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let result = async {
             insert_idempotency(&mut tx, &first).await?;
-            let published: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = ? AND hash = ?")
-                .bind(&instance.policy_name)
-                .bind(&instance.policy_hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-            if published.is_none() {
-                return Err(StoreError::PolicyNotFound {
-                    name: instance.policy_name.clone(),
-                    hash: instance.policy_hash.clone(),
-                });
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO instances
-                 (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
-                 VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&instance.id)
-            .bind(&instance.policy_name)
-            .bind(&instance.policy_hash)
-            .bind(&instance.status)
-            .bind(json_text(&instance.snapshot)?)
-            .bind(micros(instance.created_at))
-            .bind(micros(instance.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?
-            .rows_affected();
-            if inserted == 0 {
-                return Err(StoreError::InstanceExists { id: instance.id.clone() });
-            }
-            apply_body(&mut tx, &first).await
+            insert_instance(&mut tx, &instance, &first).await
         }
         .await;
         finish(tx, result).await
@@ -299,6 +268,15 @@ impl Store for SqliteStore {
         }
         let committed = tx.commit().await.map_err(map_sqlx);
         settle(results, committed)
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        value.map_or(Ok(0), |v| to_u64(v, "counter"))
     }
 
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
@@ -603,7 +581,11 @@ async fn in_savepoint(
 
 async fn apply_commit(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
     insert_idempotency(conn, commit).await?;
-    apply_body(conn, commit).await
+    let stored = apply_body(conn, commit).await?;
+    if let Some(spawn) = &commit.spawn {
+        insert_instance(conn, &spawn.instance, &spawn.first).await?;
+    }
+    Ok(stored)
 }
 
 async fn insert_idempotency(conn: &mut SqliteConnection, commit: &Commit) -> Result<(), StoreError> {
@@ -629,6 +611,46 @@ async fn insert_idempotency(conn: &mut SqliteConnection, commit: &Commit) -> Res
         return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
     }
     Ok(())
+}
+
+/// Writes a new instance's row and its first commit (without its idempotency record).
+async fn insert_instance(
+    conn: &mut SqliteConnection,
+    instance: &InstanceRecord,
+    first: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let published: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = ? AND hash = ?")
+        .bind(&instance.policy_name)
+        .bind(&instance.policy_hash)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    if published.is_none() {
+        return Err(StoreError::PolicyNotFound {
+            name: instance.policy_name.clone(),
+            hash: instance.policy_hash.clone(),
+        });
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO instances
+             (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+             VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&instance.id)
+    .bind(&instance.policy_name)
+    .bind(&instance.policy_hash)
+    .bind(&instance.status)
+    .bind(json_text(&instance.snapshot)?)
+    .bind(micros(instance.created_at))
+    .bind(micros(instance.updated_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::InstanceExists { id: instance.id.clone() });
+    }
+    apply_body(conn, first).await
 }
 
 /// Everything of a commit after the idempotency record.
@@ -741,7 +763,33 @@ async fn apply_body(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<
         .await
         .map_err(map_sqlx)?;
     }
+    for claim in &commit.counters {
+        raise_counter(conn, claim).await?;
+    }
     Ok(stored)
+}
+
+/// Raises a counter by one unless that takes it past its cap: a compare-and-set in the
+/// transaction, so two commits cannot both take the last place (R3.7).
+async fn raise_counter(conn: &mut SqliteConnection, claim: &CounterClaim) -> Result<(), StoreError> {
+    let cap = claim.cap.map_or(Ok(i64::MAX), |c| to_i64(c, "cap"))?;
+    if cap < 1 {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: 0 });
+    }
+    let raised = sqlx::query(
+        "INSERT INTO counters (key, value) VALUES (?, 1)
+         ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 WHERE counters.value < ?",
+    )
+    .bind(&claim.key)
+    .bind(cap)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if raised != 1 {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: claim.cap.unwrap_or(u64::MAX) });
+    }
+    Ok(())
 }
 
 /// Commits on success, rolls back on failure.

@@ -792,10 +792,14 @@ fn r2_18_filing_cannot_veto_approval_can() {
 #[test]
 fn r2_3_the_next_election_is_due_three_years_on_with_the_same_offsets() {
     let s = begin(Setup::default());
-    assert_eq!(
-        s.program.policy.recurrence,
-        Some(civicflow_dsl::ir::Recurrence { every: 3, unit: civicflow_dsl::ir::RecurUnit::Years })
-    );
+    // R2.3, R0.3: three years from the end of the formal election; the community carries over,
+    // the due date becomes the next 开始, the street's election group gives the new numbers.
+    let cycle = &s.program.policy.cycles[0];
+    assert_eq!(cycle.every, civicflow_dsl::ir::CycleEvery::Span { n: 3, unit: civicflow_dsl::ir::RecurUnit::Years });
+    assert_eq!(cycle.anchor.as_deref(), Some("正式选举"));
+    assert_eq!(cycle.carry, ["社区名称"]);
+    assert_eq!(cycle.dated.as_deref(), Some("开始"));
+    assert_eq!(cycle.by.as_deref(), Some("街道选举领导小组"));
     // Three terms on, 2021: the same windows from the new 开始.
     let mut s = sim("election", "2021-03-22 09:00");
     s.start(&[
