@@ -1685,7 +1685,13 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
     use ir::StepKind as S;
     match c {
         C::After(_) | C::Window { .. } | C::When(_) => true,
-        C::By(_) | C::Min(_) | C::MinAmount { .. } | C::Form(_) | C::UseTemplate(_) | C::For { .. } | C::Requires { .. } => {
+        C::By(_)
+        | C::Min(_)
+        | C::MinAmount { .. }
+        | C::Form(_)
+        | C::UseTemplate(_)
+        | C::For { .. }
+        | C::Requires { .. } => {
             matches!(kind, N::Step(_))
         }
         // A sub-procedure may have a deadline for the whole of it.
