@@ -617,11 +617,19 @@ async fn first_start_openapi_health_and_problems() {
     let env = Env::sqlite(true).await;
     assert_eq!(
         env.server.published,
-        ["reform_pilot", "election", "community_access", "residents_demand", "property_service"]
+        [
+            "reform_pilot",
+            "election",
+            "community_access",
+            "residents_demand",
+            "property_service",
+            "community_assessment",
+            "stability_assessment"
+        ]
     );
     assert!(env.admin.starts_with("cf_") && env.admin.len() == 67);
     let policies = env.get("/v1/policies", &env.admin).await;
-    assert_eq!(policies.body.as_array().unwrap().len(), 5);
+    assert_eq!(policies.body.as_array().unwrap().len(), 7);
 
     let health = env.send(Method::GET, "/healthz", None, Body::None, None).await;
     assert_eq!((health.status, health.body.clone()), (StatusCode::OK, json!({ "status": "ok" })));

@@ -846,8 +846,62 @@ async fn election(env: Env) {
         assert_eq!(then_statuses["工作交接"], "waiting");
         assert_eq!(then_statuses["总结完善"], "waiting");
     }
+    next_election(&mut d).await;
     let _ = writeln!(std::io::stderr(), "http_election: {} acts and refusals through HTTP", d.acts);
     d.env.finish().await;
+}
+
+/// R2.3, R0.3: the term is three years from the end of the formal election (R0.1: due at 00:00
+/// of the day after the corresponding day). The members, households and voters must be counted
+/// afresh, so the next election is a task for the street's election group — recorded once —
+/// and starting it with the new numbers creates `ID~2`, linked to this one.
+async fn next_election(d: &mut Driver) {
+    let ids: Vec<&str> = d.runs.iter().map(|r| r.id).collect();
+    let mut due = BTreeMap::new();
+    for id in &ids {
+        let view = d.env.instance(id).await;
+        assert_eq!(view["status"], "completed");
+        let ended: DateTime<Utc> = serde_json::from_value(step_of(&view, "正式选举")["closed_at"].clone()).unwrap();
+        let last = ended.with_timezone(&zone()).date_naive().checked_add_months(chrono::Months::new(36)).unwrap();
+        let at = zone().from_local_datetime(&last.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap()).unwrap();
+        let at = at.with_timezone(&Utc);
+        let shown: DateTime<Utc> = serde_json::from_value(view["next_cycle_due"].clone()).unwrap();
+        assert_eq!(shown, at, "{id}");
+        assert_eq!(view["cycle"], 1);
+        due.insert(*id, at);
+    }
+    d.advance("2015-06-01 09:00").await;
+    let fresh = json!({
+        "党员人数": 64, "户数": 2100, "单位数": 21, "党组织席位": 5, "居委会席位": 5, "监督委员会席位": 7,
+        "登记选民数": 3100, "成员代表数": 82,
+    });
+    for id in &ids {
+        let view = d.env.instance(id).await;
+        assert_eq!(view["next_cycle_awaiting"], "街道选举领导小组", "{id}");
+        assert_eq!(view["next_cycle"], format!("{id}~2"));
+        let history = d.env.history(id).await;
+        assert_eq!(history.iter().filter(|e| e["kind"] == "next_cycle_due").count(), 1, "{id}: due once");
+        let path = format!("/v1/instances/{id}/next-cycle");
+        // Another body may not start it (403), and nothing is recorded.
+        let body = json!({ "params": fresh });
+        let r = d.env.send(reqwest::Method::POST, &path, &d.tokens["社区党组织"], Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        assert_eq!(r.body["code"], "R006");
+        assert_eq!(d.env.history(id).await.len(), history.len());
+        let r = d.env.send(reqwest::Method::POST, &path, &d.tokens["街道选举领导小组"], Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let again = d.env.send(reqwest::Method::POST, &path, &d.tokens["街道选举领导小组"], Some(body)).await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+        assert_eq!(again.body["code"], "R042");
+        let next = d.env.instance(&format!("{id}~2")).await;
+        assert_eq!(next["cycle"], 2);
+        assert_eq!(next["previous"], *id);
+        assert_eq!(next["status"], "running");
+        let start = due[id].with_timezone(&zone()).date_naive().to_string();
+        assert_eq!(next["params"]["开始"], start.as_str());
+        assert_eq!(next["params"]["党员人数"], 64);
+        assert_eq!(next["params"]["社区名称"], view["params"]["社区名称"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

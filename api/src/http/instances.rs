@@ -103,6 +103,31 @@ pub struct InstanceView {
     pub values: serde_json::Map<String, serde_json::Value>,
     /// Phases, calls and steps in the policy's order.
     pub steps: Vec<StepView>,
+    /// R0.3: which cycle of a recurring procedure this instance is (1 for the first).
+    pub cycle: u32,
+    /// The instance of the cycle before, for a later cycle.
+    pub previous: Option<String>,
+    /// When the next cycle is (or was) due; `None` for a procedure that does not recur, or
+    /// while the anchor of its period has not happened.
+    pub next_cycle_due: Option<DateTime<Utc>>,
+    /// The next cycle's instance id, once it is due.
+    pub next_cycle: Option<String>,
+    /// The role whose task it is to start the next cycle (it needs fresh parameters), until it
+    /// is started.
+    pub next_cycle_awaiting: Option<String>,
+}
+
+/// Start the next cycle (R0.3) with the parameters it needs afresh.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextCycleRequest {
+    /// The parameters neither carried over nor defaulted, as plain JSON.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// The role to act in, when the principal has several.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// One phase, call or step of an instance.
@@ -427,6 +452,54 @@ pub async fn act(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/next-cycle",
+    tag = "instances",
+    request_body = NextCycleRequest,
+    params(
+        ("id" = String, Path, description = "The instance whose next cycle is due"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe: the same key with the same body returns the first result"),
+    ),
+    responses(
+        (status = 201, description = "The next cycle started; the `next_cycle_opened` event names its id", body = CommandResult),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not start the next cycle (R006)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such instance", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No next cycle is waiting to be started (R042)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is missing, carried over, or breaks a rule (R011)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn next_cycle(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    AppPath(id): AppPath<String>,
+    key: IdempotencyKey,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request: NextCycleRequest = body.json()?;
+    let _guard = InFlight::begin(&state.inflight, &principal.name, &key)?;
+    let (record, core) = state.runtime.load(&id).await?;
+    let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+    let awaiting = core.cycle.next.as_ref().and_then(|n| n.awaiting.clone());
+    let role = match request.role.as_deref() {
+        Some(_) => choose_role(&principal, request.role.as_deref(), None)?,
+        None => awaiting
+            .filter(|r| principal.roles.contains(r))
+            .or_else(|| principal.roles.first().cloned())
+            .ok_or_else(|| ApiError::admin_required("starting a cycle"))?,
+    };
+    let params = read_params(&program, &request.params)?;
+    let actor = Actor { principal: principal.name.clone(), office: principal.office.clone(), role };
+    let outcome = state
+        .runtime
+        .start_next_cycle(&id, &actor, params, key.with(&body))
+        .await
+        .map_err(|e| counted(&state, "next_cycle", e))?;
+    respond(&state, "next_cycle", StatusCode::CREATED, outcome).await
+}
+
 /// The response of a start or an act: the outcome with the events it recorded.
 async fn respond(state: &AppState, command: &str, status: StatusCode, outcome: Outcome) -> Result<Response, ApiError> {
     let result = if outcome.replayed { "replayed" } else { "ok" };
@@ -674,6 +747,16 @@ pub fn view(
         params: json_map(&core.params),
         values: json_map(&core.values),
         steps,
+        cycle: core.cycle.number(),
+        previous: core.cycle.previous.clone(),
+        next_cycle_due: core
+            .cycle
+            .next
+            .as_ref()
+            .map(|n| n.due_at)
+            .or_else(|| civicflow_engine::core::cycles::next_due_in(program, core).map(|(_, at)| at)),
+        next_cycle: core.cycle.next.as_ref().map(|n| n.instance.clone()),
+        next_cycle_awaiting: core.cycle.next.as_ref().filter(|n| !n.opened).and_then(|n| n.awaiting.clone()),
     }
 }
 

@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(instances::start, instances::list))
         .routes(routes!(instances::get))
         .routes(routes!(instances::act))
+        .routes(routes!(instances::next_cycle))
         .routes(routes!(calendar::calendar))
         .routes(routes!(history::history))
         .routes(routes!(history::verify))

@@ -170,12 +170,18 @@ pub fn cycles(policy: &ir::Policy) -> Vec<ir::Cycle> {
 
 /// When the next cycle is due and by which recurrence: the earliest whose anchor is known.
 pub fn next_due(ctx: Context, state: &State) -> Option<(ir::Cycle, DateTime<Utc>)> {
+    next_due_in(ctx.program, state)
+}
+
+/// [`next_due`] for a reader that has the program but no calendar (the API's views): no cycle
+/// counts working days.
+pub fn next_due_in(program: &super::Program, state: &State) -> Option<(ir::Cycle, DateTime<Utc>)> {
     if matches!(state.status, Status::Cancelled | Status::Rejected) || state.cycle.next.is_some() {
         return None;
     }
-    cycles(&ctx.program.policy)
+    cycles(&program.policy)
         .into_iter()
-        .filter_map(|c| due_of(ctx, &c, state).map(|at| (c, at)))
+        .filter_map(|c| due_of(program, &c, state).map(|at| (c, at)))
         .min_by_key(|(_, at)| *at)
 }
 
@@ -184,8 +190,8 @@ pub fn timer(ctx: Context, state: &State) -> Option<Timer> {
     next_due(ctx, state).map(|(_, at)| Timer { node: CYCLE_NODE.into(), kind: TimerKind::NextCycle, at })
 }
 
-fn due_of(ctx: Context, c: &ir::Cycle, state: &State) -> Option<DateTime<Utc>> {
-    let offset = ctx.program.offset;
+fn due_of(program: &super::Program, c: &ir::Cycle, state: &State) -> Option<DateTime<Utc>> {
+    let offset = program.offset;
     let anchor = match &c.anchor {
         None => state.started_at?,
         Some(node) => {
