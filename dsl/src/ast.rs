@@ -357,6 +357,18 @@ pub enum ClauseKind {
         value: Expr,
         message: Str,
     },
+    /// `may return X, Y by R, S`: the roles that may send the step back (退回) to those earlier
+    /// steps; no other return by hand is allowed (R2.18, R3.3). May be repeated.
+    MayReturn {
+        targets: Vec<Ident>,
+        by: Vec<Ident>,
+    },
+    /// `urge by R, S`: the roles that may urge (催办) the step, besides those a breach escalated
+    /// it to.
+    UrgeBy(Vec<Ident>),
+    /// `owned`: the step's deadline is the owner's limit (首办负责制, 限期办结): a return out of
+    /// it is passing the matter on (推诿) and does not stop the limit (R3.5).
+    Owned,
 }
 
 impl ClauseKind {
@@ -380,6 +392,9 @@ impl ClauseKind {
             ClauseKind::UseTemplate(_) => "template",
             ClauseKind::With(_) => "with",
             ClauseKind::Requires { .. } => "requires",
+            ClauseKind::MayReturn { .. } => "may return",
+            ClauseKind::UrgeBy(_) => "urge by",
+            ClauseKind::Owned => "owned",
         }
     }
 }

@@ -71,6 +71,10 @@ pub enum Code {
     E0303,
     /// A `return` that does not lead to an earlier step.
     E0304,
+    /// A return declared on a filing or consultation step.
+    E0305,
+    /// A declared return that would let a body veto what it only files.
+    E0306,
     /// A window outside its parent's window.
     E0401,
     /// A schedule that cannot be met.
@@ -111,6 +115,8 @@ impl Code {
             Code::E0302 => "E0302",
             Code::E0303 => "E0303",
             Code::E0304 => "E0304",
+            Code::E0305 => "E0305",
+            Code::E0306 => "E0306",
             Code::E0401 => "E0401",
             Code::E0402 => "E0402",
             Code::E0403 => "E0403",
@@ -148,6 +154,8 @@ impl Code {
         Code::E0302,
         Code::E0303,
         Code::E0304,
+        Code::E0305,
+        Code::E0306,
         Code::E0401,
         Code::E0402,
         Code::E0403,
@@ -187,6 +195,8 @@ impl Code {
             Code::E0302 => "a step no role can complete",
             Code::E0303 => "a step that can never open",
             Code::E0304 => "a `return` that does not lead to an earlier step",
+            Code::E0305 => "a filing or consultation step that declares a return",
+            Code::E0306 => "a declared return that would let a body veto what it only files",
             Code::E0401 => "a window outside its parent's window",
             Code::E0402 => "a schedule that cannot be met",
             Code::E0403 => "a window that ends before it starts",
@@ -207,7 +217,7 @@ impl Code {
             Code::E0107 => "A `template` clause names a template declared with `template NAME \"…\"`, and every template must be valid handlebars (blocks closed, braces balanced) so a notice never fails to render when it is due.",
             Code::E0108 => "Each header (`title`, `version`, `timezone`, `calendar`), `recur`, and each clause of a step may be given once; two would contradict each other. `remind` may be repeated.",
             Code::E0109 => "Some clauses belong to one kind of node: `rule` and `on rejected` to approvals, `on objection` to publicity, `seats`/`eligible`/`quorum`/`elect`/`slate` to votes, `with` to calls; `by`, `due`, `remind`, `on breach`, `min`, `form`, `for` and `template` to steps, not phases.",
-            Code::E0110 => "A publicity step needs `min` (公示 runs for a minimum time); a vote needs `eligible` and `elect`; a reminder or a breach action needs `due`; `rule K of N` needs N to be the number of roles in `by`; a call must give every procedure parameter without a default.",
+            Code::E0110 => "A publicity step needs `min` (公示 runs for a minimum time); a vote needs `eligible` and `elect`; a reminder, a breach action or `owned` (the owner's limit, R3.5) needs `due`; `rule K of N` needs N to be the number of roles in `by`; a call must give every procedure parameter without a default.",
             Code::E0111 => "Durations, recurrence counts and approval counts must be whole numbers from 1 up to 4294967295.",
             Code::E0122 => "The amount of `due AMOUNT UNIT` or `min AMOUNT UNIT` is a name or a parenthesised expression of parameters and values, of type `int`: it is computed when the instance starts, where a negative amount is refused (R045). Form fields, step times and vote counts are not known then; a constant amount is written as a number (`3 days`).",
             Code::E0121 => "A parameter's default must lie within the range the parameter declares, or every instance started without the parameter would be refused.",
@@ -224,7 +234,9 @@ impl Code {
             Code::E0301 => "The steps named wait for each other in a circle, so none of them can ever open. A phase waiting for one of its own steps is such a circle too.",
             Code::E0302 => "Every step except a `call` needs `by ROLE`, and its approval rule must be satisfiable by the listed roles: `rule 3 of 2` and `rule > 1/1` can never be met.",
             Code::E0303 => "The step waits for an outcome that cannot happen (a filing or task is never rejected; an approval that returns on rejection never ends rejected), or its `when` condition is always false. Steps after it are unreachable too.",
-            Code::E0304 => "`on rejected return X` and `on objection return X` reopen earlier work, so X must be a step the returning step waits for, directly or through others.",
+            Code::E0304 => "`on rejected return X`, `on objection return X` and `may return X by R` reopen earlier work, so X must be a step the returning step waits for, directly or through others.",
+            Code::E0305 => "A filing (备案) records a result and a consultation (征求意见) an opinion; neither can veto, so neither step may declare `may return` (R2.18). The body that decides declares the return.",
+            Code::E0306 => "A return reopens the target and everything after it. `may return T by R` on step S is refused (1) when R acts on no step among those it would reopen other than filings and consultations, so it would undo work in which it decides nothing; or (2) when it would reopen a vote or approval D that S waits for, R takes no part in D, and R files D's result: a filing body would force the decision to be taken again (R2.18, R3.3).",
             Code::E0401 => "A step or sub-phase runs inside its phase: its window must lie within the phase's window (R1.2 sub-steps within 具体实施阶段).",
             Code::E0402 => "Windows, dependencies and minimum durations are solved together as difference constraints. The listed chain needs more days than its windows allow; the message says how many. Working days count as at least one calendar day each.",
             Code::E0403 => "The window's start is after its end.",

@@ -464,6 +464,17 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             out.push_str("template ");
             out.push_str(&t.name);
         }
+        ClauseKind::MayReturn { targets, by } => {
+            out.push_str("may return ");
+            names(targets, out);
+            out.push_str(" by ");
+            names(by, out);
+        }
+        ClauseKind::UrgeBy(roles) => {
+            out.push_str("urge by ");
+            names(roles, out);
+        }
+        ClauseKind::Owned => out.push_str("owned"),
         ClauseKind::With(bindings) => {
             out.push_str("with ");
             for (i, (name, value)) in bindings.iter().enumerate() {

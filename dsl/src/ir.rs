@@ -212,6 +212,25 @@ pub struct Node {
     /// `min 公示天数 days`: the minimum duration's amount, as `due_amount`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_amount: Option<Expr>,
+    /// Returns (退回) allowed by hand (`may return X by R`); no other is (R2.18, R3.3). Empty in a
+    /// policy that declares none, so its encoding and hash do not change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<ReturnRule>,
+    /// Roles that may urge (催办) the step (`urge by R`), besides those a breach escalated it to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urge_by: Vec<String>,
+    /// The step's deadline is the owner's limit (首办负责制, 限期办结): a return out of it is
+    /// passing the matter on (推诿), escalated at once, and the limit keeps running (R3.5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owned: bool,
+}
+
+/// `may return X, Y by R, S`: any of the roles may send the step back to any of the targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnRule {
+    /// Ids of earlier steps or phases.
+    pub targets: Vec<String>,
+    pub roles: Vec<String>,
 }
 
 /// A length of time in one unit (`3 days`, `10 workdays`).
@@ -336,6 +355,8 @@ pub enum Trigger {
     ReturnOnObjection,
     /// `to` is inside `from` and opens with it.
     Contains,
+    /// A declared return by hand (`may return`): `from` may be sent back to `to`.
+    MayReturn,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

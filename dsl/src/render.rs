@@ -24,6 +24,7 @@ fn edge_label(t: Trigger) -> Option<&'static str> {
         Trigger::Rejected => Some("rejected"),
         Trigger::ReturnOnRejection => Some("rejected: return"),
         Trigger::ReturnOnObjection => Some("objection: return"),
+        Trigger::MayReturn => Some("may return"),
     }
 }
 
@@ -52,7 +53,7 @@ pub fn dot(p: &Policy) -> String {
         if let Some(l) = edge_label(e.on) {
             attrs.push(format!("label={}", quote(l)));
         }
-        if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection) {
+        if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection | Trigger::MayReturn) {
             attrs.push("style=dashed".into());
         }
         let attrs = if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) };
@@ -97,8 +98,11 @@ pub fn mermaid(p: &Policy) -> String {
             continue;
         }
         let (Some(a), Some(b)) = (ids.get(e.from.as_str()), ids.get(e.to.as_str())) else { continue };
-        let arrow =
-            if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection) { "-.->" } else { "-->" };
+        let arrow = if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection | Trigger::MayReturn) {
+            "-.->"
+        } else {
+            "-->"
+        };
         match edge_label(e.on) {
             Some(l) => {
                 let _ = writeln!(out, "  {a} {arrow}|{l}| {b}");

@@ -19,6 +19,7 @@ use crate::value::{parse_rational, Value};
 
 mod cycles;
 mod params;
+mod returns;
 mod structure;
 #[cfg(test)]
 mod tests;
@@ -56,6 +57,7 @@ pub fn check(file: &ast::File) -> Checked {
     let mut c = Checker::default();
     c.policy(&file.policy);
     structure::check(&mut c);
+    returns::check(&mut c);
     let Checker { out, spans, diags, constants, .. } = c;
     let mut seen = BTreeSet::new();
     let mut diagnostics: Vec<Diagnostic> =
@@ -119,6 +121,8 @@ pub(crate) struct Checker {
     pub(crate) units: Vec<Unit>,
     /// Spans of `on rejected return X` / `on objection return X`, by node id.
     pub(crate) return_spans: HashMap<String, Span>,
+    /// `may return` pairs with their spans, for [`returns::check`].
+    pub(crate) declared_returns: Vec<returns::Declared>,
     /// Spans of `when` clauses whose condition is constantly false.
     pub(crate) never: Vec<(String, Span)>,
 }
@@ -497,6 +501,12 @@ impl Checker {
                 on: ir::Trigger::ReturnOnObjection,
             });
         }
+        for t in node.returns.iter().flat_map(|r| &r.targets) {
+            let edge = ir::Edge { from: node.id.clone(), to: t.clone(), on: ir::Trigger::MayReturn };
+            if !self.out.edges.contains(&edge) {
+                self.out.edges.push(edge);
+            }
+        }
         let timer = |kind, before| ir::TimerSpec { node: node.id.clone(), kind, before };
         if node.window.is_some() {
             self.out.timers.push(timer(ir::TimerKind::WindowOpens, None));
@@ -634,7 +644,9 @@ impl Checker {
         for c in clauses {
             let key = match &c.kind {
                 ast::ClauseKind::Vote { key, .. } => key.keyword().to_string(),
-                ast::ClauseKind::Remind(_) => format!("remind#{}", c.span.start),
+                ast::ClauseKind::Remind(_) | ast::ClauseKind::MayReturn { .. } => {
+                    format!("{}#{}", c.kind.keyword(), c.span.start)
+                }
                 k => k.keyword().to_string(),
             };
             if let Some(first) = seen.insert(key.clone(), c.span) {
@@ -829,6 +841,12 @@ impl Checker {
                             ir::OnRejected::Return { node: d.id.clone() }
                         }),
                     };
+                }
+                ast::ClauseKind::MayReturn { targets, by } => self.may_return(node, c.span, targets, by, unit),
+                ast::ClauseKind::UrgeBy(roles) => self.urge_by(node, roles),
+                ast::ClauseKind::Owned => {
+                    let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
+                    self.owned(node, c.span, has_due)
                 }
                 ast::ClauseKind::OnObjection(t) => {
                     node.on_objection = self.node_ref(t, unit, &node.id).map(|d| {
@@ -1676,6 +1694,9 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         on_objection: None,
         due_amount: None,
         min_amount: None,
+        returns: Vec::new(),
+        urge_by: Vec::new(),
+        owned: false,
     }
 }
 
@@ -1691,7 +1712,10 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
         | C::Form(_)
         | C::UseTemplate(_)
         | C::For { .. }
-        | C::Requires { .. } => {
+        | C::Requires { .. }
+        | C::MayReturn { .. }
+        | C::UrgeBy(_)
+        | C::Owned => {
             matches!(kind, N::Step(_))
         }
         // A sub-procedure may have a deadline for the whole of it.

@@ -260,7 +260,7 @@ fn returns(c: &mut Checker) {
 
 /// Every node that is done before `n` can open: its dependencies and its ancestors'
 /// dependencies, transitively, with everything inside them.
-fn predecessors<'a>(
+pub(super) fn predecessors<'a>(
     n: &'a ir::Node,
     by_id: &HashMap<&'a str, &'a ir::Node>,
     children: &HashMap<&'a str, Vec<&'a str>>,

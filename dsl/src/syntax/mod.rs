@@ -657,6 +657,27 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
             let message = string(k.expect(Rule::string)?)?;
             ClauseKind::Requires { policy, param, value, message }
         }
+        Rule::may_return_clause => {
+            k.kw()?;
+            k.kw()?;
+            let mut targets = Vec::new();
+            let mut by = Vec::new();
+            let mut after_by = false;
+            for p in k.rest() {
+                match p.as_rule() {
+                    Rule::kw_by => after_by = true,
+                    _ if after_by => by.push(ident(p)),
+                    _ => targets.push(ident(p)),
+                }
+            }
+            ClauseKind::MayReturn { targets, by }
+        }
+        Rule::urge_clause => {
+            k.kw()?;
+            k.kw()?;
+            ClauseKind::UrgeBy(k.rest().map(ident).collect())
+        }
+        Rule::owned_clause => ClauseKind::Owned,
         other => return Err(internal(span, &format!("unexpected {other:?}"))),
     };
     Ok(Clause { kind, span })

@@ -332,6 +332,9 @@ fn clause() -> impl Strategy<Value = Clause> {
             value,
             message
         }),
+        (names(), names()).prop_map(|(targets, by)| ClauseKind::MayReturn { targets, by }),
+        names().prop_map(ClauseKind::UrgeBy),
+        Just(ClauseKind::Owned),
     ]
     .prop_map(|kind| Clause { kind, span: sp() })
 }

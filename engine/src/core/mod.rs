@@ -19,6 +19,7 @@ mod period_tests;
 #[cfg(test)]
 mod prop;
 mod refusal;
+mod returns;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ use civicflow_dsl::value::Value;
 
 pub use model::*;
 pub use refusal::{local, Refusal, RefusalClass};
+pub use returns::urgers;
 
 use crate::calendar::Calendar;
 
@@ -243,6 +245,11 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 }
             }
         }
+        Event::PassedOn { node, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.kept_limit = n.due_at.or(n.kept_limit);
+            }
+        }
         Event::DeadlineSet { node, due_at } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.due_at = Some(*due_at);
@@ -300,15 +307,15 @@ impl NodeState {
             reminders_sent: 0,
             escalated_to: Vec::new(),
             delegations: BTreeMap::new(),
+            kept_limit: None,
         }
     }
 
     fn reset(&mut self) {
-        let round = self.round + 1;
-        let def = std::mem::take(&mut self.def);
-        let element = self.element.take();
-        *self = NodeState::new(&def, element);
-        self.round = round;
+        let fresh = NodeState::new(&self.def, self.element.clone());
+        let old = std::mem::replace(self, fresh);
+        self.round = old.round + 1;
+        returns::carry_limit(&old, self);
     }
 }
 
@@ -403,6 +410,7 @@ pub fn pending_timers(ctx: Context, state: &State) -> Vec<Timer> {
             }
         }
     }
+    returns::kept_limit_timers(state, &mut out);
     out.sort();
     out
 }
@@ -755,9 +763,12 @@ impl<'a> Decision<'a> {
             }
             parent = self.ctx.program.node(&p).and_then(|n| n.parent.clone());
         }
-        let due = match &def.deadline {
-            Some(d) => self.deadline(key, d, start)?,
-            None => None,
+        // A step passed on keeps the owner's limit it had (R3.5).
+        let kept = self.state.nodes.get(key).and_then(|n| n.kept_limit);
+        let due = match (&def.deadline, kept) {
+            (_, Some(limit)) => Some(period::PeriodEnd::At(limit)),
+            (Some(d), None) => self.deadline(key, d, start)?,
+            (None, None) => None,
         };
         // R0.1: a minimum duration counts like any period: from the day after `start`, to 24:00
         // of its last day (a notice posted 04-05 10:00 for 3 days may close at 04-09 00:00).
@@ -832,6 +843,7 @@ impl<'a> Decision<'a> {
         };
         // Entitlement first: an office that may not act learns nothing more (403).
         let acting = self.entitled(key, def, actor, action)?;
+        returns::allowed(key, def, n, &acting, action)?;
         if n.status != NodeStatus::Open || (def.for_each.is_some() && n.element.is_none()) {
             let status = if def.for_each.is_some() && n.element.is_none() {
                 "a group of copies (act on one of them)".to_string()
@@ -990,8 +1002,10 @@ impl<'a> Decision<'a> {
             });
         }
         // Objections to a public notice and urging come from outside the listed roles.
-        let open_to_all = matches!(action, Action::RaiseObjection { .. } | Action::Urge { .. })
-            && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
+        // Returns and urging are narrowed to the roles the policy names by `returns::allowed`.
+        let open_to_all =
+            matches!(action, Action::RaiseObjection { .. } | Action::Urge { .. } | Action::ReturnTo { .. })
+                && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
         if open_to_all {
             return Ok(actor.clone());
         }
@@ -1130,6 +1144,7 @@ impl<'a> Decision<'a> {
         if !after.contains(&from_def) && from_def != target {
             return Err(Refusal::NotEarlier { node: from.into(), target: target.into() });
         }
+        self.pass_on(from, target);
         let mut reset: Vec<String> = vec![target.to_string()];
         reset.extend(
             after.into_iter().filter(|k| self.state.nodes.get(k).is_some_and(|n| n.status != NodeStatus::Waiting)),
@@ -1157,6 +1172,10 @@ impl<'a> Decision<'a> {
             return Ok(());
         }
         let Some(n) = self.state.nodes.get(key) else { return Ok(()) };
+        if kind == TimerKind::Due && n.status == NodeStatus::Waiting {
+            self.breach_kept_limit(key, at);
+            return Ok(());
+        }
         if n.status != NodeStatus::Open {
             return Ok(()); // the step moved on: the timer is spent
         }

@@ -250,6 +250,10 @@ pub struct NodeState {
     pub escalated_to: Vec<String>,
     /// Delegate principal → the actor who handed over their role on this step.
     pub delegations: BTreeMap<String, Actor>,
+    /// The owner's limit of an `owned` step that was passed on (推诿): it keeps running through
+    /// the return and is the step's deadline when it reopens (R3.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_limit: Option<DateTime<Utc>>,
 }
 
 /// A vote as decided: the counts and who was elected.
@@ -356,6 +360,13 @@ pub enum Event {
         node: String,
         due_at: DateTime<Utc>,
     },
+    /// 推诿: a return out of an `owned` step passes the matter on to `to`; the owner's limit
+    /// (`due_at`) keeps running (R3.5). Followed by the escalations of the step's `on breach`.
+    PassedOn {
+        node: String,
+        to: String,
+        due_at: Option<DateTime<Utc>>,
+    },
     Reminded {
         node: String,
         due_at: DateTime<Utc>,
@@ -447,6 +458,7 @@ impl Event {
             Event::Completed { .. } => "completed",
             Event::Returned { .. } => "returned",
             Event::DeadlineSet { .. } => "deadline_set",
+            Event::PassedOn { .. } => "passed_on",
             Event::Reminded { .. } => "reminded",
             Event::Overdue { .. } => "overdue",
             Event::Escalated { .. } => "escalated",
@@ -477,6 +489,7 @@ impl Event {
             | Event::Urged { node, .. }
             | Event::Completed { node, .. }
             | Event::DeadlineSet { node, .. }
+            | Event::PassedOn { node, .. }
             | Event::Reminded { node, .. }
             | Event::Overdue { node, .. }
             | Event::Escalated { node, .. }

@@ -881,8 +881,9 @@ impl Run<'_> {
                 }
                 let Some(n) = self.state.nodes.get(node) else { return Ok(()) };
                 let Some(def) = self.fx.program.node(&n.def) else { return Ok(()) };
-                let open_to_all = matches!(action, Action::RaiseObjection { .. } | Action::Urge { .. })
-                    && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
+                let open_to_all =
+                    matches!(action, Action::RaiseObjection { .. } | Action::Urge { .. } | Action::ReturnTo { .. })
+                        && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
                 if matches!(def.kind, NodeKind::Step(_))
                     && !def.roles.contains(&actor.role)
                     && !n.delegations.contains_key(&actor.principal)
@@ -897,6 +898,26 @@ impl Run<'_> {
                         node,
                         &def.roles
                     );
+                }
+                // Issue 8: a return by hand only where the policy declares it (R030); urging only by
+                // the roles it names or the step was escalated to (R031).
+                let acts_as_itself = !n.delegations.contains_key(&actor.principal);
+                if matches!(def.kind, NodeKind::Step(_)) && acts_as_itself && open_to_all {
+                    let code = answer.as_ref().map_err(Refusal::code);
+                    match action {
+                        Action::ReturnTo { target, .. }
+                            if !def
+                                .returns
+                                .iter()
+                                .any(|r| r.targets.contains(target) && r.roles.contains(&actor.role)) =>
+                        {
+                            prop_assert_eq!(code, Err("R030"), "undeclared return of `{}` to `{}`", node, target)
+                        }
+                        Action::Urge { .. } if !super::urgers(def, n).contains(&actor.role) => {
+                            prop_assert_eq!(code, Err("R031"), "`{}` urged `{}`", &actor.role, node)
+                        }
+                        _ => {}
+                    }
                 }
             }
             Command::Fire { node, kind, at } => {

@@ -164,6 +164,22 @@ pub enum Refusal {
     NoNextCycleDue {
         detail: String,
     },
+    /// A return by hand that the policy does not declare for this step, target and role
+    /// (`may return`): nobody vetoes or escapes through a return (R2.18, R3.3, R3.5).
+    ReturnNotDeclared {
+        node: String,
+        target: String,
+        role: String,
+        /// What the step declares, as `target by role, …` (empty: no return at all).
+        declared: Vec<String>,
+    },
+    /// Urging (催办) is for the roles the policy names (`urge by`) and those the step was
+    /// escalated to.
+    UrgeNotAllowed {
+        node: String,
+        role: String,
+        allowed: Vec<String>,
+    },
 }
 
 impl Refusal {
@@ -200,12 +216,16 @@ impl Refusal {
             Refusal::QuotaExceeded { .. } => "R040",
             Refusal::PrerequisiteMissing { .. } => "R041",
             Refusal::NoNextCycleDue { .. } => "R042",
+            Refusal::ReturnNotDeclared { .. } => "R030",
+            Refusal::UrgeNotAllowed { .. } => "R031",
         }
     }
 
     pub fn class(&self) -> RefusalClass {
         match self {
-            Refusal::NotEntitled { .. } => RefusalClass::Forbidden,
+            Refusal::NotEntitled { .. } | Refusal::ReturnNotDeclared { .. } | Refusal::UrgeNotAllowed { .. } => {
+                RefusalClass::Forbidden
+            }
             Refusal::AlreadyActed { .. }
             | Refusal::AlreadyStarted
             | Refusal::NotStarted
@@ -288,6 +308,31 @@ impl fmt::Display for Refusal {
             ),
             Refusal::PrerequisiteMissing { node, message, detail } => write!(f, "step `{node}`: {message} ({detail})"),
             Refusal::NoNextCycleDue { detail } => write!(f, "no next cycle is waiting to be started: {detail}"),
+            Refusal::ReturnNotDeclared { node, target, role, declared } => {
+                write!(
+                    f,
+                    "role `{role}` may not send step `{node}` back to `{target}`: a matter is returned only where \
+                     the policy allows it; a filing cannot veto (R2.18), an approved matter is not sent back to be \
+                     decided again (R3.3); "
+                )?;
+                if declared.is_empty() {
+                    f.write_str("this step allows no return")
+                } else {
+                    write!(f, "this step allows {}", declared.join("; "))
+                }
+            }
+            Refusal::UrgeNotAllowed { node, role, allowed } => {
+                if allowed.is_empty() {
+                    write!(f, "role `{role}` may not urge step `{node}`; the policy names nobody to urge it")
+                } else {
+                    write!(
+                        f,
+                        "role `{role}` may not urge step `{node}`; urging is for {} (named by the policy or \
+                         escalated to)",
+                        list(allowed)
+                    )
+                }
+            }
         }
     }
 }

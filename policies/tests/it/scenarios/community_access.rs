@@ -216,3 +216,33 @@ fn r3_3_an_undecided_request_counts_as_not_approved_and_an_undecided_community_a
     assert_eq!(s.state.status, Status::Rejected);
     assert_eq!(s.replayed(), s.state);
 }
+
+/// Issue 8, R3.3: the community may not send an approved matter back to be decided again. The
+/// policy declares no return on 社区承接, so the return by hand is refused and nothing is
+/// recorded; the guidance body's own step cannot be sent back by the community either.
+#[test]
+fn r3_3_the_community_cannot_send_an_approved_matter_back() {
+    let mut s = requested();
+    decided(&mut s, "同意准入", approve());
+    assert_eq!(s.state.nodes["准入审批"].outcome, Some(Outcome::Approved));
+    let before = s.history.len();
+    let back = |target: &str| Action::ReturnTo { target: target.into(), reason: "请重新审批".into() };
+    let r = s.act("社区居委会", "社区承接", back("准入审批")).unwrap_err();
+    assert_eq!(r.code(), "R030");
+    assert_eq!(
+        r.to_string(),
+        "role `社区居委会` may not send step `社区承接` back to `准入审批`: a matter is returned only where the policy \
+         allows it; a filing cannot veto (R2.18), an approved matter is not sent back to be decided again (R3.3); \
+         this step allows no return"
+    );
+    let r = s.act("社区居委会", "社区承接", back("准入申请")).unwrap_err();
+    assert_eq!(r.code(), "R030");
+    // Another office that does not hold the step learns no more than that (403 first).
+    let r = s.act("职能部门", "社区承接", back("准入审批")).unwrap_err();
+    assert_eq!(r.code(), "R030");
+    let r = s.act("局外人", "社区承接", back("准入审批")).unwrap_err();
+    assert_eq!(r.code(), "R006");
+    assert_eq!(s.history.len(), before, "a refused return records nothing");
+    assert_eq!(s.status_of("社区承接"), Some(NodeStatus::Open));
+    assert_eq!(s.status_of("准入审批"), Some(NodeStatus::Done));
+}

@@ -824,3 +824,38 @@ fn r2_3_the_next_election_is_due_three_years_on_with_the_same_offsets() {
     assert_eq!(window(&s, "正式选举"), Some(("2021-04-01 00:00".into(), "2021-05-21 00:00".into())));
     assert_eq!(due(&s, PARTY).as_deref(), Some("2021-05-01 00:00"));
 }
+
+/// Issue 8, R2.18: the street party committee only files the elected members (备案): it cannot
+/// force a new vote by sending its filing step back. Filing steps declare no return (the
+/// compiler refuses one, E0305), so the return by hand is refused and nothing is recorded.
+#[test]
+fn r2_18_a_filing_body_cannot_return_the_election_to_a_vote() {
+    let mut s = begin(Setup::default());
+    prep(&mut s);
+    nominate(&mut s, 5);
+    s.advance_to("2012-04-18 10:00").unwrap();
+    let six = [("王建国", 50), ("李红梅", 48), ("张志强", 45), ("刘芳", 40), ("陈伟", 30), ("杨帆", 20)];
+    s.act("社区党组织", &p("差额选举委员"), ballots(55, 55, 0, &six)).unwrap();
+    let before = s.history.len();
+    let vote = p("差额选举委员");
+    let node = p("委员备案");
+    let e =
+        s.act("街道党工委", &node, Action::ReturnTo { target: vote.clone(), reason: "重新选举".into() }).unwrap_err();
+    assert_eq!(e.code(), "R030");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "role `街道党工委` may not send step `{node}` back to `{vote}`: a matter is returned only where the policy \
+             allows it; a filing cannot veto (R2.18), an approved matter is not sent back to be decided again (R3.3); \
+             this step allows no return"
+        )
+    );
+    assert_eq!(s.history.len(), before, "a refused return records nothing");
+    assert_eq!(s.state.nodes[&vote].outcome, Some(Outcome::Done));
+    assert_eq!(s.status_of(&node), Some(NodeStatus::Open));
+    // Filing is what it can do.
+    s.act("街道党工委", &node, members_filed(2)).unwrap();
+    s.act("街道党工委", &node, file()).unwrap();
+    assert_eq!(s.state.nodes[&node].outcome, Some(Outcome::Filed));
+    assert_eq!(s.replayed(), s.state);
+}

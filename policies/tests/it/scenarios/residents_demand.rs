@@ -188,3 +188,138 @@ fn r3_6_an_acceptable_risk_sends_no_warning() {
     assert_eq!(s.status_of("预警信息上报"), Some(NodeStatus::Skipped));
     assert_eq!(s.status_of("社区研判"), Some(NodeStatus::Open));
 }
+
+fn pass_back(reason: &str) -> civicflow_engine::core::Action {
+    civicflow_engine::core::Action::ReturnTo { target: "民生办分流".into(), reason: reason.into() }
+}
+
+/// Forwarded, taken in on 05-10 09:00: 首办办结's limit is 2012-06-01 00:00 (15 working days).
+fn owned() -> Simulation {
+    let mut s = forwarded();
+    s.advance_to("2012-05-10 09:00").unwrap();
+    s.act("首办部门", "首办受理", done("已受理")).unwrap();
+    assert_eq!(due(&s, "首办办结").as_deref(), Some("2012-06-01 00:00"));
+    s
+}
+
+/// Issue 8, R3.5: a department that passes the matter back (推诿) is recorded and escalated to
+/// the accountable leaders at that instant; the owner's limit is not reset: when the matter comes
+/// back, 首办办结 keeps the deadline of 06-01, and the breach falls at that instant.
+#[test]
+fn r3_5_passing_the_matter_back_is_escalated_at_once_and_the_limit_runs_on() {
+    let mut s = owned();
+    s.advance_to("2012-05-14 10:00").unwrap();
+    let before = s.history.len();
+    s.act("首办部门", "首办办结", pass_back("不属于本部门职责")).unwrap();
+    let limit = at("2012-06-01 00:00");
+    let now = at("2012-05-14 10:00");
+    let node = "首办办结".to_string();
+    assert_eq!(
+        s.history[before..before + 5].to_vec(),
+        vec![
+            (Event::PassedOn { node: node.clone(), to: "民生办分流".into(), due_at: Some(limit) }, now),
+            (Event::Escalated { node: node.clone(), role: "部门主要领导".into(), due_at: limit }, now),
+            (Event::Escalated { node: node.clone(), role: "部门分管领导".into(), due_at: limit }, now),
+            (Event::Notified { node: node.clone(), role: "民生办".into(), due_at: limit }, now),
+            (
+                Event::Returned {
+                    from: node.clone(),
+                    to: "民生办分流".into(),
+                    reason: "不属于本部门职责".into(),
+                    reset: vec!["民生办分流".into(), "首办办结".into(), "首办受理".into()],
+                    reopened: vec![],
+                },
+                now
+            ),
+        ]
+    );
+    assert_eq!(tail(&s, before + 5), [("opened", "民生办分流".to_string(), "2012-05-14 10:00".to_string())]);
+    assert_eq!(s.status_of("首办办结"), Some(NodeStatus::Waiting));
+    assert_eq!(s.state.nodes["首办办结"].kept_limit, Some(limit));
+    assert_eq!(s.state.nodes["首办办结"].escalated_to, ["部门主要领导", "部门分管领导"]);
+    // The livelihood office names another department; it takes the matter in …
+    s.advance_to("2012-05-15 09:00").unwrap();
+    s.act("民生办", "民生办分流", form(&[("首办部门名称", text("区住建局")), ("督办人", text("李四"))])).unwrap();
+    s.advance_to("2012-05-15 11:00").unwrap();
+    s.act("首办部门", "首办受理", done("已受理")).unwrap();
+    // … and has what is left of the limit, not 15 new working days (which would end 06-06).
+    assert_eq!(due(&s, "首办办结").as_deref(), Some("2012-06-01 00:00"));
+    let before = s.history.len();
+    s.advance_to("2012-06-01 09:00").unwrap();
+    assert_eq!(
+        s.history[before..].to_vec(),
+        vec![
+            // The reminder three working days before the original limit (05-29), as it would have been.
+            (Event::Reminded { node: node.clone(), due_at: limit }, at("2012-05-29 00:00")),
+            (Event::Overdue { node: node.clone(), due_at: limit }, limit),
+            (Event::Escalated { node: node.clone(), role: "部门主要领导".into(), due_at: limit }, limit),
+            (Event::Escalated { node: node.clone(), role: "部门分管领导".into(), due_at: limit }, limit),
+            (Event::Notified { node: node.clone(), role: "民生办".into(), due_at: limit }, limit),
+        ]
+    );
+    assert_eq!(s.replayed(), s.state);
+}
+
+/// Issue 8, R3.5: the limit runs while the matter waits to be reassigned: the breach is
+/// recorded at the original instant, and the step, when it opens again, is already overdue
+/// (no second breach).
+#[test]
+fn r3_5_the_limit_breaches_at_the_original_instant_while_the_matter_waits() {
+    let mut s = owned();
+    s.advance_to("2012-05-30 10:00").unwrap();
+    s.act("首办部门", "首办办结", pass_back("不属于本部门职责")).unwrap();
+    let before = s.history.len();
+    s.advance_to("2012-06-01 09:00").unwrap();
+    let limit = at("2012-06-01 00:00");
+    let node = "首办办结".to_string();
+    let breach: Vec<_> = s.history[before..].iter().filter(|(e, _)| e.node() == Some("首办办结")).cloned().collect();
+    assert_eq!(
+        breach,
+        vec![
+            (Event::Overdue { node: node.clone(), due_at: limit }, limit),
+            (Event::Escalated { node: node.clone(), role: "部门主要领导".into(), due_at: limit }, limit),
+            (Event::Escalated { node: node.clone(), role: "部门分管领导".into(), due_at: limit }, limit),
+            (Event::Notified { node: node.clone(), role: "民生办".into(), due_at: limit }, limit),
+        ]
+    );
+    assert_eq!(s.status_of("首办办结"), Some(NodeStatus::Waiting));
+    s.act("民生办", "民生办分流", form(&[("首办部门名称", text("区住建局")), ("督办人", text("李四"))])).unwrap();
+    s.act("首办部门", "首办受理", done("已受理")).unwrap();
+    assert_eq!(due(&s, "首办办结").as_deref(), Some("2012-06-01 00:00"));
+    assert!(s.state.nodes["首办办结"].overdue);
+    let before = s.history.len();
+    s.advance_to("2012-06-20 09:00").unwrap();
+    assert!(
+        s.history[before..].iter().all(|(e, _)| e.node() != Some("首办办结")),
+        "no second breach of the same limit"
+    );
+    assert_eq!(s.replayed(), s.state);
+}
+
+/// Issue 8, R3.5: only the return the policy declares (back to the livelihood office, by the
+/// department) is accepted; urging is for the livelihood office and, once escalated, the leaders.
+#[test]
+fn r3_5_only_the_declared_return_and_the_named_urgers_are_accepted() {
+    let mut s = owned();
+    let before = s.history.len();
+    let sideways =
+        civicflow_engine::core::Action::ReturnTo { target: "诉求受理".into(), reason: "退回社区".into() };
+    let r = s.act("首办部门", "首办办结", sideways).unwrap_err();
+    assert_eq!(r.code(), "R030");
+    assert!(r.to_string().ends_with("this step allows a return to `民生办分流` by `首办部门`"), "{r}");
+    let r = s.act("民生办", "首办办结", pass_back("改派")).unwrap_err();
+    assert_eq!(r.code(), "R030");
+    let urge = || civicflow_engine::core::Action::Urge { message: Some("请尽快办结".into()) };
+    let r = s.act("部门主要领导", "首办办结", urge()).unwrap_err();
+    assert_eq!(r.code(), "R031");
+    assert_eq!(r.to_string(), "role `部门主要领导` may not urge step `首办办结`; urging is for `民生办` (named by the policy or escalated to)");
+    let r = s.act("社区居委会", "首办办结", urge()).unwrap_err();
+    assert_eq!(r.code(), "R031");
+    assert_eq!(s.history.len(), before, "refusals record nothing");
+    s.act("民生办", "首办办结", urge()).unwrap();
+    assert_eq!(tail(&s, before), [("urged", "首办办结".to_string(), "2012-05-10 09:00".to_string())]);
+    // Once the limit lapses and the leaders are escalated to, they may urge.
+    s.advance_to("2012-06-01 09:00").unwrap();
+    s.act("部门主要领导", "首办办结", urge()).unwrap();
+    assert_eq!(s.history.last().map(|(e, _)| e.kind()), Some("urged"));
+}

@@ -1,0 +1,141 @@
+//! Returns by hand, urging and the owner's limit (issue 8): the core's side of `may return`,
+//! `urge by` and `owned`.
+//!
+//! - A return by hand (退回, `return_to`) is accepted only where the policy declares it for the
+//!   step, the target and the acting role (R030): a filing body cannot force a new vote (R2.18),
+//!   a community cannot send an approved matter back (R3.3). The automatic returns
+//!   (`on rejected return`, `on objection return`) are the policy's own and stay.
+//! - Urging (催办) is for the roles the policy names (`urge by`) and those a breach escalated the
+//!   step to (R031).
+//! - A return out of an `owned` step (首办负责制) is passing the matter on (推诿, R3.5): it is
+//!   recorded (`PassedOn`) and escalated and notified at that instant as the step's `on breach`
+//!   says, and the owner's limit keeps running: the step keeps its deadline (`kept_limit`)
+//!   through the reset, the breach fires at the original instant even while the step waits, and
+//!   when the step reopens its deadline is the original one.
+
+use chrono::{DateTime, Utc};
+use civicflow_dsl::ir;
+
+use super::{Action, Actor, Decision, Event, NodeState, NodeStatus, Refusal, State, Timer, TimerKind};
+
+/// Whether `acting` may return or urge `key` (other actions pass). Called from `act` right after
+/// entitlement, so a refusal here is a 403 and records nothing.
+pub(super) fn allowed(
+    key: &str,
+    def: &ir::Node,
+    n: &NodeState,
+    acting: &Actor,
+    action: &Action,
+) -> Result<(), Refusal> {
+    match action {
+        Action::ReturnTo { target, .. } => {
+            let ok = def.returns.iter().any(|r| r.targets.contains(target) && r.roles.contains(&acting.role));
+            if ok {
+                return Ok(());
+            }
+            let declared = def
+                .returns
+                .iter()
+                .map(|r| format!("a return to {} by {}", quoted(&r.targets), quoted(&r.roles)))
+                .collect();
+            Err(Refusal::ReturnNotDeclared {
+                node: key.into(),
+                target: target.clone(),
+                role: acting.role.clone(),
+                declared,
+            })
+        }
+        Action::Urge { .. } => {
+            if def.urge_by.contains(&acting.role) || n.escalated_to.contains(&acting.role) {
+                return Ok(());
+            }
+            let mut allowed: Vec<String> = def.urge_by.clone();
+            for r in &n.escalated_to {
+                if !allowed.contains(r) {
+                    allowed.push(r.clone());
+                }
+            }
+            Err(Refusal::UrgeNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Roles that may urge the step now: those named with `urge by` and those it was escalated to.
+pub fn urgers(def: &ir::Node, n: &NodeState) -> Vec<String> {
+    let mut out = def.urge_by.clone();
+    for r in &n.escalated_to {
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+/// What a reset keeps of a step whose owner's limit runs on (R3.5): the limit, whether it was
+/// breached, the reminders sent for it and whom it was escalated to.
+pub(super) fn carry_limit(old: &NodeState, new: &mut NodeState) {
+    if old.kept_limit.is_some() {
+        new.kept_limit = old.kept_limit;
+        new.overdue = old.overdue;
+        new.reminders_sent = old.reminders_sent;
+        new.escalated_to = old.escalated_to.clone();
+    }
+}
+
+/// The owner's limit of a step that was passed on and now waits: its breach is due at the
+/// original instant (R3.5).
+pub(super) fn kept_limit_timers(state: &State, out: &mut Vec<Timer>) {
+    for (key, n) in &state.nodes {
+        if let (NodeStatus::Waiting, Some(at), false) = (n.status, n.kept_limit, n.overdue) {
+            out.push(Timer { node: key.clone(), kind: TimerKind::Due, at });
+        }
+    }
+}
+
+impl Decision<'_> {
+    /// A return out of an owned step: 推诿, recorded and escalated now; the limit runs on (R3.5).
+    pub(super) fn pass_on(&mut self, from: &str, target: &str) {
+        let Some(n) = self.state.nodes.get(from) else { return };
+        let Some(def) = self.ctx.program.node(&n.def) else { return };
+        if !def.owned {
+            return;
+        }
+        let due_at = n.due_at;
+        let on_breach = def.on_breach.clone();
+        self.emit(Event::PassedOn { node: from.into(), to: target.into(), due_at });
+        let at = due_at.unwrap_or(self.now);
+        self.escalate(from, &on_breach, at);
+    }
+
+    /// The owner's limit passed while the step waited after being passed on: overdue, escalated
+    /// and notified at that instant (a step that is not open cannot be rejected).
+    pub(super) fn breach_kept_limit(&mut self, key: &str, at: DateTime<Utc>) {
+        let Some(n) = self.state.nodes.get(key) else { return };
+        if n.status != NodeStatus::Waiting || n.kept_limit != Some(at) || n.overdue || self.now < at {
+            return;
+        }
+        let Some(def) = self.ctx.program.node(&n.def) else { return };
+        let on_breach = def.on_breach.clone();
+        self.emit(Event::Overdue { node: key.into(), due_at: at });
+        self.escalate(key, &on_breach, at);
+    }
+
+    fn escalate(&mut self, key: &str, on_breach: &[ir::BreachAction], due_at: DateTime<Utc>) {
+        for a in on_breach {
+            match a {
+                ir::BreachAction::Escalate { role } => {
+                    self.emit(Event::Escalated { node: key.into(), role: role.clone(), due_at })
+                }
+                ir::BreachAction::Notify { role } => {
+                    self.emit(Event::Notified { node: key.into(), role: role.clone(), due_at })
+                }
+                ir::BreachAction::Overdue | ir::BreachAction::Reject => {}
+            }
+        }
+    }
+}
+
+fn quoted(items: &[String]) -> String {
+    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}
