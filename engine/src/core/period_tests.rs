@@ -157,6 +157,7 @@ policy demand {
     due 10 workdays
     remind 2 workdays before
     on breach escalate 区领导
+    urge by 区领导
   }
 }"#;
 
@@ -181,7 +182,7 @@ fn r0_2_a_deadline_reaching_2027_opens_the_step_awaiting_the_calendar() {
     assert_eq!(pending_timers(s.ctx(), &s.state), vec![]);
     // Everything else about the step goes on.
     s.advance_to("2026-12-23 09:00").unwrap();
-    s.act("首办部门", "办理", Action::Urge { message: None }).unwrap();
+    s.act("区领导", "办理", Action::Urge { message: None }).unwrap();
     assert_eq!(s.replayed(), s.state);
 }
 
