@@ -1,4 +1,5 @@
-//! Command-line interface: `check`, `fmt`, `graph`, `explain`, `serve`, `token create`.
+//! Command-line interface: `check`, `fmt`, `graph`, `explain`, `serve`, `calendar check|add`,
+//! `token create`.
 //!
 //! Exit codes: 0 success, 1 a policy has errors (or `fmt --check` found unformatted files),
 //! 2 the command itself failed (unreadable file, bad arguments).
@@ -58,11 +59,36 @@ enum Command {
         /// `POST /v1/admin/clock` moves it.
         #[arg(long)]
         simulated_clock: Option<String>,
+        /// A directory of `YYYY.json` working-day calendar years to add at start (R0.2); each
+        /// file's first notice needs its title and date.
+        #[arg(long)]
+        calendar_dir: Option<PathBuf>,
+    },
+    /// The working-day calendar (R0.2): check a year's file, or add it.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
     },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CalendarCommand {
+    /// Validate a year's file and print what it holds; exits 1 with the errors if it is not
+    /// one that can be added.
+    Check { file: PathBuf },
+    /// Add a year to the database: stored, and every running instance whose deadline waits for
+    /// it gets its due date and timers. A running server loads it at its next start (or use
+    /// `POST /v1/admin/calendars`, which applies it at once).
+    Add {
+        file: PathBuf,
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
     },
 }
 
@@ -109,7 +135,13 @@ pub fn run() -> ExitCode {
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Graph { file, format } => graph(&file, format),
         Command::Explain { code } => explain(&code),
-        Command::Serve { listen, database, simulated_clock } => serve(listen, &database, simulated_clock.as_deref()),
+        Command::Serve { listen, database, simulated_clock, calendar_dir } => {
+            serve(listen, &database, simulated_clock.as_deref(), calendar_dir)
+        }
+        Command::Calendar { command: CalendarCommand::Check { file } } => crate::calendars::check(&file),
+        Command::Calendar { command: CalendarCommand::Add { file, database } } => {
+            crate::calendars::add(&file, &database)
+        }
         Command::Token { command: TokenCommand::Create { name, office, roles, database } } => {
             token_create(&name, &office, &roles, &database)
         }
@@ -123,7 +155,7 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
-fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>) -> ExitCode {
+fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>, calendar_dir: Option<PathBuf>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -146,6 +178,7 @@ fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>) -> E
         let database = crate::serve::Database::parse(database);
         let mut config = crate::serve::Config::new(listen, database.clone());
         config.simulated_clock = simulated;
+        config.calendar_dir = calendar_dir;
         let server = match crate::serve::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {

@@ -5,8 +5,10 @@
 //! - `http`: the axum API (v1), its authentication, problems and OpenAPI document.
 //! - `serve`: the store, runtime, timer service and HTTP server started and stopped together.
 //! - `pages`: the web pages (handlebars, sessions, CSRF) for offices and oversight staff.
+//! - `calendars`: calendar years from files (`calendar check`, `calendar add`, `--calendar-dir`).
 //! - `metrics`: the Prometheus text exposition and the measuring store wrapper.
 
+pub mod calendars;
 pub mod cli;
 pub mod http;
 pub mod metrics;

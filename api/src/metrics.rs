@@ -14,8 +14,8 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord, Published, Store,
-    StoreError, StoredEvent, TimerRecord,
+    CalendarYearRecord, Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
+    Published, Store, StoreError, StoredEvent, TimerRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -321,6 +321,20 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.principal_by_token_hash(token_hash).await;
         self.time("principal_by_token_hash", t);
+        r
+    }
+
+    async fn put_calendar_year(&self, year: CalendarYearRecord) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.put_calendar_year(year).await;
+        self.time("put_calendar_year", t);
+        r
+    }
+
+    async fn calendar_years(&self) -> Result<Vec<CalendarYearRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.calendar_years().await;
+        self.time("calendar_years", t);
         r
     }
 

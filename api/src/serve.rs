@@ -83,6 +83,8 @@ pub struct Config {
     pub publish_bundled: bool,
     /// How often the timer service looks for due timers.
     pub timer_interval: Duration,
+    /// R0.2: a directory of `YYYY.json` calendar years to add at start (`--calendar-dir`).
+    pub calendar_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -93,6 +95,7 @@ impl Config {
             simulated_clock: None,
             publish_bundled: true,
             timer_interval: Duration::from_secs(1),
+            calendar_dir: None,
         }
     }
 }
@@ -146,6 +149,7 @@ impl Server {
         let calendar = Arc::new(Calendar::chinese().map_err(|e| ServeError::Calendar(e.to_string()))?);
         let node = format!("node-{}-{}", std::process::id(), short_random());
         let runtime = Arc::new(Runtime::new(store.clone(), committer, clock, calendar, node));
+        crate::calendars::load_at_start(&runtime, config.calendar_dir.as_deref()).await?;
 
         let mut published = Vec::new();
         if config.publish_bundled && store.list_policies().await?.is_empty() {

@@ -488,7 +488,8 @@ async fn bulk_create(store: Arc<dyn Store>, source: &str, n: usize, starts: usiz
     let rt = new_runtime(store.clone(), clock, "setup");
     let published = rt.publish(source).await.unwrap().record;
     let program = rt.program(&published.name, Some(&published.hash)).await.unwrap();
-    let ctx = Context { program: &program, calendar: rt.calendar() };
+    let calendar = rt.calendar();
+    let ctx = Context { program: &program, calendar: &calendar };
     let templates: Arc<Vec<Template>> =
         Arc::new((0..starts).map(|k| template(ctx, t0() + TimeDelta::minutes(k as i64))).collect());
     let done = Arc::new(AtomicUsize::new(0));

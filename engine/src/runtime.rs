@@ -7,14 +7,14 @@
 //! also marks the timer fired under its fence, so it fires exactly once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use civicflow_dsl::value::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::Calendar;
+use crate::calendar::{Calendar, CalendarError};
 use crate::clock::Clock;
 use crate::core::cycles::{self, CycleLink, Facts, Found, QuotaCount};
 use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, Timer, TimerKind};
@@ -22,6 +22,10 @@ use crate::store::{
     Commit, CounterClaim, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent, NewTimer,
     PolicyRecord, Published, Spawn, Store, StoreError, StoredEvent, TimerRecord,
 };
+
+mod calendars;
+
+pub use calendars::AddedYear;
 
 /// How many times a command is decided again after losing a race for the instance.
 const RETRIES: usize = 8;
@@ -47,6 +51,9 @@ pub enum RuntimeError {
     Corrupt(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A calendar year that cannot be added (CAL003, CAL004, CAL006).
+    #[error("{0}")]
+    Calendar(CalendarError),
 }
 
 impl RuntimeError {
@@ -59,6 +66,7 @@ impl RuntimeError {
             RuntimeError::Busy => "BUSY",
             RuntimeError::Corrupt(_) => "CORRUPT",
             RuntimeError::Store(e) => e.code(),
+            RuntimeError::Calendar(e) => e.code(),
         }
     }
 }
@@ -87,7 +95,8 @@ pub struct Runtime {
     store: Arc<dyn Store>,
     committer: GroupCommitter,
     clock: Arc<dyn Clock>,
-    calendar: Arc<Calendar>,
+    /// Swapped whole when a year is added (R0.2); a command decides on the calendar it read.
+    calendar: RwLock<Arc<Calendar>>,
     programs: Mutex<HashMap<String, Arc<Program>>>,
     /// This node's name, as lease owner of the timers it claims.
     node: String,
@@ -109,7 +118,7 @@ impl Runtime {
             store,
             committer,
             clock,
-            calendar,
+            calendar: RwLock::new(calendar),
             programs: Mutex::new(HashMap::new()),
             node,
             firing: tokio::sync::Mutex::new(()),
@@ -124,8 +133,12 @@ impl Runtime {
         &self.clock
     }
 
-    pub fn calendar(&self) -> &Calendar {
-        &self.calendar
+    /// The working-day calendar now (years added at run time included).
+    pub fn calendar(&self) -> Arc<Calendar> {
+        match self.calendar.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Compiles and publishes a policy; publishing the same text again is a no-op.
@@ -166,8 +179,8 @@ impl Runtime {
         Ok(program)
     }
 
-    fn ctx<'a>(&'a self, program: &'a Program) -> Context<'a> {
-        Context { program, calendar: &self.calendar }
+    fn ctx<'a>(program: &'a Program, calendar: &'a Calendar) -> Context<'a> {
+        Context { program, calendar }
     }
 
     /// Starts an instance with a caller-chosen id.
@@ -186,10 +199,11 @@ impl Runtime {
         let program = self.program(policy, hash).await?;
         let now = self.clock.now();
         let command = Command::Start { actor: actor.clone(), params };
+        let calendar = self.calendar();
+        let ctx = Self::ctx(&program, &calendar);
         let (events, next) =
-            core::decide_with_state(self.ctx(&program), &State::new(), &command, now).map_err(RuntimeError::Refused)?;
-        let mut commit =
-            self.commit_for(id, &program, &State::new(), &events, &next, now, None, idem.as_ref(), actor)?;
+            core::decide_with_state(ctx, &State::new(), &command, now).map_err(RuntimeError::Refused)?;
+        let mut commit = self.commit_for(id, ctx, &State::new(), &events, &next, now, None, idem.as_ref(), actor)?;
         commit.counters.extend(self.cycle_member(&program, &next));
         let record = InstanceRecord {
             id: id.to_string(),
@@ -254,9 +268,11 @@ impl Runtime {
                 _ => self.clock.now(),
             };
             let facts = self.facts(id, &program, &state, command).await?;
-            let (events, next) = core::decide_with_facts(self.ctx(&program), &state, command, now, &facts)
-                .map_err(RuntimeError::Refused)?;
-            let mut commit = self.commit_for(id, &program, &state, &events, &next, now, fire, idem.as_ref(), actor)?;
+            let calendar = self.calendar();
+            let ctx = Self::ctx(&program, &calendar);
+            let (events, next) =
+                core::decide_with_facts(ctx, &state, command, now, &facts).map_err(RuntimeError::Refused)?;
+            let mut commit = self.commit_for(id, ctx, &state, &events, &next, now, fire, idem.as_ref(), actor)?;
             commit.counters.extend(self.quota_counters(&program, &state, &next, &facts));
             commit.spawn = self.spawn_next(id, &program, &state, &events, &BTreeMap::new(), now).await?;
             match self.committer.commit(commit).await {
@@ -301,7 +317,7 @@ impl Runtime {
     fn commit_for(
         &self,
         id: &str,
-        program: &Program,
+        ctx: Context,
         state: &State,
         events: &[Event],
         next: &State,
@@ -310,7 +326,6 @@ impl Runtime {
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<Commit, RuntimeError> {
-        let ctx = self.ctx(program);
         let before = timers_by_node(core::pending_timers(ctx, state));
         let after = timers_by_node(core::pending_timers(ctx, next));
         let mut changed: Vec<String> =
@@ -375,7 +390,8 @@ impl Runtime {
         state: &State,
         command: &Command,
     ) -> Result<Facts, RuntimeError> {
-        let ctx = self.ctx(program);
+        let calendar = self.calendar();
+        let ctx = Self::ctx(program, &calendar);
         let mut facts = Facts { instance: Some(id.to_string()), ..Facts::default() };
         let needs = cycles::needs(ctx, state, command);
         if let (false, Some(period)) = (needs.quotas.is_empty(), cycles::period(ctx, state)) {
@@ -433,13 +449,15 @@ impl Runtime {
         if program.policy.quotas.is_empty() {
             return None;
         }
-        let period = cycles::period(self.ctx(program), state)?;
+        let calendar = self.calendar();
+        let period = cycles::period(Self::ctx(program, &calendar), state)?;
         Some(CounterClaim { key: format!("{}/{period}/instances", program.policy.name), cap: None })
     }
 
     /// R3.7: the quota places the change takes, each under the cap the core decided with.
     fn quota_counters(&self, program: &Program, before: &State, after: &State, facts: &Facts) -> Vec<CounterClaim> {
-        let Some(period) = cycles::period(self.ctx(program), before) else { return Vec::new() };
+        let calendar = self.calendar();
+        let Some(period) = cycles::period(Self::ctx(program, &calendar), before) else { return Vec::new() };
         cycles::quota_claims(&program.policy, before, after)
             .into_iter()
             .filter_map(|q| {
@@ -470,7 +488,8 @@ impl Runtime {
         }) else {
             return Ok(None);
         };
-        let ctx = self.ctx(program);
+        let calendar = self.calendar();
+        let ctx = Self::ctx(program, &calendar);
         // The recurrence that fell due: the earliest, as the timer was set.
         let cycle = match cycles::next_due(ctx, state) {
             Some((c, _)) => c,
@@ -490,7 +509,7 @@ impl Runtime {
         let (new_events, next) =
             core::decide_with_facts(ctx, &State::new(), &command, start_at, &facts).map_err(RuntimeError::Refused)?;
         let mut first =
-            self.commit_for(&instance, program, &State::new(), &new_events, &next, start_at, None, None, &system)?;
+            self.commit_for(&instance, ctx, &State::new(), &new_events, &next, start_at, None, None, &system)?;
         first.counters.extend(self.cycle_member(program, &next));
         let record = InstanceRecord {
             id: instance.clone(),
@@ -521,9 +540,10 @@ impl Runtime {
             let (record, state) = self.load(id).await?;
             let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
             let now = self.clock.now();
-            let (events, next) =
-                cycles::start_next(self.ctx(&program), &state, actor, now).map_err(RuntimeError::Refused)?;
-            let mut commit = self.commit_for(id, &program, &state, &events, &next, now, None, idem.as_ref(), actor)?;
+            let calendar = self.calendar();
+            let ctx = Self::ctx(&program, &calendar);
+            let (events, next) = cycles::start_next(ctx, &state, actor, now).map_err(RuntimeError::Refused)?;
+            let mut commit = self.commit_for(id, ctx, &state, &events, &next, now, None, idem.as_ref(), actor)?;
             commit.spawn = self.spawn_next(id, &program, &state, &events, &given, now).await?;
             match self.committer.commit(commit).await {
                 Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),

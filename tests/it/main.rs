@@ -6,12 +6,14 @@
 //! - `http`: the server on a loopback port, driven through HTTP (an election on SQLite and
 //!   PostgreSQL, refusals, idempotency, `as_of`, verification, OpenAPI).
 //! - `pages`: the web pages through HTTP (sign-in, CSRF, inbox, acting, timeline, audit trail).
+//! - `http_calendar`: R0.2, a deadline in 2027 waiting for its calendar, then the year added.
 //! - `http_election`: the bundled election, whole, through HTTP beside its in-memory twin.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 mod browser;
 mod crash;
 mod http;
+mod http_calendar;
 mod http_election;
 mod pages;
 mod pg;

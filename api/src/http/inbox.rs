@@ -32,6 +32,12 @@ pub struct InboxItem {
     /// The role the caller would act in.
     pub role: String,
     pub due_at: Option<DateTime<Utc>>,
+    /// R0.2: the deadline waits for this year's working-day calendar (`due_at` is null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_awaiting_calendar: Option<i32>,
+    /// `awaiting the 2027 calendar`, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_note: Option<String>,
     pub window_closes: Option<DateTime<Utc>>,
     pub overdue: bool,
 }
@@ -79,6 +85,8 @@ pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> 
                     kind: kind_word(&def.kind),
                     role,
                     due_at: n.due_at,
+                    due_awaiting_calendar: super::instances::awaiting_year(n),
+                    due_note: super::instances::awaiting_year(n).map(super::instances::awaiting_words),
                     window_closes: n.window.map(|w| w.1),
                     overdue: n.overdue,
                 });

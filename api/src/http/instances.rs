@@ -154,7 +154,17 @@ pub struct StepView {
     /// Acting is allowed before this instant.
     pub window_closes: Option<DateTime<Utc>>,
     pub due_at: Option<DateTime<Utc>>,
+    /// R0.2: the deadline counts working days into this year, whose calendar is not published
+    /// yet; `due_at` is null until the year is added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_awaiting_calendar: Option<i32>,
+    /// The deadline in words when it has no instant: `awaiting the 2027 calendar`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_note: Option<String>,
     pub min_until: Option<DateTime<Utc>>,
+    /// R0.2: the same for a minimum duration in working days (the step cannot end before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_awaiting_calendar: Option<i32>,
     pub overdue: bool,
     pub escalated_to: Vec<String>,
     /// How many times a return reopened it.
@@ -780,7 +790,10 @@ fn step_view(key: &str, def: &ir::Node, n: &NodeState) -> StepView {
         window_opens: n.window.map(|w| w.0),
         window_closes: n.window.map(|w| w.1),
         due_at: n.due_at,
+        due_awaiting_calendar: awaiting_year(n),
+        due_note: awaiting_year(n).map(awaiting_words),
         min_until: n.min_until,
+        min_awaiting_calendar: n.min_awaiting.map(|w| w.year),
         overdue: n.overdue,
         escalated_to: n.escalated_to.clone(),
         round: n.round,
@@ -825,4 +838,17 @@ impl From<VoteCountsView> for VoteCounts {
             tallies: v.tallies.into_iter().map(|t| Tally { candidate: t.candidate, votes: t.votes }).collect(),
         }
     }
+}
+
+/// R0.2: the year a step's deadline waits for, if it does.
+pub fn awaiting_year(n: &civicflow_engine::core::NodeState) -> Option<i32> {
+    match n.due() {
+        civicflow_engine::core::Due::AwaitingCalendar { year } => Some(year),
+        _ => None,
+    }
+}
+
+/// `awaiting the 2027 calendar` (the pages say 待2027年日历公布).
+pub fn awaiting_words(year: i32) -> String {
+    format!("awaiting the {year} calendar")
 }

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod auth;
 pub mod calendar;
+pub mod calendars;
 pub mod events;
 pub mod extract;
 pub mod history;
@@ -126,6 +127,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(inbox::inbox))
         .routes(routes!(events::stream_events))
         .routes(routes!(admin::clock, admin::advance_clock))
+        .routes(routes!(calendars::list_calendars))
+        .routes(routes!(calendars::add_calendar))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
     let service = OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1).merge(service).split_for_parts();

@@ -200,6 +200,8 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::Corrupt(m) => ApiError::internal(format!("CORRUPT {m}")),
             RuntimeError::Store(s) => s.into(),
+            // A year's file that cannot be added (CAL003, CAL004, CAL006): 422 with its words.
+            RuntimeError::Calendar(c) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, c.code(), c.to_string()),
         }
     }
 }

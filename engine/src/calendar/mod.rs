@@ -142,6 +142,11 @@ pub struct Notice {
     /// The notice's arrangement lines, as the source quotes them.
     #[serde(default)]
     pub summary: Vec<String>,
+    /// The day the notice was issued (成文日期 or 发布日期). Required for a year added at run
+    /// time (R0.2), where it is recorded in every instance the year affects; the bundled files,
+    /// generated from the packages, do not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<NaiveDate>,
 }
 
 /// A package of a public registry that a year's entries were generated from.
@@ -221,10 +226,18 @@ pub enum CalendarError {
         /// The operating system's message.
         message: String,
     },
+    /// CAL006: a year added at run time must name its notice's title and date (R0.2): both are
+    /// recorded in the history of every instance the year affects.
+    NoticeRequired {
+        /// Which file.
+        origin: String,
+        /// What is missing.
+        missing: &'static str,
+    },
 }
 
 impl CalendarError {
-    /// The stable code: CAL001 … CAL005. Codes are never reused or renumbered.
+    /// The stable code: CAL001 … CAL006. Codes are never reused or renumbered.
     pub fn code(&self) -> &'static str {
         match self {
             CalendarError::YearNotCovered { .. } => "CAL001",
@@ -232,6 +245,7 @@ impl CalendarError {
             CalendarError::Parse { .. } => "CAL003",
             CalendarError::InvalidData { .. } => "CAL004",
             CalendarError::Io { .. } => "CAL005",
+            CalendarError::NoticeRequired { .. } => "CAL006",
         }
     }
 }
@@ -254,6 +268,11 @@ impl fmt::Display for CalendarError {
             }
             CalendarError::InvalidData { origin, message } => write!(f, "{origin}: {message}"),
             CalendarError::Io { path, message } => write!(f, "{}: {message}", path.display()),
+            CalendarError::NoticeRequired { origin, missing } => write!(
+                f,
+                "{origin}: {missing} is required to add a year: it is recorded in the history of every \
+                 instance the year affects"
+            ),
         }
     }
 }
@@ -338,6 +357,18 @@ impl YearCalendar {
     /// The file as parsed.
     pub fn file(&self) -> &YearFile {
         &self.file
+    }
+
+    /// The notice a year added at run time is recorded with: the first notice's title and date,
+    /// both required (CAL006).
+    pub fn notice_for_adding(&self) -> Result<(String, NaiveDate), CalendarError> {
+        let required = |missing| CalendarError::NoticeRequired { origin: self.origin.clone(), missing };
+        let notice = self.file.source.notices.first().ok_or_else(|| required("source.notices[0]"))?;
+        if notice.title.trim().is_empty() {
+            return Err(required("source.notices[0].title"));
+        }
+        let date = notice.date.ok_or_else(|| required("source.notices[0].date"))?;
+        Ok((notice.title.clone(), date))
     }
 
     fn is_working_day(&self, date: NaiveDate) -> bool {

@@ -212,6 +212,17 @@ pub struct PrincipalRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// R0.2: a working-day calendar year added at run time, as stored (table `calendar_years`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarYearRecord {
+    pub year: i32,
+    /// The year's file as added (the format of `engine/calendars/cn/YYYY.json`).
+    pub body: String,
+    pub added_at: DateTime<Utc>,
+    /// The principal who added it.
+    pub added_by: String,
+}
+
 /// One atomic step of an instance: events to append and everything that goes with them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Commit {
@@ -496,6 +507,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The value of a counter (0 if it was never raised); see [`Commit::counters`].
     async fn counter(&self, key: &str) -> Result<u64, StoreError>;
+
+    /// R0.2: stores a calendar year added at run time; a year stored before is replaced.
+    async fn put_calendar_year(&self, year: CalendarYearRecord) -> Result<(), StoreError>;
+
+    /// R0.2: the calendar years added at run time, by year.
+    async fn calendar_years(&self) -> Result<Vec<CalendarYearRecord>, StoreError>;
 
     /// Periodic maintenance of the storage files; SQLite runs `wal_checkpoint(RESTART)` so the
     /// WAL stays bounded. The [`GroupCommitter`] calls it on an interval. Default: nothing.

@@ -25,8 +25,8 @@ use super::common::{
     lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, validate_commit, verify_log,
 };
 use super::{
-    Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
-    Published, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+    CalendarYearRecord, Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
+    PrincipalRecord, Published, Store, StoreError, StoredEvent, TimerRecord, TimerState,
 };
 use crate::audit::{truncate_to_micros, GENESIS};
 
@@ -443,6 +443,39 @@ impl Store for PgStore {
         .await
         .map_err(map_sqlx)?;
         row.as_ref().map(principal_row).transpose()
+    }
+
+    async fn put_calendar_year(&self, year: CalendarYearRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calendar_years (year, body, added_at, added_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (year) DO UPDATE SET body = excluded.body, added_at = excluded.added_at,
+             added_by = excluded.added_by",
+        )
+        .bind(year.year)
+        .bind(&year.body)
+        .bind(truncate_to_micros(year.added_at))
+        .bind(&year.added_by)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_sqlx)
+    }
+
+    async fn calendar_years(&self) -> Result<Vec<CalendarYearRecord>, StoreError> {
+        let rows = sqlx::query("SELECT year, body, added_at, added_by FROM calendar_years ORDER BY year")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                Ok(CalendarYearRecord {
+                    year: row.try_get("year").map_err(map_sqlx)?,
+                    body: row.try_get("body").map_err(map_sqlx)?,
+                    added_at: row.try_get("added_at").map_err(map_sqlx)?,
+                    added_by: row.try_get("added_by").map_err(map_sqlx)?,
+                })
+            })
+            .collect()
     }
 
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {

@@ -211,6 +211,7 @@ conformance!(
     two_claimers_fire_each_timer_once,
     principals_are_found_by_token_hash_only,
     idempotency_without_commit_is_unique_per_principal_and_key,
+    r0_2_calendar_years_are_kept_and_replaced_by_year,
 );
 
 // ---- fixtures ----
@@ -888,6 +889,28 @@ async fn tampered_payload_fails_verify_at_that_seq(h: &Harness) {
 /// Principals and tokens: a token is found by its hash only; a second token of the same
 /// principal replaces its office and roles and keeps the first; a hash is stored once; bad input
 /// records nothing.
+/// R0.2: a calendar year added at run time is stored with who added it and when; adding the same
+/// year again replaces it; years come back in order (migration 0003 on both backends).
+async fn r0_2_calendar_years_are_kept_and_replaced_by_year(h: &Harness) {
+    let store = h.store.as_ref();
+    assert_eq!(store.calendar_years().await.unwrap(), []);
+    let year = |y: i32, body: &str, at: &str, by: &str| civicflow_engine::store::CalendarYearRecord {
+        year: y,
+        body: body.into(),
+        added_at: t(at),
+        added_by: by.into(),
+    };
+    let first = year(2027, r#"{"year": 2027, "v": 1}"#, "2026-12-20T02:00:00.123456Z", "管理员");
+    store.put_calendar_year(first.clone()).await.unwrap();
+    store.put_calendar_year(year(2028, "{}", "2026-12-21T00:00:00Z", "admin")).await.unwrap();
+    assert_eq!(store.calendar_years().await.unwrap(), [first, year(2028, "{}", "2026-12-21T00:00:00Z", "admin")]);
+    let replaced = year(2027, r#"{"year": 2027, "v": 2}"#, "2026-12-22T00:00:00Z", "另一位管理员");
+    store.put_calendar_year(replaced.clone()).await.unwrap();
+    let years = store.calendar_years().await.unwrap();
+    assert_eq!(years.len(), 2);
+    assert_eq!(years[0], replaced);
+}
+
 async fn principals_are_found_by_token_hash_only(h: &Harness) {
     let store = h.store.as_ref();
     assert_eq!(store.list_principals().await.unwrap(), []);

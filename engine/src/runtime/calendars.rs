@@ -1,0 +1,116 @@
+//! R0.2: adding a working-day calendar year while the server runs.
+//!
+//! The year is checked, stored (table `calendar_years`, so a restart keeps it), swapped into the
+//! runtime's calendar, and then every running instance with a period waiting for that year is
+//! told through the core (`Command::CalendarAdded`): the instance records `CalendarApplied` in
+//! its own history (the notice's title and date, who added the year, the computed instant), and
+//! the same commit creates the deadline's timers, as for any command.
+
+use std::sync::Arc;
+
+use super::{Runtime, RuntimeError};
+use crate::calendar::{Calendar, YearCalendar};
+use crate::core::{Actor, CalendarNotice, Command, NodeStatus, State};
+use crate::store::{CalendarYearRecord, InstanceFilter, MAX_PAGE_SIZE};
+
+/// What adding a year did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedYear {
+    pub year: i32,
+    pub notice: CalendarNotice,
+    /// The instances whose waiting periods were computed, by id.
+    pub instances: Vec<String>,
+}
+
+impl Runtime {
+    /// Adds (or replaces) a year of the working-day calendar: `body` is the year's file in the
+    /// bundled format, whose first notice must give its title and date (CAL006).
+    pub async fn add_calendar_year(&self, body: &str, origin: &str, by: &Actor) -> Result<AddedYear, RuntimeError> {
+        let year = YearCalendar::parse(body, origin).map_err(RuntimeError::Calendar)?;
+        let (title, date) = year.notice_for_adding().map_err(RuntimeError::Calendar)?;
+        let number = year.year();
+        self.store
+            .put_calendar_year(CalendarYearRecord {
+                year: number,
+                body: body.to_string(),
+                added_at: self.clock.now(),
+                added_by: by.principal.clone(),
+            })
+            .await?;
+        self.swap_in([year]);
+        let notice = CalendarNotice { title, date };
+        let instances = self.apply_year(number, &notice, by).await?;
+        Ok(AddedYear { year: number, notice, instances })
+    }
+
+    /// Loads the years added earlier (from the store) into the calendar, at start; then tells
+    /// the instances that wait for a year now covered (added while this node was down, or by
+    /// `serve --calendar-dir`).
+    pub async fn load_calendar_years(&self, by: &Actor) -> Result<Vec<AddedYear>, RuntimeError> {
+        let mut years = Vec::new();
+        for record in self.store.calendar_years().await? {
+            let origin = format!("stored calendar year {}", record.year);
+            years.push(YearCalendar::parse(&record.body, &origin).map_err(RuntimeError::Calendar)?);
+        }
+        self.swap_in(years);
+        let calendar = self.calendar();
+        let mut added = Vec::new();
+        for number in calendar.covered_years() {
+            let Some(year) = calendar.year(number) else { continue };
+            // Only a year whose notice names its date can be recorded; bundled years are never
+            // awaited, since the calendar held them from the start.
+            let Ok((title, date)) = year.notice_for_adding() else { continue };
+            let notice = CalendarNotice { title, date };
+            let instances = self.apply_year(number, &notice, by).await?;
+            if !instances.is_empty() {
+                added.push(AddedYear { year: number, notice, instances });
+            }
+        }
+        Ok(added)
+    }
+
+    /// Replaces the calendar with one that has these years too.
+    pub fn swap_in(&self, years: impl IntoIterator<Item = YearCalendar>) {
+        let mut guard = match self.calendar.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let next: Calendar = Calendar::clone(&guard).with(years);
+        *guard = Arc::new(next);
+    }
+
+    /// Runs `CalendarAdded` on every running instance that waits for `year`.
+    async fn apply_year(&self, year: i32, notice: &CalendarNotice, by: &Actor) -> Result<Vec<String>, RuntimeError> {
+        let mut waiting = Vec::new();
+        let mut page = 1;
+        loop {
+            let filter =
+                InstanceFilter { policy: None, status: Some("running".into()), page, page_size: MAX_PAGE_SIZE };
+            let listed = self.store.list_instances(&filter).await?;
+            for record in &listed.items {
+                let Ok(state) = serde_json::from_value::<State>(record.snapshot.clone()) else { continue };
+                if waits_for(&state, year) {
+                    waiting.push(record.id.clone());
+                }
+            }
+            if listed.items.len() < MAX_PAGE_SIZE as usize || u64::from(page) * u64::from(MAX_PAGE_SIZE) >= listed.total
+            {
+                break;
+            }
+            page += 1;
+        }
+        let command = Command::CalendarAdded { year, notice: notice.clone(), added_by: by.principal.clone() };
+        for id in &waiting {
+            self.run(id, &command, by, None, None).await?;
+        }
+        Ok(waiting)
+    }
+}
+
+/// Whether an open step of the instance has a period waiting for `year`.
+fn waits_for(state: &State, year: i32) -> bool {
+    state.nodes.values().any(|n| {
+        n.status == NodeStatus::Open
+            && (n.due_awaiting.is_some_and(|w| w.year == year) || n.min_awaiting.is_some_and(|w| w.year == year))
+    })
+}
