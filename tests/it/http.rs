@@ -652,6 +652,8 @@ async fn first_start_openapi_health_and_problems() {
         ("/v1/instances/{id}/calendar.ics", "get"),
         ("/v1/events", "get"),
         ("/v1/admin/clock", "post"),
+        ("/v1/calendars", "get"),
+        ("/v1/admin/calendars", "post"),
         ("/healthz", "get"),
         ("/metrics", "get"),
     ] {
