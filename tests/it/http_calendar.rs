@@ -83,6 +83,43 @@ impl Env {
         view["steps"].as_array().unwrap().iter().find(|s| s["id"] == "办理").cloned().unwrap()
     }
 
+    /// A page's HTML as the principal of `token` sees it: signed in through `/signin` (cookies
+    /// and the CSRF nonce by hand).
+    async fn page(&self, token: &str, path: &str) -> String {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut cookies: Vec<String> = Vec::new();
+        let keep = |cookies: &mut Vec<String>, r: &reqwest::Response| {
+            for v in r.headers().get_all(reqwest::header::SET_COOKIE) {
+                let first = v.to_str().unwrap().split(';').next().unwrap().to_string();
+                cookies.retain(|c| c.split('=').next() != first.split('=').next());
+                cookies.push(first);
+            }
+        };
+        let form = client.get(format!("{}/signin", self.base)).send().await.unwrap();
+        keep(&mut cookies, &form);
+        let html = form.text().await.unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = html.find(marker).unwrap() + marker.len();
+        let csrf = html[start..].split('"').next().unwrap().to_string();
+        let signed = client
+            .post(format!("{}/signin", self.base))
+            .header(reqwest::header::COOKIE, cookies.join("; "))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={}&token={}", enc(&csrf), enc(token)))
+            .send()
+            .await
+            .unwrap();
+        keep(&mut cookies, &signed);
+        let page = client
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, cookies.join("; "))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        page.text().await.unwrap()
+    }
+
     async fn history(&self, id: &str) -> Vec<Value> {
         self.get(&format!("/v1/instances/{id}/history"), &self.admin).await["events"].as_array().unwrap().clone()
     }
@@ -113,6 +150,11 @@ async fn r0_2_scenario(env: Env) {
     let calendars = env.get("/v1/calendars", &clerk).await;
     let years: Vec<i64> = calendars["years"].as_array().unwrap().iter().map(|y| y["year"].as_i64().unwrap()).collect();
     assert_eq!(years, (2004..=2026).collect::<Vec<_>>());
+
+    // The pages say so too: the inbox and the instance's timeline, in Chinese and in English.
+    assert!(env.page(&clerk, "/inbox").await.contains("待2027年日历公布"));
+    assert!(env.page(&clerk, "/inbox?lang=en").await.contains("awaiting the 2027 calendar"));
+    assert!(env.page(&admin, &format!("/instances/{id}")).await.contains("待2027年日历公布"));
 
     // Adding a year: admin only, and its notice's date is required; neither records anything.
     let len = env.history(id).await.len();
@@ -210,4 +252,9 @@ async fn r0_2_postgres_a_deadline_in_2027_waits_for_the_year_then_fires_at_its_i
     store.close().await;
     sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
     admin.close().await;
+}
+
+/// Percent-encodes a form value.
+fn enc(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

@@ -36,6 +36,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
         Err(e) => return pages.api_error(&headers, e),
     };
     let shanghai = super::shanghai();
+    let lang = super::lang(&headers);
     let pager = Pager::new(q.page, items.len(), PAGE_SIZE);
     let rows: Vec<Value> = items[pager.range(PAGE_SIZE)]
         .iter()
@@ -47,7 +48,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
                 "name": i.title.clone().unwrap_or_else(|| i.name.clone()),
                 "kind": i.kind,
                 "role": i.role,
-                "due": local(i.due_at, shanghai),
+                "due": super::due_text(i.due_at, i.due_awaiting_calendar, shanghai, lang),
                 "closes": local(i.window_closes, shanghai),
                 "overdue": i.overdue,
                 "href": format!("/act?instance={}&step={}", enc(&i.instance), enc(&i.step)),
@@ -149,7 +150,7 @@ async fn render_act(
         "status": super::instance::status_text(&instances::word(&n.status), super::lang(headers)),
         "open": n.status == NodeStatus::Open,
         "roles": def.roles.join("、"),
-        "due": local(n.due_at, offset),
+        "due": super::due_text(n.due_at, crate::http::instances::awaiting_year(n), offset, super::lang(headers)),
         "window": n.window.map(|w| format!("{} – {}", local(Some(w.0), offset).unwrap_or_default(), local(Some(w.1), offset).unwrap_or_default())),
         "overdue": n.overdue,
         "key": key,

@@ -152,7 +152,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
                     (Some(a), Some(b)) => Some(format!("{} – {}", local(Some(a), tz).unwrap_or_default(), local(Some(b), tz).unwrap_or_default())),
                     _ => None,
                 },
-                "due": local(s.due_at, tz),
+                "due": super::due_text(s.due_at, s.due_awaiting_calendar, tz, lang),
                 "due_at": s.due_at.map(|d| fmt(pct(d))),
                 "closed": local(s.closed_at, tz),
                 "closed_at": s.closed_at.map(|d| fmt(pct(d))),

@@ -450,6 +450,20 @@ pub fn local(at: Option<DateTime<Utc>>, offset: FixedOffset) -> Option<String> {
     at.map(|t| t.with_timezone(&offset).format("%Y-%m-%d %H:%M").to_string())
 }
 
+/// R0.2: a deadline waiting for a year's working-day calendar, in the page's language:
+/// 待2027年日历公布 / awaiting the 2027 calendar.
+pub fn awaiting_calendar(year: i32, lang: Lang) -> String {
+    match lang {
+        Lang::Zh => format!("待{year}年日历公布"),
+        Lang::En => format!("awaiting the {year} calendar"),
+    }
+}
+
+/// The due date as shown: the local instant, or the year whose calendar it waits for.
+pub fn due_text(at: Option<DateTime<Utc>>, awaiting: Option<i32>, offset: FixedOffset, lang: Lang) -> Option<String> {
+    local(at, offset).or_else(|| awaiting.map(|y| awaiting_calendar(y, lang)))
+}
+
 /// Asia/Shanghai (+08:00), for lists that span policies.
 pub fn shanghai() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap_or_else(|| Utc.fix()))
