@@ -258,3 +258,75 @@ async fn r0_2_postgres_a_deadline_in_2027_waits_for_the_year_then_fires_at_its_i
 fn enc(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
+
+/// R0.2: `serve --calendar-dir` adds the year at start (the waiting instance records it, with
+/// the directory as who added it), and a restart without the directory keeps the year (stored in
+/// `calendar_years`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r0_2_calendar_dir_at_start_and_a_restart_keep_the_year() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
+    let first = Env::start(Arc::new(store.clone())).await;
+    let admin = first.admin.clone();
+    let (status, body) = first.send(reqwest::Method::POST, "/v1/policies", &admin, Some(DEMAND.to_string())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let start = json!({ "policy": "诉求办理", "params": {}, "id": "demand-dir" });
+    let (status, body) = first.send(reqwest::Method::POST, "/v1/instances", &admin, Some(start.to_string())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(first.step("demand-dir").await["due_awaiting_calendar"], 2027);
+    first.server.stop().await;
+
+    // Started again with the directory of the test fixture.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/calendar-test-fixture");
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(Arc::new(store.clone())));
+    config.simulated_clock = Some(t("2026-12-22T09:00:00+08:00"));
+    config.publish_bundled = false;
+    config.calendar_dir = Some(fixtures.clone());
+    let server = Server::start(config).await.unwrap();
+    let second = Env { base: format!("http://{}", server.addr), server, client: reqwest::Client::new(), admin };
+    let step = second.step("demand-dir").await;
+    assert_eq!(step["due_at"], "2027-01-05T16:00:00Z", "{step}");
+    let history = second.history("demand-dir").await;
+    let applied = history.last().unwrap();
+    assert_eq!(
+        (applied["kind"].as_str(), applied["actor"].as_str()),
+        (Some("calendar_applied"), Some("serve --calendar-dir"))
+    );
+    assert_eq!(applied["payload"]["added_by"], "serve --calendar-dir");
+    let timers = store.pending_timers("demand-dir").await.unwrap();
+    assert_eq!(timers.iter().map(|t| t.due_at).max(), Some(t("2027-01-05T16:00:00Z")));
+    let calendars = second.get("/v1/calendars", &second.admin).await;
+    let origin = calendars["years"].as_array().unwrap().last().unwrap()["origin"].as_str().unwrap().to_string();
+    assert_eq!(origin, fixtures.join("2027.json").display().to_string());
+    second.server.stop().await;
+
+    // And again without it: the year comes from the store; nothing more is recorded.
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(Arc::new(store.clone())));
+    config.simulated_clock = Some(t("2026-12-22T10:00:00+08:00"));
+    config.publish_bundled = false;
+    let server = Server::start(config).await.unwrap();
+    let third =
+        Env { base: format!("http://{}", server.addr), server, client: reqwest::Client::new(), admin: second.admin };
+    let calendars = third.get("/v1/calendars", &third.admin).await;
+    let last = calendars["years"].as_array().unwrap().last().cloned().unwrap();
+    assert_eq!((last["year"].as_i64(), last["origin"].as_str()), (Some(2027), Some("stored calendar year 2027")));
+    assert_eq!(third.history("demand-dir").await.len(), history.len());
+    third.server.stop().await;
+    store.close().await;
+}
+
+#[test]
+fn r0_2_calendar_check_describes_the_year() {
+    let year = civicflow_engine::calendar::YearCalendar::parse(FIXTURE_2027, "2027.json").unwrap();
+    let text = civicflow::calendars::describe(&year);
+    let lines: Vec<&str> = text.lines().take(4).collect();
+    assert_eq!(
+        lines,
+        [
+            "year 2027",
+            "notice 1: TEST FIXTURE — not a State Council notice: 测试用2027年节假日安排 (2026-11-20)",
+            "11 holidays, 1 make-up working days (调休上班)",
+            "  2027-01-01 Fri holiday 元旦",
+        ]
+    );
+}
