@@ -403,6 +403,8 @@ impl ClauseKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dependency {
     pub step: Ident,
+    /// `after 居委会换届.公布选举结果`: the steps inside the procedure `step` calls, outermost first.
+    pub inner: Vec<Ident>,
     pub outcome: Option<Outcome>,
     pub span: Span,
 }
@@ -485,6 +487,8 @@ pub enum VoteKey {
     Quorum,
     Elect,
     Slate,
+    /// The names the ballot must carry, exactly (R2.12, R2.17, R2.20): a `list<text>`.
+    Ballot,
 }
 
 impl VoteKey {
@@ -495,6 +499,7 @@ impl VoteKey {
             VoteKey::Quorum => "quorum",
             VoteKey::Elect => "elect",
             VoteKey::Slate => "slate",
+            VoteKey::Ballot => "ballot",
         }
     }
 }

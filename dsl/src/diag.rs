@@ -39,6 +39,8 @@ pub enum Code {
     E0110,
     /// A number out of the supported range.
     E0111,
+    /// A dotted step name through a step that calls no procedure.
+    E0123,
     /// A duration amount not known at start.
     E0122,
     /// A parameter default outside its range.
@@ -99,6 +101,7 @@ impl Code {
             Code::E0109 => "E0109",
             Code::E0110 => "E0110",
             Code::E0111 => "E0111",
+            Code::E0123 => "E0123",
             Code::E0122 => "E0122",
             Code::E0121 => "E0121",
             Code::E0120 => "E0120",
@@ -138,6 +141,7 @@ impl Code {
         Code::E0109,
         Code::E0110,
         Code::E0111,
+        Code::E0123,
         Code::E0122,
         Code::E0121,
         Code::E0120,
@@ -179,6 +183,7 @@ impl Code {
             Code::E0109 => "a clause that does not apply here",
             Code::E0110 => "a step lacks a clause its kind needs",
             Code::E0111 => "a number out of range",
+            Code::E0123 => "a dotted step name through a step that calls no procedure",
             Code::E0122 => "a duration amount not known at start",
             Code::E0121 => "a parameter default outside its range",
             Code::E0120 => "a parameter range that cannot apply",
@@ -216,9 +221,10 @@ impl Code {
             Code::E0106 => "A `call` step runs a `procedure` declared in the same file. Declare it with `procedure NAME { … }` or correct the name.",
             Code::E0107 => "A `template` clause names a template declared with `template NAME \"…\"`, and every template must be valid handlebars (blocks closed, braces balanced) so a notice never fails to render when it is due.",
             Code::E0108 => "Each header (`title`, `version`, `timezone`, `calendar`), `recur`, and each clause of a step may be given once; two would contradict each other. `remind` may be repeated.",
-            Code::E0109 => "Some clauses belong to one kind of node: `rule` and `on rejected` to approvals, `on objection` to publicity, `seats`/`eligible`/`quorum`/`elect`/`slate` to votes, `with` to calls; `by`, `due`, `remind`, `on breach`, `min`, `form`, `for` and `template` to steps, not phases.",
+            Code::E0109 => "Some clauses belong to one kind of node: `rule` and `on rejected` to approvals, `on objection` to publicity, `seats`/`eligible`/`quorum`/`elect`/`slate`/`ballot` to votes, `with` to calls; `by`, `due`, `remind`, `on breach`, `min`, `form`, `for` and `template` to steps, not phases.",
             Code::E0110 => "A publicity step needs `min` (公示 runs for a minimum time); a vote needs `eligible` and `elect`; a reminder, a breach action or `owned` (the owner's limit, R3.5) needs `due`; `rule K of N` needs N to be the number of roles in `by`; a call must give every procedure parameter without a default.",
             Code::E0111 => "Durations, recurrence counts and approval counts must be whole numbers from 1 up to 4294967295.",
+            Code::E0123 => "`A.B` names the step or phase `B` of the procedure that the `call` step `A` runs (`after 居委会换届.公布选举结果`, `end(居委会换届.公布选举结果)`, `居委会换届.推选成员代表.居民代表人数`). Only a `call` step has steps inside it.",
             Code::E0122 => "The amount of `due AMOUNT UNIT` or `min AMOUNT UNIT` is a name or a parenthesised expression of parameters and values, of type `int`: it is computed when the instance starts, where a negative amount is refused (R045). Form fields, step times and vote counts are not known then; a constant amount is written as a number (`3 days`).",
             Code::E0121 => "A parameter's default must lie within the range the parameter declares, or every instance started without the parameter would be refused.",
             Code::E0120 => "A range (`>= 0`, `<= 9`, `in 30..=50`) bounds a number parameter of the policy; values outside it are refused when an instance starts (R011). It needs an `int` or `decimal` parameter of the policy itself (a procedure parameter is bound by its call), and its low end may not exceed its high end.",

@@ -348,6 +348,10 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
                     out.push_str(", ");
                 }
                 out.push_str(&d.step.name);
+                for i in &d.inner {
+                    out.push('.');
+                    out.push_str(&i.name);
+                }
                 match d.outcome {
                     Some(Outcome::Approved) => out.push_str(" approved"),
                     Some(Outcome::Rejected) => out.push_str(" rejected"),

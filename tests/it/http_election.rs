@@ -321,8 +321,6 @@ impl Driver {
             "党组织席位": setup.party_seats,
             "居委会席位": 5,
             "监督委员会席位": 7,
-            "登记选民数": setup.voters,
-            "成员代表数": 80,
         });
         let body = json!({ "policy": "election", "params": params, "id": id });
         let r =
@@ -735,9 +733,11 @@ async fn election(env: Env) {
     for i in 0..n {
         d.act(i, "社区居民选举委员会", &o("选举准备"), done("调查摸底、培训骨干")).await;
         d.act(i, "社区居民选举委员会", &o("选举宣传"), done("宣传")).await;
+        d.act(i, "社区居民选举委员会", &o("监督委员候选人资格"), form(oversight_nominee())).await;
         d.act(i, "社区居民选举委员会", &o("提名监督委员候选人"), form(json!({ "候选人名单": names(&OC) }))).await;
-        let tallies: Vec<(&str, u64)> = OC.iter().zip([68, 66, 64, 60, 55, 50, 45, 20]).map(|(n, v)| (*n, v)).collect();
-        d.act(i, "社区居民选举委员会", &o("选举监督委员会"), ballots(72, 70, 2, &tallies)).await;
+        // R2.20: the 61 member representatives chosen at 推选成员代表 (55 + 6) elect.
+        let tallies: Vec<(&str, u64)> = OC.iter().zip([50, 48, 46, 44, 40, 36, 30, 12]).map(|(n, v)| (*n, v)).collect();
+        d.act(i, "社区居民选举委员会", &o("选举监督委员会"), ballots(58, 56, 1, &tallies)).await;
         d.act(i, "社区居民选举委员会", &o("公布监督委员会选举结果"), done("公布")).await;
     }
     // R2.2: the handover within 10 days of 04-27, when the residents' committee was formed.
@@ -970,7 +970,7 @@ async fn graceful_shutdown(env: Env) {
     let hold = Hold::take(&backend).await;
     let params = json!({
         "社区名称": "舜耕社区", "党员人数": 60, "户数": 2000, "单位数": 20, "党组织席位": 5,
-        "居委会席位": 5, "监督委员会席位": 7, "登记选民数": 3000, "成员代表数": 80,
+        "居委会席位": 5, "监督委员会席位": 7,
     });
     let requests: Vec<_> = (0..N)
         .map(|k| {
@@ -1054,4 +1054,14 @@ async fn graceful_shutdown_answers_the_requests_in_flight_on_postgres() {
     if let Some(env) = Env::postgres("shutdown").await {
         graceful_shutdown(env).await;
     }
+}
+
+/// A nominee for the oversight committee who meets R2.13.
+fn oversight_nominee() -> Value {
+    json!({
+        "被提名人": "罗成", "提名岗位": "委员", "年龄": 45, "新进人员": false, "荣誉放宽": false,
+        "受过刑事处罚": false, "刑满已满年数": 0, "受过劳教": false, "解除劳教已满年数": 0,
+        "违反计划生育": false, "计生已处理": false, "计生处理已满年数": 0,
+        "涉黑涉恶受处理": false, "涉黑涉恶处理已满年数": 0, "具有行为能力": true
+    })
 }

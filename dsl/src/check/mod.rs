@@ -19,6 +19,7 @@ use crate::value::{parse_rational, Value};
 
 mod cycles;
 mod params;
+mod paths;
 mod returns;
 mod structure;
 #[cfg(test)]
@@ -101,6 +102,8 @@ pub(crate) struct Decl {
     pub span: Span,
     /// The step's form fields, which later steps may read as `STEP.field`.
     pub form: Vec<(String, Type)>,
+    /// The procedure a `call` step runs (its steps are named `STEP.inner` from outside).
+    pub call: Option<String>,
 }
 
 /// One unit's name → node map; `after`, `return` and `start()/end()` resolve here.
@@ -123,6 +126,10 @@ pub(crate) struct Checker {
     pub(crate) return_spans: HashMap<String, Span>,
     /// `may return` pairs with their spans, for [`returns::check`].
     pub(crate) declared_returns: Vec<returns::Declared>,
+    /// Procedure parameters bound to what the procedure itself cannot know at start (a field
+    /// another step records, `居委会换届.推选成员代表.居民代表人数`): the argument is used in
+    /// place of the parameter, evaluated when it is needed (R2.20).
+    inline: HashMap<String, Expr>,
     /// Spans of `when` clauses whose condition is constantly false.
     pub(crate) never: Vec<(String, Span)>,
 }
@@ -271,7 +278,11 @@ impl Checker {
                                 Some((expr, arg_ty, is_const, arg_span)) => {
                                     self.expect_type(&ty, &arg_ty, arg_span, &format!("argument `{}`", p.name.name));
                                     constant = is_const;
-                                    self.out.values.push(ir::Derived { id: id.clone(), ty: ty.clone(), expr });
+                                    if params::known_at_start(&expr) {
+                                        self.out.values.push(ir::Derived { id: id.clone(), ty: ty.clone(), expr });
+                                    } else {
+                                        self.inline.insert(id.clone(), expr);
+                                    }
                                 }
                                 None => {
                                     match default {
@@ -432,7 +443,11 @@ impl Checker {
                 continue;
             }
             let id = format!("{path}{}", name.name);
-            unit.insert(name.name.clone(), Decl { id: id.clone(), span: name.span, form });
+            let call = match item {
+                Item::Step(ast::Step { kind: ast::StepKind::Call(p), .. }) => Some(p.name.clone()),
+                _ => None,
+            };
+            unit.insert(name.name.clone(), Decl { id: id.clone(), span: name.span, form, call });
             if let Some(children) = children {
                 self.collect(children, &format!("{id}/"), unit);
             }
@@ -684,7 +699,8 @@ impl Checker {
                 }
                 ast::ClauseKind::After(deps) => {
                     for d in deps {
-                        if let Some(target) = self.node_ref(&d.step, unit, &node.id) {
+                        let inner: Vec<&Ident> = d.inner.iter().collect();
+                        if let Some(target) = self.path_ref(&d.step, &inner, unit) {
                             if target.id == node.id {
                                 self.err(
                                     Diagnostic::error(
@@ -897,6 +913,7 @@ impl Checker {
                     let lowered = self.expr(value, &vscope, ctx).map(|(expr, ty)| {
                         let want = match key {
                             ast::VoteKey::Seats | ast::VoteKey::Eligible => Type::Int,
+                            ast::VoteKey::Ballot => Type::List { of: Box::new(Type::Text) },
                             _ => Type::Bool,
                         };
                         self.expect_type(&want, &ty, value.span, &format!("`{}`", key.keyword()));
@@ -989,6 +1006,7 @@ impl Checker {
                     eligible,
                     quorum: vote.remove(&ast::VoteKey::Quorum).and_then(|x| x.0),
                     slate: vote.remove(&ast::VoteKey::Slate).and_then(|x| x.0),
+                    ballot: vote.remove(&ast::VoteKey::Ballot).and_then(|x| x.0),
                     elect,
                 });
             }
@@ -1097,6 +1115,9 @@ impl Checker {
                 ok.then(|| (Expr::List { items: lowered }, Type::List { of: Box::new(elem) }))
             }
             K::Name(name) => match scope.get(&name.name) {
+                Some(b) if b.kind == RefKind::Value && self.inline.contains_key(&b.id) => {
+                    self.inline.get(&b.id).map(|e| (e.clone(), b.ty.clone()))
+                }
                 Some(b) => Some((Expr::Ref { kind: b.kind, id: b.id.clone() }, b.ty.clone())),
                 None => {
                     let names = scope.names();
@@ -1120,6 +1141,30 @@ impl Checker {
                 }
             },
             K::Field(of, field) => {
+                // `CALL.STEP.field`: a field a step inside a called procedure recorded.
+                if let (Some(parts), Some(unit)) = (paths::dotted(of), ctx.unit) {
+                    if parts.len() >= 2 && scope.get(&parts[0].name).is_none() && unit.contains_key(&parts[0].name) {
+                        let decl = self.path_ref(parts[0], &parts[1..], unit)?;
+                        return match decl.form.iter().find(|(n, _)| *n == field.name) {
+                            Some((_, ty)) => {
+                                Some((Expr::NodeField { node: decl.id.clone(), field: field.name.clone() }, ty.clone()))
+                            }
+                            None => {
+                                let mut d = Diagnostic::error(
+                                    Code::E0104,
+                                    field.span,
+                                    format!("step `{}` has no form field `{}`", decl.id, field.name),
+                                )
+                                .with_label("unknown field");
+                                if let Some(s) = suggest(&field.name, decl.form.iter().map(|(n, _)| n.as_str())) {
+                                    d = d.with_help(format!("did you mean `{s}`?"));
+                                }
+                                self.err(d);
+                                None
+                            }
+                        };
+                    }
+                }
                 // `STEP.field`: a value another step recorded in its form.
                 if let ast::ExprKind::Name(step) = &of.kind {
                     if scope.get(&step.name).is_none() {
@@ -1305,8 +1350,14 @@ impl Checker {
             return None;
         }
         if name.name == "start" || name.name == "end" {
-            let step = match args.first().map(|a| &a.kind) {
-                Some(ast::ExprKind::Name(id)) => id,
+            let parts = args.first().and_then(paths::dotted);
+            let step = match parts.as_deref() {
+                Some([first, rest @ ..]) if !rest.is_empty() => {
+                    let unit = ctx.unit?;
+                    let decl = self.path_ref(first, rest, unit)?;
+                    return Some((Expr::NodeTime { node: decl.id, end: name.name == "end" }, Type::Date));
+                }
+                Some([id]) => *id,
                 _ => {
                     let sp = args.first().map_or(e.span, |a| a.span);
                     self.err(
@@ -1624,7 +1675,7 @@ impl Env for ConstEnv<'_> {
 
 fn vote_frame(key: ast::VoteKey) -> HashMap<String, Binding> {
     let names: &[&str] = match key {
-        ast::VoteKey::Seats | ast::VoteKey::Eligible => &[],
+        ast::VoteKey::Seats | ast::VoteKey::Eligible | ast::VoteKey::Ballot => &[],
         ast::VoteKey::Quorum => &["eligible", "present", "cast", "invalid", "seats"],
         ast::VoteKey::Slate => &["candidates", "seats", "eligible"],
         ast::VoteKey::Elect => &["votes", "cast", "invalid", "present", "eligible", "seats", "candidates"],

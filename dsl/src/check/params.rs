@@ -123,7 +123,7 @@ impl Checker {
 }
 
 /// Whether an expression reads only parameters and values (and literals).
-fn known_at_start(e: &Expr) -> bool {
+pub(super) fn known_at_start(e: &Expr) -> bool {
     match e {
         Expr::Lit { .. } => true,
         Expr::Ref { kind, .. } => matches!(kind, RefKind::Param | RefKind::Value),

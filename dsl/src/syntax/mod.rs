@@ -456,6 +456,10 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                     let span = span_of(&d);
                     let mut dk = Kids::of(d);
                     let step = ident(dk.expect(Rule::ident)?);
+                    let mut inner = Vec::new();
+                    while let Some(i) = dk.opt(Rule::ident) {
+                        inner.push(ident(i));
+                    }
                     let outcome = match dk.opt(Rule::outcome) {
                         Some(o) => match Kids::of(o).next()?.as_rule() {
                             Rule::kw_approved => Some(Outcome::Approved),
@@ -463,7 +467,7 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                         },
                         None => None,
                     };
-                    Ok(Dependency { step, outcome, span })
+                    Ok(Dependency { step, inner, outcome, span })
                 })
                 .collect::<PResult<Vec<_>>>()?;
             ClauseKind::After(deps)
@@ -625,6 +629,7 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                 Rule::kw_eligible => VoteKey::Eligible,
                 Rule::kw_quorum => VoteKey::Quorum,
                 Rule::kw_elect => VoteKey::Elect,
+                Rule::kw_ballot => VoteKey::Ballot,
                 _ => VoteKey::Slate,
             };
             ClauseKind::Vote { key, value: expr(k.expect(Rule::expr)?)? }

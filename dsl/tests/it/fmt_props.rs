@@ -276,8 +276,12 @@ fn form_item() -> impl Strategy<Value = FormItem> {
 }
 
 fn clause() -> impl Strategy<Value = Clause> {
-    let dep = (ident(), prop::option::of(prop::sample::select(vec![Outcome::Approved, Outcome::Rejected])))
-        .prop_map(|(step, outcome)| Dependency { step, outcome, span: sp() });
+    let dep = (
+        ident(),
+        prop::collection::vec(ident(), 0..3),
+        prop::option::of(prop::sample::select(vec![Outcome::Approved, Outcome::Rejected])),
+    )
+        .prop_map(|(step, inner, outcome)| Dependency { step, inner, outcome, span: sp() });
     let rule = prop_oneof![
         Just(ApprovalRule::All),
         Just(ApprovalRule::Any),
@@ -306,8 +310,14 @@ fn clause() -> impl Strategy<Value = Clause> {
         ident().prop_map(BreachAction::Escalate),
         ident().prop_map(BreachAction::Notify),
     ];
-    let vote_key =
-        prop::sample::select(vec![VoteKey::Seats, VoteKey::Eligible, VoteKey::Quorum, VoteKey::Elect, VoteKey::Slate]);
+    let vote_key = prop::sample::select(vec![
+        VoteKey::Seats,
+        VoteKey::Eligible,
+        VoteKey::Quorum,
+        VoteKey::Elect,
+        VoteKey::Slate,
+        VoteKey::Ballot,
+    ]);
     prop_oneof![
         names().prop_map(ClauseKind::By),
         prop::collection::vec(dep, 1..4).prop_map(ClauseKind::After),

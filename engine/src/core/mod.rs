@@ -11,6 +11,7 @@
 
 mod amounts;
 mod awaiting;
+mod ballot;
 pub mod cycles;
 mod model;
 pub mod period;

@@ -278,8 +278,6 @@ fn bundled(name: &str) -> Fixture {
                     ("党组织席位", Value::int(if members > 99 { 7 } else { 3 })),
                     ("居委会席位", Value::int(5)),
                     ("监督委员会席位", Value::int(7)),
-                    ("登记选民数", Value::int(900)),
-                    ("成员代表数", Value::int(80)),
                 ]
             };
             Fixture::new(

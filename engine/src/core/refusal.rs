@@ -140,6 +140,16 @@ pub enum Refusal {
         node: String,
         year: i32,
     },
+    /// R2.12, R2.17, R2.20: the tallies name candidates other than the approved list.
+    BallotNotApproved {
+        node: String,
+        /// The list as the policy names it (`确定正式候选人.正式候选人名单`).
+        list: String,
+        /// Names entered that are not on the list.
+        extra: Vec<String>,
+        /// Names on the list without a tally.
+        missing: Vec<String>,
+    },
     /// A duration computed from the parameters (`due 办结时限 workdays`) is negative.
     NegativeDuration {
         node: String,
@@ -218,6 +228,7 @@ impl Refusal {
             Refusal::NoNextCycleDue { .. } => "R042",
             Refusal::ReturnNotDeclared { .. } => "R030",
             Refusal::UrgeNotAllowed { .. } => "R031",
+            Refusal::BallotNotApproved { .. } => "R046",
         }
     }
 
@@ -299,6 +310,16 @@ impl fmt::Display for Refusal {
                 "step `{node}` cannot end yet: its minimum duration counts working days into {year}, \
                  whose working-day calendar is not published yet (awaiting the {year} calendar, 待{year}年日历公布)"
             ),
+            Refusal::BallotNotApproved { node, list: approved, extra, missing } => {
+                write!(f, "vote `{node}`: the candidates must be exactly the approved list `{approved}`")?;
+                if !extra.is_empty() {
+                    write!(f, "; not on the list: {}", list(extra))?;
+                }
+                if !missing.is_empty() {
+                    write!(f, "; on the list but not on the ballot: {}", list(missing))?;
+                }
+                Ok(())
+            }
             Refusal::NegativeDuration { node, amount, value } => {
                 write!(f, "step `{node}`: its duration `{amount}` is {value}; a period cannot be negative")
             }

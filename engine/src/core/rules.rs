@@ -247,6 +247,7 @@ pub fn vote(key: &str, rules: &ir::VoteRules, counts: &VoteCounts, base: &dyn En
             return Err(Refusal::SlateRule { node: key.into(), rule: civicflow_dsl::render::expr(s), detail });
         }
     }
+    super::ballot::check(key, rules, counts, base)?;
     let mut elected: Vec<(&str, u64, usize)> = Vec::new();
     for (i, t) in counts.tallies.iter().enumerate() {
         let mut vars = env.vars.clone();

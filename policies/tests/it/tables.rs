@@ -18,8 +18,6 @@ fn election_values(members: i64, households: i64, units: i64) -> BTreeMap<String
         ("党组织席位".to_string(), int(5)),
         ("居委会席位".to_string(), int(5)),
         ("监督委员会席位".to_string(), int(7)),
-        ("登记选民数".to_string(), int(3000)),
-        ("成员代表数".to_string(), int(80)),
     ]);
     derived_values(&policy, &params).unwrap()
 }

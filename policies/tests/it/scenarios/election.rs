@@ -53,8 +53,6 @@ fn begin(x: Setup) -> Simulation {
         ("党组织席位", int(x.party_seats)),
         ("居委会席位", int(x.rc_seats)),
         ("监督委员会席位", int(7)),
-        ("登记选民数", int(x.voters)),
-        ("成员代表数", int(80)),
     ])
     .unwrap();
     s
@@ -175,14 +173,19 @@ fn candidate() -> Action {
 const RC: [&str; 7] = ["孙立", "马丽", "朱军", "胡静", "郭强", "何平", "高峰"];
 const RC_ELECTED: [&str; 5] = ["孙立", "马丽", "朱军", "胡静", "郭强"];
 
-/// The residents' committee up to its formal candidates, on 04-20.
+/// The residents' committee up to its formal candidates, on 04-20, with 3000 voters registered.
 fn residents_until_vote(s: &mut Simulation) {
+    residents_until_vote_with(s, 3000);
+}
+
+/// The same with `voters` registered at 选民登记 (R2.20: the number the vote counts against).
+fn residents_until_vote_with(s: &mut Simulation, voters: i64) {
     s.advance_to("2012-04-20 10:00").unwrap();
     s.act("社区居委会", &r("推选成员代表"), representatives(55, 6)).unwrap();
     s.act("居民代表会议", &r("推选选举委员会"), form(&[("选举委员会人数", int(7))])).unwrap();
     s.act("社区居民选举委员会", &r("起草选举办法"), done("选举办法草案")).unwrap();
     s.act("居民代表会议", &r("通过选举办法"), approve()).unwrap();
-    s.act("社区居民选举委员会", &r("选民登记"), form(&[("登记选民人数", int(3000))])).unwrap();
+    s.act("社区居民选举委员会", &r("选民登记"), form(&[("登记选民人数", int(voters))])).unwrap();
     s.act("社区居民选举委员会", &r("候选人提名"), candidate()).unwrap();
     for role in ["街道选举领导小组", "社区党组织", "居民代表会议"] {
         s.act(role, &r("候选人审查"), approve()).unwrap();
@@ -213,9 +216,11 @@ fn oversight(s: &mut Simulation, at_: &str) {
     s.advance_to(at_).unwrap();
     s.act("社区居民选举委员会", &o("选举准备"), done("调查摸底、培训骨干")).unwrap();
     s.act("社区居民选举委员会", &o("选举宣传"), done("宣传")).unwrap();
+    s.act("社区居民选举委员会", &o("监督委员候选人资格"), oversight_nominee(&[])).unwrap();
     s.act("社区居民选举委员会", &o("提名监督委员候选人"), form(&[("候选人名单", names(&OC))])).unwrap();
-    let tallies: Vec<(&str, u64)> = OC.iter().zip([68, 66, 64, 60, 55, 50, 45, 20]).map(|(n, v)| (*n, v)).collect();
-    s.act("社区居民选举委员会", &o("选举监督委员会"), ballots(72, 70, 2, &tallies)).unwrap();
+    // R2.20: the 61 member representatives chosen at 推选成员代表 (55 + 6) elect.
+    let tallies: Vec<(&str, u64)> = OC.iter().zip([50, 48, 46, 44, 40, 36, 30, 12]).map(|(n, v)| (*n, v)).collect();
+    s.act("社区居民选举委员会", &o("选举监督委员会"), ballots(58, 56, 1, &tallies)).unwrap();
     s.act("社区居民选举委员会", &o("公布监督委员会选举结果"), done("公布")).unwrap();
 }
 
@@ -666,7 +671,7 @@ fn r2_14_quorum_81_of_100_accepted() {
 /// At the residents' committee's vote, with `voters` registered.
 fn at_residents_vote(voters: i64) -> Simulation {
     let mut s = at_representatives(Setup { voters, ..Setup::default() });
-    residents_until_vote(&mut s);
+    residents_until_vote_with(&mut s, voters);
     s
 }
 
@@ -811,8 +816,6 @@ fn r2_3_the_next_election_is_due_three_years_on_with_the_same_offsets() {
         ("党组织席位", int(5)),
         ("居委会席位", int(5)),
         ("监督委员会席位", int(7)),
-        ("登记选民数", int(3000)),
-        ("成员代表数", int(80)),
     ])
     .unwrap();
     s.act("街道党工委", "选前准备/成立工作机构", done("成立")).unwrap();
@@ -858,4 +861,154 @@ fn r2_18_a_filing_body_cannot_return_the_election_to_a_vote() {
     s.act("街道党工委", &node, file()).unwrap();
     assert_eq!(s.state.nodes[&node].outcome, Some(Outcome::Filed));
     assert_eq!(s.replayed(), s.state);
+}
+
+/// A nominee for the oversight committee: a 45-year-old member with no exclusion.
+fn oversight_nominee(changes: &[(&str, Value)]) -> Action {
+    let mut fields = vec![
+        ("被提名人", text("罗成")),
+        ("提名岗位", text("委员")),
+        ("年龄", int(45)),
+        ("新进人员", Value::Bool(false)),
+        ("荣誉放宽", Value::Bool(false)),
+        ("受过刑事处罚", Value::Bool(false)),
+        ("刑满已满年数", int(0)),
+        ("受过劳教", Value::Bool(false)),
+        ("解除劳教已满年数", int(0)),
+        ("违反计划生育", Value::Bool(false)),
+        ("计生已处理", Value::Bool(false)),
+        ("计生处理已满年数", int(0)),
+        ("涉黑涉恶受处理", Value::Bool(false)),
+        ("涉黑涉恶处理已满年数", int(0)),
+        ("具有行为能力", Value::Bool(true)),
+    ];
+    for (k, v) in changes {
+        fields.retain(|(f, _)| f != k);
+        fields.push((k, v.clone()));
+    }
+    form(&fields)
+}
+
+/// R2.16 with R2.20: the quorum counts the 1200 voters recorded at 选民登记 (no number is typed
+/// at the start any more): 600 ballots are not more than half, 601 are.
+#[test]
+fn r2_20_the_residents_quorum_counts_the_voters_registered_at_registration() {
+    let mut s = at_residents_vote(1200);
+    let node = r("投票选举");
+    let before = s.history.len();
+    let six = [("孙立", 500), ("马丽", 480), ("朱军", 460), ("胡静", 440), ("郭强", 420), ("何平", 100)];
+    let e = s.act("社区居民选举委员会", &node, ballots(610, 600, 0, &six)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "vote `正式选举/居委会换届/投票选举` is not valid: the quorum is `cast > 1 / 2 * eligible`; 610 present and 600 ballots cast of 1200 entitled; at least 601 ballots needed"
+    );
+    assert_eq!(s.history.len(), before, "a refused vote records nothing");
+    s.act("社区居民选举委员会", &node, ballots(610, 601, 0, &six)).unwrap();
+    let vote = s.state.nodes[&node].vote.clone().unwrap();
+    assert_eq!((vote.eligible, vote.counts.cast), (1200, 601));
+    assert_eq!(elected(&s, &node), RC_ELECTED);
+}
+
+/// R2.20: the oversight committee is elected by the 61 member representatives chosen at
+/// 推选成员代表 (55 residents' + 6 units'), never by a number typed at the start.
+#[test]
+fn r2_20_the_oversight_vote_counts_the_representatives_actually_chosen() {
+    let mut s = begin(Setup::default());
+    prep(&mut s);
+    nominate(&mut s, 5);
+    party_vote(&mut s);
+    residents_until_vote(&mut s);
+    residents_vote(&mut s, "2012-04-27");
+    s.advance_to("2012-05-03 10:00").unwrap();
+    s.act("社区居民选举委员会", &o("选举准备"), done("调查摸底")).unwrap();
+    s.act("社区居民选举委员会", &o("选举宣传"), done("宣传")).unwrap();
+    s.act("社区居民选举委员会", &o("监督委员候选人资格"), oversight_nominee(&[])).unwrap();
+    s.act("社区居民选举委员会", &o("提名监督委员候选人"), form(&[("候选人名单", names(&OC))])).unwrap();
+    let node = o("选举监督委员会");
+    let tallies: Vec<(&str, u64)> = OC.iter().zip([50, 48, 46, 44, 40, 36, 30, 12]).map(|(n, v)| (*n, v)).collect();
+    let before = s.history.len();
+    let e = s.act("社区居民选举委员会", &node, ballots(62, 60, 0, &tallies)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "vote `正式选举/监督委员会换届/选举监督委员会`: 62 present, but only 61 are entitled to vote"
+    );
+    let few: Vec<(&str, u64)> = OC.iter().zip([20, 19, 18, 17, 16, 15, 14, 5]).map(|(n, v)| (*n, v)).collect();
+    let e = s.act("社区居民选举委员会", &node, ballots(40, 30, 0, &few)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "vote `正式选举/监督委员会换届/选举监督委员会` is not valid: the quorum is `cast > 1 / 2 * eligible`; 40 present and 30 ballots cast of 61 entitled; at least 31 ballots needed"
+    );
+    assert_eq!(s.history.len(), before, "refusals record nothing");
+    s.act("社区居民选举委员会", &node, ballots(58, 56, 1, &tallies)).unwrap();
+    assert_eq!(s.state.nodes[&node].vote.as_ref().unwrap().eligible, 61);
+    assert_eq!(elected(&s, &node), OC[..7]);
+}
+
+/// R2.12, R2.20: the party assembly's ballot is exactly the final list 街道党工委 approved; a
+/// name added or left out is refused with the names, and nothing is recorded.
+#[test]
+fn r2_12_the_ballot_is_exactly_the_approved_final_list() {
+    let mut s = begin(Setup::default());
+    prep(&mut s);
+    nominate(&mut s, 5);
+    s.advance_to("2012-04-18 10:00").unwrap();
+    let node = p("差额选举委员");
+    let before = s.history.len();
+    let swapped = [("王建国", 50), ("李红梅", 48), ("张志强", 45), ("刘芳", 40), ("陈伟", 30), ("孙悟空", 20)];
+    let e = s.act("社区党组织", &node, ballots(55, 55, 0, &swapped)).unwrap_err();
+    assert_eq!(e.code(), "R046");
+    assert_eq!(
+        e.to_string(),
+        "vote `正式选举/党组织换届/差额选举委员`: the candidates must be exactly the approved list `正式选举/党组织换届/确定预备人选.预备人选名单`; not on the list: `孙悟空`; on the list but not on the ballot: `杨帆`"
+    );
+    assert_eq!(s.history.len(), before, "a refused vote records nothing");
+    let six = [("王建国", 50), ("李红梅", 48), ("张志强", 45), ("刘芳", 40), ("陈伟", 30), ("杨帆", 20)];
+    s.act("社区党组织", &node, ballots(55, 55, 0, &six)).unwrap();
+}
+
+/// R2.17, R2.20: the residents' ballot is exactly the formal candidates of 确定正式候选人.
+#[test]
+fn r2_17_the_residents_ballot_is_exactly_the_formal_candidates() {
+    let mut s = at_residents_vote(3000);
+    let node = r("投票选举");
+    let before = s.history.len();
+    let other = [("孙立", 2000), ("马丽", 1900), ("朱军", 1800), ("胡静", 1700), ("郭强", 1300), ("高峰", 900)];
+    let e = s.act("社区居民选举委员会", &node, ballots(2600, 2500, 20, &other)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "vote `正式选举/居委会换届/投票选举`: the candidates must be exactly the approved list `正式选举/居委会换届/确定正式候选人.正式候选人名单`; not on the list: `高峰`; on the list but not on the ballot: `何平`"
+    );
+    assert_eq!(s.history.len(), before);
+}
+
+/// R2.13 for the oversight committee: the exclusions and age limits of the two committees.
+#[test]
+fn r2_13_the_oversight_committee_has_the_same_exclusions_and_ages() {
+    let mut s = begin(Setup::default());
+    prep(&mut s);
+    nominate(&mut s, 5);
+    party_vote(&mut s);
+    residents_until_vote(&mut s);
+    residents_vote(&mut s, "2012-04-27");
+    s.advance_to("2012-05-03 10:00").unwrap();
+    s.act("社区居民选举委员会", &o("选举准备"), done("调查摸底")).unwrap();
+    s.act("社区居民选举委员会", &o("选举宣传"), done("宣传")).unwrap();
+    let node = o("监督委员候选人资格");
+    let before = s.history.len();
+    let cases: [(&[(&str, Value)], &str); 4] = [
+        (&[("年龄", int(51))], "R2.13 主要负责人原则上不超过55岁,其他成员原则上不超过50岁"),
+        (&[("新进人员", Value::Bool(true)), ("年龄", int(41))], "R2.13 新进人员一般不超过40岁"),
+        (
+            &[("受过刑事处罚", Value::Bool(true)), ("刑满已满年数", int(4))],
+            "R2.13 被判处刑罚或者刑满释放(或缓刑期满)未满5年的,不能选为社区组织成员",
+        ),
+        (&[("具有行为能力", Value::Bool(false))], "R2.13 丧失行为能力的,不能选为社区组织成员"),
+    ];
+    for (changes, words) in cases {
+        let e = s.act("社区居民选举委员会", &node, oversight_nominee(changes)).unwrap_err();
+        assert_eq!(e.to_string(), format!("step `{node}`: {words}"));
+    }
+    assert_eq!(s.history.len(), before, "refusals record nothing");
+    // At the limits: a member of 50, a newcomer of 40, a director of 55.
+    s.act("社区居民选举委员会", &node, oversight_nominee(&[("年龄", int(50))])).unwrap();
 }
