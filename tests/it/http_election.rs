@@ -873,7 +873,6 @@ async fn next_election(d: &mut Driver) {
     d.advance("2015-06-01 09:00").await;
     let fresh = json!({
         "党员人数": 64, "户数": 2100, "单位数": 21, "党组织席位": 5, "居委会席位": 5, "监督委员会席位": 7,
-        "登记选民数": 3100, "成员代表数": 82,
     });
     for id in &ids {
         let view = d.env.instance(id).await;

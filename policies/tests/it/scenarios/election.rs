@@ -670,8 +670,9 @@ fn r2_14_quorum_81_of_100_accepted() {
 
 /// At the residents' committee's vote, with `voters` registered.
 fn at_residents_vote(voters: i64) -> Simulation {
-    let mut s = at_representatives(Setup { voters, ..Setup::default() });
-    residents_until_vote_with(&mut s, voters);
+    let x = Setup { voters, ..Setup::default() };
+    let mut s = at_representatives(x);
+    residents_until_vote_with(&mut s, x.voters);
     s
 }
 
