@@ -136,11 +136,15 @@ pub fn add(path: &Path, database: &str) -> ExitCode {
         {
             Ok(added) => {
                 println!("added {} ({}, {})", added.year, added.notice.title, added.notice.date);
-                println!(
-                    "deadlines computed in {} running instance(s): {}",
-                    added.instances.len(),
-                    added.instances.join(", ")
-                );
+                if added.instances.is_empty() {
+                    println!("no running instance was waiting for {}", added.year);
+                } else {
+                    println!(
+                        "deadlines computed in {} running instance(s): {}",
+                        added.instances.len(),
+                        added.instances.join(", ")
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
