@@ -720,3 +720,118 @@ async fn instance_ids_keep_to_a_safe_alphabet() {
     assert_eq!(ok.body["instance"], "2008.试点_东湖-1");
     env.finish().await;
 }
+
+// ---- issue 8: escalations reach the leaders; passing a matter on (R3.5) ----
+
+/// The events of an instance after the first `skip`, as (kind, node, at).
+async fn events_after(env: &Env, instance: &str, skip: usize) -> Vec<(String, String, String)> {
+    let r = env.get(&format!("/v1/instances/{instance}/history"), &env.admin).await;
+    r.body["events"].as_array().unwrap()[skip..]
+        .iter()
+        .map(|e| {
+            let node = e["payload"]["node"].as_str().or(e["payload"]["from"].as_str()).unwrap_or("").to_string();
+            (e["kind"].as_str().unwrap().to_string(), node, e["at"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// The bundled 居民诉求 through HTTP: the department lets 首办受理 lapse; the leaders it is
+/// escalated to find it in their inbox marked escalated with `urge` as what they may do, and urge
+/// (another office is refused, R031, nothing recorded). Then the department passes the matter
+/// back (推诿, R3.5): recorded and escalated at that instant, and the owner's limit is not reset.
+#[tokio::test]
+async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_limit() {
+    let env = Env::sqlite(true).await;
+    let community = env.token("王主任", "舜耕社区居委会", &["社区居委会"]).await;
+    let office = env.token("李四", "区民生办", &["民生办"]).await;
+    let dept = env.token("赵科长", "市政公用局", &["首办部门"]).await;
+    let leader = env.token("钱局长", "市政公用局", &["部门主要领导"]).await;
+
+    let start = json!({ "policy": "residents_demand", "params": { "社区名称": "舜耕社区" }, "id": "demand-1" });
+    let started = env.post("/v1/instances", &community, start).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let id = "demand-1";
+    let form = json!({ "action": "submit_form", "data": {
+        "诉求人": "张三", "联系电话": "13800000000", "诉求内容": "小区路灯损坏", "受理日期": "2012-03-21" } });
+    assert_eq!(env.act(id, "诉求受理", &community, form).await.status, StatusCode::OK);
+    let r = env
+        .act(id, "社区研判", &community, json!({ "action": "reject", "data": { "reason": "需市政部门维修" } }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let assign = json!({ "action": "submit_form", "data": { "首办部门名称": "市政公用局", "督办人": "李四" } });
+    assert_eq!(env.act(id, "民生办分流", &office, assign.clone()).await.status, StatusCode::OK);
+    let due1 = env.step(id, "首办受理").await["due_at"].as_str().unwrap().to_string();
+    assert_eq!(due1, "2012-03-22T16:00:00Z", "one working day: by the end of Thursday 03-22");
+    // Nothing escalated yet: the leader's inbox is empty.
+    assert_eq!(env.get("/v1/inbox", &leader).await.body, json!([]));
+
+    // The day lapses: the breach is escalated to the leaders at its instant.
+    env.advance_to("2012-03-23T09:00:00+08:00").await;
+    let inbox = env.get("/v1/inbox", &leader).await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
+    let items = inbox.body.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", inbox.body);
+    assert_eq!(items[0]["instance"], id);
+    assert_eq!(items[0]["step"], "首办受理");
+    assert_eq!(items[0]["role"], "部门主要领导");
+    assert_eq!(items[0]["escalated"], true);
+    assert_eq!(items[0]["overdue"], true);
+    assert_eq!(items[0]["actions"], json!(["urge"]));
+    // The department sees its own work, not marked escalated.
+    let own = env.get("/v1/inbox", &dept).await;
+    let own = own.body.as_array().unwrap();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["escalated"], false);
+    assert_eq!(own[0]["actions"], json!(["submit_form", "complete"]));
+    // Another office may not urge: 403, nothing recorded.
+    let len = env.history_len(id).await;
+    let urge = json!({ "action": "urge", "comment": "请今天内受理" });
+    let refused = env.act(id, "首办受理", &community, urge.clone()).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "R031");
+    assert_eq!(
+        refused.body["detail"],
+        "role `社区居委会` may not urge step `首办受理`; urging is for `民生办`, `部门主要领导`, `部门分管领导` (named by the policy or escalated to)"
+    );
+    assert_eq!(env.history_len(id).await, len, "a refused urge records nothing");
+    let urged = env.act(id, "首办受理", &leader, urge).await;
+    assert_eq!(urged.status, StatusCode::OK, "{}", urged.body);
+    assert_eq!(events_after(&env, id, len).await, [("urged".into(), "首办受理".into(), "2012-03-23T01:00:00Z".into())]);
+
+    // R3.5: taken in late; the limit of 首办办结 then passes the matter back (推诿).
+    let r = env.act(id, "首办受理", &dept, json!({ "action": "complete", "data": { "report": "已受理" } })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let due2 = env.step(id, "首办办结").await["due_at"].as_str().unwrap().to_string();
+    env.advance_to("2012-03-26T10:00:00+08:00").await;
+    let len = env.history_len(id).await;
+    let back = json!({ "action": "return_to", "data": { "target": "民生办分流", "reason": "不属于本部门职责" } });
+    // Only the declared return: the community may not send it back (R030, 403).
+    assert_problem(&env.act(id, "首办办结", &community, back.clone()).await, StatusCode::FORBIDDEN, "R030");
+    assert_eq!(env.history_len(id).await, len);
+    let passed = env.act(id, "首办办结", &dept, back).await;
+    assert_eq!(passed.status, StatusCode::OK, "{}", passed.body);
+    let now = "2012-03-26T02:00:00Z".to_string();
+    let node = "首办办结".to_string();
+    assert_eq!(
+        events_after(&env, id, len).await,
+        [
+            ("passed_on".into(), node.clone(), now.clone()),
+            ("escalated".into(), node.clone(), now.clone()),
+            ("escalated".into(), node.clone(), now.clone()),
+            ("notified".into(), node.clone(), now.clone()),
+            ("returned".into(), node.clone(), now.clone()),
+            ("opened".into(), "民生办分流".into(), now.clone()),
+        ]
+    );
+    // Reassigned and taken in again: the limit is the original one.
+    assert_eq!(env.act(id, "民生办分流", &office, assign).await.status, StatusCode::OK);
+    let r = env.act(id, "首办受理", &dept, json!({ "action": "complete", "data": { "report": "已受理" } })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(env.step(id, "首办办结").await["due_at"].as_str().unwrap(), due2);
+    // … and breaches at that instant.
+    let len = env.history_len(id).await;
+    env.advance_to("2012-04-30T09:00:00+08:00").await;
+    let breach: Vec<_> =
+        events_after(&env, id, len).await.into_iter().filter(|(k, n, _)| n == "首办办结" && k == "overdue").collect();
+    assert_eq!(breach, [("overdue".to_string(), node.clone(), due2.clone())]);
+    env.finish().await;
+}

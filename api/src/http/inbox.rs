@@ -1,5 +1,6 @@
 //! The caller's inbox: the open steps of running instances that one of its roles may act on (or
-//! that were delegated to it), soonest due first.
+//! that were delegated to it), and those escalated to one of its roles (督办: a breach or a matter
+//! passed on, R3.5), soonest due first.
 
 use axum::extract::State;
 use axum::Json;
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use civicflow_dsl::ir::NodeKind;
-use civicflow_engine::core::{NodeStatus, State as CoreState};
+use civicflow_engine::core::{may_do, NodeStatus, State as CoreState};
 use civicflow_engine::store::{InstanceFilter, MAX_PAGE_SIZE};
 
 use super::auth::Caller;
@@ -40,6 +41,13 @@ pub struct InboxItem {
     pub due_note: Option<String>,
     pub window_closes: Option<DateTime<Utc>>,
     pub overdue: bool,
+    /// The step was escalated to one of the caller's roles (已督办: its limit lapsed or the matter
+    /// was passed on, R3.5): the caller is an accountable leader, not the office doing the work.
+    pub escalated: bool,
+    /// What the caller may do on it in `role`: the step's own actions if the role is in `by`,
+    /// `return_to` where the policy declares one for it, `urge` where it may urge (an escalated
+    /// leader: urge now).
+    pub actions: Vec<String>,
 }
 
 #[utoipa::path(
@@ -69,13 +77,16 @@ pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> 
                 if !matches!(def.kind, NodeKind::Step(_)) {
                     continue;
                 }
+                let escalated_role = principal.roles.iter().find(|r| n.escalated_to.contains(r)).cloned();
                 let role = principal
                     .roles
                     .iter()
                     .find(|r| def.roles.contains(r))
                     .cloned()
-                    .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()));
+                    .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()))
+                    .or_else(|| escalated_role.clone());
                 let Some(role) = role else { continue };
+                let actions = may_do(def, n, &role).into_iter().map(str::to_string).collect();
                 items.push(InboxItem {
                     instance: record.id.clone(),
                     policy: record.policy_name.clone(),
@@ -89,6 +100,8 @@ pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> 
                     due_note: super::instances::awaiting_year(n).map(super::instances::awaiting_words),
                     window_closes: n.window.map(|w| w.1),
                     overdue: n.overdue,
+                    escalated: escalated_role.is_some(),
+                    actions,
                 });
             }
         }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use civicflow_dsl::ir::{NodeKind, StepKind, Type};
-use civicflow_engine::core::NodeStatus;
+use civicflow_engine::core::{urgers, NodeStatus};
 
 use crate::http::auth::Caller;
 use crate::http::extract::{AppPath, Body, IdempotencyKey};
@@ -51,6 +51,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
                 "due": super::due_text(i.due_at, i.due_awaiting_calendar, shanghai, lang),
                 "closes": local(i.window_closes, shanghai),
                 "overdue": i.overdue,
+                "escalated": i.escalated,
                 "href": format!("/act?instance={}&step={}", enc(&i.instance), enc(&i.step)),
                 "instance_href": format!("/instances/{}", enc(&i.instance)),
             })
@@ -138,6 +139,8 @@ async fn render_act(
         "vote": has(StepKind::Vote),
         "form": matches!(kind, StepKind::Task | StepKind::Meeting | StepKind::Approval | StepKind::Filing)
             && (!def.form.is_empty() || kind == StepKind::Meeting),
+        // 催办: for the roles the policy names and those the step was escalated to (issue 8).
+        "urge": urgers(def, n).iter().any(|r| session.principal.roles.contains(r)),
     });
     let offset = program.offset;
     let page = json!({
@@ -249,7 +252,7 @@ async fn request_of(
 ) -> Result<Value, Response> {
     let text = |name: &str| field(f, name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     Ok(match action {
-        "approve" | "file" => json!({ "action": action, "comment": text("comment") }),
+        "approve" | "file" | "urge" => json!({ "action": action, "comment": text("comment") }),
         "complete" => json!({ "action": action, "data": { "report": text("report").unwrap_or_default() } }),
         "reject" => json!({ "action": action, "data": { "reason": text("reason").unwrap_or_default() } }),
         "give_opinion" => json!({ "action": action, "data": { "opinion": text("opinion").unwrap_or_default() } }),

@@ -352,6 +352,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("due", "办理时限", "Due"),
     ("window", "时间安排", "Window"),
     ("overdue", "已超期", "Overdue"),
+    ("escalated", "已督办", "Escalated"),
+    ("urge", "催办", "Urge"),
     ("status", "状态", "Status"),
     ("act", "办理", "Act"),
     ("nothing", "暂无待办事项。", "Nothing to act on."),

@@ -36,7 +36,7 @@ use civicflow_dsl::value::Value;
 
 pub use model::*;
 pub use refusal::{local, Refusal, RefusalClass};
-pub use returns::urgers;
+pub use returns::{may_do, urgers};
 
 use crate::calendar::Calendar;
 

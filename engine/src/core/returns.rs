@@ -72,6 +72,23 @@ pub fn urgers(def: &ir::Node, n: &NodeState) -> Vec<String> {
     out
 }
 
+/// What `role` may do on an open step (the inbox shows it): the step's own work if the role is
+/// in `by`, a return where one is declared for it, and urging if the policy names it for that or
+/// the step was escalated to it (督办: "urge now").
+pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if let (true, ir::NodeKind::Step(kind)) = (def.roles.iter().any(|r| r == role), def.kind) {
+        out.extend_from_slice(super::rules::kind_actions(kind));
+    }
+    if def.returns.iter().any(|r| r.roles.iter().any(|x| x == role)) {
+        out.push("return_to");
+    }
+    if urgers(def, n).iter().any(|r| r == role) {
+        out.push("urge");
+    }
+    out
+}
+
 /// What a reset keeps of a step whose owner's limit runs on (R3.5): the limit, whether it was
 /// breached, the reminders sent for it and whom it was escalated to.
 pub(super) fn carry_limit(old: &NodeState, new: &mut NodeState) {

@@ -20,9 +20,9 @@ use num_rational::BigRational;
 
 use super::{Act, Action, Outcome, Refusal, VoteCounts, VoteResult};
 
-/// Whether `action` applies to `kind`; if not, the actions that do.
-pub fn allowed(kind: StepKind, action: &Action) -> Result<(), Vec<&'static str>> {
-    let ok: &[&'static str] = match kind {
+/// The actions that do a step of `kind`'s own work.
+pub fn kind_actions(kind: StepKind) -> &'static [&'static str] {
+    match kind {
         StepKind::Task => &["submit_form", "complete"],
         StepKind::Meeting => &["submit_form"],
         StepKind::Approval => &["approve", "reject", "submit_form"],
@@ -30,7 +30,12 @@ pub fn allowed(kind: StepKind, action: &Action) -> Result<(), Vec<&'static str>>
         StepKind::Consultation => &["give_opinion"],
         StepKind::Publicity => &["raise_objection"],
         StepKind::Vote => &["enter_vote"],
-    };
+    }
+}
+
+/// Whether `action` applies to `kind`; if not, the actions that do.
+pub fn allowed(kind: StepKind, action: &Action) -> Result<(), Vec<&'static str>> {
+    let ok = kind_actions(kind);
     let mut all = ok.to_vec();
     all.extend(["return_to", "withdraw", "delegate", "urge"]);
     if ok.contains(&action.name()) {
