@@ -350,6 +350,12 @@ pub enum ClauseKind {
     },
     UseTemplate(Ident),
     With(Vec<(Ident, Expr)>),
+    /// `approve only when COND else "message"`: approving is refused with the message unless
+    /// the condition holds (R4.2: a rating below 50 % cannot be approved as keeping the company).
+    ApproveOnly {
+        condition: Expr,
+        message: Str,
+    },
     /// `requires completed POLICY where PARAM == EXPR else "…"` (R3.6).
     Requires {
         policy: Ident,
@@ -391,6 +397,7 @@ impl ClauseKind {
             ClauseKind::Vote { key, .. } => key.keyword(),
             ClauseKind::UseTemplate(_) => "template",
             ClauseKind::With(_) => "with",
+            ClauseKind::ApproveOnly { .. } => "approve only when",
             ClauseKind::Requires { .. } => "requires",
             ClauseKind::MayReturn { .. } => "may return",
             ClauseKind::UrgeBy(_) => "urge by",

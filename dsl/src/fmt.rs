@@ -479,6 +479,12 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             names(roles, out);
         }
         ClauseKind::Owned => out.push_str("owned"),
+        ClauseKind::ApproveOnly { condition, message } => {
+            out.push_str("approve only when ");
+            expr(condition, indent, out);
+            out.push_str(" else ");
+            string(message, out);
+        }
         ClauseKind::With(bindings) => {
             out.push_str("with ");
             for (i, (name, value)) in bindings.iter().enumerate() {

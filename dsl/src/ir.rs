@@ -212,6 +212,9 @@ pub struct Node {
     /// `min 公示天数 days`: the minimum duration's amount, as `due_amount`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_amount: Option<Expr>,
+    /// `approve only when …`: conditions an approval must meet, each with its words (R4.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approve_requires: Vec<Require>,
     /// Returns (退回) allowed by hand (`may return X by R`); no other is (R2.18, R3.3). Empty in a
     /// policy that declares none, so its encoding and hash do not change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -936,6 +936,12 @@ impl Checker {
                     }
                 }
                 ast::ClauseKind::With(_) => {} // lowered by `call`
+                ast::ClauseKind::ApproveOnly { condition, message } => {
+                    if let Some((expr, ty)) = self.expr(condition, &scope, ctx) {
+                        self.expect_type(&Type::Bool, &ty, condition.span, "`approve only when`");
+                        node.approve_requires.push(ir::Require { condition: expr, message: message.value.clone() });
+                    }
+                }
                 ast::ClauseKind::Requires { policy, param, value, message } => {
                     let lowered = self.prerequisite(policy, param, value, message, &scope, ctx);
                     node.prerequisites.extend(lowered);
@@ -1745,6 +1751,7 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         on_objection: None,
         due_amount: None,
         min_amount: None,
+        approve_requires: Vec::new(),
         returns: Vec::new(),
         urge_by: Vec::new(),
         owned: false,
@@ -1771,7 +1778,7 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
         }
         // A sub-procedure may have a deadline for the whole of it.
         C::Due { .. } | C::Remind(_) | C::Breach(_) => matches!(kind, N::Step(_) | N::Call),
-        C::Rule(_) | C::OnRejected(_) => kind == N::Step(S::Approval),
+        C::Rule(_) | C::OnRejected(_) | C::ApproveOnly { .. } => kind == N::Step(S::Approval),
         C::OnObjection(_) => kind == N::Step(S::Publicity),
         C::Vote { .. } => kind == N::Step(S::Vote),
         C::With(_) => kind == N::Call,

@@ -683,6 +683,15 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
             ClauseKind::UrgeBy(k.rest().map(ident).collect())
         }
         Rule::owned_clause => ClauseKind::Owned,
+        Rule::approve_only_clause => {
+            k.kw()?;
+            k.kw()?;
+            k.kw()?;
+            let condition = expr(k.expect(Rule::expr)?)?;
+            k.kw()?;
+            let message = string(k.expect(Rule::string)?)?;
+            ClauseKind::ApproveOnly { condition, message }
+        }
         other => return Err(internal(span, &format!("unexpected {other:?}"))),
     };
     Ok(Clause { kind, span })

@@ -336,6 +336,7 @@ fn clause() -> impl Strategy<Value = Clause> {
         (vote_key, expr()).prop_map(|(key, value)| ClauseKind::Vote { key, value }),
         ident().prop_map(ClauseKind::UseTemplate),
         prop::collection::vec((ident(), expr()), 1..3).prop_map(ClauseKind::With),
+        (expr(), plain_str()).prop_map(|(condition, message)| ClauseKind::ApproveOnly { condition, message }),
         (ident(), ident(), expr(), str_lit()).prop_map(|(policy, param, value, message)| ClauseKind::Requires {
             policy,
             param,

@@ -930,6 +930,12 @@ impl<'a> Decision<'a> {
                     }
                 }
                 self.min_elapsed(key)?;
+                for r in &def.approve_requires {
+                    let ok = eval::eval(&r.condition, &self.env(key, None, None)).map_err(eval_refusal)?;
+                    if ok != Value::Bool(true) {
+                        return Err(Refusal::RuleFailed { node: key.into(), message: r.message.clone() });
+                    }
+                }
                 self.emit(Event::Acted { node: key.into(), act: act("approve", c.clone().or(text)) });
                 if let Some(outcome) = rules::approval_outcome(def, self.node_acts(key)) {
                     self.finish_approval(key, def, outcome)?;

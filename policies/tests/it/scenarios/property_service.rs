@@ -69,6 +69,13 @@ fn r4_2_satisfaction_below_half_terminates_the_contract() {
     assert_eq!(r.code(), "R013");
     assert_eq!(r.to_string(), "step `年终评议/服务评议`: R4.2 群众满意率达不到50%的,依法解除物业服务合同");
     s.act("居民代表会议", "年终评议/服务评议", rating(100, 49, "解除合同")).unwrap();
+    // The forced path: the party organisation cannot approve keeping the company; nothing is
+    // recorded, and the rejection (termination) is what is left.
+    let before = s.history.len();
+    let r = s.act("社区党组织", "年终评议/评议结果处理", approve()).unwrap_err();
+    assert_eq!(r.code(), "R013");
+    assert_eq!(r.to_string(), "step `年终评议/评议结果处理`: R4.2 群众满意率达不到50%的,依法解除物业服务合同");
+    assert_eq!(s.history.len(), before, "a refusal records nothing");
     s.act("社区党组织", "年终评议/评议结果处理", reject("满意率49%,依法解除合同")).unwrap();
     assert_eq!(s.state.nodes["年终评议/评议结果处理"].outcome, Some(Outcome::Rejected));
     assert_eq!(s.status_of("年终评议/依法解除合同"), Some(NodeStatus::Open));
@@ -98,6 +105,10 @@ fn r4_2_exactly_half_satisfied_keeps_the_company() {
     assert_eq!(s.status_of("年终评议/评议结果处理"), Some(NodeStatus::Open));
     let r = s.act("物业公司", "年终评议/评议结果处理", approve()).unwrap_err();
     assert_eq!(r.code(), "R006");
+    // At exactly 50 % the party organisation may keep the company (R4.2's forced path does not apply).
+    s.act("社区党组织", "年终评议/评议结果处理", approve()).unwrap();
+    assert_eq!(s.state.nodes["年终评议/评议结果处理"].outcome, Some(Outcome::Approved));
+    assert_eq!(s.status_of("年终评议/依法解除合同"), Some(NodeStatus::Skipped));
 }
 
 #[test]
