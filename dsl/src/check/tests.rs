@@ -90,3 +90,33 @@ fn a_step_reads_another_steps_form_fields_by_name() {
     assert_eq!(d.as_slice()[0].message, "step `登记` has no form field `人`");
     assert_eq!(d.as_slice()[0].help.as_deref(), Some("did you mean `人数`?"));
 }
+
+/// Issue 8: `may return`, `urge by` and `owned` lower to the IR; a policy without them keeps the
+/// encoding it had (no new keys), so its hash does not move.
+#[test]
+fn declared_returns_lower_and_leave_other_policies_unchanged() {
+    let src = "policy d { role 民生办 role 首办部门 role 领导
+      step 分流: task { by 民生办 }
+      step 办结: task { by 首办部门 after 分流 owned due 15 workdays on breach escalate 领导
+        may return 分流 by 首办部门 urge by 民生办 } }";
+    let policy = compile(src).unwrap().policy;
+    let n = policy.node("办结").unwrap();
+    assert_eq!(n.returns, [crate::ir::ReturnRule { targets: vec!["分流".into()], roles: vec!["首办部门".into()] }]);
+    assert_eq!(n.urge_by, ["民生办"]);
+    assert!(n.owned);
+    let plain = compile("policy p { role 甲 step 一: task { by 甲 } }").unwrap().policy;
+    let json = String::from_utf8(plain.canonical_json()).unwrap();
+    for key in ["\"returns\"", "\"urge_by\"", "\"owned\"", "may_return"] {
+        assert!(!json.contains(key), "{key} in {json}");
+    }
+    // An unknown target or role gets a did-you-mean; `owned` needs a limit.
+    let bad = "policy b { role 民生办 role 首办部门
+      step 分流: task { by 民生办 }
+      step 办结: task { by 首办部门 after 分流 owned may return 分留 by 首办部 } }";
+    let diags = compile(bad).unwrap_err();
+    let text: Vec<(Code, String)> =
+        diags.as_slice().iter().map(|d| (d.code, d.help.clone().unwrap_or_default())).collect();
+    assert!(text.contains(&(Code::E0103, "did you mean `分流`?".into())), "{text:?}");
+    assert!(text.contains(&(Code::E0102, "did you mean `首办部门`?".into())), "{text:?}");
+    assert!(codes(bad).contains(&Code::E0110), "{text:?}");
+}
