@@ -511,3 +511,68 @@ async fn policies_notices_english_and_pages_of_a_long_list() {
     assert!(missing.body.contains("<html"));
     env.finish().await;
 }
+
+/// Issue 8 (R3.5): a step escalated to a role is in that role's inbox page marked 已督办, and its
+/// act page offers urging (催办), which is recorded; the office doing the work sees no urge form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalated_steps_are_marked_in_the_leaders_inbox_and_can_be_urged() {
+    const ESCALATING: &str = r#"
+policy 督办演练 {
+  role 首办部门
+  role 部门主要领导
+  step 办理: task {
+    by 首办部门
+    due 1 workdays
+    on breach overdue, escalate 部门主要领导
+  }
+}
+"#;
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(ESCALATING).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r =
+        send("/v1/instances").json(&json!({ "policy": "督办演练", "id": "esc-1", "params": {} })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let leader = env.token("钱局长", "市政公用局", "部门主要领导").await;
+    let dept = env.token("赵科长", "市政公用局", "首办部门").await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&leader).await;
+    assert!(b.get("/inbox").await.body.contains("inbox-empty"), "nothing escalated yet");
+    let r = send("/v1/admin/clock").json(&json!({ "advance_to": "2012-03-23T09:00:00+08:00" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let inbox = b.get("/inbox").await;
+    assert!(
+        inbox.body.contains("esc-1") && inbox.body.contains("已督办") && inbox.body.contains("已超期"),
+        "{}",
+        inbox.body
+    );
+    let act = b.get(&format!("/act?instance=esc-1&step={}", q("办理"))).await;
+    assert!(act.body.contains("id=\"do-urge\""), "{}", act.body);
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let before = env.history("esc-1").await.len();
+    let p = b
+        .post(
+            "/act",
+            &[
+                ("csrf", &csrf),
+                ("instance", "esc-1"),
+                ("step", "办理"),
+                ("action", "urge"),
+                ("key", &key),
+                ("comment", "请今天办结"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let history = env.history("esc-1").await;
+    assert_eq!(history.len(), before + 1);
+    assert_eq!(history[before]["kind"], "urged");
+    // The department doing the work is not escalated to and has no urge form.
+    let mut d = Browser::new(&env);
+    d.sign_in(&dept).await;
+    let own = d.get("/inbox").await;
+    assert!(own.body.contains("esc-1") && !own.body.contains("已督办"), "{}", own.body);
+    assert!(!d.get(&format!("/act?instance=esc-1&step={}", q("办理"))).await.body.contains("do-urge"));
+    env.finish().await;
+}
