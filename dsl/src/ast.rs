@@ -150,6 +150,8 @@ pub struct Param {
     /// `>= 0`, `<= 9`, `in 30..=50`: the values an instance may be started with.
     pub range: Option<ParamRange>,
     pub default: Option<Expr>,
+    /// A `personal` marker written here, which only form fields take (refused by the check).
+    pub personal: Option<Span>,
     pub span: Span,
 }
 
@@ -176,7 +178,31 @@ pub struct Binding {
 pub struct Role {
     pub name: Ident,
     pub description: Option<Str>,
+    /// `bound by …`: the office holding the role is fixed per instance (R6.1).
+    pub bound: Option<RoleBound>,
+    /// `oversight`: principals in this role see personal data (R6.2, 纪委 / 监督).
+    pub oversight: bool,
     pub span: Span,
+}
+
+/// `bound by SOURCE` on a role (R6.1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleBound {
+    pub source: BindSource,
+    pub span: Span,
+}
+
+/// Where an instance takes the office bound to a role.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BindSource {
+    /// `param NAME`: a text parameter given at start (the community concerned).
+    Param(Ident),
+    /// `starter`: the office of the principal who started the instance.
+    Starter,
+    /// `item`: the element of each fan-out copy (one community per copy).
+    Item,
+    /// `STEP.FIELD`: a text field another step records (the first receiver, 首办部门).
+    Field(Ident, Ident),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -482,8 +508,19 @@ pub enum BreachAction {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum FormItem {
-    Field { name: Ident, ty: TypeExpr, optional: bool, span: Span },
-    Require { condition: Expr, message: Str, span: Span },
+    /// `personal`: a resident's personal data, shown only to bound offices and oversight (R6.2).
+    Field {
+        name: Ident,
+        ty: TypeExpr,
+        optional: bool,
+        personal: bool,
+        span: Span,
+    },
+    Require {
+        condition: Expr,
+        message: Str,
+        span: Span,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -47,6 +47,14 @@ pub enum Code {
     E0121,
     /// A parameter range that cannot apply.
     E0120,
+    /// A role bound by a parameter or form field that is not declared (R6.1).
+    E0112,
+    /// A role bound by a value that is not text (R6.1).
+    E0113,
+    /// A role bound by the fan-out item, named by a step without `for` (R6.1).
+    E0114,
+    /// `personal` written where it means nothing (R6.2).
+    E0115,
     /// Types that do not fit.
     E0201,
     /// An unknown function or a wrong number of arguments.
@@ -105,6 +113,10 @@ impl Code {
             Code::E0122 => "E0122",
             Code::E0121 => "E0121",
             Code::E0120 => "E0120",
+            Code::E0112 => "E0112",
+            Code::E0113 => "E0113",
+            Code::E0114 => "E0114",
+            Code::E0115 => "E0115",
             Code::E0201 => "E0201",
             Code::E0202 => "E0202",
             Code::E0203 => "E0203",
@@ -145,6 +157,10 @@ impl Code {
         Code::E0122,
         Code::E0121,
         Code::E0120,
+        Code::E0112,
+        Code::E0113,
+        Code::E0114,
+        Code::E0115,
         Code::E0201,
         Code::E0202,
         Code::E0203,
@@ -187,6 +203,10 @@ impl Code {
             Code::E0122 => "a duration amount not known at start",
             Code::E0121 => "a parameter default outside its range",
             Code::E0120 => "a parameter range that cannot apply",
+            Code::E0112 => "a role bound by an unknown parameter or field",
+            Code::E0113 => "a role bound by a value that is not text",
+            Code::E0114 => "a role bound by the fan-out item on a step without `for`",
+            Code::E0115 => "`personal` outside a form",
             Code::E0201 => "types that do not fit",
             Code::E0202 => "an unknown function or wrong number of arguments",
             Code::E0203 => "a constant that is not constant",
@@ -223,6 +243,10 @@ impl Code {
             Code::E0108 => "Each header (`title`, `version`, `timezone`, `calendar`), `recur`, and each clause of a step may be given once; two would contradict each other. `remind` may be repeated.",
             Code::E0109 => "Some clauses belong to one kind of node: `rule`, `on rejected` and `approve only when` to approvals, `on objection` to publicity, `seats`/`eligible`/`quorum`/`elect`/`slate`/`ballot` to votes, `with` to calls; `by`, `due`, `remind`, `on breach`, `min`, `form`, `for` and `template` to steps, not phases.",
             Code::E0110 => "A publicity step needs `min` (公示 runs for a minimum time); a vote needs `eligible` and `elect`; a reminder, a breach action or `owned` (the owner's limit, R3.5) needs `due`; `rule K of N` needs N to be the number of roles in `by`; a call must give every procedure parameter without a default.",
+            Code::E0112 => "`role R bound by param P` and `role R bound by STEP.FIELD` take the office that holds R in an instance from a parameter of the policy or from a field a step records in its `form` (DOMAIN R6.1). The name must be declared; check the spelling.",
+            Code::E0113 => "An office is named by text: the parameter or form field a role is bound by must be `text`, and its value must be the office's name as principals are registered with it (`甲社区`, `区卫健委`).",
+            Code::E0114 => "`bound by item` binds a role, in each copy of a fan-out, to that copy's element (one community per copy). Every step that names such a role in `by` must therefore have `for NAME in LIST`; a step without it has no element to bind the role to.",
+            Code::E0115 => "`personal` marks a form field that holds a resident's personal data (name, phone, address, ID number); its value is shown only to offices bound to the instance and to `oversight` roles (DOMAIN R6.2). Parameters and other places do not take it: record such data in a step's `form`.",
             Code::E0111 => "Durations, recurrence counts and approval counts must be whole numbers from 1 up to 4294967295.",
             Code::E0123 => "`A.B` names the step or phase `B` of the procedure that the `call` step `A` runs (`after 居委会换届.公布选举结果`, `end(居委会换届.公布选举结果)`, `居委会换届.推选成员代表.居民代表人数`). Only a `call` step has steps inside it.",
             Code::E0122 => "The amount of `due AMOUNT UNIT` or `min AMOUNT UNIT` is a name or a parenthesised expression of parameters and values, of type `int`: it is computed when the instance starts, where a negative amount is refused (R045). Form fields, step times and vote counts are not known then; a constant amount is written as a number (`3 days`).",

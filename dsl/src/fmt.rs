@@ -268,6 +268,9 @@ fn item_head(item: &Item, indent: usize, out: &mut String) {
                     (None, None, _) => {}
                 }
             }
+            if p.personal.is_some() {
+                out.push_str(" personal");
+            }
             if let Some(d) = &p.default {
                 out.push_str(" = ");
                 expr(d, indent, out);
@@ -287,6 +290,25 @@ fn item_head(item: &Item, indent: usize, out: &mut String) {
             if let Some(d) = &r.description {
                 out.push(' ');
                 string(d, out);
+            }
+            if let Some(b) = &r.bound {
+                out.push_str(" bound by ");
+                match &b.source {
+                    BindSource::Param(p) => {
+                        out.push_str("param ");
+                        out.push_str(&p.name);
+                    }
+                    BindSource::Starter => out.push_str("starter"),
+                    BindSource::Item => out.push_str("item"),
+                    BindSource::Field(step, field) => {
+                        out.push_str(&step.name);
+                        out.push('.');
+                        out.push_str(&field.name);
+                    }
+                }
+            }
+            if r.oversight {
+                out.push_str(" oversight");
             }
         }
         Item::Template(t) => {
@@ -567,12 +589,15 @@ fn recur(r: &Recur, out: &mut String) {
 
 fn form_item(f: &FormItem, indent: usize, out: &mut String) {
     match f {
-        FormItem::Field { name, ty, optional, .. } => {
+        FormItem::Field { name, ty, optional, personal, .. } => {
             out.push_str(&name.name);
             out.push_str(": ");
             type_expr(ty, out);
             if *optional {
                 out.push_str(" optional");
+            }
+            if *personal {
+                out.push_str(" personal");
             }
         }
         FormItem::Require { condition, message, .. } => {

@@ -142,6 +142,31 @@ pub struct Derived {
 pub struct Role {
     pub name: String,
     pub description: Option<String>,
+    /// R6.1: where an instance takes the office that holds this role. `None`: any office
+    /// holding the role may act (a street-level body that is unique).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<RoleBinding>,
+    /// R6.2: principals in this role (纪委, 监督) see residents' personal data.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub oversight: bool,
+}
+
+/// Where an instance takes the office bound to a role (R6.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum RoleBinding {
+    /// A text parameter given at start (`bound by param 社区名称`).
+    Param { param: String },
+    /// The office of the principal who started the instance (`bound by starter`).
+    Starter,
+    /// The element of each fan-out copy whose step names the role (`bound by item`).
+    Item,
+    /// A text field recorded by a step (`bound by 民生办分流.首办部门名称`): chosen at run time.
+    Field { node: String, field: String },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A handlebars notice or certificate (公示, 证书).
@@ -315,6 +340,10 @@ pub struct Field {
     pub name: String,
     pub ty: Type,
     pub optional: bool,
+    /// R6.2: a resident's personal data (name, phone, address, ID number): its value is shown
+    /// only to offices bound to the instance and to oversight roles.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub personal: bool,
 }
 
 /// A validation of a form: `require COND else "message"`.

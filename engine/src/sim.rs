@@ -72,9 +72,14 @@ impl Simulation {
         self.run(&Command::Start { actor: actor("领导小组"), params })
     }
 
-    /// Acts on a step as a principal of the given role.
+    /// Acts on a step as a principal of the given role, in the office bound to the role on that
+    /// step if the policy binds it (R6.1); `act_as` chooses the office.
     pub fn act(&mut self, role: &str, node: &str, action: Action) -> Result<Vec<Event>, Refusal> {
-        self.run(&Command::Act { actor: actor(role), node: node.to_string(), action, comment: None })
+        let mut a = actor(role);
+        if let Some(office) = core::bound_office(&self.program, &self.state, node, role) {
+            a.office = office;
+        }
+        self.run(&Command::Act { actor: a, node: node.to_string(), action, comment: None })
     }
 
     pub fn act_as(&mut self, actor: Actor, node: &str, action: Action) -> Result<Vec<Event>, Refusal> {

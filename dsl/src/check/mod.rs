@@ -17,6 +17,7 @@ use crate::eval::{self, Env, EvalError};
 use crate::ir::{self, Expr, Func, RefKind, Type};
 use crate::value::{parse_rational, Value};
 
+mod binding;
 mod cycles;
 mod params;
 mod paths;
@@ -199,6 +200,8 @@ impl Checker {
                         self.out.roles.push(ir::Role {
                             name: r.name.name.clone(),
                             description: r.description.as_ref().map(|d| d.value.clone()),
+                            bound: None, // resolved by `role_bindings` once the steps are known
+                            oversight: r.oversight,
                         });
                     }
                 }
@@ -236,6 +239,7 @@ impl Checker {
         let scope = self.bindings(&p.items, "", &Scope::default(), None);
         self.unit(&p.items, "", None, &scope);
         self.cycles(p, &scope);
+        self.role_bindings(p);
     }
 
     fn duplicate(&mut self, what: &str, name: &Ident, first: Span) {
@@ -884,7 +888,7 @@ impl Checker {
                 ast::ClauseKind::Form(items) => {
                     let mut frame = HashMap::new();
                     for item in items {
-                        if let ast::FormItem::Field { name, ty, optional, span } = item {
+                        if let ast::FormItem::Field { name, ty, optional, personal, span } = item {
                             if let Some(first) = frame.get(&name.name).map(|b: &Binding| b.span) {
                                 self.duplicate("form field", name, first);
                                 continue;
@@ -894,7 +898,12 @@ impl Checker {
                                 name.name.clone(),
                                 Binding { kind: RefKind::Field, id: name.name.clone(), ty: ty.clone(), span: *span },
                             );
-                            node.form.push(ir::Field { name: name.name.clone(), ty, optional: *optional });
+                            node.form.push(ir::Field {
+                                name: name.name.clone(),
+                                ty,
+                                optional: *optional,
+                                personal: *personal,
+                            });
                         }
                     }
                     let fscope = scope.with_frame(frame);

@@ -145,6 +145,7 @@ pub fn rule_name(rule: &Rule) -> String {
         Rule::deadline => "a deadline (`10 workdays`, `15 days after STEP`, a date)",
         Rule::pattern => "a pattern (`..=50`, `51..=99`, `100..`, a literal, `_`)",
         Rule::outcome => "`approved` or `rejected`",
+        Rule::bind_source => "a binding (`param NAME`, `starter`, `item`, `STEP.FIELD`)",
         Rule::infix | Rule::op_or | Rule::op_and | Rule::op_add | Rule::op_sub | Rule::op_mul | Rule::op_div => {
             "an operator"
         }
@@ -318,6 +319,32 @@ fn ident(p: Pair<Rule>) -> Ident {
     Ident { name: p.as_str().to_string(), span: span_of(&p) }
 }
 
+/// `bound by SOURCE` (R6.1).
+fn role_bound(p: Pair<Rule>) -> PResult<RoleBound> {
+    let span = span_of(&p);
+    let mut k = Kids::of(p);
+    k.kw()?;
+    k.kw()?;
+    let src = k.expect(Rule::bind_source)?;
+    let inner = Kids::of(src).next()?;
+    let source = match inner.as_rule() {
+        Rule::bind_field => {
+            let mut f = Kids::of(inner);
+            let step = ident(f.expect(Rule::ident)?);
+            let field = ident(f.expect(Rule::ident)?);
+            BindSource::Field(step, field)
+        }
+        Rule::bind_param => {
+            let mut f = Kids::of(inner);
+            f.kw()?;
+            BindSource::Param(ident(f.expect(Rule::ident)?))
+        }
+        Rule::kw_starter => BindSource::Starter,
+        _ => BindSource::Item,
+    };
+    Ok(RoleBound { source, span })
+}
+
 fn policy(p: Pair<Rule>) -> PResult<Policy> {
     let span = span_of(&p);
     let mut k = Kids::of(p);
@@ -348,8 +375,9 @@ fn item(p: Pair<Rule>) -> PResult<Item> {
             let name = ident(k.expect(Rule::ident)?);
             let ty = type_expr(k.expect(Rule::type_expr)?)?;
             let range = k.opt(Rule::param_range).map(param_range).transpose()?;
+            let personal = k.opt(Rule::personal).map(|p| span_of(&p));
             let default = k.opt(Rule::expr).map(expr).transpose()?;
-            Item::Param(Param { name, ty, range, default, span })
+            Item::Param(Param { name, ty, range, default, personal, span })
         }
         Rule::const_decl | Rule::let_decl => {
             let is_const = p.as_rule() == Rule::const_decl;
@@ -370,7 +398,9 @@ fn item(p: Pair<Rule>) -> PResult<Item> {
             k.kw()?;
             let name = ident(k.expect(Rule::ident)?);
             let description = k.opt(Rule::string).map(string).transpose()?;
-            Item::Role(Role { name, description, span })
+            let bound = k.opt(Rule::role_bound).map(role_bound).transpose()?;
+            let oversight = k.opt(Rule::oversight).is_some();
+            Item::Role(Role { name, description, bound, oversight, span })
         }
         Rule::template_decl => {
             let mut k = Kids::of(p);
@@ -617,7 +647,8 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                         let name = ident(fk.expect(Rule::ident)?);
                         let ty = type_expr(fk.expect(Rule::type_expr)?)?;
                         let optional = fk.opt(Rule::optional).is_some();
-                        Ok(FormItem::Field { name, ty, optional, span })
+                        let personal = fk.opt(Rule::personal).is_some();
+                        Ok(FormItem::Field { name, ty, optional, personal, span })
                     }
                 })
                 .collect::<PResult<Vec<_>>>()?;

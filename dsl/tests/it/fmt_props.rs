@@ -265,11 +265,8 @@ fn names() -> impl Strategy<Value = Vec<Ident>> {
 
 fn form_item() -> impl Strategy<Value = FormItem> {
     prop_oneof![
-        (ident(), type_expr(), any::<bool>()).prop_map(|(name, ty, optional)| FormItem::Field {
-            name,
-            ty,
-            optional,
-            span: sp()
+        (ident(), type_expr(), any::<bool>(), any::<bool>()).prop_map(|(name, ty, optional, personal)| {
+            FormItem::Field { name, ty, optional, personal, span: sp() }
         }),
         (expr(), str_lit()).prop_map(|(condition, message)| FormItem::Require { condition, message, span: sp() }),
     ]
@@ -436,8 +433,25 @@ fn param_range() -> impl Strategy<Value = ParamRange> {
 }
 
 fn param() -> impl Strategy<Value = Item> {
-    (ident(), type_expr(), prop::option::of(param_range()), prop::option::of(expr()))
-        .prop_map(|(name, ty, range, default)| Item::Param(Param { name, ty, range, default, span: sp() }))
+    (ident(), type_expr(), prop::option::of(param_range()), prop::option::of(expr()), any::<bool>()).prop_map(
+        |(name, ty, range, default, personal)| {
+            Item::Param(Param { name, ty, range, default, personal: personal.then(sp), span: sp() })
+        },
+    )
+}
+
+/// `role NAME ["…"] [bound by param P | starter | item | STEP.FIELD] [oversight]` (R6.1, R6.2).
+fn role() -> impl Strategy<Value = Item> {
+    let source = prop_oneof![
+        ident().prop_map(BindSource::Param),
+        Just(BindSource::Starter),
+        Just(BindSource::Item),
+        (ident(), ident()).prop_map(|(s, f)| BindSource::Field(s, f)),
+    ];
+    let bound = prop::option::of(source.prop_map(|source| RoleBound { source, span: sp() }));
+    (ident(), prop::option::of(str_lit()), bound, any::<bool>()).prop_map(|(name, description, bound, oversight)| {
+        Item::Role(Role { name, description, bound, oversight, span: sp() })
+    })
 }
 
 fn procedure() -> impl Strategy<Value = Item> {
@@ -486,7 +500,7 @@ fn top_item() -> impl Strategy<Value = Item> {
         1 => param(),
         1 => binding().prop_map(Item::Const),
         1 => binding().prop_map(Item::Let),
-        1 => (ident(), prop::option::of(str_lit())).prop_map(|(name, description)| Item::Role(Role { name, description, span: sp() })),
+        1 => role(),
         1 => (ident(), str_lit()).prop_map(|(name, body)| Item::Template(Template { name, body, span: sp() })),
         1 => procedure(),
         1 => recur(),
@@ -581,6 +595,13 @@ const TOKENS: &[&str] = &[
     "approval",
     "phase ",
     "by ",
+    "role r ",
+    " bound by ",
+    "param ",
+    "starter",
+    " item",
+    " oversight",
+    " personal",
     "after ",
     "when ",
     "window ",

@@ -12,11 +12,13 @@
 mod amounts;
 mod awaiting;
 mod ballot;
+mod binding;
 pub mod cycles;
 mod model;
 pub mod period;
 #[cfg(test)]
 mod period_tests;
+pub mod personal;
 #[cfg(test)]
 mod prop;
 mod refusal;
@@ -34,6 +36,7 @@ use civicflow_dsl::eval::{self, Env, EvalError};
 use civicflow_dsl::ir::{self, NodeKind, RefKind, StepKind};
 use civicflow_dsl::value::Value;
 
+pub use binding::{bound_office, may_act};
 pub use model::*;
 pub use refusal::{local, Refusal, RefusalClass};
 pub use returns::{may_do, urgers};
@@ -119,6 +122,7 @@ impl State {
             started_at: None,
             version: 0,
             cycle: cycles::CycleState::default(),
+            bindings: BTreeMap::new(),
         }
     }
 }
@@ -282,6 +286,7 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
         Event::InstanceRejected { .. } => state.status = Status::Rejected,
         Event::Cancelled { .. } => state.status = Status::Cancelled,
         Event::NextCycleDue { .. } | Event::NextCycleOpened { .. } => cycles::apply_next(state, event),
+        Event::Bound { role, office, node } => binding::apply_bound(state, role, office, node.as_deref()),
     }
 }
 
@@ -309,6 +314,7 @@ impl NodeState {
             escalated_to: Vec::new(),
             delegations: BTreeMap::new(),
             kept_limit: None,
+            bound: BTreeMap::new(),
         }
     }
 
@@ -347,7 +353,10 @@ pub fn decide_with_facts(
 ) -> Result<(Vec<Event>, State), Refusal> {
     let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now, facts };
     match command {
-        Command::Start { params, .. } => d.start(params)?,
+        Command::Start { params, actor } => {
+            d.start(params)?;
+            d.bind_at_start(actor)?;
+        }
         Command::Act { actor, node, action, comment } => {
             d.running()?;
             d.act(actor, node, action, comment.as_deref())?;
@@ -741,7 +750,7 @@ impl<'a> Decision<'a> {
             };
             let copies = items.into_iter().enumerate().map(|(i, v)| (format!("{key}[{i}]"), v)).collect();
             self.emit(Event::Expanded { def: key.to_string(), copies });
-            return Ok(());
+            return self.bind_copies(key, def);
         }
         let env = self.env(key, None, None);
         let offset = self.ctx.program.offset;
@@ -845,6 +854,7 @@ impl<'a> Decision<'a> {
         // Entitlement first: an office that may not act learns nothing more (403).
         let acting = self.entitled(key, def, actor, action)?;
         returns::allowed(key, def, n, &acting, action)?;
+        self.office_bound(key, def, &acting)?; // R6.1: the role's office for this instance
         if n.status != NodeStatus::Open || (def.for_each.is_some() && n.element.is_none()) {
             let status = if def.for_each.is_some() && n.element.is_none() {
                 "a group of copies (act on one of them)".to_string()
@@ -904,6 +914,7 @@ impl<'a> Decision<'a> {
                     }
                 }
                 self.emit(Event::FormRecorded { node: key.into(), data });
+                self.bind_from_form(key)?;
                 if matches!(kind, StepKind::Task | StepKind::Meeting) {
                     self.min_elapsed(key)?;
                     self.emit(Event::Completed { node: key.into(), outcome: Outcome::Done });

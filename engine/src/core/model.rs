@@ -254,6 +254,9 @@ pub struct NodeState {
     /// the return and is the step's deadline when it reopens (R3.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_limit: Option<DateTime<Utc>>,
+    /// R6.1: role → office bound for this fan-out copy only (`bound by item`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bound: BTreeMap<String, String>,
 }
 
 /// A vote as decided: the counts and who was elected.
@@ -280,6 +283,9 @@ pub struct State {
     /// to the cycles before and after.
     #[serde(default, skip_serializing_if = "super::cycles::CycleState::is_first_and_open")]
     pub cycle: super::cycles::CycleState,
+    /// R6.1: role → the office that holds it for this instance (from `Event::Bound`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bindings: BTreeMap<String, String>,
 }
 
 /// What happened. Each event is one entry of the audit chain.
@@ -438,6 +444,15 @@ pub enum Event {
         instance: String,
         due_at: DateTime<Utc>,
     },
+    /// R6.1: `role` is held by `office` for this instance (`node: None`) or for one fan-out copy
+    /// (`node: Some(copy)`): recorded at start (a parameter, the starter's office), when a form
+    /// field names the office, and when a fan-out makes its copies.
+    Bound {
+        role: String,
+        office: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
 }
 
 impl Event {
@@ -472,6 +487,7 @@ impl Event {
             Event::Cancelled { .. } => "cancelled",
             Event::NextCycleDue { .. } => "next_cycle_due",
             Event::NextCycleOpened { .. } => "next_cycle_opened",
+            Event::Bound { .. } => "bound",
         }
     }
 
@@ -501,6 +517,7 @@ impl Event {
             | Event::InstanceRejected { node } => Some(node),
             Event::Returned { from, .. } => Some(from),
             Event::Expanded { def, .. } => Some(def),
+            Event::Bound { node, .. } => node.as_deref(),
             _ => None,
         }
     }

@@ -678,7 +678,7 @@ impl Run<'_> {
         let node = self.state.nodes.get(&key);
         let def = node.and_then(|n| self.fx.program.node(&n.def));
         let delegated: Vec<&String> = node.map(|n| n.delegations.keys().collect()).unwrap_or_default();
-        let actor = match (who, def) {
+        let mut actor = match (who, def) {
             (Who::Entitled(i), Some(d)) if !d.roles.is_empty() => actor(&d.roles[i % d.roles.len()], 1 + principal),
             (Who::Delegate(i), _) if !delegated.is_empty() => {
                 let p = delegated[i % delegated.len()].clone();
@@ -689,6 +689,12 @@ impl Run<'_> {
                 actor(&self.fx.roles[i % self.fx.roles.len()], 1 + principal)
             }
         };
+        // R6.1: an entitled principal or a delegate belongs to the office bound to the role.
+        if !matches!(who, Who::AnyRole(_)) {
+            if let Some(office) = super::bound_office(&self.fx.program, &self.state, &key, &actor.role) {
+                actor.office = office;
+            }
+        }
         for action in self.actions(&key, &actor, what) {
             let cmd = Command::Act { actor: actor.clone(), node: key.clone(), action, comment: None };
             if self.send(&cmd)?.is_ok() {

@@ -190,6 +190,22 @@ pub enum Refusal {
         role: String,
         allowed: Vec<String>,
     },
+    /// R6.1: the role is bound to another office for this instance (or this fan-out copy).
+    OfficeNotBound {
+        node: String,
+        role: String,
+        /// The office the role is bound to.
+        bound: String,
+        /// The acting principal's office.
+        office: String,
+    },
+    /// R6.1: the role's office comes from something not recorded yet (a form field, a copy's
+    /// element): nobody may act in it until then.
+    RoleNotBound {
+        node: String,
+        role: String,
+        source: String,
+    },
 }
 
 impl Refusal {
@@ -229,14 +245,18 @@ impl Refusal {
             Refusal::ReturnNotDeclared { .. } => "R030",
             Refusal::UrgeNotAllowed { .. } => "R031",
             Refusal::BallotNotApproved { .. } => "R046",
+            Refusal::OfficeNotBound { .. } => "R035",
+            Refusal::RoleNotBound { .. } => "R036",
         }
     }
 
     pub fn class(&self) -> RefusalClass {
         match self {
-            Refusal::NotEntitled { .. } | Refusal::ReturnNotDeclared { .. } | Refusal::UrgeNotAllowed { .. } => {
-                RefusalClass::Forbidden
-            }
+            Refusal::NotEntitled { .. }
+            | Refusal::ReturnNotDeclared { .. }
+            | Refusal::UrgeNotAllowed { .. }
+            | Refusal::OfficeNotBound { .. }
+            | Refusal::RoleNotBound { .. } => RefusalClass::Forbidden,
             Refusal::AlreadyActed { .. }
             | Refusal::AlreadyStarted
             | Refusal::NotStarted
@@ -354,6 +374,14 @@ impl fmt::Display for Refusal {
                     )
                 }
             }
+            Refusal::OfficeNotBound { node, role, bound, office } => write!(
+                f,
+                "role `{role}` on step `{node}` is bound to `{bound}` for this instance; `{office}` holds the role but may not act on it"
+            ),
+            Refusal::RoleNotBound { node, role, source } => write!(
+                f,
+                "role `{role}` on step `{node}` is bound by {source}, which has not been recorded yet; no office may act in it until then"
+            ),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod community_access;
 mod election;
+mod offices;
 mod property_service;
 mod reform_pilot;
 mod residents_demand;

@@ -1,0 +1,165 @@
+//! Offices, not just roles (DOMAIN R6.1, R6.2): `role R bound by …` and `personal` markers.
+//!
+//! A role names a kind of body (职能部门, 社区居委会, 首办部门); `bound by` says where an
+//! instance takes the particular office that holds it for that matter: a text parameter (the
+//! community concerned), the starter's office (the requesting department), a text field another
+//! step records (the first receiver named by 民生办), or the element of each fan-out copy. The
+//! engine checks the binding on every act; here the sources are resolved and typed:
+//! E0112 (no such parameter or field), E0113 (not text), E0114 (`item` on a step without
+//! `for`), E0115 (`personal` outside a form).
+
+use crate::ast::{self, BindSource, Item};
+use crate::diag::{suggest, Code, Diagnostic};
+use crate::ir::{self, Type};
+
+use super::Checker;
+
+impl Checker {
+    /// Resolves every `bound by` of the policy's roles (after the nodes are built, so steps and
+    /// their forms are known) and refuses `personal` where it means nothing.
+    pub(super) fn role_bindings(&mut self, p: &ast::Policy) {
+        for item in &p.items {
+            match item {
+                Item::Role(r) => {
+                    let Some(bound) = &r.bound else { continue };
+                    let binding = self.binding_source(&r.name, bound);
+                    if let Some(role) = self.out.roles.iter_mut().find(|x| x.name == r.name.name) {
+                        role.bound = binding;
+                    }
+                }
+                Item::Param(param) => self.personal_param(param),
+                Item::Procedure(proc_) => {
+                    for i in &proc_.items {
+                        if let Item::Param(param) = i {
+                            self.personal_param(param);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn personal_param(&mut self, param: &ast::Param) {
+        if let Some(span) = param.personal {
+            self.err(
+                Diagnostic::error(
+                    Code::E0115,
+                    span,
+                    format!("parameter `{}` cannot be marked `personal`", param.name.name),
+                )
+                .with_label("only form fields take `personal`")
+                .with_help("record the resident's personal data in a step's `form` and mark the field there (R6.2)"),
+            );
+        }
+    }
+
+    fn binding_source(&mut self, role: &ast::Ident, bound: &ast::RoleBound) -> Option<ir::RoleBinding> {
+        match &bound.source {
+            BindSource::Starter => Some(ir::RoleBinding::Starter),
+            BindSource::Param(name) => {
+                // Only the policy's own parameters: a procedure's are inlined per call.
+                let found = self.out.params.iter().find(|x| x.id == name.name).map(|x| x.ty.clone());
+                match found {
+                    Some(ty) => {
+                        self.text_source(role, &ty, name.span, &format!("parameter `{}`", name.name))?;
+                        Some(ir::RoleBinding::Param { param: name.name.clone() })
+                    }
+                    None => {
+                        let names: Vec<String> =
+                            self.out.params.iter().filter(|x| !x.id.contains('/')).map(|x| x.id.clone()).collect();
+                        let mut d = Diagnostic::error(
+                            Code::E0112,
+                            name.span,
+                            format!(
+                                "role `{}` is bound by parameter `{}`, which is not declared",
+                                role.name, name.name
+                            ),
+                        )
+                        .with_label("unknown parameter");
+                        d = match suggest(&name.name, names.iter().map(String::as_str)) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None => d.with_help(format!("declare it with `param {}: text`", name.name)),
+                        };
+                        self.err(d);
+                        None
+                    }
+                }
+            }
+            BindSource::Field(step, field) => {
+                let unit = self.units.last().cloned().unwrap_or_default();
+                let decl = self.node_ref(step, &unit, "")?;
+                match decl.form.iter().find(|(n, _)| *n == field.name) {
+                    Some((_, ty)) => {
+                        let ty = ty.clone();
+                        self.text_source(role, &ty, field.span, &format!("field `{}.{}`", step.name, field.name))?;
+                        Some(ir::RoleBinding::Field { node: decl.id.clone(), field: field.name.clone() })
+                    }
+                    None => {
+                        let mut d = Diagnostic::error(
+                            Code::E0112,
+                            field.span,
+                            format!(
+                                "role `{}` is bound by `{}.{}`, but step `{}` has no such form field",
+                                role.name, step.name, field.name, step.name
+                            ),
+                        )
+                        .with_label("unknown field");
+                        d = match suggest(&field.name, decl.form.iter().map(|(n, _)| n.as_str())) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None => d.with_help(format!("declare it in the `form` of `{}` as `text`", step.name)),
+                        };
+                        self.err(d);
+                        None
+                    }
+                }
+            }
+            BindSource::Item => {
+                // Every step that names the role acts per fan-out copy, bound to its element.
+                let without_for: Vec<String> = self
+                    .out
+                    .nodes
+                    .iter()
+                    .filter(|n| n.roles.contains(&role.name) && n.for_each.is_none())
+                    .map(|n| n.id.clone())
+                    .collect();
+                if let Some(first) = without_for.first() {
+                    self.err(
+                        Diagnostic::error(
+                            Code::E0114,
+                            bound.span,
+                            format!(
+                                "role `{}` is bound by the fan-out item, but step `{first}` has no `for`",
+                                role.name
+                            ),
+                        )
+                        .with_label("bound per copy of a fan-out")
+                        .with_help(format!(
+                            "bind it another way (`bound by param …`), or name another role in `by` of {}",
+                            without_for.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                        )),
+                    );
+                    return None;
+                }
+                Some(ir::RoleBinding::Item)
+            }
+        }
+    }
+
+    /// An office is named by text: a binding from anything else is refused.
+    fn text_source(&mut self, role: &ast::Ident, ty: &Type, span: ast::Span, what: &str) -> Option<()> {
+        if *ty == Type::Text {
+            return Some(());
+        }
+        self.err(
+            Diagnostic::error(
+                Code::E0113,
+                span,
+                format!("role `{}` is bound by {what}, which is `{ty}`, not `text`", role.name),
+            )
+            .with_label(format!("`{ty}`"))
+            .with_help("an office is named by text: bind the role to a `text` parameter or form field"),
+        );
+        None
+    }
+}
