@@ -37,7 +37,11 @@ pub fn kind_actions(kind: StepKind) -> &'static [&'static str] {
 pub fn allowed(kind: StepKind, action: &Action) -> Result<(), Vec<&'static str>> {
     let ok = kind_actions(kind);
     let mut all = ok.to_vec();
-    all.extend(["return_to", "withdraw", "delegate", "urge"]);
+    // A filing or a consultation never sends the matter back (issue 8, R2.18).
+    if !matches!(kind, StepKind::Filing | StepKind::Consultation) {
+        all.push("return_to");
+    }
+    all.extend(["withdraw", "delegate", "urge"]);
     if ok.contains(&action.name()) {
         Ok(())
     } else {

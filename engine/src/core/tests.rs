@@ -168,7 +168,7 @@ fn r2_18_a_filing_cannot_veto_an_approval_can() {
     let r = s.act("街道党工委", "委员备案", reject("不同意")).unwrap_err();
     assert_eq!(
         r.to_string(),
-        "`reject` does not apply to step `委员备案`, a filing step; it takes `file`, `submit_form`, `return_to`, `withdraw`, `delegate`, `urge`"
+        "`reject` does not apply to step `委员备案`, a filing step; it takes `file`, `submit_form`, `withdraw`, `delegate`, `urge`"
     );
     s.act("街道党工委", "委员备案", Action::File { comment: None }).unwrap();
     assert_eq!(s.state.nodes["委员备案"].outcome, Some(Outcome::Filed));

@@ -742,7 +742,7 @@ fn r2_18_filing_cannot_veto_approval_can() {
     assert_eq!(e.code(), "R010");
     assert_eq!(
         e.to_string(),
-        "`reject` does not apply to step `正式选举/党组织换届/委员备案`, a filing step; it takes `file`, `submit_form`, `return_to`, `withdraw`, `delegate`, `urge`"
+        "`reject` does not apply to step `正式选举/党组织换届/委员备案`, a filing step; it takes `file`, `submit_form`, `withdraw`, `delegate`, `urge`"
     );
     // The filing records the members; R2.13 (at least one man) is checked on its form.
     let e = s.act("街道党工委", &node, file()).unwrap_err();

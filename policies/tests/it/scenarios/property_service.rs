@@ -193,7 +193,7 @@ fn r4_3_demolition_needs_consent_a_promotion_only_an_opinion() {
     assert_eq!(r.code(), "R010");
     assert_eq!(
         r.to_string(),
-        "`reject` does not apply to step `提拔征求意见`, a consultation step; it takes `give_opinion`, `return_to`, `withdraw`, `delegate`, `urge`"
+        "`reject` does not apply to step `提拔征求意见`, a consultation step; it takes `give_opinion`, `withdraw`, `delegate`, `urge`"
     );
     s.act("社区党组织", "提拔征求意见", opinion("该同志群众评价一般,不同意提拔")).unwrap();
     assert_eq!(s.state.nodes["提拔征求意见"].outcome, Some(Outcome::Done));
