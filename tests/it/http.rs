@@ -835,3 +835,48 @@ async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_l
     assert_eq!(breach, [("overdue".to_string(), node.clone(), due2.clone())]);
     env.finish().await;
 }
+
+// ---- offices (R6.1) ----
+
+/// R6.1: two principals hold 社区居委会, in different communities; only the community the demand
+/// concerns may act on it: the other gets 403 with R035 and the bound office's name, and nothing
+/// is recorded.
+async fn r6_1_another_office_with_the_same_role(env: Env) {
+    let admin = env.admin.clone();
+    let source = civicflow_policies::get("residents_demand").unwrap().source;
+    let published = env.send(Method::POST, "/v1/policies", Some(&admin), Body::Text(source), None).await;
+    assert!(published.status.is_success(), "{}", published.body);
+    let own = env.token("李主任", "舜耕社区", &["社区居委会"]).await;
+    let other = env.token("王主任", "燕山社区", &["社区居委会"]).await;
+    let start = json!({ "policy": "residents_demand", "id": "demand-1", "params": { "社区名称": "舜耕社区" } });
+    let r = env.post("/v1/instances", &admin, start).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let before = env.history_len("demand-1").await;
+    let data =
+        json!({ "诉求人": "张三", "联系电话": "13800000000", "诉求内容": "小区路灯损坏", "受理日期": "2012-03-21" });
+    let body = json!({ "action": "submit_form", "data": data });
+    let refused = env.act("demand-1", "诉求受理", &other, body.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.body["code"], "R035", "{}", refused.body);
+    assert_eq!(
+        refused.body["detail"],
+        "role `社区居委会` on step `诉求受理` is bound to `舜耕社区` for this instance; `燕山社区` holds the role but may not act on it",
+    );
+    assert_eq!(env.history_len("demand-1").await, before, "a refusal records nothing");
+    let done = env.act("demand-1", "诉求受理", &own, body).await;
+    assert!(done.status.is_success(), "{}", done.body);
+    assert_eq!(env.step("demand-1", "诉求受理").await["status"], "done");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_1_another_office_with_the_same_role_is_refused_on_sqlite() {
+    r6_1_another_office_with_the_same_role(Env::sqlite(false).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_1_another_office_with_the_same_role_is_refused_on_postgres() {
+    if let Some(env) = Env::postgres("offices").await {
+        r6_1_another_office_with_the_same_role(env).await;
+    }
+}
