@@ -345,6 +345,8 @@ pub struct Clause {
 pub enum ClauseKind {
     By(Vec<Ident>),
     After(Vec<Dependency>),
+    /// `after any(A, B)`: the first of them done opens the node.
+    AfterAny(Vec<Dependency>),
     When(Expr),
     Window {
         from: Expr,
@@ -409,6 +411,7 @@ impl ClauseKind {
         match self {
             ClauseKind::By(_) => "by",
             ClauseKind::After(_) => "after",
+            ClauseKind::AfterAny(_) => "after any",
             ClauseKind::When(_) => "when",
             ClauseKind::Window { .. } => "window",
             ClauseKind::For { .. } => "for",

@@ -363,23 +363,14 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             out.push_str("by ");
             names(roles, out);
         }
+        ClauseKind::AfterAny(deps) => {
+            out.push_str("after any(");
+            dependencies(deps, out);
+            out.push(')');
+        }
         ClauseKind::After(deps) => {
             out.push_str("after ");
-            for (i, d) in deps.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&d.step.name);
-                for i in &d.inner {
-                    out.push('.');
-                    out.push_str(&i.name);
-                }
-                match d.outcome {
-                    Some(Outcome::Approved) => out.push_str(" approved"),
-                    Some(Outcome::Rejected) => out.push_str(" rejected"),
-                    None => {}
-                }
-            }
+            dependencies(deps, out);
         }
         ClauseKind::When(e) => {
             out.push_str("when ");
@@ -605,6 +596,24 @@ fn form_item(f: &FormItem, indent: usize, out: &mut String) {
             expr(condition, indent, out);
             out.push_str(" else ");
             string(message, out);
+        }
+    }
+}
+
+fn dependencies(deps: &[Dependency], out: &mut String) {
+    for (i, d) in deps.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&d.step.name);
+        for i in &d.inner {
+            out.push('.');
+            out.push_str(&i.name);
+        }
+        match d.outcome {
+            Some(Outcome::Approved) => out.push_str(" approved"),
+            Some(Outcome::Rejected) => out.push_str(" rejected"),
+            None => {}
         }
     }
 }

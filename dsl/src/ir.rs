@@ -237,6 +237,9 @@ pub struct Node {
     /// `min 公示天数 days`: the minimum duration's amount, as `due_amount`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_amount: Option<Expr>,
+    /// `after any(A, B)`: the node also waits for the first of these to be done (an "any of" join).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_any: Vec<Dependency>,
     /// `approve only when …`: conditions an approval must meet, each with its words (R4.2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approve_requires: Vec<Require>,

@@ -498,7 +498,7 @@ impl Checker {
         if let Some(parent) = &node.parent {
             self.out.edges.push(ir::Edge { from: parent.clone(), to: node.id.clone(), on: ir::Trigger::Contains });
         }
-        for dep in &node.after {
+        for dep in node.after.iter().chain(&node.after_any) {
             let on = match dep.outcome {
                 None => ir::Trigger::Done,
                 Some(ast::Outcome::Approved) => ir::Trigger::Approved,
@@ -720,6 +720,14 @@ impl Checker {
                                 spans.after.push((target.id.clone(), d.span));
                             }
                             node.after.push(ir::Dependency { node: target.id.clone(), outcome: d.outcome });
+                        }
+                    }
+                }
+                ast::ClauseKind::AfterAny(deps) => {
+                    for d in deps {
+                        let inner: Vec<&Ident> = d.inner.iter().collect();
+                        if let Some(target) = self.path_ref(&d.step, &inner, unit) {
+                            node.after_any.push(ir::Dependency { node: target.id.clone(), outcome: d.outcome });
                         }
                     }
                 }
@@ -1761,6 +1769,7 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         due_amount: None,
         min_amount: None,
         approve_requires: Vec::new(),
+        after_any: Vec::new(),
         returns: Vec::new(),
         urge_by: Vec::new(),
         owned: false,
@@ -1772,7 +1781,7 @@ fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
     use ir::NodeKind as N;
     use ir::StepKind as S;
     match c {
-        C::After(_) | C::Window { .. } | C::When(_) => true,
+        C::After(_) | C::AfterAny(_) | C::Window { .. } | C::When(_) => true,
         C::By(_)
         | C::Min(_)
         | C::MinAmount { .. }

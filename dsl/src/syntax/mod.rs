@@ -478,8 +478,12 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
             k.kw()?;
             ClauseKind::By(k.rest().map(ident).collect())
         }
-        Rule::after_clause => {
+        Rule::after_clause | Rule::after_any_clause => {
             k.kw()?;
+            let any = rule == Rule::after_any_clause;
+            if any {
+                k.kw()?;
+            }
             let deps = k
                 .rest()
                 .map(|d| {
@@ -500,7 +504,11 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                     Ok(Dependency { step, inner, outcome, span })
                 })
                 .collect::<PResult<Vec<_>>>()?;
-            ClauseKind::After(deps)
+            if any {
+                ClauseKind::AfterAny(deps)
+            } else {
+                ClauseKind::After(deps)
+            }
         }
         Rule::when_clause => {
             k.kw()?;

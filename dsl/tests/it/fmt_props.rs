@@ -273,12 +273,14 @@ fn form_item() -> impl Strategy<Value = FormItem> {
 }
 
 fn clause() -> impl Strategy<Value = Clause> {
-    let dep = (
-        ident(),
-        prop::collection::vec(ident(), 0..3),
-        prop::option::of(prop::sample::select(vec![Outcome::Approved, Outcome::Rejected])),
-    )
-        .prop_map(|(step, inner, outcome)| Dependency { step, inner, outcome, span: sp() });
+    let dep = || {
+        (
+            ident(),
+            prop::collection::vec(ident(), 0..3),
+            prop::option::of(prop::sample::select(vec![Outcome::Approved, Outcome::Rejected])),
+        )
+            .prop_map(|(step, inner, outcome)| Dependency { step, inner, outcome, span: sp() })
+    };
     let rule = prop_oneof![
         Just(ApprovalRule::All),
         Just(ApprovalRule::Any),
@@ -317,7 +319,8 @@ fn clause() -> impl Strategy<Value = Clause> {
     ]);
     prop_oneof![
         names().prop_map(ClauseKind::By),
-        prop::collection::vec(dep, 1..4).prop_map(ClauseKind::After),
+        prop::collection::vec(dep(), 1..4).prop_map(ClauseKind::After),
+        prop::collection::vec(dep(), 1..4).prop_map(ClauseKind::AfterAny),
         expr().prop_map(ClauseKind::When),
         (expr(), expr()).prop_map(|(from, to)| ClauseKind::Window { from, to }),
         (ident(), expr()).prop_map(|(var, list)| ClauseKind::For { var, list }),
@@ -351,7 +354,7 @@ fn clause() -> impl Strategy<Value = Clause> {
 /// cannot produce, so keep it out (with `roll` in between it is fine).
 fn no_due_then_after(clauses: &mut [&mut Clause]) {
     for i in 1..clauses.len() {
-        if matches!(clauses[i].kind, ClauseKind::After(_)) {
+        if matches!(clauses[i].kind, ClauseKind::After(_) | ClauseKind::AfterAny(_)) {
             if let ClauseKind::Due {
                 deadline: Deadline::Relative { after: None, .. } | Deadline::Amount { after: None, .. },
                 roll,

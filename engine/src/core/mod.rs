@@ -14,6 +14,7 @@ mod awaiting;
 mod ballot;
 mod binding;
 pub mod cycles;
+mod join;
 mod model;
 pub mod period;
 #[cfg(test)]
@@ -682,6 +683,11 @@ impl<'a> Decision<'a> {
         }
         if is_copy {
             return Readiness::Ready;
+        }
+        if let Some(r) = self.any_of(def) {
+            if !matches!(r, Readiness::Ready) {
+                return r;
+            }
         }
         for dep in &def.after {
             let Some(d) = self.state.nodes.get(&dep.node) else { return Readiness::Wait };

@@ -132,3 +132,38 @@ fn r3_4_a_negative_limit_does_not_start() {
     assert_eq!(r.to_string(), "step `办理`: its duration `办结时限` is -3; a period cannot be negative");
     assert!(s.history.is_empty(), "a refusal records nothing");
 }
+
+const ANY_OF: &str = r#"
+policy any_join {
+  role 街道
+  step 电话受理: task { by 街道 }
+  step 窗口受理: task { by 街道 }
+  step 复核: approval { by 街道 }
+  step 办理: task {
+    by 街道
+    after any(电话受理, 窗口受理)
+  }
+  step 归档: task {
+    by 街道
+    after any(复核 approved)
+  }
+}"#;
+
+/// R3.4 (a demand taken in by phone or at the window): `after any(A, B)` opens with the first of
+/// them done; the other goes on. A group none of which can happen any more is skipped.
+#[test]
+fn r3_4_an_any_of_join_opens_with_the_first_done() {
+    let mut s = sim(ANY_OF, "2012-05-07 10:00");
+    s.start(&[]).unwrap();
+    assert_eq!(s.status_of("办理"), Some(NodeStatus::Waiting));
+    s.act("街道", "窗口受理", Action::Complete { report: "窗口登记".into() }).unwrap();
+    assert_eq!(s.status_of("办理"), Some(NodeStatus::Open));
+    assert_eq!(s.status_of("电话受理"), Some(NodeStatus::Open));
+    s.act("街道", "复核", Action::Reject { reason: "材料不全".into() }).unwrap();
+    assert_eq!(s.status_of("归档"), Some(NodeStatus::Skipped));
+    assert!(s
+        .history
+        .iter()
+        .any(|(e, _)| *e == Event::Skipped { node: "归档".into(), reason: "none of `复核` happened".into() }));
+    assert_eq!(s.replayed(), s.state);
+}
