@@ -8,7 +8,7 @@
 //! | file | policy | DOMAIN.md rules |
 //! |---|---|---|
 //! | `reform_pilot.cf` | 优化社区"两员"配置改革试点 | R1.1–R1.6 |
-//! | `election.cf` | 社区两委换届选举 | R2.1–R2.18 |
+//! | `election.cf` | 社区两委换届选举 | R2.1–R2.18, R2.20 |
 //! | `community_access.cf` | 社区工作准入 | R3.1–R3.3 |
 //! | `residents_demand.cf` | 居民诉求"绿色通道" | R3.4–R3.6 |
 //! | `property_service.cf` | 物业服务监督与社区党组织同意事项 | R4.1–R4.3 (and R3.6's prerequisite) |
