@@ -881,6 +881,15 @@ async fn next_election(d: &mut Driver) {
         assert_eq!(view["next_cycle"], format!("{id}~2"));
         let history = d.env.history(id).await;
         assert_eq!(history.iter().filter(|e| e["kind"] == "next_cycle_due").count(), 1, "{id}: due once");
+        // The task is in the street election group's inbox, not in the community's.
+        let inbox = d.env.send(reqwest::Method::GET, "/v1/inbox", &d.tokens["街道选举领导小组"], None).await.body;
+        let task: Vec<&Value> =
+            inbox.as_array().unwrap().iter().filter(|i| i["instance"] == *id && i["kind"] == "next_cycle").collect();
+        assert_eq!(task.len(), 1, "{inbox}");
+        assert_eq!(task[0]["step"], "~cycle");
+        assert_eq!(serde_json::from_value::<DateTime<Utc>>(task[0]["due_at"].clone()).unwrap(), due[id]);
+        let other = d.env.send(reqwest::Method::GET, "/v1/inbox", &d.tokens["社区党组织"], None).await.body;
+        assert!(!other.as_array().unwrap().iter().any(|i| i["kind"] == "next_cycle"), "{other}");
         let path = format!("/v1/instances/{id}/next-cycle");
         // Another body may not start it (403), and nothing is recorded.
         let body = json!({ "params": fresh });
@@ -893,6 +902,8 @@ async fn next_election(d: &mut Driver) {
         let again = d.env.send(reqwest::Method::POST, &path, &d.tokens["街道选举领导小组"], Some(body)).await;
         assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
         assert_eq!(again.body["code"], "R042");
+        let inbox = d.env.send(reqwest::Method::GET, "/v1/inbox", &d.tokens["街道选举领导小组"], None).await.body;
+        assert!(!inbox.as_array().unwrap().iter().any(|i| i["instance"] == *id && i["kind"] == "next_cycle"));
         let next = d.env.instance(&format!("{id}~2")).await;
         assert_eq!(next["cycle"], 2);
         assert_eq!(next["previous"], *id);

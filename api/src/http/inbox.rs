@@ -110,8 +110,52 @@ pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> 
         }
         filter.page += 1;
     }
+    next_cycles(&state, &principal, &mut items).await?;
     items.sort_by(|a, b| {
         (a.due_at.is_none(), a.due_at, &a.instance, &a.step).cmp(&(b.due_at.is_none(), b.due_at, &b.instance, &b.step))
     });
     Ok(Json(items))
+}
+
+/// R0.3: next cycles waiting for one of the caller's roles to start them (step `~cycle`, kind
+/// `next_cycle`; `POST /v1/instances/{id}/next-cycle`), in running and completed instances.
+async fn next_cycles(
+    state: &AppState,
+    principal: &super::auth::Principal,
+    items: &mut Vec<InboxItem>,
+) -> Result<(), ApiError> {
+    for status in ["running", "completed"] {
+        let mut filter =
+            InstanceFilter { policy: None, status: Some(status.into()), page: 1, page_size: MAX_PAGE_SIZE };
+        loop {
+            let page = state.store.list_instances(&filter).await?;
+            for record in &page.items {
+                let core: CoreState = serde_json::from_value(record.snapshot.clone())
+                    .map_err(|e| ApiError::internal(format!("snapshot of `{}`: {e}", record.id)))?;
+                let Some(next) = core.cycle.next.as_ref().filter(|n| !n.opened) else { continue };
+                let Some(role) = next.awaiting.as_ref().filter(|r| principal.roles.contains(r)) else { continue };
+                items.push(InboxItem {
+                    instance: record.id.clone(),
+                    policy: record.policy_name.clone(),
+                    step: civicflow_engine::core::cycles::CYCLE_NODE.to_string(),
+                    name: "下一周期".to_string(),
+                    title: Some(format!("启动下一周期 {}", next.instance)),
+                    kind: "next_cycle".to_string(),
+                    role: role.clone(),
+                    due_at: Some(next.due_at),
+                    due_awaiting_calendar: None,
+                    due_note: None,
+                    window_closes: None,
+                    overdue: false,
+                    escalated: false,
+                    actions: vec!["next_cycle".to_string()],
+                });
+            }
+            if page.items.len() < MAX_PAGE_SIZE as usize || filter.page >= MAX_SCAN_PAGES {
+                break;
+            }
+            filter.page += 1;
+        }
+    }
+    Ok(())
 }

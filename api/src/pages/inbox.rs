@@ -52,7 +52,13 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
                 "closes": local(i.window_closes, shanghai),
                 "overdue": i.overdue,
                 "escalated": i.escalated,
-                "href": format!("/act?instance={}&step={}", enc(&i.instance), enc(&i.step)),
+                // A next cycle to start (R0.3) has no act form here yet: its instance page says
+                // what is due; it is started through `POST /v1/instances/{id}/next-cycle`.
+                "href": if i.kind == "next_cycle" {
+                    format!("/instances/{}", enc(&i.instance))
+                } else {
+                    format!("/act?instance={}&step={}", enc(&i.instance), enc(&i.step))
+                },
                 "instance_href": format!("/instances/{}", enc(&i.instance)),
             })
         })

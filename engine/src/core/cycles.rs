@@ -478,3 +478,57 @@ pub(super) fn check_prerequisites(d: &Decision, key: &str, def: &ir::Node, actio
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn day(n: u32) -> ir::CycleDay {
+        ir::CycleDay { month: None, day: n }
+    }
+
+    /// R3.7, R5.2: the next chosen day strictly after the anchor's day; a day past the month's
+    /// end is its last day (R0.1's reading of a missing corresponding day).
+    #[test]
+    fn r0_3_calendar_cycles_fall_on_the_next_chosen_day() {
+        let months: Vec<u32> = (1..=12).collect();
+        assert_eq!(next_day(d("2025-01-01"), &months, &[day(1)]), Some(d("2025-02-01")));
+        assert_eq!(next_day(d("2025-01-31"), &months, &[day(31)]), Some(d("2025-02-28")));
+        assert_eq!(next_day(d("2024-01-31"), &months, &[day(31)]), Some(d("2024-02-29")));
+        assert_eq!(next_day(d("2025-03-10"), &months, &[day(1), day(15)]), Some(d("2025-03-15")));
+        assert_eq!(next_day(d("2025-02-14"), &[1, 4, 7, 10], &[day(1)]), Some(d("2025-04-01")));
+        assert_eq!(next_day(d("2025-07-01"), &[1, 7], &[day(1)]), Some(d("2026-01-01")));
+        let yearly = [ir::CycleDay { month: Some(6), day: 30 }, ir::CycleDay { month: Some(12), day: 20 }];
+        assert_eq!(next_day(d("2025-06-30"), &[1], &yearly), Some(d("2025-12-20")));
+        assert_eq!(next_day(d("2025-12-20"), &[1], &yearly), Some(d("2026-06-30")));
+    }
+
+    #[test]
+    fn r0_3_the_next_cycle_id_counts_from_the_first() {
+        assert_eq!(next_instance_id("考核-东湖", 2), "考核-东湖~2");
+        assert_eq!(next_instance_id("考核-东湖~2", 3), "考核-东湖~3");
+        assert_eq!(next_instance_id("a~b", 2), "a~b~2");
+    }
+
+    /// R3.7: 10 % of 10 communities is one; of 9, none; 30 % of 10 is three.
+    #[test]
+    fn r3_7_the_cap_is_the_floor_of_the_share() {
+        let q = |share: Value| ir::Quota {
+            id: "quota1".into(),
+            node: "评定".into(),
+            condition: ir::Expr::Lit { value: Value::Bool(true) },
+            share,
+            message: String::new(),
+        };
+        let tenth = civicflow_dsl::value::parse_rational("1/10").map(Value::Number).unwrap();
+        let thirty = civicflow_dsl::value::parse_rational("3/10").map(Value::Number).unwrap();
+        assert_eq!(cap(&q(tenth.clone()), 10), 1);
+        assert_eq!(cap(&q(tenth), 9), 0);
+        assert_eq!(cap(&q(thirty), 10), 3);
+    }
+}
