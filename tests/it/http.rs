@@ -742,7 +742,8 @@ async fn events_after(env: &Env, instance: &str, skip: usize) -> Vec<(String, St
 #[tokio::test]
 async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_limit() {
     let env = Env::sqlite(true).await;
-    let community = env.token("王主任", "舜耕社区居委会", &["社区居委会"]).await;
+    // R6.1: 社区居委会 is bound to the community the demand concerns (社区名称).
+    let community = env.token("王主任", "舜耕社区", &["社区居委会"]).await;
     let office = env.token("李四", "区民生办", &["民生办"]).await;
     let dept = env.token("赵科长", "市政公用局", &["首办部门"]).await;
     let leader = env.token("钱局长", "市政公用局", &["部门主要领导"]).await;
@@ -866,6 +867,33 @@ async fn r6_1_another_office_with_the_same_role(env: Env) {
     let done = env.act("demand-1", "诉求受理", &own, body).await;
     assert!(done.status.is_success(), "{}", done.body);
     assert_eq!(env.step("demand-1", "诉求受理").await["status"], "done");
+
+    // R6.2: the resident's name and phone are redacted for the other community, in the state
+    // (now and as of an instant) and in the history, where the hashes stay those stored; the
+    // bound community and oversight (纪委) see them.
+    let oversight = env.token("赵监督", "街道纪工委", &["纪委"]).await;
+    let form_for = |token: String| {
+        let env = &env;
+        async move { step_of(&env.get("/v1/instances/demand-1", &token).await.body, "诉求受理")["form"].clone() }
+    };
+    let hidden = form_for(other.clone()).await;
+    assert_eq!(hidden["联系电话"], "[个人信息]", "{hidden}");
+    assert_eq!(hidden["诉求人"], "[个人信息]");
+    assert_eq!(hidden["诉求内容"], "小区路灯损坏");
+    assert_eq!(form_for(own.clone()).await["联系电话"], "13800000000");
+    assert_eq!(form_for(oversight.clone()).await["联系电话"], "13800000000");
+    let as_of = env.get("/v1/instances/demand-1?as_of=2012-03-21T10:00:00%2B08:00", &other).await;
+    assert_eq!(step_of(&as_of.body, "诉求受理")["form"]["联系电话"], "[个人信息]", "{}", as_of.body);
+    let recorded = |body: &Value| {
+        body["events"].as_array().unwrap().iter().find(|e| e["kind"] == "form_recorded").cloned().unwrap()
+    };
+    let theirs = recorded(&env.get("/v1/instances/demand-1/history", &other).await.body);
+    let mine = recorded(&env.get("/v1/instances/demand-1/history", &own).await.body);
+    assert_eq!(theirs["payload"]["data"]["联系电话"], json!({ "text": "[个人信息]" }), "{theirs}");
+    assert_eq!(mine["payload"]["data"]["联系电话"], json!({ "text": "13800000000" }), "{mine}");
+    assert_eq!(theirs["hash"], mine["hash"], "the hash shown is that of the stored event");
+    let verified = env.get("/v1/instances/demand-1/history/verify", &other).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
     env.finish().await;
 }
 

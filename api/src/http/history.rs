@@ -102,7 +102,7 @@ impl From<&StoredEvent> for EventView {
 )]
 pub async fn history(
     State(state): State<AppState>,
-    Caller(_principal): Caller,
+    Caller(principal): Caller,
     AppPath(id): AppPath<String>,
     AppQuery(q): AppQuery<HistoryQuery>,
 ) -> Result<Json<History>, ApiError> {
@@ -115,7 +115,16 @@ pub async fn history(
     }
     let events = state.store.events(&id, q.after.unwrap_or(0), limit).await?;
     let next_after = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
-    Ok(Json(History { instance: id, events: events.iter().map(EventView::from).collect(), next_after }))
+    let mut views: Vec<EventView> = events.iter().map(EventView::from).collect();
+    // R6.2: personal values redacted in the payloads shown; the hashes stay those stored.
+    let (record, core) = state.runtime.load(&id).await?;
+    let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+    if super::personal::must_redact(&program, &core, &principal) {
+        for v in &mut views {
+            super::personal::redact_payload(&program, &v.kind, &mut v.payload);
+        }
+    }
+    Ok(Json(History { instance: id, events: views, next_after }))
 }
 
 #[utoipa::path(

@@ -391,12 +391,20 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Caller(_principal): Caller,
+    Caller(principal): Caller,
     AppPath(id): AppPath<String>,
     AppQuery(q): AppQuery<AsOfQuery>,
 ) -> Result<Json<InstanceView>, ApiError> {
     match q.as_of {
-        None => Ok(Json(current_view(&state, &id).await?)),
+        None => {
+            let (record, mut core) = state.runtime.load(&id).await?;
+            let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+            // R6.2: personal values only for bound offices and oversight.
+            if super::personal::must_redact(&program, &core, &principal) {
+                civicflow_engine::core::personal::redact_state(&program, &mut core);
+            }
+            Ok(Json(view(&record, &program, &core, None)))
+        }
         Some(text) => {
             let at = DateTime::parse_from_rfc3339(&text)
                 .map_err(|_| ApiError::invalid(format!("`as_of` must be an RFC 3339 instant, got `{text}`")))?
@@ -410,7 +418,12 @@ pub async fn get(
                 ));
             }
             let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
-            let core = state.runtime.state_as_of(&id, at).await?;
+            let mut core = state.runtime.state_as_of(&id, at).await?;
+            // R6.2: who sees personal data is decided on the instance as it is now.
+            let (_, now) = state.runtime.load(&id).await?;
+            if super::personal::must_redact(&program, &now, &principal) {
+                civicflow_engine::core::personal::redact_state(&program, &mut core);
+            }
             Ok(Json(view(&record, &program, &core, Some(at))))
         }
     }

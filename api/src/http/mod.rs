@@ -22,6 +22,7 @@ pub mod history;
 pub mod inbox;
 pub mod instance_id;
 pub mod instances;
+pub mod personal;
 pub mod policies;
 pub mod problem;
 
