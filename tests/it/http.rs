@@ -853,6 +853,10 @@ async fn r6_1_another_office_with_the_same_role(env: Env) {
     let r = env.post("/v1/instances", &admin, start).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let before = env.history_len("demand-1").await;
+    // The step is in the bound community's inbox only.
+    let listed = |body: Value| body.as_array().unwrap().iter().any(|i| i["instance"] == "demand-1");
+    assert!(listed(env.get("/v1/inbox", &own).await.body));
+    assert!(!listed(env.get("/v1/inbox", &other).await.body));
     let data =
         json!({ "诉求人": "张三", "联系电话": "13800000000", "诉求内容": "小区路灯损坏", "受理日期": "2012-03-21" });
     let body = json!({ "action": "submit_form", "data": data });

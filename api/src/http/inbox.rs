@@ -81,7 +81,11 @@ pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> 
                 let role = principal
                     .roles
                     .iter()
-                    .find(|r| def.roles.contains(r))
+                    // R6.1: a bound role only for its office on this instance (or copy).
+                    .find(|r| {
+                        def.roles.contains(r)
+                            && civicflow_engine::core::may_act(&program, &core, key, r, &principal.office)
+                    })
                     .cloned()
                     .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()))
                     .or_else(|| escalated_role.clone());
