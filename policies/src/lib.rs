@@ -14,6 +14,7 @@
 //! | `property_service.cf` | 物业服务监督与社区党组织同意事项 | R4.1–R4.3 (and R3.6's prerequisite) |
 //! | `community_assessment.cf` | 街道社区工作月度考核 | R3.7, R0.3 |
 //! | `stability_assessment.cf` | 稳定风险评估 | R3.6 |
+//! | `committee_standardisation.cf` | 居(村)委会规范化建设 | R5.1–R5.3 |
 
 /// One bundled policy source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,11 @@ pub static BUNDLED: &[Bundled] = &[
         name: "stability_assessment",
         file: "stability_assessment.cf",
         source: include_str!("../stability_assessment.cf"),
+    },
+    Bundled {
+        name: "committee_standardisation",
+        file: "committee_standardisation.cf",
+        source: include_str!("../committee_standardisation.cf"),
     },
 ];
 

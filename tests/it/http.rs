@@ -624,12 +624,13 @@ async fn first_start_openapi_health_and_problems() {
             "residents_demand",
             "property_service",
             "community_assessment",
-            "stability_assessment"
+            "stability_assessment",
+            "committee_standardisation"
         ]
     );
     assert!(env.admin.starts_with("cf_") && env.admin.len() == 67);
     let policies = env.get("/v1/policies", &env.admin).await;
-    assert_eq!(policies.body.as_array().unwrap().len(), 7);
+    assert_eq!(policies.body.as_array().unwrap().len(), 8);
 
     let health = env.send(Method::GET, "/healthz", None, Body::None, None).await;
     assert_eq!((health.status, health.body.clone()), (StatusCode::OK, json!({ "status": "ok" })));

@@ -5,6 +5,7 @@
 //! `A .. B` of a policy is recorded as `[A 00:00, B+1 00:00)`, a deadline "by day D" falls at
 //! `D+1 00:00`.
 
+mod committee_standardisation;
 mod community_access;
 mod election;
 mod offices;
