@@ -576,3 +576,78 @@ policy 督办演练 {
     assert!(!d.get(&format!("/act?instance=esc-1&step={}", q("办理"))).await.body.contains("do-urge"));
     env.finish().await;
 }
+
+/// R6.2: a resident's name and phone (personal fields of 诉求受理) are redacted on the pages and
+/// exports and on the live stream for a community not bound to the demand; the bound community
+/// sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_2_pages_exports_and_stream_redact_personal_for_an_unbound_office() {
+    let env = PagesEnv::start().await;
+    let source = civicflow_policies::get("residents_demand").unwrap().source;
+    let r = env
+        .client
+        .post(format!("{}/v1/policies", env.base))
+        .bearer_auth(&env.admin)
+        .header("content-type", "text/plain")
+        .body(source)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let own = env.token("李主任", "舜耕社区", "社区居委会").await;
+    let other = env.token("王主任", "燕山社区", "社区居委会").await;
+    let start = json!({ "policy": "residents_demand", "id": "demand-1", "params": { "社区名称": "舜耕社区" } });
+    let r = env.client.post(format!("{}/v1/instances", env.base)).bearer_auth(&env.admin).json(&start).send().await;
+    let r = r.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+
+    // The other community's live stream, opened before the form is recorded.
+    let mut stream =
+        env.client.get(format!("{}/v1/events?instance=demand-1", env.base)).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let data =
+        json!({ "诉求人": "张三", "联系电话": "13800000000", "诉求内容": "小区路灯损坏", "受理日期": "2012-03-21" });
+    let r = env
+        .client
+        .post(format!("{}/v1/instances/demand-1/steps/{}/actions", env.base, q("诉求受理")))
+        .bearer_auth(&own)
+        .json(&json!({ "action": "submit_form", "data": data }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let mut seen = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !seen.contains("event: form_recorded") || !seen.contains("\n\n") {
+            match stream.chunk().await.unwrap() {
+                Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no form_recorded event on the stream: {seen}");
+    assert!(seen.contains("[个人信息]") && !seen.contains("13800000000") && !seen.contains("张三"), "{seen}");
+    assert!(seen.contains("小区路灯损坏"), "{seen}");
+
+    let mut theirs = Browser::new(&env);
+    assert_eq!(theirs.sign_in(&other).await.status, StatusCode::SEE_OTHER);
+    let mut mine = Browser::new(&env);
+    assert_eq!(mine.sign_in(&own).await.status, StatusCode::SEE_OTHER);
+    for path in ["/instances/demand-1/audit", "/instances/demand-1/audit.csv", "/instances/demand-1/audit.jsonl"] {
+        let hidden = theirs.get(path).await;
+        assert_eq!(hidden.status, StatusCode::OK, "{path}");
+        assert!(!hidden.body.contains("13800000000") && !hidden.body.contains("张三"), "{path}: {}", hidden.body);
+        assert!(hidden.body.contains("[个人信息]"), "{path}: {}", hidden.body);
+        let shown = mine.get(path).await;
+        assert!(shown.body.contains("13800000000") && !shown.body.contains("[个人信息]"), "{path}: {}", shown.body);
+    }
+    let hidden = theirs.get("/instances/demand-1").await;
+    assert_eq!(hidden.status, StatusCode::OK);
+    assert!(!hidden.body.contains("13800000000") && !hidden.body.contains("张三"), "{}", hidden.body);
+    let notice = theirs.get("/instances/demand-1/notice").await;
+    assert!(!notice.body.contains("张三"), "{}", notice.body);
+    assert!(notice.body.contains("[个人信息]:"), "{}", notice.body);
+    assert!(mine.get("/instances/demand-1/notice").await.body.contains("张三:"));
+    env.server.stop().await;
+}

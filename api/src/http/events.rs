@@ -4,6 +4,7 @@
 //! slow for the channel gets a `lagged` event with the number it missed (the history has them
 //! all). Streams end when the server shuts down.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -51,7 +52,7 @@ impl Drop for Client {
 )]
 pub async fn stream_events(
     State(state): State<AppState>,
-    Caller(_principal): Caller,
+    Caller(principal): Caller,
     AppQuery(q): AppQuery<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let receiver = state.committed.subscribe();
@@ -59,33 +60,52 @@ pub async fn stream_events(
     state.metrics.add("civicflow_sse_clients", &[], 1.0);
     let client = Client(state.metrics.clone());
     let only = q.instance;
-    let events = stream::unfold((receiver, shutdown, client), move |(mut receiver, mut shutdown, client)| {
-        let only = only.clone();
-        async move {
-            loop {
-                if *shutdown.borrow() {
-                    return None;
-                }
-                let next = tokio::select! {
-                    _ = shutdown.changed() => return None,
-                    next = receiver.recv() => next,
-                };
-                let event = match next {
-                    Ok(e) if only.as_ref().is_none_or(|i| *i == e.instance) => {
-                        let view = EventView::from(&e);
-                        Event::default()
-                            .event(view.kind.clone())
-                            .id(format!("{}/{}", view.instance, view.seq))
-                            .json_data(&view)
-                            .unwrap_or_else(|_| Event::default().comment("unencodable event"))
+    // R6.2: each event's personal values are redacted for this subscriber unless it is of a
+    // bound office or oversight; the decision is taken once per instance (bindings are set at
+    // start) and kept for the stream's life.
+    let app = state.clone();
+    let seen: HashMap<String, Option<Arc<civicflow_engine::core::Program>>> = HashMap::new();
+    let events =
+        stream::unfold((receiver, shutdown, client, seen), move |(mut receiver, mut shutdown, client, mut seen)| {
+            let only = only.clone();
+            let app = app.clone();
+            let principal = principal.clone();
+            async move {
+                loop {
+                    if *shutdown.borrow() {
+                        return None;
                     }
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-                    Err(RecvError::Closed) => return None,
-                };
-                return Some((Ok(event), (receiver, shutdown, client)));
+                    let next = tokio::select! {
+                        _ = shutdown.changed() => return None,
+                        next = receiver.recv() => next,
+                    };
+                    let event = match next {
+                        Ok(e) if only.as_ref().is_none_or(|i| *i == e.instance) => {
+                            let mut view = EventView::from(&e);
+                            if !seen.contains_key(&e.instance) {
+                                // An instance that cannot be read now: its event is left out rather
+                                // than sent unredacted (the history has it).
+                                match super::personal::redactor(&app, &e.instance, &principal).await {
+                                    Ok(r) => seen.insert(e.instance.clone(), r),
+                                    Err(_) => continue,
+                                };
+                            }
+                            if let Some(Some(program)) = seen.get(&e.instance) {
+                                super::personal::redact_payload(program, &view.kind, &mut view.payload);
+                            }
+                            Event::default()
+                                .event(view.kind.clone())
+                                .id(format!("{}/{}", view.instance, view.seq))
+                                .json_data(&view)
+                                .unwrap_or_else(|_| Event::default().comment("unencodable event"))
+                        }
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+                        Err(RecvError::Closed) => return None,
+                    };
+                    return Some((Ok(event), (receiver, shutdown, client, seen)));
+                }
             }
-        }
-    });
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

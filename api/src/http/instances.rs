@@ -396,15 +396,8 @@ pub async fn get(
     AppQuery(q): AppQuery<AsOfQuery>,
 ) -> Result<Json<InstanceView>, ApiError> {
     match q.as_of {
-        None => {
-            let (record, mut core) = state.runtime.load(&id).await?;
-            let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
-            // R6.2: personal values only for bound offices and oversight.
-            if super::personal::must_redact(&program, &core, &principal) {
-                civicflow_engine::core::personal::redact_state(&program, &mut core);
-            }
-            Ok(Json(view(&record, &program, &core, None)))
-        }
+        // R6.2: personal values only for bound offices and oversight.
+        None => Ok(Json(current_view_for(&state, &id, &principal).await?)),
         Some(text) => {
             let at = DateTime::parse_from_rfc3339(&text)
                 .map_err(|_| ApiError::invalid(format!("`as_of` must be an RFC 3339 instant, got `{text}`")))?
@@ -553,6 +546,17 @@ fn counted(state: &AppState, command: &str, e: RuntimeError) -> ApiError {
 pub async fn current_view(state: &AppState, id: &str) -> Result<InstanceView, ApiError> {
     let (record, core) = state.runtime.load(id).await?;
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+    Ok(view(&record, &program, &core, None))
+}
+
+/// The instance as it is now, as `principal` may read it: personal values redacted unless it is
+/// of a bound office or oversight (R6.2).
+pub async fn current_view_for(state: &AppState, id: &str, principal: &Principal) -> Result<InstanceView, ApiError> {
+    let (record, mut core) = state.runtime.load(id).await?;
+    let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+    if super::personal::must_redact(&program, &core, principal) {
+        civicflow_engine::core::personal::redact_state(&program, &mut core);
+    }
     Ok(view(&record, &program, &core, None))
 }
 

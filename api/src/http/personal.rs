@@ -4,15 +4,27 @@
 //! applies them to what the handlers send. Stored events are never changed (the audit hashes
 //! shown stay those of what was recorded; verification runs on the server).
 
+use std::sync::Arc;
+
 use civicflow_engine::core::personal::{self, Viewer, REDACTED};
 use civicflow_engine::core::{Program, State as CoreState};
 
 use super::auth::Principal;
+use super::problem::ApiError;
+use super::AppState;
 
 /// Whether `principal` must get this instance's personal values redacted.
 pub fn must_redact(program: &Program, core: &CoreState, principal: &Principal) -> bool {
     personal::has_personal(program)
         && !personal::sees_personal(program, core, Viewer { office: &principal.office, roles: &principal.roles })
+}
+
+/// The instance's program when `principal` must get its personal values redacted (`None`: sees
+/// them) — what the pages, the exports and the event stream redact with (R6.2).
+pub async fn redactor(state: &AppState, id: &str, principal: &Principal) -> Result<Option<Arc<Program>>, ApiError> {
+    let (record, core) = state.runtime.load(id).await?;
+    let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+    Ok(must_redact(&program, &core, principal).then_some(program))
 }
 
 /// A stored event's payload as such a principal reads it: the personal fields of a recorded

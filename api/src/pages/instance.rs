@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use civicflow_dsl::ir::StepKind;
 use civicflow_engine::store::InstanceFilter;
 
-use crate::http::instances::current_view;
+use crate::http::instances::current_view_for;
 
 use super::{enc, local, Pager, Pages, PAGE_SIZE};
 
@@ -100,7 +100,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
         Ok(s) => s,
         Err(r) => return r,
     };
-    let view = match current_view(&pages.app, &id).await {
+    let view = match current_view_for(&pages.app, &id, &session.principal).await {
         Ok(v) => v,
         Err(e) => return pages.api_error(&headers, e),
     };

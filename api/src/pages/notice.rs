@@ -17,7 +17,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (record, core) = match pages.app.runtime.load(&id).await {
+    let (record, mut core) = match pages.app.runtime.load(&id).await {
         Ok(x) => x,
         Err(e) => return pages.api_error(&headers, e.into()),
     };
@@ -25,6 +25,10 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
         Ok(p) => p,
         Err(e) => return pages.api_error(&headers, e.into()),
     };
+    // R6.2: a template's personal fields render as [个人信息] unless bound office or oversight.
+    if crate::http::personal::must_redact(&program, &core, &session.principal) {
+        civicflow_engine::core::personal::redact_state(&program, &mut core);
+    }
     let mut base = serde_json::Map::new();
     for (k, v) in core.params.iter().chain(core.values.iter()) {
         base.insert(k.clone(), to_json(v));
