@@ -102,20 +102,14 @@ pub fn add(path: &Path, database: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::cli::tokio_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
-        let store = match crate::serve::Database::parse(database).open().await {
+        let store = match crate::cli::open_store(database).await {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: the database `{database}`: {e}");
-                return ExitCode::from(2);
-            }
+            Err(code) => return code,
         };
         let calendar = match Calendar::chinese() {
             Ok(c) => Arc::new(c),

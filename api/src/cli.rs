@@ -148,9 +148,17 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
         eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Opens `--database` for a one-shot command; exit code 2 with the reason when it cannot.
+pub(crate) async fn open_store(database: &str) -> Result<std::sync::Arc<dyn civicflow_engine::store::Store>, ExitCode> {
+    crate::serve::Database::parse(database).open().await.map_err(|e| {
+        eprintln!("error: the database `{database}`: {e}");
         ExitCode::from(2)
     })
 }
@@ -213,12 +221,9 @@ fn token_create(name: &str, office: &str, roles: &[String], database: &str) -> E
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let store = match crate::serve::Database::parse(database).open().await {
+        let store = match open_store(database).await {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: the database `{database}`: {e}");
-                return ExitCode::from(2);
-            }
+            Err(code) => return code,
         };
         match crate::http::auth::create_token(store.as_ref(), name, office, roles).await {
             Ok(token) => {

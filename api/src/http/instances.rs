@@ -402,7 +402,8 @@ pub async fn get(
             let at = DateTime::parse_from_rfc3339(&text)
                 .map_err(|_| ApiError::invalid(format!("`as_of` must be an RFC 3339 instant, got `{text}`")))?
                 .with_timezone(&Utc);
-            let record = state.store.load_instance(&id).await?.ok_or_else(|| ApiError::not_found("instance", &id))?;
+            // R6.2: who sees personal data is decided on the instance as it is now.
+            let (record, now) = state.runtime.load(&id).await?;
             if at < record.created_at {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -412,8 +413,6 @@ pub async fn get(
             }
             let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
             let mut core = state.runtime.state_as_of(&id, at).await?;
-            // R6.2: who sees personal data is decided on the instance as it is now.
-            let (_, now) = state.runtime.load(&id).await?;
             if super::personal::must_redact(&program, &now, &principal) {
                 civicflow_engine::core::personal::redact_state(&program, &mut core);
             }
@@ -461,7 +460,8 @@ pub async fn act(
         Ok(outcome) => respond(&state, "act", StatusCode::OK, outcome).await,
         Err(RuntimeError::Refused(r)) if r.class() == RefusalClass::Conflict => {
             state.metrics.inc("civicflow_commands_total", &[("command", "act"), ("result", "refused")]);
-            let current = current_view(&state, &id).await?;
+            // The current state goes with the refusal, redacted as for a read (R6.2).
+            let current = current_view_for(&state, &id, &principal).await?;
             Err(ApiError::from(r).with_state(current))
         }
         Err(e) => Err(counted(&state, "act", e)),
