@@ -363,8 +363,8 @@ pub enum ClauseKind {
     },
     Remind(Duration),
     Breach(Vec<BreachAction>),
-    OnRejected(Option<Ident>),
-    OnObjection(Ident),
+    OnRejected(Option<StepPath>),
+    OnObjection(StepPath),
     Min(Duration),
     /// `min 公示天数 days`: the amount is a parameter or value.
     MinAmount {
@@ -394,7 +394,7 @@ pub enum ClauseKind {
     /// `may return X, Y by R, S`: the roles that may send the step back (退回) to those earlier
     /// steps; no other return by hand is allowed (R2.18, R3.3). May be repeated.
     MayReturn {
-        targets: Vec<Ident>,
+        targets: Vec<StepPath>,
         by: Vec<Ident>,
     },
     /// `urge by R, S`: the roles that may urge (催办) the step, besides those a breach escalated
@@ -435,6 +435,36 @@ impl ClauseKind {
     }
 }
 
+/// A step named where it is referred to: `X`, or `选举.居委会.差额选举` for a step inside the
+/// procedure a `call` step runs (in `due … after`, `return` targets and `may return`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepPath {
+    pub step: Ident,
+    /// The steps inside the procedure `step` calls, outermost first.
+    pub inner: Vec<Ident>,
+}
+
+impl StepPath {
+    /// A path of one name.
+    pub fn single(step: Ident) -> StepPath {
+        StepPath { step, inner: Vec::new() }
+    }
+
+    pub fn span(&self) -> Span {
+        self.inner.last().map_or(self.step.span, |last| self.step.span.to(last.span))
+    }
+}
+
+impl std::fmt::Display for StepPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.step.name)?;
+        for part in &self.inner {
+            write!(f, ".{}", part.name)?;
+        }
+        Ok(())
+    }
+}
+
 /// `after X` or `after X approved` / `after X rejected`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dependency {
@@ -465,11 +495,11 @@ pub enum ApprovalRule {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Deadline {
     /// `due 10 workdays` (from when the step opens) or `due 10 days after X` (from X's end).
-    Relative { duration: Duration, after: Option<Ident> },
+    Relative { duration: Duration, after: Option<StepPath> },
     /// `due 2008-03-20` or any date expression.
     At(Expr),
     /// `due 办结时限 workdays [after X]`: the amount is a parameter or value (a name or `( … )`).
-    Amount { amount: Expr, unit: TimeUnit, after: Option<Ident> },
+    Amount { amount: Expr, unit: TimeUnit, after: Option<StepPath> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -507,6 +537,10 @@ pub enum BreachAction {
     Reject,
     Escalate(Ident),
     Notify(Ident),
+    /// `return X`: send the matter back to an earlier step at the breach (the policy's own return).
+    Return(StepPath),
+    /// `reassign R`: the step is taken over by role R at the breach (提级办理).
+    Reassign(Ident),
 }
 
 #[derive(Clone, Debug, PartialEq)]

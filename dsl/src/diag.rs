@@ -85,6 +85,10 @@ pub enum Code {
     E0305,
     /// A declared return that would let a body veto what it only files.
     E0306,
+    /// Breach actions that contradict each other.
+    E0307,
+    /// A breach that hands the step to no one new.
+    E0308,
     /// A window outside its parent's window.
     E0401,
     /// A schedule that cannot be met.
@@ -132,6 +136,8 @@ impl Code {
             Code::E0304 => "E0304",
             Code::E0305 => "E0305",
             Code::E0306 => "E0306",
+            Code::E0307 => "E0307",
+            Code::E0308 => "E0308",
             Code::E0401 => "E0401",
             Code::E0402 => "E0402",
             Code::E0403 => "E0403",
@@ -176,6 +182,8 @@ impl Code {
         Code::E0304,
         Code::E0305,
         Code::E0306,
+        Code::E0307,
+        Code::E0308,
         Code::E0401,
         Code::E0402,
         Code::E0403,
@@ -222,6 +230,8 @@ impl Code {
             Code::E0304 => "a `return` that does not lead to an earlier step",
             Code::E0305 => "a filing or consultation step that declares a return",
             Code::E0306 => "a declared return that would let a body veto what it only files",
+            Code::E0307 => "breach actions that contradict each other",
+            Code::E0308 => "a breach that reassigns the step to no one new",
             Code::E0401 => "a window outside its parent's window",
             Code::E0402 => "a schedule that cannot be met",
             Code::E0403 => "a window that ends before it starts",
@@ -267,6 +277,8 @@ impl Code {
             Code::E0304 => "`on rejected return X`, `on objection return X` and `may return X by R` reopen earlier work, so X must be a step the returning step waits for, directly or through others.",
             Code::E0305 => "A filing (备案) records a result and a consultation (征求意见) an opinion; neither can veto, so neither step may declare `may return` (R2.18). The body that decides declares the return.",
             Code::E0306 => "A return reopens the target and everything after it. `may return T by R` on step S is refused (1) when R acts on no step among those it would reopen other than filings and consultations, so it would undo work in which it decides nothing; or (2) when it would reopen a vote or approval D that S waits for, R takes no part in D, and R files D's result: a filing body would force the decision to be taken again (R2.18, R3.3).",
+            Code::E0307 => "At a breach the step ends one way: `reject` closes it, `return X` sends the matter back to an earlier step, `reassign R` hands it to another role. Two of these together (or one twice) would each undo the other, so a step's `on breach` may name at most one of them; `overdue`, `escalate` and `notify` go with any.",
+            Code::E0308 => "`on breach reassign R` hands a late step to R (提级办理): R alone acts on it from then on and its one act decides. R must be a role that does not already hold the step alone: handing the matter back to the office that missed the limit changes nothing.",
             Code::E0401 => "A step or sub-phase runs inside its phase: its window must lie within the phase's window (R1.2 sub-steps within 具体实施阶段).",
             Code::E0402 => "Windows, dependencies and minimum durations are solved together as difference constraints. The listed chain needs more days than its windows allow; the message says how many. Working days count as at least one calendar day each.",
             Code::E0403 => "The window's start is after its end.",

@@ -407,7 +407,7 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
                     duration(d, out);
                     if let Some(a) = after {
                         out.push_str(" after ");
-                        out.push_str(&a.name);
+                        out.push_str(&a.to_string());
                     }
                 }
                 Deadline::At(e) => expr(e, indent, out),
@@ -417,7 +417,7 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
                     out.push_str(unit.keyword());
                     if let Some(a) = after {
                         out.push_str(" after ");
-                        out.push_str(&a.name);
+                        out.push_str(&a.to_string());
                     }
                 }
             }
@@ -447,19 +447,27 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
                         out.push_str("notify ");
                         out.push_str(&r.name);
                     }
+                    BreachAction::Reassign(r) => {
+                        out.push_str("reassign ");
+                        out.push_str(&r.name);
+                    }
+                    BreachAction::Return(s) => {
+                        out.push_str("return ");
+                        out.push_str(&s.to_string());
+                    }
                 }
             }
         }
         ClauseKind::OnRejected(to) => match to {
             Some(s) => {
                 out.push_str("on rejected return ");
-                out.push_str(&s.name);
+                out.push_str(&s.to_string());
             }
             None => out.push_str("on rejected end"),
         },
         ClauseKind::OnObjection(s) => {
             out.push_str("on objection return ");
-            out.push_str(&s.name);
+            out.push_str(&s.to_string());
         }
         ClauseKind::Min(d) => {
             out.push_str("min ");
@@ -483,7 +491,8 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
         }
         ClauseKind::MayReturn { targets, by } => {
             out.push_str("may return ");
-            names(targets, out);
+            let targets: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            out.push_str(&targets.join(", "));
             out.push_str(" by ");
             names(by, out);
         }

@@ -336,6 +336,16 @@ pub enum BreachAction {
     },
     /// Close the step as rejected.
     Reject,
+    /// Send the matter back to an earlier step (its id), as `on rejected return` does: the work
+    /// from there is done again. The policy's own return, so no role's permission applies.
+    Return {
+        node: String,
+    },
+    /// 提级办理: the role takes the step over; from the breach on it alone acts on it, and its one
+    /// act decides (the roles that missed the limit no longer can).
+    Reassign {
+        role: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -396,6 +406,8 @@ pub enum Trigger {
     Contains,
     /// A declared return by hand (`may return`): `from` may be sent back to `to`.
     MayReturn,
+    /// A missed deadline sends the instance back to `to` (`on breach return`).
+    ReturnOnBreach,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ fn edge_label(t: Trigger) -> Option<&'static str> {
         Trigger::ReturnOnRejection => Some("rejected: return"),
         Trigger::ReturnOnObjection => Some("objection: return"),
         Trigger::MayReturn => Some("may return"),
+        Trigger::ReturnOnBreach => Some("breach: return"),
     }
 }
 
@@ -53,7 +54,10 @@ pub fn dot(p: &Policy) -> String {
         if let Some(l) = edge_label(e.on) {
             attrs.push(format!("label={}", quote(l)));
         }
-        if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection | Trigger::MayReturn) {
+        if matches!(
+            e.on,
+            Trigger::ReturnOnRejection | Trigger::ReturnOnObjection | Trigger::MayReturn | Trigger::ReturnOnBreach
+        ) {
             attrs.push("style=dashed".into());
         }
         let attrs = if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) };
@@ -98,7 +102,10 @@ pub fn mermaid(p: &Policy) -> String {
             continue;
         }
         let (Some(a), Some(b)) = (ids.get(e.from.as_str()), ids.get(e.to.as_str())) else { continue };
-        let arrow = if matches!(e.on, Trigger::ReturnOnRejection | Trigger::ReturnOnObjection | Trigger::MayReturn) {
+        let arrow = if matches!(
+            e.on,
+            Trigger::ReturnOnRejection | Trigger::ReturnOnObjection | Trigger::MayReturn | Trigger::ReturnOnBreach
+        ) {
             "-.->"
         } else {
             "-->"

@@ -83,7 +83,7 @@ pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> 
                     .iter()
                     // R6.1: a bound role only for its office on this instance (or copy).
                     .find(|r| {
-                        def.roles.contains(r)
+                        civicflow_engine::core::acting_roles(def, n).contains(r)
                             && civicflow_engine::core::may_act(&program, &core, key, r, &principal.office)
                     })
                     .cloned()

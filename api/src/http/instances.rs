@@ -167,6 +167,9 @@ pub struct StepView {
     pub min_awaiting_calendar: Option<i32>,
     pub overdue: bool,
     pub escalated_to: Vec<String>,
+    /// `on breach reassign R` (提级办理): the role that took the late step over and alone acts on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassigned_to: Option<String>,
     /// How many times a return reopened it.
     pub round: u32,
     pub acts: Vec<ActView>,
@@ -813,6 +816,7 @@ fn step_view(key: &str, def: &ir::Node, n: &NodeState) -> StepView {
         min_awaiting_calendar: n.min_awaiting.map(|w| w.year),
         overdue: n.overdue,
         escalated_to: n.escalated_to.clone(),
+        reassigned_to: n.reassigned_to.clone(),
         round: n.round,
         acts: n
             .acts

@@ -18,6 +18,7 @@ use crate::ir::{self, Expr, Func, RefKind, Type};
 use crate::value::{parse_rational, Value};
 
 mod binding;
+mod breach;
 mod cycles;
 mod params;
 mod paths;
@@ -60,6 +61,7 @@ pub fn check(file: &ast::File) -> Checked {
     c.policy(&file.policy);
     structure::check(&mut c);
     returns::check(&mut c);
+    breach::check(&mut c);
     let Checker { out, spans, diags, constants, .. } = c;
     let mut seen = BTreeSet::new();
     let mut diagnostics: Vec<Diagnostic> =
@@ -125,6 +127,8 @@ pub(crate) struct Checker {
     pub(crate) units: Vec<Unit>,
     /// Spans of `on rejected return X` / `on objection return X`, by node id.
     pub(crate) return_spans: HashMap<String, Span>,
+    /// Spans of the `return X` target or `reassign R` role of an `on breach`, by node id ([`breach`]).
+    pub(crate) breach_spans: HashMap<String, Span>,
     /// `may return` pairs with their spans, for [`returns::check`].
     pub(crate) declared_returns: Vec<returns::Declared>,
     /// Procedure parameters bound to what the procedure itself cannot know at start (a field
@@ -520,6 +524,15 @@ impl Checker {
                 on: ir::Trigger::ReturnOnObjection,
             });
         }
+        for a in &node.on_breach {
+            if let ir::BreachAction::Return { node: target } = a {
+                self.out.edges.push(ir::Edge {
+                    from: node.id.clone(),
+                    to: target.clone(),
+                    on: ir::Trigger::ReturnOnBreach,
+                });
+            }
+        }
         for t in node.returns.iter().flat_map(|r| &r.targets) {
             let edge = ir::Edge { from: node.id.clone(), to: t.clone(), on: ir::Trigger::MayReturn };
             if !self.out.edges.contains(&edge) {
@@ -810,33 +823,34 @@ impl Checker {
                     });
                 }
                 ast::ClauseKind::Due { deadline, roll } => {
-                    node.deadline =
-                        match deadline {
-                            ast::Deadline::Relative { duration, after: None } => {
-                                Some(ir::Deadline::AfterOpen { span: span_of(duration), roll: *roll })
-                            }
-                            ast::Deadline::Relative { duration, after: Some(other) } => {
-                                self.node_ref(other, unit, &node.id).map(|d| ir::Deadline::AfterDone {
+                    node.deadline = match deadline {
+                        ast::Deadline::Relative { duration, after: None } => {
+                            Some(ir::Deadline::AfterOpen { span: span_of(duration), roll: *roll })
+                        }
+                        ast::Deadline::Relative { duration, after: Some(other) } => {
+                            self.step_path(other, unit).map(|d| ir::Deadline::AfterDone {
+                                node: d.id.clone(),
+                                span: span_of(duration),
+                                roll: *roll,
+                            })
+                        }
+                        ast::Deadline::At(e) => self.expr(e, &scope, ctx).map(|(expr, ty)| {
+                            self.expect_type(&Type::Date, &ty, e.span, "a deadline");
+                            ir::Deadline::At { date: expr }
+                        }),
+                        ast::Deadline::Amount { amount, unit: u, after } => {
+                            node.due_amount = self.amount(amount, &scope, unit);
+                            let span = ir::Span { amount: 0, unit: *u };
+                            match after {
+                                None => Some(ir::Deadline::AfterOpen { span, roll: *roll }),
+                                Some(other) => self.step_path(other, unit).map(|d| ir::Deadline::AfterDone {
                                     node: d.id.clone(),
-                                    span: span_of(duration),
+                                    span,
                                     roll: *roll,
-                                })
+                                }),
                             }
-                            ast::Deadline::At(e) => self.expr(e, &scope, ctx).map(|(expr, ty)| {
-                                self.expect_type(&Type::Date, &ty, e.span, "a deadline");
-                                ir::Deadline::At { date: expr }
-                            }),
-                            ast::Deadline::Amount { amount, unit: u, after } => {
-                                node.due_amount = self.amount(amount, &scope, unit);
-                                let span = ir::Span { amount: 0, unit: *u };
-                                match after {
-                                    None => Some(ir::Deadline::AfterOpen { span, roll: *roll }),
-                                    Some(other) => self
-                                        .node_ref(other, unit, &node.id)
-                                        .map(|d| ir::Deadline::AfterDone { node: d.id.clone(), span, roll: *roll }),
-                                }
-                            }
-                        };
+                        }
+                    };
                     if let (true, Some(ir::Deadline::At { .. })) = (*roll, &node.deadline) {
                         self.err(
                             Diagnostic::error(Code::E0109, c.span, "`roll` applies to a deadline counted in days")
@@ -846,26 +860,12 @@ impl Checker {
                     }
                 }
                 ast::ClauseKind::Remind(d) => node.reminders.push(span_of(d)),
-                ast::ClauseKind::Breach(actions) => {
-                    for a in actions {
-                        let lowered = match a {
-                            ast::BreachAction::Overdue => Some(ir::BreachAction::Overdue),
-                            ast::BreachAction::Reject => Some(ir::BreachAction::Reject),
-                            ast::BreachAction::Escalate(r) => {
-                                self.role(r).then(|| ir::BreachAction::Escalate { role: r.name.clone() })
-                            }
-                            ast::BreachAction::Notify(r) => {
-                                self.role(r).then(|| ir::BreachAction::Notify { role: r.name.clone() })
-                            }
-                        };
-                        node.on_breach.extend(lowered);
-                    }
-                }
+                ast::ClauseKind::Breach(actions) => self.breach(node, c.span, actions, unit),
                 ast::ClauseKind::OnRejected(target) => {
                     node.on_rejected = match target {
                         None => Some(ir::OnRejected::End),
-                        Some(t) => self.node_ref(t, unit, &node.id).map(|d| {
-                            self.return_spans.insert(node.id.clone(), t.span);
+                        Some(t) => self.step_path(t, unit).map(|d| {
+                            self.return_spans.insert(node.id.clone(), t.span());
                             ir::OnRejected::Return { node: d.id.clone() }
                         }),
                     };
@@ -877,8 +877,8 @@ impl Checker {
                     self.owned(node, c.span, has_due)
                 }
                 ast::ClauseKind::OnObjection(t) => {
-                    node.on_objection = self.node_ref(t, unit, &node.id).map(|d| {
-                        self.return_spans.insert(node.id.clone(), t.span);
+                    node.on_objection = self.step_path(t, unit).map(|d| {
+                        self.return_spans.insert(node.id.clone(), t.span());
                         d.id.clone()
                     });
                 }

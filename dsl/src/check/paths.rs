@@ -44,6 +44,12 @@ pub(super) fn dotted(e: &ast::Expr) -> Option<Vec<&Ident>> {
 }
 
 impl Checker {
+    /// Resolves a step named in `due … after`, a `return` or `may return` (`X` or `X.Y.Z`).
+    pub(super) fn step_path(&mut self, p: &ast::StepPath, unit: &Unit) -> Option<Decl> {
+        let inner: Vec<&Ident> = p.inner.iter().collect();
+        self.path_ref(&p.step, &inner, unit)
+    }
+
     /// Resolves `first.rest…` from `unit`, descending into called procedures.
     pub(super) fn path_ref(&mut self, first: &Ident, rest: &[&Ident], unit: &Unit) -> Option<Decl> {
         let mut decl = self.node_ref(first, unit, "")?;

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::structure::predecessors;
 use super::{Checker, Unit};
-use crate::ast::{Ident, Span};
+use crate::ast::{Ident, Span, StepPath};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{self, NodeKind, StepKind};
 
@@ -29,7 +29,14 @@ pub(crate) struct Declared {
 
 impl Checker {
     /// Lowers `may return X, Y by R, S` onto `node`.
-    pub(super) fn may_return(&mut self, node: &mut ir::Node, span: Span, targets: &[Ident], by: &[Ident], unit: &Unit) {
+    pub(super) fn may_return(
+        &mut self,
+        node: &mut ir::Node,
+        span: Span,
+        targets: &[StepPath],
+        by: &[Ident],
+        unit: &Unit,
+    ) {
         if let NodeKind::Step(kind @ (StepKind::Filing | StepKind::Consultation)) = node.kind {
             let (what, word) =
                 if kind == StepKind::Filing { ("filing", "备案") } else { ("consultation", "征求意见") };
@@ -45,10 +52,10 @@ impl Checker {
         let mut rule = ir::ReturnRule { targets: Vec::new(), roles: Vec::new() };
         let mut resolved = Vec::new();
         for t in targets {
-            if let Some(d) = self.node_ref(t, unit, &node.id) {
+            if let Some(d) = self.step_path(t, unit) {
                 if !rule.targets.contains(&d.id) {
                     rule.targets.push(d.id.clone());
-                    resolved.push((d.id.clone(), t.span));
+                    resolved.push((d.id.clone(), t.span()));
                 }
             }
         }

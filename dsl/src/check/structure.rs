@@ -225,14 +225,22 @@ fn returns(c: &mut Checker) {
     }
     let mut reports = Vec::new();
     for n in &c.out.nodes {
-        let targets: Vec<&str> = match (&n.on_rejected, &n.on_objection) {
-            (Some(OnRejected::Return { node }), _) => vec![node.as_str()],
-            (_, Some(node)) => vec![node.as_str()],
-            _ => continue,
+        let span = c.return_spans.get(&n.id).copied().unwrap_or_default();
+        let mut targets: Vec<(&str, Span)> = match (&n.on_rejected, &n.on_objection) {
+            (Some(OnRejected::Return { node }), _) => vec![(node.as_str(), span)],
+            (_, Some(node)) => vec![(node.as_str(), span)],
+            _ => Vec::new(),
         };
+        for a in &n.on_breach {
+            if let ir::BreachAction::Return { node } = a {
+                targets.push((node.as_str(), c.breach_spans.get(&n.id).copied().unwrap_or_default()));
+            }
+        }
+        if targets.is_empty() {
+            continue;
+        }
         let before = predecessors(n, &by_id, &children);
-        for t in targets {
-            let span = c.return_spans.get(&n.id).copied().unwrap_or_default();
+        for (t, span) in targets {
             if t == n.id {
                 reports.push(
                     Diagnostic::error(Code::E0304, span, format!("`{}` returns to itself", n.id))

@@ -141,7 +141,10 @@ pub fn rule_name(rule: &Rule) -> String {
         Rule::time_unit => "a time unit (`days`, `workdays`, `months`, `years`)",
         Rule::date_lit => "a date (`YYYY-MM-DD`)",
         Rule::approval_rule => "an approval rule (`all`, `any`, `sequence`, `K of N`, `> A/B`)",
-        Rule::breach_action => "a breach action (`overdue`, `escalate ROLE`, `notify ROLE`, `reject`)",
+        Rule::breach_action => {
+            "a breach action (`overdue`, `escalate ROLE`, `notify ROLE`, `reassign ROLE`, `return STEP`, `reject`)"
+        }
+        Rule::step_path => "a step name (or `call_step.inner_step`)",
         Rule::deadline => "a deadline (`10 workdays`, `15 days after STEP`, a date)",
         Rule::pattern => "a pattern (`..=50`, `51..=99`, `100..`, a literal, `_`)",
         Rule::outcome => "`approved` or `rejected`",
@@ -317,6 +320,13 @@ impl<'i> Kids<'i> {
 
 fn ident(p: Pair<Rule>) -> Ident {
     Ident { name: p.as_str().to_string(), span: span_of(&p) }
+}
+
+/// `X` or `X.Y.Z` (a step inside the procedure a `call` step runs).
+fn step_path(p: Pair<Rule>) -> PResult<StepPath> {
+    let mut k = Kids::of(p);
+    let step = ident(k.expect(Rule::ident)?);
+    Ok(StepPath { step, inner: k.rest().map(ident).collect() })
 }
 
 /// `bound by SOURCE` (R6.1).
@@ -560,7 +570,7 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                 let duration = duration(first)?;
                 let after = if dk.peek_is(Rule::kw_after) {
                     dk.kw()?;
-                    Some(ident(dk.expect(Rule::ident)?))
+                    Some(step_path(dk.expect(Rule::step_path)?)?)
                 } else {
                     None
                 };
@@ -569,7 +579,7 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                 let (amount, unit) = amount_duration(first)?;
                 let after = if dk.peek_is(Rule::kw_after) {
                     dk.kw()?;
-                    Some(ident(dk.expect(Rule::ident)?))
+                    Some(step_path(dk.expect(Rule::step_path)?)?)
                 } else {
                     None
                 };
@@ -599,6 +609,16 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                             ak.kw()?;
                             BreachAction::Escalate(ident(ak.expect(Rule::ident)?))
                         }
+                        Rule::breach_reassign => {
+                            let mut ak = Kids::of(inner);
+                            ak.kw()?;
+                            BreachAction::Reassign(ident(ak.expect(Rule::ident)?))
+                        }
+                        Rule::return_to => {
+                            let mut ak = Kids::of(inner);
+                            ak.kw()?;
+                            BreachAction::Return(step_path(ak.expect(Rule::step_path)?)?)
+                        }
                         _ => {
                             let mut ak = Kids::of(inner);
                             ak.kw()?;
@@ -616,7 +636,7 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                 Some(r) => {
                     let mut rk = Kids::of(r);
                     rk.kw()?;
-                    ClauseKind::OnRejected(Some(ident(rk.expect(Rule::ident)?)))
+                    ClauseKind::OnRejected(Some(step_path(rk.expect(Rule::step_path)?)?))
                 }
                 None => ClauseKind::OnRejected(None),
             }
@@ -626,7 +646,7 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
             k.kw()?;
             let mut rk = Kids::of(k.expect(Rule::return_to)?);
             rk.kw()?;
-            ClauseKind::OnObjection(ident(rk.expect(Rule::ident)?))
+            ClauseKind::OnObjection(step_path(rk.expect(Rule::step_path)?)?)
         }
         Rule::min_clause => {
             k.kw()?;
@@ -711,7 +731,7 @@ fn clause(p: Pair<Rule>) -> PResult<Clause> {
                 match p.as_rule() {
                     Rule::kw_by => after_by = true,
                     _ if after_by => by.push(ident(p)),
-                    _ => targets.push(ident(p)),
+                    _ => targets.push(step_path(p)?),
                 }
             }
             ClauseKind::MayReturn { targets, by }

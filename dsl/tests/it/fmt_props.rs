@@ -263,6 +263,11 @@ fn names() -> impl Strategy<Value = Vec<Ident>> {
     prop::collection::vec(ident(), 1..4)
 }
 
+/// `X` or `X.Y.Z`.
+fn step_path() -> impl Strategy<Value = StepPath> {
+    (ident(), prop::collection::vec(ident(), 0..3)).prop_map(|(step, inner)| StepPath { step, inner })
+}
+
 fn form_item() -> impl Strategy<Value = FormItem> {
     prop_oneof![
         (ident(), type_expr(), any::<bool>(), any::<bool>()).prop_map(|(name, ty, optional, personal)| {
@@ -293,8 +298,9 @@ fn clause() -> impl Strategy<Value = Clause> {
         }),
     ];
     let deadline = prop_oneof![
-        (duration(), prop::option::of(ident())).prop_map(|(duration, after)| Deadline::Relative { duration, after }),
-        (amount(), time_unit(), prop::option::of(ident())).prop_map(|(amount, unit, after)| Deadline::Amount {
+        (duration(), prop::option::of(step_path()))
+            .prop_map(|(duration, after)| Deadline::Relative { duration, after }),
+        (amount(), time_unit(), prop::option::of(step_path())).prop_map(|(amount, unit, after)| Deadline::Amount {
             amount,
             unit,
             after
@@ -308,6 +314,8 @@ fn clause() -> impl Strategy<Value = Clause> {
         Just(BreachAction::Reject),
         ident().prop_map(BreachAction::Escalate),
         ident().prop_map(BreachAction::Notify),
+        ident().prop_map(BreachAction::Reassign),
+        step_path().prop_map(BreachAction::Return),
     ];
     let vote_key = prop::sample::select(vec![
         VoteKey::Seats,
@@ -328,8 +336,8 @@ fn clause() -> impl Strategy<Value = Clause> {
         (deadline, any::<bool>()).prop_map(|(deadline, roll)| ClauseKind::Due { deadline, roll }),
         duration().prop_map(ClauseKind::Remind),
         prop::collection::vec(breach, 1..4).prop_map(ClauseKind::Breach),
-        prop::option::of(ident()).prop_map(ClauseKind::OnRejected),
-        ident().prop_map(ClauseKind::OnObjection),
+        prop::option::of(step_path()).prop_map(ClauseKind::OnRejected),
+        step_path().prop_map(ClauseKind::OnObjection),
         duration().prop_map(ClauseKind::Min),
         (amount(), time_unit()).prop_map(|(amount, unit)| ClauseKind::MinAmount { amount, unit }),
         prop::collection::vec(form_item(), 0..4).prop_map(ClauseKind::Form),
@@ -343,7 +351,8 @@ fn clause() -> impl Strategy<Value = Clause> {
             value,
             message
         }),
-        (names(), names()).prop_map(|(targets, by)| ClauseKind::MayReturn { targets, by }),
+        (prop::collection::vec(step_path(), 1..4), names())
+            .prop_map(|(targets, by)| ClauseKind::MayReturn { targets, by }),
         names().prop_map(ClauseKind::UrgeBy),
         Just(ClauseKind::Owned),
     ]

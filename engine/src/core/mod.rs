@@ -13,6 +13,7 @@ mod amounts;
 mod awaiting;
 mod ballot;
 mod binding;
+mod breach;
 pub mod cycles;
 mod join;
 mod model;
@@ -28,6 +29,8 @@ mod rules;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_breach;
+#[cfg(test)]
 mod tests_rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -38,6 +41,7 @@ use civicflow_dsl::ir::{self, NodeKind, RefKind, StepKind};
 use civicflow_dsl::value::Value;
 
 pub use binding::{bound_office, may_act};
+pub use breach::acting_roles;
 pub use model::*;
 pub use refusal::{local, Refusal, RefusalClass};
 pub use returns::{may_do, urgers};
@@ -283,6 +287,11 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
             }
         }
         Event::Notified { .. } => {}
+        Event::Reassigned { node, role, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.reassigned_to = Some(role.clone());
+            }
+        }
         Event::InstanceCompleted => state.status = Status::Completed,
         Event::InstanceRejected { .. } => state.status = Status::Rejected,
         Event::Cancelled { .. } => state.status = Status::Cancelled,
@@ -313,6 +322,7 @@ impl NodeState {
             window_closed: false,
             reminders_sent: 0,
             escalated_to: Vec::new(),
+            reassigned_to: None,
             delegations: BTreeMap::new(),
             kept_limit: None,
             bound: BTreeMap::new(),
@@ -849,6 +859,9 @@ impl<'a> Decision<'a> {
         let Some(def) = self.ctx.program.node(&def_id) else {
             return Err(Refusal::UnknownStep { node: key.to_string() });
         };
+        // After `on breach reassign R` the step is R's alone (提级办理).
+        let running = breach::as_running(def, n);
+        let def = &*running;
         let NodeKind::Step(kind) = def.kind else {
             return Err(Refusal::WrongAction {
                 node: key.into(),
@@ -1137,8 +1150,27 @@ impl<'a> Decision<'a> {
         self.do_return(key, target, reason)
     }
 
-    /// Reopens `target`: what came after it waits again, the phases that hold it reopen.
+    /// A return by hand or on an objection or rejection: out of an `owned` step it is passing
+    /// the matter on (R3.5), then [`Self::reset_to`].
     fn do_return(&mut self, from: &str, target: &str, reason: &str) -> Result<(), Refusal> {
+        self.reset_to_checked(from, target)?;
+        self.pass_on(from, target);
+        self.reset_to(from, target, reason)
+    }
+
+    /// Refuses a return to a step that does not come before `from`.
+    fn reset_to_checked(&self, from: &str, target: &str) -> Result<(), Refusal> {
+        let from_def = self.state.nodes.get(from).map(|n| n.def.clone()).unwrap_or_else(|| from.to_string());
+        if from_def != target && !self.after_set(target).contains(&from_def) {
+            return Err(Refusal::NotEarlier { node: from.into(), target: target.into() });
+        }
+        Ok(())
+    }
+
+    /// Reopens `target`: what came after it waits again, the phases that hold it reopen.
+    fn reset_to(&mut self, from: &str, target: &str, reason: &str) -> Result<(), Refusal> {
+        self.reset_to_checked(from, target)?;
+        let after = self.after_set(target);
         let program = self.ctx.program;
         let mut ancestors = Vec::new();
         let mut cur = program.node(target).and_then(|n| n.parent.clone());
@@ -1146,7 +1178,28 @@ impl<'a> Decision<'a> {
             cur = program.node(&p).and_then(|n| n.parent.clone());
             ancestors.push(p);
         }
-        // Everything that (transitively) waits for the target or for a phase holding it.
+        let mut reset: Vec<String> = vec![target.to_string()];
+        reset.extend(
+            after.into_iter().filter(|k| self.state.nodes.get(k).is_some_and(|n| n.status != NodeStatus::Waiting)),
+        );
+        // Copies of a fan-out node that is reset are dropped by `apply` and made again.
+        let reopened: Vec<String> = ancestors
+            .into_iter()
+            .filter(|a| self.state.nodes.get(a).is_some_and(|n| n.status == NodeStatus::Done))
+            .collect();
+        self.emit(Event::Returned { from: from.into(), to: target.into(), reason: reason.into(), reset, reopened });
+        Ok(())
+    }
+
+    /// Everything that (transitively) waits for `target` or for a phase holding it.
+    fn after_set(&self, target: &str) -> BTreeSet<String> {
+        let program = self.ctx.program;
+        let mut ancestors = Vec::new();
+        let mut cur = program.node(target).and_then(|n| n.parent.clone());
+        while let Some(p) = cur {
+            cur = program.node(&p).and_then(|n| n.parent.clone());
+            ancestors.push(p);
+        }
         let mut after: BTreeSet<String> = BTreeSet::new();
         let mut queue: Vec<String> = vec![target.to_string()];
         queue.extend(ancestors.iter().cloned());
@@ -1164,22 +1217,7 @@ impl<'a> Decision<'a> {
                 }
             }
         }
-        let from_def = self.state.nodes.get(from).map(|n| n.def.clone()).unwrap_or_else(|| from.to_string());
-        if !after.contains(&from_def) && from_def != target {
-            return Err(Refusal::NotEarlier { node: from.into(), target: target.into() });
-        }
-        self.pass_on(from, target);
-        let mut reset: Vec<String> = vec![target.to_string()];
-        reset.extend(
-            after.into_iter().filter(|k| self.state.nodes.get(k).is_some_and(|n| n.status != NodeStatus::Waiting)),
-        );
-        // Copies of a fan-out node that is reset are dropped by `apply` and made again.
-        let reopened: Vec<String> = ancestors
-            .into_iter()
-            .filter(|a| self.state.nodes.get(a).is_some_and(|n| n.status == NodeStatus::Done))
-            .collect();
-        self.emit(Event::Returned { from: from.into(), to: target.into(), reason: reason.into(), reset, reopened });
-        Ok(())
+        after
     }
 
     fn vote(&self, key: &str, def: &ir::Node, counts: &VoteCounts) -> Result<VoteResult, Refusal> {
@@ -1235,32 +1273,6 @@ impl<'a> Decision<'a> {
                     // The step can no longer be done: whatever its deadline, this is the breach.
                     if !overdue {
                         self.breach(key, def, at)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A missed deadline: overdue, then what the policy says — at the moment it occurs (R3.5).
-    fn breach(&mut self, key: &str, def: &ir::Node, due: DateTime<Utc>) -> Result<(), Refusal> {
-        if !self.state.nodes.get(key).is_some_and(|n| n.overdue) {
-            self.emit(Event::Overdue { node: key.into(), due_at: due });
-        }
-        for a in &def.on_breach {
-            match a {
-                ir::BreachAction::Overdue => {}
-                ir::BreachAction::Escalate { role } => {
-                    self.emit(Event::Escalated { node: key.into(), role: role.clone(), due_at: due })
-                }
-                ir::BreachAction::Notify { role } => {
-                    self.emit(Event::Notified { node: key.into(), role: role.clone(), due_at: due })
-                }
-                ir::BreachAction::Reject => {
-                    if def.kind == NodeKind::Step(StepKind::Approval) {
-                        self.finish_approval(key, def, Outcome::Rejected)?;
-                    } else {
-                        self.emit(Event::Completed { node: key.into(), outcome: Outcome::Rejected });
                     }
                 }
             }

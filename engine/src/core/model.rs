@@ -254,6 +254,9 @@ pub struct NodeState {
     /// the return and is the step's deadline when it reopens (R3.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_limit: Option<DateTime<Utc>>,
+    /// `on breach reassign R` (提级办理): R took the step over and alone acts on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassigned_to: Option<String>,
     /// R6.1: role → office bound for this fan-out copy only (`bound by item`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bound: BTreeMap<String, String>,
@@ -393,6 +396,12 @@ pub enum Event {
         role: String,
         due_at: DateTime<Utc>,
     },
+    /// 提级办理 (`on breach reassign`): the role takes the late step over; it alone acts on it now.
+    Reassigned {
+        node: String,
+        role: String,
+        due_at: DateTime<Utc>,
+    },
     WindowClosed {
         node: String,
         at: DateTime<Utc>,
@@ -478,6 +487,7 @@ impl Event {
             Event::Overdue { .. } => "overdue",
             Event::Escalated { .. } => "escalated",
             Event::Notified { .. } => "notified",
+            Event::Reassigned { .. } => "reassigned",
             Event::WindowClosed { .. } => "window_closed",
             Event::DeadlineAwaitingCalendar { .. } => "deadline_awaiting_calendar",
             Event::MinDurationAwaitingCalendar { .. } => "min_duration_awaiting_calendar",
@@ -510,6 +520,7 @@ impl Event {
             | Event::Overdue { node, .. }
             | Event::Escalated { node, .. }
             | Event::Notified { node, .. }
+            | Event::Reassigned { node, .. }
             | Event::WindowClosed { node, .. }
             | Event::DeadlineAwaitingCalendar { node, .. }
             | Event::MinDurationAwaitingCalendar { node, .. }

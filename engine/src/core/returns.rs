@@ -77,7 +77,8 @@ pub fn urgers(def: &ir::Node, n: &NodeState) -> Vec<String> {
 /// the step was escalated to it (督办: "urge now").
 pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if let (true, ir::NodeKind::Step(kind)) = (def.roles.iter().any(|r| r == role), def.kind) {
+    let acting = super::breach::acting_roles(def, n);
+    if let (true, ir::NodeKind::Step(kind)) = (acting.iter().any(|r| r == role), def.kind) {
         out.extend_from_slice(super::rules::kind_actions(kind));
     }
     if def.returns.iter().any(|r| r.roles.iter().any(|x| x == role)) {
@@ -97,6 +98,7 @@ pub(super) fn carry_limit(old: &NodeState, new: &mut NodeState) {
         new.overdue = old.overdue;
         new.reminders_sent = old.reminders_sent;
         new.escalated_to = old.escalated_to.clone();
+        new.reassigned_to = old.reassigned_to.clone();
     }
 }
 
@@ -122,7 +124,7 @@ impl Decision<'_> {
         let on_breach = def.on_breach.clone();
         self.emit(Event::PassedOn { node: from.into(), to: target.into(), due_at });
         let at = due_at.unwrap_or(self.now);
-        self.escalate(from, &on_breach, at);
+        self.escalate(from, &on_breach, at, false);
     }
 
     /// The owner's limit passed while the step waited after being passed on: overdue, escalated
@@ -135,10 +137,13 @@ impl Decision<'_> {
         let Some(def) = self.ctx.program.node(&n.def) else { return };
         let on_breach = def.on_breach.clone();
         self.emit(Event::Overdue { node: key.into(), due_at: at });
-        self.escalate(key, &on_breach, at);
+        self.escalate(key, &on_breach, at, true);
     }
 
-    fn escalate(&mut self, key: &str, on_breach: &[ir::BreachAction], due_at: DateTime<Utc>) {
+    /// Escalates and notifies as `on breach` says; at the breach itself (`at_breach`) a waiting
+    /// step is also taken over as `reassign` says (it then reopens in the new role's hands). A
+    /// waiting step cannot be rejected or returned.
+    fn escalate(&mut self, key: &str, on_breach: &[ir::BreachAction], due_at: DateTime<Utc>, at_breach: bool) {
         for a in on_breach {
             match a {
                 ir::BreachAction::Escalate { role } => {
@@ -147,7 +152,13 @@ impl Decision<'_> {
                 ir::BreachAction::Notify { role } => {
                     self.emit(Event::Notified { node: key.into(), role: role.clone(), due_at })
                 }
-                ir::BreachAction::Overdue | ir::BreachAction::Reject => {}
+                ir::BreachAction::Reassign { role } if at_breach => {
+                    self.emit(Event::Reassigned { node: key.into(), role: role.clone(), due_at })
+                }
+                ir::BreachAction::Overdue
+                | ir::BreachAction::Reject
+                | ir::BreachAction::Return { .. }
+                | ir::BreachAction::Reassign { .. } => {}
             }
         }
     }
