@@ -9,7 +9,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use civicflow_dsl::value::Value;
 
 use crate::calendar::Calendar;
-use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, Status};
+use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State};
 
 /// One instance running in memory.
 pub struct Simulation {
@@ -19,6 +19,10 @@ pub struct Simulation {
     /// Every event with the instant it happened.
     pub history: Vec<(Event, DateTime<Utc>)>,
     pub now: DateTime<Utc>,
+    /// The instance's id (`sim` unless this is a later cycle): the next cycle's id is made from it.
+    pub id: String,
+    /// For a later cycle: its number and the instance of the cycle before (R0.3).
+    link: Option<core::cycles::CycleLink>,
 }
 
 #[derive(Debug)]
@@ -46,7 +50,15 @@ impl Simulation {
         let program = Program::new(compiled.policy, compiled.hash).map_err(SimError::Compile)?;
         let calendar = Calendar::chinese().map_err(|e| SimError::Calendar(e.to_string()))?;
         let now = parse_local(program.offset, now).ok_or_else(|| SimError::Compile(format!("bad time `{now}`")))?;
-        Ok(Simulation { program, calendar, state: State::new(), history: Vec::new(), now })
+        Ok(Simulation {
+            program,
+            calendar,
+            state: State::new(),
+            history: Vec::new(),
+            now,
+            id: "sim".into(),
+            link: None,
+        })
     }
 
     pub fn ctx(&self) -> Context<'_> {
@@ -59,7 +71,12 @@ impl Simulation {
     }
 
     fn run(&mut self, command: &Command) -> Result<Vec<Event>, Refusal> {
-        let events = core::decide(self.ctx(), &self.state, command, self.now)?;
+        let facts = core::cycles::Facts {
+            instance: Some(self.id.clone()),
+            link: self.link.clone(),
+            ..core::cycles::Facts::default()
+        };
+        let (events, _) = core::decide_with_facts(self.ctx(), &self.state, command, self.now, &facts)?;
         for e in &events {
             core::apply(&mut self.state, e, self.now);
             self.history.push((e.clone(), self.now));
@@ -111,13 +128,11 @@ impl Simulation {
     pub fn advance_until(&mut self, until: DateTime<Utc>) -> Result<Vec<Event>, Refusal> {
         let mut out = Vec::new();
         loop {
-            if self.state.status != Status::Running {
-                break;
-            }
-            // The next cycle is another instance (R0.3): the durable runtime opens it.
+            // A closed instance still wants its next cycle's timer (R0.3); [`Self::next_cycle`]
+            // then runs the new instance, as the durable runtime creates it in the same commit.
             let next = core::pending_timers(self.ctx(), &self.state)
                 .into_iter()
-                .filter(|t| t.at <= until && t.kind != core::TimerKind::NextCycle)
+                .filter(|t| t.at <= until)
                 .min_by_key(|t| t.at);
             let Some(t) = next else { break };
             self.now = self.now.max(t.at);
@@ -132,6 +147,29 @@ impl Simulation {
         }
         self.now = self.now.max(until);
         Ok(out)
+    }
+
+    /// R0.3: the next cycle this instance opened (`Event::NextCycleOpened`), started at its due
+    /// instant with the parameters the policy carries over and its due date, as the durable
+    /// runtime starts it. `None` while no next cycle is open.
+    pub fn next_cycle(&self) -> Result<Option<Simulation>, Refusal> {
+        let Some(next) = self.state.cycle.next.as_ref().filter(|n| n.opened) else { return Ok(None) };
+        let ctx = self.ctx();
+        let Some(cycle) = core::cycles::due_cycle(ctx, &self.state) else {
+            return Err(Refusal::Evaluation { message: "the next cycle is opened but no recurrence is due".into() });
+        };
+        let params = core::cycles::next_params(ctx, &self.state, &cycle, next.due_at, &BTreeMap::new())?;
+        let mut sim = Simulation {
+            program: self.program.clone(),
+            calendar: self.calendar.clone(),
+            state: State::new(),
+            history: Vec::new(),
+            now: next.due_at,
+            id: next.instance.clone(),
+            link: Some(core::cycles::CycleLink { number: next.cycle, previous: self.id.clone() }),
+        };
+        sim.run(&Command::Start { actor: actor("timer"), params })?;
+        Ok(Some(sim))
     }
 
     pub fn status_of(&self, node: &str) -> Option<core::NodeStatus> {

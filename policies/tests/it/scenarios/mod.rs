@@ -7,6 +7,7 @@
 
 mod committee_standardisation;
 mod community_access;
+mod community_assessment;
 mod election;
 mod offices;
 mod property_service;
