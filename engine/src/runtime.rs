@@ -274,6 +274,7 @@ impl Runtime {
                 core::decide_with_facts(ctx, &state, command, now, &facts).map_err(RuntimeError::Refused)?;
             let mut commit = self.commit_for(id, ctx, &state, &events, &next, now, fire, idem.as_ref(), actor)?;
             commit.counters.extend(self.quota_counters(&program, &state, &next, &facts));
+            commit.released.extend(self.quota_released(&program, &state, &next));
             commit.spawn = self.spawn_next(id, &program, &state, &events, &BTreeMap::new(), now).await?;
             match self.committer.commit(commit).await {
                 Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),
@@ -377,6 +378,7 @@ impl Runtime {
             fire,
             idempotency,
             counters: Vec::new(),
+            released: Vec::new(),
             spawn: None,
         };
         Ok(commit)
@@ -452,6 +454,16 @@ impl Runtime {
         let calendar = self.calendar();
         let period = cycles::period(Self::ctx(program, &calendar), state)?;
         Some(CounterClaim { key: format!("{}/{period}/instances", program.policy.name), cap: None })
+    }
+
+    /// R3.7: the quota places the change gives back (a return reset the rating).
+    fn quota_released(&self, program: &Program, before: &State, after: &State) -> Vec<String> {
+        let calendar = self.calendar();
+        let Some(period) = cycles::period(Self::ctx(program, &calendar), before) else { return Vec::new() };
+        cycles::quota_releases(&program.policy, before, after)
+            .into_iter()
+            .map(|q| format!("{}/{period}/{}", program.policy.name, q.id))
+            .collect()
     }
 
     /// R3.7: the quota places the change takes, each under the cap the core decided with.

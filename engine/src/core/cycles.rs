@@ -418,6 +418,12 @@ pub fn quota_claims<'p>(policy: &'p ir::Policy, before: &State, after: &State) -
     policy.quotas.iter().filter(|q| meets(after, q) && !meets(before, q)).collect()
 }
 
+/// The quotas a change gives a place back in: their condition held and no longer does (a return
+/// reset the rating, R3.7), so the place is free for another instance of the cycle.
+pub fn quota_releases<'p>(policy: &'p ir::Policy, before: &State, after: &State) -> Vec<&'p ir::Quota> {
+    policy.quotas.iter().filter(|q| meets(before, q) && !meets(after, q)).collect()
+}
+
 /// The largest number of a cycle's `base` instances a quota lets meet its condition:
 /// `floor(share × base)` (10 % of 10 communities is 1; of 9, none).
 pub fn cap(q: &ir::Quota, base: u64) -> u64 {

@@ -249,6 +249,9 @@ pub struct Commit {
     /// cycle's quota); a counter at its cap fails the commit whole with
     /// [`StoreError::CounterFull`].
     pub counters: Vec<CounterClaim>,
+    /// Counters to lower by one in the same transaction (never below 0): a place given back
+    /// (R3.7: a return reset the rating that held it).
+    pub released: Vec<String>,
     /// An instance to create in the same transaction (R0.3: the next cycle, opened exactly
     /// once with the event that records it): created after this commit's body, like
     /// [`Store::create_instance`]; its own first commit may not spawn again.

@@ -724,6 +724,13 @@ async fn apply_body(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<Stor
     for claim in &commit.counters {
         raise_counter(conn, claim).await?;
     }
+    for key in &commit.released {
+        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = $1 AND value > 0")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+    }
     Ok(stored)
 }
 

@@ -801,6 +801,13 @@ async fn apply_body(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<
     for claim in &commit.counters {
         raise_counter(conn, claim).await?;
     }
+    for key in &commit.released {
+        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = ? AND value > 0")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+    }
     Ok(stored)
 }
 

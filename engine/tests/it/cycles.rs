@@ -280,6 +280,54 @@ async fn r3_7_quota_on_postgres() {
     }
 }
 
+/// R3.7: a rating reset by a return gives its place back. The assessment with a district review
+/// (复核) that may send a rating back: the only 优秀 place of ten, taken by 考核-0, is free again
+/// once the review rejects that rating, and 考核-1 may take it.
+async fn quota_released_by_a_return(h: Harness) {
+    let reviewed = ASSESSMENT.replace(
+        "  step 结果反馈",
+        "  role 区考核办\n  step 复核: approval {\n    by 区考核办\n    after 考核评定\n    on rejected return 考核评定\n  }\n  step 结果反馈",
+    );
+    assert_ne!(reviewed, ASSESSMENT);
+    let clock = Arc::new(SimulatedClock::new(t("2025-03-03T01:00:00Z")));
+    let rt = runtime(h.store.clone(), clock, "node-a");
+    rt.publish(&reviewed).await.unwrap();
+    for i in 0..10 {
+        let id = format!("考核-{i}");
+        let params = BTreeMap::from([("社区名称".to_string(), text(&format!("社区{i}")))]);
+        rt.start(&id, "community_assessment", None, &actor("街道办事处"), params, None).await.unwrap();
+        rt.act(&id, &actor("社区居委会"), "自评", form(&[("自评报告", text("已完成"))]), None, None).await.unwrap();
+    }
+    let street = actor("街道办事处");
+    let key = "community_assessment/2025-03/quota1";
+    rt.act("考核-0", &street, "考核评定", rating("优秀"), None, None).await.unwrap();
+    assert_eq!(h.store.counter(key).await.unwrap(), 1);
+    assert_eq!(rt.act("考核-1", &street, "考核评定", rating("优秀"), None, None).await.unwrap_err().code(), "R040");
+    let review = Action::Reject { reason: "评分依据不足".into() };
+    rt.act("考核-0", &actor("区考核办"), "复核", review, None, None).await.unwrap();
+    assert_eq!(h.store.counter(key).await.unwrap(), 0, "the reset rating gave its place back");
+    rt.act("考核-1", &street, "考核评定", rating("优秀"), None, None).await.unwrap();
+    assert_eq!(h.store.counter(key).await.unwrap(), 1);
+    // 考核-0 is rated again: the place is 考核-1's now.
+    assert_eq!(rt.act("考核-0", &street, "考核评定", rating("优秀"), None, None).await.unwrap_err().code(), "R040");
+    rt.act("考核-0", &street, "考核评定", rating("良好"), None, None).await.unwrap();
+    assert_eq!(h.store.counter(key).await.unwrap(), 1);
+    assert_eq!(h.store.counter("community_assessment/2025-03/quota2").await.unwrap(), 1);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_7_a_reset_rating_gives_its_quota_place_back_on_sqlite() {
+    quota_released_by_a_return(Harness::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_7_a_reset_rating_gives_its_quota_place_back_on_postgres() {
+    if let Some(h) = Harness::postgres("quota_release").await {
+        quota_released_by_a_return(h).await;
+    }
+}
+
 /// R3.6: the consent to demolition (R4.3) cannot be given before a stability-risk assessment of
 /// the same matter has completed positive; a negative one stops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
