@@ -104,6 +104,11 @@ pub struct Runtime {
     /// a simulated clock moved take turns, so the second waits for timers the first has claimed
     /// (which it would skip) to be fired before it returns.
     firing: tokio::sync::Mutex<()>,
+    /// R0.2: the stored calendar years this node has swapped in, with when each was added, so
+    /// that a year another node added (or replaced) reaches this one without a restart.
+    calendar_seen: Mutex<HashMap<i32, DateTime<Utc>>>,
+    /// When the timer service last looked for calendar years added by other nodes.
+    calendar_checked: Mutex<Option<std::time::Instant>>,
 }
 
 impl Runtime {
@@ -122,6 +127,8 @@ impl Runtime {
             programs: Mutex::new(HashMap::new()),
             node,
             firing: tokio::sync::Mutex::new(()),
+            calendar_seen: Mutex::new(HashMap::new()),
+            calendar_checked: Mutex::new(None),
         }
     }
 
@@ -653,6 +660,11 @@ impl Runtime {
     /// Runs the timer service until `stop` resolves: polls for due timers every `interval`.
     pub async fn timer_loop(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
+            if self.calendar_check_due() {
+                if let Err(e) = self.refresh_calendar_years().await {
+                    eprintln!("calendar refresh: {e}");
+                }
+            }
             if let Err(e) = self.fire_all_due().await {
                 eprintln!("timer service: {e}");
             }

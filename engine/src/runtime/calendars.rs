@@ -5,13 +5,23 @@
 //! told through the core (`Command::CalendarAdded`): the instance records `CalendarApplied` in
 //! its own history (the notice's title and date, who added the year, the computed instant), and
 //! the same commit creates the deadline's timers, as for any command.
+//!
+//! Several nodes: a year added through one node is in the store; every other node's timer
+//! service looks for years it has not swapped in (or that were replaced since) every
+//! [`CALENDAR_REFRESH`] and swaps them in, then tells the instances still waiting. Exactly once:
+//! `CalendarAdded` on an instance whose periods were already computed records nothing, and two
+//! nodes telling the same instance meet at its version compare-and-set.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Runtime, RuntimeError};
 use crate::calendar::{Calendar, YearCalendar};
 use crate::core::{Actor, CalendarNotice, Command, NodeStatus, State};
 use crate::store::{CalendarYearRecord, InstanceFilter, MAX_PAGE_SIZE};
+
+/// How often a node's timer service looks for calendar years added through another node.
+pub const CALENDAR_REFRESH: Duration = Duration::from_secs(10);
 
 /// What adding a year did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,15 +39,18 @@ impl Runtime {
         let year = YearCalendar::parse(body, origin).map_err(RuntimeError::Calendar)?;
         let (title, date) = year.notice_for_adding().map_err(RuntimeError::Calendar)?;
         let number = year.year();
+        // Stored to the microsecond: what another node reads back, and what this one remembers.
+        let added_at = chrono::SubsecRound::trunc_subsecs(self.clock.now(), 6);
         self.store
             .put_calendar_year(CalendarYearRecord {
                 year: number,
                 body: body.to_string(),
-                added_at: self.clock.now(),
+                added_at,
                 added_by: by.principal.clone(),
             })
             .await?;
         self.swap_in([year]);
+        self.mark_seen(number, added_at);
         let notice = CalendarNotice { title, date };
         let instances = self.apply_year(number, &notice, by).await?;
         Ok(AddedYear { year: number, notice, instances })
@@ -51,6 +64,7 @@ impl Runtime {
         for record in self.store.calendar_years().await? {
             let origin = format!("stored calendar year {}", record.year);
             years.push(YearCalendar::parse(&record.body, &origin).map_err(RuntimeError::Calendar)?);
+            self.mark_seen(record.year, record.added_at);
         }
         self.swap_in(years);
         let calendar = self.calendar();
@@ -67,6 +81,62 @@ impl Runtime {
             }
         }
         Ok(added)
+    }
+
+    /// R0.2 on several nodes: swaps in the stored years this node has not seen (added or
+    /// replaced through another node since), then tells the instances that wait for them, in
+    /// the name of the administrator who added each year. Returns what it applied.
+    pub async fn refresh_calendar_years(&self) -> Result<Vec<AddedYear>, RuntimeError> {
+        let mut fresh = Vec::new();
+        for record in self.store.calendar_years().await? {
+            if self.seen(record.year) == Some(record.added_at) {
+                continue;
+            }
+            let origin = format!("stored calendar year {}", record.year);
+            let year = YearCalendar::parse(&record.body, &origin).map_err(RuntimeError::Calendar)?;
+            fresh.push((year, record));
+        }
+        let mut added = Vec::new();
+        for (year, record) in fresh {
+            let notice = year.notice_for_adding().ok().map(|(title, date)| CalendarNotice { title, date });
+            self.swap_in([year]);
+            self.mark_seen(record.year, record.added_at);
+            let Some(notice) = notice else { continue };
+            let by = Actor { principal: record.added_by.clone(), office: String::new(), role: String::new() };
+            let instances = self.apply_year(record.year, &notice, &by).await?;
+            added.push(AddedYear { year: record.year, notice, instances });
+        }
+        Ok(added)
+    }
+
+    /// Whether the timer service should look for years added elsewhere now (every
+    /// [`CALENDAR_REFRESH`]; the first round looks at once).
+    pub(super) fn calendar_check_due(&self) -> bool {
+        let mut last = match self.calendar_checked.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < CALENDAR_REFRESH) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    fn seen(&self, year: i32) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.calendar_seen.lock() {
+            Ok(g) => g.get(&year).copied(),
+            Err(poisoned) => poisoned.into_inner().get(&year).copied(),
+        }
+    }
+
+    fn mark_seen(&self, year: i32, added_at: chrono::DateTime<chrono::Utc>) {
+        let mut g = match self.calendar_seen.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.insert(year, added_at);
     }
 
     /// Replaces the calendar with one that has these years too.

@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod calendars;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod cycles;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod runtime;
