@@ -55,6 +55,8 @@ pub enum Code {
     E0114,
     /// `personal` written where it means nothing (R6.2).
     E0115,
+    /// A step acts in a role bound by a form field that may not be recorded yet.
+    E0116,
     /// Types that do not fit.
     E0201,
     /// An unknown function or a wrong number of arguments.
@@ -121,6 +123,7 @@ impl Code {
             Code::E0113 => "E0113",
             Code::E0114 => "E0114",
             Code::E0115 => "E0115",
+            Code::E0116 => "E0116",
             Code::E0201 => "E0201",
             Code::E0202 => "E0202",
             Code::E0203 => "E0203",
@@ -167,6 +170,7 @@ impl Code {
         Code::E0113,
         Code::E0114,
         Code::E0115,
+        Code::E0116,
         Code::E0201,
         Code::E0202,
         Code::E0203,
@@ -215,6 +219,7 @@ impl Code {
             Code::E0113 => "a role bound by a value that is not text",
             Code::E0114 => "a role bound by the fan-out item on a step without `for`",
             Code::E0115 => "`personal` outside a form",
+            Code::E0116 => "a step in a role bound by a field recorded after it",
             Code::E0201 => "types that do not fit",
             Code::E0202 => "an unknown function or wrong number of arguments",
             Code::E0203 => "a constant that is not constant",
@@ -257,6 +262,7 @@ impl Code {
             Code::E0113 => "An office is named by text: the parameter or form field a role is bound by must be `text`, and its value must be the office's name as principals are registered with it (`甲社区`, `区卫健委`).",
             Code::E0114 => "`bound by item` binds a role, in each copy of a fan-out, to that copy's element (one community per copy). Every step that names such a role in `by` must therefore have `for NAME in LIST`; a step without it has no element to bind the role to.",
             Code::E0115 => "`personal` marks a form field that holds a resident's personal data (name, phone, address, ID number); its value is shown only to offices bound to the instance and to `oversight` roles (DOMAIN R6.2). Parameters and other places do not take it: record such data in a step's `form`.",
+            Code::E0116 => "A role `bound by STEP.field` takes its office from the text that step records (the first receiver named by 民生办). Every other step that names the role in `by` must come after the recording step (wait for it, directly or through others): otherwise it may open with no office bound, nobody may act on it (R6.1: R036) and the matter stops.",
             Code::E0111 => "Durations, recurrence counts and approval counts must be whole numbers from 1 up to 4294967295.",
             Code::E0123 => "`A.B` names the step or phase `B` of the procedure that the `call` step `A` runs (`after 居委会换届.公布选举结果`, `end(居委会换届.公布选举结果)`, `居委会换届.推选成员代表.居民代表人数`). Only a `call` step has steps inside it.",
             Code::E0122 => "The amount of `due AMOUNT UNIT` or `min AMOUNT UNIT` is a name or a parenthesised expression of parameters and values, of type `int`: it is computed when the instance starts, where a negative amount is refused (R045). Form fields, step times and vote counts are not known then; a constant amount is written as a number (`3 days`).",

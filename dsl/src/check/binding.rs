@@ -6,12 +6,16 @@
 //! step records (the first receiver named by 民生办), or the element of each fan-out copy. The
 //! engine checks the binding on every act; here the sources are resolved and typed:
 //! E0112 (no such parameter or field), E0113 (not text), E0114 (`item` on a step without
-//! `for`), E0115 (`personal` outside a form).
+//! `for`), E0115 (`personal` outside a form), E0116 (a step in a field-bound role that may open
+//! before the field is recorded).
 
 use crate::ast::{self, BindSource, Item};
 use crate::diag::{suggest, Code, Diagnostic};
 use crate::ir::{self, Type};
 
+use std::collections::HashMap;
+
+use super::structure::predecessors;
 use super::Checker;
 
 impl Checker {
@@ -93,6 +97,7 @@ impl Checker {
                     Some((_, ty)) => {
                         let ty = ty.clone();
                         self.text_source(role, &ty, field.span, &format!("field `{}.{}`", step.name, field.name))?;
+                        self.recorded_first(role, bound.span, &decl.id, &format!("{}.{}", step.name, field.name));
                         Some(ir::RoleBinding::Field { node: decl.id.clone(), field: field.name.clone() })
                     }
                     None => {
@@ -144,6 +149,37 @@ impl Checker {
                 Some(ir::RoleBinding::Item)
             }
         }
+    }
+
+    /// E0116: every step acting in `role` (bound by a field `recorder` records) waits for the
+    /// recorder, so the office is known when it opens.
+    fn recorded_first(&mut self, role: &ast::Ident, span: ast::Span, recorder: &str, field: &str) {
+        let nodes = &self.out.nodes;
+        let by_id: HashMap<&str, &ir::Node> = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for n in nodes {
+            if let Some(p) = &n.parent {
+                children.entry(p.as_str()).or_default().push(n.id.as_str());
+            }
+        }
+        let early: Vec<&ir::Node> = nodes
+            .iter()
+            .filter(|n| n.roles.contains(&role.name) && n.id != recorder)
+            .filter(|n| !predecessors(n, &by_id, &children).contains(recorder))
+            .collect();
+        let Some(first) = early.first() else { return };
+        let d = Diagnostic::error(
+            Code::E0116,
+            span,
+            format!("step `{}` acts as `{}` but may open before `{field}` names its office", first.name, role.name),
+        )
+        .with_label(format!("bound by `{field}`"))
+        .with_help(format!(
+            "make {} wait for `{}` (`after …`), or bind the role another way",
+            early.iter().map(|n| format!("`{}`", n.name)).collect::<Vec<_>>().join(", "),
+            by_id.get(recorder).map_or(recorder, |n| n.name.as_str())
+        ));
+        self.err(d);
     }
 
     /// An office is named by text: a binding from anything else is refused.
