@@ -160,6 +160,23 @@ impl MeteredStore {
             let _ = self.committed.send(e.clone());
         }
     }
+
+    /// R0.3: a commit that opened the next cycle created that instance too; its first events
+    /// reach the stream after the commit's own (read back: the store returns only the latter).
+    async fn publish_spawned(&self, spawned: Option<String>) {
+        let Some(id) = spawned else { return };
+        if self.committed.receiver_count() == 0 {
+            return;
+        }
+        match self.inner.events(&id, 0, 1_000).await {
+            Ok(events) => self.publish(&events),
+            Err(e) => tracing::warn!(instance = %id, error = %e, "the next cycle's events did not reach the stream"),
+        }
+    }
+}
+
+fn spawned(commit: &Commit) -> Option<String> {
+    commit.spawn.as_ref().map(|s| s.instance.id.clone())
 }
 
 fn secs(d: Duration) -> f64 {
@@ -208,20 +225,26 @@ impl Store for MeteredStore {
 
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         let t = Instant::now();
+        let next = spawned(&commit);
         let r = self.inner.commit(commit).await;
         self.time("commit", t);
         if let Ok(events) = &r {
             self.publish(events);
+            self.publish_spawned(next).await;
         }
         r
     }
 
     async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
         let t = Instant::now();
+        let next: Vec<Option<String>> = commits.iter().map(spawned).collect();
         let results = self.inner.commit_many(commits).await;
         self.time("commit_many", t);
-        for events in results.iter().flatten() {
-            self.publish(events);
+        for (r, next) in results.iter().zip(next) {
+            if let Ok(events) = r {
+                self.publish(events);
+                self.publish_spawned(next).await;
+            }
         }
         results
     }

@@ -899,6 +899,20 @@ async fn r6_1_another_office_with_the_same_role(env: Env) {
     assert_eq!(theirs["hash"], mine["hash"], "the hash shown is that of the stored event");
     let verified = env.get("/v1/instances/demand-1/history/verify", &other).await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    // A 409 carries the instance's state, redacted for the caller too: the stability office
+    // (bound to nothing here) acts on its step, which was skipped.
+    let stability = env.token("孙主任", "舜耕社区综治办", &["综治维稳办公室"]).await;
+    let len = env.history_len("demand-1").await;
+    let approve = json!({ "action": "approve", "data": { "风险等级": "低", "评估意见": "无" } });
+    let stale = env.act("demand-1", "稳定风险评估", &stability, approve).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert_eq!(stale.body["code"], "R005", "{}", stale.body);
+    assert_eq!(step_of(&stale.body["state"], "稳定风险评估")["status"], "skipped", "{}", stale.body);
+    let form = &step_of(&stale.body["state"], "诉求受理")["form"];
+    assert_eq!(form["联系电话"], "[个人信息]", "{}", stale.body);
+    assert_eq!(form["诉求人"], "[个人信息]");
+    assert_eq!(form["诉求内容"], "小区路灯损坏");
+    assert_eq!(env.history_len("demand-1").await, len, "a refusal records nothing");
     env.finish().await;
 }
 

@@ -897,8 +897,31 @@ async fn next_election(d: &mut Driver) {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
         assert_eq!(r.body["code"], "R006");
         assert_eq!(d.env.history(id).await.len(), history.len());
+        // The live stream, opened before: the new instance's first events reach it too.
+        let mut stream = d
+            .env
+            .client
+            .get(format!("{}/v1/events?instance={id}~2", d.env.base))
+            .bearer_auth(&d.tokens["街道选举领导小组"])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), StatusCode::OK);
         let r = d.env.send(reqwest::Method::POST, &path, &d.tokens["街道选举领导小组"], Some(body.clone())).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let mut seen = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            while !seen.contains("event: started") {
+                match stream.chunk().await.unwrap() {
+                    Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                    None => break,
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the next cycle's start did not reach the stream: {seen}");
+        assert!(seen.contains(&format!("id: {id}~2/1\n")), "{seen}");
+        drop(stream);
         let again = d.env.send(reqwest::Method::POST, &path, &d.tokens["街道选举领导小组"], Some(body)).await;
         assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
         assert_eq!(again.body["code"], "R042");
