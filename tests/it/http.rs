@@ -174,9 +174,14 @@ impl Env {
     /// A server on a fresh PostgreSQL schema, or `None` (after a SKIP line) when unreachable
     /// outside CI.
     async fn postgres(test: &str) -> Option<Env> {
+        Env::postgres_with(test, false).await
+    }
+
+    /// [`Env::postgres`], with the bundled policies published when `publish_bundled`.
+    async fn postgres_with(test: &str, publish_bundled: bool) -> Option<Env> {
         let crate::pg::Schema { admin, name: schema, options } = crate::pg::fresh_schema("http", "http", test).await?;
         let store = PgStore::connect_with(options, 8).await.unwrap();
-        Some(Env::start(Arc::new(store.clone()), Backend::Postgres { store, admin, schema }, false).await)
+        Some(Env::start(Arc::new(store.clone()), Backend::Postgres { store, admin, schema }, publish_bundled).await)
     }
 
     async fn finish(self) {
@@ -740,9 +745,7 @@ async fn events_after(env: &Env, instance: &str, skip: usize) -> Vec<(String, St
 /// escalated to find it in their inbox marked escalated with `urge` as what they may do, and urge
 /// (another office is refused, R031, nothing recorded). Then the department passes the matter
 /// back (推诿, R3.5): recorded and escalated at that instant, and the owner's limit is not reset.
-#[tokio::test]
-async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_limit() {
-    let env = Env::sqlite(true).await;
+async fn r3_5_escalated_steps_reach_the_leaders_inbox(env: Env) {
     // R6.1: 社区居委会 is bound to the community the demand concerns (社区名称).
     let community = env.token("王主任", "舜耕社区", &["社区居委会"]).await;
     let office = env.token("李四", "区民生办", &["民生办"]).await;
@@ -836,6 +839,18 @@ async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_l
         events_after(&env, id, len).await.into_iter().filter(|(k, n, _)| n == "首办办结" && k == "overdue").collect();
     assert_eq!(breach, [("overdue".to_string(), node.clone(), due2.clone())]);
     env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_limit_on_sqlite() {
+    r3_5_escalated_steps_reach_the_leaders_inbox(Env::sqlite(true).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_limit_on_postgres() {
+    if let Some(env) = Env::postgres_with("escalated_inbox", true).await {
+        r3_5_escalated_steps_reach_the_leaders_inbox(env).await;
+    }
 }
 
 // ---- offices (R6.1) ----

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use civicflow::http::auth::create_token;
 use civicflow::serve::{Config, Database, Server};
+use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
+use civicflow_engine::store::Store;
 
 pub mod harness {
     use super::*;
@@ -57,8 +59,13 @@ policy 页面演练 {
         pub base: String,
         pub client: reqwest::Client,
         pub admin: String,
-        _dir: tempfile::TempDir,
-        store: SqliteStore,
+        backend: Backend,
+    }
+
+    /// What the server stores in, and how to let it go.
+    enum Backend {
+        Sqlite { store: SqliteStore, _dir: tempfile::TempDir },
+        Postgres { store: PgStore, admin: sqlx::PgPool, schema: String },
     }
 
     pub fn t(s: &str) -> DateTime<Utc> {
@@ -69,14 +76,29 @@ policy 页面演练 {
         pub async fn start() -> PagesEnv {
             let dir = tempfile::tempdir().unwrap();
             let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
+            let shared: Arc<dyn Store> = Arc::new(store.clone());
+            PagesEnv::on(shared, Backend::Sqlite { store, _dir: dir }).await
+        }
+
+        /// The same on a fresh PostgreSQL schema, or `None` (after a SKIP line) when unreachable
+        /// outside CI.
+        pub async fn start_postgres(test: &str) -> Option<PagesEnv> {
+            let crate::pg::Schema { admin, name: schema, options } =
+                crate::pg::fresh_schema("pages", "pages", test).await?;
+            let store = PgStore::connect_with(options, 8).await.unwrap();
+            let shared: Arc<dyn Store> = Arc::new(store.clone());
+            Some(PagesEnv::on(shared, Backend::Postgres { store, admin, schema }).await)
+        }
+
+        async fn on(shared: Arc<dyn Store>, backend: Backend) -> PagesEnv {
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-            let mut config = Config::new(listen, Database::Store(Arc::new(store.clone())));
+            let mut config = Config::new(listen, Database::Store(shared));
             config.simulated_clock = Some(t("2012-03-21T09:00:00+08:00"));
             let server = Server::start(config).await.unwrap();
             let admin = server.admin_token.clone().unwrap();
             let base = format!("http://{}", server.addr);
             let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-            let env = PagesEnv { server, base, client, admin, _dir: dir, store };
+            let env = PagesEnv { server, base, client, admin, backend };
             let r = env
                 .client
                 .post(format!("{}/v1/policies", env.base))
@@ -92,7 +114,14 @@ policy 页面演练 {
 
         pub async fn finish(self) {
             self.server.stop().await;
-            self.store.close().await;
+            match self.backend {
+                Backend::Sqlite { store, _dir } => store.close().await,
+                Backend::Postgres { store, admin, schema } => {
+                    store.close().await;
+                    let drop = format!("DROP SCHEMA {schema} CASCADE");
+                    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
+                }
+            }
         }
 
         pub async fn token(&self, name: &str, office: &str, role: &str) -> String {
@@ -577,12 +606,8 @@ policy 督办演练 {
     env.finish().await;
 }
 
-/// R6.2: a resident's name and phone (personal fields of 诉求受理) are redacted on the pages and
-/// exports and on the live stream for a community not bound to the demand; the bound community
-/// sees them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r6_2_pages_exports_and_stream_redact_personal_for_an_unbound_office() {
-    let env = PagesEnv::start().await;
+/// The R6.2 page checks on one store.
+async fn r6_2_pages_redact(env: PagesEnv) {
     let source = civicflow_policies::get("residents_demand").unwrap().source;
     let r = env
         .client
@@ -649,5 +674,20 @@ async fn r6_2_pages_exports_and_stream_redact_personal_for_an_unbound_office() {
     assert!(!notice.body.contains("张三"), "{}", notice.body);
     assert!(notice.body.contains("[个人信息]:"), "{}", notice.body);
     assert!(mine.get("/instances/demand-1/notice").await.body.contains("张三:"));
-    env.server.stop().await;
+    env.finish().await;
+}
+
+/// R6.2: a resident's name and phone (personal fields of 诉求受理) are redacted on the pages and
+/// exports and on the live stream for a community not bound to the demand; the bound community
+/// sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_2_pages_exports_and_stream_redact_personal_for_an_unbound_office() {
+    r6_2_pages_redact(PagesEnv::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_2_pages_exports_and_stream_redact_personal_for_an_unbound_office_on_postgres() {
+    if let Some(env) = PagesEnv::start_postgres("redact").await {
+        r6_2_pages_redact(env).await;
+    }
 }
