@@ -691,3 +691,109 @@ async fn r6_2_pages_exports_and_stream_redact_personal_for_an_unbound_office_on_
         r6_2_pages_redact(env).await;
     }
 }
+
+/// R0.3, R2.3 on the pages: the next term needs the members counted afresh, so it is a task for
+/// the street's election group; the instance page shows it the form with exactly that parameter,
+/// a bad number is refused with the rule's words and nothing is recorded, and a good one starts
+/// `ID~2` with the community carried over and the due date as its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r0_3_the_next_cycle_is_started_from_the_instance_page() {
+    const TERM: &str = r#"
+policy 换届演练 {
+  param 社区名称: text
+  param 开始: date = 2012-01-01
+  param 党员人数: int >= 1
+  role 街道选举领导小组
+  role 社区党组织
+  step 选举: task { by 社区党组织 }
+  recur every 3 years from end(选举) carry 社区名称 dated 开始 by 街道选举领导小组
+}"#;
+    let env = PagesEnv::start().await;
+    let api = |method: reqwest::Method, path: &str| {
+        env.client.request(method, format!("{}{path}", env.base)).bearer_auth(&env.admin)
+    };
+    let r = api(reqwest::Method::POST, "/v1/policies").header("content-type", "text/plain").body(TERM).send().await;
+    assert_eq!(r.unwrap().status(), StatusCode::CREATED);
+    let start = json!({ "policy": "换届演练", "id": "term-1", "params": { "社区名称": "舜耕社区", "党员人数": 60 } });
+    assert_eq!(
+        api(reqwest::Method::POST, "/v1/instances").json(&start).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let party = env.token("王书记", "舜耕社区党委", "社区党组织").await;
+    let done = json!({ "action": "complete", "data": { "report": "选举完成" } });
+    let r = env
+        .client
+        .post(format!("{}/v1/instances/term-1/steps/{}/actions", env.base, q("选举")))
+        .bearer_auth(&party)
+        .json(&done)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Done on 2012-03-21: the next term is due at 00:00 of 2015-03-22.
+    let clock = json!({ "advance_to": "2015-03-23T09:00:00+08:00" });
+    assert_eq!(
+        api(reqwest::Method::POST, "/v1/admin/clock").json(&clock).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let group = env.token("刘组长", "舜耕街道办事处", "街道选举领导小组").await;
+    let mut street = Browser::new(&env);
+    street.sign_in(&group).await;
+    let inbox = street.get("/inbox").await;
+    assert!(inbox.body.contains("/instances/term-1#next-cycle-form"), "{}", inbox.body);
+    let page = street.get("/instances/term-1").await;
+    assert!(page.body.contains("id=\"next-cycle-form\""), "{}", page.body);
+    assert!(page.body.contains("name=\"f.党员人数\""), "{}", page.body);
+    assert!(!page.body.contains("name=\"f.社区名称\""), "carried over, not asked: {}", page.body);
+    assert!(!page.body.contains("name=\"f.开始\""), "the due date, not asked: {}", page.body);
+    // The community's party organisation does not get the form.
+    let mut community = Browser::new(&env);
+    community.sign_in(&party).await;
+    assert!(!community.get("/instances/term-1").await.body.contains("next-cycle-form"));
+
+    let before = env.history("term-1").await.len();
+    let csrf = hidden(&page.body, "csrf");
+    let key = hidden(&page.body, "key");
+    let action = format!("/instances/{}/next-cycle", q("term-1"));
+    let form = |members: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("key", key.clone()),
+            ("role", "街道选举领导小组".to_string()),
+            ("f.党员人数", members.to_string()),
+        ]
+    };
+    let bad: Vec<(&str, String)> = form("0");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = street.post(&action, &bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.contains("id=\"refusal\""), "{}", refused.body);
+    assert!(refused.body.contains("党员人数"), "{}", refused.body);
+    assert!(refused.body.contains("value=\"0\""), "what was entered is kept: {}", refused.body);
+    assert_eq!(env.history("term-1").await.len(), before, "a refusal records nothing");
+
+    let good: Vec<(&str, String)> = form("64");
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let started = street.post(&action, &good).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    assert_eq!(started.location.as_deref(), Some("/instances/term-1"));
+    let next: Value = api(reqwest::Method::GET, &format!("/v1/instances/{}", q("term-1~2")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["status"], "running", "{next}");
+    assert_eq!(next["cycle"], 2);
+    assert_eq!(next["previous"], "term-1");
+    assert_eq!(next["params"]["党员人数"], 64);
+    assert_eq!(next["params"]["社区名称"], "舜耕社区");
+    assert_eq!(next["params"]["开始"], "2015-03-22");
+    // Started: the form is gone, the page links the new term.
+    let page = street.get("/instances/term-1").await;
+    assert!(!page.body.contains("next-cycle-form"), "{}", page.body);
+    assert!(page.body.contains("id=\"next-cycle\""), "{}", page.body);
+    env.finish().await;
+}

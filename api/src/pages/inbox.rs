@@ -52,10 +52,9 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
                 "closes": local(i.window_closes, shanghai),
                 "overdue": i.overdue,
                 "escalated": i.escalated,
-                // A next cycle to start (R0.3) has no act form here yet: its instance page says
-                // what is due; it is started through `POST /v1/instances/{id}/next-cycle`.
+                // A next cycle to start (R0.3): its form is on the instance's page.
                 "href": if i.kind == "next_cycle" {
-                    format!("/instances/{}", enc(&i.instance))
+                    format!("/instances/{}#next-cycle-form", enc(&i.instance))
                 } else {
                     format!("/act?instance={}&step={}", enc(&i.instance), enc(&i.step))
                 },

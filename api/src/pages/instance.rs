@@ -3,7 +3,7 @@
 //! position marked, and who acted when.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -13,8 +13,9 @@ use civicflow_dsl::ir::StepKind;
 use civicflow_engine::store::InstanceFilter;
 
 use crate::http::instances::current_view_for;
+use crate::http::problem::Problem;
 
-use super::{enc, local, Pager, Pages, PAGE_SIZE};
+use super::{enc, local, Pager, Pages, Session, PAGE_SIZE};
 
 /// The most acts the instance page lists (the latest; the audit trail pages through all).
 const MAX_ACTS: usize = 100;
@@ -100,7 +101,20 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
         Ok(s) => s,
         Err(r) => return r,
     };
-    let view = match current_view_for(&pages.app, &id, &session.principal).await {
+    render(&pages, &headers, &session, &id, StatusCode::OK, None).await
+}
+
+/// The instance page, with the refusal of a form sent from it (and what was entered).
+pub(super) async fn render(
+    pages: &Pages,
+    headers: &HeaderMap,
+    session: &Session,
+    id: &str,
+    status: StatusCode,
+    refusal: Option<(&Problem, &[(String, String)])>,
+) -> Response {
+    let headers = headers.clone();
+    let view = match current_view_for(&pages.app, id, &session.principal).await {
         Ok(v) => v,
         Err(e) => return pages.api_error(&headers, e),
     };
@@ -208,6 +222,12 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path
         "audit_href": format!("/instances/{}/audit", enc(&view.id)),
         "notice_href": format!("/instances/{}/notice", enc(&view.id)),
         "has_notice": !program.policy.templates.is_empty(),
+        "start_next": super::cycle::start_form(pages, session, id, refusal.map(|(_, f)| f)).await,
+        "refusal": refusal.map(|(p, _)| json!({ "code": p.code, "detail": p.detail, "rule": p.rule })),
     });
-    pages.render(&headers, "instance", Some(&session), page)
+    let mut r = pages.render_status(&headers, status, "instance", Some(session), page);
+    if let Some((p, _)) = refusal {
+        super::mark_problem(&mut r, &p.code, &p.detail);
+    }
+    r
 }

@@ -16,6 +16,7 @@
 //! the API refuse the same input with the same words.
 
 pub mod audit;
+pub mod cycle;
 pub mod graph;
 pub mod inbox;
 pub mod instance;
@@ -122,6 +123,7 @@ pub fn router(app: AppState) -> Router {
         .route("/act", get(inbox::act_page).post(inbox::act_submit))
         .route("/instances", get(instance::list))
         .route("/instances/{id}", get(instance::page))
+        .route("/instances/{id}/next-cycle", post(cycle::submit))
         .route("/instances/{id}/audit", get(audit::page))
         .route("/instances/{id}/audit.csv", get(audit::csv))
         .route("/instances/{id}/audit.jsonl", get(audit::jsonl))
@@ -409,6 +411,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("previous_cycle", "上一周期", "Previous cycle"),
     ("next_cycle", "下一周期", "Next cycle due"),
     ("next_cycle_awaiting", "待启动,负责:", "to be started by"),
+    ("start_next_cycle", "启动下一周期", "Start the next cycle"),
     ("opened", "开始", "Opened"),
     ("closed", "完成", "Closed"),
     ("late", "超期", "late"),
