@@ -9,11 +9,11 @@ use civicflow_engine::sim::{form, int, text, Simulation};
 
 use super::*;
 
-const PARTY: &str = "正式选举/党组织换届";
+pub(super) const PARTY: &str = "正式选举/党组织换届";
 const RESIDENTS: &str = "正式选举/居委会换届";
 const OVERSIGHT: &str = "正式选举/监督委员会换届";
 
-fn p(step: &str) -> String {
+pub(super) fn p(step: &str) -> String {
     format!("{PARTY}/{step}")
 }
 
@@ -59,7 +59,7 @@ fn begin(x: Setup) -> Simulation {
 }
 
 /// 选前准备, 03-21 … 03-26.
-fn prep(s: &mut Simulation) {
+pub(super) fn prep(s: &mut Simulation) {
     s.act("街道党工委", "选前准备/成立工作机构", done("成立领导小组及办公室")).unwrap();
     s.advance_to("2012-03-22 10:00").unwrap();
     s.act("街道选举领导小组", "选前准备/制定工作方案", form(&[("方案", text("换届选举工作方案"))])).unwrap();
@@ -69,10 +69,11 @@ fn prep(s: &mut Simulation) {
     s.act("街道选举领导小组", "选前准备/集中培训", done("培训选举工作人员")).unwrap();
 }
 
-const POOL: [&str; 11] = ["王建国", "李红梅", "张志强", "刘芳", "陈伟", "杨帆", "赵敏", "黄磊", "周洁", "吴涛", "郑丽"];
+pub(super) const POOL: [&str; 11] =
+    ["王建国", "李红梅", "张志强", "刘芳", "陈伟", "杨帆", "赵敏", "黄磊", "周洁", "吴涛", "郑丽"];
 
 /// A nomination form: a 45-year-old member nominated by 12 party members, with no exclusion.
-fn nomination(changes: &[(&str, Value)]) -> Action {
+pub(super) fn nomination(changes: &[(&str, Value)]) -> Action {
     let mut fields = vec![
         ("被推荐人", text("王建国")),
         ("推荐岗位", text("委员")),
@@ -101,12 +102,12 @@ fn nomination(changes: &[(&str, Value)]) -> Action {
     form(&fields)
 }
 
-fn meeting_record(attendees: i64, deputies: i64, longest: i64) -> Action {
+pub(super) fn meeting_record(attendees: i64, deputies: i64, longest: i64) -> Action {
     form(&[("参会人数", int(attendees)), ("代表人数", int(deputies)), ("最长介绍材料字数", int(longest))])
 }
 
 /// ceil(seats × 13/10) and ceil(seats × 6/5).
-fn slates(seats: i64) -> (usize, usize) {
+pub(super) fn slates(seats: i64) -> (usize, usize) {
     (((seats * 13 + 9) / 10) as usize, ((seats * 6 + 4) / 5) as usize)
 }
 
@@ -142,7 +143,7 @@ fn party_vote(s: &mut Simulation) {
     s.act("社区党组织", &p("张榜公布"), done("选举结果已张榜公布")).unwrap();
 }
 
-fn members_filed(men: i64) -> Action {
+pub(super) fn members_filed(men: i64) -> Action {
     form(&[("当选委员名单", names(&["王建国", "李红梅", "张志强", "刘芳", "陈伟"])), ("男性委员人数", int(men))])
 }
 
@@ -238,7 +239,7 @@ fn summary(s: &mut Simulation) {
     s.act("街道选举领导小组", "总结完善/专项检查", done("检查合格")).unwrap();
 }
 
-fn elected(s: &Simulation, node: &str) -> Vec<String> {
+pub(super) fn elected(s: &Simulation, node: &str) -> Vec<String> {
     s.state.nodes[node].vote.as_ref().unwrap().elected.clone()
 }
 
@@ -361,7 +362,7 @@ fn plan_with(x: Setup) -> Result<Simulation, Refusal> {
     Ok(s)
 }
 
-fn value(s: &Simulation, name: &str) -> String {
+pub(super) fn value(s: &Simulation, name: &str) -> String {
     s.state.values[name].to_string()
 }
 
@@ -648,7 +649,21 @@ fn r2_14_quorum_81_of_100_accepted() {
     assert_eq!(elected(&s, &p("差额选举委员")), POOL[..7]);
     let vote = s.state.nodes[&p("差额选举委员")].vote.clone().unwrap();
     assert_eq!((vote.eligible, vote.seats), (100, Some(7)));
-    // R2.15: then the secretary and deputy, as many candidates as seats (等额).
+}
+
+/// R2.15: the members first, competitively (差额, above); then the secretary and deputy by the
+/// assembly, with exactly as many candidates as seats (等额): three for two seats are refused,
+/// and the assembly's quorum holds for this vote too.
+#[test]
+fn r2_15_secretary_and_deputy_are_then_elected_non_competitively() {
+    let mut s = begin(Setup { members: 100, party_seats: 7, ..Setup::default() });
+    prep(&mut s);
+    nominate(&mut s, 7);
+    s.advance_to("2012-04-18 10:00").unwrap();
+    let tallies: Vec<(&str, u64)> =
+        POOL[..9].iter().zip([70, 66, 60, 55, 50, 45, 41, 40, 10]).map(|(n, v)| (*n, v)).collect();
+    s.act("社区党组织", &p("差额选举委员"), ballots(81, 81, 0, &tallies)).unwrap();
+    let before = s.history.len();
     let e = s
         .act(
             "社区党组织",
@@ -664,6 +679,7 @@ fn r2_14_quorum_81_of_100_accepted() {
         .act("社区党组织", &p("等额选举书记副书记"), ballots(80, 80, 0, &[("王建国", 70), ("李红梅", 60)]))
         .unwrap_err();
     assert_eq!(e.code(), "R014");
+    assert_eq!(s.history.len(), before, "refused votes record nothing");
     s.act("社区党组织", &p("等额选举书记副书记"), ballots(81, 81, 0, &[("王建国", 70), ("李红梅", 60)])).unwrap();
     assert_eq!(elected(&s, &p("等额选举书记副书记")), ["王建国", "李红梅"]);
 }

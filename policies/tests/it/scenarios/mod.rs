@@ -9,6 +9,7 @@ mod committee_standardisation;
 mod community_access;
 mod community_assessment;
 mod election;
+mod election_congress;
 mod offices;
 mod property_service;
 mod reform_pilot;
