@@ -65,6 +65,12 @@ pub enum EvalError {
     Calendar {
         message: String,
     },
+    /// R0.2: working days counted into a year whose calendar is not published yet. Not a fault
+    /// of the policy: the engine waits for the year (待{year}年日历公布).
+    YearNotCovered {
+        year: i32,
+        message: String,
+    },
 }
 
 impl fmt::Display for EvalError {
@@ -78,7 +84,7 @@ impl fmt::Display for EvalError {
             EvalError::Mismatch { what } => write!(f, "operands do not fit: {what}"),
             EvalError::DateOutOfRange => f.write_str("the date is out of range"),
             EvalError::NoCalendar => f.write_str("working days need a calendar"),
-            EvalError::Calendar { message } => f.write_str(message),
+            EvalError::Calendar { message } | EvalError::YearNotCovered { message, .. } => f.write_str(message),
         }
     }
 }

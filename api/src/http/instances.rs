@@ -153,6 +153,11 @@ pub struct StepView {
     pub window_opens: Option<DateTime<Utc>>,
     /// Acting is allowed before this instant.
     pub window_closes: Option<DateTime<Utc>>,
+    /// R0.2: the window counts working days into this year, whose calendar is not published
+    /// yet; `window_opens` / `window_closes` are null and acting is refused (R027) until the
+    /// year is added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_awaiting_calendar: Option<i32>,
     pub due_at: Option<DateTime<Utc>>,
     /// R0.2: the deadline counts working days into this year, whose calendar is not published
     /// yet; `due_at` is null until the year is added.
@@ -809,6 +814,7 @@ fn step_view(key: &str, def: &ir::Node, n: &NodeState) -> StepView {
         closed_at: n.closed_at,
         window_opens: n.window.map(|w| w.0),
         window_closes: n.window.map(|w| w.1),
+        window_awaiting_calendar: n.window_awaiting.map(|w| w.year),
         due_at: n.due_at,
         due_awaiting_calendar: awaiting_year(n),
         due_note: awaiting_year(n).map(awaiting_words),

@@ -159,7 +159,8 @@ async fn render_act(
         "open": n.status == NodeStatus::Open,
         "roles": def.roles.join("、"),
         "due": super::due_text(n.due_at, crate::http::instances::awaiting_year(n), offset, super::lang(headers)),
-        "window": n.window.map(|w| format!("{} – {}", local(Some(w.0), offset).unwrap_or_default(), local(Some(w.1), offset).unwrap_or_default())),
+        "window": n.window.map(|w| format!("{} – {}", local(Some(w.0), offset).unwrap_or_default(), local(Some(w.1), offset).unwrap_or_default()))
+            .or_else(|| n.window_awaiting.map(|w| super::awaiting_calendar(w.year, super::lang(headers)))),
         "overdue": n.overdue,
         "key": key,
         "fields": fields,

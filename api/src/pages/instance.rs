@@ -162,8 +162,9 @@ pub(super) async fn render(
                 "done": s.status == "done",
                 "open": s.status == "open",
                 "late": late,
-                "window": match (s.window_opens, s.window_closes) {
-                    (Some(a), Some(b)) => Some(format!("{} – {}", local(Some(a), tz).unwrap_or_default(), local(Some(b), tz).unwrap_or_default())),
+                "window": match (s.window_opens, s.window_closes, s.window_awaiting_calendar) {
+                    (Some(a), Some(b), _) => Some(format!("{} – {}", local(Some(a), tz).unwrap_or_default(), local(Some(b), tz).unwrap_or_default())),
+                    (_, _, Some(year)) => Some(super::awaiting_calendar(year, lang)),
                     _ => None,
                 },
                 "due": super::due_text(s.due_at, s.due_awaiting_calendar, tz, lang),

@@ -1,14 +1,17 @@
 //! R0.2: periods waiting for a year's working-day calendar (待公布的工作日历).
 //!
-//! A deadline or a minimum duration whose working-day count reaches a year the calendar does
+//! A window, a deadline or a minimum duration whose working-day count reaches a year the calendar does
 //! not hold is never guessed from weekdays, and never stops the step either: the step opens, its
 //! deadline reads "awaiting the YYYY calendar" (`Event::DeadlineAwaitingCalendar`), and when an
 //! administrator adds the year (`Command::CalendarAdded`) each waiting period is computed from
 //! the event it counts from, recorded in the instance's own history with the notice and who
 //! added it (`Event::CalendarApplied`). The deadline's timers then follow from the state as any
-//! other's (`pending_timers`).
+//! other's (`pending_timers`). A step whose window waits cannot be acted on (R027: whether it is
+//! open is not known), and its deadline and minimum duration wait with it, since they count
+//! from the window's opening.
 
-use super::period::{self, PeriodEnd};
+use super::open::Window;
+use super::period::PeriodEnd;
 use super::{AwaitingCalendar, CalendarNotice, Decision, Event, NodeStatus, Refusal, State};
 
 /// Folds the three events of this module.
@@ -26,8 +29,18 @@ pub(super) fn apply(state: &mut State, event: &Event) {
                 n.min_awaiting = Some(AwaitingCalendar { year: *year, from: *from });
             }
         }
-        Event::CalendarApplied { node, due_at, min_until, .. } => {
+        Event::WindowAwaitingCalendar { node, year, from } => {
             if let Some(n) = state.nodes.get_mut(node) {
+                n.window = None;
+                n.window_awaiting = Some(AwaitingCalendar { year: *year, from: *from });
+            }
+        }
+        Event::CalendarApplied { node, due_at, min_until, window, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                if let Some(w) = window {
+                    n.window = Some(*w);
+                    n.window_awaiting = None;
+                }
                 if let Some(at) = due_at {
                     n.due_at = Some(*at);
                     n.due_awaiting = None;
@@ -43,32 +56,39 @@ pub(super) fn apply(state: &mut State, event: &Event) {
 }
 
 impl Decision<'_> {
-    /// `year` was added to the calendar: compute every open step's periods that waited for it.
+    /// `year` was added to the calendar: compute every open step's window and periods that
+    /// waited for it — parents before children, since a step's clock starts no earlier than the
+    /// windows around it (`clock_start`).
     pub(super) fn calendar_added(&mut self, year: i32, notice: &CalendarNotice, added_by: &str) -> Result<(), Refusal> {
-        let waiting: Vec<(String, Option<AwaitingCalendar>, Option<AwaitingCalendar>)> = self
-            .state
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.status == NodeStatus::Open)
-            .map(|(k, n)| {
-                let due = n.due_awaiting.filter(|w| w.year == year);
-                let min = n.min_awaiting.filter(|w| w.year == year);
-                (k.clone(), due, min)
-            })
-            .filter(|(_, due, min)| due.is_some() || min.is_some())
-            .collect();
-        let offset = self.ctx.program.offset;
-        for (key, due_wait, min_wait) in waiting {
-            let Some(def) = self.state.nodes.get(&key).and_then(|n| self.ctx.program.node(&n.def)) else { continue };
+        for key in self.order() {
+            let Some(n) = self.state.nodes.get(&key).filter(|n| n.status == NodeStatus::Open) else { continue };
+            let waits = |w: Option<AwaitingCalendar>| w.filter(|w| w.year == year);
+            let (window_wait, due_wait, min_wait) =
+                (waits(n.window_awaiting), waits(n.due_awaiting), waits(n.min_awaiting));
+            if window_wait.is_none() && due_wait.is_none() && min_wait.is_none() {
+                continue;
+            }
+            let own_window = n.window;
+            let Some(def) = self.ctx.program.node(&n.def) else { continue };
+            let window = match window_wait {
+                Some(_) => self.window_of(&key, def)?,
+                None => None,
+            };
+            let own = match window {
+                Some(Window::At(from, to)) => Some((from, to)),
+                _ => own_window,
+            };
+            let start = |from| match window {
+                Some(Window::AwaitingCalendar(next)) => Err(next),
+                _ => self.clock_start(&key, own, from),
+            };
             let due = match (due_wait, &def.deadline) {
-                (Some(w), Some(d)) => self.deadline(&key, d, w.from)?.map(|end| (end, w.from)),
+                (Some(w), Some(d)) => self.deadline_from(&key, d, start(w.from))?.map(|end| (end, w.from)),
                 _ => None,
             };
-            let min = match (min_wait, def.min_duration) {
-                (Some(w), Some(span)) => {
-                    Some((period::period_end(self.ctx.calendar, offset, w.from, span, false)?, w.from))
-                }
-                _ => None,
+            let min = match min_wait {
+                Some(w) => self.min_from(def, start(w.from))?.map(|end| (end, w.from)),
+                None => None,
             };
             let at = |end: Option<(PeriodEnd, _)>| match end {
                 Some((PeriodEnd::At(at), _)) => Some(at),
@@ -81,8 +101,15 @@ impl Decision<'_> {
                 added_by: added_by.to_string(),
                 due_at: at(due),
                 min_until: at(min),
+                window: match window {
+                    Some(Window::At(from, to)) => Some((from, to)),
+                    _ => None,
+                },
             });
             // A long period may reach a further year still missing: it waits for that one now.
+            if let (Some(Window::AwaitingCalendar(next)), Some(w)) = (window, window_wait) {
+                self.emit(Event::WindowAwaitingCalendar { node: key.clone(), year: next, from: w.from });
+            }
             if let Some((PeriodEnd::AwaitingCalendar { year: next }, from)) = due {
                 self.emit(Event::DeadlineAwaitingCalendar { node: key.clone(), year: next, from });
             }

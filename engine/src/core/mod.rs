@@ -17,6 +17,7 @@ mod breach;
 pub mod cycles;
 mod join;
 mod model;
+mod open;
 pub mod period;
 #[cfg(test)]
 mod period_tests;
@@ -179,10 +180,12 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 n.min_until = *min_until;
                 n.due_awaiting = None;
                 n.min_awaiting = None;
+                n.window_awaiting = None;
             }
         }
         Event::DeadlineAwaitingCalendar { .. }
         | Event::MinDurationAwaitingCalendar { .. }
+        | Event::WindowAwaitingCalendar { .. }
         | Event::CalendarApplied { .. } => awaiting::apply(state, event),
         Event::Skipped { node, .. } => {
             if let Some(n) = state.nodes.get_mut(node) {
@@ -314,6 +317,7 @@ impl NodeState {
             min_until: None,
             due_awaiting: None,
             min_awaiting: None,
+            window_awaiting: None,
             round: 0,
             acts: Vec::new(),
             form: None,
@@ -447,7 +451,7 @@ fn reminders(ctx: Context, def: &ir::Node, due: DateTime<Utc>) -> Vec<DateTime<U
 
 fn eval_refusal(e: EvalError) -> Refusal {
     match e {
-        EvalError::Calendar { message } => Refusal::Calendar { message },
+        EvalError::Calendar { message } | EvalError::YearNotCovered { message, .. } => Refusal::Calendar { message },
         other => Refusal::Evaluation { message: other.to_string() },
     }
 }
@@ -486,7 +490,7 @@ impl Env for NodeEnv<'_> {
         self.state.nodes.get(node)?.form.as_ref()?.get(field).cloned()
     }
     fn add_workdays(&self, date: NaiveDate, n: i64) -> Result<NaiveDate, EvalError> {
-        self.calendar.add_workdays(date, n).map_err(|e| EvalError::Calendar { message: e.to_string() })
+        self.calendar.add_workdays(date, n).map_err(period::eval_error)
     }
 }
 
@@ -749,108 +753,6 @@ impl<'a> Decision<'a> {
         })
     }
 
-    fn open(&mut self, key: &str, def: &ir::Node) -> Result<(), Refusal> {
-        if let Some(guard) = &def.guard {
-            let v = eval::eval(guard, &self.env(key, None, None)).map_err(eval_refusal)?;
-            if v == Value::Bool(false) {
-                self.emit(Event::Skipped { node: key.to_string(), reason: "its `when` condition is false".into() });
-                return Ok(());
-            }
-        }
-        let is_template = def.for_each.is_some() && self.state.nodes.get(key).is_some_and(|n| n.element.is_none());
-        if is_template {
-            let Some(fe) = &def.for_each else { return Ok(()) };
-            let list = eval::eval(&fe.list, &self.env(key, None, None)).map_err(eval_refusal)?;
-            let Value::List(items) = list else {
-                return Err(Refusal::Evaluation { message: format!("`for` over `{list}`, which is not a list") });
-            };
-            let copies = items.into_iter().enumerate().map(|(i, v)| (format!("{key}[{i}]"), v)).collect();
-            self.emit(Event::Expanded { def: key.to_string(), copies });
-            return self.bind_copies(key, def);
-        }
-        let env = self.env(key, None, None);
-        let offset = self.ctx.program.offset;
-        let window = match &def.window {
-            Some(w) => {
-                let from = date_of(eval::eval(&w.from, &env).map_err(eval_refusal)?)?;
-                let to = date_of(eval::eval(&w.to, &env).map_err(eval_refusal)?)?;
-                let end = to.succ_opt().ok_or_else(|| Refusal::Evaluation { message: "date out of range".into() })?;
-                Some((day_start(offset, from)?, day_start(offset, end)?))
-            }
-            None => None,
-        };
-        // The clock starts when the step opens, or when its window, or that of a phase around it
-        // (where it cannot be acted on before), opens if that is later (R1.1).
-        let mut start = window.map_or(self.now, |(from, _)| from.max(self.now));
-        let mut parent = def.parent.clone();
-        while let Some(p) = parent {
-            if let Some((from, _)) = self.state.nodes.get(&p).and_then(|n| n.window) {
-                start = start.max(from);
-            }
-            parent = self.ctx.program.node(&p).and_then(|n| n.parent.clone());
-        }
-        // A step passed on keeps the owner's limit it had (R3.5).
-        let kept = self.state.nodes.get(key).and_then(|n| n.kept_limit);
-        let due = match (&def.deadline, kept) {
-            (_, Some(limit)) => Some(period::PeriodEnd::At(limit)),
-            (Some(d), None) => self.deadline(key, d, start)?,
-            (None, None) => None,
-        };
-        // R0.1: a minimum duration counts like any period: from the day after `start`, to 24:00
-        // of its last day (a notice posted 04-05 10:00 for 3 days may close at 04-09 00:00).
-        let min = match def.min_duration {
-            Some(span) => {
-                let span = self.resolved_span(def, span, amounts::Which::Min)?;
-                Some(period::period_end(self.ctx.calendar, offset, start, span, false)?)
-            }
-            None => None,
-        };
-        let instant = |end: Option<period::PeriodEnd>| match end {
-            Some(period::PeriodEnd::At(at)) => Some(at),
-            _ => None,
-        };
-        let (due_at, min_until) = (instant(due), instant(min));
-        self.emit(Event::Opened { node: key.to_string(), window, due_at, min_until });
-        // R0.2: a count into a year without its calendar does not stop the step: it waits.
-        if let Some(period::PeriodEnd::AwaitingCalendar { year }) = due {
-            self.emit(Event::DeadlineAwaitingCalendar { node: key.to_string(), year, from: start });
-        }
-        if let Some(period::PeriodEnd::AwaitingCalendar { year }) = min {
-            self.emit(Event::MinDurationAwaitingCalendar { node: key.to_string(), year, from: start });
-        }
-        Ok(())
-    }
-
-    /// When a deadline falls: the end of its last day, in the policy's zone.
-    fn deadline(
-        &self,
-        key: &str,
-        d: &ir::Deadline,
-        start: DateTime<Utc>,
-    ) -> Result<Option<period::PeriodEnd>, Refusal> {
-        let offset = self.ctx.program.offset;
-        let env = self.env(key, None, None);
-        let (base, span, roll) = match d {
-            ir::Deadline::AfterOpen { span, roll } => (start.with_timezone(&offset).date_naive(), *span, *roll),
-            ir::Deadline::AfterDone { node, span, roll } => {
-                match self.state.nodes.get(node).and_then(|n| n.closed_at) {
-                    Some(at) => (at.with_timezone(&offset).date_naive(), *span, *roll),
-                    None => return Ok(None),
-                }
-            }
-            ir::Deadline::At { date } => {
-                let day = date_of(eval::eval(date, &env).map_err(eval_refusal)?)?;
-                return period::end_of_day(offset, day).map(|at| Some(period::PeriodEnd::At(at)));
-            }
-        };
-        let span = match self.state.nodes.get(key).and_then(|n| self.ctx.program.node(&n.def)) {
-            Some(def) => self.resolved_span(def, span, amounts::Which::Due)?,
-            None => span,
-        };
-        // R0.1: the same rule as every period (`period::period_end`).
-        period::period_end_from_day(self.ctx.calendar, offset, base, span, roll).map(Some)
-    }
-
     fn act(&mut self, actor: &Actor, key: &str, action: &Action, comment: Option<&str>) -> Result<(), Refusal> {
         let Some(n) = self.state.nodes.get(key) else {
             return Err(Refusal::UnknownStep { node: key.to_string() });
@@ -1055,6 +957,9 @@ impl<'a> Decision<'a> {
         let mut cur = Some(key.to_string());
         while let Some(k) = cur {
             let Some(n) = self.state.nodes.get(&k) else { break };
+            if let Some(w) = n.window_awaiting {
+                return Err(Refusal::WindowAwaitingCalendar { node: key.into(), year: w.year });
+            }
             if let Some((from, to)) = n.window {
                 if self.now < from {
                     return Err(Refusal::WindowNotOpen { node: key.into(), opens: local(from, offset) });

@@ -236,6 +236,10 @@ pub struct NodeState {
     /// R0.2: the minimum duration waits for this year's calendar (never with `min_until`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_awaiting: Option<AwaitingCalendar>,
+    /// R0.2: the step's window is written in working days into this year, whose calendar is
+    /// not published: nobody knows yet whether it is open, so acting waits (never with `window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_awaiting: Option<AwaitingCalendar>,
     /// How many times the step was reopened by a return.
     pub round: u32,
     pub acts: Vec<Act>,
@@ -420,9 +424,16 @@ pub enum Event {
         year: i32,
         from: DateTime<Utc>,
     },
+    /// R0.2: the step's window counts working days into `year`, whose calendar is not loaded:
+    /// the step is open but cannot be acted on until the year is added.
+    WindowAwaitingCalendar {
+        node: String,
+        year: i32,
+        from: DateTime<Utc>,
+    },
     /// R0.2: the year's calendar was added (by `added_by`, transcribing `notice`): the step's
-    /// waiting periods are computed. `due_at` / `min_until` are set when they now end in a
-    /// covered year.
+    /// waiting periods are computed. `window`, `due_at` / `min_until` are set when they now end
+    /// in a covered year.
     CalendarApplied {
         node: String,
         year: i32,
@@ -432,6 +443,8 @@ pub enum Event {
         due_at: Option<DateTime<Utc>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_until: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<(DateTime<Utc>, DateTime<Utc>)>,
     },
     InstanceCompleted,
     InstanceRejected {
@@ -491,6 +504,7 @@ impl Event {
             Event::WindowClosed { .. } => "window_closed",
             Event::DeadlineAwaitingCalendar { .. } => "deadline_awaiting_calendar",
             Event::MinDurationAwaitingCalendar { .. } => "min_duration_awaiting_calendar",
+            Event::WindowAwaitingCalendar { .. } => "window_awaiting_calendar",
             Event::CalendarApplied { .. } => "calendar_applied",
             Event::InstanceCompleted => "instance_completed",
             Event::InstanceRejected { .. } => "instance_rejected",
@@ -524,6 +538,7 @@ impl Event {
             | Event::WindowClosed { node, .. }
             | Event::DeadlineAwaitingCalendar { node, .. }
             | Event::MinDurationAwaitingCalendar { node, .. }
+            | Event::WindowAwaitingCalendar { node, .. }
             | Event::CalendarApplied { node, .. }
             | Event::InstanceRejected { node } => Some(node),
             Event::Returned { from, .. } => Some(from),

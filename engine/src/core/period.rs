@@ -61,6 +61,16 @@ pub enum DayOrYear {
     AwaitingCalendar(i32),
 }
 
+/// A calendar's answer as the expression evaluator reports it: a year not covered is waited for
+/// (R0.2), anything else is a fault.
+pub fn eval_error(e: CalendarError) -> civicflow_dsl::eval::EvalError {
+    use civicflow_dsl::eval::EvalError;
+    match e {
+        CalendarError::YearNotCovered { year, .. } => EvalError::YearNotCovered { year, message: e.to_string() },
+        other => EvalError::Calendar { message: other.to_string() },
+    }
+}
+
 fn calendar_result(e: CalendarError) -> Result<DayOrYear, Refusal> {
     match e {
         CalendarError::YearNotCovered { year, .. } => Ok(DayOrYear::AwaitingCalendar(year)),

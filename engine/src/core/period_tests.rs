@@ -204,6 +204,7 @@ fn r0_2_adding_the_year_computes_the_deadline_and_records_who_added_it() {
             added_by: "admin-1".into(),
             due_at: Some(due),
             min_until: None,
+            window: None,
         }]
     );
     assert_eq!(s.history.len(), before + 1);
@@ -255,4 +256,109 @@ fn r0_2_a_year_added_that_is_not_awaited_records_nothing() {
     let mut s = Simulation::new(TEN_WORKDAYS, "2026-10-12 10:00").unwrap();
     s.start(&[]).unwrap();
     assert_eq!(s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap(), vec![]);
+}
+
+/// A window and a date deadline written in working days from a date parameter: with 开始 =
+/// 2026-12-21, `开始 + 10 workdays` is in 2027 (12-22 … 12-31 are 8 working days).
+const WINDOW_IN_WORKDAYS: &str = r#"
+policy p {
+  param 开始: date = 2026-12-21
+  role 街道
+  phase 阶段 {
+    window 开始 + 10 workdays .. 开始 + 15 workdays
+    step 甲: task { by 街道 due 3 days }
+  }
+  step 乙: task { by 街道 window 开始 .. 开始 + 10 workdays min 2 days }
+  step 丙: task { by 街道 due 开始 + 10 workdays }
+}"#;
+
+#[test]
+fn r0_2_a_window_in_working_days_waits_for_its_year() {
+    let mut s = Simulation::new(WINDOW_IN_WORKDAYS, "2026-12-21 10:00").unwrap();
+    s.start(&[]).unwrap();
+    let opened = utc("2026-12-21T10:00:00+08:00");
+    let wait = Some(AwaitingCalendar { year: 2027, from: opened });
+    // Every step opens; none is refused at opening (was R022).
+    for key in ["阶段", "阶段/甲", "乙", "丙"] {
+        assert_eq!(s.state.nodes[key].status, NodeStatus::Open, "{key}");
+    }
+    assert_eq!((s.state.nodes["阶段"].window, s.state.nodes["阶段"].window_awaiting), (None, wait));
+    assert_eq!((s.state.nodes["乙"].window, s.state.nodes["乙"].window_awaiting), (None, wait));
+    // 甲 counts from the phase's window, 乙's minimum from its own: both wait with the window.
+    assert_eq!(s.state.nodes["阶段/甲"].due(), Due::AwaitingCalendar { year: 2027 });
+    assert_eq!(s.state.nodes["乙"].min_awaiting, wait);
+    // `due 开始 + 10 workdays` is a deadline like any other: awaiting the 2027 calendar.
+    assert_eq!(s.state.nodes["丙"].due(), Due::AwaitingCalendar { year: 2027 });
+    assert_eq!(pending_timers(s.ctx(), &s.state), vec![]);
+    // Whether a waiting window is open is not known: acting is refused, nothing recorded.
+    s.advance_to("2026-12-23 09:00").unwrap();
+    let before = s.history.len();
+    for key in ["阶段/甲", "乙"] {
+        let refusal = s.act("街道", key, Action::Complete { report: "完成".into() }).unwrap_err();
+        assert_eq!(refusal.code(), "R027");
+        assert_eq!(
+            refusal.to_string(),
+            format!(
+                "step `{key}` cannot be acted on yet: its window counts working days into 2027, whose \
+                 working-day calendar is not published yet (awaiting the 2027 calendar, 待2027年日历公布)"
+            )
+        );
+    }
+    assert_eq!(s.history.len(), before, "a refusal records nothing");
+
+    s.advance_to("2026-12-28 09:00").unwrap();
+    let events = s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap();
+    let applied = |node: &str, window, due_at, min_until| Event::CalendarApplied {
+        node: node.into(),
+        year: 2027,
+        notice: notice(),
+        added_by: "admin-1".into(),
+        due_at,
+        min_until,
+        window,
+    };
+    // The 10th working day is Tuesday 2027-01-05 (01-01 … 01-03 off), the 15th Tuesday 01-12.
+    let phase = (utc("2027-01-05T00:00:00+08:00"), utc("2027-01-13T00:00:00+08:00"));
+    let own = (utc("2026-12-21T00:00:00+08:00"), utc("2027-01-06T00:00:00+08:00"));
+    assert_eq!(
+        events,
+        vec![
+            applied("阶段", Some(phase), None, None),
+            // 甲's clock starts when the phase's window opens: 01-05 + 3 days ends 01-08 24:00.
+            applied("阶段/甲", None, Some(utc("2027-01-09T00:00:00+08:00")), None),
+            // 乙's window opened before the step did: its minimum counts from the opening.
+            applied("乙", Some(own), None, Some(utc("2026-12-24T00:00:00+08:00"))),
+            applied("丙", None, Some(utc("2027-01-06T00:00:00+08:00")), None),
+        ]
+    );
+    assert_eq!(s.state.nodes["乙"].window_awaiting, None);
+    assert_eq!(
+        pending_timers(s.ctx(), &s.state),
+        vec![
+            Timer { node: "丙".into(), kind: TimerKind::Due, at: utc("2027-01-06T00:00:00+08:00") },
+            Timer { node: "乙".into(), kind: TimerKind::WindowCloses, at: own.1 },
+            Timer { node: "阶段/甲".into(), kind: TimerKind::Due, at: utc("2027-01-09T00:00:00+08:00") },
+        ]
+    );
+    // The windows now decide as any other: 甲 before its phase opens, 乙 inside its own.
+    assert_eq!(
+        s.act("街道", "阶段/甲", Action::Complete { report: "完成".into() }).unwrap_err().to_string(),
+        "step `阶段/甲` cannot be acted on before 2027-01-05 00:00 +08:00 (its window)"
+    );
+    s.act("街道", "乙", Action::Complete { report: "完成".into() }).unwrap();
+    assert_eq!(s.state.nodes["乙"].status, NodeStatus::Done);
+    assert_eq!(s.replayed(), s.state);
+}
+
+#[test]
+fn r0_2_a_minimum_from_a_parameter_waiting_for_its_year_counts_the_parameter() {
+    // `min 公示天数 workdays` with 公示天数 = 10: the same 2027-01-06 00:00 as `min 10 workdays`.
+    let src = "policy p {\n  param 公示天数: int >= 0 = 10\n  role 街道\n  step 甲: filing { by 街道 min 公示天数 workdays }\n}";
+    let mut s = Simulation::new(src, "2026-12-21 10:00").unwrap();
+    s.start(&[]).unwrap();
+    let events = s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap();
+    assert!(matches!(
+        &events[..],
+        [Event::CalendarApplied { min_until: Some(at), .. }] if *at == utc("2027-01-06T00:00:00+08:00")
+    ));
 }

@@ -1252,7 +1252,7 @@ impl Env for Oracle<'_> {
         self.state.nodes.get(node)?.form.as_ref()?.get(field).cloned()
     }
     fn add_workdays(&self, date: NaiveDate, n: i64) -> Result<NaiveDate, EvalError> {
-        self.fx.calendar.add_workdays(date, n).map_err(|e| EvalError::Calendar { message: e.to_string() })
+        self.fx.calendar.add_workdays(date, n).map_err(super::period::eval_error)
     }
 }
 

@@ -140,6 +140,12 @@ pub enum Refusal {
         node: String,
         year: i32,
     },
+    /// R0.2: the step's window counts working days into a year whose calendar is not published
+    /// yet: whether it is open is not known until the year is added.
+    WindowAwaitingCalendar {
+        node: String,
+        year: i32,
+    },
     /// R2.12, R2.17, R2.20: the tallies name candidates other than the approved list.
     BallotNotApproved {
         node: String,
@@ -238,6 +244,7 @@ impl Refusal {
             Refusal::StaleTimer { .. } => "R024",
             Refusal::NotYourTurn { .. } => "R025",
             Refusal::MinDurationAwaitingCalendar { .. } => "R026",
+            Refusal::WindowAwaitingCalendar { .. } => "R027",
             Refusal::NegativeDuration { .. } => "R045",
             Refusal::QuotaExceeded { .. } => "R040",
             Refusal::PrerequisiteMissing { .. } => "R041",
@@ -270,6 +277,7 @@ impl Refusal {
             | Refusal::StaleTimer { .. }
             | Refusal::NotYourTurn { .. }
             | Refusal::MinDurationAwaitingCalendar { .. }
+            | Refusal::WindowAwaitingCalendar { .. }
             | Refusal::PrerequisiteMissing { .. }
             | Refusal::NoNextCycleDue { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
@@ -328,6 +336,11 @@ impl fmt::Display for Refusal {
             Refusal::MinDurationAwaitingCalendar { node, year } => write!(
                 f,
                 "step `{node}` cannot end yet: its minimum duration counts working days into {year}, \
+                 whose working-day calendar is not published yet (awaiting the {year} calendar, 待{year}年日历公布)"
+            ),
+            Refusal::WindowAwaitingCalendar { node, year } => write!(
+                f,
+                "step `{node}` cannot be acted on yet: its window counts working days into {year}, \
                  whose working-day calendar is not published yet (awaiting the {year} calendar, 待{year}年日历公布)"
             ),
             Refusal::BallotNotApproved { node, list: approved, extra, missing } => {
