@@ -146,6 +146,17 @@ impl Checker {
                     );
                     return None;
                 }
+                // An office is named by text: each copy's element must be one (E0113).
+                let typed: Vec<(String, Type)> = self
+                    .out
+                    .nodes
+                    .iter()
+                    .filter(|n| n.roles.contains(&role.name))
+                    .filter_map(|n| self.item_types.get(&n.id).map(|t| (n.name.clone(), t.clone())))
+                    .collect();
+                for (step, ty) in typed {
+                    self.text_source(role, &ty, bound.span, &format!("the items of `{step}`'s `for`"))?;
+                }
                 Some(ir::RoleBinding::Item)
             }
         }
@@ -194,7 +205,7 @@ impl Checker {
                 format!("role `{}` is bound by {what}, which is `{ty}`, not `text`", role.name),
             )
             .with_label(format!("`{ty}`"))
-            .with_help("an office is named by text: bind the role to a `text` parameter or form field"),
+            .with_help("an office is named by text: bind the role to a `text` parameter or form field, or fan out over a `list<text>`"),
         );
         None
     }

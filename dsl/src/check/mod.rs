@@ -137,6 +137,8 @@ pub(crate) struct Checker {
     inline: HashMap<String, Expr>,
     /// Spans of `when` clauses whose condition is constantly false.
     pub(crate) never: Vec<(String, Span)>,
+    /// The element type of each fan-out (`for x in LIST`), by node id, for `bound by item`.
+    pub(crate) item_types: HashMap<String, Type>,
 }
 
 impl Default for ir::Policy {
@@ -651,6 +653,7 @@ impl Checker {
                 if let Some((expr, ty)) = self.expr(list, &scope, ctx) {
                     match ty {
                         Type::List { of } => {
+                            self.item_types.insert(node.id.clone(), (*of).clone());
                             let mut frame = HashMap::new();
                             frame.insert(
                                 var.name.clone(),
