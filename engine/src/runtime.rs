@@ -274,15 +274,28 @@ impl Runtime {
                 Command::Fire { at, .. } => *at,
                 _ => self.clock.now(),
             };
-            let facts = self.facts(id, &program, &state, command).await?;
+            let mut facts = self.facts(id, &program, &state, command).await?;
             let calendar = self.calendar();
             let ctx = Self::ctx(&program, &calendar);
-            let (events, next) =
+            let (mut events, mut next) =
                 core::decide_with_facts(ctx, &state, command, now, &facts).map_err(RuntimeError::Refused)?;
+            let spawn = match self.spawn_next(id, &program, &state, &events, &BTreeMap::new(), now).await {
+                // R0.3: a next cycle that cannot start is recorded as refused, once, rather than
+                // retried after every lease with nothing to show for it.
+                Err(RuntimeError::Refused(r))
+                    if matches!(command, Command::Fire { kind: TimerKind::NextCycle, .. }) =>
+                {
+                    facts.next_cycle_refused = Some((r.code().to_string(), r.to_string()));
+                    (events, next) =
+                        core::decide_with_facts(ctx, &state, command, now, &facts).map_err(RuntimeError::Refused)?;
+                    None
+                }
+                other => other?,
+            };
             let mut commit = self.commit_for(id, ctx, &state, &events, &next, now, fire, idem.as_ref(), actor)?;
             commit.counters.extend(self.quota_counters(&program, &state, &next, &facts));
             commit.released.extend(self.quota_released(&program, &state, &next));
-            commit.spawn = self.spawn_next(id, &program, &state, &events, &BTreeMap::new(), now).await?;
+            commit.spawn = spawn;
             match self.committer.commit(commit).await {
                 Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),
                 // Lost a race for the instance or for a quota's last place: decide again on

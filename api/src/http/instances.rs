@@ -115,6 +115,10 @@ pub struct InstanceView {
     /// The role whose task it is to start the next cycle (it needs fresh parameters), until it
     /// is started.
     pub next_cycle_awaiting: Option<String>,
+    /// The next cycle fell due but could not open by itself: the refusal's code and words
+    /// (event `next_cycle_refused`); recorded once, not retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cycle_refused: Option<String>,
 }
 
 /// Start the next cycle (R0.3) with the parameters it needs afresh.
@@ -792,6 +796,7 @@ pub fn view(
             .or_else(|| civicflow_engine::core::cycles::next_due_in(program, core).map(|(_, at)| at)),
         next_cycle: core.cycle.next.as_ref().map(|n| n.instance.clone()),
         next_cycle_awaiting: core.cycle.next.as_ref().filter(|n| !n.opened).and_then(|n| n.awaiting.clone()),
+        next_cycle_refused: core.cycle.next.as_ref().and_then(|n| n.refused.clone()),
     }
 }
 

@@ -206,9 +206,12 @@ pub(super) async fn render(
         "previous": view.previous,
         "previous_href": view.previous.as_ref().map(|p| format!("/instances/{}", enc(p))),
         "next_cycle_due": view.next_cycle_due.map(|d| local(Some(d), tz)),
-        "next_cycle": view.next_cycle,
+        // The next cycle's id links only once it exists (not while it waits to be started or
+        // after it could not open).
+        "next_cycle": view.next_cycle.as_ref().filter(|_| view.next_cycle_awaiting.is_none() && view.next_cycle_refused.is_none()),
         "next_cycle_href": view.next_cycle.as_ref().map(|p| format!("/instances/{}", enc(p))),
         "next_cycle_awaiting": view.next_cycle_awaiting,
+        "next_cycle_refused": view.next_cycle_refused,
         "today": local(Some(now), tz),
         "today_at": fmt(pct(now)),
         "from": local(Some(lo), tz),

@@ -411,6 +411,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("previous_cycle", "上一周期", "Previous cycle"),
     ("next_cycle", "下一周期", "Next cycle due"),
     ("next_cycle_awaiting", "待启动,负责:", "to be started by"),
+    ("next_cycle_refused", "未能自动开启:", "could not open:"),
     ("start_next_cycle", "启动下一周期", "Start the next cycle"),
     ("opened", "开始", "Opened"),
     ("closed", "完成", "Closed"),

@@ -256,8 +256,8 @@ impl fmt::Display for CalendarError {
             CalendarError::YearNotCovered { year, covered } => write!(
                 f,
                 "no working-day calendar for {year} (covered: {}); working days in {year} are \
-                 not guessed from weekdays: add {year}.json to a calendar directory \
-                 (Calendar::load_dir)",
+                 not guessed from weekdays: an administrator adds the year \
+                 (`civicflow calendar add {year}.json`)",
                 year_ranges(covered)
             ),
             CalendarError::OutOfRange { date, days } => {

@@ -174,8 +174,8 @@ fn year_2003_is_not_covered() {
     assert_eq!(
         err.to_string(),
         "no working-day calendar for 2003 (covered: 2004-2026); working days in \
-         2003 are not guessed from weekdays: add 2003.json to a calendar directory \
-         (Calendar::load_dir)"
+         2003 are not guessed from weekdays: an administrator adds the year \
+         (`civicflow calendar add 2003.json`)"
     );
 }
 
@@ -199,7 +199,7 @@ fn an_empty_calendar_covers_nothing() {
     assert_eq!(
         err.to_string(),
         "no working-day calendar for 2026 (covered: no years); working days in 2026 are not \
-         guessed from weekdays: add 2026.json to a calendar directory (Calendar::load_dir)"
+         guessed from weekdays: an administrator adds the year (`civicflow calendar add 2026.json`)"
     );
 }
 

@@ -65,6 +65,9 @@ pub struct NextCycle {
     /// The role whose task it is to start it (下一周期待启动), while it is not opened.
     pub awaiting: Option<String>,
     pub opened: bool,
+    /// It could not open by itself: the refusal's code and words (`Event::NextCycleRefused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// What the store knows about other instances, passed into `decide`.
@@ -78,6 +81,9 @@ pub struct Facts {
     pub quotas: BTreeMap<String, QuotaCount>,
     /// Per [`PrerequisiteQuery::key`]: what the store found.
     pub prerequisites: BTreeMap<String, Found>,
+    /// For a next-cycle timer: the new instance could not start (its refusal's code and words),
+    /// so the due cycle is recorded as refused instead of retried for ever.
+    pub next_cycle_refused: Option<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -323,6 +329,11 @@ pub(super) fn fire(d: &mut Decision, node: &str, at: DateTime<Utc>) -> Result<()
     };
     let number = d.state.cycle.number() + 1;
     let instance = next_instance_id(id, number);
+    if let Some((code, reason)) = d.facts.next_cycle_refused.clone() {
+        // Recorded once, visible on the instance; the role that may start a cycle gets the task.
+        d.emit(Event::NextCycleRefused { cycle: number, instance, due_at: at, code, reason, role: cycle.by.clone() });
+        return Ok(());
+    }
     match (&cycle.by, cycle.fresh.is_empty()) {
         (Some(role), false) => d.emit(Event::NextCycleDue { cycle: number, instance, due_at: at, role: role.clone() }),
         _ => d.emit(Event::NextCycleOpened { cycle: number, instance, due_at: at }),
@@ -345,7 +356,11 @@ pub fn start_next(
         return Err(Refusal::NoNextCycleDue { detail: format!("it was opened already as `{}`", next.instance) });
     }
     let Some(role) = &next.awaiting else {
-        return Err(Refusal::NoNextCycleDue { detail: "it opens by itself".into() });
+        let detail = match &next.refused {
+            Some(why) => format!("it could not open ({why}) and the policy names no role to start it"),
+            None => "it opens by itself".into(),
+        };
+        return Err(Refusal::NoNextCycleDue { detail });
     };
     if actor.role != *role {
         return Err(Refusal::NotEntitled {
@@ -376,12 +391,29 @@ pub(super) fn apply_next(state: &mut State, event: &Event) {
                 due_at: *due_at,
                 awaiting: Some(role.clone()),
                 opened: false,
+                refused: None,
+            });
+        }
+        Event::NextCycleRefused { cycle, instance, due_at, code, reason, role } => {
+            state.cycle.next = Some(NextCycle {
+                cycle: *cycle,
+                instance: instance.clone(),
+                due_at: *due_at,
+                awaiting: role.clone(),
+                opened: false,
+                refused: Some(format!("{code}: {reason}")),
             });
         }
         Event::NextCycleOpened { cycle, instance, due_at } => {
             let awaiting = state.cycle.next.as_ref().and_then(|n| n.awaiting.clone());
-            state.cycle.next =
-                Some(NextCycle { cycle: *cycle, instance: instance.clone(), due_at: *due_at, awaiting, opened: true });
+            state.cycle.next = Some(NextCycle {
+                cycle: *cycle,
+                instance: instance.clone(),
+                due_at: *due_at,
+                awaiting,
+                opened: true,
+                refused: None,
+            });
         }
         _ => {}
     }

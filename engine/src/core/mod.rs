@@ -298,7 +298,9 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
         Event::InstanceCompleted => state.status = Status::Completed,
         Event::InstanceRejected { .. } => state.status = Status::Rejected,
         Event::Cancelled { .. } => state.status = Status::Cancelled,
-        Event::NextCycleDue { .. } | Event::NextCycleOpened { .. } => cycles::apply_next(state, event),
+        Event::NextCycleDue { .. } | Event::NextCycleOpened { .. } | Event::NextCycleRefused { .. } => {
+            cycles::apply_next(state, event)
+        }
         Event::Bound { role, office, node } => binding::apply_bound(state, role, office, node.as_deref()),
     }
 }

@@ -460,6 +460,17 @@ pub enum Event {
         due_at: DateTime<Utc>,
         role: String,
     },
+    /// R0.3: the next cycle fell due but could not start (the refusal's `code` and `reason`,
+    /// e.g. a condition counting into a year without its calendar): recorded once instead of
+    /// retried; `role`, when the policy names one, may start it by hand.
+    NextCycleRefused {
+        cycle: u32,
+        instance: String,
+        due_at: DateTime<Utc>,
+        code: String,
+        reason: String,
+        role: Option<String>,
+    },
     /// R0.3: the next cycle was opened as `instance` (created in the same transaction).
     NextCycleOpened {
         cycle: u32,
@@ -511,6 +522,7 @@ impl Event {
             Event::Cancelled { .. } => "cancelled",
             Event::NextCycleDue { .. } => "next_cycle_due",
             Event::NextCycleOpened { .. } => "next_cycle_opened",
+            Event::NextCycleRefused { .. } => "next_cycle_refused",
             Event::Bound { .. } => "bound",
         }
     }

@@ -214,6 +214,61 @@ async fn r0_3_a_next_cycle_that_needs_fresh_parameters_is_a_task_for_its_role() 
     h.finish().await;
 }
 
+/// R0.3: a next cycle that cannot start when it falls due (here its step's condition counts
+/// working days into 2027, whose calendar is not published) is recorded once on the instance,
+/// with the refusal, and not retried: nothing fires again, no instance is half made.
+const MONTHLY_REPORT: &str = r#"
+policy 月报 {
+  param 月份: date = 2026-11-01
+  role 街道
+  step 汇总: task { by 街道 when 月份 + 25 workdays > 月份 }
+  recur monthly on day 1 dated 月份
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r0_3_a_next_cycle_that_cannot_start_is_recorded_once_not_retried() {
+    let h = Harness::sqlite().await;
+    let clock = Arc::new(SimulatedClock::new(t("2026-11-01T01:00:00Z")));
+    let rt = runtime(h.store.clone(), clock.clone(), "node-a");
+    rt.publish(MONTHLY_REPORT).await.unwrap();
+    rt.start("月报-东湖", "月报", None, &actor("街道"), BTreeMap::new(), None).await.unwrap();
+    clock.advance_to(t("2026-12-01T02:00:00Z")).unwrap();
+    assert_eq!(rt.fire_all_due().await.unwrap(), 1);
+    let refused = events(h.store.as_ref(), "月报-东湖")
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, Event::NextCycleRefused { .. }))
+        .collect::<Vec<_>>();
+    let reason = "no working-day calendar for 2027 (covered: 2004-2026); working days in 2027 are not guessed \
+                  from weekdays: an administrator adds the year (`civicflow calendar add 2027.json`)"
+        .to_string();
+    assert_eq!(
+        refused,
+        vec![Event::NextCycleRefused {
+            cycle: 2,
+            instance: "月报-东湖~2".into(),
+            due_at: t("2026-11-30T16:00:00Z"),
+            code: "R022".into(),
+            reason: reason.clone(),
+            role: None,
+        }]
+    );
+    assert!(rt.load("月报-东湖~2").await.is_err(), "no instance is made");
+    // Spent: the timer does not come back after its lease, on this node or another.
+    clock.advance_to(t("2026-12-02T02:00:00Z")).unwrap();
+    assert_eq!(rt.fire_all_due().await.unwrap(), 0);
+    let other = runtime(h.store.clone(), clock.clone(), "node-b");
+    assert_eq!(other.fire_all_due().await.unwrap(), 0);
+    // Nobody may start it by hand either: the policy names no role for it.
+    let by_hand = rt.start_next_cycle("月报-东湖", &actor("街道"), BTreeMap::new(), None).await.unwrap_err();
+    assert_eq!(by_hand.code(), "R042");
+    assert_eq!(
+        by_hand.to_string(),
+        format!("no next cycle is waiting to be started: it could not open (R022: {reason}) and the policy names no role to start it")
+    );
+    h.finish().await;
+}
+
 /// Ten communities assessed in March 2025, each ready to be rated.
 async fn ten_communities(rt: &Runtime) {
     rt.publish(ASSESSMENT).await.unwrap();
