@@ -25,6 +25,7 @@ pub mod instances;
 pub mod personal;
 pub mod policies;
 pub mod problem;
+pub mod views;
 
 use std::sync::Arc;
 
