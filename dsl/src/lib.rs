@@ -14,6 +14,7 @@ pub mod ir;
 pub mod render;
 pub mod schedule;
 pub mod syntax;
+pub mod template;
 pub mod value;
 
 pub use diag::{Code, Diagnostic, Renderer};

@@ -350,6 +350,21 @@ async fn election(env: Env) {
         .await;
     assert_problem(&broken, StatusCode::UNPROCESSABLE_ENTITY, "POLICY_INVALID");
     assert!(broken.body["diagnostics"][0]["code"].as_str().is_some_and(|c| c.starts_with('E')), "{}", broken.body);
+    // A notice template that would overflow the server's stack on every view is refused when
+    // published (issue 9: it used to be accepted and abort the process), and the server answers on.
+    for (template, code) in [
+        (r#"{{#*inline "p"}}{{> p}}{{/inline}}{{> p}}"#.to_string(), "E0124"),
+        (format!("{}x{}", "{{#if a}}".repeat(2000), "{{/if}}".repeat(2000)), "E0125"),
+    ] {
+        let source = format!(
+            "policy 公示攻击 {{\n  role 办事处\n  template 公告 \"{}\"\n  step 公布: publicity {{ by 办事处 min 3 days template 公告 }}\n}}",
+            template.replace('"', "\\\"")
+        );
+        let refused = env.send(Method::POST, "/v1/policies", Some(&admin), Body::Text(&source), None).await;
+        assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "POLICY_INVALID");
+        assert_eq!(refused.body["diagnostics"][0]["code"], code, "{}", refused.body);
+    }
+    assert_eq!(env.get("/healthz", &admin).await.status, StatusCode::OK);
     // Publishing needs the admin role.
     let not_admin = env.send(Method::POST, "/v1/policies", Some(&street), Body::Text(DRILL), None).await;
     assert_problem(&not_admin, StatusCode::FORBIDDEN, "ADMIN_REQUIRED");

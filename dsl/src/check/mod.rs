@@ -223,16 +223,8 @@ impl Checker {
                         continue;
                     }
                     self.templates.insert(t.name.name.clone(), t.name.span);
-                    if let Err(e) = handlebars::Template::compile(&t.body.value) {
-                        self.err(
-                            Diagnostic::error(
-                                Code::E0107,
-                                t.body.span,
-                                format!("template `{}` is not valid handlebars", t.name.name),
-                            )
-                            .with_label(e.to_string().lines().next().unwrap_or("").to_string())
-                            .with_help("check that every `{{#each}}` / `{{#if}}` is closed and braces are balanced"),
-                        );
+                    if let Err(problem) = crate::template::check(&t.body.value) {
+                        self.err(template_diagnostic(&t.name.name, t.body.span, &problem));
                     }
                     self.out.templates.push(ir::Template { name: t.name.name.clone(), source: t.body.value.clone() });
                 }
@@ -739,4 +731,36 @@ pub(crate) fn lower_type(t: &ast::TypeExpr) -> Type {
             Type::Record { fields: fields.iter().map(|(n, t)| (n.name.clone(), lower_type(t))).collect() }
         }
     }
+}
+
+/// The diagnostic for a template [`crate::template::check`] refuses.
+fn template_diagnostic(name: &str, span: Span, problem: &crate::template::TemplateProblem) -> Diagnostic {
+    use crate::template::{TemplateProblem as P, MAX_NESTING};
+    let (code, help) = match problem {
+        P::Invalid(_) => {
+            (Code::E0107, "check that every `{{#each}}` / `{{#if}}` is closed and braces are balanced".to_string())
+        }
+        P::Recursive { .. } => {
+            (Code::E0124, "repeat with `{{#each LIST}}` over a list instead of a partial that includes itself".into())
+        }
+        P::DynamicPartial => (Code::E0124, "name the partial plainly: `{{> name}}`".into()),
+        P::TooDeep { .. } => (
+            Code::E0125,
+            format!("nest blocks at most {MAX_NESTING} deep: split the notice, or use `{{{{else}}}}` chains"),
+        ),
+        P::TooLarge => (Code::E0125, "use each partial fewer times, or repeat with `{{#each}}` over the data".into()),
+        P::UnknownPartial { name } => {
+            (Code::E0126, format!("define it in this template: `{{{{#*inline \"{name}\"}}}}…{{{{/inline}}}}`"))
+        }
+    };
+    let message = match problem {
+        P::Invalid(_) => format!("template `{name}` is not valid handlebars"),
+        other => format!("template `{name}`: {other}"),
+    };
+    let label = match problem {
+        P::Invalid(e) => e.clone(),
+        P::Recursive { .. } | P::DynamicPartial | P::UnknownPartial { .. } => "a notice must always render".into(),
+        P::TooDeep { .. } | P::TooLarge => "too costly to render".into(),
+    };
+    Diagnostic::error(code, span, message).with_label(label).with_help(help)
 }
