@@ -418,6 +418,30 @@ async fn election(env: Env) {
         )
         .await;
     assert_problem(&not_held, StatusCode::FORBIDDEN, "ROLE_NOT_HELD");
+    // Bad input is 422 naming what is bad, on both stores alike (issue 9: a NUL character was a
+    // 500, or a false "retry" 503, on PostgreSQL; a too large `after` a 500); nothing recorded.
+    let len = env.history_len(&id).await;
+    let nul = env.act(&id, PLAN, &street, json!({ "action": "submit_form", "data": { "方案": "甲\u{0}乙" } })).await;
+    assert_problem(&nul, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
+    assert_eq!(nul.body["detail"], "`/data/方案` contains a NUL character (U+0000)");
+    let history = format!("/v1/instances/{id}/history");
+    for (path, detail) in [
+        (format!("/v1/instances/{id}%00/history"), "the path contains a NUL character (U+0000)".to_string()),
+        (format!("{history}?after=%00"), "query parameter `after` contains a NUL character (U+0000)".into()),
+        (format!("{history}?after=9223372036854775808"), "`after` is 0 to 9223372036854775807".into()),
+    ] {
+        let refused = env.get(&path, &admin).await;
+        assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
+        assert_eq!(refused.body["detail"], detail.as_str(), "{path}");
+    }
+    let last = env.get(&format!("{history}?after=9223372036854775807"), &admin).await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.body);
+    assert_eq!(last.body["events"], json!([]));
+    let nul_policy =
+        env.send(Method::POST, "/v1/policies", Some(&admin), Body::Text("policy x {\n  role a\u{0}\n}"), None).await;
+    assert_problem(&nul_policy, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
+    assert_eq!(nul_policy.body["detail"], "the body contains a NUL character (U+0000) on line 2");
+    assert_eq!(env.history_len(&id).await, len, "nothing recorded");
     // 409 (R2.1 order): the party vote is not open while the preparation phase runs; the problem
     // carries the current state.
     let early = env.act(&id, PARTY_VOTE, &community, vote(81, 81, &[("甲", 81)])).await;

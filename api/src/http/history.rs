@@ -66,7 +66,8 @@ pub struct Verification {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Events after this seq (default 0: from the first).
+    /// Events after this seq (default 0: from the first; at most 2^63 − 1).
+    #[param(maximum = 9223372036854775807_u64)]
     pub after: Option<u64>,
     /// At most this many events (1 to 1000, default 1000).
     pub limit: Option<u32>,
@@ -109,6 +110,10 @@ pub async fn history(
     let limit = q.limit.unwrap_or(MAX_EVENTS);
     if limit == 0 || limit > MAX_EVENTS {
         return Err(ApiError::invalid(format!("`limit` is 1 to {MAX_EVENTS}")));
+    }
+    // Sequence numbers are stored as signed 64-bit integers.
+    if q.after.is_some_and(|a| a > i64::MAX as u64) {
+        return Err(ApiError::invalid(format!("`after` is 0 to {}", i64::MAX)));
     }
     if state.store.load_instance(&id).await?.is_none() {
         return Err(ApiError::not_found("instance", &id));

@@ -157,6 +157,11 @@ impl From<StoreError> for ApiError {
             StoreError::InstanceExists { id } => {
                 ApiError::new(StatusCode::CONFLICT, "INSTANCE_EXISTS", format!("instance `{id}` already exists"))
             }
+            StoreError::BadValue(detail) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_REQUEST",
+                format!("a value was refused by the database: {detail}"),
+            ),
             StoreError::Unavailable(_) | StoreError::Transient(_) | StoreError::Closed => {
                 let mut a = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
                 a.internal = Some(format!("{e}: {:?}", std::error::Error::source(&e)));

@@ -149,10 +149,11 @@ fn download(content_type: &'static str, filename: String, body: String) -> Respo
     r
 }
 
-/// A CSV field, quoted when it needs to be (RFC 4180); a leading `=`, `+`, `-` or `@` is
-/// prefixed with `'` so a spreadsheet does not run it as a formula.
+/// A CSV field, quoted when it needs to be (RFC 4180); a leading `=`, `+`, `-`, `@`, tab, CR or
+/// LF is prefixed with `'` so a spreadsheet does not run it as a formula (OWASP's CSV injection
+/// list: a tab or a line break before `=` still starts a formula in some spreadsheets).
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -223,6 +224,10 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("\t=1+1"), "'\t=1+1");
+        assert_eq!(csv_field("\r=1+1"), "\"'\r=1+1\"");
+        assert_eq!(csv_field("\n=HYPERLINK(1)"), "\"'\n=HYPERLINK(1)\"");
+        assert_eq!(csv_field("a\tb"), "a\tb");
         assert_eq!(file_name("a/b", "csv"), "a_b-audit.csv");
     }
 }

@@ -125,12 +125,17 @@ pub(super) fn map_sqlx(err: sqlx::Error) -> StoreError {
             StoreError::Unavailable(Arc::new(err))
         }
         E::Database(ref db) => {
-            // 40001 serialization failure, 40P01 deadlock (PostgreSQL); 5 SQLITE_BUSY,
-            // 6 SQLITE_LOCKED (with extended codes, the low byte).
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            let sqlite_busy = code.parse::<i64>().map(|c| matches!(c & 0xff, 5 | 6)).unwrap_or(false);
-            if code == "40001" || code == "40P01" || sqlite_busy {
+            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (with extended codes, the low byte). Only for
+            // SQLite's errors: PostgreSQL's SQLSTATEs are digits too (22021 & 0xff is 5).
+            let sqlite_busy = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                && code.parse::<i64>().map(|c| matches!(c & 0xff, 5 | 6)).unwrap_or(false);
+            let postgres = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some();
+            // PostgreSQL: 40001 serialization failure, 40P01 deadlock.
+            if (postgres && (code == "40001" || code == "40P01")) || sqlite_busy {
                 StoreError::Transient(Arc::new(err))
+            } else if postgres && code.starts_with("22") {
+                StoreError::BadValue(db.message().to_string())
             } else {
                 StoreError::Database(Arc::new(err))
             }

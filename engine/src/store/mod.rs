@@ -382,6 +382,10 @@ pub enum StoreError {
         /// Its cap.
         cap: u64,
     },
+    /// The database refused a value as data (PostgreSQL's class 22, e.g. a NUL character in
+    /// text, 22021, or a number out of range, 22003): the request's fault, never retried.
+    #[error("the database refused a value: {0}")]
+    BadValue(String),
 }
 
 impl StoreError {
@@ -403,6 +407,7 @@ impl StoreError {
             StoreError::Migration(_) => "STORE013",
             StoreError::Closed => "STORE014",
             StoreError::CounterFull { .. } => "STORE015",
+            StoreError::BadValue(_) => "STORE016",
         }
     }
 }

@@ -1144,3 +1144,16 @@ async fn postgres_two_nodes_fire_10000_timers_exactly_once() {
     assert_eq!(harness.timer_states().await, BTreeMap::from([("fired".into(), 10_000)]));
     harness.finish().await;
 }
+
+/// PostgreSQL's text cannot hold U+0000 (SQLSTATE 22021). Its code is digits, and read as
+/// SQLite's (22021 & 0xff = 5, SQLITE_BUSY) it was taken for a "retry" (STORE010): a data
+/// error is the request's fault, STORE016, never retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_nul_in_text_is_a_bad_value_not_a_retry() {
+    let Some(harness) = Harness::postgres("nul_bad_value").await else { return };
+    let err = harness.store.publish_policy(policy("a\u{0}b", "h-nul", T0)).await.unwrap_err();
+    assert_eq!(err.code(), "STORE016", "{err:?}");
+    assert!(matches!(&err, StoreError::BadValue(m) if m.contains("0x00")), "{err:?}");
+    assert!(harness.store.get_policy("a\u{0}b", None).await.is_err_and(|e| e.code() == "STORE016"));
+    harness.finish().await;
+}
