@@ -63,6 +63,16 @@ enum Command {
         /// file's first notice needs its title and date.
         #[arg(long)]
         calendar_dir: Option<PathBuf>,
+        /// Connections served at once; one more is answered 503 `TOO_MANY_CONNECTIONS` and closed.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_connections: u32,
+        /// Seconds a client has to send a request's headers (also how long an idle kept-alive
+        /// connection stays open).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
+        /// Seconds a client has to send a request's body.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_timeout: u64,
     },
     /// The working-day calendar (R0.2): check a year's file, or add it.
     Calendar {
@@ -135,8 +145,21 @@ pub fn run() -> ExitCode {
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Graph { file, format } => graph(&file, format),
         Command::Explain { code } => explain(&code),
-        Command::Serve { listen, database, simulated_clock, calendar_dir } => {
-            serve(listen, &database, simulated_clock.as_deref(), calendar_dir)
+        Command::Serve {
+            listen,
+            database,
+            simulated_clock,
+            calendar_dir,
+            max_connections,
+            header_timeout,
+            body_timeout,
+        } => {
+            let limits = crate::connections::Limits {
+                max_connections: max_connections as usize,
+                header_timeout: std::time::Duration::from_secs(header_timeout),
+                body_timeout: std::time::Duration::from_secs(body_timeout),
+            };
+            serve(listen, &database, simulated_clock.as_deref(), calendar_dir, limits)
         }
         Command::Calendar { command: CalendarCommand::Check { file } } => crate::calendars::check(&file),
         Command::Calendar { command: CalendarCommand::Add { file, database } } => {
@@ -163,7 +186,13 @@ pub(crate) async fn open_store(database: &str) -> Result<std::sync::Arc<dyn civi
     })
 }
 
-fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>, calendar_dir: Option<PathBuf>) -> ExitCode {
+fn serve(
+    listen: SocketAddr,
+    database: &str,
+    simulated_clock: Option<&str>,
+    calendar_dir: Option<PathBuf>,
+    limits: crate::connections::Limits,
+) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -187,6 +216,7 @@ fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>, cale
         let mut config = crate::serve::Config::new(listen, database.clone());
         config.simulated_clock = simulated;
         config.calendar_dir = calendar_dir;
+        config.limits = limits;
         let server = match crate::serve::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {

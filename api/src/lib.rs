@@ -10,6 +10,7 @@
 
 pub mod calendars;
 pub mod cli;
+pub mod connections;
 pub mod http;
 pub mod metrics;
 pub mod pages;

@@ -85,6 +85,8 @@ pub struct Config {
     pub timer_interval: Duration,
     /// R0.2: a directory of `YYYY.json` calendar years to add at start (`--calendar-dir`).
     pub calendar_dir: Option<PathBuf>,
+    /// Connections at once, header and body timeouts (issue 9.2).
+    pub limits: crate::connections::Limits,
 }
 
 impl Config {
@@ -96,6 +98,7 @@ impl Config {
             publish_bundled: true,
             timer_interval: Duration::from_secs(1),
             calendar_dir: None,
+            limits: crate::connections::Limits::default(),
         }
     }
 }
@@ -125,7 +128,7 @@ pub struct Server {
     pub published: Vec<&'static str>,
     pub state: AppState,
     stop: watch::Sender<bool>,
-    serve: JoinHandle<std::io::Result<()>>,
+    serve: JoinHandle<()>,
     timers: JoinHandle<()>,
     committer: JoinHandle<()>,
 }
@@ -178,14 +181,13 @@ impl Server {
             shutdown: stopped.clone(),
         };
         let app = http::app(state.clone());
-        let mut until = stopped.clone();
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = until.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let serve = tokio::spawn(crate::connections::serve(
+            listener,
+            app,
+            config.limits,
+            stopped.clone(),
+            Duration::from_secs(30),
+        ));
         let timers = tokio::spawn(runtime.timer_loop(config.timer_interval, stopped));
         Ok(Server { addr, admin_token, published, state, stop, serve, timers, committer: committer_task })
     }
@@ -193,10 +195,8 @@ impl Server {
     /// Stops gracefully: answers what is in flight, then lets the store go.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        match self.serve.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
-            Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
+        if let Err(e) = self.serve.await {
+            tracing::error!(error = %e, "the HTTP server task failed");
         }
         let _ = self.timers.await;
         // The last handle of the runtime (and with it the group committer's queue) goes here;

@@ -15,6 +15,7 @@ mod crash;
 mod http;
 mod http_calendar;
 mod http_election;
+mod limits;
 mod pages;
 mod pg;
 mod tidy;
