@@ -87,6 +87,8 @@ pub struct Config {
     pub calendar_dir: Option<PathBuf>,
     /// Connections at once, header and body timeouts (issue 9.2).
     pub limits: crate::connections::Limits,
+    /// Rate limits and caps per address and principal (issue 9.3).
+    pub rates: crate::http::limits::RateConfig,
 }
 
 impl Config {
@@ -99,6 +101,7 @@ impl Config {
             timer_interval: Duration::from_secs(1),
             calendar_dir: None,
             limits: crate::connections::Limits::default(),
+            rates: crate::http::limits::RateConfig::default(),
         }
     }
 }
@@ -179,7 +182,19 @@ impl Server {
             metrics,
             inflight: Default::default(),
             shutdown: stopped.clone(),
+            limiter: Arc::new(crate::http::limits::Limiter::new(config.rates)),
         };
+        // Idle limiter keys are forgotten every minute.
+        let limiter = state.limiter.clone();
+        let mut tidy_stop = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => limiter.tidy(),
+                    _ = tidy_stop.wait_for(|s| *s) => break,
+                }
+            }
+        });
         let app = http::app(state.clone());
         let serve = tokio::spawn(crate::connections::serve(
             listener,

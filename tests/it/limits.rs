@@ -88,3 +88,127 @@ async fn silent_connections_do_not_starve_the_server_and_the_cap_refuses_clearly
     assert!(read.is_ok(), "the server gives up on a body that never arrives");
     server.stop().await;
 }
+
+// ---- issue 9.3: rate limits and caps ----
+
+use civicflow::http::limits::{Rate, RateConfig};
+
+/// A server whose limits are all generous but the ones `tight` sets.
+async fn limited(tight: impl FnOnce(&mut RateConfig)) -> (Server, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(Arc::new(store)));
+    config.publish_bundled = false;
+    let generous = Rate { period: Duration::from_millis(1), burst: 10_000 };
+    let mut rates = RateConfig {
+        per_address: generous,
+        per_principal: generous,
+        auth_failures: generous,
+        streams_per_principal: 100,
+        streams_total: 100,
+        sessions_per_principal: 100,
+    };
+    tight(&mut rates);
+    config.rates = rates;
+    let server = Server::start(config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    (server, dir, base)
+}
+
+/// The status, the `Retry-After` header and the problem's code of a reply.
+async fn reply(r: reqwest::Response) -> (u16, Option<String>, String) {
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    (status, retry, body["code"].as_str().unwrap_or("").to_string())
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_is_limited_and_health_still_answers() {
+    let (server, _dir, base) = limited(|r| r.per_address = Rate { period: MINUTE, burst: 10 }).await;
+    let client = reqwest::Client::new();
+    for _ in 0..10 {
+        assert_eq!(client.get(format!("{base}/openapi.json")).send().await.unwrap().status(), 200);
+    }
+    let (status, retry, code) = reply(client.get(format!("{base}/openapi.json")).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (429, "RATE_LIMITED"));
+    // One cell comes back a minute after the first was spent: 60 s at most, at least 1.
+    let seconds: u64 = retry.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_are_slowed_down_then_refused_and_a_good_one_still_works() {
+    let (server, _dir, base) = limited(|r| r.auth_failures = Rate { period: MINUTE, burst: 5 }).await;
+    let admin = server.admin_token.clone().unwrap();
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let r = client.get(format!("{base}/v1/policies")).bearer_auth(format!("cf_guess{i}")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let (status, retry, code) =
+        reply(client.get(format!("{base}/v1/policies")).bearer_auth("cf_guess5").send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (429, "RATE_LIMITED"));
+    assert!(retry.is_some());
+    // A request without any token counts as a failure too.
+    assert_eq!(client.get(format!("{base}/v1/policies")).send().await.unwrap().status(), 429);
+    assert_eq!(client.get(format!("{base}/v1/policies")).bearer_auth(&admin).send().await.unwrap().status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_is_limited_wherever_it_calls_from() {
+    let (server, _dir, base) = limited(|r| r.per_principal = Rate { period: MINUTE, burst: 5 }).await;
+    let admin = server.admin_token.clone().unwrap();
+    for _ in 0..5 {
+        // A new client (a new connection) each time: the limit follows the principal.
+        let r = reqwest::Client::new().get(format!("{base}/v1/policies")).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = reqwest::Client::new().get(format!("{base}/v1/policies")).bearer_auth(&admin).send().await.unwrap();
+    let (status, retry, code) = reply(r).await;
+    assert_eq!((status, code.as_str()), (429, "RATE_LIMITED"));
+    assert!(retry.is_some());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_capped_per_principal_and_in_all_and_given_back_on_close() {
+    let (server, _dir, base) = limited(|r| {
+        r.streams_per_principal = 2;
+        r.streams_total = 3;
+    })
+    .await;
+    let admin = server.admin_token.clone().unwrap();
+    let store = server.state.store.clone();
+    let other = civicflow::http::auth::create_token(store.as_ref(), "王", "街道", &["街道".to_string()]).await.unwrap();
+    let client = reqwest::Client::new();
+    let open = |token: String| {
+        let client = client.clone();
+        let url = format!("{base}/v1/events");
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let first = open(admin.clone()).await;
+    let second = open(admin.clone()).await;
+    assert_eq!((first.status(), second.status()), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    let (status, retry, code) = reply(open(admin.clone()).await).await;
+    assert_eq!((status, code.as_str(), retry.as_deref()), (429, "STREAMS_LIMITED", Some("5")));
+    let third = open(other.clone()).await;
+    assert_eq!(third.status(), 200);
+    let (status, _, code) = reply(open(other.clone()).await).await;
+    assert_eq!((status, code.as_str()), (429, "STREAMS_LIMITED"), "the server's cap of 3");
+    assert_eq!(server.state.limiter.streams_open(), 3);
+    // Closing streams gives their places back.
+    drop((first, second, third));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.state.limiter.streams_open() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.state.limiter.streams_open(), 0);
+    assert_eq!(open(admin).await.status(), 200);
+    server.stop().await;
+}

@@ -109,15 +109,24 @@ pub enum TokenError {
 
 /// The middleware of the `/v1` routes: 401 without a valid bearer token.
 pub async fn require_principal(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let ip = request.extensions().get::<super::limits::PeerIp>().map(|p| p.0);
+    // A failed authentication counts against the address; past its limit the answer is 429.
+    let refuse = |e: ApiError| match ip.and_then(|ip| state.limiter.failed_auth(ip)) {
+        Some(limited) if e.status == axum::http::StatusCode::UNAUTHORIZED => limited.into_response(),
+        _ => e.into_response(),
+    };
     let token = match bearer(&request) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse(e),
     };
     let principal = match state.store.principal_by_token_hash(&token_hash(&token)).await {
         Ok(Some(p)) => Principal::from(p),
-        Ok(None) => return ApiError::auth_invalid().into_response(),
+        Ok(None) => return refuse(ApiError::auth_invalid()),
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if let Err(e) = state.limiter.principal(&principal.name) {
+        return e.into_response();
+    }
     let name = principal.name.clone();
     request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;

@@ -55,6 +55,8 @@ pub async fn stream_events(
     Caller(principal): Caller,
     AppQuery(q): AppQuery<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Issue 9.3: streams are capped per principal and in all; the permit closes with the stream.
+    let permit = state.limiter.open_stream(&principal.name)?;
     let receiver = state.committed.subscribe();
     let shutdown = state.shutdown.clone();
     state.metrics.add("civicflow_sse_clients", &[], 1.0);
@@ -65,8 +67,9 @@ pub async fn stream_events(
     // start) and kept for the stream's life.
     let app = state.clone();
     let seen: HashMap<String, Option<Arc<civicflow_engine::core::Program>>> = HashMap::new();
-    let events =
-        stream::unfold((receiver, shutdown, client, seen), move |(mut receiver, mut shutdown, client, mut seen)| {
+    let events = stream::unfold(
+        (receiver, shutdown, (client, permit), seen),
+        move |(mut receiver, mut shutdown, client, mut seen)| {
             let only = only.clone();
             let app = app.clone();
             let principal = principal.clone();
@@ -106,6 +109,7 @@ pub async fn stream_events(
                     return Some((Ok(event), (receiver, shutdown, client, seen)));
                 }
             }
-        });
+        },
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

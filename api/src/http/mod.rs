@@ -22,6 +22,7 @@ pub mod history;
 pub mod inbox;
 pub mod instance_id;
 pub mod instances;
+pub mod limits;
 pub mod personal;
 pub mod policies;
 pub mod problem;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub inflight: InFlightSet,
     /// Becomes `true` when the server shuts down (ends the event streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Rate limits and caps (issue 9.3).
+    pub limiter: Arc<limits::Limiter>,
 }
 
 #[derive(OpenApi)]
@@ -144,6 +147,7 @@ pub fn app(state: AppState) -> Router {
     router
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .merge(crate::pages::router(state.clone()))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::by_address))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(middleware::from_fn_with_state(state, observe))

@@ -142,6 +142,19 @@ impl Pages {
         let mut sessions = self.sessions.lock().map_err(|_| ApiError::internal("the session table is poisoned"))?;
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
+        // Issue 9.3: at most so many sessions per principal; signing in once more ends the oldest.
+        let cap = self.app.limiter.config.sessions_per_principal.max(1);
+        let mut mine: Vec<(Instant, String)> = sessions
+            .values()
+            .filter(|s| s.principal.name == session.principal.name)
+            .map(|s| (s.expires, s.id.clone()))
+            .collect();
+        if mine.len() >= cap {
+            mine.sort();
+            for (_, id) in mine.iter().take(mine.len() + 1 - cap) {
+                sessions.remove(id);
+            }
+        }
         sessions.insert(session.id.clone(), session.clone());
         Ok(session)
     }

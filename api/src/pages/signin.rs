@@ -3,12 +3,14 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
 use axum::Form;
 use serde_json::json;
 
 use civicflow_engine::store::PrincipalRecord;
 
 use crate::http::auth::{token_hash, Principal};
+use crate::http::limits::PeerIp;
 
 use super::{cookie, field, random_hex, same, Pages, PRESESSION_COOKIE, SESSION_COOKIE};
 
@@ -35,19 +37,32 @@ fn form(pages: &Pages, headers: &HeaderMap, status: StatusCode, failed: bool) ->
     r
 }
 
-pub async fn submit(State(pages): State<Pages>, headers: HeaderMap, Form(f): Form<Vec<(String, String)>>) -> Response {
+pub async fn submit(
+    State(pages): State<Pages>,
+    peer: Option<Extension<PeerIp>>,
+    headers: HeaderMap,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
     let given = field(&f, "csrf").unwrap_or_default();
     let expected = cookie(&headers, PRESESSION_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(given.as_bytes(), expected.as_bytes()) {
         return pages.error(&headers, StatusCode::FORBIDDEN, "CSRF", "csrf_failed", None);
     }
+    // Issue 9.3: failed sign-ins count against the address; past the limit, 429 and a wait.
+    let failed = |pages: &Pages, headers: &HeaderMap| match peer
+        .as_ref()
+        .and_then(|Extension(PeerIp(ip))| pages.app.limiter.failed_auth(*ip))
+    {
+        Some(limited) => pages.api_error(headers, limited),
+        None => form(pages, headers, StatusCode::UNAUTHORIZED, true),
+    };
     let token = field(&f, "token").unwrap_or_default().trim().to_string();
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return form(&pages, &headers, StatusCode::UNAUTHORIZED, true);
+        return failed(&pages, &headers);
     }
     let principal: PrincipalRecord = match pages.app.store.principal_by_token_hash(&token_hash(&token)).await {
         Ok(Some(p)) => p,
-        Ok(None) => return form(&pages, &headers, StatusCode::UNAUTHORIZED, true),
+        Ok(None) => return failed(&pages, &headers),
         Err(e) => return pages.api_error(&headers, e.into()),
     };
     let session = match pages.new_session(Principal::from(principal)) {
