@@ -116,6 +116,29 @@ enum TokenCommand {
         /// A role it may act in (a policy role, or `admin`); repeat for several.
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
+        /// When the token stops working: a span from now (`90d`, `12h`, `30m`) or an RFC 3339
+        /// instant. Without it the token works until revoked.
+        #[arg(long)]
+        expires: Option<String>,
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
+    },
+    /// List every token (its id, never its text), whose it is and when it expires.
+    List {
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
+    },
+    /// Revoke a principal's tokens (all, or the one `--id` names): refused at once, on every
+    /// node, and the web sessions made from them end.
+    Revoke {
+        /// The principal's name.
+        #[arg(long)]
+        name: String,
+        /// Only this token (its 12-digit id from `token list`).
+        #[arg(long)]
+        id: Option<String>,
         /// A SQLite file, or a `postgres://user@host/db` URL.
         #[arg(long, default_value = "civicflow.db")]
         database: String,
@@ -165,8 +188,12 @@ pub fn run() -> ExitCode {
         Command::Calendar { command: CalendarCommand::Add { file, database } } => {
             crate::calendars::add(&file, &database)
         }
-        Command::Token { command: TokenCommand::Create { name, office, roles, database } } => {
-            token_create(&name, &office, &roles, &database)
+        Command::Token { command: TokenCommand::Create { name, office, roles, expires, database } } => {
+            token_create(&name, &office, &roles, expires.as_deref(), &database)
+        }
+        Command::Token { command: TokenCommand::List { database } } => token_list(&database),
+        Command::Token { command: TokenCommand::Revoke { name, id, database } } => {
+            token_revoke(&name, id.as_deref(), &database)
         }
     }
 }
@@ -245,7 +272,39 @@ fn serve(
     })
 }
 
-fn token_create(name: &str, office: &str, roles: &[String], database: &str) -> ExitCode {
+/// `--expires`: a span from `now` (`90d`, `12h`, `30m`) or an RFC 3339 instant, in the future.
+pub fn parse_expiry(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let text = text.trim();
+    let at = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&chrono::Utc),
+        Err(_) => {
+            let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+            let n: i64 = number.parse().map_err(|_| {
+                format!("`{text}` is neither a span such as `90d`, `12h`, `30m` nor an RFC 3339 instant")
+            })?;
+            let span = match unit {
+                "d" => chrono::Duration::try_days(n),
+                "h" => chrono::Duration::try_hours(n),
+                "m" => chrono::Duration::try_minutes(n),
+                _ => return Err(format!("`{text}`: the unit is `d`, `h` or `m`")),
+            };
+            span.and_then(|d| now.checked_add_signed(d)).ok_or_else(|| format!("`{text}` is too far"))?
+        }
+    };
+    if at <= now {
+        return Err(format!("`{text}` is not in the future"));
+    }
+    Ok(at)
+}
+
+fn token_create(name: &str, office: &str, roles: &[String], expires: Option<&str>, database: &str) -> ExitCode {
+    let expires_at = match expires.map(|e| parse_expiry(e, chrono::Utc::now())).transpose() {
+        Ok(at) => at,
+        Err(e) => {
+            eprintln!("error: --expires {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio_runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -255,13 +314,83 @@ fn token_create(name: &str, office: &str, roles: &[String], database: &str) -> E
             Ok(s) => s,
             Err(code) => return code,
         };
-        match crate::http::auth::create_token(store.as_ref(), name, office, roles).await {
+        match crate::http::auth::create_token_until(store.as_ref(), name, office, roles, expires_at).await {
             Ok(token) => {
                 println!("{token}");
+                let until = expires_at.map_or("never expires".to_string(), |at| format!("expires {}", at.to_rfc3339()));
                 eprintln!(
-                    "token for `{name}` ({office}; roles {}): shown once, only its hash is stored",
+                    "token for `{name}` ({office}; roles {}; {until}): shown once, only its hash is stored",
                     roles.join(", ")
                 );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn token_list(database: &str) -> ExitCode {
+    let runtime = match tokio_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let store = match open_store(database).await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        match store.list_tokens().await {
+            Ok(tokens) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "{:<12}  {:<16}  {:<16}  {:<25}  {:<25}  ROLES",
+                    "ID", "PRINCIPAL", "OFFICE", "CREATED", "EXPIRES"
+                );
+                for t in &tokens {
+                    let expires = t.expires_at.map_or("never".to_string(), |at| at.to_rfc3339());
+                    let _ = writeln!(
+                        out,
+                        "{:<12}  {:<16}  {:<16}  {:<25}  {:<25}  {}",
+                        t.id,
+                        t.principal,
+                        t.office,
+                        t.created_at.to_rfc3339(),
+                        expires,
+                        t.roles.join(",")
+                    );
+                }
+                eprintln!("{} token(s)", tokens.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn token_revoke(name: &str, id: Option<&str>, database: &str) -> ExitCode {
+    let runtime = match tokio_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let store = match open_store(database).await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        match store.revoke_tokens(name, id).await {
+            Ok(0) => {
+                eprintln!("error: `{name}` has no such token (see `civicflow token list`)");
+                ExitCode::from(1)
+            }
+            Ok(n) => {
+                eprintln!("revoked {n} token(s) of `{name}`: refused from now on, its web sessions ended");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -424,5 +553,32 @@ fn explain(code: &str) -> ExitCode {
             eprintln!("error: no diagnostic code `{code}`; codes are E0001 … E0403 (see docs/diagnostics.md)");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn expiries_are_spans_from_now_or_instants_in_the_future() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(parse_expiry("90d", now), Ok(at("2027-03-03T10:00:00Z")));
+        assert_eq!(parse_expiry("12h", now), Ok(at("2026-12-03T22:00:00Z")));
+        assert_eq!(parse_expiry("30m", now), Ok(at("2026-12-03T10:30:00Z")));
+        assert_eq!(parse_expiry("2027-01-01T00:00:00+08:00", now), Ok(at("2026-12-31T16:00:00Z")));
+        assert_eq!(
+            parse_expiry("2026-01-01T00:00:00Z", now),
+            Err("`2026-01-01T00:00:00Z` is not in the future".into())
+        );
+        assert_eq!(parse_expiry("0d", now), Err("`0d` is not in the future".into()));
+        assert_eq!(parse_expiry("3w", now), Err("`3w`: the unit is `d`, `h` or `m`".into()));
+        assert_eq!(
+            parse_expiry("soon", now),
+            Err("`soon` is neither a span such as `90d`, `12h`, `30m` nor an RFC 3339 instant".into())
+        );
     }
 }

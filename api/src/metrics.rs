@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
     CalendarYearRecord, Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
-    Published, Store, StoreError, StoredEvent, TimerRecord,
+    Published, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -333,10 +333,29 @@ impl Store for MeteredStore {
         r
     }
 
-    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError> {
+    async fn create_token(
+        &self,
+        principal: PrincipalRecord,
+        token_hash: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
         let t = Instant::now();
-        let r = self.inner.create_principal(principal, token_hash).await;
-        self.time("create_principal", t);
+        let r = self.inner.create_token(principal, token_hash, expires_at).await;
+        self.time("create_token", t);
+        r
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.list_tokens().await;
+        self.time("list_tokens", t);
+        r
+    }
+
+    async fn revoke_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.revoke_tokens(principal, id).await;
+        self.time("revoke_tokens", t);
         r
     }
 

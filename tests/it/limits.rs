@@ -212,3 +212,51 @@ async fn event_streams_are_capped_per_principal_and_in_all_and_given_back_on_clo
     assert_eq!(open(admin).await.status(), 200);
     server.stop().await;
 }
+
+// ---- issue 9.4: tokens that expire and can be revoked ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_listed_created_with_an_expiry_and_revoked_through_the_admin_api() {
+    let (server, _dir, base) = limited(|_| {}).await;
+    let admin = server.admin_token.clone().unwrap();
+    let client = reqwest::Client::new();
+    let post =
+        |body: serde_json::Value| client.post(format!("{base}/v1/admin/tokens")).bearer_auth(&admin).json(&body).send();
+    // An expiry in the past, or no roles: 422, nothing made.
+    let (status, _, code) =
+        reply(post(serde_json::json!({ "name": "王", "office": "街道", "roles": ["街道"], "expires_at": "2020-01-01T00:00:00Z" })).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (422, "INVALID_REQUEST"));
+    let (status, _, _) =
+        reply(post(serde_json::json!({ "name": "王", "office": "街道", "roles": [] })).await.unwrap()).await;
+    assert_eq!(status, 422);
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    let made = post(serde_json::json!({ "name": "王", "office": "街道", "roles": ["街道"], "expires_at": until }))
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let made: serde_json::Value = made.json().await.unwrap();
+    let wang = made["token"].as_str().unwrap().to_string();
+    assert_eq!(client.get(format!("{base}/v1/inbox")).bearer_auth(&wang).send().await.unwrap().status(), 200);
+    // Only the admin lists and makes tokens.
+    assert_eq!(client.get(format!("{base}/v1/admin/tokens")).bearer_auth(&wang).send().await.unwrap().status(), 403);
+    let listed: serde_json::Value =
+        client.get(format!("{base}/v1/admin/tokens")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listed}");
+    let row = rows.iter().find(|r| r["principal"] == "王").unwrap();
+    assert_eq!(row["id"].as_str().unwrap().len(), 12);
+    assert_eq!(row["office"], "街道");
+    let listed_until: chrono::DateTime<chrono::Utc> = serde_json::from_value(row["expires_at"].clone()).unwrap();
+    assert_eq!(listed_until.timestamp_micros(), until.timestamp_micros());
+    assert!(!listed.to_string().contains(&wang), "the token's text is never listed");
+    // Revoking one by a wrong id: 404, 422 for a malformed id; then all of them: 401 at once.
+    let revoke = |path: String| client.delete(format!("{base}{path}")).bearer_auth(&admin).send();
+    assert_eq!(revoke("/v1/admin/tokens/%E7%8E%8B?id=000000000000".into()).await.unwrap().status(), 404);
+    assert_eq!(revoke("/v1/admin/tokens/%E7%8E%8B?id=xyz".into()).await.unwrap().status(), 422);
+    let id = row["id"].as_str().unwrap();
+    let done: serde_json::Value =
+        revoke(format!("/v1/admin/tokens/%E7%8E%8B?id={id}")).await.unwrap().json().await.unwrap();
+    assert_eq!(done, serde_json::json!({ "principal": "王", "revoked": 1 }));
+    assert_eq!(client.get(format!("{base}/v1/inbox")).bearer_auth(&wang).send().await.unwrap().status(), 401);
+    server.stop().await;
+}

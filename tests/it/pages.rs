@@ -797,3 +797,47 @@ policy 换届演练 {
     assert!(page.body.contains("id=\"next-cycle\""), "{}", page.body);
     env.finish().await;
 }
+
+/// Issue 9.4: revoking a principal's token, or changing its roles, ends its web sessions at
+/// once (the next page sends to the sign-in page); an expired token cannot sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_token_or_changing_roles_ends_the_web_session_at_once() {
+    let env = PagesEnv::start().await;
+    let wang = env.token("王书记", "街道党工委", "街道党工委").await;
+    let mut b = Browser::new(&env);
+    assert_eq!(b.sign_in(&wang).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/inbox").await.status, StatusCode::OK);
+    // Revoked through the admin API: the very next page is the sign-in page.
+    let revoked = env
+        .client
+        .delete(format!("{}/v1/admin/tokens/{}", env.base, q("王书记")))
+        .bearer_auth(&env.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(revoked.json::<serde_json::Value>().await.unwrap(), json!({ "principal": "王书记", "revoked": 1 }));
+    let p = b.get("/inbox").await;
+    assert_eq!((p.status, p.location.as_deref()), (StatusCode::SEE_OTHER, Some("/signin")));
+    assert_eq!(b.sign_in(&wang).await.status, StatusCode::UNAUTHORIZED);
+
+    // A principal's roles changed (a new token for it with other roles): its session ends too.
+    let li = env.token("李书记", "东湖社区", "社区党组织").await;
+    let mut c = Browser::new(&env);
+    assert_eq!(c.sign_in(&li).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/inbox").await.status, StatusCode::OK);
+    env.token("李书记", "东湖社区", "社区居民选举委员会").await;
+    let p = c.get("/inbox").await;
+    assert_eq!((p.status, p.location.as_deref()), (StatusCode::SEE_OTHER, Some("/signin")));
+
+    // A token that expired signs in nowhere.
+    let store = env.server.state.store.clone();
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let zhao = civicflow::http::auth::create_token_until(store.as_ref(), "赵", "区纪委", &["监督".into()], Some(soon))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let mut d = Browser::new(&env);
+    assert_eq!(d.sign_in(&zhao).await.status, StatusCode::UNAUTHORIZED);
+    env.finish().await;
+}

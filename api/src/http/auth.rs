@@ -15,7 +15,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use civicflow_engine::store::{PrincipalRecord, Store, StoreError};
@@ -87,6 +87,17 @@ pub fn token_hash(token: &str) -> String {
 /// Creates a token for a principal (creating the principal, or replacing its office and roles)
 /// and returns the token, which is not stored anywhere.
 pub async fn create_token(store: &dyn Store, name: &str, office: &str, roles: &[String]) -> Result<String, TokenError> {
+    create_token_until(store, name, office, roles, None).await
+}
+
+/// [`create_token`], for a token that stops working at `expires_at` (issue 9.4).
+pub async fn create_token_until(
+    store: &dyn Store,
+    name: &str,
+    office: &str,
+    roles: &[String],
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<String, TokenError> {
     let token = new_token().map_err(|e| TokenError::Random(e.to_string()))?;
     let principal = PrincipalRecord {
         name: name.to_string(),
@@ -94,7 +105,7 @@ pub async fn create_token(store: &dyn Store, name: &str, office: &str, roles: &[
         roles: roles.to_vec(),
         created_at: Utc::now(),
     };
-    store.create_principal(principal, &token_hash(&token)).await?;
+    store.create_token(principal, &token_hash(&token), expires_at).await?;
     Ok(token)
 }
 

@@ -26,6 +26,7 @@ pub mod limits;
 pub mod personal;
 pub mod policies;
 pub mod problem;
+pub mod tokens;
 pub mod views;
 
 use std::sync::Arc;
@@ -134,6 +135,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::clock, admin::advance_clock))
         .routes(routes!(calendars::list_calendars))
         .routes(routes!(calendars::add_calendar))
+        .routes(routes!(tokens::list_tokens, tokens::create))
+        .routes(routes!(tokens::revoke))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
     let service = OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1).merge(service).split_for_parts();

@@ -70,7 +70,7 @@ async fn all_events(pages: &Pages, id: &str) -> Result<Vec<StoredEvent>, ApiErro
 /// The session and the instance's events as its principal may read them: personal values
 /// redacted in the payloads unless of a bound office or oversight (R6.2); hashes stay as stored.
 async fn load(pages: &Pages, headers: &HeaderMap, id: &str) -> Result<(Session, Vec<StoredEvent>), Response> {
-    let session = pages.require(headers)?;
+    let session = pages.require(headers).await?;
     let mut events = all_events(pages, id).await.map_err(|e| pages.api_error(headers, e))?;
     let redactor = crate::http::personal::redactor(&pages.app, id, &session.principal)
         .await

@@ -65,7 +65,7 @@ pub async fn submit(
     Path(id): Path<String>,
     Form(f): Form<Vec<(String, String)>>,
 ) -> Response {
-    let session = match pages.require_post(&headers, &f) {
+    let session = match pages.require_post(&headers, &f).await {
         Ok(s) => s,
         Err(r) => return r,
     };

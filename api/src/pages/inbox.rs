@@ -27,7 +27,7 @@ pub struct PageQuery {
 }
 
 pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
-    let session = match pages.require(&headers) {
+    let session = match pages.require(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -66,7 +66,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
 }
 
 pub async fn act_page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<DoneQuery>) -> Response {
-    let session = match pages.require(&headers) {
+    let session = match pages.require(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -190,7 +190,7 @@ pub async fn act_submit(
     headers: HeaderMap,
     Form(f): Form<Vec<(String, String)>>,
 ) -> Response {
-    let session = match pages.require_post(&headers, &f) {
+    let session = match pages.require_post(&headers, &f).await {
         Ok(s) => s,
         Err(r) => return r,
     };

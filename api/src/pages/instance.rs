@@ -63,7 +63,7 @@ pub fn kind_text(kind: StepKind) -> &'static str {
 }
 
 pub async fn list(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
-    let session = match pages.require(&headers) {
+    let session = match pages.require(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -97,7 +97,7 @@ pub async fn list(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
 }
 
 pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let session = match pages.require(&headers) {
+    let session = match pages.require(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -75,6 +75,9 @@ pub struct Session {
     pub principal: Principal,
     pub csrf: String,
     expires: Instant,
+    /// The SHA-256 of the token it was made from: the session lives only as long as the token
+    /// does, with the same office and roles (issue 9.4).
+    token_hash: String,
 }
 
 /// What the page handlers share: the API's state, the templates, the sessions.
@@ -136,9 +139,14 @@ pub fn router(app: AppState) -> Router {
 }
 
 impl Pages {
-    fn new_session(&self, principal: Principal) -> Result<Session, ApiError> {
-        let session =
-            Session { id: random_hex(32)?, principal, csrf: random_hex(32)?, expires: Instant::now() + SESSION_TTL };
+    fn new_session(&self, principal: Principal, token_hash: String) -> Result<Session, ApiError> {
+        let session = Session {
+            id: random_hex(32)?,
+            principal,
+            csrf: random_hex(32)?,
+            expires: Instant::now() + SESSION_TTL,
+            token_hash,
+        };
         let mut sessions = self.sessions.lock().map_err(|_| ApiError::internal("the session table is poisoned"))?;
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
@@ -165,21 +173,37 @@ impl Pages {
         }
     }
 
-    /// The session named by the request's cookie, if it is live.
-    pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
+    /// The session named by the request's cookie, if it is live, as last checked (for the
+    /// layout of an error page).
+    fn cached_session(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, SESSION_COOKIE)?;
         let sessions = self.sessions.lock().ok()?;
         sessions.get(&id).filter(|s| s.expires > Instant::now()).cloned()
     }
 
+    /// The session named by the request's cookie, if it is live and its token still is: a
+    /// token revoked or expired, or its principal's office or roles changed, ends the session
+    /// at once (issue 9.4). One store read per page.
+    pub async fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let session = self.cached_session(headers)?;
+        let current = self.app.store.principal_by_token_hash(&session.token_hash).await.ok().flatten();
+        match current {
+            Some(p) if p.office == session.principal.office && p.roles == session.principal.roles => Some(session),
+            _ => {
+                self.drop_session(&session.id);
+                None
+            }
+        }
+    }
+
     /// The session, or a redirect to the sign-in page.
-    pub fn require(&self, headers: &HeaderMap) -> Result<Session, Response> {
-        self.session(headers).ok_or_else(|| Redirect::to("/signin").into_response())
+    pub async fn require(&self, headers: &HeaderMap) -> Result<Session, Response> {
+        self.session(headers).await.ok_or_else(|| Redirect::to("/signin").into_response())
     }
 
     /// The session, with the form's CSRF token checked (403 otherwise).
-    pub fn require_post(&self, headers: &HeaderMap, form: &[(String, String)]) -> Result<Session, Response> {
-        let session = self.require(headers)?;
+    pub async fn require_post(&self, headers: &HeaderMap, form: &[(String, String)]) -> Result<Session, Response> {
+        let session = self.require(headers).await?;
         let given = field(form, "csrf").unwrap_or_default();
         if !same(given.as_bytes(), session.csrf.as_bytes()) {
             return Err(self.error(headers, StatusCode::FORBIDDEN, "CSRF", "csrf_failed", None));
@@ -238,7 +262,7 @@ impl Pages {
         let lang = lang(headers);
         let words = lang.words();
         let message = words.get(word).and_then(Value::as_str).unwrap_or(word).to_string();
-        let session = self.session(headers);
+        let session = self.cached_session(headers);
         let mut r = self.render_status(
             headers,
             status,

@@ -13,7 +13,7 @@ use civicflow_dsl::value::to_json;
 use super::Pages;
 
 pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let session = match pages.require(&headers) {
+    let session = match pages.require(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -14,7 +14,7 @@ use civicflow_dsl::diag::Renderer;
 use super::{enc, esc, local, Pages};
 
 pub async fn list(State(pages): State<Pages>, headers: HeaderMap) -> Response {
-    let session = match pages.require(&headers) {
+    let session = match pages.require(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -46,7 +46,7 @@ pub async fn page(
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> Response {
-    let session = match pages.require(&headers) {
+    let session = match pages.require(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -91,7 +91,7 @@ pub async fn page(
 /// `POST /policies/check`: a draft's diagnostics (rendered as `civicflow check` prints them) and
 /// its highlighted source, without publishing anything.
 pub async fn check(State(pages): State<Pages>, headers: HeaderMap, Form(f): Form<Vec<(String, String)>>) -> Response {
-    let session = match pages.require_post(&headers, &f) {
+    let session = match pages.require_post(&headers, &f).await {
         Ok(s) => s,
         Err(r) => return r,
     };

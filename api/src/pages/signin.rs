@@ -65,7 +65,7 @@ pub async fn submit(
         Ok(None) => return failed(&pages, &headers),
         Err(e) => return pages.api_error(&headers, e.into()),
     };
-    let session = match pages.new_session(Principal::from(principal)) {
+    let session = match pages.new_session(Principal::from(principal), token_hash(&token)) {
         Ok(s) => s,
         Err(e) => return pages.api_error(&headers, e),
     };
@@ -81,7 +81,7 @@ pub async fn submit(
 }
 
 pub async fn signout(State(pages): State<Pages>, headers: HeaderMap, Form(f): Form<Vec<(String, String)>>) -> Response {
-    let session = match pages.require_post(&headers, &f) {
+    let session = match pages.require_post(&headers, &f).await {
         Ok(s) => s,
         Err(r) => return r,
     };

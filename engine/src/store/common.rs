@@ -189,3 +189,19 @@ pub(super) fn check_principal(principal: &super::PrincipalRecord) -> Result<(), 
     }
     Ok(())
 }
+
+/// The `LIKE` pattern of a token id ([`super::TOKEN_ID_LEN`] hex digits), or of every token.
+pub(super) fn token_prefix(id: Option<&str>) -> Result<String, StoreError> {
+    match id {
+        None => Ok("%".into()),
+        Some(id)
+            if id.len() == super::TOKEN_ID_LEN
+                && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(format!("{id}%"))
+        }
+        Some(id) => {
+            Err(StoreError::Invalid(format!("a token id is {} lower-case hex digits, not `{id}`", super::TOKEN_ID_LEN)))
+        }
+    }
+}

@@ -212,6 +212,21 @@ pub struct PrincipalRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// How many hex digits of a token's hash name it in listings and revocations.
+pub const TOKEN_ID_LEN: usize = 12;
+
+/// A bearer token as listed: its id (the first [`TOKEN_ID_LEN`] hex digits of its SHA-256; the
+/// token itself is never kept), whose it is, and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub principal: String,
+    pub office: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// R0.2: a working-day calendar year added at run time, as stored (table `calendar_years`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarYearRecord {
@@ -500,10 +515,28 @@ pub trait Store: Send + Sync + 'static {
     /// office and roles replaced; its `created_at` stays) and the hash is added to its tokens.
     /// The hash must be 64 lower-case hex digits (the SHA-256 of the token) and not stored yet
     /// ([`StoreError::Invalid`] otherwise).
-    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError>;
+    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError> {
+        self.create_token(principal, token_hash, None).await
+    }
 
-    /// The principal a token hash belongs to.
+    /// [`Store::create_principal`], with a token that stops working at `expires_at` (issue 9.4).
+    async fn create_token(
+        &self,
+        principal: PrincipalRecord,
+        token_hash: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    /// The principal a token hash belongs to, while the token has not expired (wall clock) nor
+    /// been revoked.
     async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError>;
+
+    /// Every stored token (never its text): by principal, then creation.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes (deletes) the tokens of `principal`: all of them, or the one whose id (the first
+    /// [`TOKEN_ID_LEN`] hex digits of its hash) is `id`. How many were revoked.
+    async fn revoke_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError>;
 
     /// Every principal, by name.
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError>;

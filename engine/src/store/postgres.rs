@@ -22,11 +22,11 @@ use sqlx::{Connection, Row};
 
 use super::common::{
     chain_events, check_create, check_principal, check_token_hash, commit_time, decode_hash, instance_order,
-    lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, validate_commit, verify_log,
+    lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     CalendarYearRecord, Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
-    PrincipalRecord, Published, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+    PrincipalRecord, Published, Store, StoreError, StoredEvent, TimerRecord, TimerState, TokenRecord, TOKEN_ID_LEN,
 };
 use crate::audit::{truncate_to_micros, GENESIS};
 
@@ -397,7 +397,12 @@ impl Store for PgStore {
         verify_log(to_u64(version, "version")?, &events)
     }
 
-    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError> {
+    async fn create_token(
+        &self,
+        principal: PrincipalRecord,
+        token_hash: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
         check_principal(&principal)?;
         check_token_hash(token_hash)?;
         let mut tx = self.begin().await?;
@@ -414,12 +419,13 @@ impl Store for PgStore {
             .await
             .map_err(map_sqlx)?;
             let inserted = sqlx::query(
-                "INSERT INTO tokens (token_hash, principal, created_at) VALUES ($1, $2, $3)
+                "INSERT INTO tokens (token_hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (token_hash) DO NOTHING",
             )
             .bind(token_hash)
             .bind(&principal.name)
             .bind(truncate_to_micros(principal.created_at))
+            .bind(expires_at.map(truncate_to_micros))
             .execute(&mut *tx)
             .await
             .map_err(map_sqlx)?
@@ -436,7 +442,8 @@ impl Store for PgStore {
     async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT p.name, p.office, p.roles, p.created_at FROM tokens t
-             JOIN principals p ON p.name = t.principal WHERE t.token_hash = $1",
+             JOIN principals p ON p.name = t.principal
+             WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -476,6 +483,42 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.token_hash, t.created_at AS token_created, t.expires_at, p.name, p.office, p.roles,
+                    p.created_at FROM tokens t JOIN principals p ON p.name = t.principal
+             ORDER BY p.name, t.created_at, t.token_hash",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let p = principal_row(row)?;
+                let hash: String = row.try_get("token_hash").map_err(map_sqlx)?;
+                Ok(TokenRecord {
+                    id: hash.chars().take(TOKEN_ID_LEN).collect(),
+                    principal: p.name,
+                    office: p.office,
+                    roles: p.roles,
+                    created_at: row.try_get("token_created").map_err(map_sqlx)?,
+                    expires_at: row.try_get("expires_at").map_err(map_sqlx)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError> {
+        let prefix = token_prefix(id)?;
+        sqlx::query("DELETE FROM tokens WHERE principal = $1 AND token_hash LIKE $2")
+            .bind(principal)
+            .bind(&prefix)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_sqlx)
     }
 
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {

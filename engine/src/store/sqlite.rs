@@ -30,11 +30,11 @@ use sqlx::{Connection, Row};
 
 use super::common::{
     chain_events, check_create, check_principal, check_token_hash, commit_time, decode_hash, instance_order,
-    lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, validate_commit, verify_log,
+    lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     CalendarYearRecord, Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
-    PrincipalRecord, Published, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+    PrincipalRecord, Published, Store, StoreError, StoredEvent, TimerRecord, TimerState, TokenRecord, TOKEN_ID_LEN,
 };
 use crate::audit::GENESIS;
 
@@ -473,7 +473,12 @@ impl Store for SqliteStore {
         self.wal_checkpoint().await.map(|_| ())
     }
 
-    async fn create_principal(&self, principal: PrincipalRecord, token_hash: &str) -> Result<(), StoreError> {
+    async fn create_token(
+        &self,
+        principal: PrincipalRecord,
+        token_hash: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
         check_principal(&principal)?;
         check_token_hash(token_hash)?;
         let roles = serde_json::to_string(&principal.roles)
@@ -492,12 +497,13 @@ impl Store for SqliteStore {
             .await
             .map_err(map_sqlx)?;
             let inserted = sqlx::query(
-                "INSERT INTO tokens (token_hash, principal, created_at) VALUES (?, ?, ?)
+                "INSERT INTO tokens (token_hash, principal, created_at, expires_at) VALUES (?, ?, ?, ?)
                  ON CONFLICT (token_hash) DO NOTHING",
             )
             .bind(token_hash)
             .bind(&principal.name)
             .bind(micros(principal.created_at))
+            .bind(expires_at.map(micros))
             .execute(&mut *tx)
             .await
             .map_err(map_sqlx)?
@@ -514,9 +520,11 @@ impl Store for SqliteStore {
     async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT p.name, p.office, p.roles, p.created_at FROM tokens t
-             JOIN principals p ON p.name = t.principal WHERE t.token_hash = ?",
+             JOIN principals p ON p.name = t.principal
+             WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?)",
         )
         .bind(token_hash)
+        .bind(micros(Utc::now()))
         .fetch_optional(&self.readers)
         .await
         .map_err(map_sqlx)?;
@@ -556,6 +564,45 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.token_hash, t.created_at AS token_created, t.expires_at, p.name, p.office, p.roles,
+                    p.created_at FROM tokens t JOIN principals p ON p.name = t.principal
+             ORDER BY p.name, t.created_at, t.token_hash",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let p = principal_row(row)?;
+                let hash: String = row.try_get("token_hash").map_err(map_sqlx)?;
+                let expires: Option<i64> = row.try_get("expires_at").map_err(map_sqlx)?;
+                Ok(TokenRecord {
+                    id: hash.chars().take(TOKEN_ID_LEN).collect(),
+                    principal: p.name,
+                    office: p.office,
+                    roles: p.roles,
+                    created_at: time_at(row, "token_created")?,
+                    expires_at: expires.map(|v| from_micros(v, "expires_at")).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError> {
+        let prefix = token_prefix(id)?;
+        let mut tx = self.begin_write().await?;
+        let result = sqlx::query("DELETE FROM tokens WHERE principal = ? AND token_hash LIKE ?")
+            .bind(principal)
+            .bind(&prefix)
+            .execute(&mut *tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_sqlx);
+        finish(tx, result).await
     }
 
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {

@@ -212,6 +212,7 @@ conformance!(
     principals_are_found_by_token_hash_only,
     idempotency_without_commit_is_unique_per_principal_and_key,
     r0_2_calendar_years_are_kept_and_replaced_by_year,
+    tokens_expire_are_listed_and_revoked,
 );
 
 // ---- fixtures ----
@@ -909,6 +910,45 @@ async fn r0_2_calendar_years_are_kept_and_replaced_by_year(h: &Harness) {
     let years = store.calendar_years().await.unwrap();
     assert_eq!(years.len(), 2);
     assert_eq!(years[0], replaced);
+}
+
+/// Issue 9.4: a token stops working at its expiry (the wall clock) and when revoked; listing
+/// shows ids (12 hex digits of the hash), never more.
+async fn tokens_expire_are_listed_and_revoked(h: &Harness) {
+    let store = h.store.as_ref();
+    let hash = |c: char| c.to_string().repeat(64);
+    let wang =
+        PrincipalRecord {
+            name: "王".into(), office: "街道".into(), roles: vec!["街道".into()], created_at: t(T0)
+        };
+    let later = Utc::now() + chrono::Duration::days(1);
+    store.create_token(wang.clone(), &hash('a'), None).await.unwrap();
+    store.create_token(wang.clone(), &hash('b'), Some(later)).await.unwrap();
+    store.create_token(wang.clone(), &hash('c'), Some(t("2020-01-01T00:00:00Z"))).await.unwrap();
+    assert_eq!(store.principal_by_token_hash(&hash('a')).await.unwrap(), Some(wang.clone()));
+    assert_eq!(store.principal_by_token_hash(&hash('b')).await.unwrap(), Some(wang.clone()));
+    assert_eq!(store.principal_by_token_hash(&hash('c')).await.unwrap(), None, "expired");
+    let listed = store.list_tokens().await.unwrap();
+    let ids: Vec<(&str, Option<i64>)> =
+        listed.iter().map(|t| (t.id.as_str(), t.expires_at.map(|at| at.timestamp_micros()))).collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("aaaaaaaaaaaa", None),
+            ("bbbbbbbbbbbb", Some(later.timestamp_micros())),
+            ("cccccccccccc", Some(t("2020-01-01T00:00:00Z").timestamp_micros())),
+        ]
+    );
+    assert!(listed.iter().all(|t| t.principal == "王" && t.office == "街道"));
+    // One by id, then the rest; a malformed id is refused, an unknown one revokes nothing.
+    assert_eq!(store.revoke_tokens("王", Some("bbbbbbbbbbbb")).await.unwrap(), 1);
+    assert_eq!(store.principal_by_token_hash(&hash('b')).await.unwrap(), None);
+    assert_eq!(store.principal_by_token_hash(&hash('a')).await.unwrap(), Some(wang.clone()));
+    assert_eq!(store.revoke_tokens("王", Some("%")).await.unwrap_err().code(), "STORE007");
+    assert_eq!(store.revoke_tokens("李", None).await.unwrap(), 0);
+    assert_eq!(store.revoke_tokens("王", None).await.unwrap(), 2);
+    assert_eq!(store.principal_by_token_hash(&hash('a')).await.unwrap(), None);
+    assert_eq!(store.list_tokens().await.unwrap(), vec![]);
 }
 
 async fn principals_are_found_by_token_hash_only(h: &Harness) {
