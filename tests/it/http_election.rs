@@ -36,7 +36,10 @@ use civicflow_engine::core::{Action, Actor, Event, Tally, VoteCounts};
 use civicflow_engine::sim::Simulation;
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
-use civicflow_engine::store::{InstanceFilter, Store};
+use civicflow_engine::calendar::Calendar;
+use civicflow_engine::clock::SimulatedClock;
+use civicflow_engine::runtime::Runtime;
+use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InstanceFilter, Store};
 
 // ---- the policy's roles, one principal each ----
 
@@ -871,7 +874,21 @@ async fn next_election(d: &mut Driver) {
         assert_eq!(view["cycle"], 1);
         due.insert(*id, at);
     }
+    // A second node on the same database (on PostgreSQL in the PostgreSQL run), its clock at the
+    // same instant, fires the due timers at the same time as the server: each next election is
+    // still due exactly once (asserted below), and node-b fired its share of them under leases.
+    let store = d.env.server.state.store.clone();
+    let (committer, _committing) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
+    let clock_b = Arc::new(SimulatedClock::new(DateTime::parse_from_rfc3339(&z("2015-06-01 09:00")).unwrap().into()));
+    let calendar = Arc::new(Calendar::chinese().unwrap());
+    let node_b = Arc::new(Runtime::new(store, committer, clock_b, calendar, "node-b".into()));
+    let racing = tokio::spawn({
+        let node_b = node_b.clone();
+        async move { node_b.fire_all_due().await }
+    });
     d.advance("2015-06-01 09:00").await;
+    racing.await.unwrap().unwrap();
+    assert_eq!(node_b.fire_all_due().await.unwrap(), 0, "nothing is left to fire on either node");
     let fresh = json!({
         "党员人数": 64, "户数": 2100, "单位数": 21, "党组织席位": 5, "居委会席位": 5, "监督委员会席位": 7,
     });
