@@ -32,13 +32,13 @@ use sqlx::{AssertSqlSafe, PgPool};
 use civicflow::http::auth::create_token;
 use civicflow::serve::{Config, Database, Server};
 use civicflow_dsl::value::from_json;
+use civicflow_engine::calendar::Calendar;
+use civicflow_engine::clock::SimulatedClock;
 use civicflow_engine::core::{Action, Actor, Event, Tally, VoteCounts};
+use civicflow_engine::runtime::Runtime;
 use civicflow_engine::sim::Simulation;
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
-use civicflow_engine::calendar::Calendar;
-use civicflow_engine::clock::SimulatedClock;
-use civicflow_engine::runtime::Runtime;
 use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InstanceFilter, Store};
 
 // ---- the policy's roles, one principal each ----

@@ -35,6 +35,30 @@ fn each_good_policy_compiles_cleanly() {
     });
 }
 
+/// The formatter covers every construct the good policies and the bundled ones use: formatting
+/// keeps the compiled policy (the same IR hash) and formatting twice changes nothing.
+#[test]
+fn formatting_keeps_every_good_and_bundled_policy_and_settles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for dir in [root.join("tests/data/ok"), root.join("../policies")] {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        files.extend(
+            entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cf")),
+        );
+    }
+    assert!(files.len() >= 14, "{files:?}");
+    for path in files {
+        let source = std::fs::read_to_string(&path).unwrap_or_default();
+        let before = compile(&source).map(|c| c.hash).unwrap_or_else(|_| panic!("{} compiles", path.display()));
+        let once = civicflow_dsl::fmt::format_source(&source).unwrap_or_else(|d| panic!("{}: {d:?}", path.display()));
+        let after = compile(&once).map(|c| c.hash).unwrap_or_else(|_| panic!("{} formatted compiles", path.display()));
+        assert_eq!(after, before, "{}: formatting changed the policy", path.display());
+        let twice = civicflow_dsl::fmt::format_source(&once).unwrap_or_default();
+        assert_eq!(twice, once, "{}: formatting again changed it", path.display());
+    }
+}
+
 /// Every diagnostic code has a golden file named after it, and its file produces that code.
 #[test]
 fn every_code_has_a_golden_file() {
