@@ -10,6 +10,7 @@
 //! - `http_election`: the bundled election, whole, through HTTP beside its in-memory twin.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod authz;
 mod browser;
 mod crash;
 mod http;
