@@ -13,6 +13,7 @@
 mod authz;
 mod browser;
 mod crash;
+mod faults;
 mod http;
 mod http_calendar;
 mod http_election;

@@ -1,0 +1,134 @@
+//! Issue 9 (prove): faults a client meets on the wire. A lost acknowledgement — the client's
+//! connection cut after the act it sent with an `Idempotency-Key` was committed, before it read
+//! the answer — and its retry: the act is recorded once, and the retry gets the first answer. On
+//! SQLite and PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use civicflow::serve::{Config, Database, Server};
+use civicflow_engine::store::postgres::PgStore;
+use civicflow_engine::store::sqlite::SqliteStore;
+use civicflow_engine::store::Store;
+
+const POLICY: &str = r#"
+policy 断线重试 {
+  role 街道
+  step 甲: task { by 街道 }
+  step 乙: task { by 街道 after 甲 }
+}"#;
+
+async fn lost_acknowledgement(store: Arc<dyn Store>) {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(store));
+    config.publish_bundled = false;
+    let server = Server::start(config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let admin = server.admin_token.clone().unwrap();
+    let street =
+        civicflow::http::auth::create_token(server.state.store.as_ref(), "王", "街道", &["街道".into()]).await.unwrap();
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client.post(format!("{base}/v1/policies")).bearer_auth(&admin).body(POLICY).send().await.unwrap().status(),
+        201
+    );
+    let started = client
+        .post(format!("{base}/v1/instances"))
+        .bearer_auth(&street)
+        .json(&json!({ "policy": "断线重试", "id": "断线-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+
+    // The act is sent whole; the client never reads the answer: its connection is cut once the
+    // act is committed (seen through another connection), as when an acknowledgement is lost.
+    let body = json!({ "action": "complete", "comment": "已办" }).to_string();
+    let path = "/v1/instances/%E6%96%AD%E7%BA%BF-1/steps/%E7%94%B2/actions";
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {street}\r\nidempotency-key: act-1\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let history = |client: reqwest::Client| {
+        let url = format!("{base}/v1/instances/%E6%96%AD%E7%BA%BF-1/history");
+        let token = street.clone();
+        async move {
+            let h: Value = client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+            h["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut landed = false;
+    while tokio::time::Instant::now() < deadline {
+        if history(client.clone()).await.iter().any(|k| k == "acted") {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(landed, "the act was committed");
+    drop(socket);
+    // The retry: the same key, the same body.
+    let retry = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(&street)
+        .header("idempotency-key", "act-1")
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = retry.status();
+    let replayed = retry.headers().get("idempotent-replayed").is_some();
+    let retry_text = retry.text().await.unwrap();
+    assert_eq!(status, 200, "{retry_text}");
+    let answer: Value = serde_json::from_str(&retry_text).unwrap();
+    assert_eq!(answer["replayed"], true, "the retry gets the first answer");
+    assert!(replayed, "marked `idempotent-replayed`");
+    let kinds_of = |a: &Value| a["events"].as_array().unwrap().iter().map(|e| e["kind"].clone()).collect::<Vec<_>>();
+    assert_eq!(kinds_of(&answer), vec![json!("acted"), json!("completed"), json!("opened")], "{answer}");
+    let kinds = history(client.clone()).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "acted").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "completed").count(), 1, "{kinds:?}");
+    // And again: still once.
+    let again = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(&street)
+        .header("idempotency-key", "act-1")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["replayed"], true);
+    assert_eq!(history(client).await, kinds);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_acknowledgement_is_answered_by_the_retry_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
+    lost_acknowledgement(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_acknowledgement_is_answered_by_the_retry_on_postgres() {
+    let Some(crate::pg::Schema { admin, name, options }) =
+        crate::pg::fresh_schema("faults", "faults", "lost_ack").await
+    else {
+        return;
+    };
+    let store = PgStore::connect_with(options, 8).await.unwrap();
+    lost_acknowledgement(Arc::new(store.clone())).await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
+    admin.close().await;
+}
