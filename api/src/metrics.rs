@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
     CalendarYearRecord, Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
-    Published, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -342,6 +342,27 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.create_token(principal, token_hash, expires_at).await;
         self.time("create_token", t);
+        r
+    }
+
+    async fn put_session(&self, session: SessionRecord, cap: usize) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.put_session(session, cap).await;
+        self.time("put_session", t);
+        r
+    }
+
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.get_session(id_hash).await;
+        self.time("get_session", t);
+        r
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.delete_session(id_hash).await;
+        self.time("delete_session", t);
         r
     }
 

@@ -841,3 +841,47 @@ async fn revoking_a_token_or_changing_roles_ends_the_web_session_at_once() {
     assert_eq!(d.sign_in(&zhao).await.status, StatusCode::UNAUTHORIZED);
     env.finish().await;
 }
+
+/// Issue 9.6: web sessions live in the store, so a second node (or the same one restarted)
+/// knows a session another made, and signing out on one ends it on all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_on_one_node_is_known_to_another_and_ends_everywhere() {
+    let env = PagesEnv::start().await;
+    let wang = env.token("王书记", "街道党工委", "街道党工委").await;
+    let mut b = Browser::new(&env);
+    assert_eq!(b.sign_in(&wang).await.status, StatusCode::SEE_OTHER);
+    let cookies = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(env.server.state.store.clone()));
+    config.publish_bundled = false;
+    config.simulated_clock = Some(chrono::DateTime::parse_from_rfc3339("2012-03-21T09:00:00+08:00").unwrap().into());
+    let other = Server::start(config).await.unwrap();
+    let other_base = format!("http://{}", other.addr);
+    let inbox = |base: String| {
+        let client = env.client.clone();
+        let cookies = cookies.clone();
+        async move { client.get(format!("{base}/inbox")).header(COOKIE, cookies).send().await.unwrap() }
+    };
+    let there = inbox(other_base.clone()).await;
+    assert_eq!(there.status(), StatusCode::OK, "the other node knows the session");
+    assert!(there.text().await.unwrap().contains("王书记"));
+
+    // Signing out on the other node ends it here too.
+    let page = inbox(other_base.clone()).await.text().await.unwrap();
+    let csrf = hidden(&page, "csrf");
+    let out = env
+        .client
+        .post(format!("{other_base}/signout"))
+        .header(COOKIE, cookies.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let here = inbox(env.base.clone()).await;
+    assert_eq!(here.status(), StatusCode::SEE_OTHER);
+    assert_eq!(here.headers().get(LOCATION).unwrap(), "/signin");
+    other.stop().await;
+    env.finish().await;
+}

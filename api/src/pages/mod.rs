@@ -40,6 +40,7 @@ use serde_json::{json, Value};
 use crate::http::auth::Principal;
 use crate::http::problem::{ApiError, ProblemInfo};
 use crate::http::AppState;
+use civicflow_engine::store::SessionRecord;
 
 /// The session cookie: a random id (never the token).
 pub const SESSION_COOKIE: &str = "cf_session";
@@ -139,7 +140,10 @@ pub fn router(app: AppState) -> Router {
 }
 
 impl Pages {
-    fn new_session(&self, principal: Principal, token_hash: String) -> Result<Session, ApiError> {
+    /// A new session for `principal`, made from the token whose hash is `token_hash`, kept in
+    /// the store (issue 9.6: a restart or another node keeps it); at most so many per principal,
+    /// the oldest ending first (issue 9.3).
+    async fn new_session(&self, principal: Principal, token_hash: String) -> Result<Session, ApiError> {
         let session = Session {
             id: random_hex(32)?,
             principal,
@@ -147,29 +151,39 @@ impl Pages {
             expires: Instant::now() + SESSION_TTL,
             token_hash,
         };
-        let mut sessions = self.sessions.lock().map_err(|_| ApiError::internal("the session table is poisoned"))?;
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        // Issue 9.3: at most so many sessions per principal; signing in once more ends the oldest.
+        let now = Utc::now();
+        let record = SessionRecord {
+            id_hash: crate::http::auth::token_hash(&session.id),
+            principal: session.principal.name.clone(),
+            office: session.principal.office.clone(),
+            roles: session.principal.roles.clone(),
+            token_hash: session.token_hash.clone(),
+            csrf: session.csrf.clone(),
+            created_at: now,
+            expires_at: now + chrono::Duration::from_std(SESSION_TTL).unwrap_or(chrono::Duration::hours(8)),
+        };
         let cap = self.app.limiter.config.sessions_per_principal.max(1);
-        let mut mine: Vec<(Instant, String)> = sessions
-            .values()
-            .filter(|s| s.principal.name == session.principal.name)
-            .map(|s| (s.expires, s.id.clone()))
-            .collect();
-        if mine.len() >= cap {
-            mine.sort();
-            for (_, id) in mine.iter().take(mine.len() + 1 - cap) {
-                sessions.remove(id);
-            }
-        }
-        sessions.insert(session.id.clone(), session.clone());
+        self.app.store.put_session(record, cap).await?;
+        self.remember(&session);
         Ok(session)
     }
 
-    fn drop_session(&self, id: &str) {
+    /// Ends a session, in the store and in this node's cache.
+    async fn drop_session(&self, id: &str) {
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.remove(id);
+        }
+        if let Err(e) = self.app.store.delete_session(&crate::http::auth::token_hash(id)).await {
+            tracing::warn!(error = %e, "a session could not be deleted");
+        }
+    }
+
+    /// This node's copy of a session it has checked, for the layout of an error page.
+    fn remember(&self, session: &Session) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            let now = Instant::now();
+            sessions.retain(|_, s| s.expires > now);
+            sessions.insert(session.id.clone(), session.clone());
         }
     }
 
@@ -181,16 +195,28 @@ impl Pages {
         sessions.get(&id).filter(|s| s.expires > Instant::now()).cloned()
     }
 
-    /// The session named by the request's cookie, if it is live and its token still is: a
-    /// token revoked or expired, or its principal's office or roles changed, ends the session
-    /// at once (issue 9.4). One store read per page.
+    /// The session named by the request's cookie, from the store (any node made it), if it is
+    /// live and its token still is: a token revoked or expired, or its principal's office or
+    /// roles changed, ends the session at once (issue 9.4). Two store reads per page.
     pub async fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let session = self.cached_session(headers)?;
-        let current = self.app.store.principal_by_token_hash(&session.token_hash).await.ok().flatten();
+        let id = cookie(headers, SESSION_COOKIE)?;
+        let record = self.app.store.get_session(&crate::http::auth::token_hash(&id)).await.ok().flatten()?;
+        let current = self.app.store.principal_by_token_hash(&record.token_hash).await.ok().flatten();
         match current {
-            Some(p) if p.office == session.principal.office && p.roles == session.principal.roles => Some(session),
+            Some(p) if p.office == record.office && p.roles == record.roles => {
+                let left = (record.expires_at - Utc::now()).to_std().unwrap_or_default();
+                let session = Session {
+                    id,
+                    principal: Principal { name: record.principal, office: record.office, roles: record.roles },
+                    csrf: record.csrf,
+                    expires: Instant::now() + left,
+                    token_hash: record.token_hash,
+                };
+                self.remember(&session);
+                Some(session)
+            }
             _ => {
-                self.drop_session(&session.id);
+                self.drop_session(&id).await;
                 None
             }
         }

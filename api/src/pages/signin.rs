@@ -65,7 +65,7 @@ pub async fn submit(
         Ok(None) => return failed(&pages, &headers),
         Err(e) => return pages.api_error(&headers, e.into()),
     };
-    let session = match pages.new_session(Principal::from(principal), token_hash(&token)) {
+    let session = match pages.new_session(Principal::from(principal), token_hash(&token)).await {
         Ok(s) => s,
         Err(e) => return pages.api_error(&headers, e),
     };
@@ -85,7 +85,7 @@ pub async fn signout(State(pages): State<Pages>, headers: HeaderMap, Form(f): Fo
         Ok(s) => s,
         Err(r) => return r,
     };
-    pages.drop_session(&session.id);
+    pages.drop_session(&session.id).await;
     let mut r = Redirect::to("/signin").into_response();
     if let Ok(v) =
         HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"))

@@ -227,6 +227,20 @@ pub struct TokenRecord {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A web session as stored (issue 9.6): by the SHA-256 of its id, with the office and roles it
+/// was made with, the token it was made from and its CSRF secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    pub principal: String,
+    pub office: String,
+    pub roles: Vec<String>,
+    pub token_hash: String,
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// R0.2: a working-day calendar year added at run time, as stored (table `calendar_years`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarYearRecord {
@@ -540,6 +554,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every principal, by name.
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError>;
+
+    /// Stores a web session; expired sessions go, and the principal's oldest beyond `cap`
+    /// (counting this one) are ended, in the same transaction.
+    async fn put_session(&self, session: SessionRecord, cap: usize) -> Result<(), StoreError>;
+
+    /// The live (unexpired, by the wall clock) session with this id hash.
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Ends a session (signing out, or its token gone).
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
 
     /// Stores an idempotency record that goes with no instance commit (a policy publication, a
     /// move of the simulated clock); [`StoreError::DuplicateKey`] if the principal used the key

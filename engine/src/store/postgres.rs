@@ -26,7 +26,8 @@ use super::common::{
 };
 use super::{
     CalendarYearRecord, Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
-    PrincipalRecord, Published, Store, StoreError, StoredEvent, TimerRecord, TimerState, TokenRecord, TOKEN_ID_LEN,
+    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState, TokenRecord,
+    TOKEN_ID_LEN,
 };
 use crate::audit::{truncate_to_micros, GENESIS};
 
@@ -518,6 +519,78 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(|r| r.rows_affected())
+            .map_err(map_sqlx)
+    }
+
+    async fn put_session(&self, session: SessionRecord, cap: usize) -> Result<(), StoreError> {
+        check_token_hash(&session.id_hash)?;
+        let mut tx = self.begin().await?;
+        let result = async {
+            sqlx::query("DELETE FROM web_sessions WHERE expires_at <= now()")
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            // Keep the newest `cap - 1` of the principal's, then add this one.
+            sqlx::query(
+                "DELETE FROM web_sessions WHERE principal = $1 AND id_hash NOT IN
+                 (SELECT id_hash FROM web_sessions WHERE principal = $1 ORDER BY created_at DESC, id_hash LIMIT $2)",
+            )
+            .bind(&session.principal)
+            .bind(to_i64(cap.saturating_sub(1) as u64, "cap")?)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            sqlx::query(
+                "INSERT INTO web_sessions (id_hash, principal, office, roles, token_hash, csrf, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&session.id_hash)
+            .bind(&session.principal)
+            .bind(&session.office)
+            .bind(&session.roles)
+            .bind(&session.token_hash)
+            .bind(&session.csrf)
+            .bind(truncate_to_micros(session.created_at))
+            .bind(truncate_to_micros(session.expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id_hash, principal, office, roles, token_hash, csrf, created_at, expires_at
+             FROM web_sessions WHERE id_hash = $1 AND expires_at > now()",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(|row| {
+            Ok(SessionRecord {
+                id_hash: row.try_get("id_hash").map_err(map_sqlx)?,
+                principal: row.try_get("principal").map_err(map_sqlx)?,
+                office: row.try_get("office").map_err(map_sqlx)?,
+                roles: row.try_get("roles").map_err(map_sqlx)?,
+                token_hash: row.try_get("token_hash").map_err(map_sqlx)?,
+                csrf: row.try_get("csrf").map_err(map_sqlx)?,
+                created_at: row.try_get("created_at").map_err(map_sqlx)?,
+                expires_at: row.try_get("expires_at").map_err(map_sqlx)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
             .map_err(map_sqlx)
     }
 

@@ -34,7 +34,8 @@ use super::common::{
 };
 use super::{
     CalendarYearRecord, Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
-    PrincipalRecord, Published, Store, StoreError, StoredEvent, TimerRecord, TimerState, TokenRecord, TOKEN_ID_LEN,
+    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState, TokenRecord,
+    TOKEN_ID_LEN,
 };
 use crate::audit::GENESIS;
 
@@ -601,6 +602,87 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map(|r| r.rows_affected())
+            .map_err(map_sqlx);
+        finish(tx, result).await
+    }
+
+    async fn put_session(&self, session: SessionRecord, cap: usize) -> Result<(), StoreError> {
+        check_token_hash(&session.id_hash)?;
+        let roles = serde_json::to_string(&session.roles)
+            .map_err(|e| StoreError::Invalid(format!("unencodable roles: {e}")))?;
+        let mut tx = self.begin_write().await?;
+        let result = async {
+            sqlx::query("DELETE FROM web_sessions WHERE expires_at <= ?")
+                .bind(micros(Utc::now()))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            // Keep the newest `cap - 1` of the principal's, then add this one.
+            sqlx::query(
+                "DELETE FROM web_sessions WHERE principal = ? AND id_hash NOT IN
+                 (SELECT id_hash FROM web_sessions WHERE principal = ? ORDER BY created_at DESC, id_hash LIMIT ?)",
+            )
+            .bind(&session.principal)
+            .bind(&session.principal)
+            .bind(to_i64(cap.saturating_sub(1) as u64, "cap")?)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            sqlx::query(
+                "INSERT INTO web_sessions (id_hash, principal, office, roles, token_hash, csrf, created_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&session.id_hash)
+            .bind(&session.principal)
+            .bind(&session.office)
+            .bind(&roles)
+            .bind(&session.token_hash)
+            .bind(&session.csrf)
+            .bind(micros(session.created_at))
+            .bind(micros(session.expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id_hash, principal, office, roles, token_hash, csrf, created_at, expires_at
+             FROM web_sessions WHERE id_hash = ? AND expires_at > ?",
+        )
+        .bind(id_hash)
+        .bind(micros(Utc::now()))
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(|row| {
+            let roles: String = row.try_get("roles").map_err(map_sqlx)?;
+            Ok(SessionRecord {
+                id_hash: row.try_get("id_hash").map_err(map_sqlx)?,
+                principal: row.try_get("principal").map_err(map_sqlx)?,
+                office: row.try_get("office").map_err(map_sqlx)?,
+                roles: serde_json::from_str(&roles)
+                    .map_err(|e| StoreError::Corrupt(format!("`roles` holds no JSON list of names: {e}")))?,
+                token_hash: row.try_get("token_hash").map_err(map_sqlx)?,
+                csrf: row.try_get("csrf").map_err(map_sqlx)?,
+                created_at: time_at(&row, "created_at")?,
+                expires_at: time_at(&row, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = sqlx::query("DELETE FROM web_sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&mut *tx)
+            .await
+            .map(|_| ())
             .map_err(map_sqlx);
         finish(tx, result).await
     }

@@ -24,7 +24,7 @@ use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
 use civicflow_engine::store::{
     Commit, GroupCommitConfig, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent, NewTimer,
-    PolicyRecord, PrincipalRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+    PolicyRecord, PrincipalRecord, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
 };
 
 // ---- harness ----
@@ -213,6 +213,7 @@ conformance!(
     idempotency_without_commit_is_unique_per_principal_and_key,
     r0_2_calendar_years_are_kept_and_replaced_by_year,
     tokens_expire_are_listed_and_revoked,
+    web_sessions_are_kept_capped_and_expire,
 );
 
 // ---- fixtures ----
@@ -949,6 +950,44 @@ async fn tokens_expire_are_listed_and_revoked(h: &Harness) {
     assert_eq!(store.revoke_tokens("王", None).await.unwrap(), 2);
     assert_eq!(store.principal_by_token_hash(&hash('a')).await.unwrap(), None);
     assert_eq!(store.list_tokens().await.unwrap(), vec![]);
+}
+
+/// Issue 9.6: web sessions in the store: read back whole, at most `cap` per principal (the
+/// oldest end), expired ones never returned, deleted on sign-out.
+async fn web_sessions_are_kept_capped_and_expire(h: &Harness) {
+    let store = h.store.as_ref();
+    let now = Utc::now();
+    let session = |c: char, who: &str, age_s: i64, ttl_s: i64| SessionRecord {
+        id_hash: c.to_string().repeat(64),
+        principal: who.into(),
+        office: "街道".into(),
+        roles: vec!["街道".into(), "街道选举领导小组".into()],
+        token_hash: "f".repeat(64),
+        csrf: format!("csrf-{c}"),
+        created_at: now - chrono::Duration::seconds(age_s),
+        expires_at: now + chrono::Duration::seconds(ttl_s),
+    };
+    let micros = |mut s: SessionRecord| {
+        s.created_at = DateTime::from_timestamp_micros(s.created_at.timestamp_micros()).unwrap();
+        s.expires_at = DateTime::from_timestamp_micros(s.expires_at.timestamp_micros()).unwrap();
+        s
+    };
+    store.put_session(session('a', "王", 30, 3600), 2).await.unwrap();
+    assert_eq!(store.get_session(&"a".repeat(64)).await.unwrap(), Some(micros(session('a', "王", 30, 3600))));
+    store.put_session(session('b', "王", 20, 3600), 2).await.unwrap();
+    store.put_session(session('c', "李", 10, 3600), 2).await.unwrap();
+    // A third for 王 with a cap of 2: the oldest (a) ends; 李's is untouched.
+    store.put_session(session('d', "王", 0, 3600), 2).await.unwrap();
+    assert_eq!(store.get_session(&"a".repeat(64)).await.unwrap(), None);
+    for c in ['b', 'c', 'd'] {
+        assert!(store.get_session(&c.to_string().repeat(64)).await.unwrap().is_some(), "{c}");
+    }
+    // Expired: never returned.
+    store.put_session(session('e', "赵", 7200, -1), 2).await.unwrap();
+    assert_eq!(store.get_session(&"e".repeat(64)).await.unwrap(), None);
+    store.delete_session(&"d".repeat(64)).await.unwrap();
+    assert_eq!(store.get_session(&"d".repeat(64)).await.unwrap(), None);
+    assert!(store.get_session(&"b".repeat(64)).await.unwrap().is_some());
 }
 
 async fn principals_are_found_by_token_hash_only(h: &Harness) {
