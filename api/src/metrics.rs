@@ -14,8 +14,8 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    CalendarYearRecord, Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
-    Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
+    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -138,6 +138,9 @@ pub struct MeteredStore {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     committed: broadcast::Sender<StoredEvent>,
+    /// The last seq published on this node's stream, per instance: a hint of another node's
+    /// commit publishes only what this node has not (issue 9.6).
+    published: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl MeteredStore {
@@ -147,7 +150,7 @@ impl MeteredStore {
         clock: Arc<dyn Clock>,
         committed: broadcast::Sender<StoredEvent>,
     ) -> Self {
-        MeteredStore { inner, metrics, clock, committed }
+        MeteredStore { inner, metrics, clock, committed, published: Default::default() }
     }
 
     fn time(&self, op: &'static str, started: Instant) {
@@ -155,9 +158,30 @@ impl MeteredStore {
     }
 
     fn publish(&self, events: &[StoredEvent]) {
+        let Ok(mut published) = self.published.lock() else { return };
         for e in events {
+            let last = published.entry(e.instance.clone()).or_insert(0);
+            if e.seq <= *last {
+                continue; // already on this node's stream
+            }
+            *last = e.seq;
             // No subscriber is not an error: the stream is a convenience, the log is the record.
             let _ = self.committed.send(e.clone());
+        }
+    }
+
+    /// Issue 9.6: another node committed events of `hint.instance` after `hint.after`: read
+    /// them from the store (the truth; the hint only says where to look) and stream what this
+    /// node has not.
+    pub async fn publish_hinted(&self, hint: &CommitHint) {
+        if self.committed.receiver_count() == 0 {
+            return;
+        }
+        match self.inner.events(&hint.instance, hint.after, 1_000).await {
+            Ok(events) => self.publish(&events),
+            Err(e) => {
+                tracing::warn!(instance = %hint.instance, error = %e, "another node's events did not reach the stream")
+            }
         }
     }
 
@@ -364,6 +388,10 @@ impl Store for MeteredStore {
         let r = self.inner.delete_session(id_hash).await;
         self.time("delete_session", t);
         r
+    }
+
+    async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {
+        self.inner.commit_hints().await
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {

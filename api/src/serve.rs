@@ -149,8 +149,8 @@ impl Server {
             }
             None => (Arc::new(SystemClock), None),
         };
-        let store: Arc<dyn Store> =
-            Arc::new(MeteredStore::new(inner, metrics.clone(), clock.clone(), committed.clone()));
+        let metered = Arc::new(MeteredStore::new(inner, metrics.clone(), clock.clone(), committed.clone()));
+        let store: Arc<dyn Store> = metered.clone();
         let (committer, committer_task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
         let calendar = Arc::new(Calendar::chinese().map_err(|e| ServeError::Calendar(e.to_string()))?);
         let node = format!("node-{}-{}", std::process::id(), short_random());
@@ -203,6 +203,22 @@ impl Server {
             stopped.clone(),
             Duration::from_secs(30),
         ));
+        // Issue 9.6: what other nodes commit reaches this node's event stream (PostgreSQL).
+        if let Some(mut hints) = metered.commit_hints().await? {
+            let mut hint_stop = stopped.clone();
+            tokio::spawn(async move {
+                loop {
+                    let hint = tokio::select! {
+                        hint = hints.recv() => hint,
+                        _ = hint_stop.wait_for(|s| *s) => None,
+                    };
+                    match hint {
+                        Some(hint) => metered.publish_hinted(&hint).await,
+                        None => break,
+                    }
+                }
+            });
+        }
         let timers = tokio::spawn(runtime.timer_loop(config.timer_interval, stopped));
         Ok(Server { addr, admin_token, published, state, stop, serve, timers, committer: committer_task })
     }

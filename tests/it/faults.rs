@@ -132,3 +132,70 @@ async fn a_lost_acknowledgement_is_answered_by_the_retry_on_postgres() {
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
     admin.close().await;
 }
+
+/// Issue 9.6: the event stream reaches the clients of every node. Two servers share one
+/// PostgreSQL database; a client streams from node B while an office acts through node A: the
+/// events arrive at B (PostgreSQL's NOTIFY is the hint, the store the truth), once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_reaches_the_clients_of_every_node_on_postgres() {
+    let Some(crate::pg::Schema { admin, name, options }) =
+        crate::pg::fresh_schema("faults", "faults", "sse_nodes").await
+    else {
+        return;
+    };
+    let store = PgStore::connect_with(options, 8).await.unwrap();
+    let start = |store: Arc<dyn Store>| async move {
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(store));
+        config.publish_bundled = false;
+        Server::start(config).await.unwrap()
+    };
+    let node_a = start(Arc::new(store.clone())).await;
+    let node_b = start(Arc::new(store.clone())).await;
+    let (a, b) = (format!("http://{}", node_a.addr), format!("http://{}", node_b.addr));
+    let admin_token = node_a.admin_token.clone().unwrap();
+    let street = civicflow::http::auth::create_token(&store, "王", "街道", &["街道".into()]).await.unwrap();
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client.post(format!("{a}/v1/policies")).bearer_auth(&admin_token).body(POLICY).send().await.unwrap().status(),
+        201
+    );
+    let started = client
+        .post(format!("{a}/v1/instances"))
+        .bearer_auth(&street)
+        .json(&json!({ "policy": "断线重试", "id": "两节点-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+
+    let mut stream = client.get(format!("{b}/v1/events")).bearer_auth(&street).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let acted = client
+        .post(format!("{a}/v1/instances/%E4%B8%A4%E8%8A%82%E7%82%B9-1/steps/%E7%94%B2/actions"))
+        .bearer_auth(&street)
+        .json(&json!({ "action": "complete", "comment": "已办" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acted.status(), 200);
+    let mut seen = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("event: opened") {
+            match stream.chunk().await.unwrap() {
+                Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "node A's commit did not reach node B's stream: {seen}");
+    // The act's three events, in order, each once (ids are `<instance>/<seq>`).
+    let ids: Vec<&str> = seen.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
+    assert_eq!(ids, ["两节点-1/3", "两节点-1/4", "两节点-1/5"], "{seen}");
+    drop(stream);
+    node_a.stop().await;
+    node_b.stop().await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
+    admin.close().await;
+}

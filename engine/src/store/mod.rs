@@ -227,6 +227,14 @@ pub struct TokenRecord {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Issue 9.6: another node committed events of `instance` after seq `after`. Only a hint for
+/// the event stream: the events themselves are read from the store, the one truth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitHint {
+    pub instance: String,
+    pub after: u64,
+}
+
 /// A web session as stored (issue 9.6): by the SHA-256 of its id, with the office and roles it
 /// was made with, the token it was made from and its CSRF secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -564,6 +572,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends a session (signing out, or its token gone).
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+
+    /// Hints of what every node commits, for the event stream of several nodes sharing one
+    /// database (PostgreSQL's LISTEN/NOTIFY); `None` where one node is all there is (SQLite).
+    async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {
+        Ok(None)
+    }
 
     /// Stores an idempotency record that goes with no instance commit (a policy publication, a
     /// move of the simulated clock); [`StoreError::DuplicateKey`] if the principal used the key

@@ -20,14 +20,17 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
+/// The LISTEN/NOTIFY channel of commit hints (issue 9.6), followed by `.` and the schema.
+const COMMIT_CHANNEL: &str = "civicflow_commits";
+
 use super::common::{
     chain_events, check_create, check_principal, check_token_hash, commit_time, decode_hash, instance_order,
     lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
-    CalendarYearRecord, Commit, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
-    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState, TokenRecord,
-    TOKEN_ID_LEN,
+    CalendarYearRecord, Commit, CommitHint, CounterClaim, IdempotencyRecord, InstanceFilter, InstanceRecord, Page,
+    PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+    TokenRecord, TOKEN_ID_LEN,
 };
 use crate::audit::{truncate_to_micros, GENESIS};
 
@@ -38,6 +41,9 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The LISTEN/NOTIFY channel of commit hints: one per schema, since channels are shared by
+    /// the whole database (issue 9.6).
+    channel: String,
 }
 
 impl PgStore {
@@ -62,7 +68,13 @@ impl PgStore {
     /// starting together migrate once).
     pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(map_migrate)?;
-        Ok(PgStore { pool })
+        let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await.map_err(map_sqlx)?;
+        // A channel name is an identifier: at most 63 bytes (pg_notify refuses a longer one).
+        let mut channel = format!("{COMMIT_CHANNEL}.{schema}");
+        while channel.len() > 63 {
+            channel.pop();
+        }
+        Ok(PgStore { pool, channel })
     }
 
     /// The pool, for maintenance and tests. Writing events through it bypasses the store's
@@ -193,6 +205,30 @@ impl Store for PgStore {
                     let _ = tx.rollback().await;
                     return vec![Err(fatal); n];
                 }
+            }
+        }
+        // Issue 9.6: a hint to every node's event stream, delivered by PostgreSQL at commit (and
+        // not at all on a rollback): the instance and the seq its new events follow.
+        let mut hinted: Vec<String> = Vec::new();
+        for (i, r) in results.iter().enumerate() {
+            if let Some(Ok(events)) = r {
+                if let Some(first) = events.first() {
+                    hinted.push(format!("{}\t{}", first.instance, first.seq.saturating_sub(1)));
+                }
+                if let Some(spawn) = &commits[i].spawn {
+                    hinted.push(format!("{}\t0", spawn.instance.id));
+                }
+            }
+        }
+        if !hinted.is_empty() {
+            let notified = sqlx::query("SELECT pg_notify($1, hint) FROM unnest($2::text[]) AS hint")
+                .bind(&self.channel)
+                .bind(&hinted)
+                .execute(&mut *tx)
+                .await;
+            if let Err(e) = notified {
+                let _ = tx.rollback().await;
+                return vec![Err(map_sqlx(e)); n];
             }
         }
         let committed = tx.commit().await.map_err(map_sqlx);
@@ -592,6 +628,39 @@ impl Store for PgStore {
             .await
             .map(|_| ())
             .map_err(map_sqlx)
+    }
+
+    async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await.map_err(map_sqlx)?;
+        listener.listen(&self.channel).await.map_err(map_sqlx)?;
+        let (send, receive) = tokio::sync::mpsc::channel(4096);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                // Ends with its receiver (the server stopped) or with the pool (closed): the
+                // listener's connection goes back then, so closing the pool never waits on it.
+                let next = tokio::select! {
+                    next = listener.recv() => next,
+                    () = send.closed() => return,
+                };
+                let notification = match next {
+                    Ok(n) => n,
+                    Err(_) if pool.is_closed() => return,
+                    // `recv` reconnects on the next call; hints sent meanwhile are lost (the
+                    // stream is a convenience, the log is the record).
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let Some((instance, after)) = notification.payload().split_once('\t') else { continue };
+                let Ok(after) = after.parse::<u64>() else { continue };
+                if send.send(CommitHint { instance: instance.to_string(), after }).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(receive))
     }
 
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
