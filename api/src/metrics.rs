@@ -170,6 +170,22 @@ impl MeteredStore {
         }
     }
 
+    /// This node's commit: first what other nodes committed to the instance before it and this
+    /// node's stream has not shown yet (their hints may come later), then the commit's events.
+    async fn publish_committed(&self, events: &[StoredEvent]) {
+        let Some(first) = events.first() else { return };
+        if self.committed.receiver_count() > 0 {
+            let last = self.published.lock().ok().and_then(|p| p.get(&first.instance).copied()).unwrap_or(0);
+            if last > 0 && first.seq > last + 1 {
+                let missing = u32::try_from(first.seq - last - 1).unwrap_or(u32::MAX).min(1_000);
+                if let Ok(gap) = self.inner.events(&first.instance, last, missing).await {
+                    self.publish(&gap);
+                }
+            }
+        }
+        self.publish(events);
+    }
+
     /// Issue 9.6: another node committed events of `hint.instance` after `hint.after`: read
     /// them from the store (the truth; the hint only says where to look) and stream what this
     /// node has not.
@@ -253,7 +269,7 @@ impl Store for MeteredStore {
         let r = self.inner.commit(commit).await;
         self.time("commit", t);
         if let Ok(events) = &r {
-            self.publish(events);
+            self.publish_committed(events).await;
             self.publish_spawned(next).await;
         }
         r
@@ -266,7 +282,7 @@ impl Store for MeteredStore {
         self.time("commit_many", t);
         for (r, next) in results.iter().zip(next) {
             if let Ok(events) = r {
-                self.publish(events);
+                self.publish_committed(events).await;
                 self.publish_spawned(next).await;
             }
         }

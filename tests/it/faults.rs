@@ -192,6 +192,34 @@ async fn the_event_stream_reaches_the_clients_of_every_node_on_postgres() {
     // The act's three events, in order, each once (ids are `<instance>/<seq>`).
     let ids: Vec<&str> = seen.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
     assert_eq!(ids, ["两节点-1/3", "两节点-1/4", "两节点-1/5"], "{seen}");
+    // Then an act through node B itself: its own events follow, once each, after A's.
+    let acted = client
+        .post(format!("{b}/v1/instances/%E4%B8%A4%E8%8A%82%E7%82%B9-1/steps/%E4%B9%99/actions"))
+        .bearer_auth(&street)
+        .json(&json!({ "action": "complete", "comment": "已办" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acted.status(), 200);
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("event: instance_completed") {
+            match stream.chunk().await.unwrap() {
+                Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "{seen}");
+    // Node A's hint of B's commit reaches A; B's own hint back to B adds nothing twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(Some(bytes))) =
+        tokio::time::timeout(Duration::from_millis(200), stream.chunk()).await.map(Result::ok)
+    {
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    let ids: Vec<&str> = seen.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
+    assert_eq!(ids, ["两节点-1/3", "两节点-1/4", "两节点-1/5", "两节点-1/6", "两节点-1/7", "两节点-1/8"], "{seen}");
     drop(stream);
     node_a.stop().await;
     node_b.stop().await;
