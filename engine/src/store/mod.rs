@@ -28,8 +28,12 @@ mod common;
 mod group;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_commit;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_commit;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,0 +1,345 @@
+//! The PostgreSQL store's commit path (savepoints, events, timers, counters, idempotency) and
+//! its row mappers, used by `postgres.rs`'s `Store` implementation.
+
+use super::common::{chain_events, commit_time, decode_hash, map_sqlx, to_i64, to_u64};
+use super::{
+    Commit, CounterClaim, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
+    TimerState,
+};
+use crate::audit::{truncate_to_micros, GENESIS};
+use serde_json::Value;
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::types::Json;
+use sqlx::{Connection, Row};
+
+/// Applies one commit of a batch inside a savepoint: the inner result is the commit's own, the
+/// outer error is a failure of the transaction itself (the batch must abort).
+pub(super) async fn in_savepoint(
+    tx: &mut PgConnection,
+    commit: &Commit,
+) -> Result<Result<Vec<StoredEvent>, StoreError>, StoreError> {
+    let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
+    match apply_commit(&mut savepoint, commit).await {
+        Ok(events) => {
+            savepoint.commit().await.map_err(map_sqlx)?;
+            Ok(Ok(events))
+        }
+        Err(err) => {
+            savepoint.rollback().await.map_err(map_sqlx)?;
+            Ok(Err(err))
+        }
+    }
+}
+
+pub(super) async fn apply_commit(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    insert_idempotency(conn, commit).await?;
+    let stored = apply_body(conn, commit).await?;
+    if let Some(spawn) = &commit.spawn {
+        insert_instance(conn, &spawn.instance, &spawn.first).await?;
+    }
+    Ok(stored)
+}
+
+pub(super) async fn insert_idempotency(conn: &mut PgConnection, commit: &Commit) -> Result<(), StoreError> {
+    let Some(idem) = &commit.idempotency else {
+        return Ok(());
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency
+         (principal, idempotency_key, request_hash, response, instance, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal, idempotency_key) DO NOTHING",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .bind(&idem.request_hash)
+    .bind(Json(&idem.response))
+    .bind(&commit.instance)
+    .bind(commit_time(commit))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
+    }
+    Ok(())
+}
+
+/// Writes a new instance's row and its first commit (without its idempotency record).
+pub(super) async fn insert_instance(
+    conn: &mut PgConnection,
+    instance: &InstanceRecord,
+    first: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let published: Option<i32> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = $1 AND hash = $2")
+        .bind(&instance.policy_name)
+        .bind(&instance.policy_hash)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    if published.is_none() {
+        return Err(StoreError::PolicyNotFound {
+            name: instance.policy_name.clone(),
+            hash: instance.policy_hash.clone(),
+        });
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO instances
+             (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+             VALUES ($1, $2, $3, 0, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&instance.id)
+    .bind(&instance.policy_name)
+    .bind(&instance.policy_hash)
+    .bind(&instance.status)
+    .bind(Json(&instance.snapshot))
+    .bind(truncate_to_micros(instance.created_at))
+    .bind(truncate_to_micros(instance.updated_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::InstanceExists { id: instance.id.clone() });
+    }
+    apply_body(conn, first).await
+}
+
+/// Everything of a commit after the idempotency record.
+pub(super) async fn apply_body(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    let expected = to_i64(commit.expected_version, "version")?;
+    let added = to_i64(commit.events.len() as u64, "event count")?;
+    // The compare-and-set takes the row lock: a concurrent commit to this instance waits here.
+    let updated = sqlx::query(
+        "UPDATE instances SET version = $1, status = $2, snapshot = $3, updated_at = $4
+         WHERE id = $5 AND version = $6",
+    )
+    .bind(expected + added)
+    .bind(&commit.status)
+    .bind(Json(&commit.snapshot))
+    .bind(commit_time(commit))
+    .bind(&commit.instance)
+    .bind(expected)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if updated != 1 {
+        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
+            .bind(&commit.instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        return Err(match current {
+            Some(v) => StoreError::Conflict { current: to_u64(v, "version")? },
+            None => StoreError::InstanceNotFound { id: commit.instance.clone() },
+        });
+    }
+
+    let prev = if expected == 0 {
+        GENESIS
+    } else {
+        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = $1 AND seq = $2")
+            .bind(&commit.instance)
+            .bind(expected)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        let hash = hash.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "instance `{}` is at version {expected} but has no event {expected}",
+                commit.instance
+            ))
+        })?;
+        decode_hash(&hash)?
+    };
+    let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
+    if !stored.is_empty() {
+        let mut seqs = Vec::with_capacity(stored.len());
+        for event in &stored {
+            seqs.push(to_i64(event.seq, "seq")?);
+        }
+        sqlx::query(
+            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
+                                      $6::text[], $7::jsonb[], $8::text[], $9::text[])",
+        )
+        .bind(&commit.instance)
+        .bind(seqs)
+        .bind(stored.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.role.as_deref()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    if let Some((timer, fence)) = commit.fire {
+        let fired = sqlx::query(
+            "UPDATE timers SET state = 'fired'
+             WHERE id = $1 AND fence = $2 AND state = 'claimed' AND instance = $3",
+        )
+        .bind(timer)
+        .bind(fence)
+        .bind(&commit.instance)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        if fired != 1 {
+            return Err(StoreError::TimerLost { timer, fence });
+        }
+    }
+
+    if !commit.cancel_timers_for_nodes.is_empty() {
+        sqlx::query(
+            "UPDATE timers SET state = 'cancelled'
+             WHERE instance = $1 AND node = ANY($2) AND state IN ('pending', 'claimed')",
+        )
+        .bind(&commit.instance)
+        .bind(&commit.cancel_timers_for_nodes)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    if !commit.new_timers.is_empty() {
+        let timers = &commit.new_timers;
+        sqlx::query(
+            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+             SELECT $1, node, kind, due_at, 'pending', 0, payload
+             FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
+                  AS t (node, kind, due_at, payload)",
+        )
+        .bind(&commit.instance)
+        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+    for claim in &commit.counters {
+        raise_counter(conn, claim).await?;
+    }
+    for key in &commit.released {
+        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = $1 AND value > 0")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+    }
+    Ok(stored)
+}
+
+/// Raises a counter by one unless that takes it past its cap: a compare-and-set in the
+/// transaction, so two commits cannot both take the last place (R3.7).
+pub(super) async fn raise_counter(conn: &mut PgConnection, claim: &CounterClaim) -> Result<(), StoreError> {
+    let cap = claim.cap.map_or(Ok(i64::MAX), |c| to_i64(c, "cap"))?;
+    if cap < 1 {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: 0 });
+    }
+    let raised = sqlx::query(
+        "INSERT INTO counters (key, value) VALUES ($1, 1)
+         ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 WHERE counters.value < $2",
+    )
+    .bind(&claim.key)
+    .bind(cap)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if raised != 1 {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: claim.cap.unwrap_or(u64::MAX) });
+    }
+    Ok(())
+}
+
+/// Commits on success, rolls back on failure.
+pub(super) async fn finish<T>(
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(map_sqlx)?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The error that matters is the first; a failed rollback ends with the connection.
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+// ---- rows ----
+
+pub(super) fn policy_row(row: &PgRow) -> Result<PolicyRecord, StoreError> {
+    Ok(PolicyRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+        version_label: row.try_get("version_label").map_err(map_sqlx)?,
+        source: row.try_get("source").map_err(map_sqlx)?,
+        ir: row.try_get::<Value, _>("ir").map_err(map_sqlx)?,
+        published_at: row.try_get("published_at").map_err(map_sqlx)?,
+    })
+}
+
+pub(super) fn instance_row(row: &PgRow) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        policy_name: row.try_get("policy_name").map_err(map_sqlx)?,
+        policy_hash: row.try_get("policy_hash").map_err(map_sqlx)?,
+        version: to_u64(row.try_get("version").map_err(map_sqlx)?, "version")?,
+        status: row.try_get("status").map_err(map_sqlx)?,
+        snapshot: row.try_get::<Value, _>("snapshot").map_err(map_sqlx)?,
+        created_at: row.try_get("created_at").map_err(map_sqlx)?,
+        updated_at: row.try_get("updated_at").map_err(map_sqlx)?,
+    })
+}
+
+pub(super) fn event_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        seq: to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?,
+        at: row.try_get("at").map_err(map_sqlx)?,
+        actor: row.try_get("actor").map_err(map_sqlx)?,
+        role: row.try_get("role").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        payload: row.try_get::<Value, _>("payload").map_err(map_sqlx)?,
+        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+pub(super) fn principal_row(row: &PgRow) -> Result<PrincipalRecord, StoreError> {
+    Ok(PrincipalRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        office: row.try_get("office").map_err(map_sqlx)?,
+        roles: row.try_get("roles").map_err(map_sqlx)?,
+        created_at: row.try_get("created_at").map_err(map_sqlx)?,
+    })
+}
+
+pub(super) fn timer_row(row: &PgRow) -> Result<TimerRecord, StoreError> {
+    let state: String = row.try_get("state").map_err(map_sqlx)?;
+    Ok(TimerRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        node: row.try_get("node").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        due_at: row.try_get("due_at").map_err(map_sqlx)?,
+        state: TimerState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown timer state `{state}`")))?,
+        lease_owner: row.try_get("lease_owner").map_err(map_sqlx)?,
+        lease_until: row.try_get("lease_until").map_err(map_sqlx)?,
+        fence: row.try_get("fence").map_err(map_sqlx)?,
+        payload: row.try_get::<Value, _>("payload").map_err(map_sqlx)?,
+    })
+}

@@ -1,0 +1,388 @@
+//! The SQLite store's commit path (savepoints, events, timers, counters, idempotency) and its
+//! row mappers, used by `sqlite.rs`'s `Store` implementation.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{Connection, Row};
+
+use super::common::{chain_events, commit_time, decode_hash, map_sqlx, to_i64, to_u64};
+use super::{
+    Commit, CounterClaim, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
+    TimerState,
+};
+use crate::audit::GENESIS;
+
+/// Applies one commit of a batch inside a savepoint: the inner result is the commit's own, the
+/// outer error is a failure of the transaction itself (the batch must abort).
+pub(super) async fn in_savepoint(
+    tx: &mut SqliteConnection,
+    commit: &Commit,
+) -> Result<Result<Vec<StoredEvent>, StoreError>, StoreError> {
+    let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
+    match apply_commit(&mut savepoint, commit).await {
+        Ok(events) => {
+            savepoint.commit().await.map_err(map_sqlx)?;
+            Ok(Ok(events))
+        }
+        Err(err) => {
+            savepoint.rollback().await.map_err(map_sqlx)?;
+            Ok(Err(err))
+        }
+    }
+}
+
+pub(super) async fn apply_commit(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    insert_idempotency(conn, commit).await?;
+    let stored = apply_body(conn, commit).await?;
+    if let Some(spawn) = &commit.spawn {
+        insert_instance(conn, &spawn.instance, &spawn.first).await?;
+    }
+    Ok(stored)
+}
+
+pub(super) async fn insert_idempotency(conn: &mut SqliteConnection, commit: &Commit) -> Result<(), StoreError> {
+    let Some(idem) = &commit.idempotency else {
+        return Ok(());
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency
+         (principal, idempotency_key, request_hash, response, instance, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (principal, idempotency_key) DO NOTHING",
+    )
+    .bind(&idem.principal)
+    .bind(&idem.key)
+    .bind(&idem.request_hash)
+    .bind(json_text(&idem.response)?)
+    .bind(&commit.instance)
+    .bind(micros(commit_time(commit)))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
+    }
+    Ok(())
+}
+
+/// Writes a new instance's row and its first commit (without its idempotency record).
+pub(super) async fn insert_instance(
+    conn: &mut SqliteConnection,
+    instance: &InstanceRecord,
+    first: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let published: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = ? AND hash = ?")
+        .bind(&instance.policy_name)
+        .bind(&instance.policy_hash)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    if published.is_none() {
+        return Err(StoreError::PolicyNotFound {
+            name: instance.policy_name.clone(),
+            hash: instance.policy_hash.clone(),
+        });
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO instances
+             (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+             VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&instance.id)
+    .bind(&instance.policy_name)
+    .bind(&instance.policy_hash)
+    .bind(&instance.status)
+    .bind(json_text(&instance.snapshot)?)
+    .bind(micros(instance.created_at))
+    .bind(micros(instance.updated_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::InstanceExists { id: instance.id.clone() });
+    }
+    apply_body(conn, first).await
+}
+
+/// Everything of a commit after the idempotency record.
+pub(super) async fn apply_body(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+    let expected = to_i64(commit.expected_version, "version")?;
+    let added = to_i64(commit.events.len() as u64, "event count")?;
+    let updated = sqlx::query(
+        "UPDATE instances SET version = ?, status = ?, snapshot = ?, updated_at = ?
+         WHERE id = ? AND version = ?",
+    )
+    .bind(expected + added)
+    .bind(&commit.status)
+    .bind(json_text(&commit.snapshot)?)
+    .bind(micros(commit_time(commit)))
+    .bind(&commit.instance)
+    .bind(expected)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if updated != 1 {
+        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
+            .bind(&commit.instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        return Err(match current {
+            Some(v) => StoreError::Conflict { current: to_u64(v, "version")? },
+            None => StoreError::InstanceNotFound { id: commit.instance.clone() },
+        });
+    }
+
+    let prev = if expected == 0 {
+        GENESIS
+    } else {
+        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = ? AND seq = ?")
+            .bind(&commit.instance)
+            .bind(expected)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        let hash = hash.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "instance `{}` is at version {expected} but has no event {expected}",
+                commit.instance
+            ))
+        })?;
+        decode_hash(&hash)?
+    };
+    let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
+    for event in &stored {
+        sqlx::query(
+            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.instance)
+        .bind(to_i64(event.seq, "seq")?)
+        .bind(micros(event.at))
+        .bind(&event.actor)
+        .bind(&event.role)
+        .bind(&event.kind)
+        .bind(json_text(&event.payload)?)
+        .bind(&event.prev_hash)
+        .bind(&event.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    if let Some((timer, fence)) = commit.fire {
+        let fired = sqlx::query(
+            "UPDATE timers SET state = 'fired'
+             WHERE id = ? AND fence = ? AND state = 'claimed' AND instance = ?",
+        )
+        .bind(timer)
+        .bind(fence)
+        .bind(&commit.instance)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        if fired != 1 {
+            return Err(StoreError::TimerLost { timer, fence });
+        }
+    }
+
+    for node in &commit.cancel_timers_for_nodes {
+        sqlx::query(
+            "UPDATE timers SET state = 'cancelled'
+             WHERE instance = ? AND node = ? AND state IN ('pending', 'claimed')",
+        )
+        .bind(&commit.instance)
+        .bind(node)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+
+    for timer in &commit.new_timers {
+        sqlx::query(
+            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+             VALUES (?, ?, ?, ?, 'pending', 0, ?)",
+        )
+        .bind(&timer.instance)
+        .bind(&timer.node)
+        .bind(&timer.kind)
+        .bind(micros(timer.due_at))
+        .bind(json_text(&timer.payload)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+    for claim in &commit.counters {
+        raise_counter(conn, claim).await?;
+    }
+    for key in &commit.released {
+        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = ? AND value > 0")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+    }
+    Ok(stored)
+}
+
+/// Raises a counter by one unless that takes it past its cap: a compare-and-set in the
+/// transaction, so two commits cannot both take the last place (R3.7).
+pub(super) async fn raise_counter(conn: &mut SqliteConnection, claim: &CounterClaim) -> Result<(), StoreError> {
+    let cap = claim.cap.map_or(Ok(i64::MAX), |c| to_i64(c, "cap"))?;
+    if cap < 1 {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: 0 });
+    }
+    let raised = sqlx::query(
+        "INSERT INTO counters (key, value) VALUES (?, 1)
+         ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 WHERE counters.value < ?",
+    )
+    .bind(&claim.key)
+    .bind(cap)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?
+    .rows_affected();
+    if raised != 1 {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: claim.cap.unwrap_or(u64::MAX) });
+    }
+    Ok(())
+}
+
+/// Commits on success, rolls back on failure.
+pub(super) async fn finish<T>(
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(map_sqlx)?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The error that matters is the first; a failed rollback ends with the connection.
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// Fails a whole batch: rolls the transaction back and gives every commit the error.
+pub(super) async fn abort(
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    err: StoreError,
+    n: usize,
+) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    let _ = tx.rollback().await;
+    vec![Err(err); n]
+}
+
+/// The results of a batch once its transaction has committed (or failed to).
+pub(super) fn settle(
+    results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>>,
+    committed: Result<(), StoreError>,
+) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    results
+        .into_iter()
+        .map(|r| match (r, &committed) {
+            (Some(Ok(_)), Err(e)) => Err(e.clone()),
+            (Some(r), _) => r,
+            (None, _) => Err(StoreError::Invalid("a commit of the batch was skipped".into())),
+        })
+        .collect()
+}
+
+// ---- rows ----
+
+pub(super) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+pub(super) fn time_at(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    let value: i64 = row.try_get(column).map_err(map_sqlx)?;
+    from_micros(value, column)
+}
+
+pub(super) fn from_micros(value: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(value)
+        .ok_or_else(|| StoreError::Corrupt(format!("`{column}` holds no valid time: {value}")))
+}
+
+pub(super) fn json_text(value: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("unencodable JSON: {e}")))
+}
+
+pub(super) fn parse_json(row: &SqliteRow, column: &str) -> Result<Value, StoreError> {
+    let text: String = row.try_get(column).map_err(map_sqlx)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("`{column}` holds no valid JSON: {e}")))
+}
+
+pub(super) fn policy_row(row: &SqliteRow) -> Result<PolicyRecord, StoreError> {
+    Ok(PolicyRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+        version_label: row.try_get("version_label").map_err(map_sqlx)?,
+        source: row.try_get("source").map_err(map_sqlx)?,
+        ir: parse_json(row, "ir")?,
+        published_at: time_at(row, "published_at")?,
+    })
+}
+
+pub(super) fn instance_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        policy_name: row.try_get("policy_name").map_err(map_sqlx)?,
+        policy_hash: row.try_get("policy_hash").map_err(map_sqlx)?,
+        version: to_u64(row.try_get("version").map_err(map_sqlx)?, "version")?,
+        status: row.try_get("status").map_err(map_sqlx)?,
+        snapshot: parse_json(row, "snapshot")?,
+        created_at: time_at(row, "created_at")?,
+        updated_at: time_at(row, "updated_at")?,
+    })
+}
+
+pub(super) fn event_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        seq: to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?,
+        at: time_at(row, "at")?,
+        actor: row.try_get("actor").map_err(map_sqlx)?,
+        role: row.try_get("role").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        payload: parse_json(row, "payload")?,
+        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+pub(super) fn principal_row(row: &SqliteRow) -> Result<PrincipalRecord, StoreError> {
+    let roles: String = row.try_get("roles").map_err(map_sqlx)?;
+    Ok(PrincipalRecord {
+        name: row.try_get("name").map_err(map_sqlx)?,
+        office: row.try_get("office").map_err(map_sqlx)?,
+        roles: serde_json::from_str(&roles)
+            .map_err(|e| StoreError::Corrupt(format!("`roles` holds no JSON list of names: {e}")))?,
+        created_at: time_at(row, "created_at")?,
+    })
+}
+
+pub(super) fn timer_row(row: &SqliteRow) -> Result<TimerRecord, StoreError> {
+    let state: String = row.try_get("state").map_err(map_sqlx)?;
+    let lease_until: Option<i64> = row.try_get("lease_until").map_err(map_sqlx)?;
+    Ok(TimerRecord {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        instance: row.try_get("instance").map_err(map_sqlx)?,
+        node: row.try_get("node").map_err(map_sqlx)?,
+        kind: row.try_get("kind").map_err(map_sqlx)?,
+        due_at: time_at(row, "due_at")?,
+        state: TimerState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown timer state `{state}`")))?,
+        lease_owner: row.try_get("lease_owner").map_err(map_sqlx)?,
+        lease_until: lease_until.map(|v| from_micros(v, "lease_until")).transpose()?,
+        fence: row.try_get("fence").map_err(map_sqlx)?,
+        payload: parse_json(row, "payload")?,
+    })
+}
