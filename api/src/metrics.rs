@@ -406,6 +406,14 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn advance_simulated_clock(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        self.inner.advance_simulated_clock(to).await
+    }
+
+    async fn simulated_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.simulated_clock().await
+    }
+
     async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {
         self.inner.commit_hints().await
     }

@@ -144,6 +144,9 @@ impl Server {
         let (committed, _) = broadcast::channel(4096);
         let (clock, simulated): (Arc<dyn Clock>, Option<Arc<SimulatedClock>>) = match config.simulated_clock {
             Some(at) => {
+                // Issue 9.6: one simulated time for every node on this database; a node joining
+                // a rehearsal already under way starts from its time.
+                let at = inner.advance_simulated_clock(at).await?;
                 let c = Arc::new(SimulatedClock::new(at));
                 (c.clone(), Some(c))
             }
@@ -215,6 +218,25 @@ impl Server {
                     match hint {
                         Some(hint) => metered.publish_hinted(&hint).await,
                         None => break,
+                    }
+                }
+            });
+        }
+        // Issue 9.6: the simulated time another node moved to reaches this node's clock.
+        if let Some(clock) = state.simulated.clone() {
+            let store = state.store.clone();
+            let mut clock_stop = stopped.clone();
+            let every = config.timer_interval;
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = clock_stop.wait_for(|s| *s) => break,
+                    }
+                    if let Ok(Some(shared)) = store.simulated_clock().await {
+                        if shared > clock.now() {
+                            let _ = clock.advance_to(shared);
+                        }
                     }
                 }
             });

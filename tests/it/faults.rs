@@ -227,3 +227,70 @@ async fn the_event_stream_reaches_the_clients_of_every_node_on_postgres() {
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
     admin.close().await;
 }
+
+/// Issue 9.6: the simulated clock of a rehearsal is shared. Two servers on one PostgreSQL
+/// database; the admin moves the clock through node A; node B's clock follows (within its timer
+/// interval), and a node started later joins at that time, not at its own start instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_clock_is_shared_by_the_nodes_on_postgres() {
+    let Some(crate::pg::Schema { admin, name, options }) =
+        crate::pg::fresh_schema("faults", "faults", "shared_clock").await
+    else {
+        return;
+    };
+    let store = PgStore::connect_with(options, 8).await.unwrap();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    let start = |store: Arc<dyn Store>, from: &str| {
+        let from = at(from);
+        async move {
+            let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(store));
+            config.publish_bundled = false;
+            config.simulated_clock = Some(from);
+            config.timer_interval = Duration::from_millis(100);
+            Server::start(config).await.unwrap()
+        }
+    };
+    let node_a = start(Arc::new(store.clone()), "2026-03-02T09:00:00+08:00").await;
+    let node_b = start(Arc::new(store.clone()), "2026-03-02T09:00:00+08:00").await;
+    let admin_token = node_a.admin_token.clone().unwrap();
+    let client = reqwest::Client::new();
+    let moved = client
+        .post(format!("http://{}/v1/admin/clock", node_a.addr))
+        .bearer_auth(&admin_token)
+        .json(&json!({ "advance_to": "2026-03-05T09:00:00+08:00" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    let now_of = |addr: std::net::SocketAddr| {
+        let client = client.clone();
+        let token = admin_token.clone();
+        async move {
+            let v: Value = client
+                .get(format!("http://{addr}/v1/admin/clock"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            at(v["now"].as_str().unwrap())
+        }
+    };
+    let target = at("2026-03-05T09:00:00+08:00");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while now_of(node_b.addr).await != target && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(now_of(node_b.addr).await, target, "node B follows node A's clock");
+    // A node started later, asking for an earlier instant, joins the rehearsal's time.
+    let node_c = start(Arc::new(store.clone()), "2026-03-01T09:00:00+08:00").await;
+    assert_eq!(now_of(node_c.addr).await, target);
+    for node in [node_a, node_b, node_c] {
+        node.stop().await;
+    }
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
+    admin.close().await;
+}

@@ -87,6 +87,8 @@ pub async fn advance_clock(
         })?
         .with_timezone(&Utc);
     clock.advance_to(to).map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CLOCK_BACKWARDS", m))?;
+    // Issue 9.6: the other nodes' clocks follow (within their timer interval).
+    state.store.advance_simulated_clock(to).await?;
     let fired = state.runtime.fire_all_due().await?;
     state.metrics.inc("civicflow_commands_total", &[("command", "advance_clock"), ("result", "ok")]);
     let view = ClockView { now: to, simulated: true, fired: Some(fired) };

@@ -577,6 +577,13 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a session (signing out, or its token gone).
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
 
+    /// Issue 9.6: moves the simulated clock shared by the nodes on this database to `to`, or
+    /// leaves it where it is if it is later; the shared time afterwards.
+    async fn advance_simulated_clock(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError>;
+
+    /// The shared simulated time, if a node ever set it.
+    async fn simulated_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
     /// Hints of what every node commits, for the event stream of several nodes sharing one
     /// database (PostgreSQL's LISTEN/NOTIFY); `None` where one node is all there is (SQLite).
     async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {

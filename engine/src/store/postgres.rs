@@ -664,6 +664,24 @@ impl Store for PgStore {
         Ok(Some(receive))
     }
 
+    async fn advance_simulated_clock(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO simulated_clock (id, now) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET now = GREATEST(simulated_clock.now, excluded.now) RETURNING now",
+        )
+        .bind(truncate_to_micros(to))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)
+    }
+
+    async fn simulated_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        sqlx::query_scalar("SELECT now FROM simulated_clock WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)
+    }
+
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
         let rows = sqlx::query("SELECT name, office, roles, created_at FROM principals ORDER BY name")
             .fetch_all(&self.pool)

@@ -684,6 +684,28 @@ impl Store for SqliteStore {
         finish(tx, result).await
     }
 
+    async fn advance_simulated_clock(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO simulated_clock (id, now) VALUES (1, ?)
+             ON CONFLICT (id) DO UPDATE SET now = max(now, excluded.now) RETURNING now",
+        )
+        .bind(micros(to))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_sqlx)
+        .and_then(|now| from_micros(now, "now"));
+        finish(tx, result).await
+    }
+
+    async fn simulated_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now: Option<i64> = sqlx::query_scalar("SELECT now FROM simulated_clock WHERE id = 1")
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        now.map(|n| from_micros(n, "now")).transpose()
+    }
+
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
         let rows = sqlx::query("SELECT name, office, roles, created_at FROM principals ORDER BY name")
             .fetch_all(&self.readers)

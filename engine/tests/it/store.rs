@@ -214,6 +214,7 @@ conformance!(
     r0_2_calendar_years_are_kept_and_replaced_by_year,
     tokens_expire_are_listed_and_revoked,
     web_sessions_are_kept_capped_and_expire,
+    the_shared_simulated_clock_only_moves_forward,
 );
 
 // ---- fixtures ----
@@ -988,6 +989,18 @@ async fn web_sessions_are_kept_capped_and_expire(h: &Harness) {
     store.delete_session(&"d".repeat(64)).await.unwrap();
     assert_eq!(store.get_session(&"d".repeat(64)).await.unwrap(), None);
     assert!(store.get_session(&"b".repeat(64)).await.unwrap().is_some());
+}
+
+/// Issue 9.6: the simulated time shared by the nodes of a rehearsal moves forward only.
+async fn the_shared_simulated_clock_only_moves_forward(h: &Harness) {
+    let store = h.store.as_ref();
+    assert_eq!(store.simulated_clock().await.unwrap(), None);
+    assert_eq!(store.advance_simulated_clock(t(T0)).await.unwrap(), t(T0));
+    let later = t("2026-03-05T09:00:00Z");
+    assert_eq!(store.advance_simulated_clock(later).await.unwrap(), later);
+    // An earlier instant leaves it where it is.
+    assert_eq!(store.advance_simulated_clock(t(T0)).await.unwrap(), later);
+    assert_eq!(store.simulated_clock().await.unwrap(), Some(later));
 }
 
 async fn principals_are_found_by_token_hash_only(h: &Harness) {
