@@ -345,20 +345,18 @@ fn token_list(database: &str) -> ExitCode {
         match store.list_tokens().await {
             Ok(tokens) => {
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(
-                    out,
-                    "{:<12}  {:<16}  {:<16}  {:<25}  {:<25}  ROLES",
-                    "ID", "PRINCIPAL", "OFFICE", "CREATED", "EXPIRES"
-                );
+                let time = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                // Tab-separated: names are often Chinese, whose width no padding gets right.
+                let _ = writeln!(out, "ID\tPRINCIPAL\tOFFICE\tCREATED\tEXPIRES\tROLES");
                 for t in &tokens {
-                    let expires = t.expires_at.map_or("never".to_string(), |at| at.to_rfc3339());
+                    let expires = t.expires_at.map_or("never".to_string(), time);
                     let _ = writeln!(
                         out,
-                        "{:<12}  {:<16}  {:<16}  {:<25}  {:<25}  {}",
+                        "{}\t{}\t{}\t{}\t{}\t{}",
                         t.id,
                         t.principal,
                         t.office,
-                        t.created_at.to_rfc3339(),
+                        time(t.created_at),
                         expires,
                         t.roles.join(",")
                     );
