@@ -215,6 +215,7 @@ conformance!(
     tokens_expire_are_listed_and_revoked,
     web_sessions_are_kept_capped_and_expire,
     the_shared_simulated_clock_only_moves_forward,
+    system_clock_claims_by_the_database_clock,
 );
 
 // ---- fixtures ----
@@ -1001,6 +1002,28 @@ async fn the_shared_simulated_clock_only_moves_forward(h: &Harness) {
     // An earlier instant leaves it where it is.
     assert_eq!(store.advance_simulated_clock(t(T0)).await.unwrap(), later);
     assert_eq!(store.simulated_clock().await.unwrap(), Some(later));
+}
+
+/// Issue 9 (prove, clock skew): a node on the system clock names no instant when it claims
+/// (the runtime passes `None` unless its clock is simulated), so due-ness is judged by the
+/// database's clock: a node whose own clock runs minutes ahead still cannot fire a timer early.
+async fn system_clock_claims_by_the_database_clock(h: &Harness) {
+    let store = h.store.as_ref();
+    let now = Utc::now();
+    let minutes = chrono::Duration::minutes;
+    instance(store, "i1").await;
+    let mut c = step("i1", 1, vec![event(now, "deadlines_set", json!({}))]);
+    c.new_timers = vec![timer("i1", "past", now - minutes(1)), timer("i1", "soon", now + minutes(5))];
+    store.commit(c).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = store.claim_due_timers("node-ahead", None, lease, 10).await.unwrap();
+    let nodes: Vec<&str> = claimed.iter().map(|t| t.node.as_str()).collect();
+    assert_eq!(nodes, ["past"], "only what the database's clock says is due");
+    // A node that named its own instant ten minutes ahead would have fired `soon` early (and
+    // taken `past` over, its lease looking expired by then): that is why a node on the system
+    // clock never names one.
+    let ahead = store.claim_due_timers("node-ahead", Some(now + minutes(10)), lease, 10).await.unwrap();
+    assert_eq!(ahead.iter().map(|t| t.node.as_str()).collect::<Vec<_>>(), ["past", "soon"]);
 }
 
 async fn principals_are_found_by_token_hash_only(h: &Harness) {
