@@ -48,7 +48,10 @@ const MAX_REFUSING: usize = 256;
 
 /// The refusal of a connection over the cap: a complete HTTP/1.1 response.
 fn refusal() -> String {
-    let body = r#"{"type":"urn:civicflow:problem:TOO_MANY_CONNECTIONS","title":"Service Unavailable","status":503,"detail":"the server has too many open connections; try again shortly","code":"TOO_MANY_CONNECTIONS"}"#;
+    let code = crate::http::codes::ProblemCode::TooManyConnections.as_str();
+    let body = format!(
+        r#"{{"type":"urn:civicflow:problem:{code}","title":"Service Unavailable","status":503,"detail":"the server has too many open connections; try again shortly","code":"{code}"}}"#
+    );
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\n\
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",

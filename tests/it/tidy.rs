@@ -113,3 +113,22 @@ fn every_module_file_says_what_it_is_for() {
         }
     }
 }
+
+/// Issue 9: the API's problem codes come from one registry (`api/src/http/codes.rs`), never a
+/// string literal elsewhere (`IDEMPOTENCY_KEY_REUSED` was built twice).
+#[test]
+fn problem_codes_come_from_the_registry() {
+    let mut literal = Vec::new();
+    for f in rust_files(&root().join("api/src")) {
+        if f.ends_with("codes.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for code in civicflow::http::codes::ProblemCode::ALL {
+            if text.contains(&format!("\"{}\"", code.as_str())) {
+                literal.push(format!("{}: \"{}\"", f.display(), code.as_str()));
+            }
+        }
+    }
+    assert!(literal.is_empty(), "problem codes written as literals:\n{}", literal.join("\n"));
+}

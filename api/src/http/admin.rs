@@ -73,7 +73,7 @@ pub async fn advance_clock(
     let Some(clock) = &state.simulated else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "CLOCK_NOT_SIMULATED",
+            crate::http::codes::ProblemCode::ClockNotSimulated.as_str(),
             "the server runs on the system clock; start it with `--simulated-clock` to move time",
         ));
     };
@@ -86,7 +86,9 @@ pub async fn advance_clock(
             ApiError::invalid(format!("`advance_to` must be an RFC 3339 instant, got `{}`", request.advance_to))
         })?
         .with_timezone(&Utc);
-    clock.advance_to(to).map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CLOCK_BACKWARDS", m))?;
+    clock.advance_to(to).map_err(|m| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, crate::http::codes::ProblemCode::ClockBackwards.as_str(), m)
+    })?;
     // Issue 9.6: the other nodes' clocks follow (within their timer interval).
     state.store.advance_simulated_clock(to).await?;
     let fired = state.runtime.fire_all_due().await?;

@@ -44,9 +44,17 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         hasher.update(b"\n");
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    crate::http::codes::ProblemCode::PayloadTooLarge.as_str(),
+                    "the request body is too large",
+                )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", rejection.body_text())
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    crate::http::codes::ProblemCode::BadRequest.as_str(),
+                    rejection.body_text(),
+                )
             }
         })?;
         hasher.update(&bytes);
@@ -163,7 +171,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let bad = || {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "INVALID_IDEMPOTENCY_KEY",
+                crate::http::codes::ProblemCode::InvalidIdempotencyKey.as_str(),
                 format!("`Idempotency-Key` must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
             )
         };
@@ -201,7 +209,7 @@ impl InFlight {
         if !keys.insert(entry.clone()) {
             let mut e = ApiError::new(
                 StatusCode::CONFLICT,
-                "IDEMPOTENCY_IN_FLIGHT",
+                crate::http::codes::ProblemCode::IdempotencyInFlight.as_str(),
                 format!("a request with idempotency key `{key}` is still being handled; retry when it has answered"),
             );
             e.retry_after = Some(1);
@@ -273,7 +281,7 @@ pub async fn remember(
 pub fn key_reused(key: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "IDEMPOTENCY_KEY_REUSED",
+        crate::http::codes::ProblemCode::IdempotencyKeyReused.as_str(),
         format!("idempotency key `{key}` was used for a different request"),
     )
 }
@@ -296,7 +304,7 @@ mod tests {
         assert!(first.is_ok());
         let second = InFlight::begin(&set, "王主任", &key);
         assert!(
-            matches!(&second, Err(e) if e.status == StatusCode::CONFLICT && e.code() == "IDEMPOTENCY_IN_FLIGHT"),
+            matches!(&second, Err(e) if e.status == StatusCode::CONFLICT && e.code() == crate::http::codes::ProblemCode::IdempotencyInFlight.as_str()),
             "{second:?}"
         );
         // Keys are per principal; no key, no guard.

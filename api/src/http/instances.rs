@@ -190,7 +190,7 @@ pub async fn start(
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::FORBIDDEN,
-                "NOT_A_ROLE_OF_POLICY",
+                crate::http::codes::ProblemCode::NotARoleOfPolicy.as_str(),
                 format!("`{}` holds no role of policy `{}`", principal.name, request.policy),
             )
         })?;
@@ -294,7 +294,7 @@ pub async fn get(
             if at < record.created_at {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
+                    crate::http::codes::ProblemCode::NotFound.as_str(),
                     format!("instance `{id}` did not exist yet at {}", at.to_rfc3339()),
                 ));
             }
@@ -485,7 +485,7 @@ fn choose_role(principal: &Principal, asked: Option<&str>, node: Option<&ir::Nod
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "ROLE_NOT_HELD",
+                crate::http::codes::ProblemCode::RoleNotHeld.as_str(),
                 format!("`{}` does not hold role `{role}`", principal.name),
             ))
         };

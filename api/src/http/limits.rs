@@ -184,7 +184,7 @@ fn limited(wait: Duration, what: &str) -> ApiError {
     let seconds = u32::try_from(seconds.max(1)).unwrap_or(u32::MAX);
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "RATE_LIMITED",
+        crate::http::codes::ProblemCode::RateLimited.as_str(),
         format!("too many {what}; try again in {seconds} s"),
     );
     e.retry_after = Some(seconds);
@@ -192,7 +192,8 @@ fn limited(wait: Duration, what: &str) -> ApiError {
 }
 
 fn streams_limited(detail: String) -> ApiError {
-    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "STREAMS_LIMITED", detail);
+    let mut e =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, crate::http::codes::ProblemCode::StreamsLimited.as_str(), detail);
     e.retry_after = Some(5);
     e
 }

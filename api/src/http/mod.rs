@@ -16,6 +16,7 @@ pub mod admin;
 pub mod auth;
 pub mod calendar;
 pub mod calendars;
+pub mod codes;
 pub mod events;
 pub mod extract;
 pub mod history;
@@ -223,12 +224,22 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
     let (code, detail) = match status {
-        StatusCode::NOT_FOUND => ("NOT_FOUND", "no such resource".to_string()),
-        StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "this resource does not take this method".to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", format!("the request body is over {MAX_BODY} bytes")),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UNSUPPORTED_MEDIA_TYPE", "unsupported content type".to_string()),
-        s if s.is_server_error() => ("INTERNAL", "internal error; it has been logged".to_string()),
-        _ => ("BAD_REQUEST", "the request is not valid".to_string()),
+        StatusCode::NOT_FOUND => (crate::http::codes::ProblemCode::NotFound.as_str(), "no such resource".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            crate::http::codes::ProblemCode::MethodNotAllowed.as_str(),
+            "this resource does not take this method".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            crate::http::codes::ProblemCode::PayloadTooLarge.as_str(),
+            format!("the request body is over {MAX_BODY} bytes"),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (crate::http::codes::ProblemCode::UnsupportedMediaType.as_str(), "unsupported content type".to_string())
+        }
+        s if s.is_server_error() => {
+            (crate::http::codes::ProblemCode::Internal.as_str(), "internal error; it has been logged".to_string())
+        }
+        _ => (crate::http::codes::ProblemCode::BadRequest.as_str(), "the request is not valid".to_string()),
     };
     let allow = response.headers().get(header::ALLOW).cloned();
     let (_, body) = response.into_parts();

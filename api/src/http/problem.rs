@@ -87,32 +87,56 @@ impl ApiError {
 
     /// 401 `AUTH_MISSING`: no bearer token.
     pub fn auth_missing() -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "AUTH_MISSING", "this request needs `Authorization: Bearer <token>`")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            crate::http::codes::ProblemCode::AuthMissing.as_str(),
+            "this request needs `Authorization: Bearer <token>`",
+        )
     }
 
     /// 401 `AUTH_INVALID`: a token that is not (or no longer) known.
     pub fn auth_invalid() -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "AUTH_INVALID", "the bearer token is not valid")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            crate::http::codes::ProblemCode::AuthInvalid.as_str(),
+            "the bearer token is not valid",
+        )
     }
 
     /// 403 `ADMIN_REQUIRED`.
     pub fn admin_required(what: &str) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "ADMIN_REQUIRED", format!("{what} needs the `admin` role"))
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            crate::http::codes::ProblemCode::AdminRequired.as_str(),
+            format!("{what} needs the `admin` role"),
+        )
     }
 
     /// 422 `INVALID_REQUEST`: a body or parameter that does not have the documented shape.
     pub fn invalid(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST", detail)
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::http::codes::ProblemCode::InvalidRequest.as_str(),
+            detail,
+        )
     }
 
     /// 404 `NOT_FOUND`.
     pub fn not_found(what: &str, id: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no {what} `{id}`"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            crate::http::codes::ProblemCode::NotFound.as_str(),
+            format!("no {what} `{id}`"),
+        )
     }
 
     /// 500 `INTERNAL`: the cause is logged, never sent.
     pub fn internal(cause: impl Into<String>) -> Self {
-        let mut e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; it has been logged");
+        let mut e = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            crate::http::codes::ProblemCode::Internal.as_str(),
+            "internal error; it has been logged",
+        );
         e.internal = Some(cause.into());
         e
     }
@@ -154,12 +178,14 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::InstanceNotFound { id } => ApiError::not_found("instance", id),
             StoreError::PolicyNotFound { name, hash } => ApiError::not_found("policy", &format!("{name}@{hash}")),
-            StoreError::InstanceExists { id } => {
-                ApiError::new(StatusCode::CONFLICT, "INSTANCE_EXISTS", format!("instance `{id}` already exists"))
-            }
+            StoreError::InstanceExists { id } => ApiError::new(
+                StatusCode::CONFLICT,
+                crate::http::codes::ProblemCode::InstanceExists.as_str(),
+                format!("instance `{id}` already exists"),
+            ),
             StoreError::BadValue(detail) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "INVALID_REQUEST",
+                crate::http::codes::ProblemCode::InvalidRequest.as_str(),
                 format!("a value was refused by the database: {detail}"),
             ),
             StoreError::Unavailable(_) | StoreError::Transient(_) | StoreError::Closed => {
@@ -186,7 +212,7 @@ impl From<RuntimeError> for ApiError {
                 let n = d.as_slice().len();
                 let mut a = ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "POLICY_INVALID",
+                    crate::http::codes::ProblemCode::PolicyInvalid.as_str(),
                     format!("the policy has {n} error{}", if n == 1 { "" } else { "s" }),
                 );
                 a.problem.rule = None;
@@ -195,11 +221,15 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::NotFound { what, id } => ApiError::not_found(what, &id),
             RuntimeError::KeyReused { key } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "IDEMPOTENCY_KEY_REUSED",
+                crate::http::codes::ProblemCode::IdempotencyKeyReused.as_str(),
                 format!("idempotency key `{key}` was used for a different request"),
             ),
             RuntimeError::Busy => {
-                let mut a = ApiError::new(StatusCode::CONFLICT, "BUSY", "the instance is busy; try again");
+                let mut a = ApiError::new(
+                    StatusCode::CONFLICT,
+                    crate::http::codes::ProblemCode::Busy.as_str(),
+                    "the instance is busy; try again",
+                );
                 a.retry_after = Some(1);
                 a
             }

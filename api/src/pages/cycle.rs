@@ -108,7 +108,15 @@ pub async fn submit(
             let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
             match serde_json::from_slice::<Problem>(&body) {
                 Ok(p) => (status, p),
-                Err(_) => return pages.error(&headers, status, "ERROR", "error", None),
+                Err(_) => {
+                    return pages.error(
+                        &headers,
+                        status,
+                        crate::http::codes::ProblemCode::Error.as_str(),
+                        "error",
+                        None,
+                    )
+                }
             }
         }
         Err(e) if e.status.is_server_error() => return pages.api_error(&headers, e),

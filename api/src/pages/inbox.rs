@@ -97,14 +97,34 @@ async fn render_act(
         Err(e) => return pages.api_error(headers, e.into()),
     };
     let Some(n) = core.nodes.get(step) else {
-        return pages.error(headers, StatusCode::NOT_FOUND, "NOT_FOUND", "not_found", Some(step));
+        return pages.error(
+            headers,
+            StatusCode::NOT_FOUND,
+            crate::http::codes::ProblemCode::NotFound.as_str(),
+            "not_found",
+            Some(step),
+        );
     };
     let Some(def) = program.node(&n.def) else {
-        return pages.error(headers, StatusCode::NOT_FOUND, "NOT_FOUND", "not_found", Some(step));
+        return pages.error(
+            headers,
+            StatusCode::NOT_FOUND,
+            crate::http::codes::ProblemCode::NotFound.as_str(),
+            "not_found",
+            Some(step),
+        );
     };
     let kind = match def.kind {
         NodeKind::Step(k) => k,
-        _ => return pages.error(headers, StatusCode::NOT_FOUND, "NOT_FOUND", "not_found", Some(step)),
+        _ => {
+            return pages.error(
+                headers,
+                StatusCode::NOT_FOUND,
+                crate::http::codes::ProblemCode::NotFound.as_str(),
+                "not_found",
+                Some(step),
+            )
+        }
     };
     let key = match random_hex(16) {
         Ok(k) => k,
@@ -234,7 +254,7 @@ pub async fn act_submit(
                     render_act(&pages, &headers, &session, &instance, &step, status, Some((&p, f.as_slice())), None)
                         .await
                 }
-                Err(_) => pages.error(&headers, status, "ERROR", "error", None),
+                Err(_) => pages.error(&headers, status, crate::http::codes::ProblemCode::Error.as_str(), "error", None),
             }
         }
         Err(e) => {

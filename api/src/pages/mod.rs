@@ -232,7 +232,13 @@ impl Pages {
         let session = self.require(headers).await?;
         let given = field(form, "csrf").unwrap_or_default();
         if !same(given.as_bytes(), session.csrf.as_bytes()) {
-            return Err(self.error(headers, StatusCode::FORBIDDEN, "CSRF", "csrf_failed", None));
+            return Err(self.error(
+                headers,
+                StatusCode::FORBIDDEN,
+                crate::http::codes::ProblemCode::Csrf.as_str(),
+                "csrf_failed",
+                None,
+            ));
         }
         Ok(session)
     }
@@ -270,7 +276,7 @@ impl Pages {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "<!doctype html><title>civicflow</title><p>internal error; it has been logged</p>".into(),
                 );
-                mark_problem(&mut r, "INTERNAL", "a page did not render");
+                mark_problem(&mut r, crate::http::codes::ProblemCode::Internal.as_str(), "a page did not render");
                 r
             }
         }

@@ -59,7 +59,13 @@ pub async fn page(
         None => versions.last(),
     };
     let Some(chosen) = chosen else {
-        return pages.error(&headers, StatusCode::NOT_FOUND, "NOT_FOUND", "not_found", Some(&name));
+        return pages.error(
+            &headers,
+            StatusCode::NOT_FOUND,
+            crate::http::codes::ProblemCode::NotFound.as_str(),
+            "not_found",
+            Some(&name),
+        );
     };
     let file = format!("{name}.cf");
     let renderer = Renderer::new(&file, &chosen.source);
@@ -106,7 +112,11 @@ pub async fn check(State(pages): State<Pages>, headers: HeaderMap, Form(f): Form
     let status = if ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let mut r = pages.render_status(&headers, status, "check", Some(&session), page);
     if !ok {
-        super::mark_problem(&mut r, "POLICY_INVALID", "a draft checked on the policies page has errors");
+        super::mark_problem(
+            &mut r,
+            crate::http::codes::ProblemCode::PolicyInvalid.as_str(),
+            "a draft checked on the policies page has errors",
+        );
     }
     r
 }

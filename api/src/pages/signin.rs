@@ -28,7 +28,11 @@ fn form(pages: &Pages, headers: &HeaderMap, status: StatusCode, failed: bool) ->
     };
     let mut r = pages.render_status(headers, status, "signin", None, json!({ "nonce": nonce, "failed": failed }));
     if failed {
-        super::mark_problem(&mut r, "AUTH_INVALID", "sign-in with a token that is not valid");
+        super::mark_problem(
+            &mut r,
+            crate::http::codes::ProblemCode::AuthInvalid.as_str(),
+            "sign-in with a token that is not valid",
+        );
     }
     let cookie = format!("{PRESESSION_COOKIE}={nonce}; Path=/signin; Secure; HttpOnly; SameSite=Strict; Max-Age=3600");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -46,7 +50,13 @@ pub async fn submit(
     let given = field(&f, "csrf").unwrap_or_default();
     let expected = cookie(&headers, PRESESSION_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(given.as_bytes(), expected.as_bytes()) {
-        return pages.error(&headers, StatusCode::FORBIDDEN, "CSRF", "csrf_failed", None);
+        return pages.error(
+            &headers,
+            StatusCode::FORBIDDEN,
+            crate::http::codes::ProblemCode::Csrf.as_str(),
+            "csrf_failed",
+            None,
+        );
     }
     // Issue 9.3: failed sign-ins count against the address; past the limit, 429 and a wait.
     let failed = |pages: &Pages, headers: &HeaderMap| match peer
