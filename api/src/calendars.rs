@@ -102,15 +102,7 @@ pub fn add(path: &Path, database: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match crate::cli::tokio_runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match crate::cli::open_store(database).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+    crate::cli::with_store(database, |store| async move {
         let calendar = match Calendar::chinese() {
             Ok(c) => Arc::new(c),
             Err(e) => {

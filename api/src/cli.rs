@@ -205,6 +205,25 @@ pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
+/// Runs a one-shot command on `--database`: an async runtime, the store opened (exit code 2 with
+/// the reason when either cannot be had), then `command`.
+pub(crate) fn with_store<F, Fut>(database: &str, command: F) -> ExitCode
+where
+    F: FnOnce(std::sync::Arc<dyn civicflow_engine::store::Store>) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let runtime = match tokio_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        match open_store(database).await {
+            Ok(store) => command(store).await,
+            Err(code) => code,
+        }
+    })
+}
+
 /// Opens `--database` for a one-shot command; exit code 2 with the reason when it cannot.
 pub(crate) async fn open_store(database: &str) -> Result<std::sync::Arc<dyn civicflow_engine::store::Store>, ExitCode> {
     crate::serve::Database::parse(database).open().await.map_err(|e| {
@@ -305,15 +324,7 @@ fn token_create(name: &str, office: &str, roles: &[String], expires: Option<&str
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio_runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match open_store(database).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+    with_store(database, |store| async move {
         match crate::http::auth::create_token_until(store.as_ref(), name, office, roles, expires_at).await {
             Ok(token) => {
                 println!("{token}");
@@ -333,15 +344,7 @@ fn token_create(name: &str, office: &str, roles: &[String], expires: Option<&str
 }
 
 fn token_list(database: &str) -> ExitCode {
-    let runtime = match tokio_runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match open_store(database).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+    with_store(database, |store| async move {
         match store.list_tokens().await {
             Ok(tokens) => {
                 let mut out = std::io::stdout().lock();
@@ -373,15 +376,7 @@ fn token_list(database: &str) -> ExitCode {
 }
 
 fn token_revoke(name: &str, id: Option<&str>, database: &str) -> ExitCode {
-    let runtime = match tokio_runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match open_store(database).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+    with_store(database, |store| async move {
         match store.revoke_tokens(name, id).await {
             Ok(0) => {
                 eprintln!("error: `{name}` has no such token (see `civicflow token list`)");

@@ -158,9 +158,17 @@ impl MeteredStore {
     }
 
     fn publish(&self, events: &[StoredEvent]) {
+        // Nobody streams: nothing to send or to remember (the commit path stays as cheap as
+        // before the stream reached several nodes).
+        if self.committed.receiver_count() == 0 {
+            return;
+        }
         let Ok(mut published) = self.published.lock() else { return };
         for e in events {
-            let last = published.entry(e.instance.clone()).or_insert(0);
+            let last = match published.get_mut(&e.instance) {
+                Some(last) => last,
+                None => published.entry(e.instance.clone()).or_insert(0),
+            };
             if e.seq <= *last {
                 continue; // already on this node's stream
             }

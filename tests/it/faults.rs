@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use civicflow::http::limits::RateConfig;
 use civicflow::serve::{Config, Database, Server};
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
@@ -121,16 +122,10 @@ async fn a_lost_acknowledgement_is_answered_by_the_retry_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_acknowledgement_is_answered_by_the_retry_on_postgres() {
-    let Some(crate::pg::Schema { admin, name, options }) =
-        crate::pg::fresh_schema("faults", "faults", "lost_ack").await
-    else {
-        return;
-    };
-    let store = PgStore::connect_with(options, 8).await.unwrap();
+    let Some(schema) = crate::pg::fresh_schema("faults", "faults", "lost_ack").await else { return };
+    let store = PgStore::connect_with(schema.options.clone(), 8).await.unwrap();
     lost_acknowledgement(Arc::new(store.clone())).await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
-    admin.close().await;
+    schema.drop_with(store).await;
 }
 
 /// Issue 9.6: the event stream reaches the clients of every node. Two servers share one
@@ -138,12 +133,8 @@ async fn a_lost_acknowledgement_is_answered_by_the_retry_on_postgres() {
 /// events arrive at B (PostgreSQL's NOTIFY is the hint, the store the truth), once each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_reaches_the_clients_of_every_node_on_postgres() {
-    let Some(crate::pg::Schema { admin, name, options }) =
-        crate::pg::fresh_schema("faults", "faults", "sse_nodes").await
-    else {
-        return;
-    };
-    let store = PgStore::connect_with(options, 8).await.unwrap();
+    let Some(schema) = crate::pg::fresh_schema("faults", "faults", "sse_nodes").await else { return };
+    let store = PgStore::connect_with(schema.options.clone(), 8).await.unwrap();
     let start = |store: Arc<dyn Store>| async move {
         let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(store));
         config.publish_bundled = false;
@@ -223,9 +214,7 @@ async fn the_event_stream_reaches_the_clients_of_every_node_on_postgres() {
     drop(stream);
     node_a.stop().await;
     node_b.stop().await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
-    admin.close().await;
+    schema.drop_with(store).await;
 }
 
 /// Issue 9.6: the simulated clock of a rehearsal is shared. Two servers on one PostgreSQL
@@ -233,12 +222,8 @@ async fn the_event_stream_reaches_the_clients_of_every_node_on_postgres() {
 /// interval), and a node started later joins at that time, not at its own start instant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_clock_is_shared_by_the_nodes_on_postgres() {
-    let Some(crate::pg::Schema { admin, name, options }) =
-        crate::pg::fresh_schema("faults", "faults", "shared_clock").await
-    else {
-        return;
-    };
-    let store = PgStore::connect_with(options, 8).await.unwrap();
+    let Some(schema) = crate::pg::fresh_schema("faults", "faults", "shared_clock").await else { return };
+    let store = PgStore::connect_with(schema.options.clone(), 8).await.unwrap();
     let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
     let start = |store: Arc<dyn Store>, from: &str| {
         let from = at(from);
@@ -290,9 +275,7 @@ async fn the_simulated_clock_is_shared_by_the_nodes_on_postgres() {
     for node in [node_a, node_b, node_c] {
         node.stop().await;
     }
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await.unwrap();
-    admin.close().await;
+    schema.drop_with(store).await;
 }
 
 /// Issue 9 (prove): SQLite under 32 concurrent writers (each its own client and connection):
@@ -305,10 +288,7 @@ async fn sqlite_32_concurrent_writers_never_see_busy_and_the_wal_stays_bounded()
     let store = SqliteStore::open(&path).await.unwrap();
     let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(Arc::new(store)));
     config.publish_bundled = false;
-    // The limits are not what this is about.
-    let generous = civicflow::http::limits::Rate { period: Duration::from_micros(1), burst: 1_000_000 };
-    config.rates.per_address = generous;
-    config.rates.per_principal = generous;
+    config.rates = RateConfig::unlimited(); // the limits are not what this is about
     let server = Server::start(config).await.unwrap();
     let base = format!("http://{}", server.addr);
     let admin = server.admin_token.clone().unwrap();

@@ -99,15 +99,7 @@ async fn limited(tight: impl FnOnce(&mut RateConfig)) -> (Server, tempfile::Temp
     let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
     let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(Arc::new(store)));
     config.publish_bundled = false;
-    let generous = Rate { period: Duration::from_millis(1), burst: 10_000 };
-    let mut rates = RateConfig {
-        per_address: generous,
-        per_principal: generous,
-        auth_failures: generous,
-        streams_per_principal: 100,
-        streams_total: 100,
-        sessions_per_principal: 100,
-    };
+    let mut rates = RateConfig::unlimited();
     tight(&mut rates);
     config.rates = rates;
     let server = Server::start(config).await.unwrap();

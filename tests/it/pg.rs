@@ -16,6 +16,15 @@ pub(crate) struct Schema {
     pub(crate) options: PgConnectOptions,
 }
 
+impl Schema {
+    /// Closes `store` (opened on this schema), then drops the schema and lets the admin pool go.
+    pub(crate) async fn drop_with(self, store: civicflow_engine::store::postgres::PgStore) {
+        store.close().await;
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name))).execute(&self.admin).await.unwrap();
+        self.admin.close().await;
+    }
+}
+
 /// A new schema named `cf_{prefix}_{test}_{pid}_{n}`, or `None` (after a SKIP line naming
 /// `{module}::{test}`) when PostgreSQL is unreachable outside CI.
 pub(crate) async fn fresh_schema(module: &str, prefix: &str, test: &str) -> Option<Schema> {

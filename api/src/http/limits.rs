@@ -72,6 +72,22 @@ impl Default for RateConfig {
     }
 }
 
+impl RateConfig {
+    /// No limit that a benchmark or a test of something else could meet: a billion requests a
+    /// second, streams and sessions by the million.
+    pub fn unlimited() -> Self {
+        let rate = Rate { period: Duration::from_nanos(1), burst: u32::MAX };
+        RateConfig {
+            per_address: rate,
+            per_principal: rate,
+            auth_failures: rate,
+            streams_per_principal: 1_000_000,
+            streams_total: 1_000_000,
+            sessions_per_principal: 1_000_000,
+        }
+    }
+}
+
 /// The peer's address as the limits see it (the unspecified address when the server was not
 /// reached through a socket, as in unit tests of the router).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

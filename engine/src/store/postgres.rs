@@ -573,7 +573,7 @@ impl Store for PgStore {
                  (SELECT id_hash FROM web_sessions WHERE principal = $1 ORDER BY created_at DESC, id_hash LIMIT $2)",
             )
             .bind(&session.principal)
-            .bind(to_i64(cap.saturating_sub(1) as u64, "cap")?)
+            .bind(i64::try_from(cap.saturating_sub(1)).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
             .map_err(map_sqlx)?;

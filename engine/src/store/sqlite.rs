@@ -621,7 +621,7 @@ impl Store for SqliteStore {
             )
             .bind(&session.principal)
             .bind(&session.principal)
-            .bind(to_i64(cap.saturating_sub(1) as u64, "cap")?)
+            .bind(i64::try_from(cap.saturating_sub(1)).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
             .map_err(map_sqlx)?;
