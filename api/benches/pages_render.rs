@@ -18,7 +18,8 @@ use civicflow::serve::{Config, Database, Server};
 const INSTANCES: usize = 1000;
 const URGES: usize = 500;
 const RUNS: usize = 30;
-const POLICY: &str = "policy 页面压测 {\n  role 审批人\n  step 审批: approval { by 审批人 due 5 workdays }\n}\n";
+const POLICY: &str =
+    "policy 页面压测 {\n  role 审批人\n  step 审批: approval { by 审批人 due 5 workdays urge by 审批人 }\n}\n";
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
