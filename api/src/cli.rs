@@ -73,6 +73,17 @@ enum Command {
         /// Seconds a client has to send a request's body.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         body_timeout: u64,
+        /// Requests a second one address, and one principal, may sustain; past it and its burst
+        /// the answer is 429 `RATE_LIMITED` with `Retry-After`.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
+        requests_per_second: u32,
+        /// Requests one address, and one principal, may send at once above that rate.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
+        request_burst: u32,
+        /// Failed authentications (bad tokens, failed sign-ins) one address may make before it must
+        /// wait 3 s for each further try.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        failed_auth_burst: u32,
     },
     /// The working-day calendar (R0.2): check a year's file, or add it.
     Calendar {
@@ -176,13 +187,21 @@ pub fn run() -> ExitCode {
             max_connections,
             header_timeout,
             body_timeout,
+            requests_per_second,
+            request_burst,
+            failed_auth_burst,
         } => {
             let limits = crate::connections::Limits {
                 max_connections: max_connections as usize,
                 header_timeout: std::time::Duration::from_secs(header_timeout),
                 body_timeout: std::time::Duration::from_secs(body_timeout),
             };
-            serve(listen, &database, simulated_clock.as_deref(), calendar_dir, limits)
+            let rates = crate::http::limits::RateConfig::default().with_requests(
+                requests_per_second,
+                request_burst,
+                failed_auth_burst,
+            );
+            serve(listen, &database, simulated_clock.as_deref(), calendar_dir, limits, rates)
         }
         Command::Calendar { command: CalendarCommand::Check { file } } => crate::calendars::check(&file),
         Command::Calendar { command: CalendarCommand::Add { file, database } } => {
@@ -238,6 +257,7 @@ fn serve(
     simulated_clock: Option<&str>,
     calendar_dir: Option<PathBuf>,
     limits: crate::connections::Limits,
+    rates: crate::http::limits::RateConfig,
 ) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -263,6 +283,7 @@ fn serve(
         config.simulated_clock = simulated;
         config.calendar_dir = calendar_dir;
         config.limits = limits;
+        config.rates = rates;
         let server = match crate::serve::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {

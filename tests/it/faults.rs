@@ -340,7 +340,7 @@ async fn sqlite_32_concurrent_writers_never_see_busy_and_the_wal_stays_bounded()
     let failed: Vec<&u16> = statuses.iter().filter(|s| !matches!(s, 200 | 201)).collect();
     assert!(failed.is_empty(), "statuses other than 200/201: {failed:?}");
     let listed: Value = client
-        .get(format!("{base}/v1/instances?status=completed&limit=1"))
+        .get(format!("{base}/v1/instances?status=completed&page_size=1"))
         .bearer_auth(&street)
         .send()
         .await

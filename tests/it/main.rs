@@ -1,6 +1,7 @@
 //! civicflow-e2e: tests that look across crates. The library is empty; the tests are in `it/`.
 //!
 //! - `browser`: the web pages in headless Chromium through WebDriver (fantoccini, chromedriver).
+//! - `contract`: schemathesis against `/openapi.json` (issue 9.7).
 //! - `tidy`: the architecture invariants of ARCHITECTURE.md, read from the sources.
 //! - `crash`: the engine on SQLite killed with SIGKILL under load, then checked after a restart.
 //! - `http`: the server on a loopback port, driven through HTTP (an election on SQLite and
@@ -12,6 +13,7 @@
 
 mod authz;
 mod browser;
+mod contract;
 mod crash;
 mod faults;
 mod http;

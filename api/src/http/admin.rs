@@ -19,6 +19,7 @@ use super::AppState;
 #[serde(deny_unknown_fields)]
 pub struct AdvanceClock {
     /// An RFC 3339 instant, not before the clock's current time (`2012-04-02T09:00:00+08:00`).
+    #[schema(format = DateTime)]
     pub advance_to: String,
 }
 

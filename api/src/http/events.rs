@@ -25,6 +25,7 @@ use super::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only the events of this instance.
     pub instance: Option<String>,

@@ -25,7 +25,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The header set on a response replayed from an idempotency key.
 pub const REPLAYED: &str = "idempotent-replayed";
 /// The longest idempotency key accepted.
-const MAX_KEY_LEN: usize = 200;
+pub const MAX_KEY_LEN: usize = 200;
 
 /// A request body and the SHA-256 of (method, path, body): what makes two requests "the same".
 pub struct Body {
@@ -71,7 +71,7 @@ impl Body {
         if self.bytes.windows(6).any(|w| w == b"\\u0000") {
             if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&self.bytes) {
                 if let Some(at) = nul_at(&value, String::new()) {
-                    return Err(ApiError::invalid(format!("`{at}` contains a NUL character (U+0000)")));
+                    return Err(ApiError::invalid(format!("`{}` contains a NUL character (U+0000)", printable(&at))));
                 }
             }
         }
@@ -89,6 +89,18 @@ impl Body {
             None => Ok(text),
         }
     }
+}
+
+/// `s` with its control characters written as `\u{…}`, to be quoted in a problem's words.
+pub fn printable(s: &str) -> String {
+    s.chars().fold(String::with_capacity(s.len()), |mut out, c| {
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+        out
+    })
 }
 
 /// The JSON pointer of the first string or key holding U+0000, if any.

@@ -65,11 +65,13 @@ pub struct Verification {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Events after this seq (default 0: from the first; at most 2^63 − 1).
     #[param(maximum = 9223372036854775807_u64)]
     pub after: Option<u64>,
     /// At most this many events (1 to 1000, default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

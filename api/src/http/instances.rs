@@ -128,6 +128,7 @@ pub struct InstancePage {
 /// Filters of the listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only instances of this policy.
     pub policy: Option<String>,
@@ -137,17 +138,21 @@ pub struct ListQuery {
     pub overdue: Option<bool>,
     /// Only instances with an open step for this office (role).
     pub office: Option<String>,
-    /// The page, from 1.
+    /// The page, from 1 (to 2^31 − 1).
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// Instances per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
 }
 
 /// The instant to read the state at.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AsOfQuery {
     /// An RFC 3339 instant (`2012-04-01T09:00:00+08:00`): the state replayed from the events up to it.
+    #[param(format = DateTime)]
     pub as_of: Option<String>,
 }
 
@@ -227,8 +232,11 @@ pub async fn list(
 ) -> Result<Json<InstancePage>, ApiError> {
     let page = q.page.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(50);
-    if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::invalid(format!("pages count from 1; a page has 1 to {MAX_PAGE_SIZE} instances")));
+    if page == 0 || page > i32::MAX as u32 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(ApiError::invalid(format!(
+            "pages count from 1 to {}; a page has 1 to {MAX_PAGE_SIZE} instances",
+            i32::MAX
+        )));
     }
     let filter = InstanceFilter { policy: q.policy.clone(), status: q.status.clone(), page, page_size };
     if q.overdue.is_none() && q.office.is_none() {

@@ -73,6 +73,20 @@ impl Default for RateConfig {
 }
 
 impl RateConfig {
+    /// These limits with `per_second` requests a second and bursts of `burst` for each address
+    /// and each principal, and `failed_auth_burst` failed authentications before the 3 s pace
+    /// (`serve --requests-per-second`, `--request-burst`, `--failed-auth-burst`).
+    pub fn with_requests(self, per_second: u32, burst: u32, failed_auth_burst: u32) -> Self {
+        let period = Duration::from_nanos(1_000_000_000 / u64::from(per_second.max(1)));
+        let requests = Rate { period, burst };
+        RateConfig {
+            per_address: requests,
+            per_principal: requests,
+            auth_failures: Rate { burst: failed_auth_burst, ..self.auth_failures },
+            ..self
+        }
+    }
+
     /// No limit that a benchmark or a test of something else could meet: a billion requests a
     /// second, streams and sessions by the million.
     pub fn unlimited() -> Self {
@@ -130,7 +144,7 @@ impl Limiter {
     /// One more failed authentication from `ip`: `Some(429)` once they are too many, to answer
     /// instead of 401 (a guesser learns nothing more, and slowly).
     pub fn failed_auth(&self, ip: IpAddr) -> Option<ApiError> {
-        self.failures.check_key(&ip).err().map(|w| limited(wait(&w), "failed sign-ins from this address"))
+        self.failures.check_key(&ip).err().map(|w| limited(wait(&w), "failed authentications from this address"))
     }
 
     /// Opens an event stream for `principal`, under both caps; the permit closes it on drop.
@@ -226,4 +240,24 @@ pub async fn by_address(State(state): State<AppState>, mut request: Request, nex
         }
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_flags_set_the_request_rates_and_the_failed_authentication_burst() {
+        let default = RateConfig::default();
+        let same = default.with_requests(200, 600, 20);
+        assert_eq!(
+            (same.per_address, same.per_principal, same.auth_failures),
+            (default.per_address, default.per_principal, default.auth_failures)
+        );
+        let set = default.with_requests(1000, 50, 3);
+        assert_eq!(set.per_address, Rate { period: Duration::from_millis(1), burst: 50 });
+        assert_eq!(set.per_principal, Rate { period: Duration::from_millis(1), burst: 50 });
+        assert_eq!(set.auth_failures, Rate { period: Duration::from_secs(3), burst: 3 });
+        assert_eq!((set.streams_per_principal, set.streams_total, set.sessions_per_principal), (16, 1024, 16));
+    }
 }

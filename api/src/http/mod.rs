@@ -17,6 +17,7 @@ pub mod auth;
 pub mod calendar;
 pub mod calendars;
 pub mod codes;
+pub mod contract;
 pub mod events;
 pub mod extract;
 pub mod history;
@@ -147,7 +148,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 /// The whole application: the API, `/openapi.json`, limits, logs.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = router(state.clone());
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(contract::document(&openapi));
     router
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .merge(crate::pages::router(state.clone()))

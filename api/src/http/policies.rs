@@ -45,10 +45,23 @@ pub struct PolicyVersions {
     pub versions: Vec<PolicyVersion>,
 }
 
+/// The graph's formats, for the OpenAPI document (the handler reads the word itself, so that an
+/// unknown one is refused in words).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code, reason = "only its schema is used")]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct GraphQuery {
     /// `dot` (default), `mermaid` or `json` (the IR with its hash).
+    #[param(value_type = Option<GraphFormat>, inline)]
     pub format: Option<String>,
     /// A version's hash; the latest if absent.
     pub hash: Option<String>,

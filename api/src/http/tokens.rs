@@ -46,8 +46,11 @@ impl From<TokenRecord> for TokenView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    #[schema(min_length = 1)]
     pub name: String,
+    #[schema(min_length = 1)]
     pub office: String,
+    #[schema(min_items = 1)]
     pub roles: Vec<String>,
     /// When it stops working (RFC 3339, in the future); absent: never.
     #[serde(default)]
@@ -70,8 +73,11 @@ pub struct Revoked {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct RevokeQuery {
     /// Only the token with this id (12 hex digits); absent: every token of the principal.
+    #[param(pattern = "^[0-9a-f]{12}$")]
     pub id: Option<String>,
 }
 
