@@ -3,6 +3,8 @@
 //! - `store`: the store conformance suite, run against SQLite (a temp file) and PostgreSQL
 //!   (127.0.0.1:5432, database `test`, a fresh schema per test; skipped with a message when
 //!   unreachable, failed when `CI=true`).
+//! - `race`: an approval and its step's deadline timer racing on two nodes, forced in both
+//!   orders by a store that holds one node's commit (SQLite and PostgreSQL).
 //! - `events_fixture`: events stored by earlier versions read back and write out unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
@@ -12,6 +14,8 @@ mod calendars;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod cycles;
 mod events_fixture;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod race;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod runtime;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]

@@ -1,0 +1,279 @@
+//! Issue 9 (prove): an approval and the deadline timer of the same step race, forced in both
+//! orders by a hook in the store, not by sleeps. Two nodes share one database; node A's commits
+//! go through [`GatedStore`], which holds the next batch until the test lets it go, so node B's
+//! command lands in between. Exactly one wins; the other decides again on what the winner
+//! committed and is refused (the approval: R003, the instance ended by the rejection) or finds
+//! nothing to do (the timer: its timer went with the approved step).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::{oneshot, Mutex};
+
+use civicflow_engine::calendar::Calendar;
+use civicflow_engine::clock::SimulatedClock;
+use civicflow_engine::core::{Action, Actor, NodeStatus, Outcome, Status};
+use civicflow_engine::runtime::{Runtime, RuntimeError};
+use civicflow_engine::store::*;
+
+use crate::store::Harness;
+
+/// One approval due in 1 working day; past it, the step is closed as rejected, and with it the
+/// instance.
+const POLICY: &str = r#"
+policy 限时审批 {
+  timezone "Asia/Shanghai"
+  calendar "cn"
+  role 审批科
+  step 审批: approval { by 审批科 due 1 workdays on breach reject on rejected end }
+}"#;
+
+/// A store that holds the next `commit_many` batch while armed: it says so on `arrived`, then
+/// waits for `release` before passing the batch on. Everything else goes straight through.
+struct GatedStore {
+    inner: Arc<dyn Store>,
+    gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+}
+
+impl GatedStore {
+    /// Arms the gate for the next batch: the first receiver fires when it arrives, the sender
+    /// lets it through.
+    async fn arm(&self) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (arrived_tx, arrived_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        *self.gate.lock().await = Some((arrived_tx, release_rx));
+        (arrived_rx, release_tx)
+    }
+}
+
+#[async_trait]
+impl Store for GatedStore {
+    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+        let gate = self.gate.lock().await.take();
+        if let Some((arrived, release)) = gate {
+            let _ = arrived.send(());
+            let _ = release.await;
+        }
+        self.inner.commit_many(commits).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut results = self.commit_many(vec![commit]).await;
+        results.pop().unwrap_or(Err(StoreError::Closed))
+    }
+    async fn publish_policy(&self, policy: PolicyRecord) -> Result<Published, StoreError> {
+        self.inner.publish_policy(policy).await
+    }
+    async fn get_policy(&self, name: &str, hash: Option<&str>) -> Result<Option<PolicyRecord>, StoreError> {
+        self.inner.get_policy(name, hash).await
+    }
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        self.inner.list_policies().await
+    }
+    async fn policy_versions(&self, name: &str) -> Result<Vec<PolicyRecord>, StoreError> {
+        self.inner.policy_versions(name).await
+    }
+    async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.create_instance(instance, first).await
+    }
+    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        self.inner.load_instance(id).await
+    }
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
+        self.inner.list_instances(filter).await
+    }
+    async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.events(instance, after_seq, limit).await
+    }
+    async fn events_until(&self, instance: &str, at: DateTime<Utc>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.events_until(instance, at).await
+    }
+    async fn get_idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.get_idempotency(principal, key).await
+    }
+    async fn claim_due_timers(
+        &self,
+        owner: &str,
+        now: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<TimerRecord>, StoreError> {
+        self.inner.claim_due_timers(owner, now, lease, limit).await
+    }
+    async fn pending_timers(&self, instance: &str) -> Result<Vec<TimerRecord>, StoreError> {
+        self.inner.pending_timers(instance).await
+    }
+    async fn verify(&self, instance: &str) -> Result<u64, StoreError> {
+        self.inner.verify(instance).await
+    }
+    async fn create_token(
+        &self,
+        principal: PrincipalRecord,
+        token_hash: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.inner.create_token(principal, token_hash, expires_at).await
+    }
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError> {
+        self.inner.principal_by_token_hash(token_hash).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_tokens().await
+    }
+    async fn revoke_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError> {
+        self.inner.revoke_tokens(principal, id).await
+    }
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
+        self.inner.list_principals().await
+    }
+    async fn put_session(&self, session: SessionRecord, cap: usize) -> Result<(), StoreError> {
+        self.inner.put_session(session, cap).await
+    }
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.inner.get_session(id_hash).await
+    }
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.inner.delete_session(id_hash).await
+    }
+    async fn advance_simulated_clock(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        self.inner.advance_simulated_clock(to).await
+    }
+    async fn simulated_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.simulated_clock().await
+    }
+    async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
+        self.inner.put_idempotency(record).await
+    }
+    async fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        self.inner.counter(key).await
+    }
+    async fn put_calendar_year(&self, year: CalendarYearRecord) -> Result<(), StoreError> {
+        self.inner.put_calendar_year(year).await
+    }
+    async fn calendar_years(&self) -> Result<Vec<CalendarYearRecord>, StoreError> {
+        self.inner.calendar_years().await
+    }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn approver() -> Actor {
+    Actor { principal: "审批科-王".into(), office: "审批科".into(), role: "审批科".into() }
+}
+
+fn runtime(store: Arc<dyn Store>, clock: Arc<SimulatedClock>, node: &str) -> Arc<Runtime> {
+    let (committer, _task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
+    let calendar = Arc::new(Calendar::chinese().unwrap());
+    Arc::new(Runtime::new(store, committer, clock, calendar, node.into()))
+}
+
+/// Which command node A holds at the gate while node B's lands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Held {
+    /// Node A fires the deadline; node B's approval lands first.
+    Timer,
+    /// Node A approves; node B's deadline lands first.
+    Approval,
+}
+
+async fn race(h: Harness, held: Held) {
+    let gated = Arc::new(GatedStore { inner: h.store.clone(), gate: Mutex::new(None) });
+    // Started Monday 2026-03-02 09:00 +08:00: due at the end of Tuesday, 2026-03-03 24:00.
+    let clock = Arc::new(SimulatedClock::new(t("2026-03-02T01:00:00Z")));
+    let a = runtime(gated.clone(), clock.clone(), "node-a");
+    let b = runtime(h.store.clone(), clock.clone(), "node-b");
+    b.publish(POLICY).await.unwrap();
+    b.start("限时-1", "限时审批", None, &approver(), BTreeMap::new(), None).await.unwrap();
+    let due = t("2026-03-03T16:00:00Z");
+    assert_eq!(h.store.pending_timers("限时-1").await.unwrap().iter().map(|t| t.due_at).min(), Some(due));
+    clock.advance_to(t("2026-03-03T16:00:01Z")).unwrap();
+
+    let approve = |rt: Arc<Runtime>| async move {
+        rt.act("限时-1", &approver(), "审批", Action::Approve { comment: Some("同意".into()) }, None, None).await
+    };
+    let (arrived, release) = gated.arm().await;
+    let (fired, approved) = match held {
+        Held::Timer => {
+            let node_a = a.clone();
+            let firing = tokio::spawn(async move { node_a.fire_due(16, Duration::from_secs(30)).await });
+            arrived.await.unwrap();
+            // The deadline's commit waits at the gate; the approval lands.
+            let approved = approve(b.clone()).await;
+            release.send(()).unwrap();
+            (firing.await.unwrap(), approved)
+        }
+        Held::Approval => {
+            let approving = tokio::spawn(approve(a.clone()));
+            arrived.await.unwrap();
+            // The approval's commit waits at the gate; the deadline fires.
+            let fired = b.fire_due(16, Duration::from_secs(30)).await;
+            release.send(()).unwrap();
+            (fired, approving.await.unwrap())
+        }
+    };
+    let fired = fired.unwrap();
+
+    let (record, state) = b.load("限时-1").await.unwrap();
+    let kinds: Vec<String> = h.store.events("限时-1", 0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let step = &state.nodes["审批"];
+    match held {
+        Held::Timer => {
+            // The approval won; the deadline, decided again on it, found nothing to do: its
+            // timer went with the step, so nothing was fired.
+            assert!(approved.is_ok(), "{approved:?}");
+            assert_eq!(fired, 0);
+            assert_eq!((step.status, step.outcome), (NodeStatus::Done, Some(Outcome::Approved)));
+            assert_eq!(state.status, Status::Completed);
+            assert_eq!(kinds, ["started", "opened", "acted", "completed", "instance_completed"], "no breach recorded");
+        }
+        Held::Approval => {
+            // The deadline won; the approval, decided again on it, is refused in the rule's words.
+            assert_eq!(fired, 1);
+            match approved {
+                Err(RuntimeError::Refused(r)) => {
+                    assert_eq!(r.code(), "R003", "{r}");
+                    assert_eq!(r.to_string(), "the instance is ended by a rejection; nothing more can be done on it");
+                }
+                other => panic!("the late approval must be refused, got {other:?}"),
+            }
+            assert_eq!((step.status, step.outcome), (NodeStatus::Done, Some(Outcome::Rejected)));
+            assert_eq!(state.status, Status::Rejected);
+            assert_eq!(
+                kinds,
+                ["started", "opened", "overdue", "completed", "instance_rejected"],
+                "no approval recorded"
+            );
+        }
+    }
+    assert_eq!(record.version, kinds.len() as u64);
+    assert!(h.store.pending_timers("限时-1").await.unwrap().is_empty(), "no timer left to fire");
+    assert_eq!(b.fire_all_due().await.unwrap(), 0, "nothing fires twice");
+    assert_eq!(h.store.verify("限时-1").await.unwrap(), kinds.len() as u64);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_beats_a_held_deadline_on_sqlite() {
+    race(Harness::sqlite().await, Held::Timer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_beats_a_held_approval_on_sqlite() {
+    race(Harness::sqlite().await, Held::Approval).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_beats_a_held_deadline_on_postgres() {
+    let Some(h) = Harness::postgres("race_appr_first").await else { return };
+    race(h, Held::Timer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_beats_a_held_approval_on_postgres() {
+    let Some(h) = Harness::postgres("race_dl_first").await else { return };
+    race(h, Held::Approval).await;
+}
