@@ -2,6 +2,7 @@
 //!
 //! - `browser`: the web pages in headless Chromium through WebDriver (fantoccini, chromedriver).
 //! - `contract`: schemathesis against `/openapi.json` (issue 9.7).
+//! - `nodes`: three timer-node processes on one PostgreSQL schema; one killed, one stopped.
 //! - `tidy`: the architecture invariants of ARCHITECTURE.md, read from the sources.
 //! - `crash`: the engine on SQLite killed with SIGKILL under load, then checked after a restart.
 //! - `http`: the server on a loopback port, driven through HTTP (an election on SQLite and
@@ -20,6 +21,7 @@ mod http;
 mod http_calendar;
 mod http_election;
 mod limits;
+mod nodes;
 mod pages;
 mod pg;
 mod tidy;
