@@ -502,7 +502,9 @@ fn choose_role(principal: &Principal, asked: Option<&str>, node: Option<&ir::Nod
     named.or(principal.roles.first()).cloned().ok_or_else(|| ApiError::admin_required("acting"))
 }
 
-fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) -> Result<Action, ApiError> {
+/// The core action a request names, with its data read against the step's form (pure: the fuzz
+/// target `fuzz/fuzz_targets/action.rs` feeds it arbitrary bodies).
+pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) -> Result<Action, ApiError> {
     let data = request.data.clone().unwrap_or(serde_json::Value::Null);
     // A text the action needs: from `data.<field>`, a plain string `data`, or the comment.
     let text = |field: &str| -> Option<String> {
