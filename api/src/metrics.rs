@@ -483,12 +483,12 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms_in_the_text_format() {
         let m = Metrics::new();
-        m.inc("civicflow_refusals_total", &[("code", "R006")]);
-        m.inc("civicflow_refusals_total", &[("code", "R006")]);
+        m.inc("civicflow_refusals_total", &[("code", "F006")]);
+        m.inc("civicflow_refusals_total", &[("code", "F006")]);
         m.observe("civicflow_store_seconds", &[("op", "commit")], 0.003);
         let text = m.render();
         assert!(text.contains("# TYPE civicflow_refusals_total counter\n"), "{text}");
-        assert!(text.contains("civicflow_refusals_total{code=\"R006\"} 2\n"), "{text}");
+        assert!(text.contains("civicflow_refusals_total{code=\"F006\"} 2\n"), "{text}");
         assert!(text.contains("civicflow_store_seconds_bucket{op=\"commit\",le=\"0.0025\"} 0\n"), "{text}");
         assert!(text.contains("civicflow_store_seconds_bucket{op=\"commit\",le=\"0.005\"} 1\n"), "{text}");
         assert!(text.contains("civicflow_store_seconds_bucket{op=\"commit\",le=\"+Inf\"} 1\n"), "{text}");

@@ -376,7 +376,7 @@ pub struct VoteRules {
     pub slate: Option<Expr>,
     pub elect: Expr,
     /// The candidates the ballot must name, exactly: the list the approving step recorded
-    /// (R2.12, R2.17, R2.20). A vote whose tallies name others is refused (R046).
+    /// (R2.12, R2.17, R2.20). A vote whose tallies name others is refused (F046).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ballot: Option<Expr>,
 }

@@ -84,8 +84,8 @@ fn table() -> Vec<Row> {
         row(M::GET, "/v1/events", "/v1/events", None, [401, 401, 200, 200, 200, 200]),
         row(M::GET, "/v1/calendars", "/v1/calendars", None, [401, 401, 200, 200, 200, 200]),
         row(M::GET, "/v1/admin/clock", "/v1/admin/clock", None, [401, 401, 200, 200, 200, 200]),
-        // Acting on 东湖社区's step: another community with the same role is refused (R035),
-        // another role (R006), oversight and the admin too (they hold no role of the step).
+        // Acting on 东湖社区's step: another community with the same role is refused (F035),
+        // another role (F006), oversight and the admin too (they hold no role of the step).
         row(
             M::POST,
             "/v1/instances/{id}/steps/{step}/actions",
@@ -93,7 +93,7 @@ fn table() -> Vec<Row> {
             act,
             [401, 401, 403, 403, 403, 403],
         ),
-        // The next cycle: the policy does not recur; every principal learns there is none (R042).
+        // The next cycle: the policy does not recur; every principal learns there is none (F042).
         row(
             M::POST,
             "/v1/instances/{id}/next-cycle",

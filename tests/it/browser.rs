@@ -237,7 +237,7 @@ async fn a_vote_without_quorum_shows_the_refusal() {
     c.find(Locator::Css("#tallies")).await.unwrap().send_keys("甲 70\n乙 66\n丙 60").await.unwrap();
     c.find(Locator::Css("#do-vote")).await.unwrap().click().await.unwrap();
     let refusal = c.wait().for_element(Locator::Css("#refusal")).await.unwrap().text().await.unwrap();
-    assert!(refusal.contains("不予受理") && refusal.contains("R014"), "{refusal}");
+    assert!(refusal.contains("不予受理") && refusal.contains("F014"), "{refusal}");
     assert!(refusal.contains("at least 81 present needed"), "{refusal}");
     shot(&c, "refusal").await;
     assert_eq!(env.history("web-2").await.len(), before, "a refusal records nothing");

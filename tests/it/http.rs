@@ -405,10 +405,10 @@ async fn election(env: Env) {
     assert_eq!(no_token.headers["www-authenticate"], "Bearer");
     let bad = env.act(&id, PLAN, "cf_not-a-token", json!({ "action": "complete" })).await;
     assert_problem(&bad, StatusCode::UNAUTHORIZED, "AUTH_INVALID");
-    // 403: the community may not make the street's plan (R006); a role the principal lacks.
+    // 403: the community may not make the street's plan (F006); a role the principal lacks.
     let wrong_role =
         env.act(&id, PLAN, &community, json!({ "action": "submit_form", "data": { "方案": "社区自拟" } })).await;
-    assert_problem(&wrong_role, StatusCode::FORBIDDEN, "R006");
+    assert_problem(&wrong_role, StatusCode::FORBIDDEN, "F006");
     let not_held = env
         .act(
             &id,
@@ -446,11 +446,11 @@ async fn election(env: Env) {
     // carries the current state.
     let early = env.act(&id, PARTY_VOTE, &community, vote(81, 81, &[("甲", 81)])).await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
-    assert!(early.body["code"] == "R005" || early.body["code"] == "R008", "{}", early.body);
+    assert!(early.body["code"] == "F005" || early.body["code"] == "F008", "{}", early.body);
     assert_eq!(step_of(&early.body["state"], PARTY_VOTE)["status"], "waiting", "{}", early.body);
-    // 422: a form field of the wrong type (R012), an unknown action.
+    // 422: a form field of the wrong type (F012), an unknown action.
     let wrong_type = env.act(&id, PLAN, &street, json!({ "action": "submit_form", "data": { "方案": 3 } })).await;
-    assert_problem(&wrong_type, StatusCode::UNPROCESSABLE_ENTITY, "R012");
+    assert_problem(&wrong_type, StatusCode::UNPROCESSABLE_ENTITY, "F012");
     let unknown = env.act(&id, PLAN, &street, json!({ "action": "sign" })).await;
     assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
     assert_eq!(env.history_len(&id).await, len, "refusals record nothing");
@@ -463,7 +463,7 @@ async fn election(env: Env) {
     let west_len = env.history_len("west-lake-2012").await;
     let r24 =
         env.act("west-lake-2012", PLAN, &street, json!({ "action": "submit_form", "data": { "方案": "十席" } })).await;
-    assert_problem(&r24, StatusCode::UNPROCESSABLE_ENTITY, "R013");
+    assert_problem(&r24, StatusCode::UNPROCESSABLE_ENTITY, "F013");
     assert_eq!(r24.body["rule"], "R2.4", "{}", r24.body);
     assert!(r24.body["detail"].as_str().unwrap().contains("党组织委员职数不在职数范围内"));
     assert_eq!(env.history_len("west-lake-2012").await, west_len);
@@ -524,7 +524,7 @@ async fn election(env: Env) {
     assert_eq!(env.history_len(&id).await, len);
     // A stale action: the plan is done; 409 with the current state.
     let stale = env.act(&id, PLAN, &street, json!({ "action": "submit_form", "data": { "方案": "再改" } })).await;
-    assert_problem(&stale, StatusCode::CONFLICT, "R005");
+    assert_problem(&stale, StatusCode::CONFLICT, "F005");
     assert_eq!(step_of(&stale.body["state"], PLAN)["status"], "done", "{}", stale.body);
     assert_eq!(env.history_len(&id).await, len);
 
@@ -550,12 +550,12 @@ async fn election(env: Env) {
     // R2.1: the residents' committee waits for the party organisation.
     assert_eq!(env.step(&id, RESIDENTS_VOTE).await["status"], "waiting");
     let r21 = env.act(&id, RESIDENTS_VOTE, &community, vote(300, 300, &[("甲", 300)])).await;
-    assert_problem(&r21, StatusCode::CONFLICT, "R005");
+    assert_problem(&r21, StatusCode::CONFLICT, "F005");
 
     // R2.14: 80 of 100 present is not a quorum (422, nothing recorded); 81 is.
     let len = env.history_len(&id).await;
     let r214 = env.act(&id, PARTY_VOTE, &community, vote(80, 80, &[("甲", 80)])).await;
-    assert_problem(&r214, StatusCode::UNPROCESSABLE_ENTITY, "R014");
+    assert_problem(&r214, StatusCode::UNPROCESSABLE_ENTITY, "F014");
     assert_eq!(env.history_len(&id).await, len);
     env.advance_to("2012-04-02T10:00:00+08:00").await;
     let ok = env.act(&id, PARTY_VOTE, &community, vote(81, 81, &[("甲", 81)])).await;
@@ -564,10 +564,10 @@ async fn election(env: Env) {
     assert_eq!(party["status"], "done", "{party}");
     assert_eq!(party["vote"]["elected"], json!(["甲"]), "{party}");
 
-    // R2.18: a filing cannot be rejected (422, R010) — it is filed; the approval can reject, and
+    // R2.18: a filing cannot be rejected (422, F010) — it is filed; the approval can reject, and
     // here approves.
     let no_veto = env.act(&id, PARTY_FILING, &street, json!({ "action": "reject", "comment": "不同意" })).await;
-    assert_problem(&no_veto, StatusCode::UNPROCESSABLE_ENTITY, "R010");
+    assert_problem(&no_veto, StatusCode::UNPROCESSABLE_ENTITY, "F010");
     let filed = env.act(&id, PARTY_FILING, &street, json!({ "action": "file" })).await;
     assert_eq!(filed.status, StatusCode::OK, "{}", filed.body);
     assert_eq!(env.step(&id, PARTY_FILING).await["outcome"], "filed");
@@ -580,13 +580,13 @@ async fn election(env: Env) {
     // and a candidate needs more than half of the ballots cast.
     assert_eq!(env.step(&id, RESIDENTS_VOTE).await["status"], "open");
     let r216 = env.act(&id, RESIDENTS_VOTE, &community, vote(250, 250, &[("甲", 200), ("乙", 50)])).await;
-    assert_problem(&r216, StatusCode::UNPROCESSABLE_ENTITY, "R014");
+    assert_problem(&r216, StatusCode::UNPROCESSABLE_ENTITY, "F014");
     let valid = env.act(&id, RESIDENTS_VOTE, &community, vote(251, 251, &[("甲", 126), ("乙", 125)])).await;
     assert_eq!(valid.status, StatusCode::OK, "{}", valid.body);
     assert_eq!(env.step(&id, RESIDENTS_VOTE).await["vote"]["elected"], json!(["甲"]));
     // R2.18: filed with the district bureau, by the bureau.
     let by_street = env.act(&id, RESIDENTS_FILING, &street, json!({ "action": "file" })).await;
-    assert_problem(&by_street, StatusCode::FORBIDDEN, "R006");
+    assert_problem(&by_street, StatusCode::FORBIDDEN, "F006");
     let filed = env.act(&id, RESIDENTS_FILING, &bureau, json!({ "action": "file" })).await;
     assert_eq!(filed.status, StatusCode::OK, "{}", filed.body);
     // R2.1 (3): the oversight committee last.
@@ -629,7 +629,7 @@ async fn election(env: Env) {
     // Every refusal was counted by code.
     let metrics = env.send(Method::GET, "/metrics", None, Body::None, None).await;
     let text = metrics.body.as_str().unwrap();
-    for code in ["R006", "R014", "R010", "AUTH_MISSING", "IDEMPOTENCY_KEY_REUSED"] {
+    for code in ["F006", "F014", "F010", "AUTH_MISSING", "IDEMPOTENCY_KEY_REUSED"] {
         assert!(text.contains(&format!("civicflow_refusals_total{{code=\"{code}\"}}")), "{code} missing:\n{text}");
     }
     assert!(text.contains("civicflow_timer_lag_seconds_count"), "{text}");
@@ -782,7 +782,7 @@ async fn events_after(env: &Env, instance: &str, skip: usize) -> Vec<(String, St
 
 /// The bundled 居民诉求 through HTTP: the department lets 首办受理 lapse; the leaders it is
 /// escalated to find it in their inbox marked escalated with `urge` as what they may do, and urge
-/// (another office is refused, R031, nothing recorded). Then the department passes the matter
+/// (another office is refused, F031, nothing recorded). Then the department passes the matter
 /// back (推诿, R3.5): recorded and escalated at that instant, and the owner's limit is not reset.
 async fn r3_5_escalated_steps_reach_the_leaders_inbox(env: Env) {
     // R6.1: 社区居委会 is bound to the community the demand concerns (社区名称).
@@ -831,7 +831,7 @@ async fn r3_5_escalated_steps_reach_the_leaders_inbox(env: Env) {
     let len = env.history_len(id).await;
     let urge = json!({ "action": "urge", "comment": "请今天内受理" });
     let refused = env.act(id, "首办受理", &community, urge.clone()).await;
-    assert_problem(&refused, StatusCode::FORBIDDEN, "R031");
+    assert_problem(&refused, StatusCode::FORBIDDEN, "F031");
     assert_eq!(
         refused.body["detail"],
         "role `社区居委会` may not urge step `首办受理`; urging is for `民生办`, `部门主要领导`, `部门分管领导` (named by the policy or escalated to)"
@@ -848,8 +848,8 @@ async fn r3_5_escalated_steps_reach_the_leaders_inbox(env: Env) {
     env.advance_to("2012-03-26T10:00:00+08:00").await;
     let len = env.history_len(id).await;
     let back = json!({ "action": "return_to", "data": { "target": "民生办分流", "reason": "不属于本部门职责" } });
-    // Only the declared return: the community may not send it back (R030, 403).
-    assert_problem(&env.act(id, "首办办结", &community, back.clone()).await, StatusCode::FORBIDDEN, "R030");
+    // Only the declared return: the community may not send it back (F030, 403).
+    assert_problem(&env.act(id, "首办办结", &community, back.clone()).await, StatusCode::FORBIDDEN, "F030");
     assert_eq!(env.history_len(id).await, len);
     let passed = env.act(id, "首办办结", &dept, back).await;
     assert_eq!(passed.status, StatusCode::OK, "{}", passed.body);
@@ -895,7 +895,7 @@ async fn r3_5_escalated_steps_reach_the_leaders_inbox_and_passing_on_keeps_the_l
 // ---- offices (R6.1) ----
 
 /// R6.1: two principals hold 社区居委会, in different communities; only the community the demand
-/// concerns may act on it: the other gets 403 with R035 and the bound office's name, and nothing
+/// concerns may act on it: the other gets 403 with F035 and the bound office's name, and nothing
 /// is recorded.
 async fn r6_1_another_office_with_the_same_role(env: Env) {
     let admin = env.admin.clone();
@@ -917,7 +917,7 @@ async fn r6_1_another_office_with_the_same_role(env: Env) {
     let body = json!({ "action": "submit_form", "data": data });
     let refused = env.act("demand-1", "诉求受理", &other, body.clone()).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-    assert_eq!(refused.body["code"], "R035", "{}", refused.body);
+    assert_eq!(refused.body["code"], "F035", "{}", refused.body);
     assert_eq!(
         refused.body["detail"],
         "role `社区居委会` on step `诉求受理` is bound to `舜耕社区` for this instance; `燕山社区` holds the role but may not act on it",
@@ -960,7 +960,7 @@ async fn r6_1_another_office_with_the_same_role(env: Env) {
     let approve = json!({ "action": "approve", "data": { "风险等级": "低", "评估意见": "无" } });
     let stale = env.act("demand-1", "稳定风险评估", &stability, approve).await;
     assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
-    assert_eq!(stale.body["code"], "R005", "{}", stale.body);
+    assert_eq!(stale.body["code"], "F005", "{}", stale.body);
     assert_eq!(step_of(&stale.body["state"], "稳定风险评估")["status"], "skipped", "{}", stale.body);
     let form = &step_of(&stale.body["state"], "诉求受理")["form"];
     assert_eq!(form["联系电话"], "[个人信息]", "{}", stale.body);

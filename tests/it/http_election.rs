@@ -547,7 +547,7 @@ async fn election(env: Env) {
             &p("公开推荐"),
             nomination(&[("联名党员人数", json!(9)), ("联名居民人数", json!(49))]),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "R013",
+            "F013",
         )
         .await;
     assert_eq!(r28["detail"], format!("step `{}`: R2.8 联名推荐须有10名以上党员或50名以上居民群众联名", p("公开推荐")));
@@ -580,7 +580,7 @@ async fn election(env: Env) {
                     &p("确定初步人选"),
                     form(json!({ "初步人选名单": names(&POOL[..6]) })),
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "R013",
+                    "F013",
                 )
                 .await;
             assert_eq!(r211["rule"], "R2.11", "{r211}");
@@ -603,7 +603,7 @@ async fn election(env: Env) {
                     &p("确定预备人选"),
                     form(json!({ "预备人选名单": names(&POOL[..5]) })),
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "R013",
+                    "F013",
                 )
                 .await;
             assert_eq!(r212["rule"], "R2.12", "{r212}");
@@ -627,7 +627,7 @@ async fn election(env: Env) {
             &r("推选成员代表"),
             form(json!({ "居民代表人数": 55, "单位代表人数": 6 })),
             StatusCode::CONFLICT,
-            "R005",
+            "F005",
         )
         .await;
     assert_eq!(step_of(&r21["state"], &r("推选成员代表"))["status"], "waiting", "{r21}");
@@ -647,7 +647,7 @@ async fn election(env: Env) {
                 &p("差额选举委员"),
                 ballots(55, 55, 0, &five),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "R015",
+                "F015",
             )
             .await;
         } else {
@@ -656,14 +656,14 @@ async fn election(env: Env) {
             short["data"]["present"] = json!(80);
             short["data"]["cast"] = json!(80);
             let r214 =
-                d.refuse(i, "社区党组织", &p("差额选举委员"), short, StatusCode::UNPROCESSABLE_ENTITY, "R014").await;
+                d.refuse(i, "社区党组织", &p("差额选举委员"), short, StatusCode::UNPROCESSABLE_ENTITY, "F014").await;
             assert!(r214["detail"].as_str().unwrap().contains("at least 81 present needed"), "{r214}");
         }
         d.act(i, "社区党组织", &p("差额选举委员"), committee).await;
         d.act(i, "社区党组织", &p("等额选举书记副书记"), chiefs).await;
         if i == EAST {
             // R2.18: a filing cannot be rejected.
-            d.refuse(i, "街道党工委", &p("委员备案"), reject("不同意"), StatusCode::UNPROCESSABLE_ENTITY, "R010").await;
+            d.refuse(i, "街道党工委", &p("委员备案"), reject("不同意"), StatusCode::UNPROCESSABLE_ENTITY, "F010").await;
         }
         let members = if setup.party_seats == 5 { names(&POOL[..5]) } else { names(&POOL[..7]) };
         d.act(i, "街道党工委", &p("委员备案"), form(json!({ "当选委员名单": members, "男性委员人数": 3 }))).await;
@@ -711,7 +711,7 @@ async fn election(env: Env) {
             short["data"]["present"] = json!(250);
             short["data"]["cast"] = json!(250);
             let r216 = d
-                .refuse(i, "社区居民选举委员会", &r("投票选举"), short, StatusCode::UNPROCESSABLE_ENTITY, "R014")
+                .refuse(i, "社区居民选举委员会", &r("投票选举"), short, StatusCode::UNPROCESSABLE_ENTITY, "F014")
                 .await;
             assert!(r216["detail"].as_str().unwrap().contains("at least 251 ballots needed"), "{r216}");
         }
@@ -725,7 +725,7 @@ async fn election(env: Env) {
         .await;
         d.act(i, "街道选举领导小组", &r("报领导小组备案"), file()).await;
         if i == EAST {
-            d.refuse(i, "区民政局", &r("报民政局备案"), reject("不同意"), StatusCode::UNPROCESSABLE_ENTITY, "R010")
+            d.refuse(i, "区民政局", &r("报民政局备案"), reject("不同意"), StatusCode::UNPROCESSABLE_ENTITY, "F010")
                 .await;
         }
         d.act(i, "区民政局", &r("报民政局备案"), file()).await;
@@ -912,7 +912,7 @@ async fn next_election(d: &mut Driver) {
         let body = json!({ "params": fresh });
         let r = d.env.send(reqwest::Method::POST, &path, &d.tokens["社区党组织"], Some(body.clone())).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-        assert_eq!(r.body["code"], "R006");
+        assert_eq!(r.body["code"], "F006");
         assert_eq!(d.env.history(id).await.len(), history.len());
         // The live stream, opened before: the new instance's first events reach it too.
         let mut stream = d
@@ -941,7 +941,7 @@ async fn next_election(d: &mut Driver) {
         drop(stream);
         let again = d.env.send(reqwest::Method::POST, &path, &d.tokens["街道选举领导小组"], Some(body)).await;
         assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
-        assert_eq!(again.body["code"], "R042");
+        assert_eq!(again.body["code"], "F042");
         let inbox = d.env.send(reqwest::Method::GET, "/v1/inbox", &d.tokens["街道选举领导小组"], None).await.body;
         assert!(!inbox.as_array().unwrap().iter().any(|i| i["instance"] == *id && i["kind"] == "next_cycle"));
         let next = d.env.instance(&format!("{id}~2")).await;

@@ -310,7 +310,7 @@ async fn sign_in_act_from_the_inbox_and_audit() {
         )
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
-    assert!(p.body.contains("id=\"refusal\"") && p.body.contains("R018"), "{}", p.body);
+    assert!(p.body.contains("id=\"refusal\"") && p.body.contains("F018"), "{}", p.body);
     assert_eq!(env.history("page-1").await.len(), before);
     let approve = [
         ("csrf", csrf.as_str()),
@@ -340,7 +340,7 @@ async fn sign_in_act_from_the_inbox_and_audit() {
     assert!(page.body.contains("<svg") && page.body.contains("node open") && page.body.contains("node done"));
 
     // The community cannot act on the approval (403 page), and a vote without quorum shows
-    // the refusal (R014: 80 of 100 present is not more than 4/5, at least 81 needed) and records nothing.
+    // the refusal (F014: 80 of 100 present is not more than 4/5, at least 81 needed) and records nothing.
     let mut c = Browser::new(&env);
     assert_eq!(c.sign_in(&li).await.status, StatusCode::SEE_OTHER);
     let inbox = c.get("/inbox").await;
@@ -365,7 +365,7 @@ async fn sign_in_act_from_the_inbox_and_audit() {
         )
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
-    assert!(p.body.contains("R014") && p.body.contains("at least 81 present needed"), "{}", p.body);
+    assert!(p.body.contains("F014") && p.body.contains("at least 81 present needed"), "{}", p.body);
     assert!(
         p.body.contains("id=\"present\" value=\"80\"") && p.body.contains("乙 66"),
         "the form keeps what was entered"
@@ -412,7 +412,7 @@ async fn sign_in_act_from_the_inbox_and_audit() {
     ];
     let p = b.post("/act", &bad).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
-    assert!(p.body.contains("R012") && p.body.contains("参会人数"), "{}", p.body);
+    assert!(p.body.contains("F012") && p.body.contains("参会人数"), "{}", p.body);
     assert_eq!(env.history("page-1").await.len(), n);
     let mut good = bad;
     good[5] = ("f.参会人数", "90");

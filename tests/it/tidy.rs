@@ -132,3 +132,58 @@ fn problem_codes_come_from_the_registry() {
     }
     assert!(literal.is_empty(), "problem codes written as literals:\n{}", literal.join("\n"));
 }
+
+/// The codes a `code()` function returns, in the order written: every `=> "PREFIX…"` literal.
+fn codes_in(source: &str, prefix: &str) -> Vec<String> {
+    let needle = format!("=> \"{prefix}");
+    source
+        .match_indices(&needle)
+        .map(|(at, _)| {
+            let rest = &source[at + 4..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect()
+}
+
+/// The `## CODE` headings of a page.
+fn headings(page: &str) -> Vec<String> {
+    page.lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+/// Issue 9: each family of codes has one registry and its page. The core's refusal codes (`F…`,
+/// formerly `R…`, which read like DOMAIN rule ids) are in docs/refusals.md, the store's in
+/// docs/store-errors.md: every code once, each with its page section, no section for a code that
+/// is gone.
+#[test]
+fn every_refusal_and_store_code_has_its_page() {
+    for (source, prefix, page) in [
+        ("engine/src/core/refusal.rs", "F0", "docs/refusals.md"),
+        ("engine/src/store/mod.rs", "STORE0", "docs/store-errors.md"),
+    ] {
+        let codes = codes_in(&read(source), prefix);
+        assert!(codes.len() >= 16, "{source}: found only {codes:?}");
+        let unique: std::collections::BTreeSet<&String> = codes.iter().collect();
+        assert_eq!(unique.len(), codes.len(), "{source}: a code twice in {codes:?}");
+        let documented: std::collections::BTreeSet<String> = headings(&read(page)).into_iter().collect();
+        let codes: std::collections::BTreeSet<String> = codes.into_iter().collect();
+        assert_eq!(
+            codes.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "codes of {source} without a section in {page}"
+        );
+        assert_eq!(
+            documented.difference(&codes).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "sections of {page} for codes {source} no longer has"
+        );
+    }
+    // Each refusal's section keeps its old code as an alias.
+    let refusals = read("docs/refusals.md");
+    for code in codes_in(&read("engine/src/core/refusal.rs"), "F0") {
+        let section = refusals.split(&format!("## {code}\n")).nth(1).unwrap();
+        assert!(section.trim_start().starts_with(&format!("Alias `R{}`", &code[1..])), "{code} names its alias");
+    }
+}

@@ -3,7 +3,7 @@
 //! A token is 32 random bytes from the operating system (`getrandom`) written as `cf_` and 64
 //! hex digits; the store keeps only its SHA-256 ([`token_hash`]), so a leaked database does not
 //! leak a usable token. A principal belongs to an office and has roles; it acts on a step only
-//! in a role the step names (the core refuses otherwise, R006), and publishing policies and
+//! in a role the step names (the core refuses otherwise, F006), and publishing policies and
 //! moving the simulated clock need the `admin` role.
 //!
 //! [`require_principal`] is the middleware of every `/v1` route: it resolves the token, puts

@@ -1,5 +1,5 @@
 //! The problem codes of the API's own refusals: one registry, as `diag::Code` is for the
-//! compiler's. A problem's `code` is one of these, a core refusal's code (`R…`, from
+//! compiler's. A problem's `code` is one of these, a core refusal's code (`F…`, from
 //! `engine::core::Refusal::code`), or a store error's (`STORE…`). Each has its page in
 //! `docs/problems.md`, generated from [`ProblemCode::ALL`] and checked by a test.
 
@@ -131,8 +131,8 @@ pub fn problems_doc() -> String {
     let mut out = String::from(
         "# Problem codes of the API\n\n<!-- generated from api/src/http/codes.rs by a test; do not edit by hand -->\n\n\
          Every error answer is `application/problem+json` with a `code`: one of the codes below, a \
-         refusal of the core (`R…`, with the DOMAIN `rule` when the refusal names one), or a store \
-         error (`STORE…`).\n\n| code | status | meaning |\n|---|---|---|\n",
+         refusal of the core (`F…`, formerly `R…`: see docs/refusals.md; with the DOMAIN `rule` when the refusal names one), or a store \
+         error (`STORE…`, see docs/store-errors.md).\n\n| code | status | meaning |\n|---|---|---|\n",
     );
     for code in ProblemCode::ALL {
         let (status, meaning) = code.explain();

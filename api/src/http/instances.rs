@@ -2,9 +2,9 @@
 //!
 //! The principal's role is chosen here: the one the request names (it must hold it), else the
 //! first of its roles that the step names in `by`, else its first role — and then the core
-//! refuses with R006 (403), recording nothing. Parameters and form data arrive as plain JSON and
+//! refuses with F006 (403), recording nothing. Parameters and form data arrive as plain JSON and
 //! are read with the policy's types (`civicflow_dsl::value::from_json`); what does not fit is
-//! refused with the core's own codes (R011, R012).
+//! refused with the core's own codes (F011, F012).
 
 use std::collections::BTreeMap;
 
@@ -172,7 +172,7 @@ const MAX_SCAN: u32 = 100_000;
         (status = 403, description = "The principal holds no role of the policy", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such policy or version", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Same key in flight, or the id is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Parameters break a rule (R011), or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Parameters break a rule (F011), or the key was used for another request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -329,10 +329,10 @@ pub async fn get(
     responses(
         (status = 200, description = "Recorded", body = CommandResult),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not act on this step (R006), or the principal does not hold the role named", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not act on this step (F006), or the principal does not hold the role named", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such instance", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The step is not open (R005), outside its window (R008, R009), not this role's turn …: the problem carries the current `state`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The data breaks a rule: the rule's message and code (R012 field, R013 form rule, R014 quorum …), or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The step is not open (F005), outside its window (F008, F009), not this role's turn …: the problem carries the current `state`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The data breaks a rule: the rule's message and code (F012 field, F013 form rule, F014 quorum …), or the key was used for another request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -375,10 +375,10 @@ pub async fn act(
     responses(
         (status = 201, description = "The next cycle started; the `next_cycle_opened` event names its id", body = CommandResult),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not start the next cycle (R006)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not start the next cycle (F006)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such instance", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No next cycle is waiting to be started (R042)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A parameter is missing, carried over, or breaks a rule (R011)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No next cycle is waiting to be started (F042)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is missing, carried over, or breaks a rule (F011)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -522,7 +522,7 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         "submit_form" => Action::SubmitForm { data: read_form(step, node, &data)? },
         "complete" => Action::Complete { report: text("report").unwrap_or_default() },
         "approve" => Action::Approve { comment: request.comment.clone() },
-        // An empty reason is the core's to refuse (R018).
+        // An empty reason is the core's to refuse (F018).
         "reject" => Action::Reject { reason: text("reason").unwrap_or_default() },
         "file" => Action::File { comment: request.comment.clone() },
         "give_opinion" => Action::GiveOpinion { opinion: need("opinion")? },
@@ -562,7 +562,7 @@ fn read_form(
         return Err(ApiError::invalid("`submit_form` needs `data`, an object of the form's fields"));
     };
     let Some(node) = node else {
-        // Unknown step: the core refuses it (R004) with its own words.
+        // Unknown step: the core refuses it (F004) with its own words.
         return Ok(BTreeMap::new());
     };
     let mut out = BTreeMap::new();

@@ -1,7 +1,7 @@
 //! Errors as `application/problem+json` (RFC 9457) with a stable `code`: one [`ApiError`] type,
 //! converted from the engine's refusals and errors here, at the edge.
 //!
-//! Codes: the core's refusals keep theirs (`R001`…, the class decides the status: 403, 409,
+//! Codes: the core's refusals keep theirs (`F001`…, the class decides the status: 403, 409,
 //! 422); the API adds its own words (`AUTH_MISSING`, `IDEMPOTENCY_KEY_REUSED` …, listed on
 //! [`ApiError`]'s constructors). Converting to a response is free of side effects: the
 //! middleware in `http/mod.rs` logs every problem with the principal and counts it.
@@ -32,7 +32,7 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong, in the rule's words (for a refusal: the rule's message).
     pub detail: String,
-    /// The stable code: `R006`, `AUTH_MISSING`, `POLICY_INVALID` …
+    /// The stable code: `F006`, `AUTH_MISSING`, `POLICY_INVALID` …
     pub code: String,
     /// The DOMAIN.md rule a form rule names (`R2.4`), when its message starts with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,14 +272,14 @@ mod tests {
         assert_eq!(rule_of("step `制定工作方案`: R2.4 党组织委员职数不在职数范围内").as_deref(), Some("R2.4"));
         assert_eq!(rule_of("R2.14 quorum").as_deref(), Some("R2.14"));
         assert_eq!(rule_of("role `x` may not act on step `y`"), None);
-        assert_eq!(rule_of("R006"), None);
+        assert_eq!(rule_of("F006"), None);
     }
 
     #[test]
     fn refusal_classes_become_statuses() {
         let forbidden: ApiError = Refusal::NotEntitled { node: "a".into(), role: "b".into(), allowed: vec![] }.into();
         assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
-        assert_eq!(forbidden.code(), "R006");
+        assert_eq!(forbidden.code(), "F006");
         let conflict: ApiError = Refusal::StepNotOpen { node: "a".into(), status: "done".into() }.into();
         assert_eq!(conflict.status, StatusCode::CONFLICT);
         let invalid: ApiError = Refusal::ReasonRequired { action: "reject".into() }.into();

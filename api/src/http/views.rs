@@ -76,7 +76,7 @@ pub struct StepView {
     /// Acting is allowed before this instant.
     pub window_closes: Option<DateTime<Utc>>,
     /// R0.2: the window counts working days into this year, whose calendar is not published
-    /// yet; `window_opens` / `window_closes` are null and acting is refused (R027) until the
+    /// yet; `window_opens` / `window_closes` are null and acting is refused (F027) until the
     /// year is added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_awaiting_calendar: Option<i32>,

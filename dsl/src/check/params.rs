@@ -1,8 +1,8 @@
 //! Parameter ranges (`param 党员人数: int >= 0`, E0120, E0121) and durations whose amount is a
 //! parameter or value (`due 办结时限 workdays`, `min 公示天数 days`, E0122).
 //!
-//! Both are checked again when an instance starts: a value outside its range is refused (R011,
-//! the bound named), and a negative duration amount is refused (R045).
+//! Both are checked again when an instance starts: a value outside its range is refused (F011,
+//! the bound named), and a negative duration amount is refused (F045).
 
 use num_rational::BigRational;
 

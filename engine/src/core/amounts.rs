@@ -1,5 +1,5 @@
 //! Parameter ranges and durations from parameters (`due 办结时限 workdays`): checked when an
-//! instance starts, so a −1 party-member count or a negative period never starts (R011, R045).
+//! instance starts, so a −1 party-member count or a negative period never starts (F011, F045).
 
 use std::collections::BTreeMap;
 
@@ -25,7 +25,7 @@ impl Env for StartEnv<'_> {
     }
 }
 
-/// R011: every parameter within its declared range, the bound named.
+/// F011: every parameter within its declared range, the bound named.
 pub(super) fn check_ranges(policy: &ir::Policy, params: &BTreeMap<String, Value>) -> Result<(), Refusal> {
     for p in &policy.params {
         if let (Some(range), Some(v)) = (&p.range, params.get(&p.id)) {
@@ -37,7 +37,7 @@ pub(super) fn check_ranges(policy: &ir::Policy, params: &BTreeMap<String, Value>
     Ok(())
 }
 
-/// The amount of a duration from parameters, as a count (R045 if negative or not whole).
+/// The amount of a duration from parameters, as a count (F045 if negative or not whole).
 fn count(
     node: &str,
     e: &ir::Expr,
@@ -55,7 +55,7 @@ fn count(
     u32::try_from(i).map_err(|_| bad(i.to_string()))
 }
 
-/// R045: every duration amount of the policy is a count of 0 or more.
+/// F045: every duration amount of the policy is a count of 0 or more.
 pub(super) fn check_amounts(
     policy: &ir::Policy,
     params: &BTreeMap<String, Value>,

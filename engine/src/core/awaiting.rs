@@ -6,7 +6,7 @@
 //! administrator adds the year (`Command::CalendarAdded`) each waiting period is computed from
 //! the event it counts from, recorded in the instance's own history with the notice and who
 //! added it (`Event::CalendarApplied`). The deadline's timers then follow from the state as any
-//! other's (`pending_timers`). A step whose window waits cannot be acted on (R027: whether it is
+//! other's (`pending_timers`). A step whose window waits cannot be acted on (F027: whether it is
 //! open is not known), and its deadline and minimum duration wait with it, since they count
 //! from the window's opening.
 

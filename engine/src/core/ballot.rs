@@ -9,7 +9,7 @@ use civicflow_dsl::value::Value;
 
 use super::{Refusal, VoteCounts};
 
-/// Refuses tallies whose candidate names differ from the approved list (R046), naming each.
+/// Refuses tallies whose candidate names differ from the approved list (F046), naming each.
 pub(super) fn check(key: &str, rules: &ir::VoteRules, counts: &VoteCounts, base: &dyn Env) -> Result<(), Refusal> {
     let Some(list) = &rules.ballot else { return Ok(()) };
     let approved = match eval::eval(list, base) {

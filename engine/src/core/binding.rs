@@ -7,8 +7,8 @@
 //! 民生办), or, per fan-out copy, the copy's element. Each binding is an [`Event::Bound`], so the
 //! history says who was entitled and since when. An actor acting in a bound role must belong to
 //! the bound office (a delegate too: delegation stays within the office); another office with
-//! the same kind of role is refused (R035), and a role whose office is not known yet refuses
-//! everyone (R036). Roles without `bound by` stay open to every office holding them.
+//! the same kind of role is refused (F035), and a role whose office is not known yet refuses
+//! everyone (F036). Roles without `bound by` stay open to every office holding them.
 
 use civicflow_dsl::ir::{self, RoleBinding};
 use civicflow_dsl::value::Value;
@@ -183,7 +183,7 @@ impl Decision<'_> {
             .collect();
         copies.sort_by_key(|(k, _)| super::copy_index(k));
         for (copy, office) in copies {
-            // An element that is not a name leaves the copy unbound: nobody may act (R036).
+            // An element that is not a name leaves the copy unbound: nobody may act (F036).
             let Some(office) = office else { continue };
             for role in &roles {
                 self.emit(Event::Bound { role: (*role).to_string(), office: office.clone(), node: Some(copy.clone()) });

@@ -33,7 +33,7 @@ fn r0_1_a_notice_posted_at_10_00_for_3_days_ends_at_24_00_of_the_third_day() {
     s.advance_to("2025-04-08 23:59").unwrap();
     let before = s.history.len();
     let refusal = s.act("街道", "甲", file()).unwrap_err();
-    assert_eq!(refusal.code(), "R017");
+    assert_eq!(refusal.code(), "F017");
     assert_eq!(refusal.to_string(), "step `甲` cannot end before 2025-04-09 00:00 +08:00 (its minimum duration)");
     assert_eq!(s.history.len(), before, "a refusal records nothing");
     s.advance_to("2025-04-09 00:00").unwrap();
@@ -234,7 +234,7 @@ fn r0_2_a_minimum_in_workdays_reaching_2027_refuses_the_end_until_the_year_is_ad
     s.advance_to("2027-01-08 09:00").unwrap();
     let before = s.history.len();
     let refusal = s.act("街道", "甲", file()).unwrap_err();
-    assert_eq!(refusal.code(), "R026");
+    assert_eq!(refusal.code(), "F026");
     assert_eq!(
         refusal.to_string(),
         "step `甲` cannot end yet: its minimum duration counts working days into 2027, whose \
@@ -278,7 +278,7 @@ fn r0_2_a_window_in_working_days_waits_for_its_year() {
     s.start(&[]).unwrap();
     let opened = utc("2026-12-21T10:00:00+08:00");
     let wait = Some(AwaitingCalendar { year: 2027, from: opened });
-    // Every step opens; none is refused at opening (was R022).
+    // Every step opens; none is refused at opening (was F022).
     for key in ["阶段", "阶段/甲", "乙", "丙"] {
         assert_eq!(s.state.nodes[key].status, NodeStatus::Open, "{key}");
     }
@@ -295,7 +295,7 @@ fn r0_2_a_window_in_working_days_waits_for_its_year() {
     let before = s.history.len();
     for key in ["阶段/甲", "乙"] {
         let refusal = s.act("街道", key, Action::Complete { report: "完成".into() }).unwrap_err();
-        assert_eq!(refusal.code(), "R027");
+        assert_eq!(refusal.code(), "F027");
         assert_eq!(
             refusal.to_string(),
             format!(

@@ -8,7 +8,7 @@
 //! 2. no step completes without its rule: approval rules, filings, consultations, publicity and
 //!    other minimum durations, vote quorums and counts, forms and their `require`s — checked from
 //!    the events and the step's acts, independently of `rules.rs`;
-//! 3. refusals record nothing; a role not in `by` (and not delegated) is refused with R006, and
+//! 3. refusals record nothing; a role not in `by` (and not delegated) is refused with F006, and
 //!    every act is recorded in the name of a role the step lists;
 //! 4. timers: a timer fired twice does nothing the second time, a timer that is not pending or not
 //!    yet due does nothing, and `pending_timers` lists timers of open nodes only.
@@ -895,7 +895,7 @@ impl Run<'_> {
                 {
                     prop_assert_eq!(
                         answer.as_ref().map_err(Refusal::code),
-                        Err("R006"),
+                        Err("F006"),
                         "`{}` ({}) acting on `{}` (for {:?})",
                         &actor.principal,
                         &actor.role,
@@ -903,8 +903,8 @@ impl Run<'_> {
                         &def.roles
                     );
                 }
-                // Issue 8: a return by hand only where the policy declares it (R030); urging only by
-                // the roles it names or the step was escalated to (R031).
+                // Issue 8: a return by hand only where the policy declares it (F030); urging only by
+                // the roles it names or the step was escalated to (F031).
                 let acts_as_itself = !n.delegations.contains_key(&actor.principal);
                 if matches!(def.kind, NodeKind::Step(_)) && acts_as_itself && open_to_all {
                     let code = answer.as_ref().map_err(Refusal::code);
@@ -915,10 +915,10 @@ impl Run<'_> {
                                 .iter()
                                 .any(|r| r.targets.contains(target) && r.roles.contains(&actor.role)) =>
                         {
-                            prop_assert_eq!(code, Err("R030"), "undeclared return of `{}` to `{}`", node, target)
+                            prop_assert_eq!(code, Err("F030"), "undeclared return of `{}` to `{}`", node, target)
                         }
                         Action::Urge { .. } if !super::urgers(def, n).contains(&actor.role) => {
-                            prop_assert_eq!(code, Err("R031"), "`{}` urged `{}`", &actor.role, node)
+                            prop_assert_eq!(code, Err("F031"), "`{}` urged `{}`", &actor.role, node)
                         }
                         _ => {}
                     }

@@ -2,11 +2,11 @@
 //! `urge by` and `owned`.
 //!
 //! - A return by hand (退回, `return_to`) is accepted only where the policy declares it for the
-//!   step, the target and the acting role (R030): a filing body cannot force a new vote (R2.18),
+//!   step, the target and the acting role (F030): a filing body cannot force a new vote (R2.18),
 //!   a community cannot send an approved matter back (R3.3). The automatic returns
 //!   (`on rejected return`, `on objection return`) are the policy's own and stay.
 //! - Urging (催办) is for the roles the policy names (`urge by`) and those a breach escalated the
-//!   step to (R031).
+//!   step to (F031).
 //! - A return out of an `owned` step (首办负责制) is passing the matter on (推诿, R3.5): it is
 //!   recorded (`PassedOn`) and escalated and notified at that instant as the step's `on breach`
 //!   says, and the owner's limit keeps running: the step keeps its deadline (`kept_limit`)

@@ -101,7 +101,7 @@ fn r2_14_eighty_of_a_hundred_is_no_quorum() {
     let mut s = sim(VOTE, "2012-04-10 09:00");
     s.start(&[("党员人数", int(100))]).unwrap();
     let r = s.act("社区党组织", "党员大会", counts(80, 80, 0, &[("甲", 60), ("乙", 50), ("丙", 10)])).unwrap_err();
-    assert_eq!(r.code(), "R014");
+    assert_eq!(r.code(), "F014");
     assert_eq!(
         r.to_string(),
         "vote `党员大会` is not valid: the quorum is `present > 4 / 5 * eligible`; 80 present and 80 ballots cast of 100 entitled; at least 81 present needed"
@@ -150,7 +150,7 @@ policy residents {
     let mut s = sim(src, "2012-04-20 09:00");
     s.start(&[("登记选民", int(1000))]).unwrap();
     let r = s.act("选举委员会", "选举", counts(500, 500, 0, &[("甲", 300)])).unwrap_err();
-    assert_eq!(r.code(), "R014", "500 of 1000 is not more than half");
+    assert_eq!(r.code(), "F014", "500 of 1000 is not more than half");
 }
 
 const FILED: &str = r#"
@@ -235,12 +235,12 @@ fn an_approval_given_twice_is_refused_and_can_be_withdrawn_before_the_next_act()
     let mut s = sim(RULES, "2024-05-06 09:00");
     s.start(&[]).unwrap();
     s.act("甲", "会签", approve()).unwrap();
-    assert_eq!(s.act("甲", "会签", approve()).unwrap_err().code(), "R007");
+    assert_eq!(s.act("甲", "会签", approve()).unwrap_err().code(), "F007");
     s.act("甲", "会签", Action::Withdraw).unwrap();
     assert!(s.state.nodes["会签"].acts.is_empty());
     s.act("甲", "会签", approve()).unwrap();
     s.act("乙", "会签", approve()).unwrap();
-    assert_eq!(s.act("甲", "会签", Action::Withdraw).unwrap_err().code(), "R021");
+    assert_eq!(s.act("甲", "会签", Action::Withdraw).unwrap_err().code(), "F021");
 }
 
 const RETURN: &str = r#"
@@ -348,7 +348,7 @@ fn r3_5_escalation_is_recorded_at_the_moment_of_the_breach_with_the_exact_deadli
 
 #[test]
 fn a_deadline_in_a_year_without_calendar_data_waits_for_it_not_guessed() {
-    // R0.2: the step opens; its deadline waits for 2003's calendar (it was refused with R022
+    // R0.2: the step opens; its deadline waits for 2003's calendar (it was refused with F022
     // before: the instance could not start).
     let mut s = sim(DEADLINE, "2003-05-06 10:00");
     s.start(&[]).unwrap();
@@ -371,7 +371,7 @@ policy survey {
     s.start(&[("社区列表", list)]).unwrap();
     let copies: Vec<&String> = s.state.nodes.keys().filter(|k| k.starts_with("调查[")).collect();
     assert_eq!(copies, ["调查[0]", "调查[1]", "调查[2]"]);
-    assert_eq!(s.act("工作组", "调查", Action::Complete { report: "x".into() }).unwrap_err().code(), "R005");
+    assert_eq!(s.act("工作组", "调查", Action::Complete { report: "x".into() }).unwrap_err().code(), "F005");
     for k in ["调查[0]", "调查[1]"] {
         s.act("工作组", k, Action::Complete { report: "完成".into() }).unwrap();
     }
@@ -488,8 +488,8 @@ fn r2_13_a_filing_or_approval_with_a_form_is_not_decided_before_its_form() {
     s.act("街道党工委", "委员备案", form(&[("男性委员人数", int(2))])).unwrap();
     s.act("街道党工委", "委员备案", Action::File { comment: None }).unwrap();
     assert_eq!(s.state.nodes["委员备案"].outcome, Some(Outcome::Filed));
-    assert_eq!(s.act("街道党工委", "审批", approve()).unwrap_err().code(), "R012");
-    assert_eq!(s.act("街道党工委", "审批", reject("不符合条件")).unwrap_err().code(), "R012");
+    assert_eq!(s.act("街道党工委", "审批", approve()).unwrap_err().code(), "F012");
+    assert_eq!(s.act("街道党工委", "审批", reject("不符合条件")).unwrap_err().code(), "F012");
     s.act("街道党工委", "审批", form(&[("审批意见", crate::sim::text("同意"))])).unwrap();
     s.act("街道党工委", "审批", approve()).unwrap();
     assert_eq!(s.state.status, Status::Completed);
@@ -544,7 +544,7 @@ fn a_delegate_acts_in_the_role_handed_over_even_before_its_holder_acted() {
     s.act("丙", "会签", approve()).unwrap();
     assert_eq!(s.state.nodes["会签"].acts[0].actor.role, "甲");
     // The role was handed over: it does not sign twice, and 乙 must still sign.
-    assert_eq!(s.act("甲", "会签", approve()).unwrap_err().code(), "R007");
+    assert_eq!(s.act("甲", "会签", approve()).unwrap_err().code(), "F007");
     assert_eq!(s.status_of("会签"), Some(NodeStatus::Open));
     s.act("乙", "会签", approve()).unwrap();
     assert_eq!(s.state.nodes["会签"].outcome, Some(Outcome::Approved));
@@ -559,7 +559,7 @@ fn a_delegation_recorded_without_its_role_hands_over_nothing() {
     let legacy: Event =
         serde_json::from_str(r#"{"event":"delegated","node":"会签","from":"甲-1","to":"丙-1"}"#).unwrap();
     apply(&mut s.state, &legacy, s.now);
-    assert_eq!(s.act("丙", "会签", approve()).unwrap_err().code(), "R006");
+    assert_eq!(s.act("丙", "会签", approve()).unwrap_err().code(), "F006");
 }
 
 const NOTICE: &str = r#"
@@ -610,7 +610,7 @@ policy minimum {
         ("征求", Action::GiveOpinion { opinion: "同意".into() }),
         ("表决", vote.clone()),
     ] {
-        assert_eq!(s.act("街道", node, action).unwrap_err().code(), "R017", "{node}");
+        assert_eq!(s.act("街道", node, action).unwrap_err().code(), "F017", "{node}");
     }
     // R0.1: opened 05-06 09:00, 2 days run 05-07 and 05-08 and end at 05-09 00:00 (it read
     // 05-08 09:00 before the periods were counted as the law counts them).

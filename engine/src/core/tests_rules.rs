@@ -1,5 +1,5 @@
-//! Language additions of issue 8 item 9 in the core: parameter ranges (R011 with the bound) and
-//! durations from parameters (R045 when negative). Each test names the rule it checks.
+//! Language additions of issue 8 item 9 in the core: parameter ranges (F011 with the bound) and
+//! durations from parameters (F045 when negative). Each test names the rule it checks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
@@ -29,7 +29,7 @@ policy ranges {
 fn r2_4_an_election_with_minus_one_party_members_does_not_start() {
     let mut s = sim(RANGES, "2012-03-21 09:00");
     let r = s.start(&[("党员人数", int(-1))]).unwrap_err();
-    assert_eq!(r.code(), "R011");
+    assert_eq!(r.code(), "F011");
     assert_eq!(r.to_string(), "parameter `党员人数`: `-1` must be at least 0 (range `>= 0`)");
     assert!(s.history.is_empty(), "a refusal records nothing");
     // The bound itself is inside.
@@ -128,7 +128,7 @@ fn r3_4_a_limit_from_a_parameter_falls_where_the_written_limit_does() {
 fn r3_4_a_negative_limit_does_not_start() {
     let mut s = sim(AMOUNTS, "2012-05-07 10:00");
     let r = s.start(&[("办结时限", int(-3))]).unwrap_err();
-    assert_eq!(r.code(), "R045");
+    assert_eq!(r.code(), "F045");
     assert_eq!(r.to_string(), "step `办理`: its duration `办结时限` is -3; a period cannot be negative");
     assert!(s.history.is_empty(), "a refusal records nothing");
 }

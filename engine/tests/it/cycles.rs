@@ -196,12 +196,12 @@ async fn r0_3_a_next_cycle_that_needs_fresh_parameters_is_a_task_for_its_role() 
     let version = state.version;
     let fresh = BTreeMap::from([("党员人数".to_string(), Value::int(72))]);
     let refused = rt.start_next_cycle("换届-东湖", &actor("社区党组织"), fresh.clone(), None).await.unwrap_err();
-    assert_eq!(refused.code(), "R006");
+    assert_eq!(refused.code(), "F006");
     assert_eq!(rt.load("换届-东湖").await.unwrap().1.version, version);
     // A carried parameter cannot be given again.
     let carried = BTreeMap::from([("社区名称".to_string(), text("西湖社区"))]);
     let refused = rt.start_next_cycle("换届-东湖", &leader, carried, None).await.unwrap_err();
-    assert_eq!(refused.code(), "R011");
+    assert_eq!(refused.code(), "F011");
     assert_eq!(rt.load("换届-东湖").await.unwrap().1.version, version);
 
     rt.start_next_cycle("换届-东湖", &leader, fresh.clone(), None).await.unwrap();
@@ -210,7 +210,7 @@ async fn r0_3_a_next_cycle_that_needs_fresh_parameters_is_a_task_for_its_role() 
     assert_eq!(next.params["社区名称"], text("东湖社区"));
     assert_eq!(next.params["开始"], Value::Date(chrono::NaiveDate::from_ymd_opt(2023, 5, 21).unwrap()));
     let again = rt.start_next_cycle("换届-东湖", &leader, fresh, None).await.unwrap_err();
-    assert_eq!(again.code(), "R042");
+    assert_eq!(again.code(), "F042");
     h.finish().await;
 }
 
@@ -248,7 +248,7 @@ async fn r0_3_a_next_cycle_that_cannot_start_is_recorded_once_not_retried() {
             cycle: 2,
             instance: "月报-东湖~2".into(),
             due_at: t("2026-11-30T16:00:00Z"),
-            code: "R022".into(),
+            code: "F022".into(),
             reason: reason.clone(),
             role: None,
         }]
@@ -261,10 +261,10 @@ async fn r0_3_a_next_cycle_that_cannot_start_is_recorded_once_not_retried() {
     assert_eq!(other.fire_all_due().await.unwrap(), 0);
     // Nobody may start it by hand either: the policy names no role for it.
     let by_hand = rt.start_next_cycle("月报-东湖", &actor("街道"), BTreeMap::new(), None).await.unwrap_err();
-    assert_eq!(by_hand.code(), "R042");
+    assert_eq!(by_hand.code(), "F042");
     assert_eq!(
         by_hand.to_string(),
-        format!("no next cycle is waiting to be started: it could not open (R022: {reason}) and the policy names no role to start it")
+        format!("no next cycle is waiting to be started: it could not open (F022: {reason}) and the policy names no role to start it")
     );
     h.finish().await;
 }
@@ -293,7 +293,7 @@ async fn quota(h: Harness) {
     // R3.7: 10 % of 10 is one; the second 优秀 is refused with the rule's words, nothing recorded.
     let before = rt.load("考核-1").await.unwrap().0.version;
     let refused = rt.act("考核-1", &street, "考核评定", rating("优秀"), None, None).await.unwrap_err();
-    assert_eq!(refused.code(), "R040");
+    assert_eq!(refused.code(), "F040");
     assert_eq!(
         refused.to_string(),
         "step `考核评定`: 优秀社区不得超过本周期参评社区总数的10% (1 of the 10 instances of this cycle have it \
@@ -310,7 +310,7 @@ async fn quota(h: Harness) {
         rt.act("考核-4", &street, "考核评定", rating("良好"), None, None)
     );
     let codes: Vec<&str> = [&x, &y].iter().filter_map(|r| r.as_ref().err().map(|e| e.code())).collect();
-    assert_eq!(codes, ["R040"], "exactly one takes the last place: {x:?} {y:?}");
+    assert_eq!(codes, ["F040"], "exactly one takes the last place: {x:?} {y:?}");
     let loser = if x.is_err() { ("考核-3", v3) } else { ("考核-4", v4) };
     assert_eq!(rt.load(loser.0).await.unwrap().0.version, loser.1, "the refused rating recorded nothing");
     let good = h.store.counter("community_assessment/2025-03/quota2").await.unwrap();
@@ -357,14 +357,14 @@ async fn quota_released_by_a_return(h: Harness) {
     let key = "community_assessment/2025-03/quota1";
     rt.act("考核-0", &street, "考核评定", rating("优秀"), None, None).await.unwrap();
     assert_eq!(h.store.counter(key).await.unwrap(), 1);
-    assert_eq!(rt.act("考核-1", &street, "考核评定", rating("优秀"), None, None).await.unwrap_err().code(), "R040");
+    assert_eq!(rt.act("考核-1", &street, "考核评定", rating("优秀"), None, None).await.unwrap_err().code(), "F040");
     let review = Action::Reject { reason: "评分依据不足".into() };
     rt.act("考核-0", &actor("区考核办"), "复核", review, None, None).await.unwrap();
     assert_eq!(h.store.counter(key).await.unwrap(), 0, "the reset rating gave its place back");
     rt.act("考核-1", &street, "考核评定", rating("优秀"), None, None).await.unwrap();
     assert_eq!(h.store.counter(key).await.unwrap(), 1);
     // 考核-0 is rated again: the place is 考核-1's now.
-    assert_eq!(rt.act("考核-0", &street, "考核评定", rating("优秀"), None, None).await.unwrap_err().code(), "R040");
+    assert_eq!(rt.act("考核-0", &street, "考核评定", rating("优秀"), None, None).await.unwrap_err().code(), "F040");
     rt.act("考核-0", &street, "考核评定", rating("良好"), None, None).await.unwrap();
     assert_eq!(h.store.counter(key).await.unwrap(), 1);
     assert_eq!(h.store.counter("community_assessment/2025-03/quota2").await.unwrap(), 1);
@@ -408,7 +408,7 @@ async fn r3_6_consent_needs_a_positive_stability_assessment() {
     // Before any assessment: refused, nothing recorded.
     let before = rt.load("物业-1").await.unwrap().0.version;
     let refused = rt.act("物业-1", &party, "拆迁改建同意", consent(), None, None).await.unwrap_err();
-    assert_eq!(refused.code(), "R041");
+    assert_eq!(refused.code(), "F041");
     assert_eq!(
         refused.to_string(),
         "step `拆迁改建同意`: 拆迁、道路改建须先经稳定风险评估,评估通过后方可同意 (there is no \
@@ -424,7 +424,7 @@ async fn r3_6_consent_needs_a_positive_stability_assessment() {
         rt.act(id, &actor("申请单位"), "评估申请", apply, None, None).await.unwrap();
         // While it runs, the consent waits.
         let running = rt.act(&format!("物业-{}", &id[7..]), &party, "拆迁改建同意", consent(), None, None).await;
-        assert_eq!(running.unwrap_err().code(), "R041");
+        assert_eq!(running.unwrap_err().code(), "F041");
         let level = if positive { "低" } else { "高" };
         let assessed = form(&[("风险等级", text(level)), ("评估意见", text("见报告"))]);
         rt.act(id, &actor("综治维稳办公室"), "风险评估", assessed, None, None).await.unwrap();
@@ -442,7 +442,7 @@ async fn r3_6_consent_needs_a_positive_stability_assessment() {
     rt.act("物业-1", &party, "拆迁改建同意", consent(), None, None).await.unwrap();
     let before = rt.load("物业-2").await.unwrap().0.version;
     let refused = rt.act("物业-2", &party, "拆迁改建同意", consent(), None, None).await.unwrap_err();
-    assert_eq!(refused.code(), "R041");
+    assert_eq!(refused.code(), "F041");
     assert!(
         refused.to_string().ends_with("(the `stability_assessment` of 事项 `东街拆迁` ended negative)"),
         "{refused}"

@@ -2,7 +2,7 @@
 //! orders by a hook in the store, not by sleeps. Two nodes share one database; node A's commits
 //! go through [`GatedStore`], which holds the next batch until the test lets it go, so node B's
 //! command lands in between. Exactly one wins; the other decides again on what the winner
-//! committed and is refused (the approval: R003, the instance ended by the rejection) or finds
+//! committed and is refused (the approval: F003, the instance ended by the rejection) or finds
 //! nothing to do (the timer: its timer went with the approved step).
 
 use std::collections::BTreeMap;
@@ -235,7 +235,7 @@ async fn race(h: Harness, held: Held) {
             assert_eq!(fired, 1);
             match approved {
                 Err(RuntimeError::Refused(r)) => {
-                    assert_eq!(r.code(), "R003", "{r}");
+                    assert_eq!(r.code(), "F003", "{r}");
                     assert_eq!(r.to_string(), "the instance is ended by a rejection; nothing more can be done on it");
                 }
                 other => panic!("the late approval must be refused, got {other:?}"),

@@ -75,7 +75,7 @@ async fn scenario(h: Harness) {
         .act("i-1", &actor("社区党组织"), "资格审查", Action::Approve { comment: None }, None, None)
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), "R006");
+    assert_eq!(refused.code(), "F006");
     assert_eq!(rt.load("i-1").await.unwrap().0.version, 2);
 
     // The deadline: 3 working days from Monday 03-26 → end of Thursday 03-29 (+08:00).
@@ -109,7 +109,7 @@ async fn scenario(h: Harness) {
     // R2.14: 80 of 100 is refused and records nothing; 81 is a quorum.
     let before = rt.load("i-1").await.unwrap().0.version;
     let no_quorum = rt.act("i-1", &actor("社区党组织"), "党员大会", vote(80), None, None).await.unwrap_err();
-    assert_eq!(no_quorum.code(), "R014");
+    assert_eq!(no_quorum.code(), "F014");
     assert_eq!(rt.load("i-1").await.unwrap().0.version, before);
     clock.advance_to(t("2012-04-02T02:00:00Z")).unwrap();
     rt.act("i-1", &actor("社区党组织"), "党员大会", vote(81), None, None).await.unwrap();

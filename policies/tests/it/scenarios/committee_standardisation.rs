@@ -53,7 +53,7 @@ fn r5_3_area_599_is_refused_600_is_accepted() {
         "街道办事处",
         "用房核查",
         space(599, 500),
-        "R013",
+        "F013",
         "step `用房核查`: R5.3 居(村)委会的办公和服务用房面积必须达600平方米以上",
     );
     s.act("街道办事处", "用房核查", space(600, 400)).unwrap();
@@ -69,7 +69,7 @@ fn r5_3_public_share_of_exactly_two_thirds_is_accepted_just_below_is_refused() {
         "街道办事处",
         "用房核查",
         space(601, 400),
-        "R013",
+        "F013",
         "step `用房核查`: R5.3 用于公益性服务和活动的面积不得低于总面积的三分之二",
     );
     refused(
@@ -77,7 +77,7 @@ fn r5_3_public_share_of_exactly_two_thirds_is_accepted_just_below_is_refused() {
         "街道办事处",
         "用房核查",
         space(600, 399),
-        "R013",
+        "F013",
         "step `用房核查`: R5.3 用于公益性服务和活动的面积不得低于总面积的三分之二",
     );
     // Exactly 2/3 of 900.
@@ -95,7 +95,7 @@ fn r5_3_a_missing_room_of_the_nine_is_refused() {
         "街道办事处",
         "用房核查",
         Action::SubmitForm { data },
-        "R013",
+        "F013",
         "step `用房核查`: R5.3 九室:须设党组织办公室、居(村)委会办公室、财务室、信息室(档案室)、教育培训室(代表会议室)、图书阅览室、信访调解室(综治办)、警务室、多功能活动室",
     );
 }
@@ -108,7 +108,7 @@ fn r5_3_the_party_organisation_grade_is_300_square_metres_and_80_percent() {
         "街道办事处",
         "用房核查",
         space(299, 299),
-        "R013",
+        "F013",
         "step `用房核查`: R5.3 社区办公服务用房要达到300至500平方米",
     );
     refused(
@@ -116,7 +116,7 @@ fn r5_3_the_party_organisation_grade_is_300_square_metres_and_80_percent() {
         "街道办事处",
         "用房核查",
         space(300, 239),
-        "R013",
+        "F013",
         "step `用房核查`: R5.3 直接面向社区居民服务的面积要达到总面积的80%以上",
     );
     // 300 m² with exactly 80 % (240) meets this grade, though it is below seed 001's 600 m².
@@ -132,7 +132,7 @@ fn r5_3_an_unknown_standard_is_refused() {
         "街道办事处",
         "用房核查",
         space(600, 400),
-        "R013",
+        "F013",
         "step `用房核查`: R5.3 用房标准须为居委会规范化或党组织规范化",
     );
 }
@@ -148,7 +148,7 @@ fn r5_1_a_decision_is_recorded_only_after_the_meeting_approved_it() {
     // Before the meeting has decided, the decision cannot be recorded.
     let before = s.history.len();
     let r = s.act("社区居委会", "决策记录", form(&[("生效日期", date("2025-03-10"))])).unwrap_err();
-    assert_eq!(r.code(), "R005");
+    assert_eq!(r.code(), "F005");
     assert_eq!(s.history.len(), before, "a refusal records nothing");
     assert_eq!(s.status_of("决策记录"), Some(NodeStatus::Waiting));
     s.act("居民代表会议", "居民代表会议", approve()).unwrap();
@@ -166,7 +166,7 @@ fn r5_1_a_meeting_that_rejects_stops_the_decision() {
     assert_eq!(s.status_of("决策记录"), Some(NodeStatus::Skipped));
     let before = s.history.len();
     let r = s.act("社区居委会", "决策记录", form(&[("生效日期", date("2025-03-10"))])).unwrap_err();
-    assert_eq!(r.code(), "R005");
+    assert_eq!(r.code(), "F005");
     assert_eq!(s.history.len(), before, "a refusal records nothing");
 }
 

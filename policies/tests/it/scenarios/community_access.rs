@@ -87,7 +87,7 @@ fn r3_2_a_request_without_staff_funding_or_conditions_is_refused() {
         .unwrap();
     let started = s.history.len();
     let r = s.act("职能部门", "准入申请", request(0, 20000, "办公桌椅")).unwrap_err();
-    assert_eq!(r.code(), "R013");
+    assert_eq!(r.code(), "F013");
     assert_eq!(r.to_string(), "step `准入申请`: R3.2 权随责走:须写明随事项配备的工作人员(至少1人)");
     let r = s.act("职能部门", "准入申请", request(2, 0, "办公桌椅")).unwrap_err();
     assert_eq!(r.to_string(), "step `准入申请`: R3.2 费随事转:须写明随事项拨付的工作经费(大于0元)");
@@ -96,7 +96,7 @@ fn r3_2_a_request_without_staff_funding_or_conditions_is_refused() {
     let Action::SubmitForm { mut data } = request(2, 20000, "办公桌椅") else { unreachable!() };
     data.remove("工作经费");
     let r = s.act("职能部门", "准入申请", Action::SubmitForm { data }).unwrap_err();
-    assert_eq!(r.code(), "R012");
+    assert_eq!(r.code(), "F012");
     assert_eq!(r.to_string(), "step `准入申请`, field `工作经费`: is required (decimal)");
     assert_eq!(s.history.len(), started, "a refused request records nothing");
     assert_eq!(s.status_of("准入审批"), Some(NodeStatus::Waiting));
@@ -109,13 +109,13 @@ fn r3_3_an_approved_matter_cannot_be_refused_by_the_community() {
     let mut s = requested();
     decided(&mut s, "同意准入", approve());
     let r = s.act("社区居委会", "社区承接", reject("社区人手不足")).unwrap_err();
-    assert_eq!(r.code(), "R010");
+    assert_eq!(r.code(), "F010");
     assert_eq!(
         r.to_string(),
         "`reject` does not apply to step `社区承接`, a task step; it takes `submit_form`, `complete`, `return_to`, `withdraw`, `delegate`, `urge`"
     );
     let r = s.act("社区居委会", "社区决定是否协助", reject("社区人手不足")).unwrap_err();
-    assert_eq!(r.code(), "R005");
+    assert_eq!(r.code(), "F005");
     assert_eq!(r.to_string(), "step `社区决定是否协助` is skipped, not open for action");
     // Left undone, it is overdue and the guidance body is told; it is not refused.
     s.advance_to("2012-05-25 09:00").unwrap();
@@ -228,7 +228,7 @@ fn r3_3_the_community_cannot_send_an_approved_matter_back() {
     let before = s.history.len();
     let back = |target: &str| Action::ReturnTo { target: target.into(), reason: "请重新审批".into() };
     let r = s.act("社区居委会", "社区承接", back("准入审批")).unwrap_err();
-    assert_eq!(r.code(), "R030");
+    assert_eq!(r.code(), "F030");
     assert_eq!(
         r.to_string(),
         "role `社区居委会` may not send step `社区承接` back to `准入审批`: a matter is returned only where the policy \
@@ -236,12 +236,12 @@ fn r3_3_the_community_cannot_send_an_approved_matter_back() {
          this step allows no return"
     );
     let r = s.act("社区居委会", "社区承接", back("准入申请")).unwrap_err();
-    assert_eq!(r.code(), "R030");
+    assert_eq!(r.code(), "F030");
     // Another office that does not hold the step learns no more than that (403 first).
     let r = s.act("职能部门", "社区承接", back("准入审批")).unwrap_err();
-    assert_eq!(r.code(), "R030");
+    assert_eq!(r.code(), "F030");
     let r = s.act("局外人", "社区承接", back("准入审批")).unwrap_err();
-    assert_eq!(r.code(), "R006");
+    assert_eq!(r.code(), "F006");
     assert_eq!(s.history.len(), before, "a refused return records nothing");
     assert_eq!(s.status_of("社区承接"), Some(NodeStatus::Open));
     assert_eq!(s.status_of("准入审批"), Some(NodeStatus::Done));

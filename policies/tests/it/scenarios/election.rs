@@ -305,7 +305,7 @@ fn r2_1_party_organisation_then_residents_committee_then_oversight_committee() {
     assert_eq!(e, Refusal::WindowNotOpen { node: p("公开推荐"), opens: "2012-04-01 00:00 +08:00".into() });
     nominate(&mut s, 5);
     let e = s.act("社区居委会", &r("推选成员代表"), representatives(55, 6)).unwrap_err();
-    assert_eq!(e.code(), "R005");
+    assert_eq!(e.code(), "F005");
     assert_eq!(
         e.to_string(),
         "step `正式选举/居委会换届/推选成员代表` is waiting for earlier steps, not open for action"
@@ -319,7 +319,7 @@ fn r2_1_party_organisation_then_residents_committee_then_oversight_committee() {
         "step `正式选举/监督委员会换届/选举准备` is waiting for earlier steps, not open for action"
     );
     let e = s.act("社区党组织", "工作交接", handed_over(true, true)).unwrap_err();
-    assert_eq!(e.code(), "R005", "the handover waits for both committees");
+    assert_eq!(e.code(), "F005", "the handover waits for both committees");
     residents_until_vote(&mut s);
     residents_vote(&mut s, "2012-04-27");
     assert_eq!(s.status_of(&o("选举准备")), Some(NodeStatus::Open));
@@ -603,14 +603,14 @@ fn r2_12_final_slate_of_six_for_five_seats_refused_at_five_and_approved_before_t
     s.act("社区党组织", &node, form(&[("预备人选名单", names(&POOL[..6]))])).unwrap();
     // The vote waits for 街道党工委's approval; a rejection sends the slate back.
     let six = [("王建国", 50), ("李红梅", 48), ("张志强", 45), ("刘芳", 40), ("陈伟", 30), ("杨帆", 20)];
-    assert_eq!(s.act("社区党组织", &p("差额选举委员"), ballots(55, 55, 0, &six)).unwrap_err().code(), "R005");
+    assert_eq!(s.act("社区党组织", &p("差额选举委员"), ballots(55, 55, 0, &six)).unwrap_err().code(), "F005");
     s.act("街道党工委", &p("预备人选审批"), reject("差额人选结构不合理")).unwrap();
     assert_eq!(s.status_of(&node), Some(NodeStatus::Open));
     s.act("社区党组织", &node, form(&[("预备人选名单", names(&POOL[..6]))])).unwrap();
     s.act("街道党工委", &p("预备人选审批"), approve()).unwrap();
     // The vote's own slate rule: at least ceil(5 × 6/5) = 6 candidates.
     let e = s.act("社区党组织", &p("差额选举委员"), ballots(55, 55, 0, &six[..5])).unwrap_err();
-    assert_eq!(e.code(), "R015");
+    assert_eq!(e.code(), "F015");
     assert_eq!(
         e.to_string(),
         "vote `正式选举/党组织换届/差额选举委员`: the slate must satisfy `candidates >= ceil(seats * 6 / 5)`; 5 candidates for 5 seats"
@@ -628,7 +628,7 @@ fn r2_14_quorum_80_of_100_refused() {
         POOL[..9].iter().zip([70, 66, 60, 55, 50, 45, 41, 40, 10]).map(|(n, v)| (*n, v)).collect();
     let before = s.history.len();
     let e = s.act("社区党组织", &p("差额选举委员"), ballots(80, 80, 0, &tallies)).unwrap_err();
-    assert_eq!(e.code(), "R014");
+    assert_eq!(e.code(), "F014");
     assert_eq!(
         e.to_string(),
         "vote `正式选举/党组织换届/差额选举委员` is not valid: the quorum is `present > 4 / 5 * eligible`; 80 present and 80 ballots cast of 100 entitled; at least 81 present needed"
@@ -678,7 +678,7 @@ fn r2_15_secretary_and_deputy_are_then_elected_non_competitively() {
     let e = s
         .act("社区党组织", &p("等额选举书记副书记"), ballots(80, 80, 0, &[("王建国", 70), ("李红梅", 60)]))
         .unwrap_err();
-    assert_eq!(e.code(), "R014");
+    assert_eq!(e.code(), "F014");
     assert_eq!(s.history.len(), before, "refused votes record nothing");
     s.act("社区党组织", &p("等额选举书记副书记"), ballots(81, 81, 0, &[("王建国", 70), ("李红梅", 60)])).unwrap();
     assert_eq!(elected(&s, &p("等额选举书记副书记")), ["王建国", "李红梅"]);
@@ -742,7 +742,7 @@ fn r2_17_formal_candidates_one_or_two_more_than_seats() {
     // The vote checks the same: 8 names for 5 seats are refused.
     let tallies: Vec<(&str, u64)> = eight.iter().map(|n| (*n, 1600)).collect();
     let e = s.act("社区居民选举委员会", &r("投票选举"), ballots(2600, 2500, 0, &tallies)).unwrap_err();
-    assert_eq!(e.code(), "R015");
+    assert_eq!(e.code(), "F015");
 }
 
 #[test]
@@ -755,14 +755,14 @@ fn r2_18_filing_cannot_veto_approval_can() {
     s.act("社区党组织", &p("差额选举委员"), ballots(55, 55, 0, &six)).unwrap();
     let node = p("委员备案");
     let e = s.act("街道党工委", &node, reject("不同意")).unwrap_err();
-    assert_eq!(e.code(), "R010");
+    assert_eq!(e.code(), "F010");
     assert_eq!(
         e.to_string(),
         "`reject` does not apply to step `正式选举/党组织换届/委员备案`, a filing step; it takes `file`, `submit_form`, `withdraw`, `delegate`, `urge`"
     );
     // The filing records the members; R2.13 (at least one man) is checked on its form.
     let e = s.act("街道党工委", &node, file()).unwrap_err();
-    assert_eq!(e.code(), "R012");
+    assert_eq!(e.code(), "F012");
     let e = s.act("街道党工委", &node, members_filed(0)).unwrap_err();
     assert_eq!(e.to_string(), format!("step `{node}`: R2.13 班子成员中至少有1名男性"));
     s.act("街道党工委", &node, members_filed(2)).unwrap();
@@ -800,7 +800,7 @@ fn r2_18_filing_cannot_veto_approval_can() {
         form(&[("当选人名单", names(&RC_ELECTED)), ("男性成员人数", int(3))]),
     )
     .unwrap();
-    assert_eq!(s.act("区民政局", &r("报民政局备案"), reject("不同意")).unwrap_err().code(), "R010");
+    assert_eq!(s.act("区民政局", &r("报民政局备案"), reject("不同意")).unwrap_err().code(), "F010");
     s.act("区民政局", &r("报民政局备案"), file()).unwrap();
     s.act("社区居民选举委员会", &r("颁发当选证书"), form(&[("当选人名单", names(&RC_ELECTED))])).unwrap();
     assert_eq!(s.status_of(RESIDENTS), Some(NodeStatus::Open), "the street's filing is still due");
@@ -861,7 +861,7 @@ fn r2_18_a_filing_body_cannot_return_the_election_to_a_vote() {
     let node = p("委员备案");
     let e =
         s.act("街道党工委", &node, Action::ReturnTo { target: vote.clone(), reason: "重新选举".into() }).unwrap_err();
-    assert_eq!(e.code(), "R030");
+    assert_eq!(e.code(), "F030");
     assert_eq!(
         e.to_string(),
         format!(
@@ -973,7 +973,7 @@ fn r2_12_the_ballot_is_exactly_the_approved_final_list() {
     let before = s.history.len();
     let swapped = [("王建国", 50), ("李红梅", 48), ("张志强", 45), ("刘芳", 40), ("陈伟", 30), ("孙悟空", 20)];
     let e = s.act("社区党组织", &node, ballots(55, 55, 0, &swapped)).unwrap_err();
-    assert_eq!(e.code(), "R046");
+    assert_eq!(e.code(), "F046");
     assert_eq!(
         e.to_string(),
         "vote `正式选举/党组织换届/差额选举委员`: the candidates must be exactly the approved list `正式选举/党组织换届/确定预备人选.预备人选名单`; not on the list: `孙悟空`; on the list but not on the ballot: `杨帆`"

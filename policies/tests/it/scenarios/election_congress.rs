@@ -72,7 +72,7 @@ fn r2_19_delegate_seats_are_thirty_plus_one_per_divisor_members() {
         let s = begin(members, true, divisor);
         assert_eq!(value(&s, "党代表名额"), seats.to_string(), "{members} members, one per {divisor}");
     }
-    // The divisor is the seed's 30 to 50 (R011 at start, the bound named).
+    // The divisor is the seed's 30 to 50 (F011 at start, the bound named).
     let mut s = sim("election", "2012-03-21 09:00");
     let e = s
         .start(&[
@@ -87,7 +87,7 @@ fn r2_19_delegate_seats_are_thirty_plus_one_per_divisor_members() {
             ("代表名额基数", int(29)),
         ])
         .unwrap_err();
-    assert_eq!(e.code(), "R011");
+    assert_eq!(e.code(), "F011");
     assert!(s.history.is_empty(), "a refused start records nothing");
 }
 
@@ -158,7 +158,7 @@ fn r2_19_and_r2_20_the_congress_is_counted_on_the_delegates_elected() {
     // More than 4/5 of the 36 delegates: 28 present is not enough, 29 is (R2.14 on the congress).
     let before = s.history.len();
     let e = s.act("社区党组织", &p("差额选举委员"), ballots(28, 28, 0, &tallies)).unwrap_err();
-    assert_eq!(e.code(), "R014");
+    assert_eq!(e.code(), "F014");
     assert_eq!(
         e.to_string(),
         "vote `正式选举/党组织换届/差额选举委员` is not valid: the quorum is `present > 4 / 5 * eligible`; 28 present and 28 ballots cast of 36 entitled; at least 29 present needed"

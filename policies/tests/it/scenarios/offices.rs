@@ -46,7 +46,7 @@ fn r6_1_another_community_with_the_same_role_is_refused_and_nothing_is_recorded(
             office: "燕山社区".into()
         }
     );
-    assert_eq!(r.code(), "R035");
+    assert_eq!(r.code(), "F035");
     assert_eq!(
         r.to_string(),
         "role `社区居委会` on step `诉求受理` is bound to `舜耕社区` for this instance; `燕山社区` holds the role but may not act on it"
@@ -67,7 +67,7 @@ fn r6_1_the_first_receiver_is_bound_by_the_form_that_names_it() {
     // Before 民生办 names the department, nobody may act as 首办部门.
     let before = s.history.len();
     let r = s.act_as(someone("市政-赵", "市政公用局", "首办部门"), "首办受理", done("受理")).unwrap_err();
-    assert_eq!(r.code(), "R036");
+    assert_eq!(r.code(), "F036");
     assert_eq!(
         r.to_string(),
         "role `首办部门` on step `首办受理` is bound by field `首办部门名称` of step `民生办分流`, which has not been recorded yet; no office may act in it until then"
@@ -78,7 +78,7 @@ fn r6_1_the_first_receiver_is_bound_by_the_form_that_names_it() {
     assert_eq!(s.state.bindings["部门主要领导"], "市政公用局");
     let before = s.history.len();
     let r = s.act_as(someone("住建-钱", "住建局", "首办部门"), "首办受理", done("受理")).unwrap_err();
-    assert_eq!(r.code(), "R035");
+    assert_eq!(r.code(), "F035");
     assert!(r.to_string().contains("is bound to `市政公用局`"), "{r}");
     assert_eq!(s.history.len(), before);
     s.act_as(someone("市政-赵", "市政公用局", "首办部门"), "首办受理", done("受理")).unwrap();
@@ -135,7 +135,7 @@ fn r6_1_delegation_stays_within_the_bound_office() {
     let before = s.history.len();
     // The delegate in another department holds no role there: the binding still applies.
     let r = s.act_as(someone("王五", "区教育局", "职员"), "准入申请", request.clone()).unwrap_err();
-    assert_eq!(r.code(), "R035");
+    assert_eq!(r.code(), "F035");
     assert_eq!(s.history.len(), before);
     s.act_as(someone("王五", "区人社局", "职员"), "准入申请", request).unwrap();
     assert_eq!(s.status_of("准入申请"), Some(NodeStatus::Done));

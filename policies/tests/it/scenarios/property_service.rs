@@ -66,14 +66,14 @@ fn r4_2_satisfaction_below_half_terminates_the_contract() {
     s.act("社区党组织", "年终评议/组织评议", done("已组织居民代表")).unwrap();
     // 49 of 100 is below 50 %: the rating cannot keep the company.
     let r = s.act("居民代表会议", "年终评议/服务评议", rating(100, 49, "继续履行")).unwrap_err();
-    assert_eq!(r.code(), "R013");
+    assert_eq!(r.code(), "F013");
     assert_eq!(r.to_string(), "step `年终评议/服务评议`: R4.2 群众满意率达不到50%的,依法解除物业服务合同");
     s.act("居民代表会议", "年终评议/服务评议", rating(100, 49, "解除合同")).unwrap();
     // The forced path: the party organisation cannot approve keeping the company; nothing is
     // recorded, and the rejection (termination) is what is left.
     let before = s.history.len();
     let r = s.act("社区党组织", "年终评议/评议结果处理", approve()).unwrap_err();
-    assert_eq!(r.code(), "R013");
+    assert_eq!(r.code(), "F013");
     assert_eq!(r.to_string(), "step `年终评议/评议结果处理`: R4.2 群众满意率达不到50%的,依法解除物业服务合同");
     assert_eq!(s.history.len(), before, "a refusal records nothing");
     s.act("社区党组织", "年终评议/评议结果处理", reject("满意率49%,依法解除合同")).unwrap();
@@ -104,7 +104,7 @@ fn r4_2_exactly_half_satisfied_keeps_the_company() {
     s.act("业主委员会", "年终评议/服务评议", rating(100, 50, "继续履行")).unwrap();
     assert_eq!(s.status_of("年终评议/评议结果处理"), Some(NodeStatus::Open));
     let r = s.act("物业公司", "年终评议/评议结果处理", approve()).unwrap_err();
-    assert_eq!(r.code(), "R006");
+    assert_eq!(r.code(), "F006");
     // At exactly 50 % the party organisation may keep the company (R4.2's forced path does not apply).
     s.act("社区党组织", "年终评议/评议结果处理", approve()).unwrap();
     assert_eq!(s.state.nodes["年终评议/评议结果处理"].outcome, Some(Outcome::Approved));
@@ -116,7 +116,7 @@ fn r4_2_the_rating_is_held_within_the_year_end() {
     let mut s = started("2012-01-04 09:00", &[]);
     s.advance_to("2013-01-02 09:00").unwrap();
     let r = s.act("社区党组织", "年终评议/组织评议", done("补评")).unwrap_err();
-    assert_eq!(r.code(), "R009");
+    assert_eq!(r.code(), "F009");
     assert_eq!(r.to_string(), "the window of step `年终评议/组织评议` closed at 2013-01-01 00:00 +08:00");
 }
 
@@ -159,7 +159,7 @@ fn r4_1_entry_consented_then_the_contract_is_filed_and_rated_at_year_end() {
     assert_eq!(s.state.nodes["进驻同意"].outcome, Some(Outcome::Approved));
     // Filings record the contract; they cannot veto it.
     let r = s.act("街道办事处", "合同报街道备案", reject("不同意")).unwrap_err();
-    assert_eq!(r.code(), "R010");
+    assert_eq!(r.code(), "F010");
     s.act("街道办事处", "合同报街道备案", file()).unwrap();
     s.act("社区党组织", "合同报社区备案", file()).unwrap();
     assert_eq!(s.state.nodes["合同报社区备案"].outcome, Some(Outcome::Filed));
@@ -190,7 +190,7 @@ fn r4_3_demolition_needs_consent_a_promotion_only_an_opinion() {
 
     // R4.3: an opinion cannot refuse; an unfavourable one is recorded and binds nothing.
     let r = s.act("社区党组织", "提拔征求意见", reject("不同意提拔")).unwrap_err();
-    assert_eq!(r.code(), "R010");
+    assert_eq!(r.code(), "F010");
     assert_eq!(
         r.to_string(),
         "`reject` does not apply to step `提拔征求意见`, a consultation step; it takes `give_opinion`, `withdraw`, `delegate`, `urge`"

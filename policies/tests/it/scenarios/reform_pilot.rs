@@ -239,7 +239,7 @@ fn r1_1_the_survey_phase_closes_after_02_01() {
         ]
     );
     let r = s.act("领导小组", "调查阶段/试点方案审批", approve()).unwrap_err();
-    assert_eq!(r.code(), "R009");
+    assert_eq!(r.code(), "F009");
     assert_eq!(
         r,
         Refusal::WindowClosed {
@@ -256,7 +256,7 @@ fn r1_1_preparation_cannot_be_acted_on_before_02_02() {
     // The survey phase ended on 01-30: the next phase is open, its window not yet.
     assert_eq!(s.status_of("准备阶段/成立协管中心"), Some(NodeStatus::Open));
     let r = s.act("办事处", "准备阶段/成立协管中心", done("已成立")).unwrap_err();
-    assert_eq!(r.code(), "R008");
+    assert_eq!(r.code(), "F008");
     assert_eq!(
         r,
         Refusal::WindowNotOpen {
@@ -321,7 +321,7 @@ fn r1_2_the_three_implementation_steps_keep_their_own_windows() {
     );
     // … and 加强管理、建立党组织 waits for it.
     let r = s.act("街工委", "具体实施阶段/加强管理建立党组织/组建党组织", done("组建")).unwrap_err();
-    assert_eq!(r.code(), "R005");
+    assert_eq!(r.code(), "F005");
 }
 
 #[test]
@@ -359,7 +359,7 @@ fn r1_3_the_plans_are_approved_by_the_leading_group_and_recruitment_waits_for_it
     assert_eq!(r.to_string(), "step `准备阶段/动员会`: 动员会须有参会人员");
     s.act("领导小组", "准备阶段/动员会", form(&[("参会人数", int(120)), ("会议纪要", text("动员"))])).unwrap();
     let r = s.act("试点专班", "准备阶段/审批招聘方案", approve()).unwrap_err();
-    assert_eq!(r.code(), "R006");
+    assert_eq!(r.code(), "F006");
     s.act("试点专班", "准备阶段/拟订招聘方案", done("招聘方案初稿")).unwrap();
     s.act("领导小组", "准备阶段/审批招聘方案", reject("招聘条件不明确")).unwrap();
     assert_eq!(s.status_of("准备阶段/拟订招聘方案"), Some(NodeStatus::Open));
@@ -454,7 +454,7 @@ fn r1_5_the_report_is_signed_off_and_cannot_be_vetoed() {
     )
     .unwrap();
     let r = s.act("领导小组", "完善提高阶段/综合报告签收", reject("不同意")).unwrap_err();
-    assert_eq!(r.code(), "R010");
+    assert_eq!(r.code(), "F010");
     // Not signed by 05-30: a reminder 3 days before, then overdue and 街工委 told.
     s.advance_to("2008-05-31 09:00").unwrap();
     let due_at = at("2008-05-31 00:00");

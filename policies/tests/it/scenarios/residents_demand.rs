@@ -95,13 +95,13 @@ fn r3_4_happy_path_forwarded_to_the_first_receiving_department() {
 fn r3_4_the_first_receiving_department_cannot_refuse_the_matter() {
     let mut s = forwarded();
     let r = s.act("首办部门", "首办受理", reject("不属于本部门职责")).unwrap_err();
-    assert_eq!(r.code(), "R010");
+    assert_eq!(r.code(), "F010");
     assert_eq!(
         r.to_string(),
         "`reject` does not apply to step `首办受理`, a task step; it takes `submit_form`, `complete`, `return_to`, `withdraw`, `delegate`, `urge`"
     );
     let r = s.act("社区居委会", "首办受理", done("代为受理")).unwrap_err();
-    assert_eq!(r.code(), "R006");
+    assert_eq!(r.code(), "F006");
 }
 
 #[test]
@@ -305,16 +305,16 @@ fn r3_5_only_the_declared_return_and_the_named_urgers_are_accepted() {
     let sideways =
         civicflow_engine::core::Action::ReturnTo { target: "诉求受理".into(), reason: "退回社区".into() };
     let r = s.act("首办部门", "首办办结", sideways).unwrap_err();
-    assert_eq!(r.code(), "R030");
+    assert_eq!(r.code(), "F030");
     assert!(r.to_string().ends_with("this step allows a return to `民生办分流` by `首办部门`"), "{r}");
     let r = s.act("民生办", "首办办结", pass_back("改派")).unwrap_err();
-    assert_eq!(r.code(), "R030");
+    assert_eq!(r.code(), "F030");
     let urge = || civicflow_engine::core::Action::Urge { message: Some("请尽快办结".into()) };
     let r = s.act("部门主要领导", "首办办结", urge()).unwrap_err();
-    assert_eq!(r.code(), "R031");
+    assert_eq!(r.code(), "F031");
     assert_eq!(r.to_string(), "role `部门主要领导` may not urge step `首办办结`; urging is for `民生办` (named by the policy or escalated to)");
     let r = s.act("社区居委会", "首办办结", urge()).unwrap_err();
-    assert_eq!(r.code(), "R031");
+    assert_eq!(r.code(), "F031");
     assert_eq!(s.history.len(), before, "refusals record nothing");
     s.act("民生办", "首办办结", urge()).unwrap();
     assert_eq!(tail(&s, before), [("urged", "首办办结".to_string(), "2012-05-10 09:00".to_string())]);
