@@ -375,6 +375,8 @@ pub enum ClauseKind {
     Vote {
         key: VoteKey,
         value: Expr,
+        /// `else "…"`: the rule's words, given when a vote breaks it (only `quorum`, `slate`).
+        message: Option<Str>,
     },
     UseTemplate(Ident),
     With(Vec<(Ident, Expr)>),

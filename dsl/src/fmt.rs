@@ -480,10 +480,14 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             out.push_str(unit.keyword());
         }
         ClauseKind::Form(_) => out.push_str("form"),
-        ClauseKind::Vote { key, value } => {
+        ClauseKind::Vote { key, value, message } => {
             out.push_str(key.keyword());
             out.push(' ');
             expr(value, indent, out);
+            if let Some(m) = message {
+                out.push_str(" else ");
+                string(m, out);
+            }
         }
         ClauseKind::UseTemplate(t) => {
             out.push_str("template ");

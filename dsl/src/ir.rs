@@ -379,6 +379,12 @@ pub struct VoteRules {
     /// (R2.12, R2.17, R2.20). A vote whose tallies name others is refused (F046).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ballot: Option<Expr>,
+    /// The quorum rule's words (`quorum … else "R2.14 …"`), given with its refusal (F014).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_words: Option<String>,
+    /// The slate rule's words (`slate … else "R2.12 …"`), given with its refusal (F015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slate_words: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -72,8 +72,11 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_openapi_doc
     let config_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contract/schemathesis.toml");
     let seed = std::env::var("CIVICFLOW_CONTRACT_SEED").unwrap_or_else(|_| SEED.into());
     let openapi = format!("{base}/openapi.json");
+    let workdir = dir.path().to_path_buf();
     let run = tokio::task::spawn_blocking(move || {
         Command::new(program)
+            // schemathesis keeps a cache where it runs: in the test's directory, not the repository.
+            .current_dir(workdir)
             .arg("--no-color")
             .arg("--config-file")
             .arg(config_file)

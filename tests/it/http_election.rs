@@ -641,15 +641,18 @@ async fn election(env: Env) {
         if i == EAST {
             // R2.12: the vote's own slate rule (差额, at least 6 candidates for 5 seats).
             let five = [("王建国", 50), ("李红梅", 48), ("张志强", 45), ("刘芳", 40), ("陈伟", 30)];
-            d.refuse(
-                i,
-                "社区党组织",
-                &p("差额选举委员"),
-                ballots(55, 55, 0, &five),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "F015",
-            )
-            .await;
+            let r212 = d
+                .refuse(
+                    i,
+                    "社区党组织",
+                    &p("差额选举委员"),
+                    ballots(55, 55, 0, &five),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "F015",
+                )
+                .await;
+            // The slate's words in the policy name the DOMAIN rule, and the problem names it too.
+            assert_eq!(r212["rule"], "R2.12", "{r212}");
         } else {
             // R2.14: 80 of 100 members present is not a quorum; 81 is.
             let mut short = committee.clone();
@@ -658,6 +661,7 @@ async fn election(env: Env) {
             let r214 =
                 d.refuse(i, "社区党组织", &p("差额选举委员"), short, StatusCode::UNPROCESSABLE_ENTITY, "F014").await;
             assert!(r214["detail"].as_str().unwrap().contains("at least 81 present needed"), "{r214}");
+            assert_eq!(r214["rule"], "R2.14", "{r214}");
         }
         d.act(i, "社区党组织", &p("差额选举委员"), committee).await;
         d.act(i, "社区党组织", &p("等额选举书记副书记"), chiefs).await;
@@ -714,6 +718,7 @@ async fn election(env: Env) {
                 .refuse(i, "社区居民选举委员会", &r("投票选举"), short, StatusCode::UNPROCESSABLE_ENTITY, "F014")
                 .await;
             assert!(r216["detail"].as_str().unwrap().contains("at least 251 ballots needed"), "{r216}");
+            assert_eq!(r216["rule"], "R2.16", "{r216}");
         }
         d.act(i, "社区居民选举委员会", &r("投票选举"), residents_ballots(setup)).await;
         d.act(

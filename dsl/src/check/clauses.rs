@@ -49,6 +49,7 @@ impl Checker {
             }
         }
         let mut vote_parts: HashMap<ast::VoteKey, (Option<Expr>, Span)> = HashMap::new();
+        let mut vote_words: HashMap<ast::VoteKey, String> = HashMap::new();
         let mut form_scope: Option<Scope> = None;
         for c in clauses {
             let key = match &c.kind {
@@ -302,7 +303,22 @@ impl Checker {
                     }
                     form_scope = Some(fscope);
                 }
-                ast::ClauseKind::Vote { key, value } => {
+                ast::ClauseKind::Vote { key, value, message } => {
+                    if let Some(m) = message {
+                        if matches!(key, ast::VoteKey::Quorum | ast::VoteKey::Slate) {
+                            vote_words.insert(*key, m.value.clone());
+                        } else {
+                            self.err(
+                                Diagnostic::error(
+                                    Code::E0127,
+                                    m.span,
+                                    format!("`{}` has no words to give: nothing is refused by it", key.keyword()),
+                                )
+                                .with_label("not used")
+                                .with_help("the rule's words (`else \"R2.14 …\"`) go with `quorum` or `slate`, which refuse a vote"),
+                            );
+                        }
+                    }
                     let vscope = scope.with_frame(vote_frame(*key));
                     let lowered = self.expr(value, &vscope, ctx).map(|(expr, ty)| {
                         let want = match key {
@@ -344,7 +360,7 @@ impl Checker {
         }
         let _ = form_scope;
         if let Some(step) = step {
-            self.required_clauses(node, step, clauses, vote_parts);
+            self.required_clauses(node, step, clauses, vote_parts, vote_words);
         }
         scope
     }
@@ -355,6 +371,7 @@ impl Checker {
         step: &ast::Step,
         clauses: &[&ast::Clause],
         mut vote: HashMap<ast::VoteKey, (Option<Expr>, Span)>,
+        mut words: HashMap<ast::VoteKey, String>,
     ) {
         let has = |k: &str| clauses.iter().any(|c| c.kind.keyword() == k);
         let missing = |this: &mut Self, what: &str, help: &str| {
@@ -408,6 +425,8 @@ impl Checker {
                     slate: vote.remove(&ast::VoteKey::Slate).and_then(|x| x.0),
                     ballot: vote.remove(&ast::VoteKey::Ballot).and_then(|x| x.0),
                     elect,
+                    quorum_words: words.remove(&ast::VoteKey::Quorum),
+                    slate_words: words.remove(&ast::VoteKey::Slate),
                 });
             }
         }

@@ -214,7 +214,12 @@ pub(super) fn clause(p: Pair<Rule>) -> PResult<Clause> {
                 Rule::kw_ballot => VoteKey::Ballot,
                 _ => VoteKey::Slate,
             };
-            ClauseKind::Vote { key, value: expr(k.expect(Rule::expr)?)? }
+            let value = expr(k.expect(Rule::expr)?)?;
+            let message = match k.opt(Rule::kw_else) {
+                Some(_) => Some(string(k.expect(Rule::string)?)?),
+                None => None,
+            };
+            ClauseKind::Vote { key, value, message }
         }
         Rule::use_template_clause => {
             k.kw()?;

@@ -341,7 +341,11 @@ fn clause() -> impl Strategy<Value = Clause> {
         duration().prop_map(ClauseKind::Min),
         (amount(), time_unit()).prop_map(|(amount, unit)| ClauseKind::MinAmount { amount, unit }),
         prop::collection::vec(form_item(), 0..4).prop_map(ClauseKind::Form),
-        (vote_key, expr()).prop_map(|(key, value)| ClauseKind::Vote { key, value }),
+        (vote_key, expr(), prop::option::of(plain_str())).prop_map(|(key, value, message)| ClauseKind::Vote {
+            key,
+            value,
+            message
+        }),
         ident().prop_map(ClauseKind::UseTemplate),
         prop::collection::vec((ident(), expr()), 1..3).prop_map(ClauseKind::With),
         (expr(), plain_str()).prop_map(|(condition, message)| ClauseKind::ApproveOnly { condition, message }),

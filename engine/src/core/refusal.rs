@@ -81,12 +81,16 @@ pub enum Refusal {
     QuorumNotMet {
         node: String,
         rule: String,
+        /// The rule's words from the policy (`quorum … else "R2.14 …"`), if it gives them.
+        words: Option<String>,
         detail: String,
     },
     /// The slate does not have the number of candidates the rule needs (R2.11, R2.12, R2.17).
     SlateRule {
         node: String,
         rule: String,
+        /// The rule's words from the policy (`slate … else "R2.12 …"`), if it gives them.
+        words: Option<String>,
         detail: String,
     },
     /// Counts that cannot be true (more ballots than voters …).
@@ -307,11 +311,17 @@ impl fmt::Display for Refusal {
             Refusal::BadParam { param, problem } => write!(f, "parameter `{param}`: {problem}"),
             Refusal::BadField { node, field, problem } => write!(f, "step `{node}`, field `{field}`: {problem}"),
             Refusal::RuleFailed { node, message } => write!(f, "step `{node}`: {message}"),
-            Refusal::QuorumNotMet { node, rule, detail } => {
+            Refusal::QuorumNotMet { node, rule, words: None, detail } => {
                 write!(f, "vote `{node}` is not valid: the quorum is `{rule}`; {detail}")
             }
-            Refusal::SlateRule { node, rule, detail } => {
+            Refusal::QuorumNotMet { node, rule, words: Some(words), detail } => {
+                write!(f, "vote `{node}` is not valid: {words} (the quorum is `{rule}`; {detail})")
+            }
+            Refusal::SlateRule { node, rule, words: None, detail } => {
                 write!(f, "vote `{node}`: the slate must satisfy `{rule}`; {detail}")
+            }
+            Refusal::SlateRule { node, rule, words: Some(words), detail } => {
+                write!(f, "vote `{node}`: {words} (the slate must satisfy `{rule}`; {detail})")
             }
             Refusal::InconsistentCounts { node, detail } => write!(f, "vote `{node}`: {detail}"),
             Refusal::MinDurationNotElapsed { node, until } => {

@@ -246,14 +246,24 @@ pub fn vote(key: &str, rules: &ir::VoteRules, counts: &VoteCounts, base: &dyn En
                     break;
                 }
             }
-            return Err(Refusal::QuorumNotMet { node: key.into(), rule: civicflow_dsl::render::expr(q), detail });
+            return Err(Refusal::QuorumNotMet {
+                node: key.into(),
+                rule: civicflow_dsl::render::expr(q),
+                words: rules.quorum_words.clone(),
+                detail,
+            });
         }
     }
     if let Some(s) = &rules.slate {
         if !holds(s, &env)? {
             let detail =
                 format!("{candidates} candidates for {} seats", seats.map_or("the".to_string(), |s| s.to_string()));
-            return Err(Refusal::SlateRule { node: key.into(), rule: civicflow_dsl::render::expr(s), detail });
+            return Err(Refusal::SlateRule {
+                node: key.into(),
+                rule: civicflow_dsl::render::expr(s),
+                words: rules.slate_words.clone(),
+                detail,
+            });
         }
     }
     super::ballot::check(key, rules, counts, base)?;

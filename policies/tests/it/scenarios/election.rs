@@ -613,7 +613,7 @@ fn r2_12_final_slate_of_six_for_five_seats_refused_at_five_and_approved_before_t
     assert_eq!(e.code(), "F015");
     assert_eq!(
         e.to_string(),
-        "vote `正式选举/党组织换届/差额选举委员`: the slate must satisfy `candidates >= ceil(seats * 6 / 5)`; 5 candidates for 5 seats"
+        "vote `正式选举/党组织换届/差额选举委员`: R2.12 候选人数应多于应选人数的20% (the slate must satisfy `candidates >= ceil(seats * 6 / 5)`; 5 candidates for 5 seats)"
     );
     s.act("社区党组织", &p("差额选举委员"), ballots(55, 55, 0, &six)).unwrap();
 }
@@ -631,7 +631,7 @@ fn r2_14_quorum_80_of_100_refused() {
     assert_eq!(e.code(), "F014");
     assert_eq!(
         e.to_string(),
-        "vote `正式选举/党组织换届/差额选举委员` is not valid: the quorum is `present > 4 / 5 * eligible`; 80 present and 80 ballots cast of 100 entitled; at least 81 present needed"
+        "vote `正式选举/党组织换届/差额选举委员` is not valid: R2.14 到会党员须超过应到会党员的五分之四,选举方为有效 (the quorum is `present > 4 / 5 * eligible`; 80 present and 80 ballots cast of 100 entitled; at least 81 present needed)"
     );
     assert_eq!(s.history.len(), before, "a refused vote records nothing");
 }
@@ -673,7 +673,7 @@ fn r2_15_secretary_and_deputy_are_then_elected_non_competitively() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "vote `正式选举/党组织换届/等额选举书记副书记`: the slate must satisfy `candidates == seats`; 3 candidates for 2 seats"
+        "vote `正式选举/党组织换届/等额选举书记副书记`: R2.15 书记、副书记实行等额选举,候选人数等于应选人数 (the slate must satisfy `candidates == seats`; 3 candidates for 2 seats)"
     );
     let e = s
         .act("社区党组织", &p("等额选举书记副书记"), ballots(80, 80, 0, &[("王建国", 70), ("李红梅", 60)]))
@@ -701,7 +701,7 @@ fn r2_16_250_of_500_ballots_does_not_elect_251_does() {
     let e = s.act("社区居民选举委员会", &node, ballots(460, 450, 0, &six(251, 250))).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "vote `正式选举/居委会换届/投票选举` is not valid: the quorum is `cast > 1 / 2 * eligible`; 460 present and 450 ballots cast of 900 entitled; at least 451 ballots needed"
+        "vote `正式选举/居委会换届/投票选举` is not valid: R2.16 参加投票的选民须超过登记选民的半数,选举方为有效 (the quorum is `cast > 1 / 2 * eligible`; 460 present and 450 ballots cast of 900 entitled; at least 451 ballots needed)"
     );
     // 500 ballots cast, 10 of them invalid: they count, so 250 is not more than half, 251 is
     // (half of the 490 valid ones would be 245).
@@ -917,7 +917,7 @@ fn r2_20_the_residents_quorum_counts_the_voters_registered_at_registration() {
     let e = s.act("社区居民选举委员会", &node, ballots(610, 600, 0, &six)).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "vote `正式选举/居委会换届/投票选举` is not valid: the quorum is `cast > 1 / 2 * eligible`; 610 present and 600 ballots cast of 1200 entitled; at least 601 ballots needed"
+        "vote `正式选举/居委会换届/投票选举` is not valid: R2.16 参加投票的选民须超过登记选民的半数,选举方为有效 (the quorum is `cast > 1 / 2 * eligible`; 610 present and 600 ballots cast of 1200 entitled; at least 601 ballots needed)"
     );
     assert_eq!(s.history.len(), before, "a refused vote records nothing");
     s.act("社区居民选举委员会", &node, ballots(610, 601, 0, &six)).unwrap();
@@ -953,7 +953,7 @@ fn r2_20_the_oversight_vote_counts_the_representatives_actually_chosen() {
     let e = s.act("社区居民选举委员会", &node, ballots(40, 30, 0, &few)).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "vote `正式选举/监督委员会换届/选举监督委员会` is not valid: the quorum is `cast > 1 / 2 * eligible`; 40 present and 30 ballots cast of 61 entitled; at least 31 ballots needed"
+        "vote `正式选举/监督委员会换届/选举监督委员会` is not valid: R2.16 参加投票的成员代表须超过半数,选举方为有效 (the quorum is `cast > 1 / 2 * eligible`; 40 present and 30 ballots cast of 61 entitled; at least 31 ballots needed)"
     );
     assert_eq!(s.history.len(), before, "refusals record nothing");
     s.act("社区居民选举委员会", &node, ballots(58, 56, 1, &tallies)).unwrap();

@@ -161,7 +161,7 @@ fn r2_19_and_r2_20_the_congress_is_counted_on_the_delegates_elected() {
     assert_eq!(e.code(), "F014");
     assert_eq!(
         e.to_string(),
-        "vote `正式选举/党组织换届/差额选举委员` is not valid: the quorum is `present > 4 / 5 * eligible`; 28 present and 28 ballots cast of 36 entitled; at least 29 present needed"
+        "vote `正式选举/党组织换届/差额选举委员` is not valid: R2.14 到会党员须超过应到会党员的五分之四,选举方为有效 (the quorum is `present > 4 / 5 * eligible`; 28 present and 28 ballots cast of 36 entitled; at least 29 present needed)"
     );
     assert_eq!(s.history.len(), before);
     // The congress elects the 7 with more than half of the 29 present (15 votes and up).
