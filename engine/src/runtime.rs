@@ -245,12 +245,33 @@ impl Runtime {
             return Ok(done);
         }
         let command = Command::Act { actor: actor.clone(), node: node.to_string(), action, comment };
-        self.run(id, &command, actor, None, idem).await
+        self.run(id, &command, actor, None, idem, None).await
+    }
+
+    /// [`Runtime::act`] on an instance the caller has just loaded ([`Runtime::load`]) to read the
+    /// request against its step: the first decision uses it instead of reading it again (a
+    /// stale copy only costs a lost compare-and-set and a fresh load).
+    #[allow(clippy::too_many_arguments, reason = "act's arguments and the loaded instance")]
+    pub async fn act_loaded(
+        &self,
+        loaded: (InstanceRecord, State),
+        actor: &Actor,
+        node: &str,
+        action: Action,
+        comment: Option<String>,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
+        if let Some(done) = self.replay_if_seen(&actor.principal, idem.as_ref()).await? {
+            return Ok(done);
+        }
+        let id = loaded.0.id.clone();
+        let command = Command::Act { actor: actor.clone(), node: node.to_string(), action, comment };
+        self.run(&id, &command, actor, None, idem, Some(loaded)).await
     }
 
     pub async fn cancel(&self, id: &str, actor: &Actor, reason: &str) -> Result<Outcome, RuntimeError> {
         let command = Command::Cancel { actor: actor.clone(), reason: reason.to_string() };
-        self.run(id, &command, actor, None, None).await
+        self.run(id, &command, actor, None, None, None).await
     }
 
     /// Decides and commits, deciding again after a lost race.
@@ -261,12 +282,16 @@ impl Runtime {
         actor: &Actor,
         fire: Option<(i64, i64)>,
         idem: Option<Idempotency>,
+        mut loaded: Option<(InstanceRecord, State)>,
     ) -> Result<Outcome, RuntimeError> {
         // Timers race other nodes' timers and commands on the same instance; they are idempotent,
         // so they may try longer.
         let retries = if fire.is_some() { TIMER_RETRIES } else { RETRIES };
         for attempt in 0..retries {
-            let (record, state) = self.load(id).await?;
+            let (record, state) = match loaded.take() {
+                Some(l) => l,
+                None => self.load(id).await?,
+            };
             let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
             // A timer's events happen at its instant (R3.5: the breach is recorded when it
             // occurs), however late the service delivers it.
@@ -645,7 +670,7 @@ impl Runtime {
             };
             let command = Command::Fire { node: t.node.clone(), kind, at: t.due_at };
             let system = Actor { principal: "timer".into(), office: String::new(), role: String::new() };
-            match self.run(&t.instance, &command, &system, Some((t.id, t.fence)), None).await {
+            match self.run(&t.instance, &command, &system, Some((t.id, t.fence)), None, None).await {
                 Ok(_) => fired += 1,
                 // Another node took over an expired lease and fired it: nothing to do.
                 Err(RuntimeError::Store(StoreError::TimerLost { .. })) => {}

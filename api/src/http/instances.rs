@@ -345,13 +345,16 @@ pub async fn act(
 ) -> Result<Response, ApiError> {
     let request: ActRequest = body.json()?;
     let _guard = InFlight::begin(&state.inflight, &principal.name, &key)?;
+    // Loaded once: read here to know the step's form and roles, then decided on by the runtime.
     let (record, core) = state.runtime.load(&id).await?;
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
     let node = core.nodes.get(&step).and_then(|n| program.node(&n.def));
     let role = choose_role(&principal, request.role.as_deref(), node)?;
     let action = read_action(&step, node, &request)?;
     let actor = Actor { principal: principal.name.clone(), office: principal.office.clone(), role };
-    match state.runtime.act(&id, &actor, &step, action, request.comment.clone(), key.with(&body)).await {
+    let acted =
+        state.runtime.act_loaded((record, core), &actor, &step, action, request.comment.clone(), key.with(&body));
+    match acted.await {
         Ok(outcome) => respond(&state, "act", StatusCode::OK, outcome).await,
         Err(RuntimeError::Refused(r)) if r.class() == RefusalClass::Conflict => {
             state.metrics.inc("civicflow_commands_total", &[("command", "act"), ("result", "refused")]);

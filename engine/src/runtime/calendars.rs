@@ -171,7 +171,7 @@ impl Runtime {
         }
         let command = Command::CalendarAdded { year, notice: notice.clone(), added_by: by.principal.clone() };
         for id in &waiting {
-            self.run(id, &command, by, None, None).await?;
+            self.run(id, &command, by, None, None, None).await?;
         }
         Ok(waiting)
     }

@@ -277,3 +277,30 @@ async fn deadline_beats_a_held_approval_on_postgres() {
     let Some(h) = Harness::postgres("race_dl_first").await else { return };
     race(h, Held::Approval).await;
 }
+
+/// Issue 10.4: an action decided on the copy the API handler loaded. A copy gone stale (another
+/// office acted meanwhile) costs a lost compare-and-set and a decision on the current state: the
+/// second approval is refused, nothing is recorded twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_on_a_stale_loaded_copy_is_decided_again_on_the_current_state() {
+    let h = Harness::sqlite().await;
+    let clock = Arc::new(SimulatedClock::new(t("2026-03-02T01:00:00Z")));
+    let rt = runtime(h.store.clone(), clock, "node-a");
+    rt.publish(POLICY).await.unwrap();
+    rt.start("限时-2", "限时审批", None, &approver(), BTreeMap::new(), None).await.unwrap();
+    let approve = || Action::Approve { comment: Some("同意".into()) };
+
+    // A fresh copy: decided on it directly.
+    let fresh = rt.load("限时-2").await.unwrap();
+    let other = rt.load("限时-2").await.unwrap();
+    let done = rt.act_loaded(fresh, &approver(), "审批", approve(), None, None).await.unwrap();
+    assert_eq!(done.version, 5);
+    // The other copy is stale now (version 2): the runtime loads again and is refused.
+    assert_eq!(other.0.version, 2);
+    match rt.act_loaded(other, &approver(), "审批", approve(), None, None).await {
+        Err(RuntimeError::Refused(r)) => assert_eq!(r.code(), "F003", "{r}"),
+        got => panic!("a second approval on a completed instance must be refused, got {got:?}"),
+    }
+    assert_eq!(rt.load("限时-2").await.unwrap().0.version, 5, "nothing recorded twice");
+    h.finish().await;
+}
