@@ -89,6 +89,11 @@ pub struct Outcome {
     /// Whether this is the stored result of an earlier identical request.
     #[serde(default)]
     pub replayed: bool,
+    /// The events as the commit stored them, so that an answer need not read them back (issue
+    /// 10.4). Not part of the idempotent response: empty on a replay, where the seqs say which
+    /// events to read.
+    #[serde(skip)]
+    pub recorded: Vec<StoredEvent>,
 }
 
 pub struct Runtime {
@@ -404,8 +409,13 @@ impl Runtime {
             .collect::<Result<Vec<_>, RuntimeError>>()?;
         let version = state.version;
         let seqs: Vec<u64> = (version + 1..=version + events.len() as u64).collect();
-        let response =
-            Outcome { instance: id.to_string(), version: version + events.len() as u64, seqs, replayed: false };
+        let response = Outcome {
+            instance: id.to_string(),
+            version: version + events.len() as u64,
+            seqs,
+            replayed: false,
+            recorded: Vec::new(),
+        };
         let idempotency = idem.map(|i| IdempotencyRecord {
             principal: actor.principal.clone(),
             key: i.key.clone(),
@@ -720,6 +730,7 @@ fn outcome(id: &str, stored: &[StoredEvent]) -> Outcome {
         version: stored.last().map_or(0, |e| e.seq),
         seqs: stored.iter().map(|e| e.seq).collect(),
         replayed: false,
+        recorded: stored.to_vec(),
     }
 }
 

@@ -415,10 +415,18 @@ pub async fn next_cycle(
 }
 
 /// The response of a start or an act: the outcome with the events it recorded.
-async fn respond(state: &AppState, command: &str, status: StatusCode, outcome: Outcome) -> Result<Response, ApiError> {
+async fn respond(
+    state: &AppState,
+    command: &str,
+    status: StatusCode,
+    mut outcome: Outcome,
+) -> Result<Response, ApiError> {
     let result = if outcome.replayed { "replayed" } else { "ok" };
     state.metrics.inc("civicflow_commands_total", &[("command", command), ("result", result)]);
+    // The events as just committed; a replay reads them back by their seqs.
+    let recorded = std::mem::take(&mut outcome.recorded);
     let events = match (outcome.seqs.first(), outcome.seqs.len()) {
+        _ if !recorded.is_empty() && recorded.len() == outcome.seqs.len() => recorded,
         (Some(first), n) => state.store.events(&outcome.instance, first.saturating_sub(1), n as u32).await?,
         (None, _) => Vec::new(),
     };
