@@ -4,7 +4,8 @@
 //! outside its schema, no schema-valid request refused (but where `tests/contract/schemathesis.toml`
 //! says why the policy alone can judge), no schema-violating one accepted.
 //!
-//! schemathesis is `pip install schemathesis` (or `SCHEMATHESIS=/path/to/schemathesis`). Missing,
+//! schemathesis is `pip install schemathesis` (or `SCHEMATHESIS=/path/to/schemathesis`; else
+//! `python3 -m schemathesis.cli` is tried). Missing,
 //! the test prints a SKIP line; with `CI=true` it fails. The run is bounded (12 examples an
 //! operation, a fixed seed: `CIVICFLOW_CONTRACT_SEED` changes it) and takes a few minutes.
 
@@ -22,10 +23,17 @@ use civicflow_engine::store::sqlite::SqliteStore;
 /// The seed of the bounded run in CI (any other can be tried with `CIVICFLOW_CONTRACT_SEED`).
 const SEED: &str = "20261204";
 
-fn schemathesis() -> Option<String> {
-    let program = std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
-    let runs = Command::new(&program).arg("--version").output().is_ok_and(|o| o.status.success());
-    runs.then_some(program)
+/// The command that runs schemathesis: `SCHEMATHESIS` if set, else `schemathesis` on the PATH,
+/// else `python3 -m schemathesis.cli` (a `python3 -m pip install` does not always put the script
+/// on the PATH, e.g. under pyenv until its shims are rehashed).
+fn schemathesis() -> Option<Vec<String>> {
+    let candidates: Vec<Vec<String>> = match std::env::var("SCHEMATHESIS") {
+        Ok(program) => vec![vec![program]],
+        Err(_) => vec![vec!["schemathesis".into()], vec!["python3".into(), "-m".into(), "schemathesis.cli".into()]],
+    };
+    candidates
+        .into_iter()
+        .find(|c| Command::new(&c[0]).args(&c[1..]).arg("--version").output().is_ok_and(|o| o.status.success()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +82,8 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_openapi_doc
     let openapi = format!("{base}/openapi.json");
     let workdir = dir.path().to_path_buf();
     let run = tokio::task::spawn_blocking(move || {
-        Command::new(program)
+        Command::new(&program[0])
+            .args(&program[1..])
             // schemathesis keeps a cache where it runs: in the test's directory, not the repository.
             .current_dir(workdir)
             .arg("--no-color")
