@@ -246,11 +246,7 @@ impl Runtime {
         comment: Option<String>,
         idem: Option<Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
-        if let Some(done) = self.replay_if_seen(&actor.principal, idem.as_ref()).await? {
-            return Ok(done);
-        }
-        let command = Command::Act { actor: actor.clone(), node: node.to_string(), action, comment };
-        self.run(id, &command, actor, None, idem, None).await
+        self.act_on(id, None, actor, node, action, comment, idem).await
     }
 
     /// [`Runtime::act`] on an instance the caller has just loaded ([`Runtime::load`]) to read the
@@ -266,12 +262,26 @@ impl Runtime {
         comment: Option<String>,
         idem: Option<Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
+        let id = loaded.0.id.clone();
+        self.act_on(&id, Some(loaded), actor, node, action, comment, idem).await
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "act's arguments and the loaded instance")]
+    async fn act_on(
+        &self,
+        id: &str,
+        loaded: Option<(InstanceRecord, State)>,
+        actor: &Actor,
+        node: &str,
+        action: Action,
+        comment: Option<String>,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
         if let Some(done) = self.replay_if_seen(&actor.principal, idem.as_ref()).await? {
             return Ok(done);
         }
-        let id = loaded.0.id.clone();
         let command = Command::Act { actor: actor.clone(), node: node.to_string(), action, comment };
-        self.run(&id, &command, actor, None, idem, Some(loaded)).await
+        self.run(id, &command, actor, None, idem, loaded).await
     }
 
     pub async fn cancel(&self, id: &str, actor: &Actor, reason: &str) -> Result<Outcome, RuntimeError> {

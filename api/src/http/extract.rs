@@ -71,7 +71,10 @@ impl Body {
         if self.bytes.windows(6).any(|w| w == b"\\u0000") {
             if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&self.bytes) {
                 if let Some(at) = nul_at(&value, String::new()) {
-                    return Err(ApiError::invalid(format!("`{}` contains a NUL character (U+0000)", printable(&at))));
+                    return Err(ApiError::invalid(format!(
+                        "`{}` contains a NUL character (U+0000)",
+                        at.escape_debug()
+                    )));
                 }
             }
         }
@@ -89,18 +92,6 @@ impl Body {
             None => Ok(text),
         }
     }
-}
-
-/// `s` with its control characters written as `\u{…}`, to be quoted in a problem's words.
-pub fn printable(s: &str) -> String {
-    s.chars().fold(String::with_capacity(s.len()), |mut out, c| {
-        if c.is_control() {
-            out.push_str(&c.escape_unicode().to_string());
-        } else {
-            out.push(c);
-        }
-        out
-    })
 }
 
 /// The JSON pointer of the first string or key holding U+0000, if any.
