@@ -33,6 +33,8 @@ mod postgres_commit;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
+mod sqlite_batch;
+#[cfg(feature = "sqlite")]
 mod sqlite_commit;
 
 use std::fmt;

@@ -17,6 +17,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,6 +35,7 @@ use super::{
     Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 
+use super::sqlite_batch;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::sqlite_commit::*;
 
@@ -47,6 +50,8 @@ pub const DEFAULT_READERS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    /// Commits written by [`sqlite_batch`] (one statement per table), for tests and benches.
+    batched: Arc<AtomicU64>,
 }
 
 /// What `wal_checkpoint(RESTART)` reported.
@@ -104,7 +109,7 @@ impl SqliteStore {
             .connect_with(options.create_if_missing(false))
             .await
             .map_err(map_sqlx)?;
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore { writer, readers, batched: Arc::default() })
     }
 
     /// Runs `PRAGMA wal_checkpoint(RESTART)` on the writer connection.
@@ -122,6 +127,13 @@ impl SqliteStore {
     /// bypasses the store's guarantees.
     pub fn writer_pool(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// How many commits this store has written in batches with one statement per table (issue
+    /// 10.3) rather than one by one: a batch falls back to one by one when a commit of it is
+    /// refused, or holds counters or a spawn.
+    pub fn batched_commits(&self) -> u64 {
+        self.batched.load(Ordering::Relaxed)
     }
 
     /// The read pool.
@@ -253,12 +265,56 @@ impl Store for SqliteStore {
             Err(e) => return vec![Err(e); n],
         };
         let mut results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>> = vec![None; n];
+        // Issue 10.3: the commits that can go together are written with one statement per
+        // table; the rest, and all of them if one would be refused, one by one in savepoints.
+        let mut one_by_one = Vec::new();
+        let mut together = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(n);
         for i in instance_order(&commits) {
             let commit = &commits[i];
             if let Err(e) = validate_commit(commit) {
                 results[i] = Some(Err(e));
-                continue;
+            } else if seen.insert(commit.instance.as_str()) && sqlite_batch::batchable(commit) {
+                // Only an instance's first commit: the others follow it, one by one.
+                together.push(i);
+            } else {
+                one_by_one.push(i);
             }
+        }
+        if together.len() > 1 {
+            let batch: Vec<&Commit> = together.iter().map(|&i| &commits[i]).collect();
+            // `Err`: the savepoint itself failed, and with it the batch's transaction.
+            let written: Result<Option<Vec<Vec<StoredEvent>>>, StoreError> = async {
+                let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
+                match sqlite_batch::write(&mut savepoint, &batch).await {
+                    Ok(Some(stored)) => {
+                        savepoint.commit().await.map_err(map_sqlx)?;
+                        Ok(Some(stored))
+                    }
+                    Ok(None) | Err(_) => {
+                        savepoint.rollback().await.map_err(map_sqlx)?;
+                        Ok(None)
+                    }
+                }
+            }
+            .await;
+            match written {
+                Err(fatal) => return abort(tx, fatal, n).await,
+                Ok(Some(stored)) => {
+                    self.batched.fetch_add(together.len() as u64, Ordering::Relaxed);
+                    for (&i, events) in together.iter().zip(stored) {
+                        results[i] = Some(Ok(events));
+                    }
+                    together.clear();
+                }
+                Ok(None) => {}
+            }
+        }
+        one_by_one.extend(together);
+        // By instance, and in the order they came within one.
+        one_by_one.sort_by(|&a, &b| commits[a].instance.cmp(&commits[b].instance).then(a.cmp(&b)));
+        for i in one_by_one {
+            let commit = &commits[i];
             match in_savepoint(&mut tx, commit).await {
                 Ok(result) => results[i] = Some(result),
                 Err(fatal) => return abort(tx, fatal, n).await,

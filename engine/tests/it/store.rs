@@ -140,6 +140,14 @@ impl Harness {
     }
 
     /// Timers by state, counted in the database.
+    /// Commits the SQLite store wrote with one statement per table (`None` on PostgreSQL).
+    fn batched(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::Sqlite { store, .. } => Some(store.batched_commits()),
+            Backend::Postgres { .. } => None,
+        }
+    }
+
     async fn timer_states(&self) -> BTreeMap<String, i64> {
         let rows: Vec<(String, i64)> = match &self.backend {
             Backend::Sqlite { store, .. } => sqlx::query_as("SELECT state, COUNT(*) FROM timers GROUP BY state")
@@ -204,6 +212,7 @@ conformance!(
     timers_claimed_once_and_lease_expiry_reclaims_with_higher_fence,
     cancel_timers_by_node,
     group_commit_one_conflict_fails_alone,
+    group_commit_a_clean_batch_writes_every_table,
     group_committer_batches_concurrent_callers,
     events_until_is_the_prefix_as_of_a_time,
     list_instances_filters_and_pages,
@@ -722,6 +731,77 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
     assert_eq!(store.load_instance("i4").await.unwrap().unwrap().version, 1);
 
     store.checkpoint().await.unwrap();
+}
+
+/// Issue 10.3: a batch where no commit is refused is written with one statement per table (on
+/// SQLite; commit by commit on PostgreSQL): every table must hold what commit-by-commit writing
+/// would have left, including for more events than one statement carries (512).
+async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    let hour = chrono::Duration::hours(1);
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    for id in ["i1", "i2", "i3"] {
+        let mut first = start(id, t0);
+        first.new_timers = vec![timer(id, "s1", t0 + hour)];
+        store.create_instance(record(id, "p", "h1", t0), first).await.unwrap();
+    }
+    let claimed = store.claim_due_timers("node-a", Some(t0 + hour * 2), Duration::from_secs(60), 10).await.unwrap();
+    let i1_timer = claimed.iter().find(|c| c.instance == "i1").unwrap();
+
+    // i1 fires its deadline, cancels what is left on s1 and opens s2; i2 carries an
+    // idempotency record and two events; i3 adds a timer and keeps its own on s1.
+    let mut fire = step("i1", 1, vec![event(t0 + hour, "overdue", json!({ "node": "s1" }))]);
+    fire.fire = Some((i1_timer.id, i1_timer.fence));
+    fire.cancel_timers_for_nodes = vec!["s1".into()];
+    fire.new_timers = vec![timer("i1", "s2", t0 + hour * 5)];
+    let mut keyed = step("i2", 1, vec![event(t0, "approved", json!({ "n": 1 })), event(t0, "opened", json!({}))]);
+    keyed.idempotency = Some(IdempotencyRecord {
+        principal: "p".into(),
+        key: "k-i2".into(),
+        request_hash: "h".into(),
+        response: json!({ "answer": 2 }),
+    });
+    keyed.status = "completed".into();
+    let mut timed = step("i3", 1, vec![event(t0, "opened", json!({}))]);
+    timed.new_timers = vec![timer("i3", "s3", t0 + hour * 7)];
+    let results = store.commit_many(vec![timed, fire, keyed]).await;
+    assert!(h.batched().is_none_or(|n| n == 3), "{:?}", h.batched());
+    let seqs_of: Vec<Vec<u64>> = results.iter().map(|r| seqs(r.as_ref().unwrap())).collect();
+    assert_eq!(seqs_of, [vec![2], vec![2], vec![2, 3]]);
+
+    for (id, version, status) in [("i1", 2, "running"), ("i2", 3, "completed"), ("i3", 2, "running")] {
+        let loaded = store.load_instance(id).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.status.as_str(), &loaded.snapshot), (version, status, &json!({ "at": 2 })));
+        assert_eq!(store.verify(id).await.unwrap(), version, "{id}");
+        let events = store.events(id, 0, 10).await.unwrap();
+        let chained: Vec<(String, String)> = events.iter().map(|e| (e.prev_hash.clone(), e.hash.clone())).collect();
+        assert_eq!(chained, expected_chain(&events), "{id}");
+    }
+    let kept = store.get_idempotency("p", "k-i2").await.unwrap().unwrap();
+    assert_eq!(kept.response, json!({ "answer": 2 }));
+    let live = |id: &'static str| async move {
+        store.pending_timers(id).await.unwrap().into_iter().map(|t| (t.node, t.due_at)).collect::<Vec<_>>()
+    };
+    assert_eq!(live("i1").await, [("s2".to_string(), t0 + hour * 5)]);
+    assert_eq!(live("i3").await, [("s1".to_string(), t0 + hour), ("s3".to_string(), t0 + hour * 7)]);
+    let states = h.timer_states().await;
+    assert_eq!((states.get("fired"), states.get("pending")), (Some(&1), Some(&2)));
+
+    // 300 instances of two events each: 600 events, more than one statement carries.
+    let ids: Vec<String> = (0..300).map(|i| format!("b{i:03}")).collect();
+    for id in &ids {
+        store.create_instance(record(id, "p", "h1", t0), start(id, t0)).await.unwrap();
+    }
+    let two = |id: &str| step(id, 1, vec![event(t0, "a", json!({ "id": id })), event(t0, "b", json!({}))]);
+    let results = store.commit_many(ids.iter().map(|id| two(id)).collect()).await;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|e| seqs(e) == [2, 3])));
+    assert!(h.batched().is_none_or(|n| n == 303), "{:?}", h.batched());
+    for id in [&ids[0], &ids[255], &ids[299]] {
+        assert_eq!(store.verify(id).await.unwrap(), 3, "{id}");
+        let events = store.events(id, 1, 10).await.unwrap();
+        assert_eq!(events[0].payload, json!({ "id": id }));
+    }
 }
 
 async fn group_committer_batches_concurrent_callers(h: &Harness) {
