@@ -23,8 +23,10 @@ use crate::store::{
     PolicyRecord, Published, Spawn, Store, StoreError, StoredEvent, TimerRecord,
 };
 
+mod cache;
 mod calendars;
 
+pub use cache::{CacheStats, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
 
 /// How many times a command is decided again after losing a race for the instance.
@@ -114,6 +116,8 @@ pub struct Runtime {
     calendar_seen: Mutex<HashMap<i32, DateTime<Utc>>>,
     /// When the timer service last looked for calendar years added by other nodes.
     calendar_checked: Mutex<Option<std::time::Instant>>,
+    /// Issue 10.1: hot instances' states, for commands (not for reads: see `cache.rs`).
+    cache: InstanceCache,
 }
 
 impl Runtime {
@@ -134,7 +138,25 @@ impl Runtime {
             firing: tokio::sync::Mutex::new(()),
             calendar_seen: Mutex::new(HashMap::new()),
             calendar_checked: Mutex::new(None),
+            cache: InstanceCache::new(DEFAULT_CACHE_BYTES),
         }
+    }
+
+    /// The same runtime with an instance cache of `bytes` (estimated); 0 turns it off.
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache = InstanceCache::new(bytes);
+        self
+    }
+
+    /// What the instance cache holds and has served.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// The instance as this runtime's cache holds it, if it does: for tests and diagnostics (a
+    /// cached state at version v must equal the replay of the first v stored events).
+    pub fn cached(&self, id: &str) -> Option<(InstanceRecord, State)> {
+        self.cache.peek(id).map(|c| (c.0.clone(), c.1.clone()))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -227,8 +249,14 @@ impl Runtime {
             created_at: now,
             updated_at: now,
         };
+        let bytes = cache::estimated_bytes(&commit.snapshot);
+        let mut cached = record.clone();
         match self.store.create_instance(record, commit).await {
-            Ok(stored) => Ok(outcome(id, &stored)),
+            Ok(stored) => {
+                cached.version = stored.len() as u64;
+                self.cache.put(cached, next, bytes);
+                Ok(outcome(id, &stored))
+            }
             Err(StoreError::DuplicateKey { .. }) => {
                 self.replay_if_seen(&actor.principal, idem.as_ref()).await?.ok_or(RuntimeError::Busy)
             }
@@ -303,9 +331,10 @@ impl Runtime {
         // so they may try longer.
         let retries = if fire.is_some() { TIMER_RETRIES } else { RETRIES };
         for attempt in 0..retries {
-            let (record, state) = match loaded.take() {
-                Some(l) => l,
-                None => self.load(id).await?,
+            // `fresh`: read from the store just now, not a copy that may be stale.
+            let (record, state, fresh) = match loaded.take() {
+                Some((record, state)) => (record, state, false),
+                None => self.command_copy(id).await?,
             };
             let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
             // A timer's events happen at its instant (R3.5: the breach is recorded when it
@@ -317,8 +346,16 @@ impl Runtime {
             let mut facts = self.facts(id, &program, &state, command).await?;
             let calendar = self.calendar();
             let ctx = Self::ctx(&program, &calendar);
-            let (mut events, mut next) =
-                core::decide_with_facts(ctx, &state, command, now, &facts).map_err(RuntimeError::Refused)?;
+            let (mut events, mut next) = match core::decide_with_facts(ctx, &state, command, now, &facts) {
+                Ok(decided) => decided,
+                // A refusal decided on a copy that may be stale (another node committed since)
+                // is decided again on the store's state before anyone is told.
+                Err(_) if !fresh => {
+                    self.cache.remove(id);
+                    continue;
+                }
+                Err(refusal) => return Err(RuntimeError::Refused(refusal)),
+            };
             let spawn = match self.spawn_next(id, &program, &state, &events, &BTreeMap::new(), now).await {
                 // R0.3: a next cycle that cannot start is recorded as refused, once, rather than
                 // retried after every lease with nothing to show for it.
@@ -336,11 +373,20 @@ impl Runtime {
             commit.counters.extend(self.quota_counters(&program, &state, &next, &facts));
             commit.released.extend(self.quota_released(&program, &state, &next));
             commit.spawn = spawn;
+            let bytes = cache::estimated_bytes(&commit.snapshot);
+            let status = commit.status.clone();
             match self.committer.commit(commit).await {
-                Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),
+                Ok(stored) => {
+                    let version = record.version + stored.len() as u64;
+                    let updated_at = stored.last().map_or(record.updated_at, |e| e.at);
+                    let cached = InstanceRecord { version, status, updated_at, ..record };
+                    self.cache.put(cached, next, bytes);
+                    return Ok(outcome(id, &stored).with_version(version));
+                }
                 // Lost a race for the instance or for a quota's last place: decide again on
                 // what the winner committed.
                 Err(StoreError::Conflict { .. } | StoreError::CounterFull { .. }) => {
+                    self.cache.remove(id);
                     // Lost a race for the instance: let the winner's commit land, decide again.
                     tokio::time::sleep(Duration::from_millis((attempt as u64 + 1).min(20))).await;
                     continue;
@@ -348,7 +394,11 @@ impl Runtime {
                 Err(StoreError::DuplicateKey { .. }) => {
                     return self.replay_if_seen(&actor.principal, idem.as_ref()).await?.ok_or(RuntimeError::Busy)
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // Whatever failed, the next command starts from the store.
+                    self.cache.remove(id);
+                    return Err(e.into());
+                }
             }
         }
         Err(RuntimeError::Busy)
@@ -634,6 +684,25 @@ impl Runtime {
             }
         }
         Err(RuntimeError::Busy)
+    }
+
+    /// The instance as a command decides on it: from the instance cache when this runtime holds
+    /// it (a stale copy only costs a lost compare-and-set and a fresh load), else from the store
+    /// (and then kept). Reads for people use [`Runtime::load`], which always reads the store.
+    /// The record's snapshot is `Null` when it comes from the cache: the state is the second part.
+    pub async fn load_for_command(&self, id: &str) -> Result<(InstanceRecord, State), RuntimeError> {
+        let (record, state, _) = self.command_copy(id).await?;
+        Ok((record, state))
+    }
+
+    /// [`Runtime::load_for_command`], and whether the copy was read from the store just now.
+    async fn command_copy(&self, id: &str) -> Result<(InstanceRecord, State, bool), RuntimeError> {
+        if let Some(cached) = self.cache.get(id) {
+            return Ok((cached.0.clone(), cached.1.clone(), false));
+        }
+        let (record, state) = self.load(id).await?;
+        self.cache.put(record.clone(), state.clone(), cache::estimated_bytes(&record.snapshot));
+        Ok((record, state, true))
     }
 
     /// The instance's record and current state (from its snapshot).

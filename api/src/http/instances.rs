@@ -345,8 +345,13 @@ pub async fn act(
 ) -> Result<Response, ApiError> {
     let request: ActRequest = body.json()?;
     let _guard = InFlight::begin(&state.inflight, &principal.name, &key)?;
-    // Loaded once: read here to know the step's form and roles, then decided on by the runtime.
-    let (record, core) = state.runtime.load(&id).await?;
+    // Loaded once (from the runtime's instance cache when it holds it): read here to know the
+    // step's form and roles, then decided on by the runtime.
+    let (mut record, mut core) = state.runtime.load_for_command(&id).await?;
+    if !core.nodes.contains_key(&step) {
+        // A step the cached copy does not know may have been opened by another node since.
+        (record, core) = state.runtime.load(&id).await?;
+    }
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
     let node = core.nodes.get(&step).and_then(|n| program.node(&n.def));
     let role = choose_role(&principal, request.role.as_deref(), node)?;

@@ -5,10 +5,14 @@
 //!   unreachable, failed when `CI=true`).
 //! - `race`: an approval and its step's deadline timer racing on two nodes, forced in both
 //!   orders by a store that holds one node's commit (SQLite and PostgreSQL).
+//! - `cache`: the runtime's instance cache serves what the stored history replays to, on two
+//!   runtimes sharing a store (a property test).
 //! - `events_fixture`: events stored by earlier versions read back and write out unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod cache;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod calendars;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]

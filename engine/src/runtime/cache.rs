@@ -1,0 +1,187 @@
+//! Issue 10.1: the state of hot instances kept in memory, so that a command does not read and
+//! parse the instance's snapshot again. Bounded by bytes (an estimate of each state's size) and
+//! evicted least-recently-used.
+//!
+//! The cache serves **commands only**: a stale entry (another node, or another runtime on the
+//! same store, committed since) costs one lost compare-and-set at commit, after which the
+//! runtime drops the entry and decides again on a fresh load. Reads for people (pages, `GET`)
+//! keep going to the store, where a stale answer would not be caught.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use serde_json::Value;
+
+use crate::core::State;
+use crate::store::InstanceRecord;
+
+/// The default bound of [`InstanceCache`]: 16 MiB of estimated state.
+pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+
+/// Hot instances' records (without their snapshot) and states.
+#[derive(Debug)]
+pub struct InstanceCache {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: LruCache<String, Entry>,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    cached: Arc<(InstanceRecord, State)>,
+    bytes: usize,
+}
+
+/// What an [`InstanceCache`] holds and has served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub bytes: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl InstanceCache {
+    /// A cache of at most `capacity` estimated bytes; 0 keeps nothing.
+    pub fn new(capacity: usize) -> Self {
+        InstanceCache {
+            inner: Mutex::new(Inner { entries: LruCache::unbounded(), bytes: 0 }),
+            capacity,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves a consistent map (every change is one call).
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The instance's record and state as this runtime last committed or loaded them.
+    pub fn get(&self, id: &str) -> Option<Arc<(InstanceRecord, State)>> {
+        let found = self.lock().entries.get(id).map(|e| e.cached.clone());
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// What the cache holds for `id`, without counting it as served or refreshing its place.
+    pub fn peek(&self, id: &str) -> Option<Arc<(InstanceRecord, State)>> {
+        self.lock().entries.peek(id).map(|e| e.cached.clone())
+    }
+
+    /// Keeps `record` (its snapshot dropped) and `state`, of `bytes` estimated bytes, unless the
+    /// cache already holds a later version; evicts the least recently used past the bound.
+    pub fn put(&self, mut record: InstanceRecord, state: State, bytes: usize) {
+        if bytes > self.capacity {
+            self.remove(&record.id);
+            return;
+        }
+        record.snapshot = Value::Null;
+        let id = record.id.clone();
+        let version = record.version;
+        let mut inner = self.lock();
+        if inner.entries.peek(&id).is_some_and(|e| e.cached.0.version > version) {
+            return;
+        }
+        if let Some(old) = inner.entries.put(id, Entry { cached: Arc::new((record, state)), bytes }) {
+            inner.bytes -= old.bytes;
+        }
+        inner.bytes += bytes;
+        while inner.bytes > self.capacity {
+            let Some((_, evicted)) = inner.entries.pop_lru() else { break };
+            inner.bytes -= evicted.bytes;
+        }
+    }
+
+    /// Forgets an instance (its commit lost a race: what is cached is stale).
+    pub fn remove(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.entries.pop(id) {
+            inner.bytes -= old.bytes;
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let inner = self.lock();
+        CacheStats {
+            entries: inner.entries.len(),
+            bytes: inner.bytes,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// An estimate of the memory a state takes, from its snapshot: the text it holds and a fixed
+/// cost for every value (cheaper than serializing it, and proportional to it).
+pub fn estimated_bytes(snapshot: &Value) -> usize {
+    const PER_VALUE: usize = 32;
+    match snapshot {
+        Value::Null | Value::Bool(_) | Value::Number(_) => PER_VALUE,
+        Value::String(s) => PER_VALUE + s.len(),
+        Value::Array(items) => PER_VALUE + items.iter().map(estimated_bytes).sum::<usize>(),
+        Value::Object(map) => {
+            PER_VALUE + map.iter().map(|(k, v)| PER_VALUE + k.len() + estimated_bytes(v)).sum::<usize>()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn record(id: &str, version: u64) -> InstanceRecord {
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 8, 0, 0).unwrap();
+        InstanceRecord {
+            id: id.into(),
+            policy_name: "p".into(),
+            policy_hash: "h".into(),
+            version,
+            status: "running".into(),
+            snapshot: serde_json::json!({ "large": "x".repeat(100) }),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used_past_its_bytes_and_keeps_the_latest_version() {
+        let cache = InstanceCache::new(250);
+        cache.put(record("a", 1), State::new(), 100);
+        cache.put(record("b", 1), State::new(), 100);
+        assert!(cache.get("a").is_some()); // a is now the most recently used
+        cache.put(record("c", 1), State::new(), 100);
+        assert!(cache.get("b").is_none(), "b was the least recently used");
+        let a = cache.get("a").unwrap();
+        assert_eq!((a.0.version, &a.0.snapshot), (1, &Value::Null));
+        assert_eq!(cache.stats(), CacheStats { entries: 2, bytes: 200, hits: 2, misses: 1 });
+
+        // An older version never replaces a newer one; a newer one does.
+        cache.put(record("a", 3), State::new(), 50);
+        cache.put(record("a", 2), State::new(), 50);
+        assert_eq!(cache.get("a").unwrap().0.version, 3);
+        assert_eq!(cache.stats().bytes, 150);
+        // Larger than the whole cache: not kept, and an older copy is dropped.
+        cache.put(record("c", 2), State::new(), 251);
+        assert!(cache.get("c").is_none());
+        cache.remove("a");
+        assert_eq!((cache.stats().entries, cache.stats().bytes), (0, 0));
+    }
+
+    #[test]
+    fn the_estimate_grows_with_the_text_and_the_values() {
+        assert_eq!(estimated_bytes(&serde_json::json!(null)), 32);
+        assert_eq!(estimated_bytes(&serde_json::json!("abcd")), 36);
+        assert_eq!(estimated_bytes(&serde_json::json!({ "k": [1, "ab"] })), 32 + 32 + 1 + 32 + 32 + 34);
+    }
+}
