@@ -136,6 +136,7 @@ pub fn estimated_bytes(snapshot: &Value) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
