@@ -251,7 +251,9 @@ impl Runtime {
         };
         let bytes = cache::estimated_bytes(&commit.snapshot);
         let mut cached = record.clone();
-        match self.store.create_instance(record, commit).await {
+        // Issue 10.3: group-committed with the other starts and commands (one fsync for all).
+        commit.create = Some(Box::new(record));
+        match self.committer.commit(commit).await {
             Ok(stored) => {
                 cached.version = stored.len() as u64;
                 self.cache.put(cached, next, bytes);
@@ -495,6 +497,7 @@ impl Runtime {
             counters: Vec::new(),
             released: Vec::new(),
             spawn: None,
+            create: None,
         };
         Ok(commit)
     }

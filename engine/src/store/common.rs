@@ -20,9 +20,12 @@ pub(super) fn validate_commit(commit: &Commit) -> Result<(), StoreError> {
             commit.instance, event.actor
         )));
     }
+    if let Some(instance) = &commit.create {
+        check_create(instance, commit)?;
+    }
     if let Some(spawn) = &commit.spawn {
         check_create(&spawn.instance, &spawn.first)?;
-        if spawn.first.spawn.is_some() || spawn.instance.id == commit.instance {
+        if spawn.first.spawn.is_some() || spawn.first.create.is_some() || spawn.instance.id == commit.instance {
             return Err(StoreError::Invalid(format!("instance `{}` spawns itself or a chain", commit.instance)));
         }
         validate_commit(&spawn.first)?;

@@ -299,6 +299,10 @@ pub struct Commit {
     /// once with the event that records it): created after this commit's body, like
     /// [`Store::create_instance`]; its own first commit may not spawn again.
     pub spawn: Option<Box<Spawn>>,
+    /// The instance this commit creates (a start, group-committed like any command): its row
+    /// is written at version 0 and the commit applied to it, as [`Store::create_instance`]
+    /// does. `expected_version` must be 0.
+    pub create: Option<Box<InstanceRecord>>,
 }
 
 /// One place taken in a counter (`policy/period/quota`, `policy/period/instances`).

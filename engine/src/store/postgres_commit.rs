@@ -33,7 +33,11 @@ pub(super) async fn in_savepoint(
 
 pub(super) async fn apply_commit(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
     insert_idempotency(conn, commit).await?;
-    let stored = apply_body(conn, commit).await?;
+    // Issue 10.3: a start goes through the group committer as a commit that creates its instance.
+    let stored = match &commit.create {
+        Some(instance) => insert_instance(conn, instance, commit).await?,
+        None => apply_body(conn, commit).await?,
+    };
     if let Some(spawn) = &commit.spawn {
         insert_instance(conn, &spawn.instance, &spawn.first).await?;
     }

@@ -7,7 +7,8 @@
 //! The batch is all or nothing: [`write`] answers `None` as soon as one commit of it would be
 //! refused (a version moved, a key reused, a timer's lease lost), and the caller rolls the
 //! savepoint back and writes the batch commit by commit, so each commit still gets its own
-//! answer. Commits that raise or release counters or spawn an instance never come here.
+//! answer. Commits that raise or release counters, spawn an instance or create their own never
+//! come here.
 
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Row};
@@ -23,7 +24,7 @@ const ROWS_PER_STATEMENT: usize = 512;
 
 /// Whether a commit can be written by [`write`]: counters and spawns keep their own statements.
 pub(super) fn batchable(commit: &Commit) -> bool {
-    commit.counters.is_empty() && commit.released.is_empty() && commit.spawn.is_none()
+    commit.counters.is_empty() && commit.released.is_empty() && commit.spawn.is_none() && commit.create.is_none()
 }
 
 /// Writes `commits` (of distinct instances, each [`batchable`]) with one statement per table

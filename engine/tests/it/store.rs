@@ -213,6 +213,7 @@ conformance!(
     cancel_timers_by_node,
     group_commit_one_conflict_fails_alone,
     group_commit_a_clean_batch_writes_every_table,
+    group_commit_creates_instances,
     group_committer_batches_concurrent_callers,
     events_until_is_the_prefix_as_of_a_time,
     list_instances_filters_and_pages,
@@ -802,6 +803,59 @@ async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
         let events = store.events(id, 1, 10).await.unwrap();
         assert_eq!(events[0].payload, json!({ "id": id }));
     }
+}
+
+/// Issue 10.3: starts are group-committed: a commit with `create` writes its instance's row and
+/// first events in the batch; one that names a taken id or an unpublished policy fails alone.
+async fn group_commit_creates_instances(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    instance(store, "taken").await;
+    let create = |id: &str, policy: &str| {
+        let mut first = start(id, t0);
+        first.create = Some(Box::new(record(id, policy, "h1", t0)));
+        first.new_timers = vec![timer(id, "s1", t0 + chrono::Duration::hours(1))];
+        first
+    };
+    let mut keyed = create("n2", "p");
+    keyed.idempotency = Some(IdempotencyRecord {
+        principal: "p".into(),
+        key: "start-n2".into(),
+        request_hash: "h".into(),
+        response: json!({ "started": "n2" }),
+    });
+    let results = store
+        .commit_many(vec![
+            create("n1", "p"),
+            create("taken", "p"),
+            keyed,
+            create("n3", "unpublished"),
+            step("n1", 1, vec![event(t0, "next", json!({}))]),
+        ])
+        .await;
+    let outcome: Vec<Result<Vec<u64>, String>> =
+        results.into_iter().map(|r| r.map(|ev| seqs(&ev)).map_err(|e| format!("{e:?}"))).collect();
+    assert_eq!(
+        outcome,
+        [
+            Ok(vec![1]),
+            Err("InstanceExists { id: \"taken\" }".into()),
+            Ok(vec![1]),
+            Err("PolicyNotFound { name: \"unpublished\", hash: \"h1\" }".into()),
+            Ok(vec![2]),
+        ]
+    );
+    for (id, version) in [("n1", 2), ("n2", 1), ("taken", 1)] {
+        assert_eq!(store.load_instance(id).await.unwrap().unwrap().version, version, "{id}");
+        assert_eq!(store.verify(id).await.unwrap(), version, "{id}");
+    }
+    assert!(store.load_instance("n3").await.unwrap().is_none());
+    assert_eq!(store.pending_timers("n2").await.unwrap().len(), 1);
+    assert_eq!(store.get_idempotency("p", "start-n2").await.unwrap().unwrap().response, json!({ "started": "n2" }));
+    // A create must start at version 0.
+    let mut late = create("n4", "p");
+    late.expected_version = 1;
+    assert!(matches!(store.commit_many(vec![late]).await[0], Err(StoreError::Invalid(_))));
 }
 
 async fn group_committer_batches_concurrent_callers(h: &Harness) {
