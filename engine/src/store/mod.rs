@@ -23,11 +23,15 @@
 //! Times are stored in whole microseconds (see [`crate::audit::truncate_to_micros`]).
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod common;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod group;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_batch;
 #[cfg(feature = "postgres")]
 mod postgres_commit;
 #[cfg(feature = "sqlite")]

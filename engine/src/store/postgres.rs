@@ -11,6 +11,8 @@
 //! - Times are `timestamptz` (microseconds), JSON is `jsonb`.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,8 +25,8 @@ use sqlx::Row;
 const COMMIT_CHANNEL: &str = "civicflow_commits";
 
 use super::common::{
-    check_create, check_principal, check_token_hash, instance_order, lease_micros, map_migrate, map_sqlx, page_bounds,
-    to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
+    token_prefix, validate_commit, verify_log,
 };
 use super::{
     CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
@@ -32,6 +34,7 @@ use super::{
 };
 use crate::audit::truncate_to_micros;
 
+use super::batch::{self, Plan};
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::postgres_commit::*;
 
@@ -45,6 +48,8 @@ pub struct PgStore {
     /// The LISTEN/NOTIFY channel of commit hints: one per schema, since channels are shared by
     /// the whole database (issue 9.6).
     channel: String,
+    /// Commits written by [`batch::write`] (one statement per table), for tests and benches.
+    batched: Arc<AtomicU64>,
 }
 
 impl PgStore {
@@ -75,7 +80,13 @@ impl PgStore {
         while channel.len() > 63 {
             channel.pop();
         }
-        Ok(PgStore { pool, channel })
+        Ok(PgStore { pool, channel, batched: Arc::default() })
+    }
+
+    /// How many commits this store has written in batches with one statement per table (issue
+    /// 10.3) rather than one by one (see `SqliteStore::batched_commits`).
+    pub fn batched_commits(&self) -> u64 {
+        self.batched.load(Ordering::Relaxed)
     }
 
     /// The pool, for maintenance and tests. Writing events through it bypasses the store's
@@ -194,12 +205,32 @@ impl Store for PgStore {
             Err(e) => return vec![Err(e); n],
         };
         let mut results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>> = vec![None; n];
-        for i in instance_order(&commits) {
-            let commit = &commits[i];
-            if let Err(e) = validate_commit(commit) {
-                results[i] = Some(Err(e));
-                continue;
+        // Issue 10.3: the commits that can go together are written with one statement per
+        // table; the rest, and all of them if one would be refused, one by one in savepoints.
+        let mut plan = Plan::of(&commits);
+        for (i, e) in plan.invalid.drain(..) {
+            results[i] = Some(Err(e));
+        }
+        if plan.together.len() > 1 {
+            let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
+            match batch::write_in_savepoint::<sqlx::Postgres>(&mut tx, &together).await {
+                Err(fatal) => {
+                    let _ = tx.rollback().await;
+                    return vec![Err(fatal); n];
+                }
+                Ok(Some(stored)) => {
+                    self.batched.fetch_add(together.len() as u64, Ordering::Relaxed);
+                    for (&i, events) in plan.together.iter().zip(stored) {
+                        results[i] = Some(Ok(events));
+                    }
+                    plan.together.clear();
+                }
+                Ok(None) => {}
             }
+        }
+        plan.all_one_by_one(&commits);
+        for i in plan.one_by_one {
+            let commit = &commits[i];
             match in_savepoint(&mut tx, commit).await {
                 Ok(result) => results[i] = Some(result),
                 Err(fatal) => {

@@ -27,15 +27,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Connection, Row};
 
 use super::common::{
-    check_create, check_principal, check_token_hash, instance_order, lease_micros, map_migrate, map_sqlx, page_bounds,
-    to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
+    token_prefix, validate_commit, verify_log,
 };
 use super::{
     CalendarYearRecord, Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
     Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 
-use super::sqlite_batch;
+use super::batch::{self, Plan};
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::sqlite_commit::*;
 
@@ -267,53 +267,26 @@ impl Store for SqliteStore {
         let mut results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>> = vec![None; n];
         // Issue 10.3: the commits that can go together are written with one statement per
         // table; the rest, and all of them if one would be refused, one by one in savepoints.
-        let mut one_by_one = Vec::new();
-        let mut together = Vec::new();
-        let mut seen = std::collections::HashSet::with_capacity(n);
-        for i in instance_order(&commits) {
-            let commit = &commits[i];
-            if let Err(e) = validate_commit(commit) {
-                results[i] = Some(Err(e));
-            } else if seen.insert(commit.instance.as_str()) && sqlite_batch::batchable(commit) {
-                // Only an instance's first commit: the others follow it, one by one.
-                together.push(i);
-            } else {
-                one_by_one.push(i);
-            }
+        let mut plan = Plan::of(&commits);
+        for (i, e) in plan.invalid.drain(..) {
+            results[i] = Some(Err(e));
         }
-        if together.len() > 1 {
-            let batch: Vec<&Commit> = together.iter().map(|&i| &commits[i]).collect();
-            // `Err`: the savepoint itself failed, and with it the batch's transaction.
-            let written: Result<Option<Vec<Vec<StoredEvent>>>, StoreError> = async {
-                let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
-                match sqlite_batch::write(&mut savepoint, &batch).await {
-                    Ok(Some(stored)) => {
-                        savepoint.commit().await.map_err(map_sqlx)?;
-                        Ok(Some(stored))
-                    }
-                    Ok(None) | Err(_) => {
-                        savepoint.rollback().await.map_err(map_sqlx)?;
-                        Ok(None)
-                    }
-                }
-            }
-            .await;
-            match written {
+        if plan.together.len() > 1 {
+            let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
+            match batch::write_in_savepoint::<sqlx::Sqlite>(&mut tx, &together).await {
                 Err(fatal) => return abort(tx, fatal, n).await,
                 Ok(Some(stored)) => {
                     self.batched.fetch_add(together.len() as u64, Ordering::Relaxed);
-                    for (&i, events) in together.iter().zip(stored) {
+                    for (&i, events) in plan.together.iter().zip(stored) {
                         results[i] = Some(Ok(events));
                     }
-                    together.clear();
+                    plan.together.clear();
                 }
                 Ok(None) => {}
             }
         }
-        one_by_one.extend(together);
-        // By instance, and in the order they came within one.
-        one_by_one.sort_by(|&a, &b| commits[a].instance.cmp(&commits[b].instance).then(a.cmp(&b)));
-        for i in one_by_one {
+        plan.all_one_by_one(&commits);
+        for i in plan.one_by_one {
             let commit = &commits[i];
             match in_savepoint(&mut tx, commit).await {
                 Ok(result) => results[i] = Some(result),

@@ -1,0 +1,156 @@
+//! Issue 10.3: a group-committed batch written with one statement per table — the versions'
+//! compare-and-set, the previous hashes, the idempotency records, the events, the fired,
+//! cancelled and new timers — instead of some nine statements per commit. Every statement is a
+//! round trip (PostgreSQL) or a hand-off to the driver's worker thread (SQLite), and those, not
+//! the databases, were where a batch spent its time (BENCHMARKS.md).
+//!
+//! The flow is written once, here; each store gives its SQL as a [`BatchWriter`] (SQLite:
+//! `VALUES` lists in `sqlite_batch.rs`; PostgreSQL: `UNNEST` arrays in `postgres_batch.rs`).
+//!
+//! A batch is all or nothing: [`write`] answers `None` as soon as one commit of it would be
+//! refused (a version moved, a key reused, a timer's lease lost), and the store rolls the
+//! savepoint back and writes the batch commit by commit, so each commit still gets its own
+//! answer. Commits that raise or release counters, spawn an instance or create their own never
+//! come here ([`Plan`]).
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+
+use super::common::{chain_events, instance_order, validate_commit};
+use super::{Commit, StoreError, StoredEvent};
+use crate::audit::GENESIS;
+
+/// One statement per table over many commits, in a store's SQL. `false` (or a missing hash):
+/// some commit would be refused; the caller rolls back and goes commit by commit.
+#[async_trait]
+pub(super) trait BatchWriter: Send {
+    /// Bumps every instance's version from the one its commit expects (with its status,
+    /// snapshot and time); `false` when any had moved or is gone.
+    async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError>;
+    /// The hashes of the events at `(instance, seq)`, by instance (each instance once).
+    async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError>;
+    /// Stores the commits' idempotency records (all of `keyed` have one); `false` when a key
+    /// was already taken.
+    async fn insert_idempotency(&mut self, keyed: &[&Commit]) -> Result<bool, StoreError>;
+    async fn insert_events(&mut self, events: &[&StoredEvent]) -> Result<(), StoreError>;
+    /// Marks `(timer, fence, instance)` fired; `false` when a lease was lost.
+    async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError>;
+    /// Cancels the live timers of `(instance, node)`.
+    async fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError>;
+    async fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError>;
+}
+
+/// How a batch's commits are written: invalid ones answered at once, the first commit of each
+/// instance that can go together, the rest one by one (by instance, in arrival order).
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    pub invalid: Vec<(usize, StoreError)>,
+    pub together: Vec<usize>,
+    pub one_by_one: Vec<usize>,
+}
+
+impl Plan {
+    pub fn of(commits: &[Commit]) -> Plan {
+        let mut plan = Plan::default();
+        let mut seen = HashSet::with_capacity(commits.len());
+        for i in instance_order(commits) {
+            let commit = &commits[i];
+            if let Err(e) = validate_commit(commit) {
+                plan.invalid.push((i, e));
+            } else if seen.insert(commit.instance.as_str()) && batchable(commit) {
+                // Only an instance's first commit: the others follow it, one by one.
+                plan.together.push(i);
+            } else {
+                plan.one_by_one.push(i);
+            }
+        }
+        plan
+    }
+
+    /// Puts the commits meant to go together back with the others (their batch was refused).
+    pub fn all_one_by_one(&mut self, commits: &[Commit]) {
+        self.one_by_one.append(&mut self.together);
+        // By instance, and in the order they came within one.
+        self.one_by_one.sort_by(|&a, &b| commits[a].instance.cmp(&commits[b].instance).then(a.cmp(&b)));
+    }
+}
+
+/// Whether a commit can be written by [`write`]: counters, spawns and creations keep their own
+/// statements.
+fn batchable(commit: &Commit) -> bool {
+    commit.counters.is_empty() && commit.released.is_empty() && commit.spawn.is_none() && commit.create.is_none()
+}
+
+/// Writes `commits` (of distinct instances, each from [`Plan::together`]) with one statement per
+/// table. `Ok(None)`: some commit would be refused, and what was written must be rolled back;
+/// `Err`: the statements themselves failed (the caller falls back too, and the commit by commit
+/// path reports the error where it belongs).
+pub(super) async fn write<W: BatchWriter + ?Sized>(
+    w: &mut W,
+    commits: &[&Commit],
+) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError> {
+    if !w.compare_and_set_versions(commits).await? {
+        return Ok(None);
+    }
+    let mut wanted = Vec::new();
+    for c in commits.iter().filter(|c| c.expected_version > 0) {
+        wanted.push((c.instance.as_str(), super::common::to_i64(c.expected_version, "version")?));
+    }
+    let found = w.hashes_at(&wanted).await?;
+    let mut stored = Vec::with_capacity(commits.len());
+    for c in commits {
+        let prev = if c.expected_version == 0 { Some(GENESIS) } else { found.get(&c.instance).copied() };
+        // A missing event: the commit by commit path names the corruption.
+        let Some(prev) = prev else { return Ok(None) };
+        stored.push(chain_events(&c.instance, c.expected_version, prev, &c.events));
+    }
+    let keyed: Vec<&Commit> = commits.iter().copied().filter(|c| c.idempotency.is_some()).collect();
+    if !keyed.is_empty() && !w.insert_idempotency(&keyed).await? {
+        return Ok(None);
+    }
+    let events: Vec<&StoredEvent> = stored.iter().flatten().collect();
+    if !events.is_empty() {
+        w.insert_events(&events).await?;
+    }
+    let fires: Vec<(i64, i64, &str)> =
+        commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect();
+    if !fires.is_empty() && !w.fire_timers(&fires).await? {
+        return Ok(None);
+    }
+    let nodes: Vec<(&str, &str)> = commits
+        .iter()
+        .flat_map(|c| c.cancel_timers_for_nodes.iter().map(|n| (c.instance.as_str(), n.as_str())))
+        .collect();
+    if !nodes.is_empty() {
+        w.cancel_timers(&nodes).await?;
+    }
+    if commits.iter().any(|c| !c.new_timers.is_empty()) {
+        w.insert_timers(commits).await?;
+    }
+    Ok(Some(stored))
+}
+
+/// [`write`] inside a savepoint of `conn`'s transaction: kept when the batch is written, rolled
+/// back when a commit of it would be refused (`Ok(None)`). `Err`: the savepoint itself failed,
+/// and with it the transaction.
+pub(super) async fn write_in_savepoint<DB>(
+    conn: &mut DB::Connection,
+    commits: &[&Commit],
+) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Connection: BatchWriter,
+{
+    let mut savepoint = sqlx::Connection::begin(conn).await.map_err(super::common::map_sqlx)?;
+    match write(&mut *savepoint, commits).await {
+        Ok(Some(stored)) => {
+            savepoint.commit().await.map_err(super::common::map_sqlx)?;
+            Ok(Some(stored))
+        }
+        Ok(None) | Err(_) => {
+            savepoint.rollback().await.map_err(super::common::map_sqlx)?;
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The PostgreSQL statements of a batch ([`super::batch`]): one statement per table over
+//! `UNNEST`ed arrays, whatever the batch's size (one round trip each).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgConnection;
+use sqlx::types::Json;
+use sqlx::Row;
+
+use super::batch::BatchWriter;
+use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
+use super::{Commit, StoreError, StoredEvent};
+use crate::audit::truncate_to_micros;
+
+#[async_trait]
+impl BatchWriter for PgConnection {
+    async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError> {
+        let mut expected = Vec::with_capacity(commits.len());
+        let mut next = Vec::with_capacity(commits.len());
+        for c in commits {
+            let from = to_i64(c.expected_version, "version")?;
+            expected.push(from);
+            next.push(from + to_i64(c.events.len() as u64, "event count")?);
+        }
+        // The commits come sorted by instance, so the row locks are taken in that order.
+        let updated = sqlx::query(
+            "UPDATE instances AS i SET version = v.next, status = v.status, snapshot = v.snapshot,
+                    updated_at = v.at
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::jsonb[],
+                         $6::timestamptz[]) AS v (id, expected, next, status, snapshot, at)
+             WHERE i.id = v.id AND i.version = v.expected",
+        )
+        .bind(commits.iter().map(|c| c.instance.as_str()).collect::<Vec<_>>())
+        .bind(expected)
+        .bind(next)
+        .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
+        .bind(commits.iter().map(|c| Json(&c.snapshot)).collect::<Vec<_>>())
+        .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        Ok(updated == commits.len() as u64)
+    }
+
+    async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError> {
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(
+            "SELECT e.instance, e.hash FROM UNNEST($1::text[], $2::bigint[]) AS k (instance, seq)
+             JOIN events e ON e.instance = k.instance AND e.seq = k.seq",
+        )
+        .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
+        .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
+        .fetch_all(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let instance: String = row.try_get(0).map_err(map_sqlx)?;
+            let hash: String = row.try_get(1).map_err(map_sqlx)?;
+            found.insert(instance, decode_hash(&hash)?);
+        }
+        Ok(found)
+    }
+
+    async fn insert_idempotency(&mut self, keyed: &[&Commit]) -> Result<bool, StoreError> {
+        let records: Vec<_> = keyed.iter().filter_map(|c| c.idempotency.as_ref().map(|i| (c, i))).collect();
+        if records.len() != keyed.len() {
+            return Err(StoreError::Invalid("a commit without an idempotency record among the keyed".into()));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency
+             (principal, idempotency_key, request_hash, response, instance, created_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
+                                  $6::timestamptz[])
+             ON CONFLICT (principal, idempotency_key) DO NOTHING",
+        )
+        .bind(records.iter().map(|r| r.1.principal.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.1.key.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.1.request_hash.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| Json(&r.1.response)).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.0.instance.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| commit_time(r.0)).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        Ok(inserted == records.len() as u64)
+    }
+
+    async fn insert_events(&mut self, events: &[&StoredEvent]) -> Result<(), StoreError> {
+        let mut seqs = Vec::with_capacity(events.len());
+        for event in events {
+            seqs.push(to_i64(event.seq, "seq")?);
+        }
+        sqlx::query(
+            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
+                                  $6::text[], $7::jsonb[], $8::text[], $9::text[])",
+        )
+        .bind(events.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>())
+        .bind(seqs)
+        .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.role.as_deref()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError> {
+        let fired = sqlx::query(
+            "UPDATE timers AS t SET state = 'fired'
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS f (id, fence, instance)
+             WHERE t.id = f.id AND t.fence = f.fence AND t.instance = f.instance AND t.state = 'claimed'",
+        )
+        .bind(fires.iter().map(|f| f.0).collect::<Vec<_>>())
+        .bind(fires.iter().map(|f| f.1).collect::<Vec<_>>())
+        .bind(fires.iter().map(|f| f.2).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        Ok(fired == fires.len() as u64)
+    }
+
+    async fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE timers AS t SET state = 'cancelled'
+             FROM UNNEST($1::text[], $2::text[]) AS c (instance, node)
+             WHERE t.instance = c.instance AND t.node = c.node AND t.state IN ('pending', 'claimed')",
+        )
+        .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
+        let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
+        sqlx::query(
+            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+             SELECT instance, node, kind, due_at, 'pending', 0, payload
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
+                  AS t (instance, node, kind, due_at, payload)",
+        )
+        .bind(timers.iter().map(|t| t.instance.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+}
