@@ -304,6 +304,13 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn load_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.load_instances(ids).await;
+        self.time("load_instances", t);
+        r
+    }
+
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
         let t = Instant::now();
         let r = self.inner.list_instances(filter).await;

@@ -689,7 +689,7 @@ async fn bench_timers(args: &Args) {
             tasks.push(tokio::spawn(async move {
                 let mut fired = 0;
                 loop {
-                    let k = rt.fire_due(256, Duration::from_secs(60)).await.unwrap();
+                    let k = rt.fire_due(1024, Duration::from_secs(60)).await.unwrap();
                     if k == 0 {
                         return fired;
                     }

@@ -295,6 +295,18 @@ impl Store for PgStore {
         row.as_ref().map(instance_row).transpose()
     }
 
+    async fn load_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+             FROM instances WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(instance_row).collect()
+    }
+
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
         let (limit, offset) = page_bounds(filter)?;
         let total: i64 = sqlx::query_scalar(

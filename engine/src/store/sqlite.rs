@@ -318,6 +318,20 @@ impl Store for SqliteStore {
         row.as_ref().map(instance_row).transpose()
     }
 
+    async fn load_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
+        // The ids as one JSON array: one statement whatever their number.
+        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(format!("unencodable ids: {e}")))?;
+        let rows = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+             FROM instances WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(instance_row).collect()
+    }
+
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
         let (limit, offset) = page_bounds(filter)?;
         let total: i64 = sqlx::query_scalar(

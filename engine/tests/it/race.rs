@@ -81,6 +81,9 @@ impl Store for GatedStore {
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         self.inner.load_instance(id).await
     }
+    async fn load_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.inner.load_instances(ids).await
+    }
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
         self.inner.list_instances(filter).await
     }
