@@ -339,6 +339,13 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.next_timer_at().await;
+        self.time("next_timer_at", t);
+        r
+    }
+
     async fn claim_due_timers(
         &self,
         owner: &str,

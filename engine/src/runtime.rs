@@ -118,6 +118,11 @@ pub struct Runtime {
     calendar_checked: Mutex<Option<std::time::Instant>>,
     /// Issue 10.1: hot instances' states, for commands (not for reads: see `cache.rs`).
     cache: InstanceCache,
+    /// Issue 10.5: when the timer service means to wake next (microseconds since the epoch;
+    /// `i64::MAX` when it sleeps for its whole interval), and the bell a commit rings when it
+    /// creates a timer due before that.
+    next_wake: std::sync::atomic::AtomicI64,
+    wake: tokio::sync::Notify,
 }
 
 impl Runtime {
@@ -139,6 +144,8 @@ impl Runtime {
             calendar_seen: Mutex::new(HashMap::new()),
             calendar_checked: Mutex::new(None),
             cache: InstanceCache::new(DEFAULT_CACHE_BYTES),
+            next_wake: std::sync::atomic::AtomicI64::new(i64::MAX),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -250,6 +257,7 @@ impl Runtime {
             updated_at: now,
         };
         let bytes = cache::estimated_bytes(&commit.snapshot);
+        let earliest = commit.new_timers.iter().map(|t| t.due_at).min();
         let mut cached = record.clone();
         // Issue 10.3: group-committed with the other starts and commands (one fsync for all).
         commit.create = Some(Box::new(record));
@@ -257,6 +265,7 @@ impl Runtime {
             Ok(stored) => {
                 cached.version = stored.len() as u64;
                 self.cache.put(cached, next, bytes);
+                self.timer_planned(earliest);
                 Ok(outcome(id, &stored))
             }
             Err(StoreError::DuplicateKey { .. }) => {
@@ -377,12 +386,14 @@ impl Runtime {
             commit.spawn = spawn;
             let bytes = cache::estimated_bytes(&commit.snapshot);
             let status = commit.status.clone();
+            let earliest = commit.new_timers.iter().map(|t| t.due_at).min();
             match self.committer.commit(commit).await {
                 Ok(stored) => {
                     let version = record.version + stored.len() as u64;
                     let updated_at = stored.last().map_or(record.updated_at, |e| e.at);
                     let cached = InstanceRecord { version, status, updated_at, ..record };
                     self.cache.put(cached, next, bytes);
+                    self.timer_planned(earliest);
                     return Ok(outcome(id, &stored).with_version(version));
                 }
                 // Lost a race for the instance or for a quota's last place: decide again on
@@ -805,19 +816,62 @@ impl Runtime {
         }
     }
 
-    /// Runs the timer service until `stop` resolves: polls for due timers every `interval`.
+    /// A commit of this runtime created a timer due at `at`: wakes the timer service if it
+    /// meant to sleep past it.
+    fn timer_planned(&self, at: Option<DateTime<Utc>>) {
+        let Some(at) = at else { return };
+        if at.timestamp_micros() < self.next_wake.load(std::sync::atomic::Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// How long the timer service may sleep after a round: until the earliest timer falls due
+    /// or lease expires (by the store), at most `interval` (timers other nodes create, a clock
+    /// that moved), at least a millisecond. A simulated clock's instants are not the wall
+    /// clock's: with one it sleeps `interval` (the clock's mover fires what it makes due).
+    async fn sleep_for(&self, interval: Duration) -> Duration {
+        if self.clock.is_simulated() {
+            return interval;
+        }
+        match self.store.next_timer_at().await {
+            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().clamp(Duration::from_millis(1), interval),
+            Ok(None) => interval,
+            Err(e) => {
+                eprintln!("timer service: {e}");
+                interval
+            }
+        }
+    }
+
+    /// Runs the timer service until `stop` resolves: fires what is due, then sleeps until the
+    /// next timer falls due (issue 10.5: no polling lag), at most `interval`, woken early when
+    /// this runtime commits a timer due sooner.
     pub async fn timer_loop(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        use std::sync::atomic::Ordering;
         loop {
             if self.calendar_check_due() {
                 if let Err(e) = self.refresh_calendar_years().await {
                     eprintln!("calendar refresh: {e}");
                 }
             }
-            if let Err(e) = self.fire_all_due().await {
-                eprintln!("timer service: {e}");
-            }
+            // Timers committed during the round are seen by the query after it: no bell.
+            self.next_wake.store(i64::MIN, Ordering::Release);
+            let fired = self.fire_all_due().await;
+            // Those committed from the query on ring it (at worst one round more).
+            self.next_wake.store(i64::MAX, Ordering::Release);
+            let wait = match fired {
+                Ok(_) => self.sleep_for(interval).await,
+                Err(e) => {
+                    // Not again at once: what failed may still be due.
+                    eprintln!("timer service: {e}");
+                    interval
+                }
+            };
+            let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            self.next_wake.store(until.timestamp_micros(), Ordering::Release);
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
                 _ = stop.changed() => return,
             }
         }

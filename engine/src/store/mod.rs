@@ -534,6 +534,11 @@ pub trait Store: Send + Sync + 'static {
     /// The idempotency record of a principal's key.
     async fn get_idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
 
+    /// The earliest instant a pending timer falls due or a claimed timer's lease expires;
+    /// `None` when no timer is pending or claimed. The timer service sleeps until then
+    /// (issue 10.5) instead of polling.
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
     /// Claims up to `limit` timers that are due (pending with `due_at <= now`) or whose lease
     /// has expired (claimed with `lease_until <= now`), earliest due first: each is set to
     /// claimed by `owner` until `now + lease`, with its fence bumped. `now` is `None` for the

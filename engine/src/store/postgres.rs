@@ -390,6 +390,17 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // Each MIN walks its partial index (`timers_due`, `timers_lease`) to its first entry.
+        sqlx::query_scalar(
+            "SELECT LEAST((SELECT MIN(due_at) FROM timers WHERE state = 'pending'),
+                          (SELECT MIN(lease_until) FROM timers WHERE state = 'claimed'))",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)
+    }
+
     async fn claim_due_timers(
         &self,
         owner: &str,

@@ -420,6 +420,19 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // Each MIN walks its partial index (`timers_due`, `timers_lease`) to its first entry.
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM timers WHERE state = 'pending'
+                                 UNION ALL
+                                 SELECT MIN(lease_until) FROM timers WHERE state = 'claimed')",
+        )
+        .fetch_one(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        at.map(|v| from_micros(v, "due_at")).transpose()
+    }
+
     async fn claim_due_timers(
         &self,
         owner: &str,

@@ -96,6 +96,9 @@ impl Store for GatedStore {
     async fn get_idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.get_idempotency(principal, key).await
     }
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.next_timer_at().await
+    }
     async fn claim_due_timers(
         &self,
         owner: &str,

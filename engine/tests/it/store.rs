@@ -214,6 +214,7 @@ conformance!(
     group_commit_one_conflict_fails_alone,
     group_commit_a_clean_batch_writes_every_table,
     group_commit_creates_instances,
+    next_timer_at_is_the_earliest_due_or_lease_end,
     group_committer_batches_concurrent_callers,
     events_until_is_the_prefix_as_of_a_time,
     list_instances_filters_and_pages,
@@ -857,6 +858,32 @@ async fn group_commit_creates_instances(h: &Harness) {
     let mut late = create("n4", "p");
     late.expected_version = 1;
     assert!(matches!(store.commit_many(vec![late]).await[0], Err(StoreError::Invalid(_))));
+}
+
+/// Issue 10.5: what the timer service sleeps until: the earliest pending `due_at` or claimed
+/// `lease_until`, whichever is first; fired and cancelled timers do not count.
+async fn next_timer_at_is_the_earliest_due_or_lease_end(h: &Harness) {
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    let hour = chrono::Duration::hours(1);
+    instance(store, "i1").await;
+    assert_eq!(store.next_timer_at().await.unwrap(), None);
+    let mut timers = step("i1", 1, vec![event(t0, "opened", json!({}))]);
+    timers.new_timers = vec![timer("i1", "a", t0 + hour * 3), timer("i1", "b", t0 + hour * 5)];
+    store.commit(timers).await.unwrap();
+    assert_eq!(store.next_timer_at().await.unwrap(), Some(t0 + hour * 3));
+    // Claimed at t0 + 4h with a 10-minute lease: the lease's end comes before b's due.
+    let claimed = store.claim_due_timers("node-a", Some(t0 + hour * 4), Duration::from_secs(600), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.node.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(store.next_timer_at().await.unwrap(), Some(t0 + hour * 4 + chrono::Duration::minutes(10)));
+    let mut fire = step("i1", 2, vec![event(t0 + hour * 3, "overdue", json!({}))]);
+    fire.fire = Some((claimed[0].id, claimed[0].fence));
+    store.commit(fire).await.unwrap();
+    assert_eq!(store.next_timer_at().await.unwrap(), Some(t0 + hour * 5));
+    let mut cancel = step("i1", 3, vec![event(t0, "closed", json!({}))]);
+    cancel.cancel_timers_for_nodes = vec!["b".into()];
+    store.commit(cancel).await.unwrap();
+    assert_eq!(store.next_timer_at().await.unwrap(), None);
 }
 
 async fn group_committer_batches_concurrent_callers(h: &Harness) {
