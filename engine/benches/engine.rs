@@ -12,7 +12,10 @@
 //!   process, the time to open the store, answer the first `claim_due_timers` and load an
 //!   instance, with the peak RSS (`VmHWM`) before and after;
 //! - `timers`: 100,000 timers due in the same second, fired by `fire_due` loops (on PostgreSQL
-//!   by two runtimes sharing the database).
+//!   by two runtimes sharing the database);
+//! - `service`: the same burst due at one wall-clock instant 3 s ahead, fired by the timer
+//!   service (`Runtime::timer_loop`) on the real clock: how long after due the first and the
+//!   last timer fired.
 //!
 //! Options: `--sqlite` or `--postgres` (only that backend; default both), `--scale F` (multiply
 //! the instance counts of `load` and `timers`), `--secs S` (measuring time of each `approvals`
@@ -38,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use civicflow_engine::calendar::Calendar;
-use civicflow_engine::clock::SimulatedClock;
+use civicflow_engine::clock::{SimulatedClock, SystemClock};
 use civicflow_engine::core::{self, Action, Actor, Command, Context, Event, Program, State};
 use civicflow_engine::runtime::{status_word, timer_kind_word, Runtime};
 use civicflow_engine::store::postgres::PgStore;
@@ -104,7 +107,7 @@ fn args() -> Args {
         a.postgres = only_pg;
     }
     if a.sections.is_empty() {
-        a.sections = ["core", "approvals", "load", "timers"].map(String::from).to_vec();
+        a.sections = ["core", "approvals", "load", "timers", "service"].map(String::from).to_vec();
     }
     a
 }
@@ -129,7 +132,8 @@ fn main() {
             "approvals" => runtime().block_on(bench_approvals(&args)),
             "load" => runtime().block_on(bench_load(&args)),
             "timers" => runtime().block_on(bench_timers(&args)),
-            other => panic!("unknown section `{other}` (core, approvals, load, timers)"),
+            "service" => runtime().block_on(bench_service(&args)),
+            other => panic!("unknown section `{other}` (core, approvals, load, timers, service)"),
         }
     }
 }
@@ -649,38 +653,44 @@ fn clock_now(clock: &SimulatedClock) -> DateTime<Utc> {
 
 // ---- 4. a burst of due timers ----
 
+/// `n` instances of a one-step policy started at t0 (their `n` deadline timers due in the same
+/// instant), bulk-created; the stores to fire them with: one on SQLite, two nodes' on PostgreSQL.
+async fn burst_stores(backend: Backend, n: usize) -> (Vec<Arc<dyn Store>>, Cleanup) {
+    // One step due in one day: every instance started at t0 has its deadline at the same instant.
+    let source = parallel_policy("burst", 1);
+    match backend {
+        Backend::Sqlite => {
+            let dir = bench_dir();
+            let path = dir.path().join("bench.db");
+            let s = sqlite_store(&path, true).await;
+            bulk_create(Arc::new(s.clone()), &source, n, 1, 4).await;
+            s.wal_checkpoint().await.unwrap();
+            s.close().await;
+            let s = sqlite_store(&path, false).await;
+            (vec![Arc::new(s.clone())], Cleanup::Sqlite(s, dir))
+        }
+        Backend::Postgres => {
+            let schema = schema_name("timers");
+            create_schema(&schema).await;
+            let s = pg_store(&schema, 8, true).await;
+            bulk_create(Arc::new(s.clone()), &source, n, 1, 8).await;
+            s.close().await;
+            let admin = admin().await;
+            sqlx::query(AssertSqlSafe(format!("VACUUM ANALYZE {schema}.timers"))).execute(&admin).await.unwrap();
+            admin.close().await;
+            // Two nodes: two stores (two pools), two runtimes.
+            let a = pg_store(&schema, 8, false).await;
+            let b = pg_store(&schema, 8, false).await;
+            (vec![Arc::new(a.clone()), Arc::new(b)], Cleanup::Postgres(a, schema))
+        }
+    }
+}
+
 async fn bench_timers(args: &Args) {
     let n = ((100_000.0 * args.scale) as usize).max(1);
     println!("\n## timers: {n} timers due in the same second, fired by fire_due loops");
     for backend in backends(args) {
-        // One step due in one day: every instance started at t0 has its deadline at the same instant.
-        let source = parallel_policy("burst", 1);
-        let (stores, cleanup): (Vec<Arc<dyn Store>>, Cleanup) = match backend {
-            Backend::Sqlite => {
-                let dir = bench_dir();
-                let path = dir.path().join("bench.db");
-                let s = sqlite_store(&path, true).await;
-                bulk_create(Arc::new(s.clone()), &source, n, 1, 4).await;
-                s.wal_checkpoint().await.unwrap();
-                s.close().await;
-                let s = sqlite_store(&path, false).await;
-                (vec![Arc::new(s.clone())], Cleanup::Sqlite(s, dir))
-            }
-            Backend::Postgres => {
-                let schema = schema_name("timers");
-                create_schema(&schema).await;
-                let s = pg_store(&schema, 8, true).await;
-                bulk_create(Arc::new(s.clone()), &source, n, 1, 8).await;
-                s.close().await;
-                let admin = admin().await;
-                sqlx::query(AssertSqlSafe(format!("VACUUM ANALYZE {schema}.timers"))).execute(&admin).await.unwrap();
-                admin.close().await;
-                // Two nodes: two stores (two pools), two runtimes.
-                let a = pg_store(&schema, 8, false).await;
-                let b = pg_store(&schema, 8, false).await;
-                (vec![Arc::new(a.clone()), Arc::new(b)], Cleanup::Postgres(a, schema))
-            }
-        };
+        let (stores, cleanup) = burst_stores(backend, n).await;
         let clock = Arc::new(SimulatedClock::new(t0() + TimeDelta::days(2)));
         let began = Instant::now();
         let mut tasks = Vec::new();
@@ -711,6 +721,78 @@ async fn bench_timers(args: &Args) {
             elapsed.as_secs_f64(),
             fired as f64 / elapsed.as_secs_f64(),
         );
+        drop(stores);
+        cleanup.run().await;
+    }
+}
+
+// ---- 5. the timer service on the wall clock ----
+
+/// Issue 10.5: how long after their due instant the timer service (`Runtime::timer_loop`, as
+/// `civicflow serve` runs it, real clock, interval 10 s) has fired a burst of timers: the set-up
+/// of `timers`, then every pending timer's `due_at` moved to 3 s from now.
+async fn bench_service(args: &Args) {
+    let n = ((100_000.0 * args.scale) as usize).max(1);
+    println!("\n## service: {n} timers due at one wall-clock instant, fired by the timer service");
+    for backend in backends(args) {
+        let (stores, cleanup) = burst_stores(backend, n).await;
+        let due = Utc::now() + TimeDelta::seconds(3);
+        let count_fired = || async {
+            let sql = "SELECT COUNT(*) FROM timers WHERE state = 'fired'";
+            match &cleanup {
+                Cleanup::Sqlite(s, _) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.reader_pool()).await.unwrap(),
+                Cleanup::Postgres(s, _) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.pool()).await.unwrap(),
+            }
+        };
+        match &cleanup {
+            Cleanup::Sqlite(s, _) => {
+                sqlx::query("UPDATE timers SET due_at = ? WHERE state = 'pending'")
+                    .bind(due.timestamp_micros())
+                    .execute(s.writer_pool())
+                    .await
+                    .unwrap();
+            }
+            Cleanup::Postgres(s, _) => {
+                sqlx::query("UPDATE timers SET due_at = $1 WHERE state = 'pending'")
+                    .bind(due)
+                    .execute(s.pool())
+                    .await
+                    .unwrap();
+            }
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut loops = Vec::new();
+        for (i, store) in stores.iter().enumerate() {
+            let (committer, _task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
+            let calendar = Arc::new(Calendar::chinese().unwrap());
+            let rt = Runtime::new(store.clone(), committer, Arc::new(SystemClock), calendar, format!("node-{i}"));
+            loops.push(tokio::spawn(Arc::new(rt).timer_loop(Duration::from_secs(10), stopped.clone())));
+        }
+        let mut first = None;
+        loop {
+            let fired = count_fired().await as usize;
+            if fired > 0 && first.is_none() {
+                first = Some(Utc::now());
+            }
+            if fired >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let done = Utc::now();
+        let after = |at: DateTime<Utc>| (at - due).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        println!(
+            "{:<10} {} node(s): first fired {:.3} s after due, all {n} fired {:.3} s after due (checked every 5 ms)",
+            backend.name(),
+            stores.len(),
+            first.map_or(f64::NAN, after),
+            after(done),
+        );
+        assert_eq!(count_fired().await as usize, n, "every timer fired once");
+        stop.send(true).unwrap();
+        for l in loops {
+            l.await.unwrap();
+        }
         drop(stores);
         cleanup.run().await;
     }
