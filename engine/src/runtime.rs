@@ -234,9 +234,36 @@ impl Runtime {
         params: BTreeMap<String, Value>,
         idem: Option<Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
-        if let Some(done) = self.replay_if_seen(&actor.principal, idem.as_ref()).await? {
-            return Ok(done);
+        let key = idem.clone();
+        let started = self.start_unchecked(id, policy, hash, actor, params, idem).await;
+        self.or_replay(started, &actor.principal, key.as_ref()).await
+    }
+
+    /// A command's result, or, when it did not commit and its key was used before, the answer
+    /// given then (or [`RuntimeError::KeyReused`]). The key is looked up only when the command
+    /// fails: a command that commits proves its key new, since the idempotency record is
+    /// inserted in the same transaction (issue 10.4: one read less per request).
+    async fn or_replay(
+        &self,
+        result: Result<Outcome, RuntimeError>,
+        principal: &str,
+        idem: Option<&Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
+        match result {
+            Err(e) if idem.is_some() => Ok(self.replay_if_seen(principal, idem).await?.ok_or(e)?),
+            other => other,
         }
+    }
+
+    async fn start_unchecked(
+        &self,
+        id: &str,
+        policy: &str,
+        hash: Option<&str>,
+        actor: &Actor,
+        params: BTreeMap<String, Value>,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
         let program = self.program(policy, hash).await?;
         let now = self.clock.now();
         let command = Command::Start { actor: actor.clone(), params };
@@ -316,11 +343,10 @@ impl Runtime {
         comment: Option<String>,
         idem: Option<Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
-        if let Some(done) = self.replay_if_seen(&actor.principal, idem.as_ref()).await? {
-            return Ok(done);
-        }
+        let key = idem.clone();
         let command = Command::Act { actor: actor.clone(), node: node.to_string(), action, comment };
-        self.run(id, &command, actor, None, idem, loaded).await
+        let acted = self.run(id, &command, actor, None, idem, loaded).await;
+        self.or_replay(acted, &actor.principal, key.as_ref()).await
     }
 
     pub async fn cancel(&self, id: &str, actor: &Actor, reason: &str) -> Result<Outcome, RuntimeError> {

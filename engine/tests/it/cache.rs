@@ -191,3 +191,44 @@ async fn a_stale_copy_never_refuses_nor_commits() {
     assert_eq!(replay_stored(&events).unwrap(), b.cached("c").unwrap().1);
     h.finish().await;
 }
+
+/// Issue 10.4: a command's idempotency key is looked up only when the command fails, since a
+/// commit proves its key new (the record is inserted in the same transaction). A retry that
+/// would commit again (an urge may be repeated) meets the key in the transaction and gets the
+/// first answer; a retry that is refused now (the step is done) gets it too; another body under
+/// the key is refused as reused either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_command_gets_its_first_answer_without_a_second_commit() {
+    use civicflow_engine::runtime::Idempotency;
+    let h = Harness::sqlite().await;
+    let clock = Arc::new(SimulatedClock::new(t("2024-05-06T01:00:00Z")));
+    let (committer, _task) = GroupCommitter::spawn(h.store.clone(), GroupCommitConfig::default());
+    let rt = Runtime::new(h.store.clone(), committer, clock, Arc::new(Calendar::chinese().unwrap()), "n".into());
+    let policy = POLICY.replace(
+        "    on breach escalate 监察\n  }\n  step s1",
+        "    on breach escalate 监察\n    urge by 监察\n  }\n  step s1",
+    );
+    rt.publish(&policy).await.unwrap();
+    let clerk = Actor { principal: "科室-王".into(), office: "科室".into(), role: "科室".into() };
+    let inspector = Actor { principal: "监察-李".into(), office: "监察".into(), role: "监察".into() };
+    let key = |k: &str, body: &str| Some(Idempotency { key: k.into(), request_hash: body.into() });
+    let started = rt.start("c", "三级审批", None, &clerk, BTreeMap::new(), key("start", "b0")).await.unwrap();
+    let again = rt.start("c", "三级审批", None, &clerk, BTreeMap::new(), key("start", "b0")).await.unwrap();
+    assert_eq!((again.replayed, again.seqs.clone()), (true, started.seqs.clone()));
+
+    let urge = || Action::Urge { message: Some("请尽快".into()) };
+    let first = rt.act("c", &inspector, "s0", urge(), None, key("u", "b1")).await.unwrap();
+    let retry = rt.act("c", &inspector, "s0", urge(), None, key("u", "b1")).await.unwrap();
+    assert_eq!((first.replayed, retry.replayed, retry.seqs.clone()), (false, true, first.seqs.clone()));
+    let reused = rt.act("c", &inspector, "s0", urge(), None, key("u", "other")).await;
+    assert!(matches!(reused, Err(RuntimeError::KeyReused { .. })), "{reused:?}");
+
+    let approved = rt.act("c", &clerk, "s0", Action::Approve { comment: None }, None, key("a", "b2")).await.unwrap();
+    let retried = rt.act("c", &clerk, "s0", Action::Approve { comment: None }, None, key("a", "b2")).await.unwrap();
+    assert_eq!((retried.replayed, retried.seqs.clone()), (true, approved.seqs.clone()));
+    // One urge and one approval in the history, whatever the retries.
+    let kinds: Vec<String> = h.store.events("c", 0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| k.as_str() == "urged").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| k.as_str() == "approved" || k.as_str() == "acted").count(), 1, "{kinds:?}");
+    h.finish().await;
+}
