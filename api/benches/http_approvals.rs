@@ -5,8 +5,10 @@
 //! Run: `cargo bench -p civicflow --bench http_approvals` (release profile). Bounded: 64 clients ×
 //! 40 instances each, started then approved once each; nothing runs longer than 10 minutes.
 //!
-//! Each approval is a full request: bearer-token lookup, `Idempotency-Key`, load, decide, one
-//! group-committed transaction (events, snapshot, idempotency record), the answer with the events.
+//! Each approval is a full request: bearer-token lookup, `Idempotency-Key`, the instance (from the
+//! runtime's cache after its start), decide, one group-committed transaction (events, snapshot,
+//! idempotency record), the answer with the events. Each phase also reports the bytes the process
+//! caused to be written to disk (`write_bytes` of `/proc/self/io`) per request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark binary")]
 
@@ -50,6 +52,7 @@ async fn bench() {
     let token = Arc::new(token);
 
     // Starts (also measured), then one approval per instance.
+    let before_starts = written_bytes();
     let (starts, start_secs) = phase(&client, &base, &token, |c, i| {
         (
             "/v1/instances".to_string(),
@@ -59,7 +62,9 @@ async fn bench() {
         )
     })
     .await;
+    let start_bytes = written_bytes() - before_starts;
     const STEP: &str = "%E5%AE%A1%E6%89%B9"; // 审批
+    let before_approvals = written_bytes();
     let (approvals, approve_secs) = phase(&client, &base, &token, |c, i| {
         (
             format!("/v1/instances/b-{c}-{i}/steps/{STEP}/actions"),
@@ -69,8 +74,9 @@ async fn bench() {
         )
     })
     .await;
-    report("start", &starts, start_secs);
-    report("approve", &approvals, approve_secs);
+    let approve_bytes = written_bytes() - before_approvals;
+    report("start", &starts, start_secs, start_bytes);
+    report("approve", &approvals, approve_secs, approve_bytes);
     server.stop().await;
 }
 
@@ -114,16 +120,25 @@ async fn phase(
     (all, began.elapsed().as_secs_f64())
 }
 
-fn report(what: &str, latencies: &[Duration], secs: f64) {
+/// What this process (server and clients: the clients write nothing to disk) has caused to be
+/// written to storage so far: `write_bytes` of `/proc/self/io` (the WAL, checkpoints into the
+/// database file).
+fn written_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+fn report(what: &str, latencies: &[Duration], secs: f64, bytes: u64) {
     let mut sorted = latencies.to_vec();
     sorted.sort();
     let at = |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1];
     println!(
-        "{what}: {} requests from {CLIENTS} clients in {secs:.2} s = {:.0}/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{what}: {} requests from {CLIENTS} clients in {secs:.2} s = {:.0}/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {:.0} bytes written to disk a request",
         sorted.len(),
         sorted.len() as f64 / secs,
         at(0.50).as_secs_f64() * 1000.0,
         at(0.99).as_secs_f64() * 1000.0,
         at(1.0).as_secs_f64() * 1000.0,
+        bytes as f64 / sorted.len() as f64,
     );
 }
