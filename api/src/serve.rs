@@ -186,6 +186,7 @@ impl Server {
             inflight: Default::default(),
             shutdown: stopped.clone(),
             limiter: Arc::new(crate::http::limits::Limiter::new(config.rates)),
+            tokens: Arc::default(),
         };
         // Idle limiter keys are forgotten every minute.
         let limiter = state.limiter.clone();

@@ -130,10 +130,17 @@ pub async fn require_principal(State(state): State<AppState>, mut request: Reque
         Ok(t) => t,
         Err(e) => return refuse(e),
     };
-    let principal = match state.store.principal_by_token_hash(&token_hash(&token)).await {
-        Ok(Some(p)) => Principal::from(p),
-        Ok(None) => return refuse(ApiError::auth_invalid()),
-        Err(e) => return ApiError::from(e).into_response(),
+    let hash = token_hash(&token);
+    let principal = match state.tokens.get(&hash) {
+        Some(p) => Principal::from(p),
+        None => match state.store.principal_by_token_hash(&hash).await {
+            Ok(Some(p)) => {
+                state.tokens.put(&hash, p.clone());
+                Principal::from(p)
+            }
+            Ok(None) => return refuse(ApiError::auth_invalid()),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
     };
     if let Err(e) = state.limiter.principal(&principal.name) {
         return e.into_response();

@@ -28,6 +28,7 @@ pub mod limits;
 pub mod personal;
 pub mod policies;
 pub mod problem;
+pub mod token_cache;
 pub mod tokens;
 pub mod views;
 
@@ -78,6 +79,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Rate limits and caps (issue 9.3).
     pub limiter: Arc<limits::Limiter>,
+    /// Principals by token hash, for a moment (issue 10.4).
+    pub tokens: Arc<token_cache::TokenCache>,
 }
 
 #[derive(OpenApi)]

@@ -131,6 +131,8 @@ pub async fn create(
             other => ApiError::internal(other.to_string()),
         },
     )?;
+    // Its roles or office may have been replaced: its other tokens are read again.
+    state.tokens.forget_principal(name);
     Ok((StatusCode::CREATED, Json(CreatedToken { token, principal: name.to_string(), expires_at: request.expires_at })))
 }
 
@@ -159,6 +161,7 @@ pub async fn revoke(
         civicflow_engine::store::StoreError::Invalid(m) => ApiError::invalid(m),
         other => other.into(),
     })?;
+    state.tokens.forget_principal(&principal);
     if revoked == 0 {
         let what = match &q.id {
             Some(id) => format!("{principal}/{id}"),
