@@ -84,6 +84,10 @@ enum Command {
         /// wait 3 s for each further try.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         failed_auth_burst: u32,
+        /// MiB of instance states the runtime keeps in memory for commands (estimated, least
+        /// recently used evicted first); 0 reads every command's instance from the store.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=65536))]
+        instance_cache_mib: u32,
     },
     /// The working-day calendar (R0.2): check a year's file, or add it.
     Calendar {
@@ -190,6 +194,7 @@ pub fn run() -> ExitCode {
             requests_per_second,
             request_burst,
             failed_auth_burst,
+            instance_cache_mib,
         } => {
             let limits = crate::connections::Limits {
                 max_connections: max_connections as usize,
@@ -201,7 +206,8 @@ pub fn run() -> ExitCode {
                 request_burst,
                 failed_auth_burst,
             );
-            serve(listen, &database, simulated_clock.as_deref(), calendar_dir, limits, rates)
+            let cache_bytes = instance_cache_mib as usize * (1 << 20);
+            serve(listen, &database, simulated_clock.as_deref(), calendar_dir, limits, rates, cache_bytes)
         }
         Command::Calendar { command: CalendarCommand::Check { file } } => crate::calendars::check(&file),
         Command::Calendar { command: CalendarCommand::Add { file, database } } => {
@@ -258,6 +264,7 @@ fn serve(
     calendar_dir: Option<PathBuf>,
     limits: crate::connections::Limits,
     rates: crate::http::limits::RateConfig,
+    instance_cache_bytes: usize,
 ) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -284,6 +291,7 @@ fn serve(
         config.calendar_dir = calendar_dir;
         config.limits = limits;
         config.rates = rates;
+        config.instance_cache_bytes = instance_cache_bytes;
         let server = match crate::serve::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {

@@ -89,6 +89,8 @@ pub struct Config {
     pub limits: crate::connections::Limits,
     /// Rate limits and caps per address and principal (issue 9.3).
     pub rates: crate::http::limits::RateConfig,
+    /// The runtime's instance cache, in estimated bytes (issue 10.1; `--instance-cache-mib`).
+    pub instance_cache_bytes: usize,
 }
 
 impl Config {
@@ -102,6 +104,7 @@ impl Config {
             calendar_dir: None,
             limits: crate::connections::Limits::default(),
             rates: crate::http::limits::RateConfig::default(),
+            instance_cache_bytes: civicflow_engine::runtime::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -157,7 +160,9 @@ impl Server {
         let (committer, committer_task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
         let calendar = Arc::new(Calendar::chinese().map_err(|e| ServeError::Calendar(e.to_string()))?);
         let node = format!("node-{}-{}", std::process::id(), short_random());
-        let runtime = Arc::new(Runtime::new(store.clone(), committer, clock, calendar, node));
+        let runtime = Arc::new(
+            Runtime::new(store.clone(), committer, clock, calendar, node).with_cache_bytes(config.instance_cache_bytes),
+        );
         crate::calendars::load_at_start(&runtime, config.calendar_dir.as_deref()).await?;
 
         let mut published = Vec::new();
