@@ -20,11 +20,12 @@ use crate::core::cycles::{self, CycleLink, Facts, Found, QuotaCount};
 use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, Timer, TimerKind};
 use crate::store::{
     Commit, CounterClaim, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent, NewTimer,
-    PolicyRecord, Published, Spawn, Store, StoreError, StoredEvent, TimerRecord,
+    PolicyRecord, Published, Spawn, Store, StoreError, StoredEvent,
 };
 
 mod cache;
 mod calendars;
+mod timers;
 
 pub use cache::{CacheStats, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
@@ -761,146 +762,6 @@ impl Runtime {
     pub async fn state_as_of(&self, id: &str, at: DateTime<Utc>) -> Result<State, RuntimeError> {
         let events = self.store.events_until(id, at).await?;
         replay_stored(&events)
-    }
-
-    /// Claims due timers and fires them; returns how many fired (changed state or not).
-    /// Timers of one instance fire in order; different instances fire concurrently.
-    pub async fn fire_due(self: &Arc<Self>, limit: u32, lease: Duration) -> Result<usize, RuntimeError> {
-        let now = if self.clock.is_simulated() { Some(self.clock.now()) } else { None };
-        let claimed = self.store.claim_due_timers(&self.node, now, lease, limit).await?;
-        let mut by_instance: BTreeMap<String, Vec<TimerRecord>> = BTreeMap::new();
-        for t in claimed {
-            by_instance.entry(t.instance.clone()).or_default().push(t);
-        }
-        self.warm_cache(by_instance.keys()).await?;
-        let mut fired = 0;
-        let mut groups = by_instance.into_values();
-        let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            while tasks.len() < FIRE_CONCURRENCY {
-                let Some(group) = groups.next() else { break };
-                let rt = self.clone();
-                tasks.spawn(async move { rt.fire_group(group).await });
-            }
-            match tasks.join_next().await {
-                Some(Ok(result)) => fired += result?,
-                Some(Err(e)) => return Err(RuntimeError::Corrupt(format!("timer task failed: {e}"))),
-                None => break,
-            }
-        }
-        Ok(fired)
-    }
-
-    /// Issue 10.5: reads the instances of a batch of claimed timers that the cache does not hold
-    /// in one statement, so that their firings do not each read the store.
-    async fn warm_cache(&self, ids: impl Iterator<Item = &String>) -> Result<(), RuntimeError> {
-        let missing: Vec<String> = ids.filter(|id| self.cache.peek(id).is_none()).cloned().collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        for record in self.store.load_instances(&missing).await? {
-            // A snapshot that does not parse is reported by the firing's own load.
-            if let Ok(state) = serde_json::from_value::<State>(record.snapshot.clone()) {
-                let bytes = cache::estimated_bytes(&record.snapshot);
-                self.cache.put(record, state, bytes);
-            }
-        }
-        Ok(())
-    }
-
-    async fn fire_group(&self, timers: Vec<TimerRecord>) -> Result<usize, RuntimeError> {
-        let mut fired = 0;
-        for t in timers {
-            let kind: TimerKind = match serde_json::from_value(t.payload.get("kind").cloned().unwrap_or_default()) {
-                Ok(k) => k,
-                Err(e) => return Err(RuntimeError::Corrupt(format!("timer {}: {e}", t.id))),
-            };
-            let command = Command::Fire { node: t.node.clone(), kind, at: t.due_at };
-            let system = Actor { principal: "timer".into(), office: String::new(), role: String::new() };
-            match self.run(&t.instance, &command, &system, Some((t.id, t.fence)), None, None).await {
-                Ok(_) => fired += 1,
-                // Another node took over an expired lease and fired it: nothing to do.
-                Err(RuntimeError::Store(StoreError::TimerLost { .. })) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(fired)
-    }
-
-    /// Fires timers until none is due (used after moving a simulated clock). One round at a
-    /// time in this process: when it returns, every timer due by the clock's time when it began
-    /// has fired, including those another round (the timer service) had claimed.
-    pub async fn fire_all_due(self: &Arc<Self>) -> Result<usize, RuntimeError> {
-        let _round = self.firing.lock().await;
-        let mut total = 0;
-        loop {
-            let n = self.fire_due(256, Duration::from_secs(30)).await?;
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n;
-        }
-    }
-
-    /// A commit of this runtime created a timer due at `at`: wakes the timer service if it
-    /// meant to sleep past it.
-    fn timer_planned(&self, at: Option<DateTime<Utc>>) {
-        let Some(at) = at else { return };
-        if at.timestamp_micros() < self.next_wake.load(std::sync::atomic::Ordering::Acquire) {
-            self.wake.notify_one();
-        }
-    }
-
-    /// How long the timer service may sleep after a round: until the earliest timer falls due
-    /// or lease expires (by the store), at most `interval` (timers other nodes create, a clock
-    /// that moved), at least a millisecond. A simulated clock's instants are not the wall
-    /// clock's: with one it sleeps `interval` (the clock's mover fires what it makes due).
-    async fn sleep_for(&self, interval: Duration) -> Duration {
-        if self.clock.is_simulated() {
-            return interval;
-        }
-        match self.store.next_timer_at().await {
-            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().clamp(Duration::from_millis(1), interval),
-            Ok(None) => interval,
-            Err(e) => {
-                eprintln!("timer service: {e}");
-                interval
-            }
-        }
-    }
-
-    /// Runs the timer service until `stop` resolves: fires what is due, then sleeps until the
-    /// next timer falls due (issue 10.5: no polling lag), at most `interval`, woken early when
-    /// this runtime commits a timer due sooner.
-    pub async fn timer_loop(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-        use std::sync::atomic::Ordering;
-        loop {
-            if self.calendar_check_due() {
-                if let Err(e) = self.refresh_calendar_years().await {
-                    eprintln!("calendar refresh: {e}");
-                }
-            }
-            // Timers committed during the round are seen by the query after it: no bell.
-            self.next_wake.store(i64::MIN, Ordering::Release);
-            let fired = self.fire_all_due().await;
-            // Those committed from the query on ring it (at worst one round more).
-            self.next_wake.store(i64::MAX, Ordering::Release);
-            let wait = match fired {
-                Ok(_) => self.sleep_for(interval).await,
-                Err(e) => {
-                    // Not again at once: what failed may still be due.
-                    eprintln!("timer service: {e}");
-                    interval
-                }
-            };
-            let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-            self.next_wake.store(until.timestamp_micros(), Ordering::Release);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
-                _ = stop.changed() => return,
-            }
-        }
     }
 }
 
