@@ -280,11 +280,12 @@ impl Runtime {
             policy_hash: program.hash.clone(),
             version: 0,
             status: commit.status.clone(),
-            snapshot: commit.snapshot.clone(),
+            // Written over by the commit's own snapshot in the same transaction.
+            snapshot: serde_json::Value::Null,
             created_at: now,
             updated_at: now,
         };
-        let bytes = cache::estimated_bytes(&commit.snapshot);
+        let bytes = cache::estimated_bytes(next.nodes.len(), commit.snapshot.len());
         let earliest = commit.new_timers.iter().map(|t| t.due_at).min();
         let mut cached = record.clone();
         // Issue 10.3: group-committed with the other starts and commands (one fsync for all).
@@ -411,7 +412,7 @@ impl Runtime {
             commit.counters.extend(self.quota_counters(&program, &state, &next, &facts));
             commit.released.extend(self.quota_released(&program, &state, &next));
             commit.spawn = spawn;
-            let bytes = cache::estimated_bytes(&commit.snapshot);
+            let bytes = cache::estimated_bytes(next.nodes.len(), commit.snapshot.len());
             let status = commit.status.clone();
             let earliest = commit.new_timers.iter().map(|t| t.due_at).min();
             match self.committer.commit(commit).await {
@@ -527,7 +528,7 @@ impl Runtime {
             expected_version: version,
             events: new_events,
             status: status_word(next.status).to_string(),
-            snapshot: serde_json::to_value(next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?,
+            snapshot: serde_json::to_string(next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?,
             new_timers,
             cancel_timers_for_nodes: changed,
             fire,
@@ -685,7 +686,8 @@ impl Runtime {
             policy_hash: program.hash.clone(),
             version: 0,
             status: first.status.clone(),
-            snapshot: first.snapshot.clone(),
+            // Written over by its first commit's snapshot in the same transaction.
+            snapshot: serde_json::Value::Null,
             created_at: start_at,
             updated_at: start_at,
         };
@@ -742,7 +744,7 @@ impl Runtime {
             return Ok((cached.0.clone(), cached.1.clone(), false));
         }
         let (record, state) = self.load(id).await?;
-        self.cache.put(record.clone(), state.clone(), cache::estimated_bytes(&record.snapshot));
+        self.cache.put(record.clone(), state.clone(), cache::estimated_bytes_of(&record.snapshot));
         Ok((record, state, true))
     }
 

@@ -126,13 +126,20 @@ impl InstanceCache {
 /// snapshots, 50,000 at a time, resident size per state): a state's nodes live in a B-tree whose
 /// leaves hold 11 entries of a `NodeState` (480 bytes) and its key, so even a one-step instance
 /// takes ~5.4 kB; the text its strings hold comes on top.
-pub fn estimated_bytes(snapshot: &Value) -> usize {
-    let nodes = snapshot.get("nodes").and_then(Value::as_object).map_or(0, serde_json::Map::len);
+/// `nodes` is the state's number of nodes, `text` the bytes of text it holds (a commit passes
+/// its snapshot's JSON length, an over-estimate: field names are not stored).
+pub fn estimated_bytes(nodes: usize, text: usize) -> usize {
     // Leaves of 11, about two thirds full once the tree has split.
     let slots = if nodes <= 11 { 11 } else { nodes * 3 / 2 };
     std::mem::size_of::<State>()
         + slots * (std::mem::size_of::<String>() + std::mem::size_of::<crate::core::NodeState>())
-        + text_bytes(snapshot)
+        + text
+}
+
+/// [`estimated_bytes`] of a snapshot read from the store.
+pub fn estimated_bytes_of(snapshot: &Value) -> usize {
+    let nodes = snapshot.get("nodes").and_then(Value::as_object).map_or(0, serde_json::Map::len);
+    estimated_bytes(nodes, text_bytes(snapshot))
 }
 
 /// The bytes of the strings a snapshot holds (keys included), and a word or four for every
@@ -195,13 +202,14 @@ mod tests {
     fn the_estimate_counts_the_node_tree_and_the_text() {
         let base = std::mem::size_of::<State>();
         let slot = std::mem::size_of::<String>() + std::mem::size_of::<crate::core::NodeState>();
-        assert_eq!(estimated_bytes(&serde_json::json!({})), base + 11 * slot);
+        assert_eq!(estimated_bytes_of(&serde_json::json!({})), base + 11 * slot);
         // Two nodes still take one leaf of 11; the text is the keys and strings, 32 an element.
         let two = serde_json::json!({ "nodes": { "a": { "def": "a" }, "b": { "def": "b" } } });
-        assert_eq!(estimated_bytes(&two), base + 11 * slot + (32 + 5) + 2 * (32 + 1 + 32 + 3 + 1));
+        assert_eq!(estimated_bytes_of(&two), base + 11 * slot + (32 + 5) + 2 * (32 + 1 + 32 + 3 + 1));
         // Past 11 nodes, a slot and a half a node.
         let many: serde_json::Map<String, Value> = (0..20).map(|i| (format!("n{i:02}"), Value::Null)).collect();
         let many = serde_json::json!({ "nodes": many });
-        assert_eq!(estimated_bytes(&many), base + 30 * slot + (32 + 5) + 20 * (32 + 3));
+        assert_eq!(estimated_bytes_of(&many), base + 30 * slot + (32 + 5) + 20 * (32 + 3));
+        assert_eq!(estimated_bytes(20, 1000), base + 30 * slot + 1000);
     }
 }

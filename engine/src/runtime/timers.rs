@@ -50,7 +50,7 @@ impl Runtime {
         for record in self.store.load_instances(&missing).await? {
             // A snapshot that does not parse is reported by the firing's own load.
             if let Ok(state) = serde_json::from_value::<State>(record.snapshot.clone()) {
-                let bytes = cache::estimated_bytes(&record.snapshot);
+                let bytes = cache::estimated_bytes_of(&record.snapshot);
                 self.cache.put(record, state, bytes);
             }
         }

@@ -282,8 +282,9 @@ pub struct Commit {
     pub events: Vec<NewEvent>,
     /// The instance's status after these events.
     pub status: String,
-    /// The instance's snapshot after these events.
-    pub snapshot: Value,
+    /// The instance's snapshot after these events, as JSON text: serialized once, straight from
+    /// the state (no `Value` tree built, printed and dropped on every commit; issue 10).
+    pub snapshot: String,
     /// Timers to create (state pending, fence 0).
     pub new_timers: Vec<NewTimer>,
     /// Nodes whose pending or claimed timers to cancel (before `new_timers` are created).

@@ -25,9 +25,9 @@ impl BatchWriter for PgConnection {
         }
         // The commits come sorted by instance, so the row locks are taken in that order.
         let updated = sqlx::query(
-            "UPDATE instances AS i SET version = v.next, status = v.status, snapshot = v.snapshot,
+            "UPDATE instances AS i SET version = v.next, status = v.status, snapshot = v.snapshot::jsonb,
                     updated_at = v.at
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::jsonb[],
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
                          $6::timestamptz[]) AS v (id, expected, next, status, snapshot, at)
              WHERE i.id = v.id AND i.version = v.expected",
         )
@@ -35,7 +35,7 @@ impl BatchWriter for PgConnection {
         .bind(expected)
         .bind(next)
         .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
-        .bind(commits.iter().map(|c| Json(&c.snapshot)).collect::<Vec<_>>())
+        .bind(commits.iter().map(|c| c.snapshot.as_str()).collect::<Vec<_>>())
         .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
         .execute(&mut *self)
         .await

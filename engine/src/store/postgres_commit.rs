@@ -115,12 +115,12 @@ pub(super) async fn apply_body(conn: &mut PgConnection, commit: &Commit) -> Resu
     let added = to_i64(commit.events.len() as u64, "event count")?;
     // The compare-and-set takes the row lock: a concurrent commit to this instance waits here.
     let updated = sqlx::query(
-        "UPDATE instances SET version = $1, status = $2, snapshot = $3, updated_at = $4
+        "UPDATE instances SET version = $1, status = $2, snapshot = $3::jsonb, updated_at = $4
          WHERE id = $5 AND version = $6",
     )
     .bind(expected + added)
     .bind(&commit.status)
-    .bind(Json(&commit.snapshot))
+    .bind(commit.snapshot.as_str())
     .bind(commit_time(commit))
     .bind(&commit.instance)
     .bind(expected)

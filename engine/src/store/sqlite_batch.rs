@@ -46,7 +46,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(expected)
                     .bind(expected + added)
                     .bind(commit.status.as_str())
-                    .bind(json_text(&commit.snapshot)?)
+                    .bind(commit.snapshot.as_str())
                     .bind(micros(commit_time(commit)));
             }
             let updated = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();

@@ -120,7 +120,7 @@ pub(super) async fn apply_body(conn: &mut SqliteConnection, commit: &Commit) -> 
     )
     .bind(expected + added)
     .bind(&commit.status)
-    .bind(json_text(&commit.snapshot)?)
+    .bind(commit.snapshot.as_str())
     .bind(micros(commit_time(commit)))
     .bind(&commit.instance)
     .bind(expected)

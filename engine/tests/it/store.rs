@@ -281,7 +281,7 @@ fn start(id: &str, at: DateTime<Utc>) -> Commit {
         expected_version: 0,
         events: vec![event(at, "instance_started", json!({ "params": { "社区": "东湖" } }))],
         status: "running".into(),
-        snapshot: json!({ "phase": 1 }),
+        snapshot: json!({ "phase": 1 }).to_string(),
         ..Commit::default()
     }
 }
@@ -292,7 +292,7 @@ fn step(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
         expected_version: expected,
         events,
         status: "running".into(),
-        snapshot: json!({ "at": expected + 1 }),
+        snapshot: json!({ "at": expected + 1 }).to_string(),
         ..Commit::default()
     }
 }
