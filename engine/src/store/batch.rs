@@ -39,6 +39,67 @@ pub(super) trait BatchWriter: Send {
     /// Cancels the live timers of `(instance, node)`.
     async fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError>;
     async fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError>;
+    /// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …):
+    /// the store's commit-by-commit path.
+    async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError>;
+}
+
+/// Each commit's answer in a batch (`None`: not written), before the transaction commits.
+pub(super) type Answers = Vec<Option<Result<Vec<StoredEvent>, StoreError>>>;
+
+/// Writes a group-committed batch in `conn`'s open transaction, the same flow on both stores:
+/// invalid commits answered at once; the commits that can go together with one statement per
+/// table (counted in `batched`); the rest, and all of them if one would be refused, one by one,
+/// each in a savepoint of its own. `Err`: the transaction itself failed (the batch must abort).
+pub(super) async fn write_all<DB>(
+    conn: &mut DB::Connection,
+    commits: &[Commit],
+    batched: &std::sync::atomic::AtomicU64,
+) -> Result<Answers, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Connection: BatchWriter,
+{
+    let mut answers: Answers = vec![None; commits.len()];
+    let mut plan = Plan::of(commits);
+    for (i, e) in plan.invalid.drain(..) {
+        answers[i] = Some(Err(e));
+    }
+    if plan.together.len() > 1 {
+        let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
+        if let Some(stored) = write_in_savepoint::<DB>(conn, &together).await? {
+            batched.fetch_add(together.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for (&i, events) in plan.together.iter().zip(stored) {
+                answers[i] = Some(Ok(events));
+            }
+            plan.together.clear();
+        }
+    }
+    plan.all_one_by_one(commits);
+    for i in plan.one_by_one {
+        let mut savepoint = sqlx::Connection::begin(&mut *conn).await.map_err(super::common::map_sqlx)?;
+        let answer = savepoint.apply_one(&commits[i]).await;
+        if answer.is_ok() {
+            savepoint.commit().await.map_err(super::common::map_sqlx)?;
+        } else {
+            savepoint.rollback().await.map_err(super::common::map_sqlx)?;
+        }
+        answers[i] = Some(answer);
+    }
+    Ok(answers)
+}
+
+/// The answers once the transaction has committed (or failed to: then every commit it held
+/// gets that error).
+pub(super) fn settle(answers: Answers, committed: Result<(), StoreError>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    answers
+        .into_iter()
+        .map(|r| match (r, &committed) {
+            (Some(Ok(_)), Err(e)) => Err(e.clone()),
+            (Some(r), _) => r,
+            (None, _) => Err(StoreError::Invalid("a commit of the batch was skipped".into())),
+        })
+        .collect()
 }
 
 /// How a batch's commits are written: invalid ones answered at once, the first commit of each

@@ -34,7 +34,7 @@ use super::{
 };
 use crate::audit::truncate_to_micros;
 
-use super::batch::{self, Plan};
+use super::batch;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::postgres_commit::*;
 
@@ -204,41 +204,14 @@ impl Store for PgStore {
             Ok(tx) => tx,
             Err(e) => return vec![Err(e); n],
         };
-        let mut results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>> = vec![None; n];
-        // Issue 10.3: the commits that can go together are written with one statement per
-        // table; the rest, and all of them if one would be refused, one by one in savepoints.
-        let mut plan = Plan::of(&commits);
-        for (i, e) in plan.invalid.drain(..) {
-            results[i] = Some(Err(e));
-        }
-        if plan.together.len() > 1 {
-            let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
-            match batch::write_in_savepoint::<sqlx::Postgres>(&mut tx, &together).await {
-                Err(fatal) => {
-                    let _ = tx.rollback().await;
-                    return vec![Err(fatal); n];
-                }
-                Ok(Some(stored)) => {
-                    self.batched.fetch_add(together.len() as u64, Ordering::Relaxed);
-                    for (&i, events) in plan.together.iter().zip(stored) {
-                        results[i] = Some(Ok(events));
-                    }
-                    plan.together.clear();
-                }
-                Ok(None) => {}
+        // Issue 10.3: one flow for both stores (`batch.rs`).
+        let results = match batch::write_all::<sqlx::Postgres>(&mut tx, &commits, &self.batched).await {
+            Ok(answers) => answers,
+            Err(fatal) => {
+                let _ = tx.rollback().await;
+                return vec![Err(fatal); n];
             }
-        }
-        plan.all_one_by_one(&commits);
-        for i in plan.one_by_one {
-            let commit = &commits[i];
-            match in_savepoint(&mut tx, commit).await {
-                Ok(result) => results[i] = Some(result),
-                Err(fatal) => {
-                    let _ = tx.rollback().await;
-                    return vec![Err(fatal); n];
-                }
-            }
-        }
+        };
         // Issue 9.6: a hint to every node's event stream, delivered by PostgreSQL at commit (and
         // not at all on a rollback): the instance and the seq its new events follow.
         let mut hinted: Vec<String> = Vec::new();
@@ -264,14 +237,7 @@ impl Store for PgStore {
             }
         }
         let committed = tx.commit().await.map_err(map_sqlx);
-        results
-            .into_iter()
-            .map(|r| match (r, &committed) {
-                (Some(Ok(_)), Err(e)) => Err(e.clone()),
-                (Some(r), _) => r,
-                (None, _) => Err(StoreError::Invalid("a commit of the batch was skipped".into())),
-            })
-            .collect()
+        batch::settle(results, committed)
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {

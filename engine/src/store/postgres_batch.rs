@@ -164,4 +164,8 @@ impl BatchWriter for PgConnection {
         .map_err(map_sqlx)?;
         Ok(())
     }
+
+    async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        super::postgres_commit::apply_commit(self, commit).await
+    }
 }

@@ -1,5 +1,5 @@
-//! The PostgreSQL store's commit path (savepoints, events, timers, counters, idempotency) and
-//! its row mappers, used by `postgres.rs`'s `Store` implementation.
+//! The PostgreSQL store's commit path for one commit (events, timers, counters, idempotency; a
+//! batch's flow is `batch.rs`) and its row mappers, used by `postgres.rs`'s `Store` implementation.
 
 use super::common::{chain_events, commit_time, decode_hash, map_sqlx, to_i64, to_u64};
 use super::{
@@ -10,26 +10,7 @@ use crate::audit::{truncate_to_micros, GENESIS};
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::types::Json;
-use sqlx::{Connection, Row};
-
-/// Applies one commit of a batch inside a savepoint: the inner result is the commit's own, the
-/// outer error is a failure of the transaction itself (the batch must abort).
-pub(super) async fn in_savepoint(
-    tx: &mut PgConnection,
-    commit: &Commit,
-) -> Result<Result<Vec<StoredEvent>, StoreError>, StoreError> {
-    let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
-    match apply_commit(&mut savepoint, commit).await {
-        Ok(events) => {
-            savepoint.commit().await.map_err(map_sqlx)?;
-            Ok(Ok(events))
-        }
-        Err(err) => {
-            savepoint.rollback().await.map_err(map_sqlx)?;
-            Ok(Err(err))
-        }
-    }
-}
+use sqlx::Row;
 
 pub(super) async fn apply_commit(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
     insert_idempotency(conn, commit).await?;

@@ -35,7 +35,7 @@ use super::{
     Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 
-use super::batch::{self, Plan};
+use super::batch;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::sqlite_commit::*;
 
@@ -264,37 +264,13 @@ impl Store for SqliteStore {
             Ok(tx) => tx,
             Err(e) => return vec![Err(e); n],
         };
-        let mut results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>> = vec![None; n];
-        // Issue 10.3: the commits that can go together are written with one statement per
-        // table; the rest, and all of them if one would be refused, one by one in savepoints.
-        let mut plan = Plan::of(&commits);
-        for (i, e) in plan.invalid.drain(..) {
-            results[i] = Some(Err(e));
-        }
-        if plan.together.len() > 1 {
-            let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
-            match batch::write_in_savepoint::<sqlx::Sqlite>(&mut tx, &together).await {
-                Err(fatal) => return abort(tx, fatal, n).await,
-                Ok(Some(stored)) => {
-                    self.batched.fetch_add(together.len() as u64, Ordering::Relaxed);
-                    for (&i, events) in plan.together.iter().zip(stored) {
-                        results[i] = Some(Ok(events));
-                    }
-                    plan.together.clear();
-                }
-                Ok(None) => {}
-            }
-        }
-        plan.all_one_by_one(&commits);
-        for i in plan.one_by_one {
-            let commit = &commits[i];
-            match in_savepoint(&mut tx, commit).await {
-                Ok(result) => results[i] = Some(result),
-                Err(fatal) => return abort(tx, fatal, n).await,
-            }
-        }
+        // Issue 10.3: one flow for both stores (`batch.rs`).
+        let answers = match batch::write_all::<sqlx::Sqlite>(&mut tx, &commits, &self.batched).await {
+            Ok(answers) => answers,
+            Err(fatal) => return abort(tx, fatal, n).await,
+        };
         let committed = tx.commit().await.map_err(map_sqlx);
-        settle(results, committed)
+        batch::settle(answers, committed)
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {

@@ -194,4 +194,8 @@ impl BatchWriter for SqliteConnection {
         }
         Ok(())
     }
+
+    async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        super::sqlite_commit::apply_commit(self, commit).await
+    }
 }

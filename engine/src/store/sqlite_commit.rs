@@ -1,10 +1,10 @@
-//! The SQLite store's commit path (savepoints, events, timers, counters, idempotency) and its
-//! row mappers, used by `sqlite.rs`'s `Store` implementation.
+//! The SQLite store's commit path for one commit (events, timers, counters, idempotency; a batch's
+//! flow is `batch.rs`) and its row mappers, used by `sqlite.rs`'s `Store` implementation.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
 use super::common::{chain_events, commit_time, decode_hash, map_sqlx, to_i64, to_u64};
 use super::{
@@ -12,25 +12,6 @@ use super::{
     TimerState,
 };
 use crate::audit::GENESIS;
-
-/// Applies one commit of a batch inside a savepoint: the inner result is the commit's own, the
-/// outer error is a failure of the transaction itself (the batch must abort).
-pub(super) async fn in_savepoint(
-    tx: &mut SqliteConnection,
-    commit: &Commit,
-) -> Result<Result<Vec<StoredEvent>, StoreError>, StoreError> {
-    let mut savepoint = tx.begin().await.map_err(map_sqlx)?;
-    match apply_commit(&mut savepoint, commit).await {
-        Ok(events) => {
-            savepoint.commit().await.map_err(map_sqlx)?;
-            Ok(Ok(events))
-        }
-        Err(err) => {
-            savepoint.rollback().await.map_err(map_sqlx)?;
-            Ok(Err(err))
-        }
-    }
-}
 
 pub(super) async fn apply_commit(conn: &mut SqliteConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
     insert_idempotency(conn, commit).await?;
@@ -282,21 +263,6 @@ pub(super) async fn abort(
 ) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
     let _ = tx.rollback().await;
     vec![Err(err); n]
-}
-
-/// The results of a batch once its transaction has committed (or failed to).
-pub(super) fn settle(
-    results: Vec<Option<Result<Vec<StoredEvent>, StoreError>>>,
-    committed: Result<(), StoreError>,
-) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
-    results
-        .into_iter()
-        .map(|r| match (r, &committed) {
-            (Some(Ok(_)), Err(e)) => Err(e.clone()),
-            (Some(r), _) => r,
-            (None, _) => Err(StoreError::Invalid("a commit of the batch was skipped".into())),
-        })
-        .collect()
 }
 
 // ---- rows ----
