@@ -26,7 +26,7 @@ const BUCKETS: [f64; 20] = [
 ];
 
 /// The metric families: name, type, help. Rendered in this order.
-const FAMILIES: [(&str, &str, &str); 7] = [
+const FAMILIES: [(&str, &str, &str); 10] = [
     ("civicflow_commands_total", "counter", "Commands received through the API, by command and result."),
     ("civicflow_refusals_total", "counter", "Requests answered with a problem (4xx), by stable code."),
     ("civicflow_http_responses_total", "counter", "HTTP responses, by status code."),
@@ -34,6 +34,9 @@ const FAMILIES: [(&str, &str, &str); 7] = [
     ("civicflow_timer_lag_seconds", "histogram", "How late a timer is claimed after its due time."),
     ("civicflow_store_seconds", "histogram", "Latency of store calls, by operation."),
     ("civicflow_sse_clients", "gauge", "Clients connected to the event stream."),
+    ("civicflow_instance_cache_entries", "gauge", "Instances the runtime keeps in memory for commands."),
+    ("civicflow_instance_cache_bytes", "gauge", "Their estimated size (bounded by --instance-cache-mib)."),
+    ("civicflow_instance_cache_lookups_total", "counter", "Commands' lookups in the instance cache, by result."),
 ];
 
 type Labels = Vec<(&'static str, String)>;
@@ -66,6 +69,13 @@ impl Metrics {
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], by: f64) {
         if let Ok(mut r) = self.registry.lock() {
             *r.counters.entry((name, own(labels))).or_default() += by;
+        }
+    }
+
+    /// Sets a gauge (or a counter kept elsewhere) to `value`.
+    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        if let Ok(mut r) = self.registry.lock() {
+            r.counters.insert((name, own(labels)), value);
         }
     }
 

@@ -662,6 +662,13 @@ async fn election(env: Env) {
     }
     assert!(text.contains("civicflow_timer_lag_seconds_count"), "{text}");
     assert!(text.contains("civicflow_store_seconds_bucket{op=\"commit_many\""), "{text}");
+    // The election's commands found their instance in the runtime's cache (issue 10.1).
+    let hits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("civicflow_instance_cache_lookups_total{result=\"hit\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(hits.is_some_and(|h| h > 0.0), "{text}");
+    assert!(text.contains("\ncivicflow_instance_cache_entries "), "{text}");
 
     let addr = env.server.addr;
     env.finish().await;

@@ -190,7 +190,14 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
 )]
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    // The instance cache counts for itself (issue 10.1); its figures are read when asked for.
+    let cache = state.runtime.cache_stats();
+    let m = &state.metrics;
+    m.set("civicflow_instance_cache_entries", &[], cache.entries as f64);
+    m.set("civicflow_instance_cache_bytes", &[], cache.bytes as f64);
+    m.set("civicflow_instance_cache_lookups_total", &[("result", "hit")], cache.hits as f64);
+    m.set("civicflow_instance_cache_lookups_total", &[("result", "miss")], cache.misses as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()).into_response()
 }
 
 /// Logs and counts every problem; turns axum's plain-text errors into problems.
