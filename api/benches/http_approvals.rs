@@ -5,9 +5,9 @@
 //! Run: `cargo bench -p civicflow --bench http_approvals` (release profile). Bounded: 64 clients ×
 //! 40 instances each, started then approved once each; nothing runs longer than 10 minutes.
 //!
-//! Each approval is a full request: bearer-token lookup, `Idempotency-Key`, the instance (from the
-//! runtime's cache after its start), decide, one group-committed transaction (events, snapshot,
-//! idempotency record), the answer with the events. Each phase also reports the bytes the process
+//! Each approval is a full request: the bearer token (looked up once a second, `token_cache.rs`),
+//! `Idempotency-Key`, the instance (from the runtime's cache after its start), decide, one
+//! group-committed transaction (events, snapshot, idempotency record), the answer with the events. Each phase also reports the bytes the process
 //! caused to be written to disk (`write_bytes` of `/proc/self/io`) per request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark binary")]

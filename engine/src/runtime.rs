@@ -27,7 +27,7 @@ mod cache;
 mod calendars;
 mod timers;
 
-pub use cache::{CacheStats, InstanceCache, DEFAULT_CACHE_BYTES};
+pub use cache::{CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
 
 /// How many times a command is decided again after losing a race for the instance.
@@ -235,9 +235,8 @@ impl Runtime {
         params: BTreeMap<String, Value>,
         idem: Option<Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
-        let key = idem.clone();
-        let started = self.start_unchecked(id, policy, hash, actor, params, idem).await;
-        self.or_replay(started, &actor.principal, key.as_ref()).await
+        let started = self.start_or_fail(id, policy, hash, actor, params, idem.as_ref()).await;
+        self.or_replay(started, &actor.principal, idem.as_ref()).await
     }
 
     /// A command's result, or, when it did not commit and its key was used before, the answer
@@ -256,14 +255,16 @@ impl Runtime {
         }
     }
 
-    async fn start_unchecked(
+    /// [`Runtime::start`] without the replay of a key seen before (a commit under a taken key
+    /// fails with `DuplicateKey`, which [`Runtime::or_replay`] answers).
+    async fn start_or_fail(
         &self,
         id: &str,
         policy: &str,
         hash: Option<&str>,
         actor: &Actor,
         params: BTreeMap<String, Value>,
-        idem: Option<Idempotency>,
+        idem: Option<&Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
         let program = self.program(policy, hash).await?;
         let now = self.clock.now();
@@ -272,7 +273,7 @@ impl Runtime {
         let ctx = Self::ctx(&program, &calendar);
         let (events, next) =
             core::decide_with_state(ctx, &State::new(), &command, now).map_err(RuntimeError::Refused)?;
-        let mut commit = self.commit_for(id, ctx, &State::new(), &events, &next, now, None, idem.as_ref(), actor)?;
+        let mut commit = self.commit_for(id, ctx, &State::new(), &events, &next, now, None, idem, actor)?;
         commit.counters.extend(self.cycle_member(&program, &next));
         let record = InstanceRecord {
             id: id.to_string(),
@@ -297,9 +298,6 @@ impl Runtime {
                 self.timer_planned(earliest);
                 Ok(outcome(id, &stored))
             }
-            Err(StoreError::DuplicateKey { .. }) => {
-                self.replay_if_seen(&actor.principal, idem.as_ref()).await?.ok_or(RuntimeError::Busy)
-            }
             Err(e) => Err(e.into()),
         }
     }
@@ -323,7 +321,7 @@ impl Runtime {
     #[allow(clippy::too_many_arguments, reason = "act's arguments and the loaded instance")]
     pub async fn act_loaded(
         &self,
-        loaded: (InstanceRecord, State),
+        loaded: CommandCopy,
         actor: &Actor,
         node: &str,
         action: Action,
@@ -338,17 +336,16 @@ impl Runtime {
     async fn act_on(
         &self,
         id: &str,
-        loaded: Option<(InstanceRecord, State)>,
+        loaded: Option<CommandCopy>,
         actor: &Actor,
         node: &str,
         action: Action,
         comment: Option<String>,
         idem: Option<Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
-        let key = idem.clone();
         let command = Command::Act { actor: actor.clone(), node: node.to_string(), action, comment };
-        let acted = self.run(id, &command, actor, None, idem, loaded).await;
-        self.or_replay(acted, &actor.principal, key.as_ref()).await
+        let acted = self.run(id, &command, actor, None, idem.as_ref(), loaded).await;
+        self.or_replay(acted, &actor.principal, idem.as_ref()).await
     }
 
     pub async fn cancel(&self, id: &str, actor: &Actor, reason: &str) -> Result<Outcome, RuntimeError> {
@@ -363,18 +360,19 @@ impl Runtime {
         command: &Command,
         actor: &Actor,
         fire: Option<(i64, i64)>,
-        idem: Option<Idempotency>,
-        mut loaded: Option<(InstanceRecord, State)>,
+        idem: Option<&Idempotency>,
+        mut loaded: Option<CommandCopy>,
     ) -> Result<Outcome, RuntimeError> {
         // Timers race other nodes' timers and commands on the same instance; they are idempotent,
         // so they may try longer.
         let retries = if fire.is_some() { TIMER_RETRIES } else { RETRIES };
         for attempt in 0..retries {
             // `fresh`: read from the store just now, not a copy that may be stale.
-            let (record, state, fresh) = match loaded.take() {
-                Some((record, state)) => (record, state, false),
+            let (copy, fresh) = match loaded.take() {
+                Some(copy) => (copy, false),
                 None => self.command_copy(id).await?,
             };
+            let (record, state) = (&copy.0, &copy.1);
             let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
             // A timer's events happen at its instant (R3.5: the breach is recorded when it
             // occurs), however late the service delivers it.
@@ -382,10 +380,10 @@ impl Runtime {
                 Command::Fire { at, .. } => *at,
                 _ => self.clock.now(),
             };
-            let mut facts = self.facts(id, &program, &state, command).await?;
+            let mut facts = self.facts(id, &program, state, command).await?;
             let calendar = self.calendar();
             let ctx = Self::ctx(&program, &calendar);
-            let (mut events, mut next) = match core::decide_with_facts(ctx, &state, command, now, &facts) {
+            let (mut events, mut next) = match core::decide_with_facts(ctx, state, command, now, &facts) {
                 Ok(decided) => decided,
                 // A refusal decided on a copy that may be stale (another node committed since)
                 // is decided again on the store's state before anyone is told.
@@ -395,7 +393,7 @@ impl Runtime {
                 }
                 Err(refusal) => return Err(RuntimeError::Refused(refusal)),
             };
-            let spawn = match self.spawn_next(id, &program, &state, &events, &BTreeMap::new(), now).await {
+            let spawn = match self.spawn_next(id, &program, state, &events, &BTreeMap::new(), now).await {
                 // R0.3: a next cycle that cannot start is recorded as refused, once, rather than
                 // retried after every lease with nothing to show for it.
                 Err(RuntimeError::Refused(r))
@@ -403,14 +401,14 @@ impl Runtime {
                 {
                     facts.next_cycle_refused = Some((r.code().to_string(), r.to_string()));
                     (events, next) =
-                        core::decide_with_facts(ctx, &state, command, now, &facts).map_err(RuntimeError::Refused)?;
+                        core::decide_with_facts(ctx, state, command, now, &facts).map_err(RuntimeError::Refused)?;
                     None
                 }
                 other => other?,
             };
-            let mut commit = self.commit_for(id, ctx, &state, &events, &next, now, fire, idem.as_ref(), actor)?;
-            commit.counters.extend(self.quota_counters(&program, &state, &next, &facts));
-            commit.released.extend(self.quota_released(&program, &state, &next));
+            let mut commit = self.commit_for(id, ctx, state, &events, &next, now, fire, idem, actor)?;
+            commit.counters.extend(self.quota_counters(&program, state, &next, &facts));
+            commit.released.extend(self.quota_released(&program, state, &next));
             commit.spawn = spawn;
             let bytes = cache::estimated_bytes(next.nodes.len(), commit.snapshot.len());
             let status = commit.status.clone();
@@ -419,7 +417,13 @@ impl Runtime {
                 Ok(stored) => {
                     let version = record.version + stored.len() as u64;
                     let updated_at = stored.last().map_or(record.updated_at, |e| e.at);
-                    let cached = InstanceRecord { version, status, updated_at, ..record };
+                    let cached = InstanceRecord {
+                        version,
+                        status,
+                        updated_at,
+                        snapshot: serde_json::Value::Null,
+                        ..record.clone()
+                    };
                     self.cache.put(cached, next, bytes);
                     self.timer_planned(earliest);
                     return Ok(outcome(id, &stored).with_version(version));
@@ -432,11 +436,9 @@ impl Runtime {
                     tokio::time::sleep(Duration::from_millis((attempt as u64 + 1).min(20))).await;
                     continue;
                 }
-                Err(StoreError::DuplicateKey { .. }) => {
-                    return self.replay_if_seen(&actor.principal, idem.as_ref()).await?.ok_or(RuntimeError::Busy)
-                }
                 Err(e) => {
-                    // Whatever failed, the next command starts from the store.
+                    // Whatever failed (a key already taken is answered by `or_replay`), the next
+                    // command starts from the store.
                     self.cache.remove(id);
                     return Err(e.into());
                 }
@@ -732,20 +734,22 @@ impl Runtime {
     /// The instance as a command decides on it: from the instance cache when this runtime holds
     /// it (a stale copy only costs a lost compare-and-set and a fresh load), else from the store
     /// (and then kept). Reads for people use [`Runtime::load`], which always reads the store.
-    /// The record's snapshot is `Null` when it comes from the cache: the state is the second part.
-    pub async fn load_for_command(&self, id: &str) -> Result<(InstanceRecord, State), RuntimeError> {
-        let (record, state, _) = self.command_copy(id).await?;
-        Ok((record, state))
+    /// The record's snapshot is `Null`: the state is the second part.
+    pub async fn load_for_command(&self, id: &str) -> Result<CommandCopy, RuntimeError> {
+        Ok(self.command_copy(id).await?.0)
     }
 
     /// [`Runtime::load_for_command`], and whether the copy was read from the store just now.
-    async fn command_copy(&self, id: &str) -> Result<(InstanceRecord, State, bool), RuntimeError> {
+    /// Shared with the cache, not cloned: a command only reads it (`decide` works on its own
+    /// copy).
+    async fn command_copy(&self, id: &str) -> Result<(CommandCopy, bool), RuntimeError> {
         if let Some(cached) = self.cache.get(id) {
-            return Ok((cached.0.clone(), cached.1.clone(), false));
+            return Ok((cached, false));
         }
-        let (record, state) = self.load(id).await?;
-        self.cache.put(record.clone(), state.clone(), cache::estimated_bytes_of(&record.snapshot));
-        Ok((record, state, true))
+        let (mut record, state) = self.load(id).await?;
+        let bytes = cache::estimated_bytes_of(&record.snapshot);
+        record.snapshot = serde_json::Value::Null;
+        Ok((self.cache.put(record, state, bytes), true))
     }
 
     /// The instance's record and current state (from its snapshot).

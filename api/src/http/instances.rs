@@ -347,18 +347,18 @@ pub async fn act(
     let _guard = InFlight::begin(&state.inflight, &principal.name, &key)?;
     // Loaded once (from the runtime's instance cache when it holds it): read here to know the
     // step's form and roles, then decided on by the runtime.
-    let (mut record, mut core) = state.runtime.load_for_command(&id).await?;
-    if !core.nodes.contains_key(&step) {
+    let mut copy = state.runtime.load_for_command(&id).await?;
+    if !copy.1.nodes.contains_key(&step) {
         // A step the cached copy does not know may have been opened by another node since.
-        (record, core) = state.runtime.load(&id).await?;
+        copy = std::sync::Arc::new(state.runtime.load(&id).await?);
     }
+    let (record, core) = (&copy.0, &copy.1);
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
     let node = core.nodes.get(&step).and_then(|n| program.node(&n.def));
     let role = choose_role(&principal, request.role.as_deref(), node)?;
     let action = read_action(&step, node, &request)?;
     let actor = Actor { principal: principal.name.clone(), office: principal.office.clone(), role };
-    let acted =
-        state.runtime.act_loaded((record, core), &actor, &step, action, request.comment.clone(), key.with(&body));
+    let acted = state.runtime.act_loaded(copy, &actor, &step, action, request.comment.clone(), key.with(&body));
     match acted.await {
         Ok(outcome) => respond(&state, "act", StatusCode::OK, outcome).await,
         Err(RuntimeError::Refused(r)) if r.class() == RefusalClass::Conflict => {

@@ -20,6 +20,10 @@ use crate::store::InstanceRecord;
 /// instances: what a node acts on in a moment, not every instance it holds).
 pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
+/// An instance's record (its snapshot `Null`) and state as a command decides on them, shared
+/// with the cache.
+pub type CommandCopy = Arc<(InstanceRecord, State)>;
+
 /// Hot instances' records (without their snapshot) and states.
 #[derive(Debug)]
 pub struct InstanceCache {
@@ -37,7 +41,7 @@ struct Inner {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    cached: Arc<(InstanceRecord, State)>,
+    cached: CommandCopy,
     bytes: usize,
 }
 
@@ -67,7 +71,7 @@ impl InstanceCache {
     }
 
     /// The instance's record and state as this runtime last committed or loaded them.
-    pub fn get(&self, id: &str) -> Option<Arc<(InstanceRecord, State)>> {
+    pub fn get(&self, id: &str) -> Option<CommandCopy> {
         let found = self.lock().entries.get(id).map(|e| e.cached.clone());
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -75,25 +79,26 @@ impl InstanceCache {
     }
 
     /// What the cache holds for `id`, without counting it as served or refreshing its place.
-    pub fn peek(&self, id: &str) -> Option<Arc<(InstanceRecord, State)>> {
+    pub fn peek(&self, id: &str) -> Option<CommandCopy> {
         self.lock().entries.peek(id).map(|e| e.cached.clone())
     }
 
     /// Keeps `record` (its snapshot dropped) and `state`, of `bytes` estimated bytes, unless the
     /// cache already holds a later version; evicts the least recently used past the bound.
-    pub fn put(&self, mut record: InstanceRecord, state: State, bytes: usize) {
-        if bytes > self.capacity {
-            self.remove(&record.id);
-            return;
-        }
+    /// Returns the copy (kept or not), for the caller to decide on.
+    pub fn put(&self, mut record: InstanceRecord, state: State, bytes: usize) -> CommandCopy {
         record.snapshot = Value::Null;
-        let id = record.id.clone();
-        let version = record.version;
-        let mut inner = self.lock();
-        if inner.entries.peek(&id).is_some_and(|e| e.cached.0.version > version) {
-            return;
+        let copy: CommandCopy = Arc::new((record, state));
+        let id = &copy.0.id;
+        if bytes > self.capacity {
+            self.remove(id);
+            return copy;
         }
-        if let Some(old) = inner.entries.put(id, Entry { cached: Arc::new((record, state)), bytes }) {
+        let mut inner = self.lock();
+        if inner.entries.peek(id).is_some_and(|e| e.cached.0.version > copy.0.version) {
+            return copy;
+        }
+        if let Some(old) = inner.entries.put(id.clone(), Entry { cached: copy.clone(), bytes }) {
             inner.bytes -= old.bytes;
         }
         inner.bytes += bytes;
@@ -101,6 +106,8 @@ impl InstanceCache {
             let Some((_, evicted)) = inner.entries.pop_lru() else { break };
             inner.bytes -= evicted.bytes;
         }
+        drop(inner);
+        copy
     }
 
     /// Forgets an instance (its commit lost a race: what is cached is stale).

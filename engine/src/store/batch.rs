@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 
 use super::common::{chain_events, instance_order, validate_commit};
-use super::{Commit, StoreError, StoredEvent};
+use super::{Commit, IdempotencyRecord, StoreError, StoredEvent};
 use crate::audit::GENESIS;
 
 /// One statement per table over many commits, in a store's SQL. `false` (or a missing hash):
@@ -30,9 +30,8 @@ pub(super) trait BatchWriter: Send {
     async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError>;
     /// The hashes of the events at `(instance, seq)`, by instance (each instance once).
     async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError>;
-    /// Stores the commits' idempotency records (all of `keyed` have one); `false` when a key
-    /// was already taken.
-    async fn insert_idempotency(&mut self, keyed: &[&Commit]) -> Result<bool, StoreError>;
+    /// Stores the commits' idempotency records; `false` when a key was already taken.
+    async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError>;
     async fn insert_events(&mut self, events: &[&StoredEvent]) -> Result<(), StoreError>;
     /// Marks `(timer, fence, instance)` fired; `false` when a lease was lost.
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError>;
@@ -166,7 +165,8 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
         let Some(prev) = prev else { return Ok(None) };
         stored.push(chain_events(&c.instance, c.expected_version, prev, &c.events));
     }
-    let keyed: Vec<&Commit> = commits.iter().copied().filter(|c| c.idempotency.is_some()).collect();
+    let keyed: Vec<(&Commit, &IdempotencyRecord)> =
+        commits.iter().filter_map(|c| c.idempotency.as_ref().map(|i| (*c, i))).collect();
     if !keyed.is_empty() && !w.insert_idempotency(&keyed).await? {
         return Ok(None);
     }

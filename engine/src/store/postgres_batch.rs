@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
-use super::{Commit, StoreError, StoredEvent};
+use super::{Commit, IdempotencyRecord, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
 #[async_trait]
@@ -66,11 +66,7 @@ impl BatchWriter for PgConnection {
         Ok(found)
     }
 
-    async fn insert_idempotency(&mut self, keyed: &[&Commit]) -> Result<bool, StoreError> {
-        let records: Vec<_> = keyed.iter().filter_map(|c| c.idempotency.as_ref().map(|i| (c, i))).collect();
-        if records.len() != keyed.len() {
-            return Err(StoreError::Invalid("a commit without an idempotency record among the keyed".into()));
-        }
+    async fn insert_idempotency(&mut self, records: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO idempotency
              (principal, idempotency_key, request_hash, response, instance, created_at)

@@ -1,6 +1,7 @@
 //! The PostgreSQL store's commit path for one commit (events, timers, counters, idempotency; a
 //! batch's flow is `batch.rs`) and its row mappers, used by `postgres.rs`'s `Store` implementation.
 
+use super::batch::BatchWriter;
 use super::common::{chain_events, commit_time, decode_hash, map_sqlx, to_i64, to_u64};
 use super::{
     Commit, CounterClaim, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
@@ -29,22 +30,7 @@ pub(super) async fn insert_idempotency(conn: &mut PgConnection, commit: &Commit)
     let Some(idem) = &commit.idempotency else {
         return Ok(());
     };
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency
-         (principal, idempotency_key, request_hash, response, instance, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal, idempotency_key) DO NOTHING",
-    )
-    .bind(&idem.principal)
-    .bind(&idem.key)
-    .bind(&idem.request_hash)
-    .bind(Json(&idem.response))
-    .bind(&commit.instance)
-    .bind(commit_time(commit))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_sqlx)?
-    .rows_affected();
-    if inserted == 0 {
+    if !conn.insert_idempotency(&[(commit, idem)]).await? {
         return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
     }
     Ok(())
@@ -139,75 +125,24 @@ pub(super) async fn apply_body(conn: &mut PgConnection, commit: &Commit) -> Resu
         decode_hash(&hash)?
     };
     let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
+    // The same statements a batch uses (`postgres_batch.rs`), over this one commit.
     if !stored.is_empty() {
-        let mut seqs = Vec::with_capacity(stored.len());
-        for event in &stored {
-            seqs.push(to_i64(event.seq, "seq")?);
-        }
-        sqlx::query(
-            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
-                                      $6::text[], $7::jsonb[], $8::text[], $9::text[])",
-        )
-        .bind(&commit.instance)
-        .bind(seqs)
-        .bind(stored.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(stored.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-        .bind(stored.iter().map(|e| e.role.as_deref()).collect::<Vec<_>>())
-        .bind(stored.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-        .bind(stored.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
-        .bind(stored.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
-        .bind(stored.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+        conn.insert_events(&stored.iter().collect::<Vec<_>>()).await?;
     }
 
     if let Some((timer, fence)) = commit.fire {
-        let fired = sqlx::query(
-            "UPDATE timers SET state = 'fired'
-             WHERE id = $1 AND fence = $2 AND state = 'claimed' AND instance = $3",
-        )
-        .bind(timer)
-        .bind(fence)
-        .bind(&commit.instance)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
-        if fired != 1 {
+        if !conn.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
             return Err(StoreError::TimerLost { timer, fence });
         }
     }
 
     if !commit.cancel_timers_for_nodes.is_empty() {
-        sqlx::query(
-            "UPDATE timers SET state = 'cancelled'
-             WHERE instance = $1 AND node = ANY($2) AND state IN ('pending', 'claimed')",
-        )
-        .bind(&commit.instance)
-        .bind(&commit.cancel_timers_for_nodes)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+        let nodes: Vec<(&str, &str)> =
+            commit.cancel_timers_for_nodes.iter().map(|n| (commit.instance.as_str(), n.as_str())).collect();
+        conn.cancel_timers(&nodes).await?;
     }
-
     if !commit.new_timers.is_empty() {
-        let timers = &commit.new_timers;
-        sqlx::query(
-            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
-             SELECT $1, node, kind, due_at, 'pending', 0, payload
-             FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
-                  AS t (node, kind, due_at, payload)",
-        )
-        .bind(&commit.instance)
-        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+        conn.insert_timers(&[commit]).await?;
     }
     for claim in &commit.counters {
         raise_counter(conn, claim).await?;

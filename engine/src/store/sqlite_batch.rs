@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
 use super::sqlite_commit::{json_text, micros};
-use super::{Commit, StoreError, StoredEvent};
+use super::{Commit, IdempotencyRecord, StoreError, StoredEvent};
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
 /// widest row here has 9).
@@ -79,7 +79,7 @@ impl BatchWriter for SqliteConnection {
         Ok(found)
     }
 
-    async fn insert_idempotency(&mut self, keyed: &[&Commit]) -> Result<bool, StoreError> {
+    async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError> {
         for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO idempotency
@@ -88,10 +88,7 @@ impl BatchWriter for SqliteConnection {
                 tuples(chunk.len(), 6)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
-            let mut rows = 0;
-            for commit in chunk {
-                let Some(idem) = &commit.idempotency else { continue };
-                rows += 1;
+            for (commit, idem) in chunk {
                 query = query
                     .bind(idem.principal.as_str())
                     .bind(idem.key.as_str())
@@ -99,9 +96,6 @@ impl BatchWriter for SqliteConnection {
                     .bind(json_text(&idem.response)?)
                     .bind(commit.instance.as_str())
                     .bind(micros(commit_time(commit)));
-            }
-            if rows != chunk.len() {
-                return Err(StoreError::Invalid("a commit without an idempotency record among the keyed".into()));
             }
             let inserted = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
             if inserted != chunk.len() as u64 {

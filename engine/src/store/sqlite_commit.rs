@@ -6,6 +6,7 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
+use super::batch::BatchWriter;
 use super::common::{chain_events, commit_time, decode_hash, map_sqlx, to_i64, to_u64};
 use super::{
     Commit, CounterClaim, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
@@ -30,22 +31,7 @@ pub(super) async fn insert_idempotency(conn: &mut SqliteConnection, commit: &Com
     let Some(idem) = &commit.idempotency else {
         return Ok(());
     };
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency
-         (principal, idempotency_key, request_hash, response, instance, created_at)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (principal, idempotency_key) DO NOTHING",
-    )
-    .bind(&idem.principal)
-    .bind(&idem.key)
-    .bind(&idem.request_hash)
-    .bind(json_text(&idem.response)?)
-    .bind(&commit.instance)
-    .bind(micros(commit_time(commit)))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_sqlx)?
-    .rows_affected();
-    if inserted == 0 {
+    if !conn.insert_idempotency(&[(commit, idem)]).await? {
         return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
     }
     Ok(())
@@ -139,67 +125,24 @@ pub(super) async fn apply_body(conn: &mut SqliteConnection, commit: &Commit) -> 
         decode_hash(&hash)?
     };
     let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
-    for event in &stored {
-        sqlx::query(
-            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&event.instance)
-        .bind(to_i64(event.seq, "seq")?)
-        .bind(micros(event.at))
-        .bind(&event.actor)
-        .bind(&event.role)
-        .bind(&event.kind)
-        .bind(json_text(&event.payload)?)
-        .bind(&event.prev_hash)
-        .bind(&event.hash)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+    // The same statements a batch uses (`sqlite_batch.rs`), over this one commit.
+    if !stored.is_empty() {
+        conn.insert_events(&stored.iter().collect::<Vec<_>>()).await?;
     }
 
     if let Some((timer, fence)) = commit.fire {
-        let fired = sqlx::query(
-            "UPDATE timers SET state = 'fired'
-             WHERE id = ? AND fence = ? AND state = 'claimed' AND instance = ?",
-        )
-        .bind(timer)
-        .bind(fence)
-        .bind(&commit.instance)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
-        if fired != 1 {
+        if !conn.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
             return Err(StoreError::TimerLost { timer, fence });
         }
     }
 
-    for node in &commit.cancel_timers_for_nodes {
-        sqlx::query(
-            "UPDATE timers SET state = 'cancelled'
-             WHERE instance = ? AND node = ? AND state IN ('pending', 'claimed')",
-        )
-        .bind(&commit.instance)
-        .bind(node)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+    if !commit.cancel_timers_for_nodes.is_empty() {
+        let nodes: Vec<(&str, &str)> =
+            commit.cancel_timers_for_nodes.iter().map(|n| (commit.instance.as_str(), n.as_str())).collect();
+        conn.cancel_timers(&nodes).await?;
     }
-
-    for timer in &commit.new_timers {
-        sqlx::query(
-            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
-             VALUES (?, ?, ?, ?, 'pending', 0, ?)",
-        )
-        .bind(&timer.instance)
-        .bind(&timer.node)
-        .bind(&timer.kind)
-        .bind(micros(timer.due_at))
-        .bind(json_text(&timer.payload)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+    if !commit.new_timers.is_empty() {
+        conn.insert_timers(&[commit]).await?;
     }
     for claim in &commit.counters {
         raise_counter(conn, claim).await?;

@@ -299,11 +299,11 @@ async fn an_action_on_a_stale_loaded_copy_is_decided_again_on_the_current_state(
     // A fresh copy: decided on it directly.
     let fresh = rt.load("限时-2").await.unwrap();
     let other = rt.load("限时-2").await.unwrap();
-    let done = rt.act_loaded(fresh, &approver(), "审批", approve(), None, None).await.unwrap();
+    let done = rt.act_loaded(Arc::new(fresh), &approver(), "审批", approve(), None, None).await.unwrap();
     assert_eq!(done.version, 5);
     // The other copy is stale now (version 2): the runtime loads again and is refused.
     assert_eq!(other.0.version, 2);
-    match rt.act_loaded(other, &approver(), "审批", approve(), None, None).await {
+    match rt.act_loaded(Arc::new(other), &approver(), "审批", approve(), None, None).await {
         Err(RuntimeError::Refused(r)) => assert_eq!(r.code(), "F003", "{r}"),
         got => panic!("a second approval on a completed instance must be refused, got {got:?}"),
     }
