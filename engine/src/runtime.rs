@@ -27,7 +27,7 @@ mod cache;
 mod calendars;
 mod timers;
 
-pub use cache::{CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};
+pub use cache::{estimated_bytes, CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
 
 /// How many times a command is decided again after losing a race for the instance.

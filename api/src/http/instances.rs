@@ -612,9 +612,10 @@ fn new_id() -> Result<String, ApiError> {
 async fn awaits_office(state: &AppState, record: &InstanceRecord, office: &str) -> Result<bool, ApiError> {
     let core = snapshot(record)?;
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
-    Ok(core.nodes.values().any(|n| {
+    let awaits = core.nodes.values().any(|n| {
         n.status == NodeStatus::Open && program.node(&n.def).is_some_and(|d| d.roles.iter().any(|r| r == office))
-    }))
+    });
+    Ok(awaits)
 }
 
 fn snapshot(record: &InstanceRecord) -> Result<CoreState, ApiError> {

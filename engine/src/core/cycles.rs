@@ -132,8 +132,14 @@ pub fn needs(ctx: Context, state: &State, command: &super::Command) -> Needs {
     out.quotas = ctx.program.policy.quotas.iter().filter(|q| q.node == def.id).map(|q| q.id.clone()).collect();
     if !def.prerequisites.is_empty() {
         let facts = Facts::default();
-        let d =
-            Decision { ctx, state: state.clone(), events: Vec::new(), now: DateTime::<Utc>::MIN_UTC, facts: &facts };
+        let d = Decision {
+            ctx,
+            state: state.clone(),
+            events: Vec::new(),
+            now: DateTime::<Utc>::MIN_UTC,
+            facts: &facts,
+            by_scan: false,
+        };
         let env = d.env(node, None, None);
         for p in &def.prerequisites {
             if let Ok(value) = eval::eval(&p.value, &env) {
@@ -370,7 +376,7 @@ pub fn start_next(
         });
     }
     let facts = Facts::default();
-    let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now, facts: &facts };
+    let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now, facts: &facts, by_scan: false };
     d.emit(Event::NextCycleOpened { cycle: next.cycle, instance: next.instance.clone(), due_at: next.due_at });
     Ok((d.events, d.state))
 }

@@ -10,6 +10,7 @@
 //! longer happen, completes phases whose steps are all done, and completes the instance.
 
 mod act;
+mod advance;
 mod amounts;
 mod awaiting;
 mod ballot;
@@ -19,6 +20,7 @@ pub mod cycles;
 mod fire;
 mod join;
 mod model;
+mod nodes;
 mod open;
 pub mod period;
 #[cfg(test)]
@@ -31,6 +33,8 @@ mod returns;
 mod rules;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_advance;
 #[cfg(test)]
 mod tests_breach;
 #[cfg(test)]
@@ -46,10 +50,12 @@ use civicflow_dsl::value::Value;
 pub use binding::{bound_office, may_act};
 pub use breach::acting_roles;
 pub use model::*;
+pub use nodes::Nodes;
 pub use refusal::{local, Refusal, RefusalClass};
 pub use returns::{may_do, urgers};
 
 use crate::calendar::Calendar;
+use advance::{copy_index, Readiness};
 
 /// A compiled policy prepared for running: indexes over its nodes.
 #[derive(Clone, Debug)]
@@ -61,6 +67,9 @@ pub struct Program {
     children: HashMap<String, Vec<String>>,
     /// Nodes that wait (through `after`) on a node.
     dependents: HashMap<String, Vec<String>>,
+    /// The nodes whose turn in the advance reads a node (issue 10.2): what waits on it through
+    /// `after` or `after any`, its children, its parent, and what is `due … after` it.
+    watchers: HashMap<String, Vec<String>>,
 }
 
 impl Program {
@@ -78,7 +87,34 @@ impl Program {
                 dependents.entry(d.node.clone()).or_default().push(n.id.clone());
             }
         }
-        Ok(Program { policy, hash, offset, index, children, dependents })
+        let mut watchers: HashMap<String, Vec<String>> = HashMap::new();
+        let mut watch = |node: &str, reader: &str| {
+            let readers = watchers.entry(node.to_string()).or_default();
+            if !readers.iter().any(|r| r == reader) {
+                readers.push(reader.to_string());
+            }
+        };
+        for n in &policy.nodes {
+            for d in n.after.iter().chain(&n.after_any) {
+                watch(&d.node, &n.id);
+            }
+            if let Some(p) = &n.parent {
+                watch(p, &n.id);
+                watch(&n.id, p);
+            }
+            if let Some(ir::Deadline::AfterDone { node, .. }) = &n.deadline {
+                watch(node, &n.id);
+            }
+        }
+        Ok(Program { policy, hash, offset, index, children, dependents, watchers })
+    }
+
+    fn index_of(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    fn watchers(&self, id: &str) -> &[String] {
+        self.watchers.get(id).map_or(&[], Vec::as_slice)
     }
 
     pub fn node(&self, id: &str) -> Option<&ir::Node> {
@@ -126,7 +162,7 @@ impl State {
             status: Status::Running,
             params: BTreeMap::new(),
             values: BTreeMap::new(),
-            nodes: BTreeMap::new(),
+            nodes: Nodes::new(),
             started_at: None,
             version: 0,
             cycle: cycles::CycleState::default(),
@@ -370,7 +406,30 @@ pub fn decide_with_facts(
     now: DateTime<Utc>,
     facts: &cycles::Facts,
 ) -> Result<(Vec<Event>, State), Refusal> {
-    let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now, facts };
+    decide_inner(ctx, state, command, now, facts, false)
+}
+
+/// `decide`, advancing by the first-written scan: the oracle the property tests hold the
+/// incremental advance to.
+#[cfg(test)]
+pub(crate) fn decide_by_scan(
+    ctx: Context,
+    state: &State,
+    command: &Command,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, Refusal> {
+    decide_inner(ctx, state, command, now, &cycles::Facts::default(), true).map(|(events, _)| events)
+}
+
+fn decide_inner(
+    ctx: Context,
+    state: &State,
+    command: &Command,
+    now: DateTime<Utc>,
+    facts: &cycles::Facts,
+    by_scan: bool,
+) -> Result<(Vec<Event>, State), Refusal> {
+    let mut d = Decision { ctx, state: state.clone(), events: Vec::new(), now, facts, by_scan };
     match command {
         Command::Start { params, actor } => {
             d.start(params)?;
@@ -505,6 +564,8 @@ struct Decision<'a> {
     events: Vec<Event>,
     now: DateTime<Utc>,
     facts: &'a cycles::Facts,
+    /// Advance by the first-written scan (the property tests' oracle; never outside tests).
+    by_scan: bool,
 }
 
 impl<'a> Decision<'a> {
@@ -580,192 +641,6 @@ impl<'a> Decision<'a> {
         self.emit(Event::Started { params, values, nodes, cycle });
         Ok(())
     }
-
-    /// Opens, skips and completes until nothing changes.
-    fn advance(&mut self) -> Result<(), Refusal> {
-        loop {
-            let mut changed = false;
-            let keys: Vec<String> = self.order();
-            for key in keys {
-                let Some(n) = self.state.nodes.get(&key) else { continue };
-                let status = n.status;
-                let def_id = n.def.clone();
-                let Some(def) = self.ctx.program.node(&def_id) else { continue };
-                match status {
-                    NodeStatus::Waiting => match self.readiness(&key, def) {
-                        Readiness::Wait => {}
-                        Readiness::Skip(reason) => {
-                            self.emit(Event::Skipped { node: key.clone(), reason });
-                            changed = true;
-                        }
-                        Readiness::Ready => {
-                            self.open(&key, def)?;
-                            changed = true;
-                        }
-                    },
-                    NodeStatus::Open => {
-                        // `due N days after X` is set once X is done.
-                        if let (Some(d @ ir::Deadline::AfterDone { node: other, .. }), Due::None) =
-                            (&def.deadline, self.state.nodes.get(&key).map_or(Due::None, NodeState::due))
-                        {
-                            if self.state.nodes.get(other).is_some_and(|o| o.closed_at.is_some()) {
-                                match self.deadline(&key, d, self.now)? {
-                                    Some(period::PeriodEnd::At(due_at)) => {
-                                        self.emit(Event::DeadlineSet { node: key.clone(), due_at });
-                                        changed = true;
-                                    }
-                                    Some(period::PeriodEnd::AwaitingCalendar { year }) => {
-                                        let from = self.now;
-                                        self.emit(Event::DeadlineAwaitingCalendar { node: key.clone(), year, from });
-                                        changed = true;
-                                    }
-                                    None => {}
-                                }
-                            }
-                        }
-                        // Groups (phases, calls, fan-out templates) complete with their members.
-                        let is_template =
-                            def.for_each.is_some() && self.state.nodes.get(&key).is_some_and(|n| n.element.is_none());
-                        if matches!(def.kind, NodeKind::Phase | NodeKind::Call) || is_template {
-                            let members = self.members(&key, def, is_template);
-                            if members.iter().all(|m| {
-                                self.state
-                                    .nodes
-                                    .get(m)
-                                    .is_none_or(|x| matches!(x.status, NodeStatus::Done | NodeStatus::Skipped))
-                            }) {
-                                self.emit(Event::Completed { node: key.clone(), outcome: Outcome::Done });
-                                changed = true;
-                            }
-                        }
-                    }
-                    NodeStatus::Done | NodeStatus::Skipped => {}
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
-        let top_done = self.ctx.program.policy.nodes.iter().filter(|n| n.parent.is_none()).all(|n| {
-            self.state.nodes.get(&n.id).is_some_and(|x| matches!(x.status, NodeStatus::Done | NodeStatus::Skipped))
-        });
-        if top_done && self.state.status == Status::Running {
-            self.emit(Event::InstanceCompleted);
-        }
-        Ok(())
-    }
-
-    /// Runtime keys in declaration order, fan-out copies after their template.
-    fn order(&self) -> Vec<String> {
-        let mut copies: HashMap<&str, Vec<&String>> = HashMap::new();
-        for (k, n) in &self.state.nodes {
-            if n.element.is_some() {
-                copies.entry(n.def.as_str()).or_default().push(k);
-            }
-        }
-        let mut out = Vec::with_capacity(self.state.nodes.len());
-        for n in &self.ctx.program.policy.nodes {
-            out.push(n.id.clone());
-            if let Some(c) = copies.get(n.id.as_str()) {
-                let mut c: Vec<&String> = c.clone();
-                c.sort_by_key(|k| copy_index(k));
-                out.extend(c.into_iter().cloned());
-            }
-        }
-        out
-    }
-
-    fn members(&self, key: &str, def: &ir::Node, is_template: bool) -> Vec<String> {
-        if is_template {
-            self.state
-                .nodes
-                .iter()
-                .filter(|(k, n)| n.def == def.id && n.element.is_some() && k.as_str() != key)
-                .map(|(k, _)| k.clone())
-                .collect()
-        } else {
-            self.ctx.program.children(&def.id).to_vec()
-        }
-    }
-
-    fn readiness(&self, key: &str, def: &ir::Node) -> Readiness {
-        let is_copy = self.state.nodes.get(key).is_some_and(|n| n.element.is_some());
-        // A copy waits for its template to open; anything else for its parent.
-        let parent = if is_copy { Some(def.id.as_str()) } else { def.parent.as_deref() };
-        if let Some(p) = parent {
-            match self.state.nodes.get(p).map(|n| n.status) {
-                Some(NodeStatus::Open) => {}
-                Some(NodeStatus::Skipped) => return Readiness::Skip(format!("`{p}` was skipped")),
-                _ => return Readiness::Wait,
-            }
-        }
-        if is_copy {
-            return Readiness::Ready;
-        }
-        if let Some(r) = self.any_of(def) {
-            if !matches!(r, Readiness::Ready) {
-                return r;
-            }
-        }
-        for dep in &def.after {
-            let Some(d) = self.state.nodes.get(&dep.node) else { return Readiness::Wait };
-            match (d.status, dep.outcome, d.outcome) {
-                (NodeStatus::Done, None, _) => {}
-                // A step skipped by its own `when` is passed through; one on a branch not taken
-                // takes what waits for it along (R3.4: the other branch of 社区研判 never runs).
-                (NodeStatus::Skipped, None, _) if self.not_taken(&dep.node) => {
-                    return Readiness::Skip(format!("`{}` is on a branch not taken", dep.node))
-                }
-                (NodeStatus::Skipped, None, _) => {}
-                (NodeStatus::Done, Some(want), Some(got)) => {
-                    let ok = matches!(
-                        (want, got),
-                        (ir::Outcome::Approved, Outcome::Approved) | (ir::Outcome::Rejected, Outcome::Rejected)
-                    );
-                    if !ok {
-                        return Readiness::Skip(format!("`{}` was not {}", dep.node, outcome_word(want)));
-                    }
-                }
-                (NodeStatus::Skipped, Some(want), _) | (NodeStatus::Done, Some(want), None) => {
-                    return Readiness::Skip(format!("`{}` was not {}", dep.node, outcome_word(want)))
-                }
-                _ => return Readiness::Wait,
-            }
-        }
-        Readiness::Ready
-    }
-
-    /// Whether a skipped node lies on a branch not taken: it waited for an outcome that did not
-    /// happen, for such a node, or sits in such a phase. Not a node skipped by its own `when`.
-    fn not_taken(&self, key: &str) -> bool {
-        let Some(n) = self.state.nodes.get(key).filter(|n| n.status == NodeStatus::Skipped) else { return false };
-        let Some(def) = self.ctx.program.node(&n.def) else { return false };
-        if def.parent.as_deref().is_some_and(|p| self.not_taken(p)) {
-            return true;
-        }
-        def.after.iter().any(|dep| {
-            let Some(d) = self.state.nodes.get(&dep.node) else { return false };
-            match (dep.outcome, d.status, d.outcome) {
-                (Some(_), NodeStatus::Skipped, _) => true,
-                (Some(want), NodeStatus::Done, got) => !matches!(
-                    (want, got),
-                    (ir::Outcome::Approved, Some(Outcome::Approved)) | (ir::Outcome::Rejected, Some(Outcome::Rejected))
-                ),
-                (None, NodeStatus::Skipped, _) => self.not_taken(&dep.node),
-                _ => false,
-            }
-        })
-    }
-}
-
-enum Readiness {
-    Wait,
-    Ready,
-    Skip(String),
-}
-
-fn copy_index(key: &str) -> usize {
-    key.rsplit_once('[').and_then(|(_, r)| r.trim_end_matches(']').parse().ok()).unwrap_or(0)
 }
 
 fn date_of(v: Value) -> Result<NaiveDate, Refusal> {

@@ -282,7 +282,7 @@ pub struct State {
     pub params: BTreeMap<String, Value>,
     pub values: BTreeMap<String, Value>,
     /// Runtime nodes by key: the IR id, or `id[i]` for the i-th fan-out copy.
-    pub nodes: BTreeMap<String, NodeState>,
+    pub nodes: super::Nodes,
     pub started_at: Option<DateTime<Utc>>,
     /// Number of events applied.
     pub version: u64,

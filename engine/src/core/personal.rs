@@ -47,11 +47,11 @@ pub fn redact_form(program: &Program, def: &str, form: &mut BTreeMap<String, Val
 
 /// The state as a viewer who may not see personal data reads it.
 pub fn redact_state(program: &Program, state: &mut State) {
-    for n in state.nodes.values_mut() {
+    state.nodes.for_each_mut(|n| {
         if let Some(form) = n.form.as_mut() {
             redact_form(program, &n.def, form);
         }
-    }
+    });
 }
 
 /// An event as such a viewer reads it. `def_of` maps a runtime node key (`调查[2]`) to its IR id.

@@ -550,6 +550,9 @@ impl Run<'_> {
         let first = decide(ctx, &self.state, cmd, self.now);
         let second = decide(ctx, &self.state, cmd, self.now);
         prop_assert_eq!(&first, &second, "decide gave two answers to {:?}", cmd);
+        // Issue 10.2: the incremental advance emits exactly what the scan emits.
+        let scanned = super::decide_by_scan(ctx, &self.state, cmd, self.now);
+        prop_assert_eq!(&first, &scanned, "the advance and the scan differ on {:?}", cmd);
         prop_assert_eq!(&self.state, &before);
         self.expect(cmd, &first)?;
         if let Ok(events) = &first {
