@@ -514,6 +514,7 @@ async fn bulk_create(store: Arc<dyn Store>, source: &str, n: usize, starts: usiz
                     version: 0,
                     status: t.status.clone(),
                     snapshot: t.snapshot.clone(),
+                    snapshot_version: 0,
                     created_at: t.at,
                     updated_at: t.at,
                 };
@@ -522,7 +523,7 @@ async fn bulk_create(store: Arc<dyn Store>, source: &str, n: usize, starts: usiz
                     expected_version: 0,
                     events: t.events.clone(),
                     status: t.status.clone(),
-                    snapshot: t.snapshot.to_string(),
+                    snapshot: Some(t.snapshot.to_string()),
                     new_timers: t.timers.iter().map(|x| NewTimer { instance: id.clone(), ..x.clone() }).collect(),
                     cancel_timers_for_nodes: Vec::new(),
                     fire: None,

@@ -14,13 +14,14 @@ use chrono::{DateTime, Utc};
 use civicflow_dsl::value::Value;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::truncate_to_micros;
 use crate::calendar::{Calendar, CalendarError};
 use crate::clock::Clock;
 use crate::core::cycles::{self, CycleLink, Facts, Found, QuotaCount};
 use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, Timer, TimerKind};
 use crate::store::{
-    Commit, CounterClaim, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent, NewTimer,
-    PolicyRecord, Published, Spawn, Store, StoreError, StoredEvent,
+    snapshot_due, Commit, CounterClaim, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent,
+    NewTimer, PolicyRecord, Published, Spawn, Store, StoreError, StoredEvent,
 };
 
 mod cache;
@@ -267,13 +268,13 @@ impl Runtime {
         idem: Option<&Idempotency>,
     ) -> Result<Outcome, RuntimeError> {
         let program = self.program(policy, hash).await?;
-        let now = self.clock.now();
+        let now = truncate_to_micros(self.clock.now());
         let command = Command::Start { actor: actor.clone(), params };
         let calendar = self.calendar();
         let ctx = Self::ctx(&program, &calendar);
         let (events, next) =
             core::decide_with_state(ctx, &State::new(), &command, now).map_err(RuntimeError::Refused)?;
-        let mut commit = self.commit_for(id, ctx, &State::new(), &events, &next, now, None, idem, actor)?;
+        let mut commit = self.commit_for(id, ctx, &State::new(), 0, &events, &next, now, None, idem, actor)?;
         commit.counters.extend(self.cycle_member(&program, &next));
         let record = InstanceRecord {
             id: id.to_string(),
@@ -283,10 +284,11 @@ impl Runtime {
             status: commit.status.clone(),
             // Written over by the commit's own snapshot in the same transaction.
             snapshot: serde_json::Value::Null,
+            snapshot_version: 0,
             created_at: now,
             updated_at: now,
         };
-        let bytes = cache::estimated_bytes(next.nodes.len(), commit.snapshot.len());
+        let bytes = self.estimate(id, &next, &commit);
         let earliest = commit.new_timers.iter().map(|t| t.due_at).min();
         let mut cached = record.clone();
         // Issue 10.3: group-committed with the other starts and commands (one fsync for all).
@@ -294,6 +296,7 @@ impl Runtime {
         match self.committer.commit(commit).await {
             Ok(stored) => {
                 cached.version = stored.len() as u64;
+                cached.snapshot_version = cached.version;
                 self.cache.put(cached, next, bytes);
                 self.timer_planned(earliest);
                 Ok(outcome(id, &stored))
@@ -378,7 +381,7 @@ impl Runtime {
             // occurs), however late the service delivers it.
             let now = match command {
                 Command::Fire { at, .. } => *at,
-                _ => self.clock.now(),
+                _ => truncate_to_micros(self.clock.now()),
             };
             let mut facts = self.facts(id, &program, state, command).await?;
             let calendar = self.calendar();
@@ -406,11 +409,13 @@ impl Runtime {
                 }
                 other => other?,
             };
-            let mut commit = self.commit_for(id, ctx, state, &events, &next, now, fire, idem, actor)?;
+            let mut commit =
+                self.commit_for(id, ctx, state, record.snapshot_version, &events, &next, now, fire, idem, actor)?;
             commit.counters.extend(self.quota_counters(&program, state, &next, &facts));
             commit.released.extend(self.quota_released(&program, state, &next));
             commit.spawn = spawn;
-            let bytes = cache::estimated_bytes(next.nodes.len(), commit.snapshot.len());
+            let bytes = self.estimate(id, &next, &commit);
+            let wrote_snapshot = commit.snapshot.is_some();
             let status = commit.status.clone();
             let earliest = commit.new_timers.iter().map(|t| t.due_at).min();
             match self.committer.commit(commit).await {
@@ -422,6 +427,7 @@ impl Runtime {
                         status,
                         updated_at,
                         snapshot: serde_json::Value::Null,
+                        snapshot_version: if wrote_snapshot { version } else { record.snapshot_version },
                         ..record.clone()
                     };
                     self.cache.put(cached, next, bytes);
@@ -465,6 +471,17 @@ impl Runtime {
         }
     }
 
+    /// The cache's estimate of `next`'s size: from the snapshot's text when the commit writes
+    /// one, else the copy it was decided on grown by its events' text (an over-estimate).
+    fn estimate(&self, id: &str, next: &State, commit: &Commit) -> usize {
+        let added: usize = commit.events.iter().map(|e| cache::text_bytes(&e.payload)).sum();
+        match (&commit.snapshot, self.cache.bytes_of(id)) {
+            (Some(text), _) => cache::estimated_bytes(next.nodes.len(), text.len()),
+            (None, Some(before)) => before + added,
+            (None, None) => cache::estimated_bytes(next.nodes.len(), added),
+        }
+    }
+
     /// The commit for `events` decided on `state` (leading to `next`): events with their actor, the new snapshot,
     /// timer changes for the nodes whose timers changed, the idempotency record.
     #[expect(clippy::too_many_arguments, reason = "one internal helper gathering a commit's parts")]
@@ -473,6 +490,7 @@ impl Runtime {
         id: &str,
         ctx: Context,
         state: &State,
+        snapshot_version: u64,
         events: &[Event],
         next: &State,
         now: DateTime<Utc>,
@@ -530,7 +548,12 @@ impl Runtime {
             expected_version: version,
             events: new_events,
             status: status_word(next.status).to_string(),
-            snapshot: serde_json::to_string(next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?,
+            // Issue 10.1: the snapshot is a cache, written every few events (and at the first
+            // and the last); the events are the write.
+            snapshot: match snapshot_due(snapshot_version, next.version, next.status == core::Status::Running) {
+                true => Some(serde_json::to_string(next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?),
+                false => None,
+            },
             new_timers,
             cancel_timers_for_nodes: changed,
             fire,
@@ -680,7 +703,7 @@ impl Runtime {
         let (new_events, next) =
             core::decide_with_facts(ctx, &State::new(), &command, start_at, &facts).map_err(RuntimeError::Refused)?;
         let mut first =
-            self.commit_for(&instance, ctx, &State::new(), &new_events, &next, start_at, None, None, &system)?;
+            self.commit_for(&instance, ctx, &State::new(), 0, &new_events, &next, start_at, None, None, &system)?;
         first.counters.extend(self.cycle_member(program, &next));
         let record = InstanceRecord {
             id: instance.clone(),
@@ -690,6 +713,7 @@ impl Runtime {
             status: first.status.clone(),
             // Written over by its first commit's snapshot in the same transaction.
             snapshot: serde_json::Value::Null,
+            snapshot_version: 0,
             created_at: start_at,
             updated_at: start_at,
         };
@@ -711,11 +735,22 @@ impl Runtime {
         for attempt in 0..RETRIES {
             let (record, state) = self.load(id).await?;
             let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
-            let now = self.clock.now();
+            let now = truncate_to_micros(self.clock.now());
             let calendar = self.calendar();
             let ctx = Self::ctx(&program, &calendar);
             let (events, next) = cycles::start_next(ctx, &state, actor, now).map_err(RuntimeError::Refused)?;
-            let mut commit = self.commit_for(id, ctx, &state, &events, &next, now, None, idem.as_ref(), actor)?;
+            let mut commit = self.commit_for(
+                id,
+                ctx,
+                &state,
+                record.snapshot_version,
+                &events,
+                &next,
+                now,
+                None,
+                idem.as_ref(),
+                actor,
+            )?;
             commit.spawn = self.spawn_next(id, &program, &state, &events, &given, now).await?;
             match self.committer.commit(commit).await {
                 Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),

@@ -83,6 +83,11 @@ impl InstanceCache {
         self.lock().entries.peek(id).map(|e| e.cached.clone())
     }
 
+    /// The estimated bytes of what the cache holds for `id`.
+    pub fn bytes_of(&self, id: &str) -> Option<usize> {
+        self.lock().entries.peek(id).map(|e| e.bytes)
+    }
+
     /// Keeps `record` (its snapshot dropped) and `state`, of `bytes` estimated bytes, unless the
     /// cache already holds a later version; evicts the least recently used past the bound.
     /// Returns the copy (kept or not), for the caller to decide on.
@@ -155,7 +160,7 @@ pub fn estimated_bytes_of(snapshot: &Value) -> usize {
 
 /// The bytes of the strings a snapshot holds (keys included), and a word or four for every
 /// element of a list or map (acts, parameters, values).
-fn text_bytes(value: &Value) -> usize {
+pub fn text_bytes(value: &Value) -> usize {
     const PER_ELEMENT: usize = 32;
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => 0,
@@ -180,6 +185,7 @@ mod tests {
             version,
             status: "running".into(),
             snapshot: serde_json::json!({ "large": "x".repeat(100) }),
+            snapshot_version: version,
             created_at: at,
             updated_at: at,
         }

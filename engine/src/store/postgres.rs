@@ -35,6 +35,7 @@ use super::{
 use crate::audit::truncate_to_micros;
 
 use super::batch;
+use super::fold;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::postgres_commit::*;
 
@@ -102,6 +103,36 @@ impl PgStore {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         self.pool.begin().await.map_err(map_sqlx)
+    }
+
+    /// The records as of their version: the events after each stored snapshot folded in, read
+    /// in one statement for all (issue 10.1, `store::fold`).
+    async fn current(&self, mut records: Vec<InstanceRecord>) -> Result<Vec<InstanceRecord>, StoreError> {
+        let wanted = fold::wanted(&records);
+        if wanted.is_empty() {
+            return Ok(records);
+        }
+        let mut ids = Vec::with_capacity(wanted.len());
+        let (mut after, mut upto) = (Vec::with_capacity(wanted.len()), Vec::with_capacity(wanted.len()));
+        for (id, from, to) in &wanted {
+            ids.push(*id);
+            after.push(to_i64(*from, "version")?);
+            upto.push(to_i64(*to, "version")?);
+        }
+        let rows = sqlx::query(
+            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS w (id, after, upto)
+             JOIN events e ON e.instance = w.id AND e.seq > w.after AND e.seq <= w.upto",
+        )
+        .bind(ids)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let tails = rows.iter().map(event_row).collect::<Result<_, _>>()?;
+        fold::fold_tails(&mut records, tails)?;
+        Ok(records)
     }
 }
 
@@ -251,26 +282,28 @@ impl Store for PgStore {
 
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
              FROM instances WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        row.as_ref().map(instance_row).transpose()
+        let records = row.as_ref().map(instance_row).transpose()?.into_iter().collect();
+        Ok(self.current(records).await?.pop())
     }
 
     async fn load_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
              FROM instances WHERE id = ANY($1)",
         )
         .bind(ids)
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(instance_row).collect()
+        let records = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
+        self.current(records).await
     }
 
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
@@ -285,7 +318,7 @@ impl Store for PgStore {
         .await
         .map_err(map_sqlx)?;
         let rows = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
              FROM instances
              WHERE ($1::text IS NULL OR policy_name = $1) AND ($2::text IS NULL OR status = $2)
              ORDER BY created_at, id LIMIT $3 OFFSET $4",
@@ -297,8 +330,9 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
+        let records = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
         Ok(Page {
-            items: rows.iter().map(instance_row).collect::<Result<_, _>>()?,
+            items: self.current(records).await?,
             total: to_u64(total, "count")?,
             page: filter.page,
             page_size: filter.page_size,

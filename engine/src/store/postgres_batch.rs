@@ -25,7 +25,9 @@ impl BatchWriter for PgConnection {
         }
         // The commits come sorted by instance, so the row locks are taken in that order.
         let updated = sqlx::query(
-            "UPDATE instances AS i SET version = v.next, status = v.status, snapshot = v.snapshot::jsonb,
+            "UPDATE instances AS i SET version = v.next, status = v.status,
+                    snapshot = COALESCE(v.snapshot::jsonb, i.snapshot),
+                    snapshot_version = CASE WHEN v.snapshot IS NULL THEN i.snapshot_version ELSE v.next END,
                     updated_at = v.at
              FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
                          $6::timestamptz[]) AS v (id, expected, next, status, snapshot, at)
@@ -35,7 +37,7 @@ impl BatchWriter for PgConnection {
         .bind(expected)
         .bind(next)
         .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
-        .bind(commits.iter().map(|c| c.snapshot.as_str()).collect::<Vec<_>>())
+        .bind(commits.iter().map(|c| c.snapshot.as_deref()).collect::<Vec<_>>())
         .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
         .execute(&mut *self)
         .await

@@ -82,12 +82,14 @@ pub(super) async fn apply_body(conn: &mut PgConnection, commit: &Commit) -> Resu
     let added = to_i64(commit.events.len() as u64, "event count")?;
     // The compare-and-set takes the row lock: a concurrent commit to this instance waits here.
     let updated = sqlx::query(
-        "UPDATE instances SET version = $1, status = $2, snapshot = $3::jsonb, updated_at = $4
+        "UPDATE instances SET version = $1, status = $2, snapshot = COALESCE($3::jsonb, snapshot),
+                snapshot_version = CASE WHEN $3::text IS NULL THEN snapshot_version ELSE $1 END,
+                updated_at = $4
          WHERE id = $5 AND version = $6",
     )
     .bind(expected + added)
     .bind(&commit.status)
-    .bind(commit.snapshot.as_str())
+    .bind(commit.snapshot.as_deref())
     .bind(commit_time(commit))
     .bind(&commit.instance)
     .bind(expected)
@@ -219,6 +221,7 @@ pub(super) fn instance_row(row: &PgRow) -> Result<InstanceRecord, StoreError> {
         version: to_u64(row.try_get("version").map_err(map_sqlx)?, "version")?,
         status: row.try_get("status").map_err(map_sqlx)?,
         snapshot: row.try_get::<Value, _>("snapshot").map_err(map_sqlx)?,
+        snapshot_version: to_u64(row.try_get("snapshot_version").map_err(map_sqlx)?, "snapshot_version")?,
         created_at: row.try_get("created_at").map_err(map_sqlx)?,
         updated_at: row.try_get("updated_at").map_err(map_sqlx)?,
     })

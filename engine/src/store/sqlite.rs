@@ -36,6 +36,7 @@ use super::{
 };
 
 use super::batch;
+use super::fold;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::sqlite_commit::*;
 
@@ -149,6 +150,30 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_sqlx)
+    }
+
+    /// The records as of their version: the events after each stored snapshot folded in, read
+    /// in one statement for all (issue 10.1, `store::fold`).
+    async fn current(&self, mut records: Vec<InstanceRecord>) -> Result<Vec<InstanceRecord>, StoreError> {
+        let wanted = fold::wanted(&records);
+        if wanted.is_empty() {
+            return Ok(records);
+        }
+        let wanted =
+            serde_json::to_string(&wanted).map_err(|e| StoreError::Invalid(format!("unencodable ids: {e}")))?;
+        let rows = sqlx::query(
+            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
+             FROM json_each(?) AS w
+             JOIN events e ON e.instance = json_extract(w.value, '$[0]')
+                          AND e.seq > json_extract(w.value, '$[1]') AND e.seq <= json_extract(w.value, '$[2]')",
+        )
+        .bind(wanted)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        let tails = rows.iter().map(event_row).collect::<Result<_, _>>()?;
+        fold::fold_tails(&mut records, tails)?;
+        Ok(records)
     }
 }
 
@@ -284,28 +309,30 @@ impl Store for SqliteStore {
 
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
              FROM instances WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.readers)
         .await
         .map_err(map_sqlx)?;
-        row.as_ref().map(instance_row).transpose()
+        let records = row.as_ref().map(instance_row).transpose()?.into_iter().collect();
+        Ok(self.current(records).await?.pop())
     }
 
     async fn load_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
         // The ids as one JSON array: one statement whatever their number.
         let ids = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(format!("unencodable ids: {e}")))?;
         let rows = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
              FROM instances WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(ids)
         .fetch_all(&self.readers)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(instance_row).collect()
+        let records = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
+        self.current(records).await
     }
 
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
@@ -322,7 +349,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_sqlx)?;
         let rows = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
              FROM instances
              WHERE (? IS NULL OR policy_name = ?) AND (? IS NULL OR status = ?)
              ORDER BY created_at, id LIMIT ? OFFSET ?",
@@ -336,8 +363,9 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(map_sqlx)?;
+        let records = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
         Ok(Page {
-            items: rows.iter().map(instance_row).collect::<Result<_, _>>()?,
+            items: self.current(records).await?,
             total: to_u64(total, "count")?,
             page: filter.page,
             page_size: filter.page_size,

@@ -32,7 +32,10 @@ impl BatchWriter for SqliteConnection {
         for chunk in commits.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "WITH v (id, expected, next, status, snapshot, at) AS (VALUES {})
-                 UPDATE instances SET version = v.next, status = v.status, snapshot = v.snapshot,
+                 UPDATE instances SET version = v.next, status = v.status,
+                        snapshot = COALESCE(v.snapshot, instances.snapshot),
+                        snapshot_version = CASE WHEN v.snapshot IS NULL THEN instances.snapshot_version
+                                                ELSE v.next END,
                         updated_at = v.at
                  FROM v WHERE instances.id = v.id AND instances.version = v.expected",
                 tuples(chunk.len(), 6)
@@ -46,7 +49,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(expected)
                     .bind(expected + added)
                     .bind(commit.status.as_str())
-                    .bind(commit.snapshot.as_str())
+                    .bind(commit.snapshot.as_deref())
                     .bind(micros(commit_time(commit)));
             }
             let updated = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();

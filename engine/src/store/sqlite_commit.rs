@@ -82,12 +82,13 @@ pub(super) async fn apply_body(conn: &mut SqliteConnection, commit: &Commit) -> 
     let expected = to_i64(commit.expected_version, "version")?;
     let added = to_i64(commit.events.len() as u64, "event count")?;
     let updated = sqlx::query(
-        "UPDATE instances SET version = ?, status = ?, snapshot = ?, updated_at = ?
-         WHERE id = ? AND version = ?",
+        "UPDATE instances SET version = ?1, status = ?2, snapshot = COALESCE(?3, snapshot),
+                snapshot_version = CASE WHEN ?3 IS NULL THEN snapshot_version ELSE ?1 END, updated_at = ?4
+         WHERE id = ?5 AND version = ?6",
     )
     .bind(expected + added)
     .bind(&commit.status)
-    .bind(commit.snapshot.as_str())
+    .bind(commit.snapshot.as_deref())
     .bind(micros(commit_time(commit)))
     .bind(&commit.instance)
     .bind(expected)
@@ -252,6 +253,7 @@ pub(super) fn instance_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError
         version: to_u64(row.try_get("version").map_err(map_sqlx)?, "version")?,
         status: row.try_get("status").map_err(map_sqlx)?,
         snapshot: parse_json(row, "snapshot")?,
+        snapshot_version: to_u64(row.try_get("snapshot_version").map_err(map_sqlx)?, "snapshot_version")?,
         created_at: time_at(row, "created_at")?,
         updated_at: time_at(row, "updated_at")?,
     })

@@ -7,6 +7,7 @@
 //!   orders by a store that holds one node's commit (SQLite and PostgreSQL).
 //! - `cache`: the runtime's instance cache serves what the stored history replays to, on two
 //!   runtimes sharing a store (a property test).
+//! - `snapshots`: a record read folds the events after its stored snapshot (SQLite, PostgreSQL).
 //! - `events_fixture`: events stored by earlier versions read back and write out unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
@@ -22,5 +23,7 @@ mod events_fixture;
 mod race;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod runtime;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod snapshots;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod store;

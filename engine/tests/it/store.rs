@@ -270,6 +270,7 @@ fn record(id: &str, policy: &str, hash: &str, created: DateTime<Utc>) -> Instanc
         version: 0,
         status: "created".into(),
         snapshot: json!({}),
+        snapshot_version: 0,
         created_at: created,
         updated_at: created,
     }
@@ -281,7 +282,7 @@ fn start(id: &str, at: DateTime<Utc>) -> Commit {
         expected_version: 0,
         events: vec![event(at, "instance_started", json!({ "params": { "社区": "东湖" } }))],
         status: "running".into(),
-        snapshot: json!({ "phase": 1 }).to_string(),
+        snapshot: Some(json!({ "phase": 1 }).to_string()),
         ..Commit::default()
     }
 }
@@ -292,7 +293,7 @@ fn step(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
         expected_version: expected,
         events,
         status: "running".into(),
-        snapshot: json!({ "at": expected + 1 }).to_string(),
+        snapshot: Some(json!({ "at": expected + 1 }).to_string()),
         ..Commit::default()
     }
 }

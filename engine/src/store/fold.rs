@@ -1,0 +1,56 @@
+//! Reading an instance as of its last event (issue 10.1).
+//!
+//! A commit writes the instance's snapshot only every [`super::SNAPSHOT_EVERY`] events (and at its
+//! first and last): the stored snapshot is the state as of `snapshot_version`. A read folds the
+//! events after it into it with the core's `apply` (pure, the one the runtime decided with), so
+//! every record a store returns holds the state as of its `version`, whatever the snapshot's age.
+
+use std::collections::HashMap;
+
+use super::{InstanceRecord, StoreError, StoredEvent};
+use crate::core::{self, Event, State};
+
+/// What to read for the records whose snapshot is older than their version:
+/// `(instance, snapshot_version, version)`, the events `snapshot_version < seq <= version`.
+pub(super) fn wanted(records: &[InstanceRecord]) -> Vec<(&str, u64, u64)> {
+    records
+        .iter()
+        .filter(|r| r.snapshot_version < r.version)
+        .map(|r| (r.id.as_str(), r.snapshot_version, r.version))
+        .collect()
+}
+
+/// Folds `tails` (the events [`wanted`] named, in any order) into the records' snapshots.
+/// A missing or extra event is [`StoreError::Corrupt`]: the record would be wrong.
+pub(super) fn fold_tails(records: &mut [InstanceRecord], tails: Vec<StoredEvent>) -> Result<(), StoreError> {
+    let mut by_instance: HashMap<String, Vec<StoredEvent>> = HashMap::new();
+    for e in tails {
+        by_instance.entry(e.instance.clone()).or_default().push(e);
+    }
+    for record in records.iter_mut().filter(|r| r.snapshot_version < r.version) {
+        let mut tail = by_instance.remove(&record.id).unwrap_or_default();
+        tail.sort_by_key(|e| e.seq);
+        let corrupt = |what: String| StoreError::Corrupt(format!("instance `{}`: {what}", record.id));
+        let mut state: State = serde_json::from_value(std::mem::take(&mut record.snapshot))
+            .map_err(|e| corrupt(format!("snapshot of version {}: {e}", record.snapshot_version)))?;
+        if state.version != record.snapshot_version {
+            return Err(corrupt(format!(
+                "the snapshot of version {} holds version {}",
+                record.snapshot_version, state.version
+            )));
+        }
+        for stored in tail {
+            if stored.seq != state.version + 1 || stored.seq > record.version {
+                return Err(corrupt(format!("event {} follows version {}", stored.seq, state.version)));
+            }
+            let event: Event =
+                serde_json::from_value(stored.payload).map_err(|e| corrupt(format!("event {}: {e}", stored.seq)))?;
+            core::apply(&mut state, &event, stored.at);
+        }
+        if state.version != record.version {
+            return Err(corrupt(format!("events {}..={} are missing", state.version + 1, record.version)));
+        }
+        record.snapshot = serde_json::to_value(&state).map_err(|e| corrupt(format!("state: {e}")))?;
+    }
+    Ok(())
+}
