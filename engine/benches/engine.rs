@@ -351,12 +351,20 @@ async fn bench_approvals(args: &Args) {
             let rt = new_runtime(store.clone(), clock, "bench");
             rt.publish(&chain_policy("chain", args.chain)).await.unwrap();
             let span = Duration::from_secs_f64(args.secs);
-            let (count, mut latencies, elapsed) = run_clients(&rt, clients, args.chain, span).await;
+            let written = write_bytes();
+            let (count, mut latencies, elapsed, all) = run_clients(&rt, clients, args.chain, span).await;
+            // SQLite is written by this process (WAL frames, checkpoints); PostgreSQL by its server.
+            let disk = match backend {
+                Backend::Sqlite => {
+                    format!("; disk {:.0} B per approval", (write_bytes() - written) as f64 / all as f64)
+                }
+                Backend::Postgres => String::new(),
+            };
             latencies.sort();
             let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
             println!(
                 "{:<10} {clients:>3} clients: {count:>7} approvals in {:.2} s = {:>7.0} approvals/s; \
-                 latency p50 {:>7.2} ms, p99 {:>7.2} ms",
+                 latency p50 {:>7.2} ms, p99 {:>7.2} ms{disk}",
                 backend.name(),
                 elapsed.as_secs_f64(),
                 count as f64 / elapsed.as_secs_f64(),
@@ -370,13 +378,14 @@ async fn bench_approvals(args: &Args) {
 }
 
 /// Runs `clients` tasks approving steps of their own instances for `span` (after a warm-up of a
-/// tenth of it); returns the approvals completed in the span, their latencies and the span.
+/// tenth of it); returns the approvals completed in the span, their latencies, the span and
+/// the approvals made in all (warm-up and the last ones included: what the disk saw).
 async fn run_clients(
     rt: &Arc<Runtime>,
     clients: usize,
     chain: usize,
     span: Duration,
-) -> (usize, Vec<Duration>, Duration) {
+) -> (usize, Vec<Duration>, Duration, usize) {
     let warmup = span / 10;
     let begin = Instant::now();
     let from = begin + warmup;
@@ -388,6 +397,7 @@ async fn run_clients(
             let approver = actor("科室");
             let mut latencies = Vec::new();
             let mut count = 0usize;
+            let mut all = 0usize;
             'outer: for k in 0.. {
                 let id = format!("c{c}-{k}");
                 rt.start(&id, "chain", None, &approver, BTreeMap::new(), None).await.unwrap();
@@ -399,6 +409,7 @@ async fn run_clients(
                     rt.act(&id, &approver, &format!("s{s}"), Action::Approve { comment: None }, None, None)
                         .await
                         .unwrap();
+                    all += 1;
                     let done = Instant::now();
                     if t >= from && done <= until {
                         latencies.push(done - t);
@@ -406,17 +417,25 @@ async fn run_clients(
                     }
                 }
             }
-            (count, latencies)
+            (count, latencies, all)
         }));
     }
-    let mut count = 0;
+    let (mut count, mut all) = (0, 0);
     let mut latencies = Vec::new();
     for t in tasks {
-        let (c, l) = t.await.unwrap();
+        let (c, l, a) = t.await.unwrap();
         count += c;
+        all += a;
         latencies.extend(l);
     }
-    (count, latencies, span)
+    (count, latencies, span, all)
+}
+
+/// The bytes this process caused to be written to storage so far (`write_bytes` of
+/// `/proc/self/io`; 0 where it cannot be read).
+fn write_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 enum Cleanup {

@@ -18,7 +18,7 @@ use crate::audit::truncate_to_micros;
 use crate::calendar::{Calendar, CalendarError};
 use crate::clock::Clock;
 use crate::core::cycles::{self, CycleLink, Facts, Found, QuotaCount};
-use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, Timer, TimerKind};
+use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, TimerKind};
 use crate::store::{
     snapshot_due, Commit, CounterClaim, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent,
     NewTimer, PolicyRecord, Published, Spawn, Store, StoreError, StoredEvent,
@@ -498,15 +498,10 @@ impl Runtime {
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<Commit, RuntimeError> {
-        let before = timers_by_node(core::pending_timers(ctx, state));
-        let after = timers_by_node(core::pending_timers(ctx, next));
-        let mut changed: Vec<String> =
-            before.keys().chain(after.keys()).filter(|n| before.get(*n) != after.get(*n)).cloned().collect();
-        changed.sort();
-        changed.dedup();
-        let new_timers = changed
-            .iter()
-            .flat_map(|n| after.get(n).cloned().unwrap_or_default())
+        // Only the nodes the command changed are looked at (issue 10.2).
+        let (changed, timers) = core::timer_changes(ctx, state, next);
+        let new_timers = timers
+            .into_iter()
             .map(|t| NewTimer {
                 instance: id.to_string(),
                 node: t.node.clone(),
@@ -834,14 +829,6 @@ pub fn replay_stored(events: &[StoredEvent]) -> Result<State, RuntimeError> {
         core::apply(&mut state, &event, e.at);
     }
     Ok(state)
-}
-
-fn timers_by_node(timers: Vec<Timer>) -> BTreeMap<String, Vec<Timer>> {
-    let mut m: BTreeMap<String, Vec<Timer>> = BTreeMap::new();
-    for t in timers {
-        m.entry(t.node.clone()).or_default().push(t);
-    }
-    m
 }
 
 pub fn timer_kind_word(k: TimerKind) -> &'static str {

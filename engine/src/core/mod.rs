@@ -477,30 +477,89 @@ pub fn pending_timers(ctx: Context, state: &State) -> Vec<Timer> {
         return out;
     }
     for (key, n) in &state.nodes {
-        if n.status != NodeStatus::Open {
-            continue;
-        }
-        let Some(def) = ctx.program.node(&n.def) else { continue };
-        if let Some(due) = n.due_at {
-            if !n.overdue {
-                out.push(Timer { node: key.clone(), kind: TimerKind::Due, at: due });
-                if let Some(at) = reminders(ctx, def, due).get(n.reminders_sent as usize) {
-                    out.push(Timer { node: key.clone(), kind: TimerKind::Reminder, at: *at });
-                }
-            }
-        }
-        if let (Some(until), NodeKind::Step(StepKind::Publicity)) = (n.min_until, def.kind) {
-            out.push(Timer { node: key.clone(), kind: TimerKind::MinDurationEnds, at: until });
-        }
-        if let Some((_, closes)) = n.window {
-            if !n.window_closed && matches!(def.kind, NodeKind::Step(_)) {
-                out.push(Timer { node: key.clone(), kind: TimerKind::WindowCloses, at: closes });
+        node_timers(ctx, key, n, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// The timers one node of a running instance wants: they depend on that node's state alone.
+fn node_timers(ctx: Context, key: &str, n: &NodeState, out: &mut Vec<Timer>) {
+    // A step passed on keeps its owner's limit while it waits (R3.5).
+    if let (NodeStatus::Waiting, Some(at), false) = (n.status, n.kept_limit, n.overdue) {
+        out.push(Timer { node: key.to_string(), kind: TimerKind::Due, at });
+    }
+    if n.status != NodeStatus::Open {
+        return;
+    }
+    let Some(def) = ctx.program.node(&n.def) else { return };
+    if let Some(due) = n.due_at {
+        if !n.overdue {
+            out.push(Timer { node: key.to_string(), kind: TimerKind::Due, at: due });
+            if let Some(at) = reminders(ctx, def, due).get(n.reminders_sent as usize) {
+                out.push(Timer { node: key.to_string(), kind: TimerKind::Reminder, at: *at });
             }
         }
     }
-    returns::kept_limit_timers(state, &mut out);
-    out.sort();
-    out
+    if let (Some(until), NodeKind::Step(StepKind::Publicity)) = (n.min_until, def.kind) {
+        out.push(Timer { node: key.to_string(), kind: TimerKind::MinDurationEnds, at: until });
+    }
+    if let Some((_, closes)) = n.window {
+        if !n.window_closed && matches!(def.kind, NodeKind::Step(_)) {
+            out.push(Timer { node: key.to_string(), kind: TimerKind::WindowCloses, at: closes });
+        }
+    }
+}
+
+/// What a commit changes in an instance's timers (issue 10.2): the nodes whose timers differ
+/// between `before` and `after`, and the timers those nodes want now (sorted). A node's timers
+/// depend on its own state only, so while the instance's status stays, only the nodes the
+/// persistent map tells apart are looked at (O(changed), not O(nodes)); the next-cycle timer
+/// (`~cycle`) is always compared.
+pub fn timer_changes(ctx: Context, before: &State, after: &State) -> (Vec<String>, Vec<Timer>) {
+    let (old, new) = if before.status == after.status {
+        let keys = before.nodes.changed_keys(&after.nodes);
+        let some = |state: &State| {
+            let mut out: Vec<Timer> = cycles::timer(ctx, state).into_iter().collect();
+            if state.status == Status::Running {
+                for key in &keys {
+                    if let Some(n) = state.nodes.get(key) {
+                        node_timers(ctx, key, n, &mut out);
+                    }
+                }
+            }
+            out
+        };
+        (some(before), some(after))
+    } else {
+        (pending_timers(ctx, before), pending_timers(ctx, after))
+    };
+    diff_timers(old, new)
+}
+
+/// The nodes whose timers differ, and the new timers of those nodes (sorted).
+fn diff_timers(old: Vec<Timer>, new: Vec<Timer>) -> (Vec<String>, Vec<Timer>) {
+    let by_node = |timers: Vec<Timer>| {
+        let mut m: BTreeMap<String, Vec<Timer>> = BTreeMap::new();
+        for t in timers {
+            m.entry(t.node.clone()).or_default().push(t);
+        }
+        for v in m.values_mut() {
+            v.sort();
+        }
+        m
+    };
+    let (old, new) = (by_node(old), by_node(new));
+    let changed: BTreeSet<&String> = old.keys().chain(new.keys()).filter(|k| old.get(*k) != new.get(*k)).collect();
+    let timers = changed.iter().flat_map(|k| new.get(*k).cloned().unwrap_or_default()).collect();
+    (changed.into_iter().cloned().collect(), timers)
+}
+
+/// [`timer_changes`] the first way: every node's timers, before and after (the property
+/// tests' oracle).
+#[cfg(test)]
+pub(crate) fn timer_changes_by_scan(ctx: Context, before: &State, after: &State) -> (Vec<String>, Vec<Timer>) {
+    diff_timers(pending_timers(ctx, before), pending_timers(ctx, after))
 }
 
 /// The instants of a step's reminders before `due`, earliest first.

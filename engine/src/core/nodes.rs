@@ -73,6 +73,19 @@ impl Nodes {
         self.0.range(from..to).map(|(k, n)| (k, n.as_ref())).filter(move |(_, n)| n.def == def && n.element.is_some())
     }
 
+    /// The keys whose node differs between `self` and `other` (added, removed or changed).
+    /// Subtrees the two maps share are skipped unvisited, so a state and the one a command made
+    /// of it compare in O(changed · log n).
+    pub fn changed_keys(&self, other: &Nodes) -> Vec<String> {
+        self.0
+            .diff(&other.0)
+            .map(|d| match d {
+                imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+                imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k.clone(),
+            })
+            .collect()
+    }
+
     /// Changes every node (each copied first if shared).
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut NodeState)) {
         let keys: Vec<String> = self.0.keys().cloned().collect();

@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 use civicflow_dsl::ir;
 
-use super::{Action, Actor, Decision, Event, NodeState, NodeStatus, Refusal, State, Timer, TimerKind};
+use super::{Action, Actor, Decision, Event, NodeState, NodeStatus, Refusal};
 
 /// Whether `acting` may return or urge `key` (other actions pass). Called from `act` right after
 /// entitlement, so a refusal here is a 403 and records nothing.
@@ -99,16 +99,6 @@ pub(super) fn carry_limit(old: &NodeState, new: &mut NodeState) {
         new.reminders_sent = old.reminders_sent;
         new.escalated_to = old.escalated_to.clone();
         new.reassigned_to = old.reassigned_to.clone();
-    }
-}
-
-/// The owner's limit of a step that was passed on and now waits: its breach is due at the
-/// original instant (R3.5).
-pub(super) fn kept_limit_timers(state: &State, out: &mut Vec<Timer>) {
-    for (key, n) in &state.nodes {
-        if let (NodeStatus::Waiting, Some(at), false) = (n.status, n.kept_limit, n.overdue) {
-            out.push(Timer { node: key.clone(), kind: TimerKind::Due, at });
-        }
     }
 }
 
