@@ -357,5 +357,6 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+pub mod merkle;
 #[cfg(test)]
 mod tests;
