@@ -545,9 +545,10 @@ impl Runtime {
             status: status_word(next.status).to_string(),
             // Issue 10.1: the snapshot is a cache, written every few events (and at the first
             // and the last); the events are the write.
-            snapshot: match snapshot_due(snapshot_version, next.version, next.status == core::Status::Running) {
-                true => Some(serde_json::to_string(next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?),
-                false => None,
+            snapshot: if snapshot_due(snapshot_version, next.version, next.status == core::Status::Running) {
+                Some(serde_json::to_string(next).map_err(|e| RuntimeError::Corrupt(e.to_string()))?)
+            } else {
+                None
             },
             new_timers,
             cancel_timers_for_nodes: changed,

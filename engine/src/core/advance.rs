@@ -9,8 +9,8 @@
 //! very same events. That rests on two facts. A node's visit reads only the nodes it watches
 //! (its parent or template, its `after` and `after any` nodes, a `due … after` node, its members
 //! — and, through a skipped node, what that node reads, for "a branch not taken"). And a state
-//! the engine stored is settled: the scan would change nothing in it. The scan is kept under
-//! `cfg(test)` as the oracle the property tests compare with on every command.
+//! the engine stored is settled: the scan would change nothing in it. The scan is kept as the
+//! oracle the property tests compare with on every command (`decide_by_scan`, a test-only entry).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -54,7 +54,7 @@ impl Nodes {
 
     /// In key order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &NodeState)> + '_ {
-        self.0.iter().map(|(k, n)| (k, n.as_ref()))
+        self.into_iter()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> + '_ {
@@ -97,12 +97,22 @@ impl Nodes {
     }
 }
 
+/// An entry as callers see it: the node itself, not its `Arc`.
+type Entry<'a> = (&'a String, &'a NodeState);
+
+fn entry<'a>((k, n): (&'a String, &'a Arc<NodeState>)) -> Entry<'a> {
+    (k, n.as_ref())
+}
+
 impl<'a> IntoIterator for &'a Nodes {
-    type Item = (&'a String, &'a NodeState);
-    type IntoIter = Box<dyn Iterator<Item = (&'a String, &'a NodeState)> + 'a>;
+    type Item = Entry<'a>;
+    type IntoIter = std::iter::Map<
+        imbl::ordmap::Iter<'a, String, Arc<NodeState>, imbl::shared_ptr::DefaultSharedPtr>,
+        fn((&'a String, &'a Arc<NodeState>)) -> Entry<'a>,
+    >;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.0.iter().map(entry as fn(_) -> _)
     }
 }
 
