@@ -323,7 +323,8 @@ pub(super) fn copy_index(key: &str) -> usize {
     key.rsplit_once('[').and_then(|(_, r)| r.trim_end_matches(']').parse().ok()).unwrap_or(0)
 }
 
-/// The runtime keys an event changes.
+/// The runtime keys an event changes: the node it is about, and for a start, a fan-out and a
+/// return every node they make, reset or reopen.
 fn touched(event: &Event) -> Vec<&str> {
     match event {
         Event::Started { nodes, .. } => nodes.iter().map(|(k, _, _)| k.as_str()).collect(),
@@ -333,34 +334,6 @@ fn touched(event: &Event) -> Vec<&str> {
         Event::Returned { from, to, reset, reopened, .. } => {
             [from, to].into_iter().chain(reset).chain(reopened).map(String::as_str).collect()
         }
-        Event::Opened { node, .. }
-        | Event::Skipped { node, .. }
-        | Event::Acted { node, .. }
-        | Event::FormRecorded { node, .. }
-        | Event::VoteRecorded { node, .. }
-        | Event::ObjectionRaised { node, .. }
-        | Event::Withdrawn { node, .. }
-        | Event::Delegated { node, .. }
-        | Event::Urged { node, .. }
-        | Event::Completed { node, .. }
-        | Event::DeadlineSet { node, .. }
-        | Event::PassedOn { node, .. }
-        | Event::Reminded { node, .. }
-        | Event::Overdue { node, .. }
-        | Event::Escalated { node, .. }
-        | Event::Notified { node, .. }
-        | Event::Reassigned { node, .. }
-        | Event::WindowClosed { node, .. }
-        | Event::DeadlineAwaitingCalendar { node, .. }
-        | Event::MinDurationAwaitingCalendar { node, .. }
-        | Event::WindowAwaitingCalendar { node, .. }
-        | Event::CalendarApplied { node, .. }
-        | Event::InstanceRejected { node } => vec![node.as_str()],
-        Event::Bound { node, .. } => node.as_deref().into_iter().collect(),
-        Event::InstanceCompleted
-        | Event::Cancelled { .. }
-        | Event::NextCycleDue { .. }
-        | Event::NextCycleOpened { .. }
-        | Event::NextCycleRefused { .. } => Vec::new(),
+        other => other.node().into_iter().collect(),
     }
 }
