@@ -7,8 +7,28 @@
 
 use std::collections::HashMap;
 
-use super::{InstanceRecord, StoreError, StoredEvent};
+use chrono::{DateTime, Utc};
+
+use super::{InstanceRecord, StoreError};
 use crate::core::{self, Event, State};
+
+/// An event of a tail as a fold needs it: parsed from its stored text straight into the core's
+/// type (not through a `serde_json::Value`, and without its chain hashes).
+pub(super) struct TailEvent {
+    pub instance: String,
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub event: Event,
+}
+
+impl TailEvent {
+    /// From a row's columns; `payload` is the event's stored JSON text.
+    pub(super) fn parse(instance: String, seq: u64, at: DateTime<Utc>, payload: &str) -> Result<TailEvent, StoreError> {
+        let event = serde_json::from_str(payload)
+            .map_err(|e| StoreError::Corrupt(format!("instance `{instance}`: event {seq}: {e}")))?;
+        Ok(TailEvent { instance, seq, at, event })
+    }
+}
 
 /// What to read for the records whose snapshot is older than their version:
 /// `(instance, snapshot_version, version)`, the events `snapshot_version < seq <= version`.
@@ -22,8 +42,8 @@ pub(super) fn wanted(records: &[InstanceRecord]) -> Vec<(&str, u64, u64)> {
 
 /// Folds `tails` (the events [`wanted`] named, in any order) into the records' snapshots.
 /// A missing or extra event is [`StoreError::Corrupt`]: the record would be wrong.
-pub(super) fn fold_tails(records: &mut [InstanceRecord], tails: Vec<StoredEvent>) -> Result<(), StoreError> {
-    let mut by_instance: HashMap<String, Vec<StoredEvent>> = HashMap::new();
+pub(super) fn fold_tails(records: &mut [InstanceRecord], tails: Vec<TailEvent>) -> Result<(), StoreError> {
+    let mut by_instance: HashMap<String, Vec<TailEvent>> = HashMap::new();
     for e in tails {
         by_instance.entry(e.instance.clone()).or_default().push(e);
     }
@@ -43,9 +63,7 @@ pub(super) fn fold_tails(records: &mut [InstanceRecord], tails: Vec<StoredEvent>
             if stored.seq != state.version + 1 || stored.seq > record.version {
                 return Err(corrupt(format!("event {} follows version {}", stored.seq, state.version)));
             }
-            let event: Event =
-                serde_json::from_value(stored.payload).map_err(|e| corrupt(format!("event {}: {e}", stored.seq)))?;
-            core::apply(&mut state, &event, stored.at);
+            core::apply(&mut state, &stored.event, stored.at);
         }
         if state.version != record.version {
             return Err(corrupt(format!("events {}..={} are missing", state.version + 1, record.version)));

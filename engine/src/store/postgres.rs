@@ -120,7 +120,7 @@ impl PgStore {
             upto.push(to_i64(*to, "version")?);
         }
         let rows = sqlx::query(
-            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
+            "SELECT e.instance, e.seq, e.at, e.payload::text AS payload
              FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS w (id, after, upto)
              JOIN events e ON e.instance = w.id AND e.seq > w.after AND e.seq <= w.upto",
         )
@@ -130,7 +130,19 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        let tails = rows.iter().map(event_row).collect::<Result<_, _>>()?;
+        let tails = rows
+            .iter()
+            .map(|row| {
+                let seq = to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?;
+                let payload: &str = row.try_get("payload").map_err(map_sqlx)?;
+                fold::TailEvent::parse(
+                    row.try_get("instance").map_err(map_sqlx)?,
+                    seq,
+                    row.try_get("at").map_err(map_sqlx)?,
+                    payload,
+                )
+            })
+            .collect::<Result<_, StoreError>>()?;
         fold::fold_tails(&mut records, tails)?;
         Ok(records)
     }

@@ -162,7 +162,7 @@ impl SqliteStore {
         let wanted =
             serde_json::to_string(&wanted).map_err(|e| StoreError::Invalid(format!("unencodable ids: {e}")))?;
         let rows = sqlx::query(
-            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
+            "SELECT e.instance, e.seq, e.at, e.payload
              FROM json_each(?) AS w
              JOIN events e ON e.instance = json_extract(w.value, '$[0]')
                           AND e.seq > json_extract(w.value, '$[1]') AND e.seq <= json_extract(w.value, '$[2]')",
@@ -171,7 +171,14 @@ impl SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(map_sqlx)?;
-        let tails = rows.iter().map(event_row).collect::<Result<_, _>>()?;
+        let tails = rows
+            .iter()
+            .map(|row| {
+                let seq = to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?;
+                let payload: &str = row.try_get("payload").map_err(map_sqlx)?;
+                fold::TailEvent::parse(row.try_get("instance").map_err(map_sqlx)?, seq, time_at(row, "at")?, payload)
+            })
+            .collect::<Result<_, StoreError>>()?;
         fold::fold_tails(&mut records, tails)?;
         Ok(records)
     }
