@@ -590,7 +590,7 @@ impl Runtime {
             .load_instance(id)
             .await?
             .ok_or_else(|| RuntimeError::NotFound { what: "instance", id: id.to_string() })?;
-        let state: State = serde_json::from_value(record.snapshot.clone())
+        let state: State = State::deserialize(&record.snapshot)
             .map_err(|e| RuntimeError::Corrupt(format!("snapshot of {id}: {e}")))?;
         Ok((record, state))
     }

@@ -66,7 +66,7 @@ pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> 
     loop {
         let page = state.store.list_instances(&filter).await?;
         for record in &page.items {
-            let core: CoreState = serde_json::from_value(record.snapshot.clone())
+            let core: CoreState = CoreState::deserialize(&record.snapshot)
                 .map_err(|e| ApiError::internal(format!("snapshot of `{}`: {e}", record.id)))?;
             let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
             for (key, n) in &core.nodes {
@@ -134,7 +134,7 @@ async fn next_cycles(
         loop {
             let page = state.store.list_instances(&filter).await?;
             for record in &page.items {
-                let core: CoreState = serde_json::from_value(record.snapshot.clone())
+                let core: CoreState = CoreState::deserialize(&record.snapshot)
                     .map_err(|e| ApiError::internal(format!("snapshot of `{}`: {e}", record.id)))?;
                 let Some(next) = core.cycle.next.as_ref().filter(|n| !n.opened) else { continue };
                 let Some(role) = next.awaiting.as_ref().filter(|r| principal.roles.contains(r)) else { continue };

@@ -619,7 +619,7 @@ async fn awaits_office(state: &AppState, record: &InstanceRecord, office: &str) 
 }
 
 fn snapshot(record: &InstanceRecord) -> Result<CoreState, ApiError> {
-    serde_json::from_value(record.snapshot.clone())
+    CoreState::deserialize(&record.snapshot)
         .map_err(|e| ApiError::internal(format!("snapshot of `{}` is unreadable: {e}", record.id)))
 }
 

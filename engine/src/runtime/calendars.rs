@@ -15,6 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use super::{Runtime, RuntimeError};
 use crate::calendar::{Calendar, YearCalendar};
 use crate::core::{Actor, CalendarNotice, Command, NodeStatus, State};
@@ -158,7 +160,7 @@ impl Runtime {
                 InstanceFilter { policy: None, status: Some("running".into()), page, page_size: MAX_PAGE_SIZE };
             let listed = self.store.list_instances(&filter).await?;
             for record in &listed.items {
-                let Ok(state) = serde_json::from_value::<State>(record.snapshot.clone()) else { continue };
+                let Ok(state) = State::deserialize(&record.snapshot) else { continue };
                 if waits_for(&state, year) {
                     waiting.push(record.id.clone());
                 }

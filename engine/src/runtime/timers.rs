@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use chrono::{DateTime, Utc};
 
 use super::{cache, Runtime, RuntimeError, FIRE_CONCURRENCY};
@@ -49,7 +51,7 @@ impl Runtime {
         }
         for record in self.store.load_instances(&missing).await? {
             // A snapshot that does not parse is reported by the firing's own load.
-            if let Ok(state) = serde_json::from_value::<State>(record.snapshot.clone()) {
+            if let Ok(state) = State::deserialize(&record.snapshot) {
                 let bytes = cache::estimated_bytes_of(&record.snapshot);
                 self.cache.put(record, state, bytes);
             }
