@@ -450,6 +450,10 @@ impl Store for MeteredStore {
         self.inner.commit_hints().await
     }
 
+    async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        self.inner.principal_changes().await
+    }
+
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let t = Instant::now();
         let r = self.inner.list_tokens().await;

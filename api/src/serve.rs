@@ -91,6 +91,8 @@ pub struct Config {
     pub rates: crate::http::limits::RateConfig,
     /// The runtime's instance cache, in estimated bytes (issue 10.1; `--instance-cache-mib`).
     pub instance_cache_bytes: usize,
+    /// How long a token's principal is trusted without asking the store (issue 10.4).
+    pub token_cache_ttl: Duration,
 }
 
 impl Config {
@@ -105,6 +107,7 @@ impl Config {
             limits: crate::connections::Limits::default(),
             rates: crate::http::limits::RateConfig::default(),
             instance_cache_bytes: civicflow_engine::runtime::DEFAULT_CACHE_BYTES,
+            token_cache_ttl: crate::http::token_cache::TOKEN_CACHE_TTL,
         }
     }
 }
@@ -191,7 +194,7 @@ impl Server {
             inflight: Default::default(),
             shutdown: stopped.clone(),
             limiter: Arc::new(crate::http::limits::Limiter::new(config.rates)),
-            tokens: Arc::default(),
+            tokens: Arc::new(crate::http::token_cache::TokenCache::with_ttl(config.token_cache_ttl)),
         };
         // Idle limiter keys are forgotten every minute.
         let limiter = state.limiter.clone();
@@ -212,6 +215,24 @@ impl Server {
             stopped.clone(),
             Duration::from_secs(30),
         ));
+        // Issue 10.4: a revocation or a change of roles made anywhere on this database (another
+        // node, the CLI) reaches this node's token cache at once (PostgreSQL).
+        if let Some(mut changed) = state.store.principal_changes().await? {
+            let tokens = state.tokens.clone();
+            let mut changed_stop = stopped.clone();
+            tokio::spawn(async move {
+                loop {
+                    let name = tokio::select! {
+                        name = changed.recv() => name,
+                        _ = changed_stop.wait_for(|s| *s) => None,
+                    };
+                    match name {
+                        Some(name) => tokens.forget_principal(&name),
+                        None => break,
+                    }
+                }
+            });
+        }
         // Issue 9.6: what other nodes commit reaches this node's event stream (PostgreSQL).
         if let Some(mut hints) = metered.commit_hints().await? {
             let mut hint_stop = stopped.clone();

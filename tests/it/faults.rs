@@ -1,7 +1,8 @@
 //! Issue 9 (prove): faults a client meets on the wire. A lost acknowledgement — the client's
 //! connection cut after the act it sent with an `Idempotency-Key` was committed, before it read
 //! the answer — and its retry: the act is recorded once, and the retry gets the first answer. On
-//! SQLite and PostgreSQL.
+//! SQLite and PostgreSQL. A token revoked through one node, refused by the others at once
+//! (PostgreSQL).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -354,4 +355,43 @@ async fn sqlite_32_concurrent_writers_never_see_busy_and_the_wal_stays_bounded()
     let wal = std::fs::metadata(dir.path().join("civicflow.db-wal")).map(|m| m.len()).unwrap_or(0);
     assert!(wal < 16 << 20, "the WAL grew to {wal} bytes");
     server.stop().await;
+}
+
+/// Issue 10.4: a revocation made through one node reaches the token cache of every node on
+/// PostgreSQL at once (the database's notification), not after the cache's TTL: node B trusts
+/// a token it read for an hour here, so only the notification can make it refuse the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_node_is_refused_by_the_others_on_postgres() {
+    let Some(schema) = crate::pg::fresh_schema("faults", "faults", "revoke_nodes").await else { return };
+    let store = PgStore::connect_with(schema.options.clone(), 8).await.unwrap();
+    let start = |store: Arc<dyn Store>| async move {
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Database::Store(store));
+        config.publish_bundled = false;
+        config.token_cache_ttl = Duration::from_secs(3600);
+        Server::start(config).await.unwrap()
+    };
+    let node_a = start(Arc::new(store.clone())).await;
+    let node_b = start(Arc::new(store.clone())).await;
+    let (a, b) = (format!("http://{}", node_a.addr), format!("http://{}", node_b.addr));
+    let admin = node_a.admin_token.clone().unwrap();
+    let street = civicflow::http::auth::create_token(&store, "王", "街道", &["街道".into()]).await.unwrap();
+    let client = reqwest::Client::new();
+    let inbox_on_b = || client.get(format!("{b}/v1/inbox")).bearer_auth(&street).send();
+    // Node B reads the token once: from now on it trusts its cached answer.
+    assert_eq!(inbox_on_b().await.unwrap().status(), 200);
+    assert_eq!(inbox_on_b().await.unwrap().status(), 200);
+    let revoked = client.delete(format!("{a}/v1/admin/tokens/%E7%8E%8B")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(revoked.json::<Value>().await.unwrap(), json!({ "principal": "王", "revoked": 1 }));
+    // The notification arrives in milliseconds; the bound is a minute's fraction of the hour.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut status = inbox_on_b().await.unwrap().status();
+    while status == 200 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = inbox_on_b().await.unwrap().status();
+    }
+    assert_eq!(status, 401, "node B still trusts the revoked token");
+    for node in [node_a, node_b] {
+        node.stop().await;
+    }
+    schema.drop_with(store).await;
 }

@@ -4,8 +4,10 @@
 //!
 //! What a revocation costs in freshness: one made through this node (`DELETE
 //! /v1/admin/tokens/…`), or a principal's roles replaced through it (`POST /v1/admin/tokens`),
-//! forgets the principal at once; one made on another node, or by the CLI on the database, and a
-//! token's expiry, are honoured within [`TOKEN_CACHE_TTL`]. Only tokens that authenticated are
+//! forgets the principal at once; on PostgreSQL one made on another node or by the CLI does too,
+//! as soon as the database's notification arrives (`Store::principal_changes`); on SQLite the
+//! CLI's, and everywhere a token's expiry, are honoured within the TTL ([`TOKEN_CACHE_TTL`] by
+//! default). Only tokens that authenticated are
 //! kept, so unknown tokens cannot fill it; it holds at most [`MAX_ENTRIES`].
 
 use std::collections::HashMap;
@@ -20,12 +22,24 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
 /// The most tokens kept; past it, stale entries go, then everything if none is stale.
 pub const MAX_ENTRIES: usize = 10_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TokenCache {
     entries: Mutex<HashMap<String, (PrincipalRecord, Instant)>>,
+    ttl: Duration,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache::with_ttl(TOKEN_CACHE_TTL)
+    }
 }
 
 impl TokenCache {
+    /// A cache that trusts what the store answered for `ttl`.
+    pub fn with_ttl(ttl: Duration) -> Self {
+        TokenCache { entries: Mutex::default(), ttl }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (PrincipalRecord, Instant)>> {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -38,7 +52,7 @@ impl TokenCache {
     fn get_at(&self, token_hash: &str, now: Instant) -> Option<PrincipalRecord> {
         let entries = self.lock();
         let (principal, read_at) = entries.get(token_hash)?;
-        (now.saturating_duration_since(*read_at) < TOKEN_CACHE_TTL).then(|| principal.clone())
+        (now.saturating_duration_since(*read_at) < self.ttl).then(|| principal.clone())
     }
 
     /// Keeps what the store answered for a token hash.
@@ -49,7 +63,8 @@ impl TokenCache {
     fn put_at(&self, token_hash: &str, principal: PrincipalRecord, now: Instant) {
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(token_hash) {
-            entries.retain(|_, (_, read_at)| now.saturating_duration_since(*read_at) < TOKEN_CACHE_TTL);
+            let ttl = self.ttl;
+            entries.retain(|_, (_, read_at)| now.saturating_duration_since(*read_at) < ttl);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
@@ -57,7 +72,7 @@ impl TokenCache {
         entries.insert(token_hash.to_string(), (principal, now));
     }
 
-    /// Forgets every token of a principal (revoked, or its roles replaced, through this node).
+    /// Forgets every token of a principal (revoked, or its roles replaced).
     pub fn forget_principal(&self, name: &str) {
         self.lock().retain(|_, (p, _)| p.name != name);
     }

@@ -636,6 +636,14 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The names of principals whose tokens were revoked or whose roles were replaced, by any
+    /// node or by the CLI on this database (PostgreSQL's LISTEN/NOTIFY), so that each node's
+    /// token cache forgets them at once; `None` where the store cannot tell (SQLite: one server,
+    /// whose own revocations forget at once, and the CLI's reach it within the cache's TTL).
+    async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(None)
+    }
+
     /// Stores an idempotency record that goes with no instance commit (a policy publication, a
     /// move of the simulated clock); [`StoreError::DuplicateKey`] if the principal used the key
     /// already, and then nothing changes.

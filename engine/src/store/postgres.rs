@@ -23,6 +23,18 @@ use sqlx::Row;
 
 /// The LISTEN/NOTIFY channel of commit hints (issue 9.6), followed by `.` and the schema.
 const COMMIT_CHANNEL: &str = "civicflow_commits";
+/// The channel of principals whose tokens or roles changed (issue 10.4), followed by `.` and
+/// the schema.
+const PRINCIPAL_CHANNEL: &str = "civicflow_principals";
+
+/// A channel name for a schema: an identifier, at most 63 bytes (pg_notify refuses a longer one).
+fn channel_name(base: &str, schema: &str) -> String {
+    let mut channel = format!("{base}.{schema}");
+    while channel.len() > 63 {
+        channel.pop();
+    }
+    channel
+}
 
 use super::common::{
     check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
@@ -49,6 +61,8 @@ pub struct PgStore {
     /// The LISTEN/NOTIFY channel of commit hints: one per schema, since channels are shared by
     /// the whole database (issue 9.6).
     channel: String,
+    /// The channel of principals whose tokens or roles changed.
+    principal_channel: String,
     /// Commits written by [`batch::write`] (one statement per table), for tests and benches.
     batched: Arc<AtomicU64>,
 }
@@ -76,12 +90,9 @@ impl PgStore {
     pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(map_migrate)?;
         let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await.map_err(map_sqlx)?;
-        // A channel name is an identifier: at most 63 bytes (pg_notify refuses a longer one).
-        let mut channel = format!("{COMMIT_CHANNEL}.{schema}");
-        while channel.len() > 63 {
-            channel.pop();
-        }
-        Ok(PgStore { pool, channel, batched: Arc::default() })
+        let channel = channel_name(COMMIT_CHANNEL, &schema);
+        let principal_channel = channel_name(PRINCIPAL_CHANNEL, &schema);
+        Ok(PgStore { pool, channel, principal_channel, batched: Arc::default() })
     }
 
     /// How many commits this store has written in batches with one statement per table (issue
@@ -103,6 +114,18 @@ impl PgStore {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         self.pool.begin().await.map_err(map_sqlx)
+    }
+
+    /// Tells every node listening (`principal_changes`) that `principal`'s tokens or roles
+    /// changed, when `tx` commits (a rolled-back change tells nothing).
+    async fn notify_principal(&self, tx: &mut sqlx::PgConnection, principal: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.principal_channel)
+            .bind(principal)
+            .execute(&mut *tx)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx)
     }
 
     /// The records as of their version: the events after each stored snapshot folded in, read
@@ -537,7 +560,8 @@ impl Store for PgStore {
             if inserted != 1 {
                 return Err(StoreError::Invalid("this token hash is already stored".into()));
             }
-            Ok(())
+            // The principal's office and roles may have been replaced: other nodes forget it.
+            self.notify_principal(&mut tx, &principal.name).await
         }
         .await;
         finish(tx, result).await
@@ -616,13 +640,19 @@ impl Store for PgStore {
 
     async fn revoke_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError> {
         let prefix = token_prefix(id)?;
-        sqlx::query("DELETE FROM tokens WHERE principal = $1 AND token_hash LIKE $2")
+        let mut tx = self.begin().await?;
+        let revoked = sqlx::query("DELETE FROM tokens WHERE principal = $1 AND token_hash LIKE $2")
             .bind(principal)
             .bind(&prefix)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map(|r| r.rows_affected())
-            .map_err(map_sqlx)
+            .map_err(map_sqlx)?
+            .rows_affected();
+        if revoked > 0 {
+            self.notify_principal(&mut tx, principal).await?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(revoked)
     }
 
     async fn put_session(&self, session: SessionRecord, cap: usize) -> Result<(), StoreError> {
@@ -724,6 +754,33 @@ impl Store for PgStore {
                 let Ok(after) = after.parse::<u64>() else { continue };
                 if send.send(CommitHint { instance: instance.to_string(), after }).await.is_err() {
                     return;
+                }
+            }
+        });
+        Ok(Some(receive))
+    }
+
+    async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await.map_err(map_sqlx)?;
+        listener.listen(&self.principal_channel).await.map_err(map_sqlx)?;
+        let (send, receive) = tokio::sync::mpsc::channel(1024);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                // As `commit_hints`: ends with its receiver or the pool. A notification lost while
+                // the listener reconnects is covered by the token cache's TTL.
+                let next = tokio::select! {
+                    next = listener.recv() => next,
+                    () = send.closed() => return,
+                };
+                match next {
+                    Ok(n) => {
+                        if send.send(n.payload().to_string()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) if pool.is_closed() => return,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
         });
