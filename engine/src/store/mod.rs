@@ -632,17 +632,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hints of what every node commits, for the event stream of several nodes sharing one
     /// database (PostgreSQL's LISTEN/NOTIFY); `None` where one node is all there is (SQLite).
-    async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {
-        Ok(None)
-    }
+    /// No default: a store that wraps another must pass it on (a default would turn the
+    /// feature off without a word, as it nearly did for `principal_changes`).
+    async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError>;
 
     /// The names of principals whose tokens were revoked or whose roles were replaced, by any
     /// node or by the CLI on this database (PostgreSQL's LISTEN/NOTIFY), so that each node's
     /// token cache forgets them at once; `None` where the store cannot tell (SQLite: one server,
     /// whose own revocations forget at once, and the CLI's reach it within the cache's TTL).
-    async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
-        Ok(None)
-    }
+    /// No default, as for `commit_hints`.
+    async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError>;
 
     /// Stores an idempotency record that goes with no instance commit (a policy publication, a
     /// move of the simulated clock); [`StoreError::DuplicateKey`] if the principal used the key

@@ -534,6 +534,17 @@ impl Store for SqliteStore {
         verify_log(to_u64(version, "version")?, &events)
     }
 
+    /// One server per SQLite file: nothing to hear from other nodes.
+    async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<super::CommitHint>>, StoreError> {
+        Ok(None)
+    }
+
+    /// SQLite cannot notify: the CLI's revocations reach a running server within its token
+    /// cache's TTL.
+    async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(None)
+    }
+
     async fn checkpoint(&self) -> Result<(), StoreError> {
         self.wal_checkpoint().await.map(|_| ())
     }

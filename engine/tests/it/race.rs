@@ -59,6 +59,16 @@ impl Store for GatedStore {
         }
         self.inner.commit_many(commits).await
     }
+
+    async fn commit_hints(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<civicflow_engine::store::CommitHint>>, StoreError> {
+        self.inner.commit_hints().await
+    }
+
+    async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        self.inner.principal_changes().await
+    }
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         let mut results = self.commit_many(vec![commit]).await;
         results.pop().unwrap_or(Err(StoreError::Closed))
