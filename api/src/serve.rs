@@ -217,36 +217,18 @@ impl Server {
         ));
         // Issue 10.4: a revocation or a change of roles made anywhere on this database (another
         // node, the CLI) reaches this node's token cache at once (PostgreSQL).
-        if let Some(mut changed) = state.store.principal_changes().await? {
+        if let Some(changed) = state.store.principal_changes().await? {
             let tokens = state.tokens.clone();
-            let mut changed_stop = stopped.clone();
-            tokio::spawn(async move {
-                loop {
-                    let name = tokio::select! {
-                        name = changed.recv() => name,
-                        _ = changed_stop.wait_for(|s| *s) => None,
-                    };
-                    match name {
-                        Some(name) => tokens.forget_principal(&name),
-                        None => break,
-                    }
-                }
+            forward(changed, stopped.clone(), move |name: String| {
+                tokens.forget_principal(&name);
+                std::future::ready(())
             });
         }
         // Issue 9.6: what other nodes commit reaches this node's event stream (PostgreSQL).
-        if let Some(mut hints) = metered.commit_hints().await? {
-            let mut hint_stop = stopped.clone();
-            tokio::spawn(async move {
-                loop {
-                    let hint = tokio::select! {
-                        hint = hints.recv() => hint,
-                        _ = hint_stop.wait_for(|s| *s) => None,
-                    };
-                    match hint {
-                        Some(hint) => metered.publish_hinted(&hint).await,
-                        None => break,
-                    }
-                }
+        if let Some(hints) = metered.commit_hints().await? {
+            forward(hints, stopped.clone(), move |hint| {
+                let metered = metered.clone();
+                async move { metered.publish_hinted(&hint).await }
             });
         }
         // Issue 9.6: the simulated time another node moved to reaches this node's clock.
@@ -316,4 +298,26 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+/// Hands what another node's store notifies (`received`) to `handle`, one at a time, until the
+/// server stops or the store's listener ends.
+fn forward<T, F, Fut>(mut received: tokio::sync::mpsc::Receiver<T>, mut stopped: watch::Receiver<bool>, mut handle: F)
+where
+    T: Send + 'static,
+    F: FnMut(T) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = received.recv() => next,
+                _ = stopped.wait_for(|s| *s) => None,
+            };
+            match next {
+                Some(item) => handle(item).await,
+                None => break,
+            }
+        }
+    });
 }

@@ -116,6 +116,41 @@ impl PgStore {
         self.pool.begin().await.map_err(map_sqlx)
     }
 
+    /// The notifications of `channel`, each read by `parse` (what it cannot read is skipped),
+    /// on a listener connection of their own. The task ends with its receiver (the server
+    /// stopped) or with the pool (closed): the connection goes back then, so closing the pool
+    /// never waits on it. `recv` reconnects on its next call after an error.
+    async fn listen<T: Send + 'static>(
+        &self,
+        channel: &str,
+        capacity: usize,
+        parse: impl Fn(&str) -> Option<T> + Send + 'static,
+    ) -> Result<tokio::sync::mpsc::Receiver<T>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await.map_err(map_sqlx)?;
+        listener.listen(channel).await.map_err(map_sqlx)?;
+        let (send, receive) = tokio::sync::mpsc::channel(capacity);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = listener.recv() => next,
+                    () = send.closed() => return,
+                };
+                match next {
+                    Ok(n) => {
+                        let Some(item) = parse(n.payload()) else { continue };
+                        if send.send(item).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) if pool.is_closed() => return,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        Ok(receive)
+    }
+
     /// Tells every node listening (`principal_changes`) that `principal`'s tokens or roles
     /// changed, when `tx` commits (a rolled-back change tells nothing).
     async fn notify_principal(&self, tx: &mut sqlx::PgConnection, principal: &str) -> Result<(), StoreError> {
@@ -728,63 +763,18 @@ impl Store for PgStore {
     }
 
     async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await.map_err(map_sqlx)?;
-        listener.listen(&self.channel).await.map_err(map_sqlx)?;
-        let (send, receive) = tokio::sync::mpsc::channel(4096);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            loop {
-                // Ends with its receiver (the server stopped) or with the pool (closed): the
-                // listener's connection goes back then, so closing the pool never waits on it.
-                let next = tokio::select! {
-                    next = listener.recv() => next,
-                    () = send.closed() => return,
-                };
-                let notification = match next {
-                    Ok(n) => n,
-                    Err(_) if pool.is_closed() => return,
-                    // `recv` reconnects on the next call; hints sent meanwhile are lost (the
-                    // stream is a convenience, the log is the record).
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                };
-                let Some((instance, after)) = notification.payload().split_once('\t') else { continue };
-                let Ok(after) = after.parse::<u64>() else { continue };
-                if send.send(CommitHint { instance: instance.to_string(), after }).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Some(receive))
+        // Hints lost while the listener reconnects are lost: the stream is a convenience, the
+        // log is the record.
+        let parse = |payload: &str| {
+            let (instance, after) = payload.split_once('\t')?;
+            Some(CommitHint { instance: instance.to_string(), after: after.parse().ok()? })
+        };
+        self.listen(&self.channel, 4096, parse).await.map(Some)
     }
 
     async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await.map_err(map_sqlx)?;
-        listener.listen(&self.principal_channel).await.map_err(map_sqlx)?;
-        let (send, receive) = tokio::sync::mpsc::channel(1024);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            loop {
-                // As `commit_hints`: ends with its receiver or the pool. A notification lost while
-                // the listener reconnects is covered by the token cache's TTL.
-                let next = tokio::select! {
-                    next = listener.recv() => next,
-                    () = send.closed() => return,
-                };
-                match next {
-                    Ok(n) => {
-                        if send.send(n.payload().to_string()).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) if pool.is_closed() => return,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
-        });
-        Ok(Some(receive))
+        // A change lost while the listener reconnects is covered by the token cache's TTL.
+        self.listen(&self.principal_channel, 1024, |name: &str| Some(name.to_string())).await.map(Some)
     }
 
     async fn advance_simulated_clock(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
