@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 
 use super::common::{chain_events, instance_order, validate_commit};
-use super::{Commit, IdempotencyRecord, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, StoreError, StoredEvent};
 use crate::audit::GENESIS;
 
 /// One statement per table over many commits, in a store's SQL. `false` (or a missing hash):
@@ -41,6 +41,64 @@ pub(super) trait BatchWriter: Send {
     /// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …):
     /// the store's commit-by-commit path.
     async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError>;
+    /// An instance's version, `None` when there is no such instance (to name a refusal).
+    async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError>;
+    /// Raises a counter by one under its cap, [`StoreError::CounterFull`] at the cap (R3.7).
+    async fn raise_counter(&mut self, claim: &CounterClaim) -> Result<(), StoreError>;
+    /// Lowers a counter by one, never below 0 (a place given back).
+    async fn release_counter(&mut self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Everything of one commit after its idempotency record, the same on both stores, with the
+/// statements a batch uses: the version's compare-and-set (a refusal named: `Conflict` with the
+/// version now, or `InstanceNotFound`), the events chained on the last one, the timer fired
+/// under its fence, the nodes' timers cancelled and created, the counters raised and released.
+pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
+    w: &mut W,
+    commit: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    if !w.compare_and_set_versions(&[commit]).await? {
+        return Err(match w.version_of(&commit.instance).await? {
+            Some(v) => StoreError::Conflict { current: super::common::to_u64(v, "version")? },
+            None => StoreError::InstanceNotFound { id: commit.instance.clone() },
+        });
+    }
+    let expected = super::common::to_i64(commit.expected_version, "version")?;
+    let prev = if expected == 0 {
+        GENESIS
+    } else {
+        let found = w.hashes_at(&[(commit.instance.as_str(), expected)]).await?;
+        *found.get(&commit.instance).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "instance `{}` is at version {expected} but has no event {expected}",
+                commit.instance
+            ))
+        })?
+    };
+    let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
+    if !stored.is_empty() {
+        w.insert_events(&stored.iter().collect::<Vec<_>>()).await?;
+    }
+    if let Some((timer, fence)) = commit.fire {
+        if !w.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
+            return Err(StoreError::TimerLost { timer, fence });
+        }
+    }
+    if !commit.cancel_timers_for_nodes.is_empty() {
+        let nodes: Vec<(&str, &str)> =
+            commit.cancel_timers_for_nodes.iter().map(|n| (commit.instance.as_str(), n.as_str())).collect();
+        w.cancel_timers(&nodes).await?;
+    }
+    if !commit.new_timers.is_empty() {
+        w.insert_timers(&[commit]).await?;
+    }
+    for claim in &commit.counters {
+        w.raise_counter(claim).await?;
+    }
+    for key in &commit.released {
+        w.release_counter(key).await?;
+    }
+    Ok(stored)
 }
 
 /// Each commit's answer in a batch (`None`: not written), before the transaction commits.

@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
-use super::{Commit, IdempotencyRecord, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
 #[async_trait]
@@ -165,5 +165,26 @@ impl BatchWriter for PgConnection {
 
     async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
         super::postgres_commit::apply_commit(self, commit).await
+    }
+
+    async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
+            .bind(instance)
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(map_sqlx)
+    }
+
+    async fn raise_counter(&mut self, claim: &CounterClaim) -> Result<(), StoreError> {
+        super::postgres_commit::raise_counter(self, claim).await
+    }
+
+    async fn release_counter(&mut self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = $1 AND value > 0")
+            .bind(key)
+            .execute(&mut *self)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx)
     }
 }

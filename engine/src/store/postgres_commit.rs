@@ -2,12 +2,12 @@
 //! batch's flow is `batch.rs`) and its row mappers, used by `postgres.rs`'s `Store` implementation.
 
 use super::batch::BatchWriter;
-use super::common::{chain_events, commit_time, decode_hash, map_sqlx, to_i64, to_u64};
+use super::common::{map_sqlx, to_i64, to_u64};
 use super::{
     Commit, CounterClaim, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
     TimerState,
 };
-use crate::audit::{truncate_to_micros, GENESIS};
+use crate::audit::truncate_to_micros;
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::types::Json;
@@ -18,7 +18,7 @@ pub(super) async fn apply_commit(conn: &mut PgConnection, commit: &Commit) -> Re
     // Issue 10.3: a start goes through the group committer as a commit that creates its instance.
     let stored = match &commit.create {
         Some(instance) => insert_instance(conn, instance, commit).await?,
-        None => apply_body(conn, commit).await?,
+        None => super::batch::apply_body(conn, commit).await?,
     };
     if let Some(spawn) = &commit.spawn {
         insert_instance(conn, &spawn.instance, &spawn.first).await?;
@@ -73,90 +73,7 @@ pub(super) async fn insert_instance(
     if inserted == 0 {
         return Err(StoreError::InstanceExists { id: instance.id.clone() });
     }
-    apply_body(conn, first).await
-}
-
-/// Everything of a commit after the idempotency record.
-pub(super) async fn apply_body(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
-    let expected = to_i64(commit.expected_version, "version")?;
-    let added = to_i64(commit.events.len() as u64, "event count")?;
-    // The compare-and-set takes the row lock: a concurrent commit to this instance waits here.
-    let updated = sqlx::query(
-        "UPDATE instances SET version = $1, status = $2, snapshot = COALESCE($3::jsonb, snapshot),
-                snapshot_version = CASE WHEN $3::text IS NULL THEN snapshot_version ELSE $1 END,
-                updated_at = $4
-         WHERE id = $5 AND version = $6",
-    )
-    .bind(expected + added)
-    .bind(&commit.status)
-    .bind(commit.snapshot.as_deref())
-    .bind(commit_time(commit))
-    .bind(&commit.instance)
-    .bind(expected)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_sqlx)?
-    .rows_affected();
-    if updated != 1 {
-        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
-            .bind(&commit.instance)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_sqlx)?;
-        return Err(match current {
-            Some(v) => StoreError::Conflict { current: to_u64(v, "version")? },
-            None => StoreError::InstanceNotFound { id: commit.instance.clone() },
-        });
-    }
-
-    let prev = if expected == 0 {
-        GENESIS
-    } else {
-        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = $1 AND seq = $2")
-            .bind(&commit.instance)
-            .bind(expected)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_sqlx)?;
-        let hash = hash.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "instance `{}` is at version {expected} but has no event {expected}",
-                commit.instance
-            ))
-        })?;
-        decode_hash(&hash)?
-    };
-    let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
-    // The same statements a batch uses (`postgres_batch.rs`), over this one commit.
-    if !stored.is_empty() {
-        conn.insert_events(&stored.iter().collect::<Vec<_>>()).await?;
-    }
-
-    if let Some((timer, fence)) = commit.fire {
-        if !conn.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
-            return Err(StoreError::TimerLost { timer, fence });
-        }
-    }
-
-    if !commit.cancel_timers_for_nodes.is_empty() {
-        let nodes: Vec<(&str, &str)> =
-            commit.cancel_timers_for_nodes.iter().map(|n| (commit.instance.as_str(), n.as_str())).collect();
-        conn.cancel_timers(&nodes).await?;
-    }
-    if !commit.new_timers.is_empty() {
-        conn.insert_timers(&[commit]).await?;
-    }
-    for claim in &commit.counters {
-        raise_counter(conn, claim).await?;
-    }
-    for key in &commit.released {
-        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = $1 AND value > 0")
-            .bind(key)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_sqlx)?;
-    }
-    Ok(stored)
+    super::batch::apply_body(conn, first).await
 }
 
 /// Raises a counter by one unless that takes it past its cap: a compare-and-set in the

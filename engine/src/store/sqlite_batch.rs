@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
 use super::sqlite_commit::{json_text, micros};
-use super::{Commit, IdempotencyRecord, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, StoreError, StoredEvent};
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
 /// widest row here has 9).
@@ -194,5 +194,26 @@ impl BatchWriter for SqliteConnection {
 
     async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
         super::sqlite_commit::apply_commit(self, commit).await
+    }
+
+    async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
+            .bind(instance)
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(map_sqlx)
+    }
+
+    async fn raise_counter(&mut self, claim: &CounterClaim) -> Result<(), StoreError> {
+        super::sqlite_commit::raise_counter(self, claim).await
+    }
+
+    async fn release_counter(&mut self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = ? AND value > 0")
+            .bind(key)
+            .execute(&mut *self)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx)
     }
 }
