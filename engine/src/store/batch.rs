@@ -41,6 +41,12 @@ pub(super) trait BatchWriter: Send {
     /// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …):
     /// the store's commit-by-commit path.
     async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError>;
+    /// [`BatchWriter::compare_and_set_versions`] of one commit, in the plainest statement: with
+    /// the one-row `VALUES`/`UNNEST` statements instead (this and `hash_at`), a client's commits
+    /// alone went from ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more bytes on SQLite.
+    async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError>;
+    /// [`BatchWriter::hashes_at`] of one event: its hash, `None` when it is not there.
+    async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError>;
     /// An instance's version, `None` when there is no such instance (to name a refusal).
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError>;
     /// Raises a counter by one under its cap, [`StoreError::CounterFull`] at the cap (R3.7).
@@ -57,7 +63,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     w: &mut W,
     commit: &Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    if !w.compare_and_set_versions(&[commit]).await? {
+    if !w.compare_and_set_version(commit).await? {
         return Err(match w.version_of(&commit.instance).await? {
             Some(v) => StoreError::Conflict { current: super::common::to_u64(v, "version")? },
             None => StoreError::InstanceNotFound { id: commit.instance.clone() },
@@ -67,8 +73,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     let prev = if expected == 0 {
         GENESIS
     } else {
-        let found = w.hashes_at(&[(commit.instance.as_str(), expected)]).await?;
-        *found.get(&commit.instance).ok_or_else(|| {
+        w.hash_at(&commit.instance, expected).await?.ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "instance `{}` is at version {expected} but has no event {expected}",
                 commit.instance

@@ -167,6 +167,39 @@ impl BatchWriter for PgConnection {
         super::postgres_commit::apply_commit(self, commit).await
     }
 
+    async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
+        let expected = to_i64(commit.expected_version, "version")?;
+        let added = to_i64(commit.events.len() as u64, "event count")?;
+        // Takes the row lock: a concurrent commit to this instance waits here.
+        let updated = sqlx::query(
+            "UPDATE instances SET version = $1, status = $2, snapshot = COALESCE($3::jsonb, snapshot),
+                    snapshot_version = CASE WHEN $3::text IS NULL THEN snapshot_version ELSE $1 END,
+                    updated_at = $4
+             WHERE id = $5 AND version = $6",
+        )
+        .bind(expected + added)
+        .bind(commit.status.as_str())
+        .bind(commit.snapshot.as_deref())
+        .bind(commit_time(commit))
+        .bind(commit.instance.as_str())
+        .bind(expected)
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
+        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = $1 AND seq = $2")
+            .bind(instance)
+            .bind(seq)
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(map_sqlx)?;
+        hash.as_deref().map(decode_hash).transpose()
+    }
+
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {
         sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
             .bind(instance)
