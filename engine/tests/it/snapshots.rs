@@ -13,7 +13,7 @@ use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::SimulatedClock;
 use civicflow_engine::core::{Action, Actor, State};
 use civicflow_engine::runtime::{replay_stored, Runtime};
-use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, SNAPSHOT_EVERY};
+use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InstanceFilter, SNAPSHOT_EVERY};
 
 use crate::store::Harness;
 
@@ -48,6 +48,14 @@ async fn a_read_folds_the_events_after_the_stored_snapshot(h: &Harness) {
         assert_eq!(record.version, events.len() as u64);
         let folded: State = serde_json::from_value(record.snapshot.clone()).unwrap();
         assert_eq!(folded, replay_stored(&events).unwrap(), "approval {i}: the record is not the replay");
+        // Reading several at once and listing fold the same way (one statement for every tail).
+        let many = h.store.load_instances(&["c".to_string()]).await.unwrap();
+        let filter = InstanceFilter { page: 1, page_size: 10, ..InstanceFilter::default() };
+        let page = h.store.list_instances(&filter).await.unwrap();
+        assert_eq!((many.len(), page.items.len()), (1, 1));
+        for other in many.into_iter().chain(page.items) {
+            assert_eq!((other.version, &other.snapshot), (record.version, &record.snapshot), "approval {i}");
+        }
         seen.push((record.version, record.snapshot_version));
     }
     assert_eq!(
@@ -68,9 +76,6 @@ async fn a_read_folds_the_events_after_the_stored_snapshot(h: &Harness) {
                       // instance reads without a fold
         ]
     );
-    // A list reads the same way (one statement for every record's tail).
-    let listed = h.store.load_instances(&["c".to_string()]).await.unwrap();
-    assert_eq!(listed.len(), 1);
     drop(rt);
     task.await.unwrap();
 }
