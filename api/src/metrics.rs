@@ -14,8 +14,9 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
-    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, OpenStepRef,
+    OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent,
+    TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -326,6 +327,25 @@ impl Store for MeteredStore {
         let r = self.inner.list_instances(filter).await;
         self.time("list_instances", t);
         r
+    }
+
+    async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.inbox(query).await;
+        self.time("inbox", t);
+        r
+    }
+
+    async fn open_steps_built(&self) -> Result<bool, StoreError> {
+        self.inner.open_steps_built().await
+    }
+
+    async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError> {
+        self.inner.put_open_steps(instance, version, rows).await
+    }
+
+    async fn mark_open_steps_built(&self) -> Result<(), StoreError> {
+        self.inner.mark_open_steps_built().await
     }
 
     async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {

@@ -125,6 +125,8 @@ pub enum ServeError {
     Token(#[from] TokenError),
     #[error("listening on {addr}: {error}")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("building the table of open steps from the instances: {0}")]
+    OpenSteps(RuntimeError),
 }
 
 /// A running server.
@@ -167,6 +169,14 @@ impl Server {
             Runtime::new(store.clone(), committer, clock, calendar, node).with_cache_bytes(config.instance_cache_bytes),
         );
         crate::calendars::load_at_start(&runtime, config.calendar_dir.as_deref()).await?;
+        // Issue 10.6: a database from before the open-step table gets it once, before serving.
+        let built = runtime
+            .build_open_steps(|done, all| tracing::info!(done, all, "building the table of open steps"))
+            .await
+            .map_err(ServeError::OpenSteps)?;
+        if built > 0 {
+            tracing::info!(instances = built, "the table of open steps is built");
+        }
 
         let mut published = Vec::new();
         if config.publish_bundled && store.list_policies().await?.is_empty() {

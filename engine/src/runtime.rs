@@ -25,6 +25,7 @@ use crate::store::{
 
 mod cache;
 mod calendars;
+mod open_steps;
 mod related;
 mod timers;
 
@@ -500,6 +501,7 @@ impl Runtime {
     ) -> Result<Commit, RuntimeError> {
         // Only the nodes the command changed are looked at (issue 10.2).
         let (changed, timers) = core::timer_changes(ctx, state, next);
+        let (open_step_nodes, opened) = core::open_step_changes(ctx.program, state, next);
         let new_timers = timers
             .into_iter()
             .map(|t| NewTimer {
@@ -558,6 +560,8 @@ impl Runtime {
             released: Vec::new(),
             spawn: None,
             create: None,
+            open_step_nodes,
+            open_step_rows: open_steps::open_step_rows(opened),
         };
         Ok(commit)
     }

@@ -501,7 +501,23 @@ async fn election(env: Env) {
     let steps: Vec<&str> = inbox.body.as_array().unwrap().iter().map(|i| i["step"].as_str().unwrap()).collect();
     assert_eq!(steps, [PLAN, PLAN]);
     assert_eq!(inbox.body[0]["role"], "街道选举领导小组");
+    assert_eq!(inbox.headers["x-total-count"], "2");
+    assert!(inbox.headers.get("link").is_none(), "one page holds both");
     assert_eq!(env.get("/v1/inbox", &community).await.body, json!([]));
+    // Issue 10.6: a page at a time, with the total and the links to the pages beside it.
+    let first = env.get("/v1/inbox?page_size=1", &street).await;
+    assert_eq!((first.body.as_array().unwrap().len(), &first.headers["x-total-count"]), (1, &"2".parse().unwrap()));
+    assert_eq!(first.headers["link"], "</v1/inbox?page=2&page_size=1>; rel=\"next\"");
+    assert_eq!(first.body[0], inbox.body[0]);
+    let second = env.get("/v1/inbox?page=2&page_size=1", &street).await;
+    assert_eq!(second.body, json!([inbox.body[1].clone()]));
+    assert_eq!(second.headers["link"], "</v1/inbox?page=1&page_size=1>; rel=\"prev\"");
+    assert_problem(&env.get("/v1/inbox?page=0", &street).await, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
+    assert_problem(
+        &env.get("/v1/inbox?page_size=1001", &street).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "INVALID_REQUEST",
+    );
 
     // The live stream, opened before what follows.
     let mut stream =

@@ -1088,7 +1088,7 @@ async fn graceful_shutdown(env: Env) {
         Backend::Postgres { store, .. } => store,
     };
     let stored =
-        store.list_instances(&InstanceFilter { policy: None, status: None, page: 1, page_size: 100 }).await.unwrap();
+        store.list_instances(&InstanceFilter { page_size: 100, ..InstanceFilter::default() }).await.unwrap();
     assert_eq!(stored.total, N as u64, "every answered start is stored");
     match backend {
         Backend::Sqlite { store, _dir } => store.close().await,

@@ -2,23 +2,41 @@
 //! that were delegated to it), and those escalated to one of its roles (督办: a breach or a matter
 //! passed on, R3.5), soonest due first.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use civicflow_dsl::ir::NodeKind;
+use civicflow_engine::core::cycles::CYCLE_NODE;
 use civicflow_engine::core::{may_do, NodeStatus, State as CoreState};
-use civicflow_engine::store::{InstanceFilter, MAX_PAGE_SIZE};
+use civicflow_engine::store::{InboxQuery, InstanceRecord, OpenStepRef, MAX_PAGE_SIZE};
 
-use super::auth::Caller;
+use super::auth::{Caller, Principal};
+use super::extract::AppQuery;
 use super::instances::kind_word;
 use super::problem::{ApiError, Problem};
 use super::AppState;
 
-/// The most instances the inbox reads.
-const MAX_SCAN_PAGES: u32 = 100;
+/// Steps on a page of the inbox unless the caller asks for another size.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// The page of the inbox to read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct InboxPageQuery {
+    /// The page, from 1 (to 2^31 − 1).
+    #[param(minimum = 1, maximum = 2147483647)]
+    pub page: Option<u32>,
+    /// Steps per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub page_size: Option<u32>,
+}
 
 /// An open step the caller may act on.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -54,112 +72,148 @@ pub struct InboxItem {
     get,
     path = "/v1/inbox",
     tag = "inbox",
+    params(InboxPageQuery),
     responses(
-        (status = 200, description = "Open steps for the caller, soonest due first (steps without a deadline last)", body = Vec<InboxItem>),
+        (status = 200, description = "One page of the open steps for the caller, soonest due first (steps without a deadline last), then by instance and step. `X-Total-Count` says how many there are in all; `Link` names the next and previous pages (`rel=\"next\"`, `rel=\"prev\"`)", body = Vec<InboxItem>,
+         headers(("X-Total-Count" = u64, description = "Open steps listed for the caller in all"), ("Link" = String, description = "The next and previous pages, RFC 8288"))),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad page", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-pub async fn inbox(State(state): State<AppState>, Caller(principal): Caller) -> Result<Json<Vec<InboxItem>>, ApiError> {
-    let mut items = Vec::new();
-    let mut filter = InstanceFilter { policy: None, status: Some("running".into()), page: 1, page_size: MAX_PAGE_SIZE };
-    loop {
-        let page = state.store.list_instances(&filter).await?;
-        for record in &page.items {
-            let core: CoreState = CoreState::deserialize(&record.snapshot)
-                .map_err(|e| ApiError::internal(format!("snapshot of `{}`: {e}", record.id)))?;
-            let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
-            for (key, n) in &core.nodes {
-                if n.status != NodeStatus::Open {
-                    continue;
-                }
-                let Some(def) = program.node(&n.def) else { continue };
-                if !matches!(def.kind, NodeKind::Step(_)) {
-                    continue;
-                }
-                let escalated_role = principal.roles.iter().find(|r| n.escalated_to.contains(r)).cloned();
-                let role = principal
-                    .roles
-                    .iter()
-                    // R6.1: a bound role only for its office on this instance (or copy).
-                    .find(|r| {
-                        civicflow_engine::core::acting_roles(def, n).contains(r)
-                            && civicflow_engine::core::may_act(&program, &core, key, r, &principal.office)
-                    })
-                    .cloned()
-                    .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()))
-                    .or_else(|| escalated_role.clone());
-                let Some(role) = role else { continue };
-                let actions = may_do(def, n, &role).into_iter().map(str::to_string).collect();
-                items.push(InboxItem {
-                    instance: record.id.clone(),
-                    policy: record.policy_name.clone(),
-                    step: key.clone(),
-                    name: def.name.clone(),
-                    title: def.title.clone(),
-                    kind: kind_word(&def.kind),
-                    role,
-                    due_at: n.due_at,
-                    due_awaiting_calendar: super::instances::awaiting_year(n),
-                    due_note: super::instances::awaiting_year(n).map(super::instances::awaiting_words),
-                    window_closes: n.window.map(|w| w.1),
-                    overdue: n.overdue,
-                    escalated: escalated_role.is_some(),
-                    actions,
-                });
-            }
-        }
-        if page.items.len() < MAX_PAGE_SIZE as usize || filter.page >= MAX_SCAN_PAGES {
-            break;
-        }
-        filter.page += 1;
+pub async fn inbox(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    AppQuery(q): AppQuery<InboxPageQuery>,
+) -> Result<(HeaderMap, Json<Vec<InboxItem>>), ApiError> {
+    let page = q.page.unwrap_or(1);
+    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page == 0 || page > i32::MAX as u32 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(ApiError::invalid(format!(
+            "pages count from 1 to {}; a page has 1 to {MAX_PAGE_SIZE} steps",
+            i32::MAX
+        )));
     }
-    next_cycles(&state, &principal, &mut items).await?;
-    items.sort_by(|a, b| {
-        (a.due_at.is_none(), a.due_at, &a.instance, &a.step).cmp(&(b.due_at.is_none(), b.due_at, &b.instance, &b.step))
-    });
-    Ok(Json(items))
+    let (items, total) = inbox_page(&state, &principal, page, page_size).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert("x-total-count", HeaderValue::from(total));
+    let mut links = Vec::new();
+    if u64::from(page) * u64::from(page_size) < total {
+        links.push(format!("</v1/inbox?page={}&page_size={page_size}>; rel=\"next\"", page + 1));
+    }
+    if page > 1 {
+        links.push(format!("</v1/inbox?page={}&page_size={page_size}>; rel=\"prev\"", page - 1));
+    }
+    if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+        if !links.is_empty() {
+            headers.insert(header::LINK, v);
+        }
+    }
+    Ok((headers, Json(items)))
 }
 
-/// R0.3: next cycles waiting for one of the caller's roles to start them (step `~cycle`, kind
-/// `next_cycle`; `POST /v1/instances/{id}/next-cycle`), in running and completed instances.
-async fn next_cycles(
+/// One page of the caller's inbox and how many steps it lists in all (issue 10.6): the page is
+/// read from the store's open-step table, then only its instances are loaded, for the words and
+/// the actions. A step that moved between the two reads (acted on meanwhile) is left out.
+pub async fn inbox_page(
     state: &AppState,
-    principal: &super::auth::Principal,
-    items: &mut Vec<InboxItem>,
-) -> Result<(), ApiError> {
-    for status in ["running", "completed"] {
-        let mut filter =
-            InstanceFilter { policy: None, status: Some(status.into()), page: 1, page_size: MAX_PAGE_SIZE };
-        loop {
-            let page = state.store.list_instances(&filter).await?;
-            for record in &page.items {
-                let core: CoreState = CoreState::deserialize(&record.snapshot)
-                    .map_err(|e| ApiError::internal(format!("snapshot of `{}`: {e}", record.id)))?;
-                let Some(next) = core.cycle.next.as_ref().filter(|n| !n.opened) else { continue };
-                let Some(role) = next.awaiting.as_ref().filter(|r| principal.roles.contains(r)) else { continue };
-                items.push(InboxItem {
-                    instance: record.id.clone(),
-                    policy: record.policy_name.clone(),
-                    step: civicflow_engine::core::cycles::CYCLE_NODE.to_string(),
-                    name: "下一周期".to_string(),
-                    title: Some(format!("启动下一周期 {}", next.instance)),
-                    kind: "next_cycle".to_string(),
-                    role: role.clone(),
-                    due_at: Some(next.due_at),
-                    due_awaiting_calendar: None,
-                    due_note: None,
-                    window_closes: None,
-                    overdue: false,
-                    escalated: false,
-                    actions: vec!["next_cycle".to_string()],
-                });
-            }
-            if page.items.len() < MAX_PAGE_SIZE as usize || filter.page >= MAX_SCAN_PAGES {
-                break;
-            }
-            filter.page += 1;
-        }
+    principal: &Principal,
+    page: u32,
+    page_size: u32,
+) -> Result<(Vec<InboxItem>, u64), ApiError> {
+    let query = InboxQuery {
+        principal: principal.name.clone(),
+        office: principal.office.clone(),
+        roles: principal.roles.clone(),
+        page,
+        page_size,
+    };
+    let listed = state.store.inbox(&query).await?;
+    let mut ids: Vec<String> = listed.items.iter().map(|r| r.instance.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let mut instances: HashMap<String, (InstanceRecord, CoreState)> = HashMap::new();
+    for record in state.store.load_instances(&ids).await? {
+        let core = CoreState::deserialize(&record.snapshot)
+            .map_err(|e| ApiError::internal(format!("snapshot of `{}`: {e}", record.id)))?;
+        instances.insert(record.id.clone(), (record, core));
     }
-    Ok(())
+    let mut items = Vec::with_capacity(listed.items.len());
+    for row in &listed.items {
+        let Some((record, core)) = instances.get(&row.instance) else { continue };
+        let item = if row.node == CYCLE_NODE {
+            next_cycle_item(principal, record, core)
+        } else {
+            step_item(state, principal, record, core, row).await?
+        };
+        items.extend(item);
+    }
+    Ok((items, listed.total))
+}
+
+/// The open step `row` names, as the caller may act on it.
+async fn step_item(
+    state: &AppState,
+    principal: &Principal,
+    record: &InstanceRecord,
+    core: &CoreState,
+    row: &OpenStepRef,
+) -> Result<Option<InboxItem>, ApiError> {
+    let key = &row.node;
+    let Some(n) = core.nodes.get(key).filter(|n| n.status == NodeStatus::Open) else { return Ok(None) };
+    let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
+    let Some(def) = program.node(&n.def).filter(|d| matches!(d.kind, NodeKind::Step(_))) else { return Ok(None) };
+    let escalated_role = principal.roles.iter().find(|r| n.escalated_to.contains(r)).cloned();
+    let role = principal
+        .roles
+        .iter()
+        // R6.1: a bound role only for its office on this instance (or copy).
+        .find(|r| {
+            civicflow_engine::core::acting_roles(def, n).contains(r)
+                && civicflow_engine::core::may_act(&program, core, key, r, &principal.office)
+        })
+        .cloned()
+        .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()))
+        .or_else(|| escalated_role.clone());
+    let Some(role) = role else { return Ok(None) };
+    let actions = may_do(def, n, &role).into_iter().map(str::to_string).collect();
+    Ok(Some(InboxItem {
+        instance: record.id.clone(),
+        policy: record.policy_name.clone(),
+        step: key.clone(),
+        name: def.name.clone(),
+        title: def.title.clone(),
+        kind: kind_word(&def.kind),
+        role,
+        due_at: n.due_at,
+        due_awaiting_calendar: super::instances::awaiting_year(n),
+        due_note: super::instances::awaiting_year(n).map(super::instances::awaiting_words),
+        window_closes: n.window.map(|w| w.1),
+        overdue: n.overdue,
+        escalated: escalated_role.is_some(),
+        actions,
+    }))
+}
+
+/// R0.3: a next cycle waiting for one of the caller's roles to start it (step `~cycle`, kind
+/// `next_cycle`; `POST /v1/instances/{id}/next-cycle`).
+fn next_cycle_item(principal: &Principal, record: &InstanceRecord, core: &CoreState) -> Option<InboxItem> {
+    let next = core.cycle.next.as_ref().filter(|n| !n.opened)?;
+    let role = next.awaiting.as_ref().filter(|r| principal.roles.contains(r))?;
+    Some(InboxItem {
+        instance: record.id.clone(),
+        policy: record.policy_name.clone(),
+        step: CYCLE_NODE.to_string(),
+        name: "下一周期".to_string(),
+        title: Some(format!("启动下一周期 {}", next.instance)),
+        kind: "next_cycle".to_string(),
+        role: role.clone(),
+        due_at: Some(next.due_at),
+        due_awaiting_calendar: None,
+        due_note: None,
+        window_closes: None,
+        overdue: false,
+        escalated: false,
+        actions: vec!["next_cycle".to_string()],
+    })
 }

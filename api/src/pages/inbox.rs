@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Form;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,14 +31,26 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
         Ok(s) => s,
         Err(r) => return r,
     };
-    let items = match crate::http::inbox::inbox(State(pages.app.clone()), Caller(session.principal.clone())).await {
-        Ok(Json(items)) => items,
+    // Issue 10.6: one page read from the store's open-step table; past the last page, the last.
+    let size = PAGE_SIZE as u32;
+    let mut page = q.page.unwrap_or(1).clamp(1, i32::MAX as usize) as u32;
+    let (mut items, mut total) = match crate::http::inbox::inbox_page(&pages.app, &session.principal, page, size).await
+    {
+        Ok(found) => found,
         Err(e) => return pages.api_error(&headers, e),
     };
+    let last = total.div_ceil(u64::from(size)).max(1);
+    if u64::from(page) > last {
+        page = last as u32;
+        (items, total) = match crate::http::inbox::inbox_page(&pages.app, &session.principal, page, size).await {
+            Ok(found) => found,
+            Err(e) => return pages.api_error(&headers, e),
+        };
+    }
     let shanghai = super::shanghai();
     let lang = super::lang(&headers);
-    let pager = Pager::new(q.page, items.len(), PAGE_SIZE);
-    let rows: Vec<Value> = items[pager.range(PAGE_SIZE)]
+    let pager = Pager::new(Some(page as usize), total as usize, PAGE_SIZE);
+    let rows: Vec<Value> = items
         .iter()
         .map(|i| {
             json!({

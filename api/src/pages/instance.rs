@@ -71,9 +71,9 @@ pub async fn list(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
     let page = q.page.unwrap_or(1).max(1);
     let filter = InstanceFilter {
         policy: policy.clone(),
-        status: None,
         page: u32::try_from(page).unwrap_or(u32::MAX),
         page_size: PAGE_SIZE as u32,
+        ..InstanceFilter::default()
     };
     let found = match pages.app.store.list_instances(&filter).await {
         Ok(f) => f,

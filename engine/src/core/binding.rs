@@ -30,7 +30,7 @@ pub(super) fn apply_bound(state: &mut State, role: &str, office: &str, node: Opt
 }
 
 /// What a role is bound to on a runtime node, as far as the state knows.
-enum Bound<'s> {
+pub(super) enum Bound<'s> {
     /// The role has no `bound by`: any office holding it.
     Open,
     Office(&'s str),
@@ -38,7 +38,7 @@ enum Bound<'s> {
     Pending(String),
 }
 
-fn bound_on<'s>(program: &Program, state: &'s State, key: &str, role: &str) -> Bound<'s> {
+pub(super) fn bound_on<'s>(program: &Program, state: &'s State, key: &str, role: &str) -> Bound<'s> {
     let Some(binding) = program.policy.roles.iter().find(|r| r.name == role).and_then(|r| r.bound.as_ref()) else {
         return Bound::Open;
     };

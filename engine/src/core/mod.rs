@@ -22,6 +22,7 @@ mod join;
 mod model;
 mod nodes;
 mod open;
+mod open_steps;
 pub mod period;
 #[cfg(test)]
 mod period_tests;
@@ -51,6 +52,7 @@ pub use binding::{bound_office, may_act};
 pub use breach::acting_roles;
 pub use model::*;
 pub use nodes::Nodes;
+pub use open_steps::{open_step_changes, open_steps, OpenStep, Reader};
 pub use refusal::{local, Refusal, RefusalClass};
 pub use returns::{may_do, urgers};
 

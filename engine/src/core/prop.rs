@@ -491,6 +491,7 @@ fn run_script(fx: &Fixture, script: &Script) -> Result<(), TestCaseError> {
         stored: Vec::new(),
         now: fx.start + TimeDelta::minutes(script.start_after),
         fired: Vec::new(),
+        open_steps: BTreeMap::new(),
     };
     let params = fx.param_sets[script.params % fx.param_sets.len()].clone();
     let started = run.send(&Command::Start { actor: actor(OUTSIDER, 1), params })?;
@@ -538,6 +539,9 @@ struct Run<'f> {
     stored: Vec<(Event, DateTime<Utc>)>,
     now: DateTime<Utc>,
     fired: Vec<Timer>,
+    /// Issue 10.6: the open-step rows as a store keeps them, changed only by what each command's
+    /// [`super::open_step_changes`] says.
+    open_steps: BTreeMap<String, super::OpenStep>,
 }
 
 type Check = Result<(), TestCaseError>;
@@ -568,6 +572,18 @@ impl Run<'_> {
                 "timer changes differ on {:?}",
                 cmd
             );
+            // Issue 10.6: the open-step rows, changed node by node, are the state's.
+            let program = &self.fx.program;
+            let (changed, rows) = super::open_step_changes(program, &self.state, &after);
+            let scanned = super::open_steps::open_step_changes_by_scan(program, &self.state, &after);
+            prop_assert_eq!((&changed, &rows), (&scanned.0, &scanned.1), "open-step changes differ on {:?}", cmd);
+            for node in &changed {
+                self.open_steps.remove(node);
+            }
+            self.open_steps.extend(rows.into_iter().map(|r| (r.node.clone(), r)));
+            let all: BTreeMap<String, super::OpenStep> =
+                super::open_steps(program, &after).into_iter().map(|r| (r.node.clone(), r)).collect();
+            prop_assert_eq!(&self.open_steps, &all, "the open-step rows are not the state's after {:?}", cmd);
             for e in events {
                 apply(&mut self.state, e, self.now);
                 self.history.push((e.clone(), self.now));

@@ -157,7 +157,7 @@ impl Runtime {
         let mut page = 1;
         loop {
             let filter =
-                InstanceFilter { policy: None, status: Some("running".into()), page, page_size: MAX_PAGE_SIZE };
+                InstanceFilter { status: Some("running".into()), page, page_size: MAX_PAGE_SIZE, ..InstanceFilter::default() };
             let listed = self.store.list_instances(&filter).await?;
             for record in &listed.items {
                 let Ok(state) = State::deserialize(&record.snapshot) else { continue };

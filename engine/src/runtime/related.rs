@@ -51,9 +51,9 @@ impl Runtime {
         loop {
             let filter = InstanceFilter {
                 policy: Some(policy.to_string()),
-                status: None,
                 page,
                 page_size: crate::store::MAX_PAGE_SIZE,
+                ..InstanceFilter::default()
             };
             let listed = self.store.list_instances(&filter).await?;
             for r in &listed.items {

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 
 use super::common::{chain_events, instance_order, validate_commit};
-use super::{Commit, CounterClaim, IdempotencyRecord, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::GENESIS;
 
 /// One statement per table over many commits, in a store's SQL. `false` (or a missing hash):
@@ -38,6 +38,10 @@ pub(super) trait BatchWriter: Send {
     /// Cancels the live timers of `(instance, node)`.
     async fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError>;
     async fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError>;
+    /// Deletes the open-step rows of `(instance, node)` (issue 10.6).
+    async fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError>;
+    /// Inserts open-step rows, each with its instance.
+    async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError>;
     /// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …):
     /// the store's commit-by-commit path.
     async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError>;
@@ -97,6 +101,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     if !commit.new_timers.is_empty() {
         w.insert_timers(&[commit]).await?;
     }
+    replace_open_steps(w, &[commit]).await?;
     for claim in &commit.counters {
         w.raise_counter(claim).await?;
     }
@@ -252,7 +257,24 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     if commits.iter().any(|c| !c.new_timers.is_empty()) {
         w.insert_timers(commits).await?;
     }
+    replace_open_steps(w, commits).await?;
     Ok(Some(stored))
+}
+
+/// The commits' open-step rows (issue 10.6): those of the nodes they name deleted, the new ones
+/// inserted — a statement each, only when there is something to write.
+async fn replace_open_steps<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<(), StoreError> {
+    let nodes: Vec<(&str, &str)> =
+        commits.iter().flat_map(|c| c.open_step_nodes.iter().map(|n| (c.instance.as_str(), n.as_str()))).collect();
+    if !nodes.is_empty() {
+        w.delete_open_steps(&nodes).await?;
+    }
+    let rows: Vec<(&str, &OpenStepRow)> =
+        commits.iter().flat_map(|c| c.open_step_rows.iter().map(|r| (c.instance.as_str(), r))).collect();
+    if !rows.is_empty() {
+        w.insert_open_steps(&rows).await?;
+    }
+    Ok(())
 }
 
 /// [`write`] inside a savepoint of `conn`'s transaction: kept when the batch is written, rolled

@@ -96,14 +96,18 @@ pub(super) fn verify_log(version: u64, events: &[StoredEvent]) -> Result<u64, St
 
 /// Checks a page request.
 pub(super) fn page_bounds(filter: &InstanceFilter) -> Result<(i64, i64), StoreError> {
-    if filter.page == 0 || filter.page_size == 0 || filter.page_size > MAX_PAGE_SIZE {
+    limit_offset(filter.page, filter.page_size)
+}
+
+/// `LIMIT` and `OFFSET` of a page, or why the page cannot be.
+pub(super) fn limit_offset(page: u32, page_size: u32) -> Result<(i64, i64), StoreError> {
+    if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
         return Err(StoreError::Invalid(format!(
-            "page {} of size {}: pages count from 1, sizes from 1 to {MAX_PAGE_SIZE}",
-            filter.page, filter.page_size
+            "page {page} of size {page_size}: pages count from 1, sizes from 1 to {MAX_PAGE_SIZE}"
         )));
     }
-    let limit = i64::from(filter.page_size);
-    Ok((limit, (i64::from(filter.page) - 1) * limit))
+    let limit = i64::from(page_size);
+    Ok((limit, (i64::from(page) - 1) * limit))
 }
 
 /// Converts a stored non-negative integer.

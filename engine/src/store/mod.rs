@@ -328,6 +328,45 @@ pub struct Commit {
     /// is written at version 0 and the commit applied to it, as [`Store::create_instance`]
     /// does. `expected_version` must be 0.
     pub create: Option<Box<InstanceRecord>>,
+    /// Issue 10.6: the nodes whose open-step rows this commit replaces (their rows are deleted
+    /// first), …
+    pub open_step_nodes: Vec<String>,
+    /// … and those nodes' rows now (`core::open_step_changes`).
+    pub open_step_rows: Vec<OpenStepRow>,
+}
+
+/// One reader of an open step, as the table `open_steps` keeps it (issue 10.6; the words of
+/// `kind` are `core::Reader::kind`'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenStepRow {
+    pub node: String,
+    pub kind: String,
+    /// The role, or the principal of a delegation.
+    pub who: String,
+    /// The office a bound role is tied to; `None`: any office holding the role.
+    pub office: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+}
+
+/// Whose inbox to read ([`Store::inbox`]): a principal, its office and its roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxQuery {
+    pub principal: String,
+    pub office: String,
+    pub roles: Vec<String>,
+    /// The page, from 1.
+    pub page: u32,
+    /// Steps per page, from 1 to [`MAX_PAGE_SIZE`].
+    pub page_size: u32,
+}
+
+/// An open step of an inbox: where it is and when it is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenStepRef {
+    pub instance: String,
+    pub node: String,
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 /// One place taken in a counter (`policy/period/quota`, `policy/period/instances`).
@@ -352,6 +391,11 @@ pub struct InstanceFilter {
     pub policy: Option<String>,
     /// Only instances with this status.
     pub status: Option<String>,
+    /// Only instances with (`true`) or without (`false`) an open step past its deadline (from
+    /// the open-step table, issue 10.6).
+    pub overdue: Option<bool>,
+    /// Only instances with an open step that this role acts on (from the open-step table).
+    pub awaiting: Option<String>,
     /// The page, from 1.
     pub page: u32,
     /// Instances per page, from 1 to [`MAX_PAGE_SIZE`].
@@ -545,6 +589,25 @@ pub trait Store: Send + Sync + 'static {
     /// Instances matching the filter, oldest first, one page.
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError>;
 
+    /// Issue 10.6: one page of the open steps listed for a principal — those a role of theirs
+    /// acts on (a bound role only where it is bound to their office), was escalated to or starts
+    /// the next cycle in, and those delegated to them — soonest due first (steps without a
+    /// deadline last), then by instance and node; each step once. Read from the table the
+    /// commits keep, not from the instances.
+    async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError>;
+
+    /// Whether the open-step table holds every instance's rows: `false` only for a database that
+    /// held instances before the table existed, until [`Store::put_open_steps`] has been run for
+    /// each and [`Store::mark_open_steps_built`] called.
+    async fn open_steps_built(&self) -> Result<bool, StoreError>;
+
+    /// Replaces all the open-step rows of an instance with `rows`, if the instance is still at
+    /// `version` (`false` when it moved: read it again). For building the table, not for commits.
+    async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError>;
+
+    /// Records that the open-step table is built.
+    async fn mark_open_steps_built(&self) -> Result<(), StoreError>;
+
     /// Up to `limit` events of an instance with seq greater than `after_seq`, in order.
     async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
 
@@ -695,7 +758,7 @@ impl fmt::Display for TimerState {
 
 impl Default for InstanceFilter {
     fn default() -> Self {
-        InstanceFilter { policy: None, status: None, page: 1, page_size: 50 }
+        InstanceFilter { policy: None, status: None, overdue: None, awaiting: None, page: 1, page_size: 50 }
     }
 }
 

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 /// The LISTEN/NOTIFY channel of commit hints (issue 9.6), followed by `.` and the schema.
 const COMMIT_CHANNEL: &str = "civicflow_commits";
@@ -37,12 +37,13 @@ fn channel_name(base: &str, schema: &str) -> String {
 }
 
 use super::common::{
-    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
-    token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, lease_micros, limit_offset, map_migrate, map_sqlx, page_bounds,
+    to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
-    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord,
-    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
+    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, OpenStepRef,
+    OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent,
+    TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 use crate::audit::truncate_to_micros;
 
@@ -378,23 +379,28 @@ impl Store for PgStore {
 
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
         let (limit, offset) = page_bounds(filter)?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM instances
-             WHERE ($1::text IS NULL OR policy_name = $1) AND ($2::text IS NULL OR status = $2)",
-        )
-        .bind(&filter.policy)
-        .bind(&filter.status)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        let rows = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
-             FROM instances
+        // Overdue and awaiting a role: read from the open-step table (issue 10.6).
+        const MATCHING: &str = "FROM instances
              WHERE ($1::text IS NULL OR policy_name = $1) AND ($2::text IS NULL OR status = $2)
-             ORDER BY created_at, id LIMIT $3 OFFSET $4",
-        )
+               AND ($3::bool IS NULL OR $3 = EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id AND o.overdue))
+               AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id
+                                                AND o.kind IN ('acts', 'awaits_binding') AND o.who = $4))";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) {MATCHING}")))
+            .bind(&filter.policy)
+            .bind(&filter.status)
+            .bind(filter.overdue)
+            .bind(&filter.awaiting)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
+             {MATCHING} ORDER BY created_at, id LIMIT $5 OFFSET $6"
+        )))
         .bind(&filter.policy)
         .bind(&filter.status)
+        .bind(filter.overdue)
+        .bind(&filter.awaiting)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
@@ -407,6 +413,91 @@ impl Store for PgStore {
             page: filter.page,
             page_size: filter.page_size,
         })
+    }
+
+    async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
+        let (limit, offset) = limit_offset(query.page, query.page_size)?;
+        // The steps listed for the principal (`core::Reader`): a role of theirs acting (where it
+        // is bound, in their office), escalated to or starting the next cycle; or delegated to
+        // them by name.
+        const LISTED: &str = "FROM open_steps
+             WHERE (kind IN ('acts', 'escalated', 'starts_cycle')
+                    AND who = ANY($1) AND (office IS NULL OR office = $2))
+                OR (kind = 'delegate' AND who = $3)";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node {LISTED}) AS listed"
+        )))
+        .bind(&query.roles)
+        .bind(&query.office)
+        .bind(&query.principal)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT DISTINCT instance, node, due_at {LISTED}
+             ORDER BY due_at NULLS LAST, instance, node LIMIT $4 OFFSET $5"
+        )))
+        .bind(&query.roles)
+        .bind(&query.office)
+        .bind(&query.principal)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(OpenStepRef {
+                    instance: row.try_get("instance").map_err(map_sqlx)?,
+                    node: row.try_get("node").map_err(map_sqlx)?,
+                    due_at: row.try_get("due_at").map_err(map_sqlx)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, total: to_u64(total, "count")?, page: query.page, page_size: query.page_size })
+    }
+
+    async fn open_steps_built(&self) -> Result<bool, StoreError> {
+        let built: Option<i32> = sqlx::query_scalar("SELECT 1 FROM derived_builds WHERE name = 'open_steps'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(built.is_some())
+    }
+
+    async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        // The row lock: a commit to the instance waits until these rows are in.
+        let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1 FOR UPDATE")
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        if now != Some(to_i64(version, "version")?) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM open_steps WHERE instance = $1")
+            .bind(instance)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance, r)).collect();
+        if !rows.is_empty() {
+            super::batch::BatchWriter::insert_open_steps(&mut *tx, &rows).await?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(true)
+    }
+
+    async fn mark_open_steps_built(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO derived_builds (name, built_at) VALUES ('open_steps', now()) ON CONFLICT (name) DO NOTHING",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
     }
 
     async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {

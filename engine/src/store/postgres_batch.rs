@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
-use super::{Commit, CounterClaim, IdempotencyRecord, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
 #[async_trait]
@@ -157,6 +157,38 @@ impl BatchWriter for PgConnection {
         .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
         .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
         .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM open_steps AS o USING UNNEST($1::text[], $2::text[]) AS c (instance, node)
+             WHERE o.instance = c.instance AND o.node = c.node",
+        )
+        .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO open_steps (instance, node, kind, who, office, due_at, overdue)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::timestamptz[], $7::bool[])",
+        )
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.kind.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.who.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.due_at.map(truncate_to_micros)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
         .execute(&mut *self)
         .await
         .map_err(map_sqlx)?;

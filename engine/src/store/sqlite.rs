@@ -24,15 +24,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row};
+use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::common::{
-    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
-    token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, lease_micros, limit_offset, map_migrate, map_sqlx, page_bounds,
+    to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
-    CalendarYearRecord, Commit, IdempotencyRecord, InstanceFilter, InstanceRecord, Page, PolicyRecord, PrincipalRecord,
-    Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
+    CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, OpenStepRef,
+    OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent,
+    TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 
 use super::batch;
@@ -344,27 +345,28 @@ impl Store for SqliteStore {
 
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
         let (limit, offset) = page_bounds(filter)?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM instances
-             WHERE (? IS NULL OR policy_name = ?) AND (? IS NULL OR status = ?)",
-        )
-        .bind(&filter.policy)
-        .bind(&filter.policy)
-        .bind(&filter.status)
-        .bind(&filter.status)
-        .fetch_one(&self.readers)
-        .await
-        .map_err(map_sqlx)?;
-        let rows = sqlx::query(
+        // Overdue and awaiting a role: read from the open-step table (issue 10.6).
+        const MATCHING: &str = "FROM instances
+             WHERE (?1 IS NULL OR policy_name = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?3 IS NULL OR ?3 = EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id AND o.overdue))
+               AND (?4 IS NULL OR EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id
+                                          AND o.kind IN ('acts', 'awaits_binding') AND o.who = ?4))";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) {MATCHING}")))
+            .bind(&filter.policy)
+            .bind(&filter.status)
+            .bind(filter.overdue)
+            .bind(&filter.awaiting)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
-             FROM instances
-             WHERE (? IS NULL OR policy_name = ?) AND (? IS NULL OR status = ?)
-             ORDER BY created_at, id LIMIT ? OFFSET ?",
-        )
-        .bind(&filter.policy)
+             {MATCHING} ORDER BY created_at, id LIMIT ?5 OFFSET ?6"
+        )))
         .bind(&filter.policy)
         .bind(&filter.status)
-        .bind(&filter.status)
+        .bind(filter.overdue)
+        .bind(&filter.awaiting)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.readers)
@@ -377,6 +379,94 @@ impl Store for SqliteStore {
             page: filter.page,
             page_size: filter.page_size,
         })
+    }
+
+    async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
+        let (limit, offset) = limit_offset(query.page, query.page_size)?;
+        let roles =
+            serde_json::to_string(&query.roles).map_err(|e| StoreError::Invalid(format!("unencodable roles: {e}")))?;
+        // The steps listed for the principal (`core::Reader`): a role of theirs acting (where it
+        // is bound, in their office), escalated to or starting the next cycle; or delegated to
+        // them by name.
+        const LISTED: &str = "FROM open_steps
+             WHERE (kind IN ('acts', 'escalated', 'starts_cycle')
+                    AND who IN (SELECT value FROM json_each(?1)) AND (office IS NULL OR office = ?2))
+                OR (kind = 'delegate' AND who = ?3)";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node {LISTED})"
+        )))
+        .bind(&roles)
+        .bind(&query.office)
+        .bind(&query.principal)
+        .fetch_one(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT DISTINCT instance, node, due_at {LISTED}
+             ORDER BY due_at IS NULL, due_at, instance, node LIMIT ?4 OFFSET ?5"
+        )))
+        .bind(&roles)
+        .bind(&query.office)
+        .bind(&query.principal)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                let due: Option<i64> = row.try_get("due_at").map_err(map_sqlx)?;
+                Ok(OpenStepRef {
+                    instance: row.try_get("instance").map_err(map_sqlx)?,
+                    node: row.try_get("node").map_err(map_sqlx)?,
+                    due_at: due.map(|d| from_micros(d, "due_at")).transpose()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, total: to_u64(total, "count")?, page: query.page, page_size: query.page_size })
+    }
+
+    async fn open_steps_built(&self) -> Result<bool, StoreError> {
+        let built: Option<i64> = sqlx::query_scalar("SELECT 1 FROM derived_builds WHERE name = 'open_steps'")
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(built.is_some())
+    }
+
+    async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        if now != Some(to_i64(version, "version")?) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM open_steps WHERE instance = ?")
+            .bind(instance)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance, r)).collect();
+        if !rows.is_empty() {
+            super::batch::BatchWriter::insert_open_steps(&mut *tx, &rows).await?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(true)
+    }
+
+    async fn mark_open_steps_built(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO derived_builds (name, built_at) VALUES ('open_steps', ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(micros(Utc::now()))
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
     }
 
     async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {

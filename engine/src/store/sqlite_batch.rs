@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
 use super::sqlite_commit::{json_text, micros};
-use super::{Commit, CounterClaim, IdempotencyRecord, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
 /// widest row here has 9).
@@ -186,6 +186,44 @@ impl BatchWriter for SqliteConnection {
                     .bind(timer.kind.as_str())
                     .bind(micros(timer.due_at))
                     .bind(json_text(&timer.payload)?);
+            }
+            query.execute(&mut *self).await.map_err(map_sqlx)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH c (instance, node) AS (VALUES {})
+                 DELETE FROM open_steps WHERE (instance, node) IN (SELECT instance, node FROM c)",
+                tuples(chunk.len(), 2)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (instance, node) in chunk {
+                query = query.bind(*instance).bind(*node);
+            }
+            query.execute(&mut *self).await.map_err(map_sqlx)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO open_steps (instance, node, kind, who, office, due_at, overdue) VALUES {}",
+                tuples(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (instance, row) in chunk {
+                query = query
+                    .bind(*instance)
+                    .bind(row.node.as_str())
+                    .bind(row.kind.as_str())
+                    .bind(row.who.as_str())
+                    .bind(row.office.as_deref())
+                    .bind(row.due_at.map(micros))
+                    .bind(row.overdue);
             }
             query.execute(&mut *self).await.map_err(map_sqlx)?;
         }

@@ -8,6 +8,8 @@
 //! - `cache`: the runtime's instance cache serves what the stored history replays to, on two
 //!   runtimes sharing a store (a property test).
 //! - `snapshots`: a record read folds the events after its stored snapshot (SQLite, PostgreSQL).
+//! - `open_steps`: an inbox read from the open-step table the commits keep, and the table built
+//!   from the states for a database from before it (SQLite, PostgreSQL).
 //! - `events_fixture`: events stored by earlier versions read back and write out unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
@@ -19,6 +21,8 @@ mod calendars;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod cycles;
 mod events_fixture;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod open_steps;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod race;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]

@@ -97,6 +97,18 @@ impl Store for GatedStore {
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {
         self.inner.list_instances(filter).await
     }
+    async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
+        self.inner.inbox(query).await
+    }
+    async fn open_steps_built(&self) -> Result<bool, StoreError> {
+        self.inner.open_steps_built().await
+    }
+    async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError> {
+        self.inner.put_open_steps(instance, version, rows).await
+    }
+    async fn mark_open_steps_built(&self) -> Result<(), StoreError> {
+        self.inner.mark_open_steps_built().await
+    }
     async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         self.inner.events(instance, after_seq, limit).await
     }

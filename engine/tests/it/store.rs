@@ -34,6 +34,9 @@ enum Backend {
     Postgres { store: PgStore, admin: PgPool, schema: String, options: Box<PgConnectOptions> },
 }
 
+/// A row of the open-step table as a test reads it.
+pub(crate) type OpenStepTableRow = (String, String, String, String, Option<String>, Option<DateTime<Utc>>, bool);
+
 pub(crate) struct Harness {
     pub(crate) store: Arc<dyn Store>,
     backend: Backend,
@@ -91,6 +94,36 @@ impl Harness {
                 Some(Arc::new(PgStore::connect_with((**options).clone(), 4).await.unwrap()))
             }
             Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// Issue 10.6: every open-step row, sorted: `(instance, node, kind, who, office, due_at,
+    /// overdue)`.
+    pub(crate) async fn open_step_table(&self) -> Vec<OpenStepTableRow> {
+        const SQL: &str = "SELECT instance, node, kind, who, office, due_at, overdue FROM open_steps
+                           ORDER BY instance, node, kind, who";
+        match &self.backend {
+            Backend::Sqlite { store, .. } => {
+                type Micros = (String, String, String, String, Option<String>, Option<i64>, bool);
+                let rows: Vec<Micros> = sqlx::query_as(SQL).fetch_all(store.writer_pool()).await.unwrap();
+                rows.into_iter()
+                    .map(|(i, n, k, w, o, d, v)| {
+                        (i, n, k, w, o, d.map(|m| DateTime::from_timestamp_micros(m).unwrap()), v)
+                    })
+                    .collect()
+            }
+            Backend::Postgres { store, .. } => sqlx::query_as(SQL).fetch_all(store.pool()).await.unwrap(),
+        }
+    }
+
+    /// Issue 10.6: the database as it was before the open-step table: no rows, not built.
+    pub(crate) async fn forget_open_steps(&self) {
+        for sql in ["DELETE FROM open_steps", "DELETE FROM derived_builds"] {
+            match &self.backend {
+                Backend::Sqlite { store, .. } => sqlx::query(sql).execute(store.writer_pool()).await.map(|_| ()),
+                Backend::Postgres { store, .. } => sqlx::query(sql).execute(store.pool()).await.map(|_| ()),
+            }
+            .unwrap();
         }
     }
 
@@ -980,7 +1013,13 @@ async fn list_instances_filters_and_pages(h: &Harness) {
     }
     let list = |policy: Option<&str>, status: Option<&str>, page: u32, page_size: u32| {
         let filter =
-            InstanceFilter { policy: policy.map(String::from), status: status.map(String::from), page, page_size };
+            InstanceFilter {
+                policy: policy.map(String::from),
+                status: status.map(String::from),
+                page,
+                page_size,
+                ..InstanceFilter::default()
+            };
         async move {
             let page = store.list_instances(&filter).await.unwrap();
             (page.items.into_iter().map(|i| i.id).collect::<Vec<_>>(), page.total)

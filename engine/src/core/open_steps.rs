@@ -1,0 +1,237 @@
+//! Who has what to do (待办, issue 10.6): each open step of a running instance with the readers
+//! whose inbox lists it — the roles that act on it (with the office a bound role is tied to,
+//! R6.1), the principals it was delegated to, the roles it was escalated to (督办, R3.5) — and a
+//! next cycle waiting to be started (R0.3). The store keeps these rows in a table written with
+//! every commit, so an inbox is an index read, not a replay of every running instance; the
+//! rows are computed here, from the state alone, so the table is what the state says.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use civicflow_dsl::ir::NodeKind;
+
+use super::binding::{bound_on, Bound};
+use super::breach::acting_roles;
+use super::cycles::CYCLE_NODE;
+use super::{NodeStatus, Program, State, Status};
+
+/// Someone an open step is listed for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reader {
+    /// A role that acts on the step (in its `by`, or the role it was reassigned to), from any
+    /// office holding the role (`office: None`) or from the one office bound to it.
+    Acts { role: String, office: Option<String> },
+    /// A role that acts on the step but whose office is not known yet (R6.1, F036): nobody may
+    /// act in it until it is, so no inbox lists it; it still says whom the step awaits.
+    AwaitsBinding { role: String },
+    /// A principal the step was delegated to (委托).
+    Delegate { principal: String },
+    /// A role the step was escalated to (已督办).
+    Escalated { role: String },
+    /// The role whose task it is to start the next cycle (node `~cycle`).
+    StartsCycle { role: String },
+}
+
+impl Reader {
+    /// The word the store keeps for the kind of reader.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reader::Acts { .. } => "acts",
+            Reader::AwaitsBinding { .. } => "awaits_binding",
+            Reader::Delegate { .. } => "delegate",
+            Reader::Escalated { .. } => "escalated",
+            Reader::StartsCycle { .. } => "starts_cycle",
+        }
+    }
+
+    /// The role, or the principal of a delegation.
+    pub fn who(&self) -> &str {
+        match self {
+            Reader::Acts { role, .. }
+            | Reader::AwaitsBinding { role }
+            | Reader::Escalated { role }
+            | Reader::StartsCycle { role } => role,
+            Reader::Delegate { principal } => principal,
+        }
+    }
+
+    /// The office a bound role is tied to.
+    pub fn office(&self) -> Option<&str> {
+        match self {
+            Reader::Acts { office, .. } => office.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// An open step (or a next cycle to start) and whose inbox lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenStep {
+    /// The runtime node (`~cycle` for a next cycle).
+    pub node: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    /// Sorted, each once.
+    pub readers: Vec<Reader>,
+}
+
+/// Every open step of the instance with its readers, by node.
+pub fn open_steps(program: &Program, state: &State) -> Vec<OpenStep> {
+    let mut out: Vec<OpenStep> = Vec::new();
+    if state.status == Status::Running {
+        out.extend(state.nodes.iter().filter_map(|(key, _)| open_step(program, state, key)));
+    }
+    out.extend(next_cycle(state));
+    out
+}
+
+/// What a commit changes in the instance's open steps: the nodes whose rows differ between
+/// `before` and `after`, and those nodes' rows now. Like [`super::timer_changes`], only the nodes
+/// the persistent map tells apart are looked at while the status and the instance-wide bindings
+/// stay (a binding may open a step to an office on every node).
+pub fn open_step_changes(program: &Program, before: &State, after: &State) -> (Vec<String>, Vec<OpenStep>) {
+    let (old, new) = if before.status == after.status {
+        let keys = before.nodes.changed_keys(&after.nodes);
+        let some = |state: &State| {
+            let mut out: Vec<OpenStep> = Vec::new();
+            if state.status == Status::Running {
+                out.extend(keys.iter().filter_map(|key| open_step(program, state, key)));
+            }
+            out.extend(next_cycle(state));
+            out
+        };
+        (some(before), some(after))
+    } else {
+        (open_steps(program, before), open_steps(program, after))
+    };
+    diff(old, new)
+}
+
+/// [`open_step_changes`] from every node (the property tests' oracle).
+#[cfg(test)]
+pub(crate) fn open_step_changes_by_scan(
+    program: &Program,
+    before: &State,
+    after: &State,
+) -> (Vec<String>, Vec<OpenStep>) {
+    diff(open_steps(program, before), open_steps(program, after))
+}
+
+fn diff(old: Vec<OpenStep>, new: Vec<OpenStep>) -> (Vec<String>, Vec<OpenStep>) {
+    let old: std::collections::BTreeMap<String, OpenStep> = old.into_iter().map(|s| (s.node.clone(), s)).collect();
+    let new: std::collections::BTreeMap<String, OpenStep> = new.into_iter().map(|s| (s.node.clone(), s)).collect();
+    let changed: BTreeSet<&String> = old.keys().chain(new.keys()).filter(|k| old.get(*k) != new.get(*k)).collect();
+    let rows = changed.iter().filter_map(|k| new.get(*k).cloned()).collect();
+    (changed.into_iter().cloned().collect(), rows)
+}
+
+/// The step at `key` if it is open, with its readers.
+fn open_step(program: &Program, state: &State, key: &str) -> Option<OpenStep> {
+    let n = state.nodes.get(key)?;
+    if n.status != NodeStatus::Open {
+        return None;
+    }
+    let def = program.node(&n.def)?;
+    if !matches!(def.kind, NodeKind::Step(_)) {
+        return None;
+    }
+    let mut readers = BTreeSet::new();
+    for role in acting_roles(def, n) {
+        readers.insert(match bound_on(program, state, key, role) {
+            Bound::Open => Reader::Acts { role: role.clone(), office: None },
+            Bound::Office(o) => Reader::Acts { role: role.clone(), office: Some(o.to_string()) },
+            Bound::Pending(_) => Reader::AwaitsBinding { role: role.clone() },
+        });
+    }
+    readers.extend(n.delegations.keys().map(|p| Reader::Delegate { principal: p.clone() }));
+    readers.extend(n.escalated_to.iter().map(|r| Reader::Escalated { role: r.clone() }));
+    Some(OpenStep {
+        node: key.to_string(),
+        due_at: n.due_at,
+        overdue: n.overdue,
+        readers: readers.into_iter().collect(),
+    })
+}
+
+/// R0.3: the next cycle of a running or completed instance, while it waits for a role to start
+/// it.
+fn next_cycle(state: &State) -> Option<OpenStep> {
+    if !matches!(state.status, Status::Running | Status::Completed) {
+        return None;
+    }
+    let next = state.cycle.next.as_ref().filter(|n| !n.opened)?;
+    let role = next.awaiting.as_ref()?;
+    Some(OpenStep {
+        node: CYCLE_NODE.to_string(),
+        due_at: Some(next.due_at),
+        overdue: false,
+        readers: vec![Reader::StartsCycle { role: role.clone() }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::core::{Action, Status};
+    use crate::sim::{form, text, Simulation};
+
+    /// R6.1: the department is named by the step before.
+    const BOUND_LATER: &str = r#"
+policy assign {
+  role 民生办
+  role 首办部门 bound by 分流.部门
+  step 分流: task {
+    by 民生办
+    form { 部门: text }
+  }
+  step 办理: task { by 首办部门 after 分流 due 5 workdays }
+}"#;
+
+    #[test]
+    fn r6_1_an_open_step_is_listed_for_its_bound_office_and_for_whom_it_was_delegated_to() {
+        let mut s = Simulation::new(BOUND_LATER, "2026-03-02 09:00").unwrap();
+        s.start(&[]).unwrap();
+        assert_eq!(
+            open_steps(&s.program, &s.state),
+            vec![OpenStep {
+                node: "分流".into(),
+                due_at: None,
+                overdue: false,
+                readers: vec![Reader::Acts { role: "民生办".into(), office: None }],
+            }]
+        );
+        let before = s.state.clone();
+        s.act("民生办", "分流", form(&[("部门", text("城管科"))])).unwrap();
+        // 2026-03-02 (Monday) 09:00 + 5 working days: the end of Monday 03-09, in Beijing time.
+        let due = Some(chrono::DateTime::parse_from_rfc3339("2026-03-09T16:00:00Z").unwrap().with_timezone(&Utc));
+        let listed = OpenStep {
+            node: "办理".into(),
+            due_at: due,
+            overdue: false,
+            readers: vec![Reader::Acts { role: "首办部门".into(), office: Some("城管科".into()) }],
+        };
+        assert_eq!(
+            open_step_changes(&s.program, &before, &s.state),
+            (vec!["分流".to_string(), "办理".to_string()], vec![listed.clone()])
+        );
+        let before = s.state.clone();
+        s.act("首办部门", "办理", Action::Delegate { to: "王五".into() }).unwrap();
+        let mut delegated = listed;
+        delegated.readers.insert(1, Reader::Delegate { principal: "王五".into() });
+        assert_eq!(open_step_changes(&s.program, &before, &s.state), (vec!["办理".to_string()], vec![delegated]));
+    }
+
+    #[test]
+    fn a_finished_instance_lists_nothing_and_drops_every_row() {
+        let mut s = Simulation::new(BOUND_LATER, "2026-03-02 09:00").unwrap();
+        s.start(&[]).unwrap();
+        s.act("民生办", "分流", form(&[("部门", text("城管科"))])).unwrap();
+        let before = s.state.clone();
+        s.act("首办部门", "办理", Action::Complete { report: "已办结".into() }).unwrap();
+        assert_eq!(s.state.status, Status::Completed);
+        assert!(open_steps(&s.program, &s.state).is_empty());
+        assert_eq!(open_step_changes(&s.program, &before, &s.state), (vec!["办理".to_string()], vec![]));
+    }
+}

@@ -1,0 +1,153 @@
+//! Issue 10.6: an inbox is read from the table of open steps the commits keep, not from every
+//! running instance. On SQLite and PostgreSQL, through the runtime: whose inbox lists what (a
+//! bound role only for its office, R6.1; a delegate by name; an escalated leader, R3.5), in
+//! due order, a page at a time; and the table a database from before it gets built from the
+//! states is row for row the one the commits kept.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use civicflow_dsl::value::Value;
+use civicflow_engine::calendar::Calendar;
+use civicflow_engine::clock::SimulatedClock;
+use civicflow_engine::core::{Action, Actor};
+use civicflow_engine::runtime::Runtime;
+use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InboxQuery, Store};
+
+use crate::store::Harness;
+
+const POLICY: &str = r#"
+policy 待办 {
+  param 社区名称: text
+  role 民生办
+  role 社区居委会 bound by param 社区名称
+  role 分管领导
+  step 受理: task {
+    by 社区居委会
+    due 1 workdays
+    on breach overdue, escalate 分管领导
+  }
+  step 审核: approval { by 民生办 after 受理 }
+}"#;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn actor(role: &str, office: &str) -> Actor {
+    Actor { principal: format!("{office}-{role}"), office: office.into(), role: role.into() }
+}
+
+/// The `(instance, node)` of one page of the inbox, and the total.
+async fn inbox(
+    store: &dyn Store,
+    principal: &str,
+    office: &str,
+    roles: &[&str],
+    page: u32,
+    size: u32,
+) -> (Vec<String>, u64) {
+    let query = InboxQuery {
+        principal: principal.into(),
+        office: office.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        page,
+        page_size: size,
+    };
+    let found = store.inbox(&query).await.unwrap();
+    (found.items.iter().map(|r| format!("{}/{}", r.instance, r.node)).collect(), found.total)
+}
+
+async fn an_inbox_is_read_from_the_open_steps_the_commits_keep(h: &Harness) {
+    let clock = Arc::new(SimulatedClock::new(t("2026-03-02T01:00:00Z"))); // Monday 09:00 +08:00
+    let (committer, task) = GroupCommitter::spawn(h.store.clone(), GroupCommitConfig::default());
+    let rt = Arc::new(Runtime::new(
+        h.store.clone(),
+        committer,
+        clock.clone(),
+        Arc::new(Calendar::chinese().unwrap()),
+        "n".into(),
+    ));
+    let store = h.store.as_ref();
+    assert!(store.open_steps_built().await.unwrap(), "a new database has nothing to build");
+    rt.publish(POLICY).await.unwrap();
+    let clerk = actor("民生办", "民生办");
+    let community = |name: &str| BTreeMap::from([("社区名称".to_string(), Value::Text(name.into()))]);
+    // Monday: 东湖-1 and 西湖-1, due at the end of Tuesday; Tuesday: 东湖-2, due a day later.
+    rt.start("东湖-1", "待办", None, &clerk, community("东湖"), None).await.unwrap();
+    rt.start("西湖-1", "待办", None, &clerk, community("西湖"), None).await.unwrap();
+    clock.advance_to(t("2026-03-03T01:00:00Z")).unwrap();
+    rt.start("东湖-2", "待办", None, &clerk, community("东湖"), None).await.unwrap();
+
+    // R6.1: each committee sees its own community's steps, soonest due first.
+    assert_eq!(
+        inbox(store, "东湖-主任", "东湖", &["社区居委会"], 1, 10).await,
+        (vec!["东湖-1/受理".to_string(), "东湖-2/受理".to_string()], 2)
+    );
+    assert_eq!(inbox(store, "西湖-主任", "西湖", &["社区居委会"], 1, 10).await, (vec!["西湖-1/受理".to_string()], 1));
+    assert_eq!(inbox(store, "南湖-主任", "南湖", &["社区居委会"], 1, 10).await, (vec![], 0));
+    // A page at a time, with the total.
+    assert_eq!(inbox(store, "东湖-主任", "东湖", &["社区居委会"], 2, 1).await, (vec!["东湖-2/受理".to_string()], 2));
+    assert_eq!(inbox(store, "东湖-主任", "东湖", &["社区居委会"], 3, 1).await, (vec![], 2));
+
+    // Done: the step leaves the committee's inbox and the review enters 民生办's (no deadline).
+    rt.act("东湖-1", &actor("社区居委会", "东湖"), "受理", Action::Complete { report: "已受理".into() }, None, None)
+        .await
+        .unwrap();
+    assert_eq!(inbox(store, "东湖-主任", "东湖", &["社区居委会"], 1, 10).await, (vec!["东湖-2/受理".to_string()], 1));
+    assert_eq!(inbox(store, "民生办-科员", "民生办", &["民生办"], 1, 10).await, (vec!["东湖-1/审核".to_string()], 1));
+    // Handed over to 李四 by name: in his inbox though he holds no role.
+    rt.act("东湖-1", &clerk, "审核", Action::Delegate { to: "李四".into() }, None, None).await.unwrap();
+    assert_eq!(inbox(store, "李四", "民生办", &[], 1, 10).await, (vec!["东湖-1/审核".to_string()], 1));
+
+    // R3.5: on Wednesday morning 西湖's limit has lapsed (东湖-2's has not): escalated to the
+    // leader, whose inbox now lists it (and only it), while the committee keeps it.
+    clock.advance_to(t("2026-03-04T01:00:00Z")).unwrap();
+    assert_eq!(rt.fire_all_due().await.unwrap(), 1);
+    let leader = inbox(store, "王副主任", "街道", &["分管领导"], 1, 10).await;
+    assert_eq!(leader, (vec!["西湖-1/受理".to_string()], 1));
+    assert_eq!(inbox(store, "西湖-主任", "西湖", &["社区居委会"], 1, 10).await, (vec!["西湖-1/受理".to_string()], 1));
+
+    // A database from before the table: built from the states, row for row what the commits
+    // kept.
+    let kept = h.open_step_table().await;
+    assert_eq!(
+        kept.iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str(), r.3.as_str(), r.4.as_deref(), r.6))
+            .collect::<Vec<_>>(),
+        vec![
+            ("东湖-1", "审核", "acts", "民生办", None, false),
+            ("东湖-1", "审核", "delegate", "李四", None, false),
+            ("东湖-2", "受理", "acts", "社区居委会", Some("东湖"), false),
+            ("西湖-1", "受理", "acts", "社区居委会", Some("西湖"), true),
+            ("西湖-1", "受理", "escalated", "分管领导", None, true),
+        ]
+    );
+    h.forget_open_steps().await;
+    assert!(!store.open_steps_built().await.unwrap());
+    assert_eq!(inbox(store, "东湖-主任", "东湖", &["社区居委会"], 1, 10).await, (vec![], 0));
+    let mut told = Vec::new();
+    assert_eq!(rt.build_open_steps(|done, all| told.push((done, all))).await.unwrap(), 3);
+    assert_eq!(told, [(3, 3)]);
+    assert_eq!(h.open_step_table().await, kept);
+    assert!(store.open_steps_built().await.unwrap());
+    assert_eq!(rt.build_open_steps(|_, _| ()).await.unwrap(), 0, "built once");
+    drop(rt);
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_inbox_is_read_from_the_open_steps_the_commits_keep() {
+    let h = Harness::sqlite().await;
+    an_inbox_is_read_from_the_open_steps_the_commits_keep(&h).await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_inbox_is_read_from_the_open_steps_the_commits_keep() {
+    let Some(h) = Harness::postgres("an_inbox_is_read_from_the_open_steps").await else { return };
+    an_inbox_is_read_from_the_open_steps_the_commits_keep(&h).await;
+    h.finish().await;
+}
