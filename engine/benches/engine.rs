@@ -15,10 +15,13 @@
 //!   by two runtimes sharing the database);
 //! - `service`: the same burst due at one wall-clock instant 3 s ahead, fired by the timer
 //!   service (`Runtime::timer_loop`) on the real clock: how long after due the first and the
-//!   last timer fired.
+//!   last timer fired;
+//! - `inbox`: an office with 100,000 open steps across as many instances (issue 10.6): the time
+//!   to read a page of its inbox from the open-step table and load that page's instances, as
+//!   `GET /v1/inbox` does (first page, a page deep in the list; p50/p99 of 200 reads each).
 //!
 //! Options: `--sqlite` or `--postgres` (only that backend; default both), `--scale F` (multiply
-//! the instance counts of `load` and `timers`), `--secs S` (measuring time of each `approvals`
+//! the instance counts of `load`, `timers` and `inbox`), `--secs S` (measuring time of each `approvals`
 //! configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N` (steps of the
 //! `approvals` policy, default 50).
 //!
@@ -43,10 +46,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::{SimulatedClock, SystemClock};
 use civicflow_engine::core::{self, Action, Actor, Command, Context, Event, Program, State};
-use civicflow_engine::runtime::{status_word, timer_kind_word, Runtime};
+use civicflow_engine::runtime::{open_step_rows, status_word, timer_kind_word, Runtime};
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
-use civicflow_engine::store::{Commit, GroupCommitConfig, GroupCommitter, InstanceRecord, NewEvent, NewTimer, Store};
+use civicflow_engine::store::{
+    Commit, GroupCommitConfig, GroupCommitter, InboxQuery, InstanceRecord, NewEvent, NewTimer, OpenStepRow, Store,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -133,7 +138,8 @@ fn main() {
             "load" => runtime().block_on(bench_load(&args)),
             "timers" => runtime().block_on(bench_timers(&args)),
             "service" => runtime().block_on(bench_service(&args)),
-            other => panic!("unknown section `{other}` (core, approvals, load, timers, service)"),
+            "inbox" => runtime().block_on(bench_inbox(&args)),
+            other => panic!("unknown section `{other}` (core, approvals, load, timers, service, inbox)"),
         }
     }
 }
@@ -466,6 +472,7 @@ struct Template {
     snapshot: serde_json::Value,
     status: String,
     timers: Vec<NewTimer>,
+    open_steps: Vec<OpenStepRow>,
     at: DateTime<Utc>,
 }
 
@@ -500,6 +507,7 @@ fn template(ctx: Context, now: DateTime<Utc>) -> Template {
                 payload: serde_json::json!({ "kind": t.kind, "at": t.at }),
             })
             .collect(),
+        open_steps: open_step_rows(core::open_steps(ctx.program, &state)),
         at: now,
     }
 }
@@ -544,6 +552,8 @@ async fn bulk_create(store: Arc<dyn Store>, source: &str, n: usize, starts: usiz
                     status: t.status.clone(),
                     snapshot: Some(t.snapshot.to_string()),
                     new_timers: t.timers.iter().map(|x| NewTimer { instance: id.clone(), ..x.clone() }).collect(),
+                    open_step_nodes: t.open_steps.iter().map(|r| r.node.clone()).collect(),
+                    open_step_rows: t.open_steps.clone(),
                     cancel_timers_for_nodes: Vec::new(),
                     fire: None,
                     idempotency: None,
@@ -814,6 +824,83 @@ async fn bench_service(args: &Args) {
             l.await.unwrap();
         }
         drop(stores);
+        cleanup.run().await;
+    }
+}
+
+// ---- 6. an office's inbox ----
+
+/// One step, due in 5 working days: every instance is one open step of 科室.
+const ONE_STEP: &str = "policy inbox {\n  timezone \"Asia/Shanghai\"\n  role 科室\n  role 监察\n  step s0: approval {\n    by 科室\n    due 5 workdays\n    on breach escalate 监察\n  }\n}\n";
+
+async fn bench_inbox(args: &Args) {
+    let n = ((100_000.0 * args.scale) as usize).max(1);
+    println!("\n## inbox: an office with {n} open steps (one per instance); a page read from the open-step table and its instances loaded");
+    for backend in backends(args) {
+        let began = Instant::now();
+        let (store, cleanup): (Arc<dyn Store>, Cleanup) = match backend {
+            Backend::Sqlite => {
+                let dir = bench_dir();
+                let path = dir.path().join("bench.db");
+                let s = sqlite_store(&path, true).await;
+                bulk_create(Arc::new(s.clone()), ONE_STEP, n, 1_000, 4).await;
+                s.wal_checkpoint().await.unwrap();
+                s.close().await;
+                let s = sqlite_store(&path, false).await;
+                (Arc::new(s.clone()), Cleanup::Sqlite(s, dir))
+            }
+            Backend::Postgres => {
+                let schema = schema_name("inbox");
+                create_schema(&schema).await;
+                let s = pg_store(&schema, 8, true).await;
+                bulk_create(Arc::new(s.clone()), ONE_STEP, n, 1_000, 8).await;
+                s.close().await;
+                let admin = admin().await;
+                sqlx::query(AssertSqlSafe(format!("VACUUM ANALYZE {schema}.open_steps")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                sqlx::query(AssertSqlSafe(format!("VACUUM ANALYZE {schema}.instances"))).execute(&admin).await.unwrap();
+                admin.close().await;
+                let s = pg_store(&schema, 4, false).await;
+                (Arc::new(s.clone()), Cleanup::Postgres(s, schema))
+            }
+        };
+        println!("{backend:?}: {n} instances created in {:.1} s", began.elapsed().as_secs_f64());
+        let last_page = (n as u32).div_ceil(50);
+        for (what, page, size) in [
+            ("first page of 50", 1, 50),
+            ("page 1000 of 50", 1_000.min(last_page), 50),
+            ("first page of 1000", 1, 1_000),
+        ] {
+            let query = InboxQuery {
+                readers: core::Reader::keys_of("科室-1", "科室", &["科室".to_string()]),
+                page,
+                page_size: size,
+            };
+            let (mut times, mut reads) = (Vec::new(), Vec::new());
+            let mut listed = 0;
+            for _ in 0..200 {
+                let t = Instant::now();
+                let found = store.inbox(&query).await.unwrap();
+                reads.push(t.elapsed());
+                let ids: Vec<String> = found.items.iter().map(|r| r.instance.clone()).collect();
+                let loaded = store.load_instances(&ids).await.unwrap();
+                times.push(t.elapsed());
+                assert_eq!((loaded.len(), found.total), (found.items.len(), n as u64));
+                listed = found.items.len();
+            }
+            times.sort();
+            reads.sort();
+            let ms = |v: &[Duration], q: usize| v[v.len() * q / 100].as_secs_f64() * 1e3;
+            println!(
+                "{backend:?} {what}: {listed} steps of {n}, p50 {:.2} ms, p99 {:.2} ms (the table's read alone: p50 {:.2} ms, p99 {:.2} ms)",
+                ms(&times, 50),
+                ms(&times, 99),
+                ms(&reads, 50),
+                ms(&reads, 99)
+            );
+        }
         cleanup.run().await;
     }
 }

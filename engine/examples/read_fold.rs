@@ -62,7 +62,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         for _ in 0..5 {
             let started = Instant::now();
             for page in 1..=2 {
-                let filter = InstanceFilter { status: Some("running".into()), page, page_size: 500, ..InstanceFilter::default() };
+                let filter = InstanceFilter {
+                    status: Some("running".into()),
+                    page,
+                    page_size: 500,
+                    ..InstanceFilter::default()
+                };
                 let listed = store.list_instances(&filter).await?;
                 assert_eq!(listed.items.len(), 500, "every instance is running");
             }

@@ -27,6 +27,8 @@ mod cache;
 mod calendars;
 mod open_steps;
 mod related;
+
+pub use open_steps::open_step_rows;
 mod timers;
 
 pub use cache::{estimated_bytes, CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};

@@ -1087,8 +1087,7 @@ async fn graceful_shutdown(env: Env) {
         Backend::Sqlite { store, .. } => store,
         Backend::Postgres { store, .. } => store,
     };
-    let stored =
-        store.list_instances(&InstanceFilter { page_size: 100, ..InstanceFilter::default() }).await.unwrap();
+    let stored = store.list_instances(&InstanceFilter { page_size: 100, ..InstanceFilter::default() }).await.unwrap();
     assert_eq!(stored.total, N as u64, "every answered start is stored");
     match backend {
         Backend::Sqlite { store, _dir } => store.close().await,

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use civicflow_dsl::ir::NodeKind;
 use civicflow_engine::core::cycles::CYCLE_NODE;
-use civicflow_engine::core::{may_do, NodeStatus, State as CoreState};
+use civicflow_engine::core::{may_do, NodeStatus, Reader, State as CoreState};
 use civicflow_engine::store::{InboxQuery, InstanceRecord, OpenStepRef, MAX_PAGE_SIZE};
 
 use super::auth::{Caller, Principal};
@@ -121,13 +121,8 @@ pub async fn inbox_page(
     page: u32,
     page_size: u32,
 ) -> Result<(Vec<InboxItem>, u64), ApiError> {
-    let query = InboxQuery {
-        principal: principal.name.clone(),
-        office: principal.office.clone(),
-        roles: principal.roles.clone(),
-        page,
-        page_size,
-    };
+    let query =
+        InboxQuery { readers: Reader::keys_of(&principal.name, &principal.office, &principal.roles), page, page_size };
     let listed = state.store.inbox(&query).await?;
     let mut ids: Vec<String> = listed.items.iter().map(|r| r.instance.clone()).collect();
     ids.sort();

@@ -157,7 +157,6 @@ pub struct AsOfQuery {
     pub as_of: Option<String>,
 }
 
-
 #[utoipa::path(
     post,
     path = "/v1/instances",
@@ -241,7 +240,7 @@ pub async fn list(
         policy: q.policy.clone(),
         status: q.status.clone(),
         overdue: q.overdue,
-        awaiting: q.office.clone(),
+        awaiting: q.office.as_deref().map(civicflow_engine::core::Reader::awaiting_keys),
         page,
         page_size,
     };

@@ -1,23 +1,22 @@
 -- Issue 10.6: who has what to do (待办). One row per open step and reader, written with every
 -- commit from the state (`core::open_step_changes`), so an inbox is an index read instead of a
--- replay of every running instance. `kind` says what the reader is to the step: a role that acts
--- on it (`office` is the office the role is bound to, NULL for any office holding it), a role
--- whose office is not named yet, a principal it was delegated to, a role it was escalated to, the
--- role that starts the next cycle (node `~cycle`). Times are INTEGER microseconds, as elsewhere.
+-- replay of every running instance. `reader` is the key `core::Reader::key` writes: `a:ROLE`
+-- (the role acts, from any office), `a:ROLE@OFFICE` (from the office it is bound to), `w:ROLE`
+-- (its office is not named yet), `d:NAME` (delegated to), `e:ROLE` (escalated to), `c:ROLE`
+-- (starts the next cycle, node `~cycle`). `due_key` orders the steps: the deadline in
+-- microseconds since 1970-01-01 UTC, 9223372036854775807 for a step without one (last); an
+-- inbox reads each of its keys in that order from the index and merges them.
 -- Never edit an applied migration: add a new one.
 
 CREATE TABLE open_steps (
     instance TEXT    NOT NULL REFERENCES instances (id),
     node     TEXT    NOT NULL,
-    kind     TEXT    NOT NULL
-             CHECK (kind IN ('acts', 'awaits_binding', 'delegate', 'escalated', 'starts_cycle')),
-    who      TEXT    NOT NULL,
-    office   TEXT,
-    due_at   INTEGER,
+    reader   TEXT    NOT NULL,
+    due_key  INTEGER NOT NULL,
     overdue  INTEGER NOT NULL CHECK (overdue IN (0, 1)),
-    PRIMARY KEY (instance, node, kind, who)
+    PRIMARY KEY (instance, node, reader)
 ) WITHOUT ROWID;
-CREATE INDEX open_steps_by_reader ON open_steps (who, due_at);
+CREATE INDEX open_steps_by_reader ON open_steps (reader, due_key, instance, node);
 
 -- Tables built from the instances' states rather than by a migration: a database that held
 -- instances before this migration has its open steps built once by the runtime at start

@@ -33,34 +33,50 @@ pub enum Reader {
 }
 
 impl Reader {
-    /// The word the store keeps for the kind of reader.
-    pub fn kind(&self) -> &'static str {
+    /// The key the store keeps the reader under (one index range per key, issue 10.6): `a:ROLE`
+    /// (acts, any office), `a:ROLE@OFFICE` (acts, bound), `w:ROLE` (awaits its binding), `d:NAME`
+    /// (a delegate), `e:ROLE` (escalated), `c:ROLE` (starts the next cycle). A role is a DSL
+    /// identifier (no `@`), so the key reads back one way.
+    pub fn key(&self) -> String {
         match self {
-            Reader::Acts { .. } => "acts",
-            Reader::AwaitsBinding { .. } => "awaits_binding",
-            Reader::Delegate { .. } => "delegate",
-            Reader::Escalated { .. } => "escalated",
-            Reader::StartsCycle { .. } => "starts_cycle",
+            Reader::Acts { role, office: None } => format!("a:{role}"),
+            Reader::Acts { role, office: Some(office) } => format!("a:{role}@{office}"),
+            Reader::AwaitsBinding { role } => format!("w:{role}"),
+            Reader::Delegate { principal } => format!("d:{principal}"),
+            Reader::Escalated { role } => format!("e:{role}"),
+            Reader::StartsCycle { role } => format!("c:{role}"),
         }
     }
 
-    /// The role, or the principal of a delegation.
-    pub fn who(&self) -> &str {
-        match self {
-            Reader::Acts { role, .. }
-            | Reader::AwaitsBinding { role }
-            | Reader::Escalated { role }
-            | Reader::StartsCycle { role } => role,
-            Reader::Delegate { principal } => principal,
-        }
+    /// The keys of every reader a principal is: what its inbox reads. A role whose office is not
+    /// known yet lists nothing (`w:`).
+    pub fn keys_of(principal: &str, office: &str, roles: &[String]) -> Vec<String> {
+        let mut keys: Vec<String> = roles
+            .iter()
+            .flat_map(|role| {
+                [
+                    Reader::Acts { role: role.clone(), office: None },
+                    Reader::Acts { role: role.clone(), office: Some(office.to_string()) },
+                    Reader::Escalated { role: role.clone() },
+                    Reader::StartsCycle { role: role.clone() },
+                ]
+            })
+            .chain([Reader::Delegate { principal: principal.to_string() }])
+            .map(|r| r.key())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
-    /// The office a bound role is tied to.
-    pub fn office(&self) -> Option<&str> {
-        match self {
-            Reader::Acts { office, .. } => office.as_deref(),
-            _ => None,
-        }
+    /// The keys under which a step awaits `role` (the instance list's filter): acting from any
+    /// office, or waiting for its office to be named; a bound role's keys begin with the first
+    /// key followed by `@`.
+    pub fn awaiting_keys(role: &str) -> [String; 2] {
+        [
+            Reader::Acts { role: role.to_string(), office: None }.key(),
+            Reader::AwaitsBinding { role: role.to_string() }.key(),
+        ]
     }
 }
 

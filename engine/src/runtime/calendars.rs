@@ -156,8 +156,12 @@ impl Runtime {
         let mut waiting = Vec::new();
         let mut page = 1;
         loop {
-            let filter =
-                InstanceFilter { status: Some("running".into()), page, page_size: MAX_PAGE_SIZE, ..InstanceFilter::default() };
+            let filter = InstanceFilter {
+                status: Some("running".into()),
+                page,
+                page_size: MAX_PAGE_SIZE,
+                ..InstanceFilter::default()
+            };
             let listed = self.store.list_instances(&filter).await?;
             for record in &listed.items {
                 let Ok(state) = State::deserialize(&record.snapshot) else { continue };

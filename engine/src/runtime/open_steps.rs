@@ -10,15 +10,13 @@ use crate::store::{InstanceFilter, OpenStepRow, MAX_PAGE_SIZE};
 use super::{Runtime, RuntimeError, RETRIES};
 
 /// The store's rows of open steps: one per step and reader.
-pub(super) fn open_step_rows(steps: Vec<OpenStep>) -> Vec<OpenStepRow> {
+pub fn open_step_rows(steps: Vec<OpenStep>) -> Vec<OpenStepRow> {
     steps
         .into_iter()
         .flat_map(|s| {
             s.readers.into_iter().map(move |r| OpenStepRow {
                 node: s.node.clone(),
-                kind: r.kind().to_string(),
-                who: r.who().to_string(),
-                office: r.office().map(str::to_string),
+                reader: r.key(),
                 due_at: s.due_at,
                 overdue: s.overdue,
             })

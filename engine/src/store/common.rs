@@ -212,3 +212,36 @@ pub(super) fn token_prefix(id: Option<&str>) -> Result<String, StoreError> {
         }
     }
 }
+
+/// Issue 10.6: the `due_key` of an open-step row: the deadline in microseconds, or `i64::MAX`
+/// for a step without one (sorted last).
+pub(super) fn due_key(due: Option<DateTime<Utc>>) -> i64 {
+    due.map_or(i64::MAX, |d| d.timestamp_micros())
+}
+
+/// The deadline a `due_key` stands for.
+pub(super) fn due_of_key(key: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
+    if key == i64::MAX {
+        return Ok(None);
+    }
+    DateTime::from_timestamp_micros(key)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt(format!("open step due key {key} is out of range")))
+}
+
+/// One page of an inbox from each reader key's first `offset + limit` rows (each in
+/// `(due_key, instance, node)` order, as the tuple is): merged, each step once, the page cut out. The rows of one
+/// step share its `due_key`, so its copies sort side by side.
+pub(super) fn inbox_page(
+    mut rows: Vec<(i64, String, String)>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<super::OpenStepRef>, StoreError> {
+    rows.sort();
+    rows.dedup();
+    rows.into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|(key, instance, node)| Ok(super::OpenStepRef { instance, node, due_at: due_of_key(key)? }))
+        .collect()
+}

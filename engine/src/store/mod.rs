@@ -335,26 +335,21 @@ pub struct Commit {
     pub open_step_rows: Vec<OpenStepRow>,
 }
 
-/// One reader of an open step, as the table `open_steps` keeps it (issue 10.6; the words of
-/// `kind` are `core::Reader::kind`'s).
+/// One reader of an open step, as the table `open_steps` keeps it (issue 10.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenStepRow {
     pub node: String,
-    pub kind: String,
-    /// The role, or the principal of a delegation.
-    pub who: String,
-    /// The office a bound role is tied to; `None`: any office holding the role.
-    pub office: Option<String>,
+    /// Who the step is listed for, as `core::Reader::key` writes it.
+    pub reader: String,
     pub due_at: Option<DateTime<Utc>>,
     pub overdue: bool,
 }
 
-/// Whose inbox to read ([`Store::inbox`]): a principal, its office and its roles.
+/// Whose inbox to read ([`Store::inbox`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxQuery {
-    pub principal: String,
-    pub office: String,
-    pub roles: Vec<String>,
+    /// The reader keys of the principal (`core::Reader::keys_of`).
+    pub readers: Vec<String>,
     /// The page, from 1.
     pub page: u32,
     /// Steps per page, from 1 to [`MAX_PAGE_SIZE`].
@@ -394,8 +389,9 @@ pub struct InstanceFilter {
     /// Only instances with (`true`) or without (`false`) an open step past its deadline (from
     /// the open-step table, issue 10.6).
     pub overdue: Option<bool>,
-    /// Only instances with an open step that this role acts on (from the open-step table).
-    pub awaiting: Option<String>,
+    /// Only instances with an open step that this role acts on (from the open-step table): the
+    /// role's keys (`core::Reader::awaiting_keys`), the first also as the prefix of `KEY@office`.
+    pub awaiting: Option<[String; 2]>,
     /// The page, from 1.
     pub page: u32,
     /// Instances per page, from 1 to [`MAX_PAGE_SIZE`].
@@ -589,11 +585,11 @@ pub trait Store: Send + Sync + 'static {
     /// Instances matching the filter, oldest first, one page.
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError>;
 
-    /// Issue 10.6: one page of the open steps listed for a principal — those a role of theirs
-    /// acts on (a bound role only where it is bound to their office), was escalated to or starts
-    /// the next cycle in, and those delegated to them — soonest due first (steps without a
-    /// deadline last), then by instance and node; each step once. Read from the table the
-    /// commits keep, not from the instances.
+    /// Issue 10.6: one page of the open steps listed under any of the query's reader keys (for
+    /// a principal: those a role of theirs acts on, a bound role only where it is bound to their
+    /// office; was escalated to or starts the next cycle in; those delegated to them), soonest
+    /// due first (steps without a deadline last), then by instance and node; each step once.
+    /// Read from the table the commits keep, not from the instances.
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError>;
 
     /// Whether the open-step table holds every instance's rows: `false` only for a database that

@@ -37,8 +37,8 @@ fn channel_name(base: &str, schema: &str) -> String {
 }
 
 use super::common::{
-    check_create, check_principal, check_token_hash, lease_micros, limit_offset, map_migrate, map_sqlx, page_bounds,
-    to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, inbox_page, lease_micros, limit_offset, map_migrate, map_sqlx,
+    page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, OpenStepRef,
@@ -384,23 +384,29 @@ impl Store for PgStore {
              WHERE ($1::text IS NULL OR policy_name = $1) AND ($2::text IS NULL OR status = $2)
                AND ($3::bool IS NULL OR $3 = EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id AND o.overdue))
                AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id
-                                                AND o.kind IN ('acts', 'awaits_binding') AND o.who = $4))";
+                                                AND (o.reader IN ($4, $5::text) OR left(o.reader, length($4) + 1) = $4 || '@')))";
+        let (acts, waits) = match &filter.awaiting {
+            Some([acts, waits]) => (Some(acts.as_str()), Some(waits.as_str())),
+            None => (None, None),
+        };
         let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) {MATCHING}")))
             .bind(&filter.policy)
             .bind(&filter.status)
             .bind(filter.overdue)
-            .bind(&filter.awaiting)
+            .bind(acts)
+            .bind(waits)
             .fetch_one(&self.pool)
             .await
             .map_err(map_sqlx)?;
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
-             {MATCHING} ORDER BY created_at, id LIMIT $5 OFFSET $6"
+             {MATCHING} ORDER BY created_at, id LIMIT $6 OFFSET $7"
         )))
         .bind(&filter.policy)
         .bind(&filter.status)
         .bind(filter.overdue)
-        .bind(&filter.awaiting)
+        .bind(acts)
+        .bind(waits)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
@@ -417,44 +423,43 @@ impl Store for PgStore {
 
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
         let (limit, offset) = limit_offset(query.page, query.page_size)?;
-        // The steps listed for the principal (`core::Reader`): a role of theirs acting (where it
-        // is bound, in their office), escalated to or starting the next cycle; or delegated to
-        // them by name.
-        const LISTED: &str = "FROM open_steps
-             WHERE (kind IN ('acts', 'escalated', 'starts_cycle')
-                    AND who = ANY($1) AND (office IS NULL OR office = $2))
-                OR (kind = 'delegate' AND who = $3)";
-        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node {LISTED}) AS listed"
-        )))
-        .bind(&query.roles)
-        .bind(&query.office)
-        .bind(&query.principal)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT DISTINCT instance, node, due_at {LISTED}
-             ORDER BY due_at NULLS LAST, instance, node LIMIT $4 OFFSET $5"
-        )))
-        .bind(&query.roles)
-        .bind(&query.office)
-        .bind(&query.principal)
-        .bind(limit)
-        .bind(offset)
+        let empty = Page { items: Vec::new(), total: 0, page: query.page, page_size: query.page_size };
+        if query.readers.is_empty() {
+            return Ok(empty);
+        }
+        // How many under each key: an index range each.
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT reader, COUNT(*) FROM open_steps WHERE reader = ANY($1::text[]) GROUP BY reader")
+                .bind(&query.readers)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+        let total: i64 = match counts.len() {
+            0 => return Ok(empty),
+            1 => counts[0].1,
+            // A step may be listed under two of the keys: count each once.
+            _ => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node FROM open_steps
+                                       WHERE reader = ANY($1::text[])) AS listed",
+            )
+            .bind(&query.readers)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_sqlx)?,
+        };
+        // The first `offset + limit` of each key that has any, in index order, merged.
+        let keys: Vec<&str> = counts.iter().map(|(k, _)| k.as_str()).collect();
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT o.due_key, o.instance, o.node FROM UNNEST($1::text[]) AS k (reader)
+             CROSS JOIN LATERAL (SELECT due_key, instance, node FROM open_steps
+                                 WHERE reader = k.reader ORDER BY due_key, instance, node LIMIT $2) AS o",
+        )
+        .bind(&keys)
+        .bind(offset + limit)
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        let items = rows
-            .iter()
-            .map(|row| {
-                Ok(OpenStepRef {
-                    instance: row.try_get("instance").map_err(map_sqlx)?,
-                    node: row.try_get("node").map_err(map_sqlx)?,
-                    due_at: row.try_get("due_at").map_err(map_sqlx)?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let items = inbox_page(rows, offset, limit)?;
         Ok(Page { items, total: to_u64(total, "count")?, page: query.page, page_size: query.page_size })
     }
 

@@ -9,7 +9,7 @@ use sqlx::types::Json;
 use sqlx::Row;
 
 use super::batch::BatchWriter;
-use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
+use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
 use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
@@ -178,16 +178,13 @@ impl BatchWriter for PgConnection {
 
     async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO open_steps (instance, node, kind, who, office, due_at, overdue)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::timestamptz[], $7::bool[])",
+            "INSERT INTO open_steps (instance, node, reader, due_key, overdue)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bool[])",
         )
         .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.kind.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.who.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.due_at.map(truncate_to_micros)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
         .execute(&mut *self)
         .await

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::common::{
-    check_create, check_principal, check_token_hash, lease_micros, limit_offset, map_migrate, map_sqlx, page_bounds,
-    to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, inbox_page, lease_micros, limit_offset, map_migrate, map_sqlx,
+    page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, OpenStepRef,
@@ -350,23 +350,29 @@ impl Store for SqliteStore {
              WHERE (?1 IS NULL OR policy_name = ?1) AND (?2 IS NULL OR status = ?2)
                AND (?3 IS NULL OR ?3 = EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id AND o.overdue))
                AND (?4 IS NULL OR EXISTS (SELECT 1 FROM open_steps o WHERE o.instance = instances.id
-                                          AND o.kind IN ('acts', 'awaits_binding') AND o.who = ?4))";
+                                          AND (o.reader IN (?4, ?5) OR substr(o.reader, 1, length(?4) + 1) = ?4 || '@')))";
+        let (acts, waits) = match &filter.awaiting {
+            Some([acts, waits]) => (Some(acts.as_str()), Some(waits.as_str())),
+            None => (None, None),
+        };
         let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) {MATCHING}")))
             .bind(&filter.policy)
             .bind(&filter.status)
             .bind(filter.overdue)
-            .bind(&filter.awaiting)
+            .bind(acts)
+            .bind(waits)
             .fetch_one(&self.readers)
             .await
             .map_err(map_sqlx)?;
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
-             {MATCHING} ORDER BY created_at, id LIMIT ?5 OFFSET ?6"
+             {MATCHING} ORDER BY created_at, id LIMIT ?6 OFFSET ?7"
         )))
         .bind(&filter.policy)
         .bind(&filter.status)
         .bind(filter.overdue)
-        .bind(&filter.awaiting)
+        .bind(acts)
+        .bind(waits)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.readers)
@@ -383,47 +389,44 @@ impl Store for SqliteStore {
 
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
         let (limit, offset) = limit_offset(query.page, query.page_size)?;
-        let roles =
-            serde_json::to_string(&query.roles).map_err(|e| StoreError::Invalid(format!("unencodable roles: {e}")))?;
-        // The steps listed for the principal (`core::Reader`): a role of theirs acting (where it
-        // is bound, in their office), escalated to or starting the next cycle; or delegated to
-        // them by name.
-        const LISTED: &str = "FROM open_steps
-             WHERE (kind IN ('acts', 'escalated', 'starts_cycle')
-                    AND who IN (SELECT value FROM json_each(?1)) AND (office IS NULL OR office = ?2))
-                OR (kind = 'delegate' AND who = ?3)";
-        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node {LISTED})"
-        )))
-        .bind(&roles)
-        .bind(&query.office)
-        .bind(&query.principal)
-        .fetch_one(&self.readers)
-        .await
-        .map_err(map_sqlx)?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT DISTINCT instance, node, due_at {LISTED}
-             ORDER BY due_at IS NULL, due_at, instance, node LIMIT ?4 OFFSET ?5"
-        )))
-        .bind(&roles)
-        .bind(&query.office)
-        .bind(&query.principal)
-        .bind(limit)
-        .bind(offset)
+        let empty = Page { items: Vec::new(), total: 0, page: query.page, page_size: query.page_size };
+        if query.readers.is_empty() {
+            return Ok(empty);
+        }
+        let keys = serde_json::to_string(&query.readers)
+            .map_err(|e| StoreError::Invalid(format!("unencodable reader keys: {e}")))?;
+        // How many under each key: an index range each.
+        let counts: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT reader, COUNT(*) FROM open_steps
+             WHERE reader IN (SELECT value FROM json_each(?)) GROUP BY reader",
+        )
+        .bind(&keys)
         .fetch_all(&self.readers)
         .await
         .map_err(map_sqlx)?;
-        let items = rows
-            .iter()
-            .map(|row| {
-                let due: Option<i64> = row.try_get("due_at").map_err(map_sqlx)?;
-                Ok(OpenStepRef {
-                    instance: row.try_get("instance").map_err(map_sqlx)?,
-                    node: row.try_get("node").map_err(map_sqlx)?,
-                    due_at: due.map(|d| from_micros(d, "due_at")).transpose()?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let total: i64 = match counts.len() {
+            0 => return Ok(empty),
+            1 => counts[0].1,
+            // A step may be listed under two of the keys: count each once.
+            _ => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node FROM open_steps
+                                       WHERE reader IN (SELECT value FROM json_each(?)))",
+            )
+            .bind(&keys)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_sqlx)?,
+        };
+        // The first `offset + limit` of each key that has any, in index order, merged.
+        let one = "SELECT * FROM (SELECT due_key, instance, node FROM open_steps WHERE reader = ?
+                   ORDER BY due_key, instance, node LIMIT ?)";
+        let sql = vec![one; counts.len()].join(" UNION ALL ");
+        let mut rows = sqlx::query_as::<_, (i64, String, String)>(AssertSqlSafe(sql));
+        for (key, _) in &counts {
+            rows = rows.bind(key).bind(offset + limit);
+        }
+        let rows = rows.fetch_all(&self.readers).await.map_err(map_sqlx)?;
+        let items = inbox_page(rows, offset, limit)?;
         Ok(Page { items, total: to_u64(total, "count")?, page: query.page, page_size: query.page_size })
     }
 

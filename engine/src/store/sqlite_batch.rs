@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::batch::BatchWriter;
-use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
+use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
 use super::sqlite_commit::{json_text, micros};
 use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
 
@@ -211,18 +211,16 @@ impl BatchWriter for SqliteConnection {
     async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO open_steps (instance, node, kind, who, office, due_at, overdue) VALUES {}",
-                tuples(chunk.len(), 7)
+                "INSERT INTO open_steps (instance, node, reader, due_key, overdue) VALUES {}",
+                tuples(chunk.len(), 5)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (instance, row) in chunk {
                 query = query
                     .bind(*instance)
                     .bind(row.node.as_str())
-                    .bind(row.kind.as_str())
-                    .bind(row.who.as_str())
-                    .bind(row.office.as_deref())
-                    .bind(row.due_at.map(micros))
+                    .bind(row.reader.as_str())
+                    .bind(due_key(row.due_at))
                     .bind(row.overdue);
             }
             query.execute(&mut *self).await.map_err(map_sqlx)?;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use civicflow_dsl::value::Value;
 use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::SimulatedClock;
-use civicflow_engine::core::{Action, Actor};
+use civicflow_engine::core::{Action, Actor, Reader};
 use civicflow_engine::runtime::Runtime;
 use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InboxQuery, Store};
 
@@ -49,13 +49,8 @@ async fn inbox(
     page: u32,
     size: u32,
 ) -> (Vec<String>, u64) {
-    let query = InboxQuery {
-        principal: principal.into(),
-        office: office.into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        page,
-        page_size: size,
-    };
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    let query = InboxQuery { readers: Reader::keys_of(principal, office, &roles), page, page_size: size };
     let found = store.inbox(&query).await.unwrap();
     (found.items.iter().map(|r| format!("{}/{}", r.instance, r.node)).collect(), found.total)
 }
@@ -101,6 +96,8 @@ async fn an_inbox_is_read_from_the_open_steps_the_commits_keep(h: &Harness) {
     // Handed over to 李四 by name: in his inbox though he holds no role.
     rt.act("东湖-1", &clerk, "审核", Action::Delegate { to: "李四".into() }, None, None).await.unwrap();
     assert_eq!(inbox(store, "李四", "民生办", &[], 1, 10).await, (vec!["东湖-1/审核".to_string()], 1));
+    // Listed under two of his keys (his role and his name): once, and counted once.
+    assert_eq!(inbox(store, "李四", "民生办", &["民生办"], 1, 10).await, (vec!["东湖-1/审核".to_string()], 1));
 
     // R3.5: on Wednesday morning 西湖's limit has lapsed (东湖-2's has not): escalated to the
     // leader, whose inbox now lists it (and only it), while the committee keeps it.
@@ -113,16 +110,17 @@ async fn an_inbox_is_read_from_the_open_steps_the_commits_keep(h: &Harness) {
     // A database from before the table: built from the states, row for row what the commits
     // kept.
     let kept = h.open_step_table().await;
+    // Tuesday 03-03 24:00 and Wednesday 03-04 24:00 in Beijing; no deadline: last.
+    let tuesday = t("2026-03-03T16:00:00Z").timestamp_micros();
+    let wednesday = t("2026-03-04T16:00:00Z").timestamp_micros();
     assert_eq!(
-        kept.iter()
-            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str(), r.3.as_str(), r.4.as_deref(), r.6))
-            .collect::<Vec<_>>(),
+        kept.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str(), r.3, r.4)).collect::<Vec<_>>(),
         vec![
-            ("东湖-1", "审核", "acts", "民生办", None, false),
-            ("东湖-1", "审核", "delegate", "李四", None, false),
-            ("东湖-2", "受理", "acts", "社区居委会", Some("东湖"), false),
-            ("西湖-1", "受理", "acts", "社区居委会", Some("西湖"), true),
-            ("西湖-1", "受理", "escalated", "分管领导", None, true),
+            ("东湖-1", "审核", "a:民生办", i64::MAX, false),
+            ("东湖-1", "审核", "d:李四", i64::MAX, false),
+            ("东湖-2", "受理", "a:社区居委会@东湖", wednesday, false),
+            ("西湖-1", "受理", "a:社区居委会@西湖", tuesday, true),
+            ("西湖-1", "受理", "e:分管领导", tuesday, true),
         ]
     );
     h.forget_open_steps().await;

@@ -35,7 +35,7 @@ enum Backend {
 }
 
 /// A row of the open-step table as a test reads it.
-pub(crate) type OpenStepTableRow = (String, String, String, String, Option<String>, Option<DateTime<Utc>>, bool);
+pub(crate) type OpenStepTableRow = (String, String, String, i64, bool);
 
 pub(crate) struct Harness {
     pub(crate) store: Arc<dyn Store>,
@@ -97,21 +97,12 @@ impl Harness {
         }
     }
 
-    /// Issue 10.6: every open-step row, sorted: `(instance, node, kind, who, office, due_at,
-    /// overdue)`.
+    /// Issue 10.6: every open-step row, sorted: `(instance, node, reader, due_key, overdue)`.
     pub(crate) async fn open_step_table(&self) -> Vec<OpenStepTableRow> {
-        const SQL: &str = "SELECT instance, node, kind, who, office, due_at, overdue FROM open_steps
-                           ORDER BY instance, node, kind, who";
+        const SQL: &str =
+            "SELECT instance, node, reader, due_key, overdue FROM open_steps ORDER BY instance, node, reader";
         match &self.backend {
-            Backend::Sqlite { store, .. } => {
-                type Micros = (String, String, String, String, Option<String>, Option<i64>, bool);
-                let rows: Vec<Micros> = sqlx::query_as(SQL).fetch_all(store.writer_pool()).await.unwrap();
-                rows.into_iter()
-                    .map(|(i, n, k, w, o, d, v)| {
-                        (i, n, k, w, o, d.map(|m| DateTime::from_timestamp_micros(m).unwrap()), v)
-                    })
-                    .collect()
-            }
+            Backend::Sqlite { store, .. } => sqlx::query_as(SQL).fetch_all(store.writer_pool()).await.unwrap(),
             Backend::Postgres { store, .. } => sqlx::query_as(SQL).fetch_all(store.pool()).await.unwrap(),
         }
     }
@@ -1012,14 +1003,13 @@ async fn list_instances_filters_and_pages(h: &Harness) {
         store.create_instance(record(id, pol, "h1", created), first).await.unwrap();
     }
     let list = |policy: Option<&str>, status: Option<&str>, page: u32, page_size: u32| {
-        let filter =
-            InstanceFilter {
-                policy: policy.map(String::from),
-                status: status.map(String::from),
-                page,
-                page_size,
-                ..InstanceFilter::default()
-            };
+        let filter = InstanceFilter {
+            policy: policy.map(String::from),
+            status: status.map(String::from),
+            page,
+            page_size,
+            ..InstanceFilter::default()
+        };
         async move {
             let page = store.list_instances(&filter).await.unwrap();
             (page.items.into_iter().map(|i| i.id).collect::<Vec<_>>(), page.total)
