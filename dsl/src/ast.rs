@@ -405,6 +405,12 @@ pub enum ClauseKind {
     /// `owned`: the step's deadline is the owner's limit (首办负责制, 限期办结): a return out of
     /// it is passing the matter on (推诿) and does not stop the limit (R3.5).
     Owned,
+    /// `extend by R, S max 10 workdays`: the roles that may extend the step's deadline (延期),
+    /// each time with a reason, by at most this much in all (issue 11.1).
+    Extend {
+        by: Vec<Ident>,
+        max: Duration,
+    },
 }
 
 impl ClauseKind {
@@ -433,6 +439,7 @@ impl ClauseKind {
             ClauseKind::MayReturn { .. } => "may return",
             ClauseKind::UrgeBy(_) => "urge by",
             ClauseKind::Owned => "owned",
+            ClauseKind::Extend { .. } => "extend by",
         }
     }
 }

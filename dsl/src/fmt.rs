@@ -505,6 +505,11 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             names(roles, out);
         }
         ClauseKind::Owned => out.push_str("owned"),
+        ClauseKind::Extend { by, max } => {
+            out.push_str("extend by ");
+            names(by, out);
+            out.push_str(&format!(" max {} {}", max.amount, max.unit.keyword()));
+        }
         ClauseKind::ApproveOnly { condition, message } => {
             out.push_str("approve only when ");
             expr(condition, indent, out);

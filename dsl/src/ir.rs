@@ -254,6 +254,18 @@ pub struct Node {
     /// passing the matter on (推诿), escalated at once, and the limit keeps running (R3.5).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub owned: bool,
+    /// Who may extend the step's deadline (延期) and by how much in all (`extend by R max 10
+    /// workdays`, issue 11.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend: Option<Extension>,
+}
+
+/// `extend by R, S max N UNIT`: the roles that may move the step's deadline later, with a
+/// reason, by at most `max` in all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub roles: Vec<String>,
+    pub max: Span,
 }
 
 /// `may return X, Y by R, S`: any of the roles may send the step back to any of the targets.

@@ -924,12 +924,44 @@ async fn r3_5_escalated_steps_reach_the_leaders_inbox(env: Env) {
     let r = env.act(id, "首办受理", &dept, json!({ "action": "complete", "data": { "report": "已受理" } })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(env.step(id, "首办办结").await["due_at"].as_str().unwrap(), due2);
-    // … and breaches at that instant.
+    assert_eq!(due2, "2012-04-16T16:00:00Z", "15 working days from Friday 03-23, around 清明 (04-02 … 04-04)");
+    // Issue 11.1 (延期): the livelihood office gives 2 more working days, with a reason; the
+    // department may not extend its own limit (F047, 403, nothing recorded).
+    let len = env.history_len(id).await;
+    let extend = json!({ "action": "extend", "data": { "amount": 2, "reason": "需协调供电部门" } });
+    assert_problem(&env.act(id, "首办办结", &dept, extend.clone()).await, StatusCode::FORBIDDEN, "F047");
+    assert_eq!(env.history_len(id).await, len);
+    let listed = env.get("/v1/inbox", &office).await;
+    let own: Vec<&Value> = listed.body.as_array().unwrap().iter().filter(|i| i["step"] == "首办办结").collect();
+    assert!(own.is_empty(), "民生办 does not act on it, so it is not in its inbox: {}", listed.body);
+    let extended = env.act(id, "首办办结", &office, extend).await;
+    assert_eq!(extended.status, StatusCode::OK, "{}", extended.body);
+    let due3 = "2012-04-18T16:00:00Z".to_string();
+    assert_eq!(env.step(id, "首办办结").await["due_at"], due3.as_str(), "Tuesday 04-17 and Wednesday 04-18");
+    let history = env.get(&format!("/v1/instances/{id}/history"), &env.admin).await;
+    let last = history.body["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["kind"], &last["actor"], &last["role"], &last["payload"]),
+        (
+            &json!("extended"),
+            &json!("李四"),
+            &json!("民生办"),
+            &json!({ "event": "extended", "node": "首办办结", "from": due2, "to": due3, "amount": 2, "reason": "需协调供电部门" })
+        )
+    );
+    let too_long = json!({ "action": "extend", "data": { "amount": 9, "reason": "再延" } });
+    let refused = env.act(id, "首办办结", &office, too_long).await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "F048");
+    assert_eq!(
+        refused.body["detail"],
+        "step `首办办结` may be extended by at most 10 workdays in all; 2 used, 8 left, 9 asked"
+    );
+    // … and breaches at the extended instant, not the first.
     let len = env.history_len(id).await;
     env.advance_to("2012-04-30T09:00:00+08:00").await;
     let breach: Vec<_> =
         events_after(&env, id, len).await.into_iter().filter(|(k, n, _)| n == "首办办结" && k == "overdue").collect();
-    assert_eq!(breach, [("overdue".to_string(), node.clone(), due2.clone())]);
+    assert_eq!(breach, [("overdue".to_string(), node.clone(), due3.clone())]);
     env.finish().await;
 }
 

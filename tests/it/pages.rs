@@ -553,6 +553,7 @@ policy 督办演练 {
     by 首办部门
     due 1 workdays
     on breach overdue, escalate 部门主要领导
+    extend by 部门主要领导 max 5 workdays
   }
 }
 "#;
@@ -597,12 +598,35 @@ policy 督办演练 {
     let history = env.history("esc-1").await;
     assert_eq!(history.len(), before + 1);
     assert_eq!(history[before]["kind"], "urged");
-    // The department doing the work is not escalated to and has no urge form.
+    // Issue 11.1 (延期): the leader's page offers the extension with what is left of it.
+    let act = b.get(&format!("/act?instance=esc-1&step={}", q("办理"))).await;
+    assert!(act.body.contains("id=\"do-extend\"") && act.body.contains("最多还可延长 5 个工作日"), "{}", act.body);
+    let key = format!("{}-x", hidden(&act.body, "key").trim_end_matches("-u"));
+    let extend = [
+        ("csrf", csrf.as_str()),
+        ("instance", "esc-1"),
+        ("step", "办理"),
+        ("action", "extend"),
+        ("key", key.as_str()),
+        ("amount", "2"),
+        ("reason", "等待检测报告"),
+    ];
+    let p = b.post("/act", &extend).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let history = env.history("esc-1").await;
+    assert_eq!(history.len(), before + 2);
+    assert_eq!(history[before + 1]["kind"], "extended");
+    assert_eq!(history[before + 1]["payload"]["amount"], 2);
+    assert_eq!(history[before + 1]["payload"]["reason"], "等待检测报告");
+    let act = b.get(&format!("/act?instance=esc-1&step={}", q("办理"))).await;
+    assert!(act.body.contains("最多还可延长 3 个工作日"), "{}", act.body);
+    // The department doing the work is not escalated to and has no urge form (nor may it extend).
     let mut d = Browser::new(&env);
     d.sign_in(&dept).await;
     let own = d.get("/inbox").await;
     assert!(own.body.contains("esc-1") && !own.body.contains("已督办"), "{}", own.body);
-    assert!(!d.get(&format!("/act?instance=esc-1&step={}", q("办理"))).await.body.contains("do-urge"));
+    let own_act = d.get(&format!("/act?instance=esc-1&step={}", q("办理"))).await;
+    assert!(!own_act.body.contains("do-urge") && !own_act.body.contains("do-extend"), "{}", own_act.body);
     env.finish().await;
 }
 

@@ -58,12 +58,14 @@ pub struct StartRequest {
 #[serde(deny_unknown_fields)]
 pub struct ActRequest {
     /// `submit_form`, `complete`, `approve`, `reject`, `file`, `give_opinion`, `enter_vote`,
-    /// `raise_objection`, `return_to`, `withdraw`, `delegate` or `urge`.
+    /// `raise_objection`, `return_to`, `withdraw`, `delegate`, `urge` or `extend`.
     pub action: String,
     /// What the action carries: `submit_form` the form's fields; `enter_vote`
     /// `{present, cast, invalid, tallies: [{candidate, votes}]}`; `return_to` `{target, reason}`;
     /// `delegate` `{to}`; `complete` `{report}`; `reject` `{reason}`; `give_opinion`
-    /// `{opinion}`; `raise_objection` `{objection}` (a text may also come as `comment`).
+    /// `{opinion}`; `raise_objection` `{objection}`; `extend` `{amount, reason}` (延期: `amount`
+    /// in the unit of the step's `extend … max`, e.g. working days) (a text may also come as
+    /// `comment`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
@@ -538,10 +540,18 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         "withdraw" => Action::Withdraw,
         "delegate" => Action::Delegate { to: need("to")? },
         "urge" => Action::Urge { message: request.comment.clone().or_else(|| text("message")) },
+        "extend" => {
+            let amount =
+                data.get("amount").and_then(serde_json::Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                    || ApiError::invalid("`extend` needs `data.amount`, a whole number of the step's unit"),
+                )?;
+            // An empty reason is the core's to refuse (F018).
+            Action::Extend { amount, reason: text("reason").unwrap_or_default() }
+        }
         other => {
             return Err(ApiError::invalid(format!(
                 "unknown action `{other}`; actions are submit_form, complete, approve, reject, file, give_opinion, \
-                 enter_vote, raise_objection, return_to, withdraw, delegate, urge"
+                 enter_vote, raise_objection, return_to, withdraw, delegate, urge, extend"
             )))
         }
     })
@@ -585,8 +595,6 @@ fn new_id() -> Result<String, ApiError> {
     getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness for an id: {e}")))?;
     Ok(format!("i-{}", hex::encode(bytes)))
 }
-
-/// Does an instance have an open step for this office (role)?
 
 fn snapshot(record: &InstanceRecord) -> Result<CoreState, ApiError> {
     CoreState::deserialize(&record.snapshot)

@@ -178,6 +178,12 @@ async fn render_act(
             && (!def.form.is_empty() || kind == StepKind::Meeting),
         // 催办: for the roles the policy names and those the step was escalated to (issue 8).
         "urge": urgers(def, n).iter().any(|r| session.principal.roles.contains(r)),
+        // 延期 (issue 11.1): for the roles `extend by` names, while something is left of `max`.
+        "extend": def.extend.as_ref()
+            .filter(|e| e.roles.iter().any(|r| session.principal.roles.contains(r)) && n.due_at.is_some())
+            .map(|e| (e.max.amount.saturating_sub(n.extended), e.max.unit))
+            .filter(|(left, _)| *left > 0)
+            .map(|(left, unit)| json!({ "left": left, "unit": super::unit_text(unit, super::lang(headers)) })),
     });
     let offset = program.offset;
     let page = json!({
@@ -291,6 +297,10 @@ async fn request_of(
     let text = |name: &str| field(f, name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     Ok(match action {
         "approve" | "file" | "urge" => json!({ "action": action, "comment": text("comment") }),
+        "extend" => json!({ "action": action, "data": {
+            "amount": text("amount").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+            "reason": text("reason").unwrap_or_default(),
+        }}),
         "complete" => json!({ "action": action, "data": { "report": text("report").unwrap_or_default() } }),
         "reject" => json!({ "action": action, "data": { "reason": text("reason").unwrap_or_default() } }),
         "give_opinion" => json!({ "action": action, "data": { "opinion": text("opinion").unwrap_or_default() } }),

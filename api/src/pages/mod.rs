@@ -425,6 +425,9 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("overdue", "已超期", "Overdue"),
     ("escalated", "已督办", "Escalated"),
     ("urge", "催办", "Urge"),
+    ("extend", "延期", "Extend the deadline"),
+    ("extend_amount", "延长", "Extend by"),
+    ("extend_left", "最多还可延长", "At most left"),
     ("status", "状态", "Status"),
     ("act", "办理", "Act"),
     ("nothing", "暂无待办事项。", "Nothing to act on."),
@@ -537,6 +540,21 @@ pub fn awaiting_calendar(year: i32, lang: Lang) -> String {
 /// The due date as shown: the local instant, or the year whose calendar it waits for.
 pub fn due_text(at: Option<DateTime<Utc>>, awaiting: Option<i32>, offset: FixedOffset, lang: Lang) -> Option<String> {
     local(at, offset).or_else(|| awaiting.map(|y| awaiting_calendar(y, lang)))
+}
+
+/// A unit of time as an office reads it (`个工作日`, `working days`).
+pub fn unit_text(unit: civicflow_dsl::ir::TimeUnit, lang: Lang) -> &'static str {
+    use civicflow_dsl::ir::TimeUnit;
+    match (unit, lang) {
+        (TimeUnit::Workdays, Lang::Zh) => "个工作日",
+        (TimeUnit::Days, Lang::Zh) => "天",
+        (TimeUnit::Months, Lang::Zh) => "个月",
+        (TimeUnit::Years, Lang::Zh) => "年",
+        (TimeUnit::Workdays, Lang::En) => "working days",
+        (TimeUnit::Days, Lang::En) => "days",
+        (TimeUnit::Months, Lang::En) => "months",
+        (TimeUnit::Years, Lang::En) => "years",
+    }
 }
 
 /// Asia/Shanghai (+08:00), for lists that span policies.

@@ -250,6 +250,10 @@ impl Checker {
                 }
                 ast::ClauseKind::MayReturn { targets, by } => self.may_return(node, c.span, targets, by, unit),
                 ast::ClauseKind::UrgeBy(roles) => self.urge_by(node, roles),
+                ast::ClauseKind::Extend { by, max } => {
+                    let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
+                    self.extend(node, c.span, by, max, has_due)
+                }
                 ast::ClauseKind::Owned => {
                     let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
                     self.owned(node, c.span, has_due)
@@ -480,6 +484,7 @@ pub(super) fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
         | C::Requires { .. }
         | C::MayReturn { .. }
         | C::UrgeBy(_)
+        | C::Extend { .. }
         | C::Owned => {
             matches!(kind, N::Step(_))
         }

@@ -716,6 +716,7 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         returns: Vec::new(),
         urge_by: Vec::new(),
         owned: false,
+        extend: None,
     }
 }
 

@@ -87,6 +87,39 @@ impl Checker {
         }
     }
 
+    /// Lowers `extend by R max N` (issue 11.1): the roles must be declared, the step must have a
+    /// deadline to extend, and `max` must allow something.
+    pub(super) fn extend(
+        &mut self,
+        node: &mut ir::Node,
+        span: Span,
+        roles: &[Ident],
+        max: &crate::ast::Duration,
+        has_due: bool,
+    ) {
+        if !has_due {
+            self.err(
+                Diagnostic::error(Code::E0110, span, format!("`{}` may be extended but has no deadline", node.name))
+                    .with_label("`extend` moves the step's `due`")
+                    .with_help("give the deadline with `due`, e.g. `due 15 workdays`"),
+            );
+        }
+        if max.amount == 0 {
+            self.err(
+                Diagnostic::error(Code::E0110, max.span, "an extension of at most 0 allows none")
+                    .with_label("at most this much in all")
+                    .with_help("give the most the deadline may move, e.g. `max 10 workdays`"),
+            );
+        }
+        let mut kept = Vec::new();
+        for r in roles {
+            if self.role(r) && !kept.contains(&r.name) {
+                kept.push(r.name.clone());
+            }
+        }
+        node.extend = Some(ir::Extension { roles: kept, max: super::clauses::span_of(max) });
+    }
+
     /// Lowers `owned`; the limit it keeps is the step's `due`.
     pub(super) fn owned(&mut self, node: &mut ir::Node, span: Span, has_due: bool) {
         if !has_due {

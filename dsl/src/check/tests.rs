@@ -91,6 +91,40 @@ fn a_step_reads_another_steps_form_fields_by_name() {
     assert_eq!(d.as_slice()[0].help.as_deref(), Some("did you mean `人数`?"));
 }
 
+/// Issue 11.1: `extend by R max N` lowers to the IR, survives formatting, and needs a deadline,
+/// declared roles and a `max` that allows something; a policy without it keeps its encoding.
+#[test]
+fn an_extension_lowers_and_needs_a_deadline_and_declared_roles() {
+    let src = "policy e { role 承办 role 协调办
+      step 办结: task { by 承办 due 15 workdays extend by 协调办 max 10 workdays } }";
+    let policy = compile(src).unwrap().policy;
+    let n = policy.node("办结").unwrap();
+    assert_eq!(
+        n.extend,
+        Some(crate::ir::Extension {
+            roles: vec!["协调办".into()],
+            max: crate::ir::Span { amount: 10, unit: crate::ir::TimeUnit::Workdays }
+        })
+    );
+    let formatted = crate::fmt::format_source(src).unwrap();
+    assert!(formatted.contains("extend by 协调办 max 10 workdays"), "{formatted}");
+    assert_eq!(compile(&formatted).unwrap().policy.node("办结").unwrap().extend, n.extend);
+    let plain = compile("policy p { role 甲 step 一: task { by 甲 due 3 days } }").unwrap().policy;
+    assert!(!String::from_utf8(plain.canonical_json()).unwrap().contains("\"extend\""));
+
+    let no_due = "policy e { role 承办 role 协调办 step 办结: task { by 承办 extend by 协调办 max 10 workdays } }";
+    let d = compile(no_due).unwrap_err();
+    assert_eq!(d.as_slice()[0].code, Code::E0110);
+    assert_eq!(d.as_slice()[0].message, "`办结` may be extended but has no deadline");
+    let zero = "policy e { role 承办 role 协调办 step 办结: task { by 承办 due 3 days extend by 协调办 max 0 days } }";
+    assert_eq!(compile(zero).unwrap_err().as_slice()[0].message, "an extension of at most 0 allows none");
+    let typo = "policy e { role 承办 role 协调办 step 办结: task { by 承办 due 3 days extend by 协调 max 5 days } }";
+    let d = compile(typo).unwrap_err();
+    assert_eq!((d.as_slice()[0].code, d.as_slice()[0].help.as_deref()), (Code::E0102, Some("did you mean `协调办`?")));
+    let on_phase = "policy e { role 甲 phase 一 { extend by 甲 max 5 days step 二: task { by 甲 } } }";
+    assert_eq!(compile(on_phase).unwrap_err().as_slice()[0].code, Code::E0109);
+}
+
 /// Issue 8: `may return`, `urge by` and `owned` lower to the IR; a policy without them keeps the
 /// encoding it had (no new keys), so its hash does not move.
 #[test]

@@ -270,6 +270,21 @@ pub(super) fn clause(p: Pair<Rule>) -> PResult<Clause> {
             ClauseKind::UrgeBy(k.rest().map(ident).collect())
         }
         Rule::owned_clause => ClauseKind::Owned,
+        Rule::extend_clause => {
+            k.kw()?;
+            k.kw()?;
+            let mut by = Vec::new();
+            let mut max = None;
+            for p in k.rest() {
+                match p.as_rule() {
+                    Rule::kw_max => {}
+                    Rule::duration_lit => max = Some(duration(p)?),
+                    _ => by.push(ident(p)),
+                }
+            }
+            let max = max.ok_or_else(|| internal(span, "`extend` without `max`"))?;
+            ClauseKind::Extend { by, max }
+        }
         Rule::approve_only_clause => {
             k.kw()?;
             k.kw()?;

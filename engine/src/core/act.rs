@@ -71,6 +71,7 @@ impl Decision<'_> {
             }
             Action::Withdraw => return self.withdraw(key, &acting),
             Action::ReturnTo { target, reason } => return self.return_to(key, target, reason),
+            Action::Extend { amount, reason } => return self.extend(key, def, *amount, reason),
             _ => {}
         }
         rules::allowed(kind, action).map_err(|allowed| Refusal::WrongAction {
@@ -174,7 +175,11 @@ impl Decision<'_> {
                     self.do_return(key, &target, &format!("objection: {objection}"))?;
                 }
             }
-            Action::Urge { .. } | Action::Delegate { .. } | Action::Withdraw | Action::ReturnTo { .. } => {}
+            Action::Urge { .. }
+            | Action::Delegate { .. }
+            | Action::Withdraw
+            | Action::ReturnTo { .. }
+            | Action::Extend { .. } => {}
         }
         Ok(())
     }
@@ -200,9 +205,10 @@ impl Decision<'_> {
         }
         // Objections to a public notice and urging come from outside the listed roles.
         // Returns and urging are narrowed to the roles the policy names by `returns::allowed`.
-        let open_to_all =
-            matches!(action, Action::RaiseObjection { .. } | Action::Urge { .. } | Action::ReturnTo { .. })
-                && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
+        let open_to_all = matches!(
+            action,
+            Action::RaiseObjection { .. } | Action::Urge { .. } | Action::ReturnTo { .. } | Action::Extend { .. }
+        ) && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
         if open_to_all {
             return Ok(actor.clone());
         }

@@ -17,6 +17,7 @@ mod ballot;
 mod binding;
 mod breach;
 pub mod cycles;
+mod extend;
 mod fire;
 mod join;
 mod model;
@@ -303,6 +304,17 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 n.kept_limit = n.due_at.or(n.kept_limit);
             }
         }
+        Event::Extended { node, to, amount, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.due_at = Some(*to);
+                n.extended = n.extended.saturating_add(*amount);
+                // A new deadline: its reminders are sent again; an owner's limit moves with it.
+                n.reminders_sent = 0;
+                if n.kept_limit.is_some() {
+                    n.kept_limit = Some(*to);
+                }
+            }
+        }
         Event::DeadlineSet { node, due_at } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.due_at = Some(*due_at);
@@ -372,6 +384,7 @@ impl NodeState {
             delegations: BTreeMap::new(),
             kept_limit: None,
             bound: BTreeMap::new(),
+            extended: 0,
         }
     }
 

@@ -48,6 +48,9 @@ pub enum Action {
     Delegate { to: String },
     /// 催办: remind the entitled offices that the step waits for them.
     Urge { message: Option<String> },
+    /// 延期: move the step's deadline later by `amount` of the unit its `extend … max` is
+    /// written in, with a reason (issue 11.1).
+    Extend { amount: u32, reason: String },
 }
 
 impl Action {
@@ -65,6 +68,7 @@ impl Action {
             Action::Withdraw => "withdraw",
             Action::Delegate { .. } => "delegate",
             Action::Urge { .. } => "urge",
+            Action::Extend { .. } => "extend",
         }
     }
 }
@@ -264,6 +268,14 @@ pub struct NodeState {
     /// R6.1: role → office bound for this fan-out copy only (`bound by item`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bound: BTreeMap<String, String>,
+    /// Issue 11.1: how much the deadline was extended in all, in the unit of the step's
+    /// `extend … max`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub extended: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A vote as decided: the counts and who was elected.
@@ -477,6 +489,16 @@ pub enum Event {
         instance: String,
         due_at: DateTime<Utc>,
     },
+    /// Issue 11.1: the step's deadline moved from `from` to `to` (延期), by `amount` of the
+    /// unit of its `extend … max`, for `reason`; who extended it is the event's actor. A breach
+    /// already recorded stays.
+    Extended {
+        node: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        amount: u32,
+        reason: String,
+    },
     /// R6.1: `role` is held by `office` for this instance (`node: None`) or for one fan-out copy
     /// (`node: Some(copy)`): recorded at start (a parameter, the starter's office), when a form
     /// field names the office, and when a fan-out makes its copies.
@@ -524,6 +546,7 @@ impl Event {
             Event::NextCycleOpened { .. } => "next_cycle_opened",
             Event::NextCycleRefused { .. } => "next_cycle_refused",
             Event::Bound { .. } => "bound",
+            Event::Extended { .. } => "extended",
         }
     }
 
@@ -552,6 +575,7 @@ impl Event {
             | Event::MinDurationAwaitingCalendar { node, .. }
             | Event::WindowAwaitingCalendar { node, .. }
             | Event::CalendarApplied { node, .. }
+            | Event::Extended { node, .. }
             | Event::InstanceRejected { node } => Some(node),
             Event::Returned { from, .. } => Some(from),
             Event::Expanded { def, .. } => Some(def),

@@ -396,6 +396,8 @@ enum Do {
     Withdraw,
     Delegate(usize),
     Urge,
+    /// Issue 11.1: 延期 by this much (0 and past the step's `max` too).
+    Extend(u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -439,6 +441,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Do::Withdraw),
         2 => (0..64usize).prop_map(Do::Delegate),
         1 => Just(Do::Urge),
+        1 => (0..12u32).prop_map(Do::Extend),
     ];
     let kind = prop_oneof![
         Just(TimerKind::Due),
@@ -814,6 +817,7 @@ impl Run<'_> {
                 vec![Action::Delegate { to }]
             }
             Do::Urge => vec![Action::Urge { message: Some("请尽快办理".into()) }],
+            Do::Extend(amount) => vec![Action::Extend { amount: *amount, reason: "延期办理".into() }],
         }
     }
 
@@ -915,9 +919,13 @@ impl Run<'_> {
                 }
                 let Some(n) = self.state.nodes.get(node) else { return Ok(()) };
                 let Some(def) = self.fx.program.node(&n.def) else { return Ok(()) };
-                let open_to_all =
-                    matches!(action, Action::RaiseObjection { .. } | Action::Urge { .. } | Action::ReturnTo { .. })
-                        && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
+                let open_to_all = matches!(
+                    action,
+                    Action::RaiseObjection { .. }
+                        | Action::Urge { .. }
+                        | Action::ReturnTo { .. }
+                        | Action::Extend { .. }
+                ) && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
                 if matches!(def.kind, NodeKind::Step(_))
                     && !def.roles.contains(&actor.role)
                     && !n.delegations.contains_key(&actor.principal)
@@ -949,6 +957,18 @@ impl Run<'_> {
                         }
                         Action::Urge { .. } if !super::urgers(def, n).contains(&actor.role) => {
                             prop_assert_eq!(code, Err("F031"), "`{}` urged `{}`", &actor.role, node)
+                        }
+                        // Issue 11.1: extending is for the roles `extend by` names (F047), by at
+                        // most what is left of its `max` (F048).
+                        Action::Extend { .. }
+                            if !def.extend.as_ref().is_some_and(|e| e.roles.contains(&actor.role)) =>
+                        {
+                            prop_assert_eq!(code, Err("F047"), "`{}` extended `{}`", &actor.role, node)
+                        }
+                        Action::Extend { amount, .. }
+                            if def.extend.as_ref().is_some_and(|e| n.extended + amount > e.max.amount) =>
+                        {
+                            prop_assert_eq!(code, Err("F048"), "`{}` extended `{}` past its max", &actor.role, node)
                         }
                         _ => {}
                     }

@@ -200,6 +200,24 @@ pub enum Refusal {
         role: String,
         allowed: Vec<String>,
     },
+    /// Issue 11.1: extending the deadline (延期) is for the roles the step's `extend by` names.
+    ExtensionNotAllowed {
+        node: String,
+        role: String,
+        allowed: Vec<String>,
+    },
+    /// Issue 11.1: the extension asked for is zero, or more than what is left of the step's
+    /// `extend … max`.
+    ExtensionTooLong {
+        node: String,
+        asked: u32,
+        used: u32,
+        max: civicflow_dsl::ir::Span,
+    },
+    /// Issue 11.1: the step has no deadline to extend now (it waits for its year's calendar).
+    NoDeadlineToExtend {
+        node: String,
+    },
     /// R6.1: the role is bound to another office for this instance (or this fan-out copy).
     OfficeNotBound {
         node: String,
@@ -255,6 +273,9 @@ impl Refusal {
             Refusal::NoNextCycleDue { .. } => "F042",
             Refusal::ReturnNotDeclared { .. } => "F030",
             Refusal::UrgeNotAllowed { .. } => "F031",
+            Refusal::ExtensionNotAllowed { .. } => "F047",
+            Refusal::ExtensionTooLong { .. } => "F048",
+            Refusal::NoDeadlineToExtend { .. } => "F049",
             Refusal::BallotNotApproved { .. } => "F046",
             Refusal::OfficeNotBound { .. } => "F035",
             Refusal::RoleNotBound { .. } => "F036",
@@ -266,6 +287,7 @@ impl Refusal {
             Refusal::NotEntitled { .. }
             | Refusal::ReturnNotDeclared { .. }
             | Refusal::UrgeNotAllowed { .. }
+            | Refusal::ExtensionNotAllowed { .. }
             | Refusal::OfficeNotBound { .. }
             | Refusal::RoleNotBound { .. } => RefusalClass::Forbidden,
             Refusal::AlreadyActed { .. }
@@ -283,6 +305,7 @@ impl Refusal {
             | Refusal::MinDurationAwaitingCalendar { .. }
             | Refusal::WindowAwaitingCalendar { .. }
             | Refusal::PrerequisiteMissing { .. }
+            | Refusal::NoDeadlineToExtend { .. }
             | Refusal::NoNextCycleDue { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
         }
@@ -396,6 +419,27 @@ impl fmt::Display for Refusal {
                         list(allowed)
                     )
                 }
+            }
+            Refusal::ExtensionNotAllowed { node, role, allowed } => {
+                if allowed.is_empty() {
+                    write!(f, "role `{role}` may not extend step `{node}`; its deadline may not be extended")
+                } else {
+                    write!(f, "role `{role}` may not extend step `{node}`; extending it is for {}", list(allowed))
+                }
+            }
+            Refusal::ExtensionTooLong { node, asked, used, max } => {
+                let left = max.amount.saturating_sub(*used);
+                if *asked == 0 {
+                    write!(f, "an extension of step `{node}` must be of at least 1 {}", max.unit.keyword())
+                } else {
+                    write!(
+                        f,
+                        "step `{node}` may be extended by at most {max} in all; {used} used, {left} left, {asked} asked"
+                    )
+                }
+            }
+            Refusal::NoDeadlineToExtend { node } => {
+                write!(f, "step `{node}` has no deadline to extend now (it waits for its year's working-day calendar)")
             }
             Refusal::OfficeNotBound { node, role, bound, office } => write!(
                 f,

@@ -57,6 +57,13 @@ pub(super) fn allowed(
             }
             Err(Refusal::UrgeNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
         }
+        Action::Extend { .. } => {
+            let allowed = def.extend.as_ref().map_or_else(Vec::new, |e| e.roles.clone());
+            if allowed.contains(&acting.role) {
+                return Ok(());
+            }
+            Err(Refusal::ExtensionNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
+        }
         _ => Ok(()),
     }
 }
@@ -86,6 +93,9 @@ pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
     }
     if urgers(def, n).iter().any(|r| r == role) {
         out.push("urge");
+    }
+    if def.extend.as_ref().is_some_and(|e| e.roles.iter().any(|r| r == role)) {
+        out.push("extend");
     }
     out
 }
