@@ -182,6 +182,8 @@ pub struct Role {
     pub bound: Option<RoleBound>,
     /// `oversight`: principals in this role see personal data (R6.2, 纪委 / 监督).
     pub oversight: bool,
+    /// `may suspend`: the role suspends (挂起) and resumes (激活) instances (issue 11.3).
+    pub may_suspend: bool,
     pub span: Span,
 }
 

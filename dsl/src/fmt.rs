@@ -310,6 +310,9 @@ fn item_head(item: &Item, indent: usize, out: &mut String) {
             if r.oversight {
                 out.push_str(" oversight");
             }
+            if r.may_suspend {
+                out.push_str(" may suspend");
+            }
         }
         Item::Template(t) => {
             out.push_str("template ");

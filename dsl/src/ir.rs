@@ -149,6 +149,9 @@ pub struct Role {
     /// R6.2: principals in this role (纪委, 监督) see residents' personal data.
     #[serde(default, skip_serializing_if = "is_false")]
     pub oversight: bool,
+    /// Issue 11.3: principals in this role suspend (挂起) and resume (激活) instances.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub may_suspend: bool,
 }
 
 /// Where an instance takes the office bound to a role (R6.1).

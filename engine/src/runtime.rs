@@ -354,6 +354,26 @@ impl Runtime {
         self.or_replay(acted, &actor.principal, idem.as_ref()).await
     }
 
+    /// 挂起 or 激活 (issue 11.3): suspends the instance, or resumes it with its open deadlines
+    /// moved later by the time suspended.
+    pub async fn suspend_or_resume(
+        &self,
+        id: &str,
+        actor: &Actor,
+        resume: bool,
+        reason: &str,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
+        let (who, why) = (actor.clone(), reason.to_string());
+        let command = if resume {
+            Command::Resume { actor: who, reason: why }
+        } else {
+            Command::Suspend { actor: who, reason: why }
+        };
+        let done = self.run(id, &command, actor, None, idem.as_ref(), None).await;
+        self.or_replay(done, &actor.principal, idem.as_ref()).await
+    }
+
     pub async fn cancel(&self, id: &str, actor: &Actor, reason: &str) -> Result<Outcome, RuntimeError> {
         let command = Command::Cancel { actor: actor.clone(), reason: reason.to_string() };
         self.run(id, &command, actor, None, None, None).await

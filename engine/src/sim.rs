@@ -103,6 +103,11 @@ impl Simulation {
         self.run(&Command::Act { actor, node: node.to_string(), action, comment: None })
     }
 
+    /// Any command, decided and applied at the simulation's clock (suspension, resumption …).
+    pub fn command(&mut self, command: Command) -> Result<Vec<Event>, Refusal> {
+        self.run(&command)
+    }
+
     pub fn cancel(&mut self, reason: &str) -> Result<Vec<Event>, Refusal> {
         self.run(&Command::Cancel { actor: actor("领导小组"), reason: reason.into() })
     }

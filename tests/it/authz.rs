@@ -101,6 +101,22 @@ fn table() -> Vec<Row> {
             Some(json!({ "params": {} })),
             [401, 401, 409, 409, 409, 409],
         ),
+        // Suspending and resuming (issue 11.3): only a role the policy declares `may suspend`;
+        // this one declares none, so everyone is refused (F052), the admin too.
+        row(
+            M::POST,
+            "/v1/instances/{id}/suspend",
+            "/v1/instances/I/suspend",
+            Some(json!({ "reason": "等待法院裁定" })),
+            [401, 401, 403, 403, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/instances/{id}/resume",
+            "/v1/instances/I/resume",
+            Some(json!({ "reason": "恢复办理" })),
+            [401, 401, 403, 403, 403, 403],
+        ),
         // Starting an instance: any principal (the policy has no starter role).
         row(M::POST, "/v1/instances", "/v1/instances", start, [401, 401, 201, 201, 201, 201]),
         // The admin's: publishing, the clock, calendars, tokens.

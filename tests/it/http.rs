@@ -131,22 +131,22 @@ enum Backend {
     Postgres { store: PgStore, admin: PgPool, schema: String },
 }
 
-struct Env {
-    server: Server,
+pub(crate) struct Env {
+    pub(crate) server: Server,
     backend: Backend,
-    client: reqwest::Client,
-    base: String,
-    admin: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) admin: String,
 }
 
 /// A response: status, body (JSON, or the text as a JSON string), headers.
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    headers: reqwest::header::HeaderMap,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) headers: reqwest::header::HeaderMap,
 }
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
@@ -165,7 +165,7 @@ impl Env {
         Env { server, backend, client: reqwest::Client::new(), base, admin }
     }
 
-    async fn sqlite(publish_bundled: bool) -> Env {
+    pub(crate) async fn sqlite(publish_bundled: bool) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
         Env::start(Arc::new(store.clone()), Backend::Sqlite { store, _dir: dir }, publish_bundled).await
@@ -173,18 +173,18 @@ impl Env {
 
     /// A server on a fresh PostgreSQL schema, or `None` (after a SKIP line) when unreachable
     /// outside CI.
-    async fn postgres(test: &str) -> Option<Env> {
+    pub(crate) async fn postgres(test: &str) -> Option<Env> {
         Env::postgres_with(test, false).await
     }
 
     /// [`Env::postgres`], with the bundled policies published when `publish_bundled`.
-    async fn postgres_with(test: &str, publish_bundled: bool) -> Option<Env> {
+    pub(crate) async fn postgres_with(test: &str, publish_bundled: bool) -> Option<Env> {
         let crate::pg::Schema { admin, name: schema, options } = crate::pg::fresh_schema("http", "http", test).await?;
         let store = PgStore::connect_with(options, 8).await.unwrap();
         Some(Env::start(Arc::new(store.clone()), Backend::Postgres { store, admin, schema }, publish_bundled).await)
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.server.stop().await;
         match self.backend {
             Backend::Sqlite { store, _dir } => store.close().await,
@@ -196,7 +196,7 @@ impl Env {
         }
     }
 
-    async fn token(&self, name: &str, office: &str, roles: &[&str]) -> String {
+    pub(crate) async fn token(&self, name: &str, office: &str, roles: &[&str]) -> String {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
         create_token(self.server.state.store.as_ref(), name, office, &roles).await.unwrap()
     }
@@ -224,7 +224,7 @@ impl Env {
 
     /// Sends `POST /v1/policies` declaring a body of `length` bytes but writing none of it,
     /// and reads the answer the server gives from the headers alone.
-    async fn declare_body_of(&self, length: usize) -> Reply {
+    pub(crate) async fn declare_body_of(&self, length: usize) -> Reply {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(self.server.addr).await.unwrap();
         let head = format!(
@@ -250,38 +250,38 @@ impl Env {
         Reply { status, body: serde_json::from_str(body).unwrap_or(Value::String(body.to_string())), headers }
     }
 
-    async fn get(&self, path: &str, token: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Reply {
         self.send(Method::GET, path, Some(token), Body::None, None).await
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.send(Method::POST, path, Some(token), Body::Json(body), None).await
     }
 
-    async fn act(&self, instance: &str, step: &str, token: &str, body: Value) -> Reply {
+    pub(crate) async fn act(&self, instance: &str, step: &str, token: &str, body: Value) -> Reply {
         self.post(&action_path(instance, step), token, body).await
     }
 
     /// The number of events in an instance's history.
-    async fn history_len(&self, instance: &str) -> usize {
+    pub(crate) async fn history_len(&self, instance: &str) -> usize {
         let r = self.get(&format!("/v1/instances/{instance}/history"), &self.admin).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         r.body["events"].as_array().unwrap().len()
     }
 
-    async fn step(&self, instance: &str, step: &str) -> Value {
+    pub(crate) async fn step(&self, instance: &str, step: &str) -> Value {
         let r = self.get(&format!("/v1/instances/{instance}"), &self.admin).await;
         step_of(&r.body, step)
     }
 
-    async fn advance_to(&self, at: &str) -> Value {
+    pub(crate) async fn advance_to(&self, at: &str) -> Value {
         let r = self.post("/v1/admin/clock", &self.admin.clone(), json!({ "advance_to": at })).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         r.body
     }
 
     /// Changes an event's payload behind the store's back (disabling the append-only guard).
-    async fn tamper(&self, instance: &str, seq: i64) {
+    pub(crate) async fn tamper(&self, instance: &str, seq: i64) {
         match &self.backend {
             Backend::Sqlite { store, .. } => {
                 let pool = store.writer_pool();
@@ -337,7 +337,7 @@ fn action_path(instance: &str, step: &str) -> String {
     format!("/v1/instances/{instance}/steps/{}/actions", enc(step))
 }
 
-fn step_of(view: &Value, step: &str) -> Value {
+pub(crate) fn step_of(view: &Value, step: &str) -> Value {
     view["steps"].as_array().unwrap().iter().find(|s| s["id"] == step).cloned().unwrap_or(Value::Null)
 }
 
@@ -346,7 +346,7 @@ fn vote(present: u64, cast: u64, tallies: &[(&str, u64)]) -> Value {
     json!({ "action": "enter_vote", "data": { "present": present, "cast": cast, "invalid": 0, "tallies": tallies } })
 }
 
-fn assert_problem(r: &Reply, status: StatusCode, code: &str) {
+pub(crate) fn assert_problem(r: &Reply, status: StatusCode, code: &str) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.headers["content-type"], "application/problem+json", "{}", r.body);
     assert_eq!(r.body["code"], code, "{}", r.body);
@@ -822,7 +822,7 @@ async fn instance_ids_keep_to_a_safe_alphabet() {
 // ---- issue 8: escalations reach the leaders; passing a matter on (R3.5) ----
 
 /// The events of an instance after the first `skip`, as (kind, node, at).
-async fn events_after(env: &Env, instance: &str, skip: usize) -> Vec<(String, String, String)> {
+pub(crate) async fn events_after(env: &Env, instance: &str, skip: usize) -> Vec<(String, String, String)> {
     let r = env.get(&format!("/v1/instances/{instance}/history"), &env.admin).await;
     r.body["events"].as_array().unwrap()[skip..]
         .iter()

@@ -19,6 +19,7 @@ mod crash;
 mod faults;
 mod http;
 mod http_calendar;
+mod http_changes;
 mod http_election;
 mod limits;
 mod nodes;

@@ -64,8 +64,12 @@ pub struct InboxItem {
     pub escalated: bool,
     /// What the caller may do on it in `role`: the step's own actions if the role is in `by`,
     /// `return_to` where the policy declares one for it, `urge` where it may urge (an escalated
-    /// leader: urge now).
+    /// leader: urge now). None while the instance is suspended.
     pub actions: Vec<String>,
+    /// Issue 11.3: the instance is suspended (挂起): nothing may be done on the step until it
+    /// resumes, and its deadline does not run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
 }
 
 #[utoipa::path(
@@ -171,7 +175,8 @@ async fn step_item(
         .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()))
         .or_else(|| escalated_role.clone());
     let Some(role) = role else { return Ok(None) };
-    let actions = may_do(def, n, &role).into_iter().map(str::to_string).collect();
+    let suspended = core.suspended.is_some();
+    let actions = if suspended { Vec::new() } else { may_do(def, n, &role).into_iter().map(str::to_string).collect() };
     Ok(Some(InboxItem {
         instance: record.id.clone(),
         policy: record.policy_name.clone(),
@@ -187,6 +192,7 @@ async fn step_item(
         overdue: n.overdue,
         escalated: escalated_role.is_some(),
         actions,
+        suspended,
     }))
 }
 
@@ -210,5 +216,6 @@ fn next_cycle_item(principal: &Principal, record: &InstanceRecord, core: &CoreSt
         overdue: false,
         escalated: false,
         actions: vec!["next_cycle".to_string()],
+        suspended: false,
     })
 }

@@ -400,7 +400,7 @@ pub async fn next_cycle(
 }
 
 /// The response of a start or an act: the outcome with the events it recorded.
-async fn respond(
+pub(super) async fn respond(
     state: &AppState,
     command: &str,
     status: StatusCode,
@@ -426,7 +426,7 @@ async fn respond(
 }
 
 /// Counts a failed command and converts its error.
-fn counted(state: &AppState, command: &str, e: RuntimeError) -> ApiError {
+pub(super) fn counted(state: &AppState, command: &str, e: RuntimeError) -> ApiError {
     let result =
         if matches!(e, RuntimeError::Refused(_) | RuntimeError::KeyReused { .. }) { "refused" } else { "error" };
     state.metrics.inc("civicflow_commands_total", &[("command", command), ("result", result)]);

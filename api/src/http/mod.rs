@@ -28,6 +28,7 @@ pub mod limits;
 pub mod personal;
 pub mod policies;
 pub mod problem;
+pub mod suspension;
 pub mod token_cache;
 pub mod tokens;
 pub mod views;
@@ -132,6 +133,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(instances::get))
         .routes(routes!(instances::act))
         .routes(routes!(instances::next_cycle))
+        .routes(routes!(suspension::suspend))
+        .routes(routes!(suspension::resume))
         .routes(routes!(calendar::calendar))
         .routes(routes!(history::history))
         .routes(routes!(history::verify))

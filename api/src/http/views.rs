@@ -50,6 +50,17 @@ pub struct InstanceView {
     /// (event `next_cycle_refused`); recorded once, not retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cycle_refused: Option<String>,
+    /// Issue 11.3: suspended (挂起) since when and why; no step may be acted on and no deadline
+    /// runs until it resumes. Absent while the instance runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<SuspensionView>,
+}
+
+/// An instance suspended (挂起): since when and why.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SuspensionView {
+    pub since: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// One phase, call or step of an instance.
@@ -203,6 +214,7 @@ pub fn view(
         next_cycle: core.cycle.next.as_ref().map(|n| n.instance.clone()),
         next_cycle_awaiting: core.cycle.next.as_ref().filter(|n| !n.opened).and_then(|n| n.awaiting.clone()),
         next_cycle_refused: core.cycle.next.as_ref().and_then(|n| n.refused.clone()),
+        suspended: core.suspended.as_ref().map(|s| SuspensionView { since: s.since, reason: s.reason.clone() }),
     }
 }
 

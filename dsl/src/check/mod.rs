@@ -213,6 +213,7 @@ impl Checker {
                             description: r.description.as_ref().map(|d| d.value.clone()),
                             bound: None, // resolved by `role_bindings` once the steps are known
                             oversight: r.oversight,
+                            may_suspend: r.may_suspend,
                         });
                     }
                 }

@@ -125,6 +125,20 @@ fn an_extension_lowers_and_needs_a_deadline_and_declared_roles() {
     assert_eq!(compile(on_phase).unwrap_err().as_slice()[0].code, Code::E0109);
 }
 
+/// Issue 11.3: `may suspend` on a role lowers to the IR and survives formatting; a policy
+/// without it keeps its encoding.
+#[test]
+fn a_role_that_may_suspend_lowers_and_formats() {
+    let src = "policy s { role 承办 role 协调办 \"协调办公室\" may suspend step 一: task { by 承办 } }";
+    let policy = compile(src).unwrap().policy;
+    let may: Vec<(&str, bool)> = policy.roles.iter().map(|r| (r.name.as_str(), r.may_suspend)).collect();
+    assert_eq!(may, [("承办", false), ("协调办", true)]);
+    let formatted = crate::fmt::format_source(src).unwrap();
+    assert!(formatted.contains("role 协调办 \"协调办公室\" may suspend\n"), "{formatted}");
+    let plain = compile("policy p { role 甲 step 一: task { by 甲 } }").unwrap().policy;
+    assert!(!String::from_utf8(plain.canonical_json()).unwrap().contains("may_suspend"));
+}
+
 /// Issue 8: `may return`, `urge by` and `owned` lower to the IR; a policy without them keeps the
 /// encoding it had (no new keys), so its hash does not move.
 #[test]

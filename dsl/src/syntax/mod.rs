@@ -415,7 +415,8 @@ fn item(p: Pair<Rule>) -> PResult<Item> {
             let description = k.opt(Rule::string).map(string).transpose()?;
             let bound = k.opt(Rule::role_bound).map(role_bound).transpose()?;
             let oversight = k.opt(Rule::oversight).is_some();
-            Item::Role(Role { name, description, bound, oversight, span })
+            let may_suspend = k.opt(Rule::may_suspend).is_some();
+            Item::Role(Role { name, description, bound, oversight, may_suspend, span })
         }
         Rule::template_decl => {
             let mut k = Kids::of(p);

@@ -33,6 +33,7 @@ mod prop;
 mod refusal;
 mod returns;
 mod rules;
+mod suspend;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -170,6 +171,7 @@ impl State {
             version: 0,
             cycle: cycles::CycleState::default(),
             bindings: BTreeMap::new(),
+            suspended: None,
         }
     }
 }
@@ -315,6 +317,22 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 }
             }
         }
+        Event::Suspended { reason } => {
+            state.suspended = Some(Suspension { since: at, reason: reason.clone() });
+        }
+        Event::Resumed { deadlines, .. } => {
+            state.suspended = None;
+            for m in deadlines {
+                if let Some(n) = state.nodes.get_mut(&m.node) {
+                    if n.status == NodeStatus::Open {
+                        n.due_at = Some(m.to);
+                    }
+                    if n.kept_limit.is_some() {
+                        n.kept_limit = Some(m.to);
+                    }
+                }
+            }
+        }
         Event::DeadlineSet { node, due_at } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.due_at = Some(*due_at);
@@ -452,6 +470,10 @@ fn decide_inner(
         }
         Command::Act { actor, node, action, comment } => {
             d.running()?;
+            // Issue 11.3: nothing is acted on while suspended.
+            if let Some(s) = &d.state.suspended {
+                return Err(Refusal::Suspended { since: s.since, reason: s.reason.clone() });
+            }
             d.act(actor, node, action, comment.as_deref())?;
             cycles::check_quotas(&d, state)?;
         }
@@ -460,7 +482,7 @@ fn decide_inner(
             return Ok((d.events, d.state));
         }
         Command::Fire { node, kind, at } => {
-            if d.state.status != Status::Running {
+            if d.state.status != Status::Running || d.state.suspended.is_some() {
                 return Ok((Vec::new(), d.state));
             }
             d.fire(node, *kind, *at)?
@@ -472,6 +494,8 @@ fn decide_inner(
             }
             d.emit(Event::Cancelled { reason: reason.clone() });
         }
+        Command::Suspend { actor, reason } => d.suspend(actor, reason)?,
+        Command::Resume { actor, reason } => d.resume(actor, reason)?,
         Command::CalendarAdded { year, notice, added_by } => {
             if d.state.status != Status::Running {
                 return Ok((Vec::new(), d.state));
@@ -492,16 +516,17 @@ pub fn pending_timers(ctx: Context, state: &State) -> Vec<Timer> {
         return out;
     }
     for (key, n) in &state.nodes {
-        node_timers(ctx, key, n, &mut out);
+        node_timers(ctx, key, n, state.suspended.is_some(), &mut out);
     }
     out.sort();
     out
 }
 
 /// The timers one node of a running instance wants: they depend on that node's state alone.
-fn node_timers(ctx: Context, key: &str, n: &NodeState, out: &mut Vec<Timer>) {
-    // A step passed on keeps its owner's limit while it waits (R3.5).
-    if let (NodeStatus::Waiting, Some(at), false) = (n.status, n.kept_limit, n.overdue) {
+fn node_timers(ctx: Context, key: &str, n: &NodeState, suspended: bool, out: &mut Vec<Timer>) {
+    // A step passed on keeps its owner's limit while it waits (R3.5); no deadline runs while
+    // the instance is suspended (issue 11.3).
+    if let (NodeStatus::Waiting, Some(at), false, false) = (n.status, n.kept_limit, n.overdue, suspended) {
         out.push(Timer { node: key.to_string(), kind: TimerKind::Due, at });
     }
     if n.status != NodeStatus::Open {
@@ -509,7 +534,7 @@ fn node_timers(ctx: Context, key: &str, n: &NodeState, out: &mut Vec<Timer>) {
     }
     let Some(def) = ctx.program.node(&n.def) else { return };
     if let Some(due) = n.due_at {
-        if !n.overdue {
+        if !n.overdue && !suspended {
             out.push(Timer { node: key.to_string(), kind: TimerKind::Due, at: due });
             if let Some(at) = reminders(ctx, def, due).get(n.reminders_sent as usize) {
                 out.push(Timer { node: key.to_string(), kind: TimerKind::Reminder, at: *at });
@@ -532,14 +557,15 @@ fn node_timers(ctx: Context, key: &str, n: &NodeState, out: &mut Vec<Timer>) {
 /// persistent map tells apart are looked at (O(changed), not O(nodes)); the next-cycle timer
 /// (`~cycle`) is always compared.
 pub fn timer_changes(ctx: Context, before: &State, after: &State) -> (Vec<String>, Vec<Timer>) {
-    let (old, new) = if before.status == after.status {
+    // A suspension withdraws every node's deadline and a resumption gives them back: all nodes.
+    let (old, new) = if before.status == after.status && before.suspended.is_some() == after.suspended.is_some() {
         let keys = before.nodes.changed_keys(&after.nodes);
         let some = |state: &State| {
             let mut out: Vec<Timer> = cycles::timer(ctx, state).into_iter().collect();
             if state.status == Status::Running {
                 for key in &keys {
                     if let Some(n) = state.nodes.get(key) {
-                        node_timers(ctx, key, n, &mut out);
+                        node_timers(ctx, key, n, state.suspended.is_some(), &mut out);
                     }
                 }
             }

@@ -113,6 +113,16 @@ pub enum Command {
         actor: Actor,
         reason: String,
     },
+    /// 挂起 (issue 11.3): no step may be acted on and no deadline runs until resumed.
+    Suspend {
+        actor: Actor,
+        reason: String,
+    },
+    /// 激活 (issue 11.3): every open deadline moves later by the time suspended.
+    Resume {
+        actor: Actor,
+        reason: String,
+    },
     /// R0.2: a year's working-day calendar was added; periods waiting for it are computed.
     CalendarAdded {
         year: i32,
@@ -305,6 +315,24 @@ pub struct State {
     /// R6.1: role → the office that holds it for this instance (from `Event::Bound`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bindings: BTreeMap<String, String>,
+    /// Issue 11.3: suspended (挂起) since when and why, until resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
+}
+
+/// An instance suspended (挂起): since when and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    pub since: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// A deadline a resumption moved (激活): the step, its deadline before and after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedDeadline {
+    pub node: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
 }
 
 /// What happened. Each event is one entry of the audit chain.
@@ -499,6 +527,16 @@ pub enum Event {
         amount: u32,
         reason: String,
     },
+    /// Issue 11.3: the instance is suspended (挂起) for `reason`; who is the event's actor.
+    Suspended {
+        reason: String,
+    },
+    /// Issue 11.3: the instance resumes (激活) for `reason`; each open deadline moved later by
+    /// the working (or calendar) days it was suspended.
+    Resumed {
+        reason: String,
+        deadlines: Vec<MovedDeadline>,
+    },
     /// R6.1: `role` is held by `office` for this instance (`node: None`) or for one fan-out copy
     /// (`node: Some(copy)`): recorded at start (a parameter, the starter's office), when a form
     /// field names the office, and when a fan-out makes its copies.
@@ -547,6 +585,8 @@ impl Event {
             Event::NextCycleRefused { .. } => "next_cycle_refused",
             Event::Bound { .. } => "bound",
             Event::Extended { .. } => "extended",
+            Event::Suspended { .. } => "suspended",
+            Event::Resumed { .. } => "resumed",
         }
     }
 

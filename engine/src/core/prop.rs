@@ -353,6 +353,11 @@ enum Op {
     Cancel {
         blank: bool,
     },
+    /// Issue 11.3: suspend (or resume) in one of the policy's roles.
+    Suspend {
+        role: usize,
+        resume: bool,
+    },
     StartAgain,
 }
 
@@ -460,6 +465,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1..72i64).prop_map(|h| Op::Wait(h * 60)),
         2 => (1..12i64).prop_map(|d| Op::Wait(d * 24 * 60)),
         1 => proptest::bool::weighted(0.3).prop_map(|blank| Op::Cancel { blank }),
+        2 => (0..16usize, any::<bool>()).prop_map(|(role, resume)| Op::Suspend { role, resume }),
         1 => Just(Op::StartAgain),
     ]
 }
@@ -646,6 +652,16 @@ impl Run<'_> {
             Op::Cancel { blank } => {
                 let reason = if *blank { " " } else { "撤销" };
                 self.send(&Command::Cancel { actor: actor(OUTSIDER, 1), reason: reason.into() }).map(|_| ())
+            }
+            Op::Suspend { role, resume } => {
+                let role = &self.fx.roles[role % self.fx.roles.len()];
+                let actor = actor(role, 1);
+                let command = if *resume {
+                    Command::Resume { actor, reason: "法院裁定后恢复办理".into() }
+                } else {
+                    Command::Suspend { actor, reason: "等待法院裁定".into() }
+                };
+                self.send(&command).map(|_| ())
             }
             Op::StartAgain => {
                 let params = self.fx.param_sets[0].clone();
@@ -917,6 +933,10 @@ impl Run<'_> {
                     prop_assert!(answer.is_err(), "acting on an instance that is not running: {:?}", answer);
                     return Ok(());
                 }
+                if self.state.suspended.is_some() {
+                    prop_assert_eq!(answer.as_ref().map_err(Refusal::code), Err("F050"), "acted while suspended");
+                    return Ok(());
+                }
                 let Some(n) = self.state.nodes.get(node) else { return Ok(()) };
                 let Some(def) = self.fx.program.node(&n.def) else { return Ok(()) };
                 let open_to_all = matches!(
@@ -989,7 +1009,19 @@ impl Run<'_> {
                 }
             }
             Command::Cancel { .. } if !running => prop_assert!(answer.is_err()),
-            Command::Start { .. } | Command::Cancel { .. } | Command::CalendarAdded { .. } => {}
+            // Issue 11.3: only the roles declared `may suspend` (F052); while suspended nothing is
+            // acted on (F050) and no deadline timer is pending.
+            Command::Suspend { actor, .. } | Command::Resume { actor, .. } if running => {
+                let may = self.fx.program.policy.roles.iter().any(|r| r.name == actor.role && r.may_suspend);
+                if !may {
+                    prop_assert_eq!(answer.as_ref().map_err(Refusal::code), Err("F052"), "{} suspended", &actor.role);
+                }
+            }
+            Command::Start { .. }
+            | Command::Cancel { .. }
+            | Command::CalendarAdded { .. }
+            | Command::Suspend { .. }
+            | Command::Resume { .. } => {}
         }
         Ok(())
     }
@@ -1216,6 +1248,12 @@ impl Run<'_> {
         for t in pending_timers(self.fx.ctx(), &self.state).into_iter().filter(|t| t.kind != TimerKind::NextCycle) {
             let status = self.state.nodes.get(&t.node).map(|n| n.status);
             prop_assert_eq!(status, Some(NodeStatus::Open), "timer {:?} of a node that is not open", &t);
+            // Issue 11.3: no deadline runs while the instance is suspended.
+            prop_assert!(
+                self.state.suspended.is_none() || !matches!(t.kind, TimerKind::Due | TimerKind::Reminder),
+                "a deadline timer {:?} while suspended",
+                &t
+            );
         }
         if self.state.status == Status::Completed {
             let top = self.fx.program.policy.nodes.iter().filter(|n| n.parent.is_none());

@@ -218,6 +218,18 @@ pub enum Refusal {
     NoDeadlineToExtend {
         node: String,
     },
+    /// Issue 11.3: the instance is suspended (挂起): nothing is acted on until it resumes.
+    Suspended {
+        since: chrono::DateTime<chrono::Utc>,
+        reason: String,
+    },
+    /// Issue 11.3: resuming an instance that is not suspended.
+    NotSuspended,
+    /// Issue 11.3: suspending and resuming are for the roles the policy declares `may suspend`.
+    SuspendNotAllowed {
+        role: String,
+        allowed: Vec<String>,
+    },
     /// R6.1: the role is bound to another office for this instance (or this fan-out copy).
     OfficeNotBound {
         node: String,
@@ -276,6 +288,9 @@ impl Refusal {
             Refusal::ExtensionNotAllowed { .. } => "F047",
             Refusal::ExtensionTooLong { .. } => "F048",
             Refusal::NoDeadlineToExtend { .. } => "F049",
+            Refusal::Suspended { .. } => "F050",
+            Refusal::NotSuspended => "F051",
+            Refusal::SuspendNotAllowed { .. } => "F052",
             Refusal::BallotNotApproved { .. } => "F046",
             Refusal::OfficeNotBound { .. } => "F035",
             Refusal::RoleNotBound { .. } => "F036",
@@ -288,6 +303,7 @@ impl Refusal {
             | Refusal::ReturnNotDeclared { .. }
             | Refusal::UrgeNotAllowed { .. }
             | Refusal::ExtensionNotAllowed { .. }
+            | Refusal::SuspendNotAllowed { .. }
             | Refusal::OfficeNotBound { .. }
             | Refusal::RoleNotBound { .. } => RefusalClass::Forbidden,
             Refusal::AlreadyActed { .. }
@@ -306,6 +322,8 @@ impl Refusal {
             | Refusal::WindowAwaitingCalendar { .. }
             | Refusal::PrerequisiteMissing { .. }
             | Refusal::NoDeadlineToExtend { .. }
+            | Refusal::Suspended { .. }
+            | Refusal::NotSuspended
             | Refusal::NoNextCycleDue { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
         }
@@ -436,6 +454,17 @@ impl fmt::Display for Refusal {
                         f,
                         "step `{node}` may be extended by at most {max} in all; {used} used, {left} left, {asked} asked"
                     )
+                }
+            }
+            Refusal::Suspended { since, reason } => {
+                write!(f, "the instance is suspended (挂起) since {} for: {reason}; nothing is acted on until it resumes", since.to_rfc3339())
+            }
+            Refusal::NotSuspended => f.write_str("the instance is not suspended"),
+            Refusal::SuspendNotAllowed { role, allowed } => {
+                if allowed.is_empty() {
+                    write!(f, "role `{role}` may not suspend or resume this instance; the policy names no role that may")
+                } else {
+                    write!(f, "role `{role}` may not suspend or resume this instance; that is for {}", list(allowed))
                 }
             }
             Refusal::NoDeadlineToExtend { node } => {

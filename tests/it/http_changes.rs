@@ -1,0 +1,91 @@
+//! Issue 11: running instances change, through HTTP on the bundled 居民诉求: suspension over a
+//! holiday and resumption (挂起 / 激活), with the deadlines it moves.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::http::{assert_problem, Env};
+
+/// 民生办 (`may suspend`) suspends a demand the department is working on while a court decides:
+/// nothing may be acted on, no deadline lapses, the instance and the inbox say so; resumed after
+/// the 2012 Qingming holiday, the department's limit is moved by the working days it took.
+async fn issue_11_3_suspension_and_resumption(env: Env) {
+    let community = env.token("王主任", "舜耕社区", &["社区居委会"]).await;
+    let office = env.token("李四", "区民生办", &["民生办"]).await;
+    let dept = env.token("赵科长", "市政公用局", &["首办部门"]).await;
+    let start = json!({ "policy": "residents_demand", "params": { "社区名称": "舜耕社区" }, "id": "demand-s" });
+    assert_eq!(env.post("/v1/instances", &community, start).await.status, StatusCode::CREATED);
+    let id = "demand-s";
+    let form = json!({ "action": "submit_form", "data": {
+        "诉求人": "张三", "联系电话": "13800000000", "诉求内容": "小区路灯损坏", "受理日期": "2012-03-21" } });
+    assert_eq!(env.act(id, "诉求受理", &community, form).await.status, StatusCode::OK);
+    let reject = json!({ "action": "reject", "data": { "reason": "需市政部门维修" } });
+    assert_eq!(env.act(id, "社区研判", &community, reject).await.status, StatusCode::OK);
+    let assign = json!({ "action": "submit_form", "data": { "首办部门名称": "市政公用局", "督办人": "李四" } });
+    assert_eq!(env.act(id, "民生办分流", &office, assign).await.status, StatusCode::OK);
+    let take = json!({ "action": "complete", "data": { "report": "已受理" } });
+    assert_eq!(env.act(id, "首办受理", &dept, take).await.status, StatusCode::OK);
+    // Taken in on Wednesday 03-21: 15 working days (the make-up weekend 03-31, 04-01 counted,
+    // 清明 04-02 … 04-04 not) → the end of Thursday 04-12.
+    assert_eq!(env.step(id, "首办办结").await["due_at"], "2012-04-12T16:00:00Z");
+
+    // The department may not suspend (F052, 403); 民生办 may, with a reason.
+    let why = json!({ "reason": "当事人已起诉,等待法院裁定" });
+    let refused = env.post(&format!("/v1/instances/{id}/suspend"), &dept, why.clone()).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "F052");
+    assert_eq!(refused.body["detail"], "role `首办部门` may not suspend or resume this instance; that is for `民生办`");
+    let blank = env.post(&format!("/v1/instances/{id}/suspend"), &office, json!({ "reason": " " })).await;
+    assert_problem(&blank, StatusCode::UNPROCESSABLE_ENTITY, "F018");
+    env.advance_to("2012-03-30T10:00:00+08:00").await;
+    let suspended = env.post(&format!("/v1/instances/{id}/suspend"), &office, why).await;
+    assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
+    assert_eq!(suspended.body["events"][0]["kind"], "suspended");
+    let view = env.get(&format!("/v1/instances/{id}"), &office).await;
+    assert_eq!(
+        view.body["suspended"],
+        json!({ "since": "2012-03-30T02:00:00Z", "reason": "当事人已起诉,等待法院裁定" })
+    );
+    // Listed, marked, with nothing to do; acting is refused (F050, 409).
+    let inbox = env.get("/v1/inbox", &dept).await;
+    assert_eq!(inbox.body[0]["step"], "首办办结");
+    assert_eq!((&inbox.body[0]["suspended"], &inbox.body[0]["actions"]), (&json!(true), &json!([])));
+    let done = json!({ "action": "submit_form", "data": { "办理结果": "已修复" } });
+    assert_problem(&env.act(id, "首办办结", &dept, done.clone()).await, StatusCode::CONFLICT, "F050");
+    // Past the first deadline: nothing lapses while suspended.
+    let len = env.history_len(id).await;
+    env.advance_to("2012-04-20T09:00:00+08:00").await;
+    assert_eq!(env.history_len(id).await, len, "no breach, no reminder while suspended");
+
+    // Resumed on Friday 04-20. The working days after Friday 03-30 through 04-20: 03-31 and
+    // 04-01 (make-up weekend days), 04-05, 04-06, 04-09 … 04-13, 04-16 … 04-20 (04-02 … 04-04 are
+    // 清明) — 14; the limit moves from the end of 04-12 by 14 working days: 04-13, 04-16 … 04-20,
+    // 04-23 … 04-27, the make-up Saturday 04-28, then (劳动节 04-29 … 05-01) 05-02, 05-03 — the
+    // end of Thursday 05-03.
+    let resumed =
+        env.post(&format!("/v1/instances/{id}/resume"), &office, json!({ "reason": "法院已裁定,恢复办理" })).await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    let event = &resumed.body["events"][0];
+    assert_eq!(event["kind"], "resumed");
+    assert_eq!(
+        event["payload"]["deadlines"],
+        json!([{ "node": "首办办结", "from": "2012-04-12T16:00:00Z", "to": "2012-05-03T16:00:00Z" }])
+    );
+    assert_eq!(env.step(id, "首办办结").await["due_at"], "2012-05-03T16:00:00Z");
+    assert!(env.get(&format!("/v1/instances/{id}"), &office).await.body.get("suspended").is_none());
+    let again = env.post(&format!("/v1/instances/{id}/resume"), &office, json!({ "reason": "再次" })).await;
+    assert_problem(&again, StatusCode::CONFLICT, "F051");
+    assert_eq!(env.act(id, "首办办结", &dept, done).await.status, StatusCode::OK);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_3_suspension_over_qingming_and_resumption_on_sqlite() {
+    issue_11_3_suspension_and_resumption(Env::sqlite(true).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_3_suspension_over_qingming_and_resumption_on_postgres() {
+    if let Some(env) = Env::postgres_with("suspension", true).await {
+        issue_11_3_suspension_and_resumption(env).await;
+    }
+}
