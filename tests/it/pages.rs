@@ -630,6 +630,54 @@ policy 督办演练 {
     env.finish().await;
 }
 
+/// Issue 11.3: the instance page says plainly that an instance is suspended (挂起), since when
+/// and why, and offers the role declared `may suspend` the form that suspends and then resumes it;
+/// the office doing the work sees the banner and no form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_3_an_instance_is_suspended_and_resumed_from_its_page() {
+    const SUSPENDABLE: &str = r#"
+policy 挂起演练 {
+  role 首办部门
+  role 协调办 may suspend
+  step 办理: task { by 首办部门 due 5 workdays }
+}
+"#;
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(SUSPENDABLE).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send("/v1/instances").json(&json!({ "policy": "挂起演练", "id": "sus-1" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let office = env.token("孙主任", "协调办", "协调办").await;
+    let dept = env.token("赵科长", "市政公用局", "首办部门").await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&office).await;
+    let page = b.get("/instances/sus-1").await;
+    assert!(page.body.contains("id=\"do-suspend\"") && !page.body.contains("id=\"suspended\""), "{}", page.body);
+    let (csrf, key) = (hidden(&page.body, "csrf"), hidden(&page.body, "key"));
+    let form = [("csrf", csrf.as_str()), ("key", key.as_str()), ("role", "协调办"), ("reason", "等待法院裁定")];
+    let p = b.post("/instances/sus-1/suspend", &form).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let page = b.get("/instances/sus-1").await;
+    assert!(page.body.contains("id=\"suspended\"") && page.body.contains("等待法院裁定"), "{}", page.body);
+    assert!(page.body.contains("id=\"do-resume\""), "{}", page.body);
+    assert_eq!(env.history("sus-1").await.last().unwrap()["kind"], "suspended");
+    // The department sees that it is suspended, and may neither suspend nor resume it.
+    let mut d = Browser::new(&env);
+    d.sign_in(&dept).await;
+    let own = d.get("/instances/sus-1").await;
+    assert!(own.body.contains("id=\"suspended\"") && !own.body.contains("suspension-form"), "{}", own.body);
+    // Resumed with a reason: the banner is gone.
+    let (csrf, key) = (hidden(&page.body, "csrf"), hidden(&page.body, "key"));
+    let form = [("csrf", csrf.as_str()), ("key", key.as_str()), ("role", "协调办"), ("reason", "法院已裁定")];
+    let p = b.post("/instances/sus-1/resume", &form).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let page = b.get("/instances/sus-1").await;
+    assert!(!page.body.contains("id=\"suspended\"") && page.body.contains("id=\"do-suspend\""), "{}", page.body);
+    assert_eq!(env.history("sus-1").await.last().unwrap()["kind"], "resumed");
+    env.finish().await;
+}
+
 /// The R6.2 page checks on one store.
 async fn r6_2_pages_redact(env: PagesEnv) {
     let source = civicflow_policies::get("residents_demand").unwrap().source;

@@ -23,6 +23,7 @@ pub mod instance;
 pub mod notice;
 pub mod policies;
 pub mod signin;
+pub mod suspension;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -128,6 +129,8 @@ pub fn router(app: AppState) -> Router {
         .route("/instances", get(instance::list))
         .route("/instances/{id}", get(instance::page))
         .route("/instances/{id}/next-cycle", post(cycle::submit))
+        .route("/instances/{id}/suspend", post(suspension::suspend))
+        .route("/instances/{id}/resume", post(suspension::resume))
         .route("/instances/{id}/audit", get(audit::page))
         .route("/instances/{id}/audit.csv", get(audit::csv))
         .route("/instances/{id}/audit.jsonl", get(audit::jsonl))
@@ -426,6 +429,10 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("escalated", "已督办", "Escalated"),
     ("urge", "催办", "Urge"),
     ("extend", "延期", "Extend the deadline"),
+    ("suspended", "已挂起", "Suspended"),
+    ("suspended_since", "挂起时间", "Since"),
+    ("suspend", "挂起", "Suspend"),
+    ("resume", "激活(恢复办理)", "Resume"),
     ("extend_amount", "延长", "Extend by"),
     ("extend_left", "最多还可延长", "At most left"),
     ("status", "状态", "Status"),
