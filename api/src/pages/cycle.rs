@@ -3,19 +3,17 @@
 //! names, with a form of exactly those parameters. The form becomes the API's request and goes
 //! through the API's own handler (`POST /v1/instances/{id}/next-cycle`), as acting does.
 
-use axum::body::Bytes;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde_json::{json, Value};
 
 use civicflow_dsl::ir::Type;
 use civicflow_engine::core::{cycles, Context, State as CoreState};
 
 use crate::http::auth::Caller;
-use crate::http::extract::{AppPath, Body, IdempotencyKey};
+use crate::http::extract::{AppPath, IdempotencyKey};
 use crate::http::instances;
-use crate::http::problem::Problem;
 
 use super::{enc, field, random_hex, Pages, Session};
 
@@ -82,45 +80,15 @@ pub async fn submit(
     }
     let role = field(&f, "role").map(str::to_string);
     let request = json!({ "params": params, "role": role });
-    let bytes = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
-    let hash = {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(format!("POST\n/v1/instances/{}/next-cycle\n", enc(&id)).as_bytes());
-        h.update(&bytes);
-        hex::encode(h.finalize())
-    };
+    let body = super::through_api::body(&format!("/v1/instances/{}/next-cycle", enc(&id)), &request);
     let key = field(&f, "key").map(|k| format!("page-{k}"));
     let result = instances::next_cycle(
         State(pages.app.clone()),
         Caller(session.principal.clone()),
         AppPath(id.clone()),
         IdempotencyKey(key),
-        Body { bytes, hash },
+        body,
     )
     .await;
-    let (status, problem) = match result {
-        Ok(response) if response.status().is_success() => {
-            return Redirect::to(&format!("/instances/{}", enc(&id))).into_response();
-        }
-        Ok(response) => {
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
-            match serde_json::from_slice::<Problem>(&body) {
-                Ok(p) => (status, p),
-                Err(_) => {
-                    return pages.error(
-                        &headers,
-                        status,
-                        crate::http::codes::ProblemCode::Error.as_str(),
-                        "error",
-                        None,
-                    )
-                }
-            }
-        }
-        Err(e) if e.status.is_server_error() => return pages.api_error(&headers, e),
-        Err(e) => (e.status, e.problem),
-    };
-    super::instance::render(&pages, &headers, &session, &id, status, Some((&problem, f.as_slice()))).await
+    super::through_api::answer(&pages, &headers, &session, &id, &f, result).await
 }

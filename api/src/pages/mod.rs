@@ -24,6 +24,7 @@ pub mod notice;
 pub mod policies;
 pub mod signin;
 pub mod suspension;
+mod through_api;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -3,18 +3,16 @@
 //! that suspends or resumes it, with a reason. The form becomes the API's request and goes
 //! through the API's own handler (`POST /v1/instances/{id}/suspend` or `/resume`), as acting does.
 
-use axum::body::Bytes;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::FixedOffset;
 use serde_json::{json, Value};
 
 use civicflow_dsl::ir::Policy;
 
 use crate::http::auth::Caller;
-use crate::http::extract::{AppPath, Body, IdempotencyKey};
-use crate::http::problem::Problem;
+use crate::http::extract::{AppPath, IdempotencyKey};
 use crate::http::suspension;
 use crate::http::views::InstanceView;
 
@@ -65,48 +63,21 @@ pub async fn resume(
     submit(pages, headers, id, f, true).await
 }
 
-/// Sends the form through the API's handler; a refusal shows the instance page again with the
-/// refusal's words.
+/// Sends the form through the API's handler (`through_api`).
 async fn submit(pages: Pages, headers: HeaderMap, id: String, f: Vec<(String, String)>, resume: bool) -> Response {
     let session = match pages.require_post(&headers, &f).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let request = json!({ "reason": field(&f, "reason").unwrap_or_default(), "role": field(&f, "role") });
-    let bytes = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
     let verb = if resume { "resume" } else { "suspend" };
-    let hash = {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(format!("POST\n/v1/instances/{}/{verb}\n", enc(&id)).as_bytes());
-        h.update(&bytes);
-        hex::encode(h.finalize())
-    };
+    let body = super::through_api::body(&format!("/v1/instances/{}/{verb}", enc(&id)), &request);
     let key = IdempotencyKey(field(&f, "key").map(|k| format!("page-{k}")));
-    let (app, caller, path, body) =
-        (State(pages.app.clone()), Caller(session.principal.clone()), AppPath(id.clone()), Body { bytes, hash });
+    let (app, caller, path) = (State(pages.app.clone()), Caller(session.principal.clone()), AppPath(id.clone()));
     let result = if resume {
         suspension::resume(app, caller, path, key, body).await
     } else {
         suspension::suspend(app, caller, path, key, body).await
     };
-    let (status, problem) = match result {
-        Ok(response) if response.status().is_success() => {
-            return Redirect::to(&format!("/instances/{}", enc(&id))).into_response();
-        }
-        Ok(response) => {
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
-            match serde_json::from_slice::<Problem>(&body) {
-                Ok(p) => (status, p),
-                Err(_) => {
-                    let code = crate::http::codes::ProblemCode::Error.as_str();
-                    return pages.error(&headers, status, code, "error", None);
-                }
-            }
-        }
-        Err(e) if e.status.is_server_error() => return pages.api_error(&headers, e),
-        Err(e) => (e.status, e.problem),
-    };
-    super::instance::render(&pages, &headers, &session, &id, status, Some((&problem, f.as_slice()))).await
+    super::through_api::answer(&pages, &headers, &session, &id, &f, result).await
 }
