@@ -482,7 +482,9 @@ fn decide_inner(
             return Ok((d.events, d.state));
         }
         Command::Fire { node, kind, at } => {
-            if d.state.status != Status::Running || d.state.suspended.is_some() {
+            // While suspended the deadline and reminder timers are not pending, so `fire` spends
+            // them; a window still closes on its date (issue 11.3).
+            if d.state.status != Status::Running {
                 return Ok((Vec::new(), d.state));
             }
             d.fire(node, *kind, *at)?
@@ -522,7 +524,8 @@ pub fn pending_timers(ctx: Context, state: &State) -> Vec<Timer> {
     out
 }
 
-/// The timers one node of a running instance wants: they depend on that node's state alone.
+/// The timers one node of a running instance wants: they depend on that node's state alone, and
+/// on whether the instance is suspended (no deadline runs then, issue 11.3).
 fn node_timers(ctx: Context, key: &str, n: &NodeState, suspended: bool, out: &mut Vec<Timer>) {
     // A step passed on keeps its owner's limit while it waits (R3.5); no deadline runs while
     // the instance is suspended (issue 11.3).

@@ -129,6 +129,7 @@ policy 办理 {
   role 协调办 may suspend
   step 核查: task { by 承办科室 due 3 workdays on breach overdue, escalate 协调办 }
   step 公告: task { by 承办科室 due 10 days }
+  step 报名: task { by 承办科室 window 2026-09-25 .. 2026-10-08 }
 }"#;
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -156,7 +157,12 @@ policy 办理 {
         // Nothing is acted on, and nothing lapses, while suspended.
         let act = s.act("承办科室", "核查", Action::Complete { report: "已核查".into() }).unwrap_err();
         assert_eq!(act.code(), "F050");
-        assert!(s.advance_to("2026-10-09 09:00").unwrap().is_empty(), "no breach while suspended");
+        // No deadline lapses while suspended; a window is a date the documents fix and still
+        // closes on it (R1.1: what was not done in it is late).
+        let meanwhile = s.advance_to("2026-10-09 09:00").unwrap();
+        let seen: Vec<(&str, Option<&str>)> = meanwhile.iter().map(|e| (e.kind(), e.node())).collect();
+        assert_eq!(seen, [("window_closed", Some("报名")), ("overdue", Some("报名"))]);
+        assert!(!s.state.nodes.get("核查").unwrap().overdue && !s.state.nodes.get("公告").unwrap().overdue);
         // Resumed on Friday 10-09. Counted as a period (R0.1, from the day after the suspension
         // through the day of the resumption): working days 09-30, 10-08, 10-09 (10-01 … 10-07
         // are the holiday) — 3; calendar days 09-30 … 10-09 — 10.
