@@ -413,6 +413,12 @@ pub enum ClauseKind {
         by: Vec<Ident>,
         max: Duration,
     },
+    /// `transfer by R, S [restart]`: the roles that may hand the step to another office of the
+    /// same kind (转办); its limit is kept unless `restart` (issue 11.2).
+    Transfer {
+        by: Vec<Ident>,
+        restart: bool,
+    },
 }
 
 impl ClauseKind {
@@ -442,6 +448,7 @@ impl ClauseKind {
             ClauseKind::UrgeBy(_) => "urge by",
             ClauseKind::Owned => "owned",
             ClauseKind::Extend { .. } => "extend by",
+            ClauseKind::Transfer { .. } => "transfer by",
         }
     }
 }

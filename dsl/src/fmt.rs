@@ -508,6 +508,13 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             names(roles, out);
         }
         ClauseKind::Owned => out.push_str("owned"),
+        ClauseKind::Transfer { by, restart } => {
+            out.push_str("transfer by ");
+            names(by, out);
+            if *restart {
+                out.push_str(" restart");
+            }
+        }
         ClauseKind::Extend { by, max } => {
             out.push_str("extend by ");
             names(by, out);

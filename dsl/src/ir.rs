@@ -261,6 +261,18 @@ pub struct Node {
     /// workdays`, issue 11.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extend: Option<Extension>,
+    /// Who may hand the step to another office of the same kind (转办, `transfer by R`, issue
+    /// 11.2), and whether its limit starts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
+}
+
+/// `transfer by R, S [restart]`: the roles that may hand the step to another office holding its
+/// bound role; the limit is kept unless `restart`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub roles: Vec<String>,
+    pub restart: bool,
 }
 
 /// `extend by R, S max N UNIT`: the roles that may move the step's deadline later, with a

@@ -1,10 +1,11 @@
 //! Issue 11: running instances change, through HTTP on the bundled 居民诉求: suspension over a
-//! holiday and resumption (挂起 / 激活), with the deadlines it moves.
+//! holiday and resumption (挂起 / 激活), with the deadlines it moves; a demand handed to another
+//! department (转办) with its limit kept.
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::http::{assert_problem, Env};
+use crate::http::{assert_problem, events_after, Env};
 
 /// 民生办 (`may suspend`) suspends a demand the department is working on while a court decides:
 /// nothing may be acted on, no deadline lapses, the instance and the inbox say so; resumed after
@@ -87,5 +88,82 @@ async fn issue_11_3_suspension_over_qingming_and_resumption_on_sqlite() {
 async fn issue_11_3_suspension_over_qingming_and_resumption_on_postgres() {
     if let Some(env) = Env::postgres_with("suspension", true).await {
         issue_11_3_suspension_and_resumption(env).await;
+    }
+}
+
+/// 民生办 hands the demand from 市政公用局 to 住建局 (转办): the first department is refused from
+/// then on (F035), the second acts on it, and the owner's limit is kept — R3.5 still escalates at
+/// the original instant.
+async fn issue_11_2_a_transfer_keeps_the_owners_limit(env: Env) {
+    let community = env.token("王主任", "舜耕社区", &["社区居委会"]).await;
+    let office = env.token("李四", "区民生办", &["民生办"]).await;
+    let first = env.token("赵科长", "市政公用局", &["首办部门"]).await;
+    let second = env.token("周科长", "住建局", &["首办部门"]).await;
+    let start = json!({ "policy": "residents_demand", "params": { "社区名称": "舜耕社区" }, "id": "demand-t" });
+    assert_eq!(env.post("/v1/instances", &community, start).await.status, StatusCode::CREATED);
+    let id = "demand-t";
+    let form = json!({ "action": "submit_form", "data": {
+        "诉求人": "张三", "联系电话": "13800000000", "诉求内容": "楼道墙体开裂", "受理日期": "2012-03-21" } });
+    assert_eq!(env.act(id, "诉求受理", &community, form).await.status, StatusCode::OK);
+    let reject = json!({ "action": "reject", "data": { "reason": "需主管部门处理" } });
+    assert_eq!(env.act(id, "社区研判", &community, reject).await.status, StatusCode::OK);
+    let assign = json!({ "action": "submit_form", "data": { "首办部门名称": "市政公用局", "督办人": "李四" } });
+    assert_eq!(env.act(id, "民生办分流", &office, assign).await.status, StatusCode::OK);
+    let take = json!({ "action": "complete", "data": { "report": "已受理" } });
+    assert_eq!(env.act(id, "首办受理", &first, take).await.status, StatusCode::OK);
+    assert_eq!(env.step(id, "首办办结").await["due_at"], "2012-04-12T16:00:00Z");
+
+    // The department may not hand it on itself (F053, 403); 民生办 may, with a reason.
+    let to_housing = json!({ "action": "transfer", "data": { "to": "住建局", "reason": "属房屋安全,由住建局办理" } });
+    assert_problem(&env.act(id, "首办办结", &first, to_housing.clone()).await, StatusCode::FORBIDDEN, "F053");
+    env.advance_to("2012-03-26T10:00:00+08:00").await;
+    let len = env.history_len(id).await;
+    let moved = env.act(id, "首办办结", &office, to_housing).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let event = &moved.body["events"][0];
+    assert_eq!((&event["kind"], &event["actor"]), (&json!("transferred"), &json!("李四")));
+    assert_eq!(
+        event["payload"],
+        json!({ "event": "transferred", "node": "首办办结", "role": "首办部门", "from": "市政公用局",
+                "to": "住建局", "reason": "属房屋安全,由住建局办理" })
+    );
+    assert_eq!(env.step(id, "首办办结").await["due_at"], "2012-04-12T16:00:00Z", "the limit is kept");
+    // The inboxes follow: the first department's is empty, the second's lists it.
+    let first_inbox = env.get("/v1/inbox", &first).await;
+    assert!(first_inbox.body.as_array().unwrap().iter().all(|i| i["instance"] != id), "{}", first_inbox.body);
+    let second_inbox = env.get("/v1/inbox", &second).await;
+    assert_eq!(second_inbox.body[0]["step"], "首办办结", "{}", second_inbox.body);
+    let done = json!({ "action": "submit_form", "data": { "办理结果": "已加固" } });
+    assert_problem(&env.act(id, "首办办结", &first, done.clone()).await, StatusCode::FORBIDDEN, "F035");
+    // R3.5: the limit lapses at its original instant, escalated then.
+    env.advance_to("2012-04-13T09:00:00+08:00").await;
+    let lapsed: Vec<_> = events_after(&env, id, len + 1)
+        .await
+        .into_iter()
+        .filter(|(k, n, _)| n == "首办办结" && (k == "overdue" || k == "escalated"))
+        .collect();
+    let at = "2012-04-12T16:00:00Z".to_string();
+    let node = "首办办结".to_string();
+    assert_eq!(
+        lapsed,
+        [
+            ("overdue".into(), node.clone(), at.clone()),
+            ("escalated".into(), node.clone(), at.clone()),
+            ("escalated".into(), node, at)
+        ]
+    );
+    assert_eq!(env.act(id, "首办办结", &second, done).await.status, StatusCode::OK);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_2_a_transfer_keeps_the_owners_limit_on_sqlite() {
+    issue_11_2_a_transfer_keeps_the_owners_limit(Env::sqlite(true).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_2_a_transfer_keeps_the_owners_limit_on_postgres() {
+    if let Some(env) = Env::postgres_with("transfer", true).await {
+        issue_11_2_a_transfer_keeps_the_owners_limit(env).await;
     }
 }

@@ -58,14 +58,14 @@ pub struct StartRequest {
 #[serde(deny_unknown_fields)]
 pub struct ActRequest {
     /// `submit_form`, `complete`, `approve`, `reject`, `file`, `give_opinion`, `enter_vote`,
-    /// `raise_objection`, `return_to`, `withdraw`, `delegate`, `urge` or `extend`.
+    /// `raise_objection`, `return_to`, `withdraw`, `delegate`, `urge`, `extend` or `transfer`.
     pub action: String,
     /// What the action carries: `submit_form` the form's fields; `enter_vote`
     /// `{present, cast, invalid, tallies: [{candidate, votes}]}`; `return_to` `{target, reason}`;
     /// `delegate` `{to}`; `complete` `{report}`; `reject` `{reason}`; `give_opinion`
     /// `{opinion}`; `raise_objection` `{objection}`; `extend` `{amount, reason}` (延期: `amount`
-    /// in the unit of the step's `extend … max`, e.g. working days) (a text may also come as
-    /// `comment`).
+    /// in the unit of the step's `extend … max`, e.g. working days); `transfer` `{to, reason}`
+    /// (转办: `to` the office to hand the step to) (a text may also come as `comment`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
@@ -540,6 +540,7 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         "withdraw" => Action::Withdraw,
         "delegate" => Action::Delegate { to: need("to")? },
         "urge" => Action::Urge { message: request.comment.clone().or_else(|| text("message")) },
+        "transfer" => Action::Transfer { to: need("to")?, reason: text("reason").unwrap_or_default() },
         "extend" => {
             let amount =
                 data.get("amount").and_then(serde_json::Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(
@@ -551,7 +552,7 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         other => {
             return Err(ApiError::invalid(format!(
                 "unknown action `{other}`; actions are submit_form, complete, approve, reject, file, give_opinion, \
-                 enter_vote, raise_objection, return_to, withdraw, delegate, urge, extend"
+                 enter_vote, raise_objection, return_to, withdraw, delegate, urge, extend, transfer"
             )))
         }
     })

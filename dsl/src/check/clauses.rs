@@ -250,6 +250,10 @@ impl Checker {
                 }
                 ast::ClauseKind::MayReturn { targets, by } => self.may_return(node, c.span, targets, by, unit),
                 ast::ClauseKind::UrgeBy(roles) => self.urge_by(node, roles),
+                ast::ClauseKind::Transfer { by, restart } => {
+                    let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
+                    self.transfer(node, c.span, by, *restart, has_due)
+                }
                 ast::ClauseKind::Extend { by, max } => {
                     let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
                     self.extend(node, c.span, by, max, has_due)
@@ -485,6 +489,7 @@ pub(super) fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
         | C::MayReturn { .. }
         | C::UrgeBy(_)
         | C::Extend { .. }
+        | C::Transfer { .. }
         | C::Owned => {
             matches!(kind, N::Step(_))
         }

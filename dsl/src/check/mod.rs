@@ -718,6 +718,7 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         urge_by: Vec::new(),
         owned: false,
         extend: None,
+        transfer: None,
     }
 }
 

@@ -120,6 +120,29 @@ impl Checker {
         node.extend = Some(ir::Extension { roles: kept, max: super::clauses::span_of(max) });
     }
 
+    /// Lowers `transfer by R [restart]` (issue 11.2): the roles must be declared, and `restart`
+    /// needs a limit to start again.
+    pub(super) fn transfer(&mut self, node: &mut ir::Node, span: Span, roles: &[Ident], restart: bool, has_due: bool) {
+        if restart && !has_due {
+            self.err(
+                Diagnostic::error(
+                    Code::E0110,
+                    span,
+                    format!("`{}` restarts its limit on a transfer but has none", node.name),
+                )
+                .with_label("`restart` starts the step's `due` again")
+                .with_help("give the limit with `due`, or keep it by leaving out `restart`"),
+            );
+        }
+        let mut kept = Vec::new();
+        for r in roles {
+            if self.role(r) && !kept.contains(&r.name) {
+                kept.push(r.name.clone());
+            }
+        }
+        node.transfer = Some(ir::Transfer { roles: kept, restart });
+    }
+
     /// Lowers `owned`; the limit it keeps is the step's `due`.
     pub(super) fn owned(&mut self, node: &mut ir::Node, span: Span, has_due: bool) {
         if !has_due {

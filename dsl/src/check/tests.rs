@@ -125,6 +125,28 @@ fn an_extension_lowers_and_needs_a_deadline_and_declared_roles() {
     assert_eq!(compile(on_phase).unwrap_err().as_slice()[0].code, Code::E0109);
 }
 
+/// Issue 11.2: `transfer by R [restart]` lowers to the IR and formats back; `restart` needs a
+/// limit.
+#[test]
+fn a_transfer_lowers_and_restart_needs_a_limit() {
+    let src = "policy t { role 承办 bound by starter role 协调办
+      step 办结: task { by 承办 due 15 workdays transfer by 协调办 restart } }";
+    let n = compile(src).unwrap().policy.node("办结").unwrap().clone();
+    assert_eq!(n.transfer, Some(crate::ir::Transfer { roles: vec!["协调办".into()], restart: true }));
+    let formatted = crate::fmt::format_source(src).unwrap();
+    assert!(formatted.contains("transfer by 协调办 restart"), "{formatted}");
+    let kept = "policy t { role 承办 bound by starter role 协调办 step 办结: task { by 承办 transfer by 协调办 } }";
+    assert_eq!(
+        compile(kept).unwrap().policy.node("办结").unwrap().transfer,
+        Some(crate::ir::Transfer { roles: vec!["协调办".into()], restart: false })
+    );
+    let no_limit =
+        "policy t { role 承办 bound by starter role 协调办 step 办结: task { by 承办 transfer by 协调办 restart } }";
+    let d = compile(no_limit).unwrap_err();
+    assert_eq!(d.as_slice()[0].code, Code::E0110);
+    assert_eq!(d.as_slice()[0].message, "`办结` restarts its limit on a transfer but has none");
+}
+
 /// Issue 11.3: `may suspend` on a role lowers to the IR and survives formatting; a policy
 /// without it keeps its encoding.
 #[test]

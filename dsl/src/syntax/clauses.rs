@@ -270,6 +270,19 @@ pub(super) fn clause(p: Pair<Rule>) -> PResult<Clause> {
             ClauseKind::UrgeBy(k.rest().map(ident).collect())
         }
         Rule::owned_clause => ClauseKind::Owned,
+        Rule::transfer_clause => {
+            k.kw()?;
+            k.kw()?;
+            let mut by = Vec::new();
+            let mut restart = false;
+            for p in k.rest() {
+                match p.as_rule() {
+                    Rule::restart => restart = true,
+                    _ => by.push(ident(p)),
+                }
+            }
+            ClauseKind::Transfer { by, restart }
+        }
         Rule::extend_clause => {
             k.kw()?;
             k.kw()?;

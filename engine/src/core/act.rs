@@ -72,6 +72,7 @@ impl Decision<'_> {
             Action::Withdraw => return self.withdraw(key, &acting),
             Action::ReturnTo { target, reason } => return self.return_to(key, target, reason),
             Action::Extend { amount, reason } => return self.extend(key, def, *amount, reason),
+            Action::Transfer { to, reason } => return self.transfer(key, def, to, reason),
             _ => {}
         }
         rules::allowed(kind, action).map_err(|allowed| Refusal::WrongAction {
@@ -179,7 +180,8 @@ impl Decision<'_> {
             | Action::Delegate { .. }
             | Action::Withdraw
             | Action::ReturnTo { .. }
-            | Action::Extend { .. } => {}
+            | Action::Extend { .. }
+            | Action::Transfer { .. } => {}
         }
         Ok(())
     }
@@ -207,7 +209,11 @@ impl Decision<'_> {
         // Returns and urging are narrowed to the roles the policy names by `returns::allowed`.
         let open_to_all = matches!(
             action,
-            Action::RaiseObjection { .. } | Action::Urge { .. } | Action::ReturnTo { .. } | Action::Extend { .. }
+            Action::RaiseObjection { .. }
+                | Action::Urge { .. }
+                | Action::ReturnTo { .. }
+                | Action::Extend { .. }
+                | Action::Transfer { .. }
         ) && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
         if open_to_all {
             return Ok(actor.clone());

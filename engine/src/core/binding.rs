@@ -42,11 +42,12 @@ pub(super) fn bound_on<'s>(program: &Program, state: &'s State, key: &str, role:
     let Some(binding) = program.policy.roles.iter().find(|r| r.name == role).and_then(|r| r.bound.as_ref()) else {
         return Bound::Open;
     };
+    // The node's own: a fan-out copy's item, or the office a transfer handed it to (转办).
+    if let Some(office) = state.nodes.get(key).and_then(|n| n.bound.get(role)) {
+        return Bound::Office(office);
+    }
     if let RoleBinding::Item = binding {
-        return match state.nodes.get(key).and_then(|n| n.bound.get(role)) {
-            Some(office) => Bound::Office(office),
-            None => Bound::Pending("the fan-out item of each copy".into()),
-        };
+        return Bound::Pending("the fan-out item of each copy".into());
     }
     match state.bindings.get(role) {
         Some(office) => Bound::Office(office),

@@ -42,6 +42,7 @@ mod tests_advance;
 mod tests_breach;
 #[cfg(test)]
 mod tests_rules;
+mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -315,6 +316,11 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 if n.kept_limit.is_some() {
                     n.kept_limit = Some(*to);
                 }
+            }
+        }
+        Event::Transferred { node, role, to, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.bound.insert(role.clone(), to.clone());
             }
         }
         Event::Suspended { reason } => {

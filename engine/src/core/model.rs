@@ -51,6 +51,8 @@ pub enum Action {
     /// 延期: move the step's deadline later by `amount` of the unit its `extend … max` is
     /// written in, with a reason (issue 11.1).
     Extend { amount: u32, reason: String },
+    /// 转办: hand the step to another office holding its bound role, with a reason (issue 11.2).
+    Transfer { to: String, reason: String },
 }
 
 impl Action {
@@ -69,6 +71,7 @@ impl Action {
             Action::Delegate { .. } => "delegate",
             Action::Urge { .. } => "urge",
             Action::Extend { .. } => "extend",
+            Action::Transfer { .. } => "transfer",
         }
     }
 }
@@ -527,6 +530,15 @@ pub enum Event {
         amount: u32,
         reason: String,
     },
+    /// Issue 11.2: the step was handed (转办) from the office holding `role` for it to `to`, for
+    /// `reason`; who is the event's actor.
+    Transferred {
+        node: String,
+        role: String,
+        from: Option<String>,
+        to: String,
+        reason: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起) for `reason`; who is the event's actor.
     Suspended {
         reason: String,
@@ -586,6 +598,7 @@ impl Event {
             Event::Bound { .. } => "bound",
             Event::Extended { .. } => "extended",
             Event::Suspended { .. } => "suspended",
+            Event::Transferred { .. } => "transferred",
             Event::Resumed { .. } => "resumed",
         }
     }
@@ -616,6 +629,7 @@ impl Event {
             | Event::WindowAwaitingCalendar { node, .. }
             | Event::CalendarApplied { node, .. }
             | Event::Extended { node, .. }
+            | Event::Transferred { node, .. }
             | Event::InstanceRejected { node } => Some(node),
             Event::Returned { from, .. } => Some(from),
             Event::Expanded { def, .. } => Some(def),

@@ -403,6 +403,8 @@ enum Do {
     Urge,
     /// Issue 11.1: 延期 by this much (0 and past the step's `max` too).
     Extend(u32),
+    /// Issue 11.2: 转办 to one of the policy's text literals (an office name, or blank).
+    Transfer(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -447,6 +449,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..64usize).prop_map(Do::Delegate),
         1 => Just(Do::Urge),
         1 => (0..12u32).prop_map(Do::Extend),
+        1 => (0..64usize).prop_map(Do::Transfer),
     ];
     let kind = prop_oneof![
         Just(TimerKind::Due),
@@ -834,6 +837,10 @@ impl Run<'_> {
             }
             Do::Urge => vec![Action::Urge { message: Some("请尽快办理".into()) }],
             Do::Extend(amount) => vec![Action::Extend { amount: *amount, reason: "延期办理".into() }],
+            Do::Transfer(i) => {
+                let to = self.fx.texts[i % self.fx.texts.len()].clone();
+                vec![Action::Transfer { to, reason: "职责调整".into() }]
+            }
         }
     }
 
@@ -945,6 +952,7 @@ impl Run<'_> {
                         | Action::Urge { .. }
                         | Action::ReturnTo { .. }
                         | Action::Extend { .. }
+                        | Action::Transfer { .. }
                 ) && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
                 if matches!(def.kind, NodeKind::Step(_))
                     && !def.roles.contains(&actor.role)
@@ -984,6 +992,12 @@ impl Run<'_> {
                             if !def.extend.as_ref().is_some_and(|e| e.roles.contains(&actor.role)) =>
                         {
                             prop_assert_eq!(code, Err("F047"), "`{}` extended `{}`", &actor.role, node)
+                        }
+                        // Issue 11.2: handing a step on is for the roles `transfer by` names (F053).
+                        Action::Transfer { .. }
+                            if !def.transfer.as_ref().is_some_and(|t| t.roles.contains(&actor.role)) =>
+                        {
+                            prop_assert_eq!(code, Err("F053"), "`{}` transferred `{}`", &actor.role, node)
                         }
                         Action::Extend { amount, .. }
                             if def.extend.as_ref().is_some_and(|e| n.extended + amount > e.max.amount) =>

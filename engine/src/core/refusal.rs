@@ -218,6 +218,18 @@ pub enum Refusal {
     NoDeadlineToExtend {
         node: String,
     },
+    /// Issue 11.2: handing the step to another office (转办) is for the roles its `transfer by`
+    /// names.
+    TransferNotAllowed {
+        node: String,
+        role: String,
+        allowed: Vec<String>,
+    },
+    /// Issue 11.2: the step acts in no role bound to an office: there is no office to hand it
+    /// from (any office holding the role may already act).
+    NothingToTransfer {
+        node: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起): nothing is acted on until it resumes.
     Suspended {
         since: chrono::DateTime<chrono::Utc>,
@@ -289,6 +301,8 @@ impl Refusal {
             Refusal::ExtensionTooLong { .. } => "F048",
             Refusal::NoDeadlineToExtend { .. } => "F049",
             Refusal::Suspended { .. } => "F050",
+            Refusal::TransferNotAllowed { .. } => "F053",
+            Refusal::NothingToTransfer { .. } => "F054",
             Refusal::NotSuspended => "F051",
             Refusal::SuspendNotAllowed { .. } => "F052",
             Refusal::BallotNotApproved { .. } => "F046",
@@ -304,6 +318,7 @@ impl Refusal {
             | Refusal::UrgeNotAllowed { .. }
             | Refusal::ExtensionNotAllowed { .. }
             | Refusal::SuspendNotAllowed { .. }
+            | Refusal::TransferNotAllowed { .. }
             | Refusal::OfficeNotBound { .. }
             | Refusal::RoleNotBound { .. } => RefusalClass::Forbidden,
             Refusal::AlreadyActed { .. }
@@ -460,6 +475,17 @@ impl fmt::Display for Refusal {
                 write!(f, "the instance is suspended (挂起) since {} for: {reason}; nothing is acted on until it resumes", since.to_rfc3339())
             }
             Refusal::NotSuspended => f.write_str("the instance is not suspended"),
+            Refusal::TransferNotAllowed { node, role, allowed } => {
+                if allowed.is_empty() {
+                    write!(f, "role `{role}` may not transfer step `{node}`; it may not be transferred")
+                } else {
+                    write!(f, "role `{role}` may not transfer step `{node}`; transferring it is for {}", list(allowed))
+                }
+            }
+            Refusal::NothingToTransfer { node } => write!(
+                f,
+                "step `{node}` acts in no role bound to an office; there is no office to hand it from"
+            ),
             Refusal::SuspendNotAllowed { role, allowed } => {
                 if allowed.is_empty() {
                     write!(f, "role `{role}` may not suspend or resume this instance; the policy names no role that may")

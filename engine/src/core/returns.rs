@@ -57,6 +57,13 @@ pub(super) fn allowed(
             }
             Err(Refusal::UrgeNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
         }
+        Action::Transfer { .. } => {
+            let allowed = def.transfer.as_ref().map_or_else(Vec::new, |t| t.roles.clone());
+            if allowed.contains(&acting.role) {
+                return Ok(());
+            }
+            Err(Refusal::TransferNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
+        }
         Action::Extend { .. } => {
             let allowed = def.extend.as_ref().map_or_else(Vec::new, |e| e.roles.clone());
             if allowed.contains(&acting.role) {
@@ -96,6 +103,9 @@ pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
     }
     if def.extend.as_ref().is_some_and(|e| e.roles.iter().any(|r| r == role)) {
         out.push("extend");
+    }
+    if def.transfer.as_ref().is_some_and(|t| t.roles.iter().any(|r| r == role)) {
+        out.push("transfer");
     }
     out
 }
