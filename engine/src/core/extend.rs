@@ -146,6 +146,39 @@ policy 办理 {
     }
 
     #[test]
+    fn issue_11_1_an_owners_limit_keeps_its_extension_and_what_is_left_of_it_through_a_return() {
+        let src = r#"
+policy 限期 {
+  role 分流办
+  role 承办科室
+  role 协调办
+  step 分流: task { by 分流办 }
+  step 办结: task {
+    by 承办科室
+    after 分流
+    owned
+    due 3 workdays
+    may return 分流 by 承办科室
+    extend by 协调办 max 5 workdays
+  }
+}"#;
+        let mut s = Simulation::new(src, "2026-03-02 09:00").unwrap();
+        s.start(&[]).unwrap();
+        s.act("分流办", "分流", Action::Complete { report: "分给承办科室".into() }).unwrap();
+        // Monday 03-02 + 3 working days → the end of Thursday 03-05; + 3 → the end of 03-10.
+        s.act("协调办", "办结", extend(3, "需补充材料")).unwrap();
+        assert_eq!(s.state.nodes.get("办结").unwrap().due_at, Some(utc("2026-03-10T16:00:00Z")));
+        // Passed back (推诿) and assigned again: the limit and the extension used go with it.
+        s.act("承办科室", "办结", Action::ReturnTo { target: "分流".into(), reason: "不属本科室".into() }).unwrap();
+        s.act("分流办", "分流", Action::Complete { report: "仍由承办科室办理".into() }).unwrap();
+        let n = s.state.nodes.get("办结").unwrap();
+        assert_eq!((n.due_at, n.extended), (Some(utc("2026-03-10T16:00:00Z")), 3));
+        assert_eq!(s.act("协调办", "办结", extend(3, "再延")).unwrap_err().code(), "F048");
+        s.act("协调办", "办结", extend(2, "最后两日")).unwrap();
+        assert_eq!(s.replayed(), s.state);
+    }
+
+    #[test]
     fn issue_11_1_only_the_named_roles_extend_with_a_reason_by_a_whole_amount() {
         let mut s = Simulation::new(EXTENDABLE, "2026-03-02 09:00").unwrap();
         s.start(&[]).unwrap();

@@ -416,6 +416,8 @@ impl NodeState {
         let fresh = NodeState::new(&self.def, self.element.clone());
         let old = std::mem::replace(self, fresh);
         self.round = old.round + 1;
+        // A transfer (issue 11.2) is not carried: a return that resets the step sends the matter
+        // back to where it is assigned again (民生办分流 names the department anew).
         returns::carry_limit(&old, self);
     }
 }

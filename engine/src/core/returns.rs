@@ -111,7 +111,8 @@ pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
 }
 
 /// What a reset keeps of a step whose owner's limit runs on (R3.5): the limit, whether it was
-/// breached, the reminders sent for it and whom it was escalated to.
+/// breached, the reminders sent for it, whom it was escalated to and how much of its extension
+/// (延期, issue 11.1) was used.
 pub(super) fn carry_limit(old: &NodeState, new: &mut NodeState) {
     if old.kept_limit.is_some() {
         new.kept_limit = old.kept_limit;
@@ -119,6 +120,8 @@ pub(super) fn carry_limit(old: &NodeState, new: &mut NodeState) {
         new.reminders_sent = old.reminders_sent;
         new.escalated_to = old.escalated_to.clone();
         new.reassigned_to = old.reassigned_to.clone();
+        // The limit kept may have been extended: what is left of the extension goes with it.
+        new.extended = old.extended;
     }
 }
 
