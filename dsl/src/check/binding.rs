@@ -42,6 +42,31 @@ impl Checker {
                 _ => {}
             }
         }
+        self.transfers_need_a_bound_role();
+    }
+
+    /// Issue 11.2: a step that may be transferred (转办) acts in a role bound to an office:
+    /// otherwise any office holding the role may already act on it and there is nothing to hand on.
+    fn transfers_need_a_bound_role(&mut self) {
+        let mut unbound: Vec<(String, crate::ast::Span)> = Vec::new();
+        for n in &self.out.nodes {
+            let Some(span) = n.transfer.as_ref().and_then(|_| self.transfer_spans.get(&n.id)) else { continue };
+            let bound = n.roles.iter().any(|r| self.out.roles.iter().any(|x| &x.name == r && x.bound.is_some()));
+            if !bound {
+                unbound.push((n.name.clone(), *span));
+            }
+        }
+        for (name, span) in unbound {
+            self.err(
+                Diagnostic::error(
+                    Code::E0110,
+                    span,
+                    format!("`{name}` may be transferred but acts in no role bound to an office"),
+                )
+                .with_label("a transfer hands the step from one office of a bound role to another")
+                .with_help("bind the step's role with `bound by …` (R6.1), or leave out `transfer`"),
+            );
+        }
     }
 
     fn personal_param(&mut self, param: &ast::Param) {

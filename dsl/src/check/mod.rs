@@ -134,6 +134,8 @@ pub(crate) struct Checker {
     pub(crate) return_spans: HashMap<String, Span>,
     /// Spans of the `return X` target or `reassign R` role of an `on breach`, by node id ([`breach`]).
     pub(crate) breach_spans: HashMap<String, Span>,
+    /// Spans of `transfer by`, by node id: checked once the roles' bindings are known.
+    pub(crate) transfer_spans: HashMap<String, Span>,
     /// `may return` pairs with their spans, for [`returns::check`].
     pub(crate) declared_returns: Vec<returns::Declared>,
     /// Procedure parameters bound to what the procedure itself cannot know at start (a field

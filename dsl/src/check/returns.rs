@@ -121,7 +121,8 @@ impl Checker {
     }
 
     /// Lowers `transfer by R [restart]` (issue 11.2): the roles must be declared, and `restart`
-    /// needs a limit to start again.
+    /// needs a limit to start again; that the step acts in a bound role is checked with the
+    /// bindings (`check::binding`).
     pub(super) fn transfer(&mut self, node: &mut ir::Node, span: Span, roles: &[Ident], restart: bool, has_due: bool) {
         if restart && !has_due {
             self.err(
@@ -141,6 +142,7 @@ impl Checker {
             }
         }
         node.transfer = Some(ir::Transfer { roles: kept, restart });
+        self.transfer_spans.insert(node.id.clone(), span);
     }
 
     /// Lowers `owned`; the limit it keeps is the step's `due`.

@@ -145,6 +145,12 @@ fn a_transfer_lowers_and_restart_needs_a_limit() {
     let d = compile(no_limit).unwrap_err();
     assert_eq!(d.as_slice()[0].code, Code::E0110);
     assert_eq!(d.as_slice()[0].message, "`办结` restarts its limit on a transfer but has none");
+    let unbound = "policy t { role 承办 role 协调办 step 办结: task { by 承办 transfer by 协调办 } }";
+    let d = compile(unbound).unwrap_err();
+    assert_eq!(
+        (d.as_slice()[0].code, d.as_slice()[0].message.as_str()),
+        (Code::E0110, "`办结` may be transferred but acts in no role bound to an office")
+    );
 }
 
 /// Issue 11.3: `may suspend` on a role lowers to the IR and survives formatting; a policy
