@@ -419,6 +419,12 @@ pub enum ClauseKind {
         by: Vec<Ident>,
         restart: bool,
     },
+    /// `approvers by R from A, B`: the roles that may add approvers (加签) from the pool, or
+    /// remove (减签) an approver who has not acted, while the step is open (issue 11.2).
+    Approvers {
+        by: Vec<Ident>,
+        pool: Vec<Ident>,
+    },
 }
 
 impl ClauseKind {
@@ -449,6 +455,7 @@ impl ClauseKind {
             ClauseKind::Owned => "owned",
             ClauseKind::Extend { .. } => "extend by",
             ClauseKind::Transfer { .. } => "transfer by",
+            ClauseKind::Approvers { .. } => "approvers by",
         }
     }
 }

@@ -508,6 +508,12 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             names(roles, out);
         }
         ClauseKind::Owned => out.push_str("owned"),
+        ClauseKind::Approvers { by, pool } => {
+            out.push_str("approvers by ");
+            names(by, out);
+            out.push_str(" from ");
+            names(pool, out);
+        }
         ClauseKind::Transfer { by, restart } => {
             out.push_str("transfer by ");
             names(by, out);

@@ -265,6 +265,18 @@ pub struct Node {
     /// 11.2), and whether its limit starts again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// Who may add approvers (加签) from a pool, or remove (减签) one who has not acted
+    /// (`approvers by R from A, B`, issue 11.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<ApproverChanges>,
+}
+
+/// `approvers by R from A, B`: the roles that may change the approvers, and the roles that may be
+/// added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverChanges {
+    pub roles: Vec<String>,
+    pub pool: Vec<String>,
 }
 
 /// `transfer by R, S [restart]`: the roles that may hand the step to another office holding its

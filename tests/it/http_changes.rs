@@ -1,6 +1,6 @@
 //! Issue 11: running instances change, through HTTP on the bundled 居民诉求: suspension over a
 //! holiday and resumption (挂起 / 激活), with the deadlines it moves; a demand handed to another
-//! department (转办) with its limit kept.
+//! department (转办) with its limit kept; an approver added to a 会签 (加签).
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -166,4 +166,62 @@ async fn issue_11_2_a_transfer_keeps_the_owners_limit_on_postgres() {
     if let Some(env) = Env::postgres_with("transfer", true).await {
         issue_11_2_a_transfer_keeps_the_owners_limit(env).await;
     }
+}
+
+/// 加签 on a 会签 step through HTTP: the leader adds the finance office, which then finds the
+/// step in its inbox and must sign before the step is approved; a removal before it signed would
+/// have decided it.
+async fn issue_11_2_an_approver_added_to_a_cosign(env: Env) {
+    const COSIGN: &str = "policy 会签加签 {
+  role 甲科
+  role 乙科
+  role 财政科
+  role 分管领导
+  step 会签: approval { by 甲科, 乙科 rule all approvers by 分管领导 from 财政科 }
+}";
+    let published = env
+        .client
+        .post(format!("{}/v1/policies", env.base))
+        .bearer_auth(&env.admin)
+        .header("content-type", "text/plain")
+        .body(COSIGN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::CREATED);
+    let a = env.token("甲", "甲科", &["甲科"]).await;
+    let b = env.token("乙", "乙科", &["乙科"]).await;
+    let finance = env.token("财", "财政科", &["财政科"]).await;
+    let leader = env.token("钱", "区政府", &["分管领导"]).await;
+    let started = env.post("/v1/instances", &a, json!({ "policy": "会签加签", "id": "cosign-1" })).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let id = "cosign-1";
+    assert_eq!(env.get("/v1/inbox", &finance).await.body, json!([]));
+    let add = json!({ "action": "add_approver", "data": { "role": "财政科", "reason": "涉及专项资金" } });
+    assert_problem(&env.act(id, "会签", &a, add.clone()).await, StatusCode::FORBIDDEN, "F055");
+    let added = env.act(id, "会签", &leader, add).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert_eq!(added.body["events"][0]["kind"], "approver_added");
+    let inbox = env.get("/v1/inbox", &finance).await;
+    assert_eq!((&inbox.body[0]["step"], &inbox.body[0]["role"]), (&json!("会签"), &json!("财政科")), "{}", inbox.body);
+    let approve = json!({ "action": "approve" });
+    assert_eq!(env.act(id, "会签", &a, approve.clone()).await.status, StatusCode::OK);
+    assert_eq!(env.act(id, "会签", &b, approve.clone()).await.status, StatusCode::OK);
+    assert_eq!(env.step(id, "会签").await["status"], "open", "the added approver has not signed");
+    let again = json!({ "action": "remove_approver", "data": { "role": "甲科", "reason": "不涉及" } });
+    let refused = env.act(id, "会签", &leader, again).await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "F056");
+    assert_eq!(
+        refused.body["detail"],
+        "the approvers of step `会签` cannot change for `甲科`: it has acted already; its act stays"
+    );
+    assert_eq!(env.act(id, "会签", &finance, approve).await.status, StatusCode::OK);
+    let done = env.get(&format!("/v1/instances/{id}"), &a).await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_2_an_approver_added_to_a_cosign_on_sqlite() {
+    issue_11_2_an_approver_added_to_a_cosign(Env::sqlite(false).await).await;
 }

@@ -58,14 +58,16 @@ pub struct StartRequest {
 #[serde(deny_unknown_fields)]
 pub struct ActRequest {
     /// `submit_form`, `complete`, `approve`, `reject`, `file`, `give_opinion`, `enter_vote`,
-    /// `raise_objection`, `return_to`, `withdraw`, `delegate`, `urge`, `extend` or `transfer`.
+    /// `raise_objection`, `return_to`, `withdraw`, `delegate`, `urge`, `extend`, `transfer`,
+    /// `add_approver` or `remove_approver`.
     pub action: String,
     /// What the action carries: `submit_form` the form's fields; `enter_vote`
     /// `{present, cast, invalid, tallies: [{candidate, votes}]}`; `return_to` `{target, reason}`;
     /// `delegate` `{to}`; `complete` `{report}`; `reject` `{reason}`; `give_opinion`
     /// `{opinion}`; `raise_objection` `{objection}`; `extend` `{amount, reason}` (延期: `amount`
     /// in the unit of the step's `extend … max`, e.g. working days); `transfer` `{to, reason}`
-    /// (转办: `to` the office to hand the step to) (a text may also come as `comment`).
+    /// (转办: `to` the office to hand the step to); `add_approver` / `remove_approver`
+    /// `{role, reason}` (加签 / 减签) (a text may also come as `comment`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
@@ -541,6 +543,8 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         "delegate" => Action::Delegate { to: need("to")? },
         "urge" => Action::Urge { message: request.comment.clone().or_else(|| text("message")) },
         "transfer" => Action::Transfer { to: need("to")?, reason: text("reason").unwrap_or_default() },
+        "add_approver" => Action::AddApprover { role: need("role")?, reason: text("reason").unwrap_or_default() },
+        "remove_approver" => Action::RemoveApprover { role: need("role")?, reason: text("reason").unwrap_or_default() },
         "extend" => {
             let amount =
                 data.get("amount").and_then(serde_json::Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(
@@ -552,7 +556,8 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         other => {
             return Err(ApiError::invalid(format!(
                 "unknown action `{other}`; actions are submit_form, complete, approve, reject, file, give_opinion, \
-                 enter_vote, raise_objection, return_to, withdraw, delegate, urge, extend, transfer"
+                 enter_vote, raise_objection, return_to, withdraw, delegate, urge, extend, transfer, add_approver, \
+                 remove_approver"
             )))
         }
     })

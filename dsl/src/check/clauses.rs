@@ -250,6 +250,20 @@ impl Checker {
                 }
                 ast::ClauseKind::MayReturn { targets, by } => self.may_return(node, c.span, targets, by, unit),
                 ast::ClauseKind::UrgeBy(roles) => self.urge_by(node, roles),
+                ast::ClauseKind::Approvers { by, pool } => {
+                    let declared = |names: &[Ident], this: &mut Self| -> Vec<String> {
+                        let mut kept: Vec<String> = Vec::new();
+                        for r in names {
+                            if this.role(r) && !kept.contains(&r.name) {
+                                kept.push(r.name.clone());
+                            }
+                        }
+                        kept
+                    };
+                    let roles = declared(by, self);
+                    let pool = declared(pool, self);
+                    node.approvers = Some(ir::ApproverChanges { roles, pool });
+                }
                 ast::ClauseKind::Transfer { by, restart } => {
                     let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
                     self.transfer(node, c.span, by, *restart, has_due)
@@ -495,7 +509,7 @@ pub(super) fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
         }
         // A sub-procedure may have a deadline for the whole of it.
         C::Due { .. } | C::Remind(_) | C::Breach(_) => matches!(kind, N::Step(_) | N::Call),
-        C::Rule(_) | C::OnRejected(_) | C::ApproveOnly { .. } => kind == N::Step(S::Approval),
+        C::Rule(_) | C::OnRejected(_) | C::ApproveOnly { .. } | C::Approvers { .. } => kind == N::Step(S::Approval),
         C::OnObjection(_) => kind == N::Step(S::Publicity),
         C::Vote { .. } => kind == N::Step(S::Vote),
         C::With(_) => kind == N::Call,

@@ -721,6 +721,7 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         owned: false,
         extend: None,
         transfer: None,
+        approvers: None,
     }
 }
 

@@ -153,6 +153,23 @@ fn a_transfer_lowers_and_restart_needs_a_limit() {
     );
 }
 
+/// Issue 11.2: `approvers by R from A, B` lowers on an approval step and formats back; it
+/// applies to approval steps only.
+#[test]
+fn approvers_lower_on_an_approval_step_only() {
+    let src = "policy a { role 甲 role 乙 role 财政科 role 分管领导
+      step 会签: approval { by 甲, 乙 rule all approvers by 分管领导 from 财政科 } }";
+    let n = compile(src).unwrap().policy.node("会签").unwrap().clone();
+    assert_eq!(
+        n.approvers,
+        Some(crate::ir::ApproverChanges { roles: vec!["分管领导".into()], pool: vec!["财政科".into()] })
+    );
+    let formatted = crate::fmt::format_source(src).unwrap();
+    assert!(formatted.contains("approvers by 分管领导 from 财政科"), "{formatted}");
+    let on_task = "policy a { role 甲 role 乙 step 办: task { by 甲 approvers by 乙 from 甲 } }";
+    assert_eq!(compile(on_task).unwrap_err().as_slice()[0].code, Code::E0109);
+}
+
 /// Issue 11.3: `may suspend` on a role lowers to the IR and survives formatting; a policy
 /// without it keeps its encoding.
 #[test]

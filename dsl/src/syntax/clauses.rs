@@ -270,6 +270,21 @@ pub(super) fn clause(p: Pair<Rule>) -> PResult<Clause> {
             ClauseKind::UrgeBy(k.rest().map(ident).collect())
         }
         Rule::owned_clause => ClauseKind::Owned,
+        Rule::approvers_clause => {
+            k.kw()?;
+            k.kw()?;
+            let mut by = Vec::new();
+            let mut pool = Vec::new();
+            let mut after_from = false;
+            for p in k.rest() {
+                match p.as_rule() {
+                    Rule::kw_from => after_from = true,
+                    _ if after_from => pool.push(ident(p)),
+                    _ => by.push(ident(p)),
+                }
+            }
+            ClauseKind::Approvers { by, pool }
+        }
         Rule::transfer_clause => {
             k.kw()?;
             k.kw()?;

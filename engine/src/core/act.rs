@@ -73,6 +73,8 @@ impl Decision<'_> {
             Action::ReturnTo { target, reason } => return self.return_to(key, target, reason),
             Action::Extend { amount, reason } => return self.extend(key, def, *amount, reason),
             Action::Transfer { to, reason } => return self.transfer(key, def, to, reason),
+            Action::AddApprover { role, reason } => return self.change_approvers(key, true, role, reason),
+            Action::RemoveApprover { role, reason } => return self.change_approvers(key, false, role, reason),
             _ => {}
         }
         rules::allowed(kind, action).map_err(|allowed| Refusal::WrongAction {
@@ -181,7 +183,9 @@ impl Decision<'_> {
             | Action::Withdraw
             | Action::ReturnTo { .. }
             | Action::Extend { .. }
-            | Action::Transfer { .. } => {}
+            | Action::Transfer { .. }
+            | Action::AddApprover { .. }
+            | Action::RemoveApprover { .. } => {}
         }
         Ok(())
     }
@@ -214,6 +218,8 @@ impl Decision<'_> {
                 | Action::ReturnTo { .. }
                 | Action::Extend { .. }
                 | Action::Transfer { .. }
+                | Action::AddApprover { .. }
+                | Action::RemoveApprover { .. }
         ) && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
         if open_to_all {
             return Ok(actor.clone());

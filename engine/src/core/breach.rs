@@ -19,23 +19,37 @@ use civicflow_dsl::ir::{self, ApprovalRule, NodeKind, StepKind};
 
 use super::{Decision, Event, NodeState, Outcome, Refusal};
 
-/// The roles that act on the step now: the one that took it over after a breach, else `by`.
-pub fn acting_roles<'a>(def: &'a ir::Node, n: &'a NodeState) -> &'a [String] {
+/// The roles that act on the step now: the one that took it over after a breach, else `by` with
+/// the approvers added (加签) and without those removed (减签, issue 11.2).
+pub fn acting_roles<'a>(def: &'a ir::Node, n: &'a NodeState) -> Cow<'a, [String]> {
     match &n.reassigned_to {
-        Some(role) => std::slice::from_ref(role),
-        None => &def.roles,
+        Some(role) => Cow::Borrowed(std::slice::from_ref(role)),
+        None if n.added_roles.is_empty() && n.removed_roles.is_empty() => Cow::Borrowed(&def.roles),
+        None => Cow::Owned(
+            def.roles.iter().chain(&n.added_roles).filter(|r| !n.removed_roles.contains(r)).cloned().collect(),
+        ),
     }
 }
 
-/// The step as it runs now: after `on breach reassign R`, R alone in `by`, deciding alone.
+/// The step as it runs now: after `on breach reassign R`, R alone in `by`, deciding alone; else
+/// with its approvers as added and removed, the rule's arithmetic over them.
 pub(super) fn as_running<'d>(def: &'d ir::Node, n: &NodeState) -> Cow<'d, ir::Node> {
-    let Some(role) = &n.reassigned_to else { return Cow::Borrowed(def) };
-    let mut taken = def.clone();
-    taken.roles = vec![role.clone()];
-    if taken.rule.is_some() {
-        taken.rule = Some(ApprovalRule::Any);
+    if let Some(role) = &n.reassigned_to {
+        let mut taken = def.clone();
+        taken.roles = vec![role.clone()];
+        if taken.rule.is_some() {
+            taken.rule = Some(ApprovalRule::Any);
+        }
+        return Cow::Owned(taken);
     }
-    Cow::Owned(taken)
+    match acting_roles(def, n) {
+        Cow::Borrowed(_) => Cow::Borrowed(def),
+        Cow::Owned(roles) => {
+            let mut changed = def.clone();
+            changed.roles = roles;
+            Cow::Owned(changed)
+        }
+    }
 }
 
 impl Decision<'_> {

@@ -12,6 +12,7 @@
 mod act;
 mod advance;
 mod amounts;
+mod approvers;
 mod awaiting;
 mod ballot;
 mod binding;
@@ -318,6 +319,18 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 }
             }
         }
+        Event::ApproverAdded { node, role, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.removed_roles.retain(|r| r != role);
+                n.added_roles.push(role.clone());
+            }
+        }
+        Event::ApproverRemoved { node, role, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.added_roles.retain(|r| r != role);
+                n.removed_roles.push(role.clone());
+            }
+        }
         Event::Transferred { node, role, to, .. } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.bound.insert(role.clone(), to.clone());
@@ -409,6 +422,8 @@ impl NodeState {
             kept_limit: None,
             bound: BTreeMap::new(),
             extended: 0,
+            added_roles: Vec::new(),
+            removed_roles: Vec::new(),
         }
     }
 

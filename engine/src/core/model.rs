@@ -53,6 +53,10 @@ pub enum Action {
     Extend { amount: u32, reason: String },
     /// 转办: hand the step to another office holding its bound role, with a reason (issue 11.2).
     Transfer { to: String, reason: String },
+    /// 加签: add an approver (a role of the step's `approvers … from` pool) while it is open.
+    AddApprover { role: String, reason: String },
+    /// 减签: remove an approver who has not acted, while the step is open.
+    RemoveApprover { role: String, reason: String },
 }
 
 impl Action {
@@ -72,6 +76,8 @@ impl Action {
             Action::Urge { .. } => "urge",
             Action::Extend { .. } => "extend",
             Action::Transfer { .. } => "transfer",
+            Action::AddApprover { .. } => "add_approver",
+            Action::RemoveApprover { .. } => "remove_approver",
         }
     }
 }
@@ -285,6 +291,11 @@ pub struct NodeState {
     /// `extend … max`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub extended: u32,
+    /// Issue 11.2: approvers added (加签) to and removed (减签) from the step's `by`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_roles: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -539,6 +550,18 @@ pub enum Event {
         to: String,
         reason: String,
     },
+    /// Issue 11.2: `role` was added to the step's approvers (加签) for `reason`.
+    ApproverAdded {
+        node: String,
+        role: String,
+        reason: String,
+    },
+    /// Issue 11.2: `role` was removed from the step's approvers (减签) for `reason`.
+    ApproverRemoved {
+        node: String,
+        role: String,
+        reason: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起) for `reason`; who is the event's actor.
     Suspended {
         reason: String,
@@ -599,6 +622,8 @@ impl Event {
             Event::Extended { .. } => "extended",
             Event::Suspended { .. } => "suspended",
             Event::Transferred { .. } => "transferred",
+            Event::ApproverAdded { .. } => "approver_added",
+            Event::ApproverRemoved { .. } => "approver_removed",
             Event::Resumed { .. } => "resumed",
         }
     }
@@ -630,6 +655,8 @@ impl Event {
             | Event::CalendarApplied { node, .. }
             | Event::Extended { node, .. }
             | Event::Transferred { node, .. }
+            | Event::ApproverAdded { node, .. }
+            | Event::ApproverRemoved { node, .. }
             | Event::InstanceRejected { node } => Some(node),
             Event::Returned { from, .. } => Some(from),
             Event::Expanded { def, .. } => Some(def),

@@ -152,7 +152,7 @@ fn open_step(program: &Program, state: &State, key: &str) -> Option<OpenStep> {
         return None;
     }
     let mut readers = BTreeSet::new();
-    for role in acting_roles(def, n) {
+    for role in acting_roles(def, n).iter() {
         readers.insert(match bound_on(program, state, key, role) {
             Bound::Open => Reader::Acts { role: role.clone(), office: None },
             Bound::Office(o) => Reader::Acts { role: role.clone(), office: Some(o.to_string()) },

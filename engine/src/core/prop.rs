@@ -61,10 +61,10 @@ policy rules {
       require 事由 != "" else "须写明事由"
     }
   }
-  step 会签: approval { by 甲, 乙, 丙 rule all after 申请 on rejected return 申请 }
+  step 会签: approval { by 甲, 乙, 丙 rule all after 申请 on rejected return 申请 approvers by 丁 from 丁, 乙 }
   step 或签: approval { by 甲, 乙 rule any after 申请 }
-  step 二之三: approval { by 甲, 乙, 丙 rule 2 of 3 after 申请 due 5 workdays on breach reject }
-  step 过半: approval { by 甲, 乙, 丙 rule > 1/2 after 申请 }
+  step 二之三: approval { by 甲, 乙, 丙 rule 2 of 3 after 申请 due 5 workdays on breach reject approvers by 丁 from 丁 }
+  step 过半: approval { by 甲, 乙, 丙 rule > 1/2 after 申请 approvers by 甲 from 丁 }
   step 三分之二: approval { by 甲, 乙, 丙, 丁 rule >= 2/3 after 申请 on rejected end }
   step 依次: approval { by 甲, 乙, 丙 rule sequence after 或签 approved form { 意见: text } }
   step 否决后: task { by 丁 after 或签 rejected }
@@ -405,6 +405,8 @@ enum Do {
     Extend(u32),
     /// Issue 11.2: 转办 to one of the policy's text literals (an office name, or blank).
     Transfer(usize),
+    /// Issue 11.2: 加签 (`true`) or 减签 of one of the policy's roles.
+    Approver(usize, bool),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -450,6 +452,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Do::Urge),
         1 => (0..12u32).prop_map(Do::Extend),
         1 => (0..64usize).prop_map(Do::Transfer),
+        2 => (0..16usize, any::<bool>()).prop_map(|(r, add)| Do::Approver(r, add)),
     ];
     let kind = prop_oneof![
         Just(TimerKind::Due),
@@ -837,6 +840,11 @@ impl Run<'_> {
             }
             Do::Urge => vec![Action::Urge { message: Some("请尽快办理".into()) }],
             Do::Extend(amount) => vec![Action::Extend { amount: *amount, reason: "延期办理".into() }],
+            Do::Approver(i, add) => {
+                let role = self.fx.roles[i % self.fx.roles.len()].clone();
+                let reason = "会签调整".to_string();
+                vec![if *add { Action::AddApprover { role, reason } } else { Action::RemoveApprover { role, reason } }]
+            }
             Do::Transfer(i) => {
                 let to = self.fx.texts[i % self.fx.texts.len()].clone();
                 vec![Action::Transfer { to, reason: "职责调整".into() }]
@@ -953,6 +961,8 @@ impl Run<'_> {
                         | Action::ReturnTo { .. }
                         | Action::Extend { .. }
                         | Action::Transfer { .. }
+                        | Action::AddApprover { .. }
+                        | Action::RemoveApprover { .. }
                 ) && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
                 if matches!(def.kind, NodeKind::Step(_))
                     && !def.roles.contains(&actor.role)
@@ -992,6 +1002,12 @@ impl Run<'_> {
                             if !def.extend.as_ref().is_some_and(|e| e.roles.contains(&actor.role)) =>
                         {
                             prop_assert_eq!(code, Err("F047"), "`{}` extended `{}`", &actor.role, node)
+                        }
+                        // Issue 11.2: changing approvers is for the roles `approvers by` names (F055).
+                        Action::AddApprover { .. } | Action::RemoveApprover { .. }
+                            if !def.approvers.as_ref().is_some_and(|a| a.roles.contains(&actor.role)) =>
+                        {
+                            prop_assert_eq!(code, Err("F055"), "`{}` changed the approvers of `{}`", &actor.role, node)
                         }
                         // Issue 11.2: handing a step on is for the roles `transfer by` names (F053).
                         Action::Transfer { .. }
@@ -1112,6 +1128,17 @@ impl Run<'_> {
             return Ok(());
         }
         let NodeKind::Step(kind) = def.kind else { return Ok(()) };
+        // Issue 11.2: the rule is judged over the approvers as added (加签) and removed (减签).
+        let changed;
+        let def = if n.added_roles.is_empty() && n.removed_roles.is_empty() {
+            def
+        } else {
+            let mut d = def.clone();
+            d.roles =
+                def.roles.iter().chain(&n.added_roles).filter(|r| !n.removed_roles.contains(r)).cloned().collect();
+            changed = d;
+            &changed
+        };
         // A missed deadline with `on breach reject` rejects any step.
         let breach = matches!(cmd, Command::Fire { .. })
             && def.on_breach.contains(&ir::BreachAction::Reject)

@@ -230,6 +230,20 @@ pub enum Refusal {
     NothingToTransfer {
         node: String,
     },
+    /// Issue 11.2: adding and removing approvers is for the roles the step's `approvers by`
+    /// names.
+    ApproversNotAllowed {
+        node: String,
+        role: String,
+        allowed: Vec<String>,
+    },
+    /// Issue 11.2: the approver cannot be added or removed (not in the pool, already an
+    /// approver, not one, has acted, or the rule would be left with too few).
+    ApproverChangeRefused {
+        node: String,
+        role: String,
+        why: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起): nothing is acted on until it resumes.
     Suspended {
         since: chrono::DateTime<chrono::Utc>,
@@ -303,6 +317,8 @@ impl Refusal {
             Refusal::Suspended { .. } => "F050",
             Refusal::TransferNotAllowed { .. } => "F053",
             Refusal::NothingToTransfer { .. } => "F054",
+            Refusal::ApproversNotAllowed { .. } => "F055",
+            Refusal::ApproverChangeRefused { .. } => "F056",
             Refusal::NotSuspended => "F051",
             Refusal::SuspendNotAllowed { .. } => "F052",
             Refusal::BallotNotApproved { .. } => "F046",
@@ -319,6 +335,7 @@ impl Refusal {
             | Refusal::ExtensionNotAllowed { .. }
             | Refusal::SuspendNotAllowed { .. }
             | Refusal::TransferNotAllowed { .. }
+            | Refusal::ApproversNotAllowed { .. }
             | Refusal::OfficeNotBound { .. }
             | Refusal::RoleNotBound { .. } => RefusalClass::Forbidden,
             Refusal::AlreadyActed { .. }
@@ -481,6 +498,16 @@ impl fmt::Display for Refusal {
                 } else {
                     write!(f, "role `{role}` may not transfer step `{node}`; transferring it is for {}", list(allowed))
                 }
+            }
+            Refusal::ApproversNotAllowed { node, role, allowed } => {
+                if allowed.is_empty() {
+                    write!(f, "role `{role}` may not change the approvers of step `{node}`; they may not be changed")
+                } else {
+                    write!(f, "role `{role}` may not change the approvers of step `{node}`; that is for {}", list(allowed))
+                }
+            }
+            Refusal::ApproverChangeRefused { node, role, why } => {
+                write!(f, "the approvers of step `{node}` cannot change for `{role}`: {why}")
             }
             Refusal::NothingToTransfer { node } => write!(
                 f,

@@ -57,6 +57,13 @@ pub(super) fn allowed(
             }
             Err(Refusal::UrgeNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
         }
+        Action::AddApprover { .. } | Action::RemoveApprover { .. } => {
+            let allowed = def.approvers.as_ref().map_or_else(Vec::new, |a| a.roles.clone());
+            if allowed.contains(&acting.role) {
+                return Ok(());
+            }
+            Err(Refusal::ApproversNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
+        }
         Action::Transfer { .. } => {
             let allowed = def.transfer.as_ref().map_or_else(Vec::new, |t| t.roles.clone());
             if allowed.contains(&acting.role) {
@@ -106,6 +113,9 @@ pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
     }
     if def.transfer.as_ref().is_some_and(|t| t.roles.iter().any(|r| r == role)) {
         out.push("transfer");
+    }
+    if def.approvers.as_ref().is_some_and(|a| a.roles.iter().any(|r| r == role)) {
+        out.extend(["add_approver", "remove_approver"]);
     }
     out
 }

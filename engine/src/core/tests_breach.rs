@@ -67,7 +67,7 @@ fn r3_5_the_reassigned_leader_sees_what_it_may_do() {
     assert_eq!(may_do(def, &s.state.nodes["办理"], "区领导"), Vec::<&str>::new());
     s.advance_to("2026-10-20 09:00").unwrap();
     let n = &s.state.nodes["办理"];
-    assert_eq!(acting_roles(def, n), ["区领导".to_string()]);
+    assert_eq!(acting_roles(def, n).to_vec(), ["区领导".to_string()]);
     assert_eq!(may_do(def, n, "区领导"), ["approve", "reject", "submit_form", "urge"]);
     assert_eq!(may_do(def, n, "首办部门"), Vec::<&str>::new());
 }
