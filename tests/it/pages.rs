@@ -630,6 +630,87 @@ policy 督办演练 {
     env.finish().await;
 }
 
+/// Issue 11.2 on the act page: the role `approvers by` names adds an approver from the pool (加签)
+/// and sees who may be removed (减签); the role `transfer by` names hands a step on (转办).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_2_approvers_and_transfers_from_the_act_page() {
+    const CHANGES: &str = r#"
+policy 加签转办 {
+  role 甲科
+  role 乙科
+  role 财政科
+  role 承办 bound by starter
+  role 分管领导
+  step 会签: approval { by 甲科, 乙科 rule all approvers by 分管领导 from 财政科 }
+  step 办理: task { by 承办 transfer by 分管领导 }
+}
+"#;
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(CHANGES).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let starter = env.token("孙", "城管局", "承办").await;
+    let r = env
+        .client
+        .post(format!("{}/v1/instances", env.base))
+        .bearer_auth(&starter)
+        .json(&json!({ "policy": "加签转办", "id": "chg-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let leader = env.token("钱", "区政府", "分管领导").await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&leader).await;
+    let act = b.get(&format!("/act?instance=chg-1&step={}", q("会签"))).await;
+    assert!(
+        act.body.contains("id=\"do-add-approver\"") && act.body.contains("<option>财政科</option>"),
+        "{}",
+        act.body
+    );
+    assert!(
+        act.body.contains("id=\"do-remove-approver\"") && act.body.contains("<option>乙科</option>"),
+        "{}",
+        act.body
+    );
+    assert!(!act.body.contains("do-transfer"), "{}", act.body);
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let key = format!("{}-a", key.split('-').next().unwrap());
+    let add = [
+        ("csrf", csrf.as_str()),
+        ("instance", "chg-1"),
+        ("step", "会签"),
+        ("action", "add_approver"),
+        ("key", key.as_str()),
+        ("role", "财政科"),
+        ("reason", "涉及专项资金"),
+    ];
+    let p = b.post("/act", &add).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(env.history("chg-1").await.last().unwrap()["kind"], "approver_added");
+    let act = b.get(&format!("/act?instance=chg-1&step={}", q("会签"))).await;
+    assert!(!act.body.contains("do-add-approver"), "the pool is used up: {}", act.body);
+    assert!(act.body.contains("<option>财政科</option>"), "财政科 may now be removed: {}", act.body);
+    // 转办: the leader hands 办理 from 城管局 to 住建局.
+    let act = b.get(&format!("/act?instance=chg-1&step={}", q("办理"))).await;
+    assert!(act.body.contains("id=\"do-transfer\""), "{}", act.body);
+    let key = format!("{}-t", hidden(&act.body, "key").split('-').next().unwrap());
+    let transfer = [
+        ("csrf", csrf.as_str()),
+        ("instance", "chg-1"),
+        ("step", "办理"),
+        ("action", "transfer"),
+        ("key", key.as_str()),
+        ("to", "住建局"),
+        ("reason", "职责调整"),
+    ];
+    let p = b.post("/act", &transfer).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let last = env.history("chg-1").await.last().unwrap().clone();
+    assert_eq!((&last["kind"], &last["payload"]["to"]), (&json!("transferred"), &json!("住建局")));
+    env.finish().await;
+}
+
 /// Issue 11.3: the instance page says plainly that an instance is suspended (挂起), since when
 /// and why, and offers the role declared `may suspend` the form that suspends and then resumes it;
 /// the office doing the work sees the banner and no form.

@@ -184,6 +184,16 @@ async fn render_act(
             .map(|e| (e.max.amount.saturating_sub(n.extended), e.max.unit))
             .filter(|(left, _)| *left > 0)
             .map(|(left, unit)| json!({ "left": left, "unit": super::unit_text(unit, super::lang(headers)) })),
+        // 转办 (issue 11.2): for the roles `transfer by` names.
+        "transfer": def.transfer.as_ref().is_some_and(|t| t.roles.iter().any(|r| session.principal.roles.contains(r))),
+        // 加签/减签 (issue 11.2): the pool to add from and the approvers now.
+        "approvers": def.approvers.as_ref()
+            .filter(|a| a.roles.iter().any(|r| session.principal.roles.contains(r)))
+            .map(|a| {
+                let current = civicflow_engine::core::acting_roles(def, n).to_vec();
+                let pool: Vec<&String> = a.pool.iter().filter(|r| !current.contains(r)).collect();
+                json!({ "pool": pool, "current": current })
+            }),
     });
     let offset = program.offset;
     let page = json!({
@@ -297,6 +307,14 @@ async fn request_of(
     let text = |name: &str| field(f, name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     Ok(match action {
         "approve" | "file" | "urge" => json!({ "action": action, "comment": text("comment") }),
+        "transfer" => json!({ "action": action, "data": {
+            "to": text("to").unwrap_or_default(),
+            "reason": text("reason").unwrap_or_default(),
+        }}),
+        "add_approver" | "remove_approver" => json!({ "action": action, "data": {
+            "role": text("role").unwrap_or_default(),
+            "reason": text("reason").unwrap_or_default(),
+        }}),
         "extend" => json!({ "action": action, "data": {
             "amount": text("amount").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
             "reason": text("reason").unwrap_or_default(),
