@@ -108,10 +108,8 @@ pub async fn inbox(
     if page > 1 {
         links.push(format!("</v1/inbox?page={}&page_size={page_size}>; rel=\"prev\"", page - 1));
     }
-    if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
-        if !links.is_empty() {
-            headers.insert(header::LINK, v);
-        }
+    if let (false, Ok(v)) = (links.is_empty(), HeaderValue::from_str(&links.join(", "))) {
+        headers.insert(header::LINK, v);
     }
     Ok((headers, Json(items)))
 }

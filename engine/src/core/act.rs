@@ -209,18 +209,9 @@ impl Decision<'_> {
                 role: from.role.clone(),
             });
         }
-        // Objections to a public notice and urging come from outside the listed roles.
-        // Returns and urging are narrowed to the roles the policy names by `returns::allowed`.
-        let open_to_all = matches!(
-            action,
-            Action::RaiseObjection { .. }
-                | Action::Urge { .. }
-                | Action::ReturnTo { .. }
-                | Action::Extend { .. }
-                | Action::Transfer { .. }
-                | Action::AddApprover { .. }
-                | Action::RemoveApprover { .. }
-        ) && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
+        // Narrowed to the roles the policy names by `returns::allowed`.
+        let open_to_all =
+            action.from_outside_by() && self.ctx.program.policy.roles.iter().any(|r| r.name == actor.role);
         if open_to_all {
             return Ok(actor.clone());
         }

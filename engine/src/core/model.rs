@@ -60,6 +60,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// An action that comes from a role of the policy outside the step's `by`: an objection to a
+    /// public notice, and those the step's own clauses narrow (`may return`, `urge by`, `extend
+    /// by`, `transfer by`, `approvers by`; `returns::allowed`).
+    pub fn from_outside_by(&self) -> bool {
+        matches!(
+            self,
+            Action::RaiseObjection { .. }
+                | Action::Urge { .. }
+                | Action::ReturnTo { .. }
+                | Action::Extend { .. }
+                | Action::Transfer { .. }
+                | Action::AddApprover { .. }
+                | Action::RemoveApprover { .. }
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Action::SubmitForm { .. } => "submit_form",

@@ -954,16 +954,8 @@ impl Run<'_> {
                 }
                 let Some(n) = self.state.nodes.get(node) else { return Ok(()) };
                 let Some(def) = self.fx.program.node(&n.def) else { return Ok(()) };
-                let open_to_all = matches!(
-                    action,
-                    Action::RaiseObjection { .. }
-                        | Action::Urge { .. }
-                        | Action::ReturnTo { .. }
-                        | Action::Extend { .. }
-                        | Action::Transfer { .. }
-                        | Action::AddApprover { .. }
-                        | Action::RemoveApprover { .. }
-                ) && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
+                let open_to_all =
+                    action.from_outside_by() && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
                 if matches!(def.kind, NodeKind::Step(_))
                     && !def.roles.contains(&actor.role)
                     && !n.delegations.contains_key(&actor.principal)
