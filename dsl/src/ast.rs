@@ -419,6 +419,9 @@ pub enum ClauseKind {
         by: Vec<Ident>,
         restart: bool,
     },
+    /// `copy by R, S`: the roles that may copy the step, or its result, to another office for
+    /// information (抄送, issue 11.2).
+    CopyBy(Vec<Ident>),
     /// `approvers by R from A, B`: the roles that may add approvers (加签) from the pool, or
     /// remove (减签) an approver who has not acted, while the step is open (issue 11.2).
     Approvers {
@@ -456,6 +459,7 @@ impl ClauseKind {
             ClauseKind::Extend { .. } => "extend by",
             ClauseKind::Transfer { .. } => "transfer by",
             ClauseKind::Approvers { .. } => "approvers by",
+            ClauseKind::CopyBy(_) => "copy by",
         }
     }
 }

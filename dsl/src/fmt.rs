@@ -508,6 +508,10 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             names(roles, out);
         }
         ClauseKind::Owned => out.push_str("owned"),
+        ClauseKind::CopyBy(roles) => {
+            out.push_str("copy by ");
+            names(roles, out);
+        }
         ClauseKind::Approvers { by, pool } => {
             out.push_str("approvers by ");
             names(by, out);

@@ -265,6 +265,10 @@ pub struct Node {
     /// 11.2), and whether its limit starts again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// Who may copy the step, or its result, to another office for information (抄送, `copy by
+    /// R`, issue 11.2): it is listed in that office's inbox, read-only, until marked read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_by: Vec<String>,
     /// Who may add approvers (加签) from a pool, or remove (减签) one who has not acted
     /// (`approvers by R from A, B`, issue 11.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -225,3 +225,90 @@ async fn issue_11_2_an_approver_added_to_a_cosign(env: Env) {
 async fn issue_11_2_an_approver_added_to_a_cosign_on_sqlite() {
     issue_11_2_an_approver_added_to_a_cosign(Env::sqlite(false).await).await;
 }
+
+/// 抄送 through HTTP on the bundled 居民诉求: 民生办 copies the department's step to the
+/// petitions office (信访部门) for information; it is in that office's inbox read-only, stays
+/// there once the step is done, and leaves it when a principal of the office marks it read.
+async fn issue_11_2_a_copy_for_information(env: Env) {
+    let community = env.token("王主任", "舜耕社区", &["社区居委会"]).await;
+    let office = env.token("李四", "区民生办", &["民生办"]).await;
+    let dept = env.token("赵科长", "市政公用局", &["首办部门"]).await;
+    let petitions = env.token("钱主任", "区信访局", &["信访部门"]).await;
+    let start = json!({ "policy": "residents_demand", "params": { "社区名称": "舜耕社区" }, "id": "demand-c" });
+    assert_eq!(env.post("/v1/instances", &community, start).await.status, StatusCode::CREATED);
+    let id = "demand-c";
+    let form = json!({ "action": "submit_form", "data": {
+        "诉求人": "张三", "联系电话": "13800000000", "诉求内容": "噪音扰民", "受理日期": "2012-03-21" } });
+    assert_eq!(env.act(id, "诉求受理", &community, form).await.status, StatusCode::OK);
+    let reject = json!({ "action": "reject", "data": { "reason": "需执法部门处理" } });
+    assert_eq!(env.act(id, "社区研判", &community, reject).await.status, StatusCode::OK);
+    let assign = json!({ "action": "submit_form", "data": { "首办部门名称": "市政公用局", "督办人": "李四" } });
+    assert_eq!(env.act(id, "民生办分流", &office, assign).await.status, StatusCode::OK);
+    let take = json!({ "action": "complete", "data": { "report": "已受理" } });
+    assert_eq!(env.act(id, "首办受理", &dept, take).await.status, StatusCode::OK);
+
+    // The department may not copy (F057, 403); 民生办 may.
+    let copy = json!({ "action": "copy_to", "data": { "to": "区信访局", "message": "请知悉办理进展" } });
+    let refused = env.act(id, "首办办结", &dept, copy.clone()).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "F057");
+    assert_eq!(
+        refused.body["detail"],
+        "role `首办部门` may not copy step `首办办结` to another office; copying it is for `民生办`"
+    );
+    let sent = env.act(id, "首办办结", &office, copy.clone()).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert_eq!(
+        sent.body["events"][0]["payload"],
+        json!({ "event": "copied_to", "node": "首办办结", "office": "区信访局", "message": "请知悉办理进展" })
+    );
+    assert_problem(&env.act(id, "首办办结", &office, copy).await, StatusCode::CONFLICT, "F058");
+    // Read-only in the petitions office's inbox: its only action is to mark it read.
+    let inbox = env.get("/v1/inbox", &petitions).await;
+    assert_eq!(inbox.body.as_array().map(Vec::len), Some(1), "{}", inbox.body);
+    let item = &inbox.body[0];
+    assert_eq!(
+        (&item["step"], &item["copied"], &item["actions"]),
+        (&json!("首办办结"), &json!(true), &json!(["mark_read"]))
+    );
+    assert_eq!(inbox.headers.get("x-total-count").map(|v| v.to_str().unwrap().to_string()), Some("1".into()));
+    // Acting on it is still refused: a copy reads, it does not act (F006).
+    let done = json!({ "action": "submit_form", "data": { "办理结果": "已整改" } });
+    assert_problem(&env.act(id, "首办办结", &petitions, done.clone()).await, StatusCode::FORBIDDEN, "F006");
+    // The step is done; the copy is still listed, with no deadline.
+    assert_eq!(env.act(id, "首办办结", &dept, done).await.status, StatusCode::OK);
+    let inbox = env.get("/v1/inbox", &petitions).await;
+    assert_eq!(
+        (&inbox.body[0]["step"], &inbox.body[0]["due_at"]),
+        (&json!("首办办结"), &json!(null)),
+        "{}",
+        inbox.body
+    );
+    let read = env.act(id, "首办办结", &petitions, json!({ "action": "mark_read" })).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(
+        read.body["events"][0]["payload"],
+        json!({ "event": "copy_read", "node": "首办办结", "office": "区信访局", "principal": "钱主任" })
+    );
+    assert_eq!(env.get("/v1/inbox", &petitions).await.body, json!([]));
+    let step = env.step(id, "首办办结").await;
+    assert_eq!(step["copies"][0]["office"], "区信访局");
+    assert_eq!(step["copies"][0]["read_by"], "钱主任");
+    assert_problem(
+        &env.act(id, "首办办结", &petitions, json!({ "action": "mark_read" })).await,
+        StatusCode::CONFLICT,
+        "F058",
+    );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_2_a_copy_for_information_on_sqlite() {
+    issue_11_2_a_copy_for_information(Env::sqlite(true).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_2_a_copy_for_information_on_postgres() {
+    if let Some(env) = Env::postgres_with("copy", true).await {
+        issue_11_2_a_copy_for_information(env).await;
+    }
+}

@@ -711,6 +711,79 @@ policy 加签转办 {
     env.finish().await;
 }
 
+/// Issue 11.2 on the pages: the role `copy by` names copies a done step to an office (抄送); that
+/// office's inbox marks it 抄送, its act page offers 已阅 and lists the copy, and once read the
+/// inbox is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_2_a_copy_is_sent_and_read_from_the_pages() {
+    const COPIED: &str = r#"
+policy 抄送演练 {
+  role 承办
+  role 纪工委
+  step 办理: task { by 承办 copy by 承办 }
+  step 归档: task { by 承办 after 办理 }
+}
+"#;
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(COPIED).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send("/v1/instances").json(&json!({ "policy": "抄送演练", "id": "cc-1" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let clerk = env.token("孙", "城管局", "承办").await;
+    let mut b = Browser::new(&env);
+    b.sign_in(&clerk).await;
+    let act = b.get(&format!("/act?instance=cc-1&step={}", q("办理"))).await;
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let done = [
+        ("csrf", csrf.as_str()),
+        ("instance", "cc-1"),
+        ("step", "办理"),
+        ("action", "complete"),
+        ("key", key.as_str()),
+        ("report", "已办结"),
+    ];
+    assert_eq!(b.post("/act", &done).await.status, StatusCode::SEE_OTHER);
+    // Done, it may still be copied (its result).
+    let act = b.get(&format!("/act?instance=cc-1&step={}", q("办理"))).await;
+    assert!(act.body.contains("id=\"do-copy\"") && !act.body.contains("do-complete"), "{}", act.body);
+    let key = format!("{}-k", hidden(&act.body, "key").split('-').next().unwrap());
+    let copy = [
+        ("csrf", csrf.as_str()),
+        ("instance", "cc-1"),
+        ("step", "办理"),
+        ("action", "copy_to"),
+        ("key", key.as_str()),
+        ("to", "街道纪工委"),
+        ("message", "请知悉"),
+    ];
+    let p = b.post("/act", &copy).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let reader = env.token("周", "街道纪工委", "纪工委").await;
+    let mut r = Browser::new(&env);
+    r.sign_in(&reader).await;
+    let inbox = r.get("/inbox").await;
+    assert!(inbox.body.contains("<span class=\"copied\">抄送</span>"), "{}", inbox.body);
+    let act = r.get(&format!("/act?instance=cc-1&step={}", q("办理"))).await;
+    assert!(act.body.contains("id=\"do-mark-read\"") && !act.body.contains("do-copy"), "{}", act.body);
+    assert!(act.body.contains("<td>街道纪工委</td>") && act.body.contains("未阅"), "{}", act.body);
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let key = format!("{}-m", key.split('-').next().unwrap());
+    let read = [
+        ("csrf", csrf.as_str()),
+        ("instance", "cc-1"),
+        ("step", "办理"),
+        ("action", "mark_read"),
+        ("key", key.as_str()),
+    ];
+    let p = r.post("/act", &read).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let last = env.history("cc-1").await.last().unwrap().clone();
+    assert_eq!((&last["kind"], &last["payload"]["principal"]), (&json!("copy_read"), &json!("周")));
+    assert!(r.get("/inbox").await.body.contains("id=\"inbox-empty\""));
+    env.finish().await;
+}
+
 /// Issue 11.3: the instance page says plainly that an instance is suspended (挂起), since when
 /// and why, and offers the role declared `may suspend` the form that suspends and then resumes it;
 /// the office doing the work sees the banner and no form.

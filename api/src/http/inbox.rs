@@ -1,6 +1,7 @@
 //! The caller's inbox: the open steps of running instances that one of its roles may act on (or
 //! that were delegated to it), and those escalated to one of its roles (督办: a breach or a matter
-//! passed on, R3.5), soonest due first.
+//! passed on, R3.5), soonest due first; and the steps copied to its office for information (抄送)
+//! that it has not read.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use civicflow_dsl::ir::NodeKind;
 use civicflow_engine::core::cycles::CYCLE_NODE;
-use civicflow_engine::core::{may_do, NodeStatus, Reader, State as CoreState};
+use civicflow_engine::core::{may_do, NodeStatus, Reader, State as CoreState, Status};
 use civicflow_engine::store::{InboxQuery, InstanceRecord, OpenStepRef, MAX_PAGE_SIZE};
 
 use super::auth::{Caller, Principal};
@@ -70,6 +71,12 @@ pub struct InboxItem {
     /// resumes, and its deadline does not run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,
+    /// Issue 11.2: the step was copied to the caller's office for information (抄送) and it has
+    /// not read it: listed read-only, with `mark_read` (已阅) among the actions — the only one
+    /// unless the caller also acts on the step. The step may be done (its result) or the instance
+    /// ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copied: bool,
 }
 
 #[utoipa::path(
@@ -157,24 +164,38 @@ async fn step_item(
     row: &OpenStepRef,
 ) -> Result<Option<InboxItem>, ApiError> {
     let key = &row.node;
-    let Some(n) = core.nodes.get(key).filter(|n| n.status == NodeStatus::Open) else { return Ok(None) };
+    let Some(n) = core.nodes.get(key) else { return Ok(None) };
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
-    let Some(def) = program.node(&n.def).filter(|d| matches!(d.kind, NodeKind::Step(_))) else { return Ok(None) };
-    let escalated_role = principal.roles.iter().find(|r| n.escalated_to.contains(r)).cloned();
+    let Some(def) = program.node(&n.def) else { return Ok(None) };
+    // 抄送 (issue 11.2): listed whatever became of the step, until the office reads it.
+    let copied = n.copies.get(&principal.office).is_some_and(|c| c.unread());
+    let acts = n.status == NodeStatus::Open && core.status == Status::Running && matches!(def.kind, NodeKind::Step(_));
+    let escalated_role = principal.roles.iter().find(|r| acts && n.escalated_to.contains(r)).cloned();
     let role = principal
         .roles
         .iter()
         // R6.1: a bound role only for its office on this instance (or copy).
         .find(|r| {
-            civicflow_engine::core::acting_roles(def, n).contains(r)
+            acts && civicflow_engine::core::acting_roles(def, n).contains(r)
                 && civicflow_engine::core::may_act(&program, core, key, r, &principal.office)
         })
         .cloned()
-        .or_else(|| n.delegations.get(&principal.name).map(|from| from.role.clone()))
+        .or_else(|| n.delegations.get(&principal.name).filter(|_| acts).map(|from| from.role.clone()))
         .or_else(|| escalated_role.clone());
-    let Some(role) = role else { return Ok(None) };
     let suspended = core.suspended.is_some();
-    let actions = if suspended { Vec::new() } else { may_do(def, n, &role).into_iter().map(str::to_string).collect() };
+    let (role, mut actions) = match role {
+        Some(role) if !suspended => {
+            let actions = may_do(def, n, &role).into_iter().map(str::to_string).collect();
+            (role, actions)
+        }
+        Some(role) => (role, Vec::new()),
+        // Read in any of the caller's roles: reading is the office's.
+        None if copied => (principal.roles.first().cloned().unwrap_or_default(), Vec::new()),
+        None => return Ok(None),
+    };
+    if copied {
+        actions.push("mark_read".to_string());
+    }
     Ok(Some(InboxItem {
         instance: record.id.clone(),
         policy: record.policy_name.clone(),
@@ -183,14 +204,15 @@ async fn step_item(
         title: def.title.clone(),
         kind: kind_word(&def.kind),
         role,
-        due_at: n.due_at,
-        due_awaiting_calendar: super::instances::awaiting_year(n),
-        due_note: super::instances::awaiting_year(n).map(super::instances::awaiting_words),
-        window_closes: n.window.map(|w| w.1),
-        overdue: n.overdue,
+        due_at: n.due_at.filter(|_| acts),
+        due_awaiting_calendar: super::instances::awaiting_year(n).filter(|_| acts),
+        due_note: super::instances::awaiting_year(n).filter(|_| acts).map(super::instances::awaiting_words),
+        window_closes: n.window.map(|w| w.1).filter(|_| acts),
+        overdue: n.overdue && acts,
         escalated: escalated_role.is_some(),
         actions,
         suspended,
+        copied,
     }))
 }
 
@@ -215,5 +237,6 @@ fn next_cycle_item(principal: &Principal, record: &InstanceRecord, core: &CoreSt
         escalated: false,
         actions: vec!["next_cycle".to_string()],
         suspended: false,
+        copied: false,
     })
 }

@@ -59,7 +59,7 @@ pub struct StartRequest {
 pub struct ActRequest {
     /// `submit_form`, `complete`, `approve`, `reject`, `file`, `give_opinion`, `enter_vote`,
     /// `raise_objection`, `return_to`, `withdraw`, `delegate`, `urge`, `extend`, `transfer`,
-    /// `add_approver` or `remove_approver`.
+    /// `add_approver`, `remove_approver`, `copy_to` or `mark_read`.
     pub action: String,
     /// What the action carries: `submit_form` the form's fields; `enter_vote`
     /// `{present, cast, invalid, tallies: [{candidate, votes}]}`; `return_to` `{target, reason}`;
@@ -67,7 +67,9 @@ pub struct ActRequest {
     /// `{opinion}`; `raise_objection` `{objection}`; `extend` `{amount, reason}` (延期: `amount`
     /// in the unit of the step's `extend … max`, e.g. working days); `transfer` `{to, reason}`
     /// (转办: `to` the office to hand the step to); `add_approver` / `remove_approver`
-    /// `{role, reason}` (加签 / 减签) (a text may also come as `comment`).
+    /// `{role, reason}` (加签 / 减签); `copy_to` `{to, message}` (抄送: `to` the office to copy the
+    /// step to for information); `mark_read` nothing (已阅: the caller's office read its copy) (a
+    /// text may also come as `comment`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
@@ -545,6 +547,19 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         "transfer" => Action::Transfer { to: need("to")?, reason: text("reason").unwrap_or_default() },
         "add_approver" => Action::AddApprover { role: need("role")?, reason: text("reason").unwrap_or_default() },
         "remove_approver" => Action::RemoveApprover { role: need("role")?, reason: text("reason").unwrap_or_default() },
+        "copy_to" => Action::CopyTo {
+            to: data
+                .get("to")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| ApiError::invalid("`copy_to` needs `data.to`, the office to copy the step to"))?
+                .to_string(),
+            message: data
+                .get("message")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .or_else(|| request.comment.clone()),
+        },
+        "mark_read" => Action::MarkRead,
         "extend" => {
             let amount =
                 data.get("amount").and_then(serde_json::Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(
@@ -557,7 +572,7 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
             return Err(ApiError::invalid(format!(
                 "unknown action `{other}`; actions are submit_form, complete, approve, reject, file, give_opinion, \
                  enter_vote, raise_objection, return_to, withdraw, delegate, urge, extend, transfer, add_approver, \
-                 remove_approver"
+                 remove_approver, copy_to, mark_read"
             )))
         }
     })

@@ -114,6 +114,22 @@ pub struct StepView {
     #[schema(value_type = Option<Object>)]
     pub form: Option<serde_json::Value>,
     pub vote: Option<VoteView>,
+    /// Issue 11.2: the offices the step was copied to for information (抄送), and whether each
+    /// has read it (已阅).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyView>,
+}
+
+/// A copy of a step sent to an office for information (抄送).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CopyView {
+    pub office: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Who of the office marked it read (已阅), and when; null while unread.
+    pub read_by: Option<String>,
+    pub read_at: Option<DateTime<Utc>>,
 }
 
 /// An act recorded on a step.
@@ -219,8 +235,10 @@ pub fn view(
 }
 
 fn step_view(key: &str, def: &ir::Node, n: &NodeState) -> StepView {
+    // The approvers as they are now (加签/减签, issue 11.2).
+    let roles = civicflow_engine::core::acting_roles(def, n).into_owned();
     let awaiting = if n.status == NodeStatus::Open && matches!(def.kind, NodeKind::Step(_)) {
-        def.roles.iter().filter(|r| !n.acts.iter().any(|a| &a.actor.role == *r)).cloned().collect()
+        roles.iter().filter(|r| !n.acts.iter().any(|a| &a.actor.role == *r)).cloned().collect()
     } else {
         Vec::new()
     };
@@ -231,7 +249,7 @@ fn step_view(key: &str, def: &ir::Node, n: &NodeState) -> StepView {
         kind: kind_word(&def.kind),
         status: word(&n.status),
         outcome: n.outcome.as_ref().map(word),
-        roles: def.roles.clone(),
+        roles,
         awaiting,
         opened_at: n.opened_at,
         closed_at: n.closed_at,
@@ -276,6 +294,17 @@ fn step_view(key: &str, def: &ir::Node, n: &NodeState) -> StepView {
             },
             elected: v.elected.clone(),
         }),
+        copies: n
+            .copies
+            .iter()
+            .map(|(office, c)| CopyView {
+                office: office.clone(),
+                at: c.at,
+                message: c.message.clone(),
+                read_by: c.read.as_ref().map(|r| r.0.clone()),
+                read_at: c.read.as_ref().map(|r| r.1),
+            })
+            .collect(),
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
                 "closes": local(i.window_closes, shanghai),
                 "overdue": i.overdue,
                 "escalated": i.escalated,
+                "copied": i.copied,
                 // A next cycle to start (R0.3): its form is on the instance's page.
                 "href": if i.kind == "next_cycle" {
                     format!("/instances/{}#next-cycle-form", enc(&i.instance))
@@ -194,6 +195,11 @@ async fn render_act(
                 let pool: Vec<&String> = a.pool.iter().filter(|r| !current.contains(r)).collect();
                 json!({ "pool": pool, "current": current })
             }),
+        // 抄送 (issue 11.2): for the roles `copy by` names, open or done.
+        "copy": def.copy_by.iter().any(|r| session.principal.roles.contains(r))
+            && matches!(n.status, NodeStatus::Open | NodeStatus::Done),
+        // 已阅: the office's copy waits to be read.
+        "mark_read": n.copies.get(&session.principal.office).is_some_and(|c| c.unread()),
     });
     let offset = program.offset;
     let page = json!({
@@ -220,6 +226,10 @@ async fn render_act(
             "report": entered("report"),
         },
         "done": done,
+        "copies": n.copies.iter().map(|(office, c)| json!({
+            "office": office, "at": local(Some(c.at), offset), "message": c.message,
+            "read_by": c.read.as_ref().map(|r| r.0.clone()), "read_at": local(c.read.as_ref().map(|r| r.1), offset),
+        })).collect::<Vec<_>>(),
         "acts": n.acts.iter().map(|a| json!({
             "principal": a.actor.principal, "office": a.actor.office, "role": a.actor.role,
             "action": a.action, "at": local(Some(a.at), offset), "text": a.text,
@@ -310,6 +320,10 @@ async fn request_of(
         "transfer" => json!({ "action": action, "data": {
             "to": text("to").unwrap_or_default(),
             "reason": text("reason").unwrap_or_default(),
+        }}),
+        "copy_to" => json!({ "action": action, "data": {
+            "to": text("to").unwrap_or_default(),
+            "message": text("message"),
         }}),
         "add_approver" | "remove_approver" => json!({ "action": action, "data": {
             "role": text("role").unwrap_or_default(),

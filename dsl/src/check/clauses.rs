@@ -250,6 +250,7 @@ impl Checker {
                 }
                 ast::ClauseKind::MayReturn { targets, by } => self.may_return(node, c.span, targets, by, unit),
                 ast::ClauseKind::UrgeBy(roles) => self.urge_by(node, roles),
+                ast::ClauseKind::CopyBy(roles) => self.copy_by(node, roles),
                 ast::ClauseKind::Approvers { by, pool } => {
                     let declared = |names: &[Ident], this: &mut Self| -> Vec<String> {
                         let mut kept: Vec<String> = Vec::new();
@@ -502,6 +503,7 @@ pub(super) fn clause_allowed(c: &ast::ClauseKind, kind: ir::NodeKind) -> bool {
         | C::Requires { .. }
         | C::MayReturn { .. }
         | C::UrgeBy(_)
+        | C::CopyBy(_)
         | C::Extend { .. }
         | C::Transfer { .. }
         | C::Owned => {

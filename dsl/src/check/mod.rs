@@ -718,6 +718,7 @@ fn empty_node(id: &str, name: &str, title: Option<&ast::Str>, kind: ir::NodeKind
         after_any: Vec::new(),
         returns: Vec::new(),
         urge_by: Vec::new(),
+        copy_by: Vec::new(),
         owned: false,
         extend: None,
         transfer: None,

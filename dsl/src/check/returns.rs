@@ -87,6 +87,15 @@ impl Checker {
         }
     }
 
+    /// Lowers `copy by R, S` (抄送, issue 11.2).
+    pub(super) fn copy_by(&mut self, node: &mut ir::Node, roles: &[Ident]) {
+        for r in roles {
+            if self.role(r) && !node.copy_by.contains(&r.name) {
+                node.copy_by.push(r.name.clone());
+            }
+        }
+    }
+
     /// Lowers `extend by R max N` (issue 11.1): the roles must be declared, the step must have a
     /// deadline to extend, and `max` must allow something.
     pub(super) fn extend(

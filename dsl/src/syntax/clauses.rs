@@ -270,6 +270,11 @@ pub(super) fn clause(p: Pair<Rule>) -> PResult<Clause> {
             ClauseKind::UrgeBy(k.rest().map(ident).collect())
         }
         Rule::owned_clause => ClauseKind::Owned,
+        Rule::copy_clause => {
+            k.kw()?;
+            k.kw()?;
+            ClauseKind::CopyBy(k.rest().map(ident).collect())
+        }
         Rule::approvers_clause => {
             k.kw()?;
             k.kw()?;

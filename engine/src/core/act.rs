@@ -34,6 +34,10 @@ impl Decision<'_> {
         let acting = self.entitled(key, def, actor, action)?;
         returns::allowed(key, def, n, &acting, action)?;
         self.office_bound(key, def, &acting)?; // R6.1: the role's office for this instance
+                                               // 抄送 copies a step that is open or done (its result), so before the step must be open.
+        if let Action::CopyTo { to, message } = action {
+            return self.copy_to(key, to, message.as_deref().or(comment));
+        }
         if n.status != NodeStatus::Open || (def.for_each.is_some() && n.element.is_none()) {
             let status = if def.for_each.is_some() && n.element.is_none() {
                 "a group of copies (act on one of them)".to_string()
@@ -185,7 +189,9 @@ impl Decision<'_> {
             | Action::Extend { .. }
             | Action::Transfer { .. }
             | Action::AddApprover { .. }
-            | Action::RemoveApprover { .. } => {}
+            | Action::RemoveApprover { .. }
+            | Action::CopyTo { .. }
+            | Action::MarkRead => {}
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ mod awaiting;
 mod ballot;
 mod binding;
 mod breach;
+mod copies;
 pub mod cycles;
 mod extend;
 mod fire;
@@ -336,6 +337,16 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 n.bound.insert(role.clone(), to.clone());
             }
         }
+        Event::CopiedTo { node, office, message } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.copies.insert(office.clone(), CarbonCopy { at, message: message.clone(), read: None });
+            }
+        }
+        Event::CopyRead { node, office, principal } => {
+            if let Some(c) = state.nodes.get_mut(node).and_then(|n| n.copies.get_mut(office)) {
+                c.read = Some((principal.clone(), at));
+            }
+        }
         Event::Suspended { reason } => {
             state.suspended = Some(Suspension { since: at, reason: reason.clone() });
         }
@@ -424,6 +435,7 @@ impl NodeState {
             extended: 0,
             added_roles: Vec::new(),
             removed_roles: Vec::new(),
+            copies: BTreeMap::new(),
         }
     }
 
@@ -431,6 +443,7 @@ impl NodeState {
         let fresh = NodeState::new(&self.def, self.element.clone());
         let old = std::mem::replace(self, fresh);
         self.round = old.round + 1;
+        self.copies = old.copies.clone();
         // A transfer (issue 11.2) is not carried: a return that resets the step sends the matter
         // back to where it is assigned again (民生办分流 names the department anew).
         returns::carry_limit(&old, self);
@@ -491,6 +504,8 @@ fn decide_inner(
             d.start(params)?;
             d.bind_at_start(actor)?;
         }
+        // 已阅 acts on nothing: a copy is read whatever became of the instance (issue 11.2).
+        Command::Act { actor, node, action: Action::MarkRead, .. } => d.mark_read(actor, node)?,
         Command::Act { actor, node, action, comment } => {
             d.running()?;
             // Issue 11.3: nothing is acted on while suspended.

@@ -57,6 +57,11 @@ pub enum Action {
     AddApprover { role: String, reason: String },
     /// 减签: remove an approver who has not acted, while the step is open.
     RemoveApprover { role: String, reason: String },
+    /// 抄送: copy the step, open or done, to an office for information (issue 11.2); it is listed
+    /// in that office's inbox, read-only, until it marks it read.
+    CopyTo { to: String, message: Option<String> },
+    /// 已阅: the actor's office has read the copy it was sent of the step.
+    MarkRead,
 }
 
 impl Action {
@@ -73,6 +78,8 @@ impl Action {
                 | Action::Transfer { .. }
                 | Action::AddApprover { .. }
                 | Action::RemoveApprover { .. }
+                | Action::CopyTo { .. }
+                | Action::MarkRead
         )
     }
 
@@ -94,6 +101,8 @@ impl Action {
             Action::Transfer { .. } => "transfer",
             Action::AddApprover { .. } => "add_approver",
             Action::RemoveApprover { .. } => "remove_approver",
+            Action::CopyTo { .. } => "copy_to",
+            Action::MarkRead => "mark_read",
         }
     }
 }
@@ -312,6 +321,28 @@ pub struct NodeState {
     pub added_roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_roles: Vec<String>,
+    /// Issue 11.2: the offices the step was copied to (抄送), by office. Kept through a return:
+    /// what an office was sent stays sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub copies: BTreeMap<String, CarbonCopy>,
+}
+
+/// A copy of a step sent to an office for information (抄送): when, and whether it was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarbonCopy {
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The principal of the office who marked it read (已阅), and when; a copy sent again after
+    /// it was read is unread again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<(String, DateTime<Utc>)>,
+}
+
+impl CarbonCopy {
+    pub fn unread(&self) -> bool {
+        self.read.is_none()
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -578,6 +609,20 @@ pub enum Event {
         role: String,
         reason: String,
     },
+    /// Issue 11.2: the step was copied to `office` for information (抄送); who is the event's
+    /// actor.
+    CopiedTo {
+        node: String,
+        office: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Issue 11.2: `principal` of `office` marked the copy of the step read (已阅).
+    CopyRead {
+        node: String,
+        office: String,
+        principal: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起) for `reason`; who is the event's actor.
     Suspended {
         reason: String,
@@ -641,6 +686,8 @@ impl Event {
             Event::ApproverAdded { .. } => "approver_added",
             Event::ApproverRemoved { .. } => "approver_removed",
             Event::Resumed { .. } => "resumed",
+            Event::CopiedTo { .. } => "copied_to",
+            Event::CopyRead { .. } => "copy_read",
         }
     }
 
@@ -673,6 +720,8 @@ impl Event {
             | Event::Transferred { node, .. }
             | Event::ApproverAdded { node, .. }
             | Event::ApproverRemoved { node, .. }
+            | Event::CopiedTo { node, .. }
+            | Event::CopyRead { node, .. }
             | Event::InstanceRejected { node } => Some(node),
             Event::Returned { from, .. } => Some(from),
             Event::Expanded { def, .. } => Some(def),

@@ -1,7 +1,8 @@
 //! Who has what to do (待办, issue 10.6): each open step of a running instance with the readers
 //! whose inbox lists it — the roles that act on it (with the office a bound role is tied to,
 //! R6.1), the principals it was delegated to, the roles it was escalated to (督办, R3.5) — and a
-//! next cycle waiting to be started (R0.3). The store keeps these rows in a table written with
+//! next cycle waiting to be started (R0.3) — and each step copied to an office for information
+//! (抄送, issue 11.2), open or not, until the office reads it. The store keeps these rows in a table written with
 //! every commit, so an inbox is an index read, not a replay of every running instance; the
 //! rows are computed here, from the state alone, so the table is what the state says.
 
@@ -30,12 +31,15 @@ pub enum Reader {
     Escalated { role: String },
     /// The role whose task it is to start the next cycle (node `~cycle`).
     StartsCycle { role: String },
+    /// An office the step was copied to (抄送) that has not read it yet: listed read-only.
+    CopiedTo { office: String },
 }
 
 impl Reader {
     /// The key the store keeps the reader under (one index range per key, issue 10.6): `a:ROLE`
     /// (acts, any office), `a:ROLE@OFFICE` (acts, bound), `w:ROLE` (awaits its binding), `d:NAME`
-    /// (a delegate), `e:ROLE` (escalated), `c:ROLE` (starts the next cycle). A role is a DSL
+    /// (a delegate), `e:ROLE` (escalated), `c:ROLE` (starts the next cycle), `k:OFFICE` (an unread
+    /// copy). A role is a DSL
     /// identifier (no `@`), so the key reads back one way.
     pub fn key(&self) -> String {
         match self {
@@ -45,6 +49,7 @@ impl Reader {
             Reader::Delegate { principal } => format!("d:{principal}"),
             Reader::Escalated { role } => format!("e:{role}"),
             Reader::StartsCycle { role } => format!("c:{role}"),
+            Reader::CopiedTo { office } => format!("k:{office}"),
         }
     }
 
@@ -61,7 +66,10 @@ impl Reader {
                     Reader::StartsCycle { role: role.clone() },
                 ]
             })
-            .chain([Reader::Delegate { principal: principal.to_string() }])
+            .chain([
+                Reader::Delegate { principal: principal.to_string() },
+                Reader::CopiedTo { office: office.to_string() },
+            ])
             .map(|r| r.key())
             .collect();
         keys.sort();
@@ -80,7 +88,8 @@ impl Reader {
     }
 }
 
-/// An open step (or a next cycle to start) and whose inbox lists it.
+/// An open step (or a next cycle to start, or a step copied to an office) and whose inbox lists
+/// it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenStep {
     /// The runtime node (`~cycle` for a next cycle).
@@ -94,9 +103,7 @@ pub struct OpenStep {
 /// Every open step of the instance with its readers, by node.
 pub fn open_steps(program: &Program, state: &State) -> Vec<OpenStep> {
     let mut out: Vec<OpenStep> = Vec::new();
-    if state.status == Status::Running {
-        out.extend(state.nodes.iter().filter_map(|(key, _)| open_step(program, state, key)));
-    }
+    out.extend(state.nodes.iter().filter_map(|(key, _)| open_step(program, state, key)));
     out.extend(next_cycle(state));
     out
 }
@@ -110,9 +117,7 @@ pub fn open_step_changes(program: &Program, before: &State, after: &State) -> (V
         let keys = before.nodes.changed_keys(&after.nodes);
         let some = |state: &State| {
             let mut out: Vec<OpenStep> = Vec::new();
-            if state.status == Status::Running {
-                out.extend(keys.iter().filter_map(|key| open_step(program, state, key)));
-            }
+            out.extend(keys.iter().filter_map(|key| open_step(program, state, key)));
             out.extend(next_cycle(state));
             out
         };
@@ -141,17 +146,22 @@ fn diff(old: Vec<OpenStep>, new: Vec<OpenStep>) -> (Vec<String>, Vec<OpenStep>) 
     (changed.into_iter().cloned().collect(), rows)
 }
 
-/// The step at `key` if it is open, with its readers.
+/// The step at `key` with its readers: those that act while it is open in a running instance,
+/// and the offices it was copied to that have not read it, whatever its status (issue 11.2).
 fn open_step(program: &Program, state: &State, key: &str) -> Option<OpenStep> {
     let n = state.nodes.get(key)?;
-    if n.status != NodeStatus::Open {
-        return None;
-    }
+    let copies = n.copies.iter().filter(|(_, c)| c.unread()).map(|(o, _)| Reader::CopiedTo { office: o.clone() });
     let def = program.node(&n.def)?;
-    if !matches!(def.kind, NodeKind::Step(_)) {
-        return None;
+    if n.status != NodeStatus::Open || state.status != Status::Running || !matches!(def.kind, NodeKind::Step(_)) {
+        let readers: Vec<Reader> = copies.collect();
+        return (!readers.is_empty()).then(|| OpenStep {
+            node: key.to_string(),
+            due_at: None,
+            overdue: false,
+            readers,
+        });
     }
-    let mut readers = BTreeSet::new();
+    let mut readers: BTreeSet<Reader> = copies.collect();
     for role in acting_roles(def, n).iter() {
         readers.insert(match bound_on(program, state, key, role) {
             Bound::Open => Reader::Acts { role: role.clone(), office: None },

@@ -407,6 +407,10 @@ enum Do {
     Transfer(usize),
     /// Issue 11.2: 加签 (`true`) or 减签 of one of the policy's roles.
     Approver(usize, bool),
+    /// Issue 11.2: 抄送 to one of the policy's text literals (an office name, or blank).
+    Copy(usize),
+    /// Issue 11.2: 已阅, the actor's office reading its copy.
+    Read,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -453,6 +457,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..12u32).prop_map(Do::Extend),
         1 => (0..64usize).prop_map(Do::Transfer),
         2 => (0..16usize, any::<bool>()).prop_map(|(r, add)| Do::Approver(r, add)),
+        1 => (0..64usize).prop_map(Do::Copy),
+        1 => Just(Do::Read),
     ];
     let kind = prop_oneof![
         Just(TimerKind::Due),
@@ -849,6 +855,11 @@ impl Run<'_> {
                 let to = self.fx.texts[i % self.fx.texts.len()].clone();
                 vec![Action::Transfer { to, reason: "职责调整".into() }]
             }
+            Do::Copy(i) => {
+                let to = self.fx.texts[i % self.fx.texts.len()].clone();
+                vec![Action::CopyTo { to, message: Some("请知悉".into()) }]
+            }
+            Do::Read => vec![Action::MarkRead],
         }
     }
 
@@ -943,6 +954,21 @@ impl Run<'_> {
     fn expect(&self, cmd: &Command, answer: &Result<Vec<Event>, Refusal>) -> Check {
         let running = self.state.version > 0 && self.state.status == Status::Running;
         match cmd {
+            // Issue 11.2: 已阅 is accepted exactly when an unread copy waits for the office,
+            // whatever became of the instance.
+            Command::Act { actor, node, action: Action::MarkRead, .. } => {
+                let unread =
+                    self.state.nodes.get(node).and_then(|n| n.copies.get(&actor.office)).is_some_and(|c| c.unread());
+                prop_assert_eq!(
+                    answer.is_ok(),
+                    unread,
+                    "`{}` of `{}` read `{}`: {:?}",
+                    &actor.principal,
+                    &actor.office,
+                    node,
+                    answer
+                );
+            }
             Command::Act { actor, node, action, .. } => {
                 if !running {
                     prop_assert!(answer.is_err(), "acting on an instance that is not running: {:?}", answer);
@@ -1006,6 +1032,10 @@ impl Run<'_> {
                             if !def.transfer.as_ref().is_some_and(|t| t.roles.contains(&actor.role)) =>
                         {
                             prop_assert_eq!(code, Err("F053"), "`{}` transferred `{}`", &actor.role, node)
+                        }
+                        // Issue 11.2: copying is for the roles `copy by` names (F057).
+                        Action::CopyTo { .. } if !def.copy_by.contains(&actor.role) => {
+                            prop_assert_eq!(code, Err("F057"), "`{}` copied `{}`", &actor.role, node)
                         }
                         Action::Extend { amount, .. }
                             if def.extend.as_ref().is_some_and(|e| n.extended + amount > e.max.amount) =>

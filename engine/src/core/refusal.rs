@@ -244,6 +244,19 @@ pub enum Refusal {
         role: String,
         why: String,
     },
+    /// Issue 11.2: copying a step to another office (抄送) is for the roles its `copy by` names.
+    CopyNotAllowed {
+        node: String,
+        role: String,
+        allowed: Vec<String>,
+    },
+    /// Issue 11.2: the copy cannot be sent or marked read: the office was sent it and has not
+    /// read it yet, or no unread copy of the step waits for the office.
+    CopyRefused {
+        node: String,
+        office: String,
+        why: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起): nothing is acted on until it resumes.
     Suspended {
         since: chrono::DateTime<chrono::Utc>,
@@ -319,6 +332,8 @@ impl Refusal {
             Refusal::NothingToTransfer { .. } => "F054",
             Refusal::ApproversNotAllowed { .. } => "F055",
             Refusal::ApproverChangeRefused { .. } => "F056",
+            Refusal::CopyNotAllowed { .. } => "F057",
+            Refusal::CopyRefused { .. } => "F058",
             Refusal::NotSuspended => "F051",
             Refusal::SuspendNotAllowed { .. } => "F052",
             Refusal::BallotNotApproved { .. } => "F046",
@@ -336,6 +351,7 @@ impl Refusal {
             | Refusal::SuspendNotAllowed { .. }
             | Refusal::TransferNotAllowed { .. }
             | Refusal::ApproversNotAllowed { .. }
+            | Refusal::CopyNotAllowed { .. }
             | Refusal::OfficeNotBound { .. }
             | Refusal::RoleNotBound { .. } => RefusalClass::Forbidden,
             Refusal::AlreadyActed { .. }
@@ -356,6 +372,7 @@ impl Refusal {
             | Refusal::NoDeadlineToExtend { .. }
             | Refusal::Suspended { .. }
             | Refusal::NotSuspended
+            | Refusal::CopyRefused { .. }
             | Refusal::NoNextCycleDue { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
         }
@@ -508,6 +525,16 @@ impl fmt::Display for Refusal {
             }
             Refusal::ApproverChangeRefused { node, role, why } => {
                 write!(f, "the approvers of step `{node}` cannot change for `{role}`: {why}")
+            }
+            Refusal::CopyNotAllowed { node, role, allowed } => {
+                if allowed.is_empty() {
+                    write!(f, "role `{role}` may not copy step `{node}` to another office; it may not be copied")
+                } else {
+                    write!(f, "role `{role}` may not copy step `{node}` to another office; copying it is for {}", list(allowed))
+                }
+            }
+            Refusal::CopyRefused { node, office, why } => {
+                write!(f, "the copy of step `{node}` to `{office}`: {why}")
             }
             Refusal::NothingToTransfer { node } => write!(
                 f,

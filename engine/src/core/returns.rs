@@ -71,6 +71,12 @@ pub(super) fn allowed(
             }
             Err(Refusal::TransferNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
         }
+        Action::CopyTo { .. } => {
+            if super::copies::may_copy(def, &acting.role) {
+                return Ok(());
+            }
+            Err(Refusal::CopyNotAllowed { node: key.into(), role: acting.role.clone(), allowed: def.copy_by.clone() })
+        }
         Action::Extend { .. } => {
             let allowed = def.extend.as_ref().map_or_else(Vec::new, |e| e.roles.clone());
             if allowed.contains(&acting.role) {
@@ -116,6 +122,9 @@ pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
     }
     if def.approvers.as_ref().is_some_and(|a| a.roles.iter().any(|r| r == role)) {
         out.extend(["add_approver", "remove_approver"]);
+    }
+    if super::copies::may_copy(def, role) {
+        out.push("copy_to");
     }
     out
 }
