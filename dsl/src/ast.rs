@@ -184,6 +184,8 @@ pub struct Role {
     pub oversight: bool,
     /// `may suspend`: the role suspends (挂起) and resumes (激活) instances (issue 11.3).
     pub may_suspend: bool,
+    /// `may correct`: the role corrects a start parameter of a running instance (issue 11.4).
+    pub may_correct: bool,
     pub span: Span,
 }
 

@@ -310,8 +310,11 @@ fn item_head(item: &Item, indent: usize, out: &mut String) {
             if r.oversight {
                 out.push_str(" oversight");
             }
-            if r.may_suspend {
-                out.push_str(" may suspend");
+            match (r.may_suspend, r.may_correct) {
+                (true, true) => out.push_str(" may suspend, correct"),
+                (true, false) => out.push_str(" may suspend"),
+                (false, true) => out.push_str(" may correct"),
+                (false, false) => {}
             }
         }
         Item::Template(t) => {

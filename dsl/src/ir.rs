@@ -152,6 +152,9 @@ pub struct Role {
     /// Issue 11.3: principals in this role suspend (挂起) and resume (激活) instances.
     #[serde(default, skip_serializing_if = "is_false")]
     pub may_suspend: bool,
+    /// Issue 11.4: principals in this role correct a start parameter of a running instance.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub may_correct: bool,
 }
 
 /// Where an instance takes the office bound to a role (R6.1).

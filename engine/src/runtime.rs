@@ -374,6 +374,20 @@ impl Runtime {
         self.or_replay(done, &actor.principal, idem.as_ref()).await
     }
 
+    /// 更正 (issue 11.4): corrects start parameters of a running instance, with a reason.
+    pub async fn correct(
+        &self,
+        id: &str,
+        actor: &Actor,
+        params: BTreeMap<String, Value>,
+        reason: &str,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome, RuntimeError> {
+        let command = Command::Correct { actor: actor.clone(), params, reason: reason.to_string() };
+        let done = self.run(id, &command, actor, None, idem.as_ref(), None).await;
+        self.or_replay(done, &actor.principal, idem.as_ref()).await
+    }
+
     pub async fn cancel(&self, id: &str, actor: &Actor, reason: &str) -> Result<Outcome, RuntimeError> {
         let command = Command::Cancel { actor: actor.clone(), reason: reason.to_string() };
         self.run(id, &command, actor, None, None, None).await

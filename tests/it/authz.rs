@@ -117,6 +117,15 @@ fn table() -> Vec<Row> {
             Some(json!({ "reason": "恢复办理" })),
             [401, 401, 403, 403, 403, 403],
         ),
+        // Correcting parameters (issue 11.4): only a role the policy declares `may correct`; this
+        // one declares none, so everyone is refused (F059), the admin too.
+        row(
+            M::POST,
+            "/v1/instances/{id}/corrections",
+            "/v1/instances/I/corrections",
+            Some(json!({ "params": {}, "reason": "录入有误" })),
+            [401, 401, 403, 403, 403, 403],
+        ),
         // Starting an instance: any principal (the policy has no starter role).
         row(M::POST, "/v1/instances", "/v1/instances", start, [401, 401, 201, 201, 201, 201]),
         // The admin's: publishing, the clock, calendars, tokens.

@@ -312,3 +312,80 @@ async fn issue_11_2_a_copy_for_information_on_postgres() {
         issue_11_2_a_copy_for_information(env).await;
     }
 }
+
+/// 更正 through HTTP: the leadership group corrects the limit typed at the start, and the open
+/// step's deadline moves across the 2012 Qingming holiday; a correction of the households that
+/// would leave the completed registration short of representatives is refused, naming the step
+/// and the rule, and nothing is recorded.
+async fn issue_11_4_a_parameter_corrected(env: Env) {
+    const CORRECTABLE: &str = r#"policy 更正演练 {
+  param 户数: int
+  param 办结时限: int
+  role 领导小组 may correct
+  role 承办
+  let 代表下限: int = if 户数 <= 1500 { 50 } else { 50 + floor((户数 - 1500) / 100) }
+  step 登记: task { by 承办 form { 代表人数: int require 代表人数 >= 代表下限 else "R2.6 居民代表人数不得少于下限" } }
+  step 办理: task { by 承办 after 登记 due 办结时限 workdays }
+}"#;
+    let published = env
+        .client
+        .post(format!("{}/v1/policies", env.base))
+        .bearer_auth(&env.admin)
+        .header("content-type", "text/plain")
+        .body(CORRECTABLE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::CREATED);
+    let clerk = env.token("孙", "民政科", &["承办"]).await;
+    let group = env.token("周组长", "街道办事处", &["领导小组"]).await;
+    let start = json!({ "policy": "更正演练", "params": { "户数": 1600, "办结时限": 5 }, "id": "fix-1" });
+    assert_eq!(env.post("/v1/instances", &clerk, start).await.status, StatusCode::CREATED);
+    let id = "fix-1";
+    let registered = json!({ "action": "submit_form", "data": { "代表人数": 55 } });
+    assert_eq!(env.act(id, "登记", &clerk, registered).await.status, StatusCode::OK);
+    // Wednesday 03-21 + 5 working days: the end of Wednesday 03-28.
+    assert_eq!(env.step(id, "办理").await["due_at"], "2012-03-28T16:00:00Z");
+    let path = format!("/v1/instances/{id}/corrections");
+    let longer = json!({ "params": { "办结时限": 8 }, "reason": "时限录入有误" });
+    assert_problem(&env.post(&path, &clerk, longer.clone()).await, StatusCode::FORBIDDEN, "F059");
+    let blank = json!({ "params": { "办结时限": 8 }, "reason": " " });
+    assert_problem(&env.post(&path, &group, blank).await, StatusCode::UNPROCESSABLE_ENTITY, "F018");
+    let fixed = env.post(&path, &group, longer).await;
+    assert_eq!(fixed.status, StatusCode::OK, "{}", fixed.body);
+    // 8 working days: 03-29, 03-30, then the Saturday 03-31 made a working day for 清明.
+    assert_eq!(
+        fixed.body["events"][0]["payload"],
+        json!({ "event": "corrected", "reason": "时限录入有误",
+                "params": [{ "param": "办结时限", "from": { "number": "5" }, "to": { "number": "8" } }],
+                "values": { "代表下限": { "number": "51" } },
+                "steps": [{ "node": "办理", "due_at": "2012-03-31T16:00:00Z" }] })
+    );
+    assert_eq!(env.step(id, "办理").await["due_at"], "2012-03-31T16:00:00Z");
+    let version = env.history_len(id).await;
+    let short = json!({ "params": { "户数": 2100 }, "reason": "户数录入有误" });
+    let refused = env.post(&path, &group, short).await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "F060");
+    assert_eq!(
+        refused.body["detail"],
+        "the correction would make completed step `登记` invalid: R2.6 居民代表人数不得少于下限"
+    );
+    assert_eq!(env.history_len(id).await, version, "nothing recorded");
+    let fits = env.post(&path, &group, json!({ "params": { "户数": 2000 }, "reason": "户数录入有误" })).await;
+    assert_eq!(fits.status, StatusCode::OK, "{}", fits.body);
+    let view = env.get(&format!("/v1/instances/{id}"), &group).await;
+    assert_eq!((&view.body["params"]["户数"], &view.body["values"]["代表下限"]), (&json!(2000), &json!(55)));
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_4_a_parameter_corrected_on_sqlite() {
+    issue_11_4_a_parameter_corrected(Env::sqlite(false).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_4_a_parameter_corrected_on_postgres() {
+    if let Some(env) = Env::postgres_with("correct", false).await {
+        issue_11_4_a_parameter_corrected(env).await;
+    }
+}

@@ -832,6 +832,81 @@ policy 挂起演练 {
     env.finish().await;
 }
 
+/// Issue 11.4: the instance page offers the role declared `may correct` the form that corrects a
+/// start parameter, showing its value now; a correction is recorded, and one that would make the
+/// completed registration invalid comes back with the rule's words (F060).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_4_a_parameter_is_corrected_from_the_instance_page() {
+    const CORRECTABLE: &str = r#"
+policy 更正演练 {
+  param 户数: int
+  role 领导小组 may correct
+  role 承办
+  let 代表下限: int = if 户数 <= 1500 { 50 } else { 50 + floor((户数 - 1500) / 100) }
+  step 登记: task { by 承办 form { 代表人数: int require 代表人数 >= 代表下限 else "R2.6 居民代表人数不得少于下限" } }
+  step 办理: task { by 承办 after 登记 }
+}
+"#;
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(CORRECTABLE).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let start = json!({ "policy": "更正演练", "id": "fix-p", "params": { "户数": 1600 } });
+    assert_eq!(send("/v1/instances").json(&start).send().await.unwrap().status(), StatusCode::CREATED);
+    let clerk = env.token("孙", "民政科", "承办").await;
+    let group = env.token("周组长", "街道办事处", "领导小组").await;
+    let mut c = Browser::new(&env);
+    c.sign_in(&clerk).await;
+    assert!(!c.get("/instances/fix-p").await.body.contains("correction-form"), "the clerk may not correct");
+    let act = c.get(&format!("/act?instance=fix-p&step={}", q("登记"))).await;
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let key = format!("{}-s", key.split('-').next().unwrap());
+    let registered = [
+        ("csrf", csrf.as_str()),
+        ("instance", "fix-p"),
+        ("step", "登记"),
+        ("action", "submit_form"),
+        ("key", key.as_str()),
+        ("f.代表人数", "55"),
+    ];
+    assert_eq!(c.post("/act", &registered).await.status, StatusCode::SEE_OTHER);
+    let mut b = Browser::new(&env);
+    b.sign_in(&group).await;
+    let page = b.get("/instances/fix-p").await;
+    assert!(page.body.contains("id=\"do-correct\"") && page.body.contains("户数(int,现值 1600)"), "{}", page.body);
+    let (csrf, key) = (hidden(&page.body, "csrf"), hidden(&page.body, "key"));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("key", key.as_str()),
+        ("role", "领导小组"),
+        ("param", "户数"),
+        ("value", "2000"),
+        ("reason", "户数录入有误"),
+    ];
+    let p = b.post("/instances/fix-p/corrections", &form).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let last = env.history("fix-p").await.last().unwrap().clone();
+    assert_eq!((&last["kind"], &last["payload"]["reason"]), (&json!("corrected"), &json!("户数录入有误")));
+    let page = b.get("/instances/fix-p").await;
+    let (csrf, key) = (hidden(&page.body, "csrf"), hidden(&page.body, "key"));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("key", key.as_str()),
+        ("role", "领导小组"),
+        ("param", "户数"),
+        ("value", "2100"),
+        ("reason", "再次更正"),
+    ];
+    let refused = b.post("/instances/fix-p/corrections", &form).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(
+        refused.body.contains("F060") && refused.body.contains("R2.6 居民代表人数不得少于下限"),
+        "{}",
+        refused.body
+    );
+    env.finish().await;
+}
+
 /// The R6.2 page checks on one store.
 async fn r6_2_pages_redact(env: PagesEnv) {
     let source = civicflow_policies::get("residents_demand").unwrap().source;

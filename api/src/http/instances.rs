@@ -467,7 +467,7 @@ async fn resolve_version(state: &AppState, policy: &str, version: Option<&str>) 
         .ok_or_else(|| ApiError::not_found("policy version", &format!("{policy}@{v}")))
 }
 
-fn read_params(
+pub(crate) fn read_params(
     program: &Program,
     given: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<BTreeMap<String, Value>, ApiError> {
@@ -486,7 +486,11 @@ fn read_params(
     Ok(params)
 }
 
-fn choose_role(principal: &Principal, asked: Option<&str>, node: Option<&ir::Node>) -> Result<String, ApiError> {
+pub(crate) fn choose_role(
+    principal: &Principal,
+    asked: Option<&str>,
+    node: Option<&ir::Node>,
+) -> Result<String, ApiError> {
     if let Some(role) = asked {
         return if principal.roles.iter().any(|r| r == role) {
             Ok(role.to_string())

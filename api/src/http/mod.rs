@@ -18,6 +18,7 @@ pub mod calendar;
 pub mod calendars;
 pub mod codes;
 pub mod contract;
+pub mod corrections;
 pub mod events;
 pub mod extract;
 pub mod history;
@@ -135,6 +136,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(instances::next_cycle))
         .routes(routes!(suspension::suspend))
         .routes(routes!(suspension::resume))
+        .routes(routes!(corrections::correct))
         .routes(routes!(calendar::calendar))
         .routes(routes!(history::history))
         .routes(routes!(history::verify))

@@ -228,6 +228,7 @@ pub(super) async fn render(
         "has_notice": !program.policy.templates.is_empty(),
         "start_next": super::cycle::start_form(pages, session, id, refusal.map(|(_, f)| f)).await,
         "suspension": super::suspension::section(&program.policy, tz, &view, session),
+        "correction": super::correction::section(&program.policy, &view, session),
         "refusal": refusal.map(|(p, _)| json!({ "code": p.code, "detail": p.detail, "rule": p.rule })),
     });
     let mut r = pages.render_status(&headers, status, "instance", Some(session), page);

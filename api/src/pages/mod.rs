@@ -16,6 +16,7 @@
 //! the API refuse the same input with the same words.
 
 pub mod audit;
+pub mod correction;
 pub mod cycle;
 pub mod graph;
 pub mod inbox;
@@ -132,6 +133,7 @@ pub fn router(app: AppState) -> Router {
         .route("/instances/{id}/next-cycle", post(cycle::submit))
         .route("/instances/{id}/suspend", post(suspension::suspend))
         .route("/instances/{id}/resume", post(suspension::resume))
+        .route("/instances/{id}/corrections", post(correction::submit))
         .route("/instances/{id}/audit", get(audit::page))
         .route("/instances/{id}/audit.csv", get(audit::csv))
         .route("/instances/{id}/audit.jsonl", get(audit::jsonl))
@@ -449,6 +451,9 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("suspended", "已挂起", "Suspended"),
     ("suspended_since", "挂起时间", "Since"),
     ("suspend", "挂起", "Suspend"),
+    ("correct", "更正参数", "Correct a parameter"),
+    ("correct_value", "更正为", "Corrected value"),
+    ("now_value", "现值", "Now"),
     ("resume", "激活(恢复办理)", "Resume"),
     ("extend_amount", "延长", "Extend by"),
     ("extend_left", "最多还可延长", "At most left"),

@@ -216,6 +216,7 @@ impl Checker {
                             bound: None, // resolved by `role_bindings` once the steps are known
                             oversight: r.oversight,
                             may_suspend: r.may_suspend,
+                            may_correct: r.may_correct,
                         });
                     }
                 }

@@ -182,6 +182,17 @@ fn a_role_that_may_suspend_lowers_and_formats() {
     assert!(formatted.contains("role 协调办 \"协调办公室\" may suspend\n"), "{formatted}");
     let plain = compile("policy p { role 甲 step 一: task { by 甲 } }").unwrap().policy;
     assert!(!String::from_utf8(plain.canonical_json()).unwrap().contains("may_suspend"));
+    // Issue 11.4: `may correct`, alone or with `suspend`.
+    let src = "policy c { role 甲 may correct role 乙 may suspend, correct step 一: task { by 甲 } }";
+    let policy = compile(src).unwrap().policy;
+    let may: Vec<(bool, bool)> = policy.roles.iter().map(|r| (r.may_suspend, r.may_correct)).collect();
+    assert_eq!(may, [(false, true), (true, true)]);
+    let formatted = crate::fmt::format_source(src).unwrap();
+    assert!(
+        formatted.contains("role 甲 may correct\n") && formatted.contains("role 乙 may suspend, correct\n"),
+        "{formatted}"
+    );
+    assert!(!String::from_utf8(plain.canonical_json()).unwrap().contains("may_correct"));
 }
 
 /// Issue 8: `may return`, `urge by` and `owned` lower to the IR; a policy without them keeps the

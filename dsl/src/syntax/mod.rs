@@ -415,8 +415,17 @@ fn item(p: Pair<Rule>) -> PResult<Item> {
             let description = k.opt(Rule::string).map(string).transpose()?;
             let bound = k.opt(Rule::role_bound).map(role_bound).transpose()?;
             let oversight = k.opt(Rule::oversight).is_some();
-            let may_suspend = k.opt(Rule::may_suspend).is_some();
-            Item::Role(Role { name, description, bound, oversight, may_suspend, span })
+            let (mut may_suspend, mut may_correct) = (false, false);
+            if let Some(powers) = k.opt(Rule::role_powers) {
+                for power in powers.into_inner().filter(|x| x.as_rule() == Rule::role_power) {
+                    match power.into_inner().next().map(|x| x.as_rule()) {
+                        Some(Rule::kw_suspend) => may_suspend = true,
+                        Some(Rule::kw_correct) => may_correct = true,
+                        _ => {}
+                    }
+                }
+            }
+            Item::Role(Role { name, description, bound, oversight, may_suspend, may_correct, span })
         }
         Rule::template_decl => {
             let mut k = Kids::of(p);

@@ -456,8 +456,8 @@ fn param() -> impl Strategy<Value = Item> {
     )
 }
 
-/// `role NAME ["…"] [bound by param P | starter | item | STEP.FIELD] [oversight] [may suspend]`
-/// (R6.1, R6.2, issue 11.3).
+/// `role NAME ["…"] [bound by param P | starter | item | STEP.FIELD] [oversight] [may suspend,
+/// correct]` (R6.1, R6.2, issues 11.3, 11.4).
 fn role() -> impl Strategy<Value = Item> {
     let source = prop_oneof![
         ident().prop_map(BindSource::Param),
@@ -466,9 +466,9 @@ fn role() -> impl Strategy<Value = Item> {
         (ident(), ident()).prop_map(|(s, f)| BindSource::Field(s, f)),
     ];
     let bound = prop::option::of(source.prop_map(|source| RoleBound { source, span: sp() }));
-    (ident(), prop::option::of(str_lit()), bound, any::<bool>(), any::<bool>()).prop_map(
-        |(name, description, bound, oversight, may_suspend)| {
-            Item::Role(Role { name, description, bound, oversight, may_suspend, span: sp() })
+    (ident(), prop::option::of(str_lit()), bound, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(name, description, bound, oversight, may_suspend, may_correct)| {
+            Item::Role(Role { name, description, bound, oversight, may_suspend, may_correct, span: sp() })
         },
     )
 }

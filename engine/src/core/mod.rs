@@ -18,6 +18,7 @@ mod ballot;
 mod binding;
 mod breach;
 mod copies;
+mod correct;
 pub mod cycles;
 mod extend;
 mod fire;
@@ -347,6 +348,27 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 c.read = Some((principal.clone(), at));
             }
         }
+        Event::Corrected { params, values, steps, .. } => {
+            for c in params {
+                state.params.insert(c.param.clone(), c.to.clone());
+            }
+            state.values = values.clone();
+            for s in steps {
+                if let Some(n) = state.nodes.get_mut(&s.node) {
+                    if s.window.is_some() {
+                        n.window = s.window;
+                    }
+                    if s.due_at.is_some() {
+                        n.due_at = s.due_at;
+                        // A new deadline: its reminders are sent again.
+                        n.reminders_sent = 0;
+                    }
+                    if s.min_until.is_some() {
+                        n.min_until = s.min_until;
+                    }
+                }
+            }
+        }
         Event::Suspended { reason } => {
             state.suspended = Some(Suspension { since: at, reason: reason.clone() });
         }
@@ -535,6 +557,7 @@ fn decide_inner(
             d.emit(Event::Cancelled { reason: reason.clone() });
         }
         Command::Suspend { actor, reason } => d.suspend(actor, reason)?,
+        Command::Correct { actor, params, reason } => d.correct(actor, params, reason)?,
         Command::Resume { actor, reason } => d.resume(actor, reason)?,
         Command::CalendarAdded { year, notice, added_by } => {
             if d.state.status != Status::Running {

@@ -157,6 +157,13 @@ pub enum Command {
         actor: Actor,
         reason: String,
     },
+    /// 更正 (issue 11.4): correct start parameters, with a reason; what was computed from them is
+    /// computed again.
+    Correct {
+        actor: Actor,
+        params: BTreeMap<String, Value>,
+        reason: String,
+    },
     /// R0.2: a year's working-day calendar was added; periods waiting for it are computed.
     CalendarAdded {
         year: i32,
@@ -396,6 +403,26 @@ pub struct MovedDeadline {
     pub to: DateTime<Utc>,
 }
 
+/// A start parameter corrected (issue 11.4): its value before (none if it had none) and after.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamChange {
+    pub param: String,
+    pub from: Option<Value>,
+    pub to: Value,
+}
+
+/// An open step whose periods a correction moved: each field set is the period's new end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecomputedStep {
+    pub node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_until: Option<DateTime<Utc>>,
+}
+
 /// What happened. Each event is one entry of the audit chain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
@@ -623,6 +650,15 @@ pub enum Event {
         office: String,
         principal: String,
     },
+    /// Issue 11.4: start parameters were corrected (更正) for `reason`; `values` are all the values
+    /// computed from the parameters now, `steps` the open steps whose periods moved. Who is the
+    /// event's actor.
+    Corrected {
+        params: Vec<ParamChange>,
+        values: BTreeMap<String, Value>,
+        reason: String,
+        steps: Vec<RecomputedStep>,
+    },
     /// Issue 11.3: the instance is suspended (挂起) for `reason`; who is the event's actor.
     Suspended {
         reason: String,
@@ -688,6 +724,7 @@ impl Event {
             Event::Resumed { .. } => "resumed",
             Event::CopiedTo { .. } => "copied_to",
             Event::CopyRead { .. } => "copy_read",
+            Event::Corrected { .. } => "corrected",
         }
     }
 

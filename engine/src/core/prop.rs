@@ -358,6 +358,13 @@ enum Op {
         role: usize,
         resume: bool,
     },
+    /// Issue 11.4: correct one parameter to its value in one of the fixture's sets, in one of the
+    /// policy's roles.
+    Correct {
+        role: usize,
+        set: usize,
+        param: usize,
+    },
     StartAgain,
 }
 
@@ -478,6 +485,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1..12i64).prop_map(|d| Op::Wait(d * 24 * 60)),
         1 => proptest::bool::weighted(0.3).prop_map(|blank| Op::Cancel { blank }),
         2 => (0..16usize, any::<bool>()).prop_map(|(role, resume)| Op::Suspend { role, resume }),
+        2 => (0..16usize, 0..4usize, 0..16usize).prop_map(|(role, set, param)| Op::Correct { role, set, param }),
         1 => Just(Op::StartAgain),
     ]
 }
@@ -674,6 +682,16 @@ impl Run<'_> {
                     Command::Suspend { actor, reason: "等待法院裁定".into() }
                 };
                 self.send(&command).map(|_| ())
+            }
+            Op::Correct { role, set, param } => {
+                let role = &self.fx.roles[role % self.fx.roles.len()];
+                let set = &self.fx.param_sets[set % self.fx.param_sets.len()];
+                let params: BTreeMap<String, Value> =
+                    set.iter().cycle().nth(*param).into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                self.send(&Command::Correct {
+                    actor: actor(role, 1), params, reason: "录入有误,予以更正".into()
+                })
+                .map(|_| ())
             }
             Op::StartAgain => {
                 let params = self.fx.param_sets[0].clone();
@@ -1069,6 +1087,14 @@ impl Run<'_> {
                     prop_assert_eq!(answer.as_ref().map_err(Refusal::code), Err("F052"), "{} suspended", &actor.role);
                 }
             }
+            // Issue 11.4: only the roles declared `may correct` (F059).
+            Command::Correct { actor, .. } if running => {
+                let may = self.fx.program.policy.roles.iter().any(|r| r.name == actor.role && r.may_correct);
+                if !may {
+                    prop_assert_eq!(answer.as_ref().map_err(Refusal::code), Err("F059"), "{} corrected", &actor.role);
+                }
+            }
+            Command::Correct { .. } => prop_assert!(answer.is_err(), "corrected an instance that is not running"),
             Command::Start { .. }
             | Command::Cancel { .. }
             | Command::CalendarAdded { .. }

@@ -257,6 +257,17 @@ pub enum Refusal {
         office: String,
         why: String,
     },
+    /// Issue 11.4: correcting a start parameter is for the roles the policy declares `may correct`.
+    CorrectNotAllowed {
+        role: String,
+        allowed: Vec<String>,
+    },
+    /// Issue 11.4: the correction would make what a completed step decided invalid: the step and
+    /// the rule it would break.
+    CorrectionRefused {
+        node: String,
+        rule: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起): nothing is acted on until it resumes.
     Suspended {
         since: chrono::DateTime<chrono::Utc>,
@@ -334,6 +345,8 @@ impl Refusal {
             Refusal::ApproverChangeRefused { .. } => "F056",
             Refusal::CopyNotAllowed { .. } => "F057",
             Refusal::CopyRefused { .. } => "F058",
+            Refusal::CorrectNotAllowed { .. } => "F059",
+            Refusal::CorrectionRefused { .. } => "F060",
             Refusal::NotSuspended => "F051",
             Refusal::SuspendNotAllowed { .. } => "F052",
             Refusal::BallotNotApproved { .. } => "F046",
@@ -352,6 +365,7 @@ impl Refusal {
             | Refusal::TransferNotAllowed { .. }
             | Refusal::ApproversNotAllowed { .. }
             | Refusal::CopyNotAllowed { .. }
+            | Refusal::CorrectNotAllowed { .. }
             | Refusal::OfficeNotBound { .. }
             | Refusal::RoleNotBound { .. } => RefusalClass::Forbidden,
             Refusal::AlreadyActed { .. }
@@ -532,6 +546,16 @@ impl fmt::Display for Refusal {
                 } else {
                     write!(f, "role `{role}` may not copy step `{node}` to another office; copying it is for {}", list(allowed))
                 }
+            }
+            Refusal::CorrectNotAllowed { role, allowed } => {
+                if allowed.is_empty() {
+                    write!(f, "role `{role}` may not correct this instance's parameters; the policy names no role that may")
+                } else {
+                    write!(f, "role `{role}` may not correct this instance's parameters; that is for {}", list(allowed))
+                }
+            }
+            Refusal::CorrectionRefused { node, rule } => {
+                write!(f, "the correction would make completed step `{node}` invalid: {rule}")
             }
             Refusal::CopyRefused { node, office, why } => {
                 write!(f, "the copy of step `{node}` to `{office}`: {why}")

@@ -10,6 +10,7 @@ mod community_access;
 mod community_assessment;
 mod election;
 mod election_congress;
+mod election_corrections;
 mod offices;
 mod property_service;
 mod reform_pilot;
