@@ -108,6 +108,28 @@ impl Simulation {
         self.run(&command)
     }
 
+    /// Issue 11.5: moves the instance to the policy compiled from `source` with `renames` (old
+    /// id → new id), as a migration plan `plan` does: decided with the new version, which the
+    /// simulation runs from then on when it is accepted.
+    pub fn migrate_to(&mut self, source: &str, renames: &[(&str, &str)]) -> Result<Vec<Event>, Refusal> {
+        let compiled = civicflow_dsl::compile(source).map_err(|d| Refusal::Evaluation {
+            message: d.as_slice().iter().map(|x| format!("{}: {}", x.code, x.message)).collect::<Vec<_>>().join("\n"),
+        })?;
+        let to = Program::new(compiled.policy, compiled.hash).map_err(|message| Refusal::Evaluation { message })?;
+        let renames: BTreeMap<String, String> = renames.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let map = core::migration_map("sim-plan", &self.program, &to, &renames)
+            .map_err(|why| Refusal::MigrationRefused { step: None, why })?;
+        let command = Command::Migrate { actor: actor("领导小组"), map };
+        let ctx = Context { program: &to, calendar: &self.calendar };
+        let (events, _) = core::decide(ctx, &self.state, &command, self.now).map(|e| (e, ()))?;
+        for e in &events {
+            core::apply(&mut self.state, e, self.now);
+            self.history.push((e.clone(), self.now));
+        }
+        self.program = to;
+        Ok(events)
+    }
+
     pub fn cancel(&mut self, reason: &str) -> Result<Vec<Event>, Refusal> {
         self.run(&Command::Cancel { actor: actor("领导小组"), reason: reason.into() })
     }

@@ -23,6 +23,7 @@ pub mod cycles;
 mod extend;
 mod fire;
 mod join;
+mod migrate;
 mod model;
 mod nodes;
 mod open;
@@ -57,6 +58,7 @@ use civicflow_dsl::value::Value;
 pub use binding::{bound_office, may_act};
 pub use breach::acting_roles;
 pub use model::*;
+pub use migrate::{migration_map, MigrationMap};
 pub use nodes::Nodes;
 pub use open_steps::{open_step_changes, open_steps, OpenStep, Reader};
 pub use refusal::{local, Refusal, RefusalClass};
@@ -348,6 +350,9 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 c.read = Some((principal.clone(), at));
             }
         }
+        Event::Migrated { renamed, removed, added, params, values, .. } => {
+            migrate::apply_migrated(state, renamed, removed, added, params, values)
+        }
         Event::Corrected { params, values, steps, .. } => {
             for c in params {
                 state.params.insert(c.param.clone(), c.to.clone());
@@ -558,6 +563,7 @@ fn decide_inner(
         }
         Command::Suspend { actor, reason } => d.suspend(actor, reason)?,
         Command::Correct { actor, params, reason } => d.correct(actor, params, reason)?,
+        Command::Migrate { actor, map } => d.migrate(actor, map)?,
         Command::Resume { actor, reason } => d.resume(actor, reason)?,
         Command::CalendarAdded { year, notice, added_by } => {
             if d.state.status != Status::Running {

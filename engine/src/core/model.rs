@@ -164,6 +164,12 @@ pub enum Command {
         params: BTreeMap<String, Value>,
         reason: String,
     },
+    /// Issue 11.5: move the instance to the version `map.to` of its policy, as the plan `map.plan`
+    /// maps it (decided with that version).
+    Migrate {
+        actor: Actor,
+        map: super::migrate::MigrationMap,
+    },
     /// R0.2: a year's working-day calendar was added; periods waiting for it are computed.
     CalendarAdded {
         year: i32,
@@ -659,6 +665,21 @@ pub enum Event {
         reason: String,
         steps: Vec<RecomputedStep>,
     },
+    /// Issue 11.5: the instance moved from version `from` to version `to` of its policy by the
+    /// plan `plan`: `renamed` (old key, new key, new definition), `removed` (keys of steps never
+    /// acted on), `added` (new steps, waiting), the new version's parameters taken from their
+    /// defaults, and every value computed with the new version. Who is the event's actor.
+    Migrated {
+        from: String,
+        to: String,
+        plan: String,
+        renamed: Vec<(String, String, String)>,
+        removed: Vec<String>,
+        added: Vec<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        params: BTreeMap<String, Value>,
+        values: BTreeMap<String, Value>,
+    },
     /// Issue 11.3: the instance is suspended (挂起) for `reason`; who is the event's actor.
     Suspended {
         reason: String,
@@ -725,6 +746,7 @@ impl Event {
             Event::CopiedTo { .. } => "copied_to",
             Event::CopyRead { .. } => "copy_read",
             Event::Corrected { .. } => "corrected",
+            Event::Migrated { .. } => "migrated",
         }
     }
 

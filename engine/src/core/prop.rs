@@ -1096,6 +1096,7 @@ impl Run<'_> {
             }
             Command::Correct { .. } => prop_assert!(answer.is_err(), "corrected an instance that is not running"),
             Command::Start { .. }
+            | Command::Migrate { .. }
             | Command::Cancel { .. }
             | Command::CalendarAdded { .. }
             | Command::Suspend { .. }

@@ -268,6 +268,12 @@ pub enum Refusal {
         node: String,
         rule: String,
     },
+    /// Issue 11.5: the instance cannot move to the new version as the plan maps it: the step (if
+    /// one) and why (an approval would be lost, a completed step reopened, a window broken …).
+    MigrationRefused {
+        step: Option<String>,
+        why: String,
+    },
     /// Issue 11.3: the instance is suspended (挂起): nothing is acted on until it resumes.
     Suspended {
         since: chrono::DateTime<chrono::Utc>,
@@ -347,6 +353,7 @@ impl Refusal {
             Refusal::CopyRefused { .. } => "F058",
             Refusal::CorrectNotAllowed { .. } => "F059",
             Refusal::CorrectionRefused { .. } => "F060",
+            Refusal::MigrationRefused { .. } => "F061",
             Refusal::NotSuspended => "F051",
             Refusal::SuspendNotAllowed { .. } => "F052",
             Refusal::BallotNotApproved { .. } => "F046",
@@ -387,6 +394,7 @@ impl Refusal {
             | Refusal::Suspended { .. }
             | Refusal::NotSuspended
             | Refusal::CopyRefused { .. }
+            | Refusal::MigrationRefused { .. }
             | Refusal::NoNextCycleDue { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
         }
@@ -553,6 +561,12 @@ impl fmt::Display for Refusal {
                 } else {
                     write!(f, "role `{role}` may not correct this instance's parameters; that is for {}", list(allowed))
                 }
+            }
+            Refusal::MigrationRefused { step: Some(step), why } => {
+                write!(f, "the instance cannot move to the new version: step `{step}`: {why}")
+            }
+            Refusal::MigrationRefused { step: None, why } => {
+                write!(f, "the instance cannot move to the new version: {why}")
             }
             Refusal::CorrectionRefused { node, rule } => {
                 write!(f, "the correction would make completed step `{node}` invalid: {rule}")
