@@ -14,9 +14,9 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, OpenStepRef,
-    OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent,
-    TimerRecord, TokenRecord,
+    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord,
+    MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord,
+    Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -506,6 +506,20 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.calendar_years().await;
         self.time("calendar_years", t);
+        r
+    }
+
+    async fn put_migration_plan(&self, plan: MigrationPlanRecord) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.put_migration_plan(plan).await;
+        self.time("put_migration_plan", t);
+        r
+    }
+
+    async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.migration_plan(id).await;
+        self.time("migration_plan", t);
         r
     }
 

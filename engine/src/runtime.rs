@@ -25,6 +25,7 @@ use crate::store::{
 
 mod cache;
 mod calendars;
+mod migrate;
 mod open_steps;
 mod related;
 
@@ -33,6 +34,7 @@ mod timers;
 
 pub use cache::{estimated_bytes, CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
+pub use migrate::{MigrationPlan, MigrationReport, PlannedInstance, PlannedOutcome, RefusedInstance};
 
 /// How many times a command is decided again after losing a race for the instance.
 const RETRIES: usize = 8;
@@ -413,7 +415,18 @@ impl Runtime {
                 None => self.command_copy(id).await?,
             };
             let (record, state) = (&copy.0, &copy.1);
-            let program = self.program(&record.policy_name, Some(&record.policy_hash)).await?;
+            // Issue 11.5: a migration is decided with the version it moves the instance to.
+            let hash = match command {
+                Command::Migrate { map, .. } if record.policy_hash != map.from => {
+                    return Err(RuntimeError::Refused(Refusal::MigrationRefused {
+                        step: None,
+                        why: format!("it runs on version {}, not on the one the plan moves from", record.policy_hash),
+                    }))
+                }
+                Command::Migrate { map, .. } => map.to.as_str(),
+                _ => record.policy_hash.as_str(),
+            };
+            let program = self.program(&record.policy_name, Some(hash)).await?;
             // A timer's events happen at its instant (R3.5: the breach is recorded when it
             // occurs), however late the service delivers it.
             let now = match command {
@@ -451,6 +464,10 @@ impl Runtime {
             commit.counters.extend(self.quota_counters(&program, state, &next, &facts));
             commit.released.extend(self.quota_released(&program, state, &next));
             commit.spawn = spawn;
+            if let Command::Migrate { .. } = command {
+                migrate::whole_commit(&mut commit, id, ctx, state, &next);
+            }
+            let policy_hash = commit.policy_hash.clone().unwrap_or_else(|| record.policy_hash.clone());
             let bytes = self.estimate(id, &next, &commit);
             let wrote_snapshot = commit.snapshot.is_some();
             let status = commit.status.clone();
@@ -465,6 +482,7 @@ impl Runtime {
                         updated_at,
                         snapshot: serde_json::Value::Null,
                         snapshot_version: if wrote_snapshot { version } else { record.snapshot_version },
+                        policy_hash,
                         ..record.clone()
                     };
                     self.cache.put(cached, next, bytes);
@@ -598,6 +616,7 @@ impl Runtime {
             create: None,
             open_step_nodes,
             open_step_rows: open_steps::open_step_rows(opened),
+            policy_hash: None,
         };
         Ok(commit)
     }

@@ -147,6 +147,16 @@ fn table() -> Vec<Row> {
             [401, 401, 403, 403, 403, 201],
         ),
         row(M::DELETE, "/v1/admin/tokens/{principal}", "/v1/admin/tokens/无此人", None, [401, 401, 403, 403, 403, 404]),
+        // Migrations (issue 11.5): the admin's; no such version, no such plan.
+        row(
+            M::POST,
+            "/v1/migrations",
+            "/v1/migrations",
+            Some(json!({ "policy": "授权矩阵", "from": "2026.1", "to": "2026.2" })),
+            [401, 401, 403, 403, 403, 404],
+        ),
+        row(M::GET, "/v1/migrations/{id}", "/v1/migrations/mig-0", None, [401, 401, 403, 403, 403, 404]),
+        row(M::POST, "/v1/migrations/{id}/apply", "/v1/migrations/mig-0/apply", None, [401, 401, 403, 403, 403, 404]),
     ]
 }
 

@@ -26,6 +26,7 @@ pub mod inbox;
 pub mod instance_id;
 pub mod instances;
 pub mod limits;
+pub mod migrations;
 pub mod personal;
 pub mod policies;
 pub mod problem;
@@ -100,6 +101,7 @@ pub struct AppState {
         (name = "history", description = "The audit chain"),
         (name = "events", description = "Live events"),
         (name = "admin", description = "The simulated clock"),
+        (name = "migrations", description = "Move running instances to a new version of their policy: plan, review, apply"),
         (name = "service", description = "Health and metrics"),
     )
 )]
@@ -137,6 +139,9 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(suspension::suspend))
         .routes(routes!(suspension::resume))
         .routes(routes!(corrections::correct))
+        .routes(routes!(migrations::plan))
+        .routes(routes!(migrations::get_plan))
+        .routes(routes!(migrations::apply))
         .routes(routes!(calendar::calendar))
         .routes(routes!(history::history))
         .routes(routes!(history::verify))

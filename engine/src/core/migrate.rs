@@ -72,9 +72,9 @@ pub fn migration_map(
             continue;
         }
         // Under a renamed phase or call, a child keeps its own name.
-        let under = renames.iter().find_map(|(old, new)| {
-            n.id.strip_prefix(&format!("{old}/")).map(|rest| format!("{new}/{rest}"))
-        });
+        let under = renames
+            .iter()
+            .find_map(|(old, new)| n.id.strip_prefix(&format!("{old}/")).map(|rest| format!("{new}/{rest}")));
         if let Some(new) = under.filter(|new| to.node(new).is_some()) {
             renamed.insert(n.id.clone(), new);
         }
@@ -100,7 +100,15 @@ pub fn migration_map(
         .filter(|m| !matched.contains(m.id.as_str()) && (from.node(&m.id).is_none() || renamed.contains_key(&m.id)))
         .map(|m| m.id.clone())
         .collect();
-    Ok(MigrationMap { plan: plan.to_string(), from: from.hash.clone(), to: to.hash.clone(), renamed, removed, added, changed_kind })
+    Ok(MigrationMap {
+        plan: plan.to_string(),
+        from: from.hash.clone(),
+        to: to.hash.clone(),
+        renamed,
+        removed,
+        added,
+        changed_kind,
+    })
 }
 
 fn kind_name(k: NodeKind) -> &'static str {
@@ -118,9 +126,17 @@ fn short(hash: &str) -> &str {
 impl Decision<'_> {
     pub(super) fn migrate(&mut self, _actor: &Actor, map: &MigrationMap) -> Result<(), Refusal> {
         self.running()?;
-        let refuse = |step: Option<&str>, why: String| Refusal::MigrationRefused { step: step.map(str::to_string), why };
+        let refuse =
+            |step: Option<&str>, why: String| Refusal::MigrationRefused { step: step.map(str::to_string), why };
         if self.ctx.program.hash != map.to {
-            return Err(refuse(None, format!("the command was decided with version {}, not {}", short(&self.ctx.program.hash), short(&map.to))));
+            return Err(refuse(
+                None,
+                format!(
+                    "the command was decided with version {}, not {}",
+                    short(&self.ctx.program.hash),
+                    short(&map.to)
+                ),
+            ));
         }
         let to = self.ctx.program;
         let mut renamed = Vec::new();
@@ -129,8 +145,14 @@ impl Decision<'_> {
             if map.removed.contains(&n.def) {
                 let acted = !n.acts.is_empty() || n.form.is_some() || n.vote.is_some();
                 let why = match n.status {
-                    NodeStatus::Done => Some(format!("it is {}: the new version has no such step, and its record would be lost", status_word(n))),
-                    NodeStatus::Open if acted => Some("it has been acted on: the new version has no such step, and the acts on it would be lost".into()),
+                    NodeStatus::Done => Some(format!(
+                        "it is {}: the new version has no such step, and its record would be lost",
+                        status_word(n)
+                    )),
+                    NodeStatus::Open if acted => Some(
+                        "it has been acted on: the new version has no such step, and the acts on it would be lost"
+                            .into(),
+                    ),
                     _ => None,
                 };
                 if let Some(why) = why {
@@ -163,7 +185,12 @@ impl Decision<'_> {
                 Some(v) => {
                     params.insert(p.id.clone(), v.clone());
                 }
-                None => return Err(refuse(None, format!("the new version's parameter `{}` has no value here and no default", p.id))),
+                None => {
+                    return Err(refuse(
+                        None,
+                        format!("the new version's parameter `{}` has no value here and no default", p.id),
+                    ))
+                }
             }
         }
         let mut all = self.state.params.clone();
@@ -237,7 +264,10 @@ impl Decision<'_> {
                 if let Some(a) = n.acts.iter().find(|a| !roles.contains(&a.actor.role) && a.action != "urge") {
                     return Err(refuse(
                         key,
-                        format!("`{}` acted on it as `{}`, a role the new version does not give it", a.actor.principal, a.actor.role),
+                        format!(
+                            "`{}` acted on it as `{}`, a role the new version does not give it",
+                            a.actor.principal, a.actor.role
+                        ),
                     ));
                 }
             }
@@ -267,7 +297,9 @@ pub(super) fn apply_migrated(
 ) {
     let moving: Vec<(String, String, super::NodeState)> = renamed
         .iter()
-        .filter_map(|(old, new, def)| state.nodes.get(old).cloned().map(|n| (old.clone(), new.clone(), (def.clone(), n))))
+        .filter_map(|(old, new, def)| {
+            state.nodes.get(old).cloned().map(|n| (old.clone(), new.clone(), (def.clone(), n)))
+        })
         .map(|(old, new, (def, mut n))| {
             n.def = def;
             (old, new, n)
@@ -291,7 +323,7 @@ pub(super) fn apply_migrated(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
     use crate::core::{Action, Event, NodeStatus, Status};
     use crate::sim::Simulation;
@@ -382,7 +414,10 @@ policy 迁移演练 {
         let v2 = civicflow_dsl::compile(V2).unwrap().hash;
         assert_eq!(
             bad.to_string(),
-            format!("the instance cannot move to the new version: `办结` is not a step of the version migrated to ({})", &v2[..12])
+            format!(
+                "the instance cannot move to the new version: `办结` is not a step of the version migrated to ({})",
+                &v2[..12]
+            )
         );
     }
 }

@@ -10,8 +10,8 @@
 //! A batch is all or nothing: [`write`] answers `None` as soon as one commit of it would be
 //! refused (a version moved, a key reused, a timer's lease lost), and the store rolls the
 //! savepoint back and writes the batch commit by commit, so each commit still gets its own
-//! answer. Commits that raise or release counters, spawn an instance or create their own never
-//! come here ([`Plan`]).
+//! answer. Commits that raise or release counters, spawn an instance, create their own or move
+//! it to another version never come here ([`Plan`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -57,6 +57,8 @@ pub(super) trait BatchWriter: Send {
     async fn raise_counter(&mut self, claim: &CounterClaim) -> Result<(), StoreError>;
     /// Lowers a counter by one, never below 0 (a place given back).
     async fn release_counter(&mut self, key: &str) -> Result<(), StoreError>;
+    /// Issue 11.5: the instance runs on this version of its policy from now on.
+    async fn set_policy_hash(&mut self, instance: &str, hash: &str) -> Result<(), StoreError>;
 }
 
 /// Everything of one commit after its idempotency record, the same on both stores, with the
@@ -72,6 +74,9 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
             Some(v) => StoreError::Conflict { current: super::common::to_u64(v, "version")? },
             None => StoreError::InstanceNotFound { id: commit.instance.clone() },
         });
+    }
+    if let Some(hash) = &commit.policy_hash {
+        w.set_policy_hash(&commit.instance, hash).await?;
     }
     let expected = super::common::to_i64(commit.expected_version, "version")?;
     let prev = if expected == 0 {
@@ -207,7 +212,11 @@ impl Plan {
 /// Whether a commit can be written by [`write`]: counters, spawns and creations keep their own
 /// statements.
 fn batchable(commit: &Commit) -> bool {
-    commit.counters.is_empty() && commit.released.is_empty() && commit.spawn.is_none() && commit.create.is_none()
+    commit.counters.is_empty()
+        && commit.released.is_empty()
+        && commit.spawn.is_none()
+        && commit.create.is_none()
+        && commit.policy_hash.is_none()
 }
 
 /// Writes `commits` (of distinct instances, each from [`Plan::together`]) with one statement per

@@ -333,6 +333,22 @@ pub struct Commit {
     pub open_step_nodes: Vec<String>,
     /// … and those nodes' rows now (`core::open_step_changes`).
     pub open_step_rows: Vec<OpenStepRow>,
+    /// Issue 11.5: the version of its policy (hash) the instance runs from this commit on (a
+    /// migration's); `None` keeps it.
+    pub policy_hash: Option<String>,
+}
+
+/// Issue 11.5: a migration plan as stored (table `migration_plans`): the plan itself is JSON
+/// text the runtime reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationPlanRecord {
+    pub id: String,
+    pub policy: String,
+    pub from_hash: String,
+    pub to_hash: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
 }
 
 /// One reader of an open step, as the table `open_steps` keeps it (issue 10.6).
@@ -715,6 +731,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// R0.2: the calendar years added at run time, by year.
     async fn calendar_years(&self) -> Result<Vec<CalendarYearRecord>, StoreError>;
+
+    /// Issue 11.5: stores a migration plan; [`StoreError::DuplicateKey`] if its id is taken.
+    async fn put_migration_plan(&self, plan: MigrationPlanRecord) -> Result<(), StoreError>;
+
+    /// Issue 11.5: the plan with this id, if any.
+    async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError>;
 
     /// Periodic maintenance of the storage files; SQLite runs `wal_checkpoint(RESTART)` so the
     /// WAL stays bounded. The [`GroupCommitter`] calls it on an interval. Default: nothing.

@@ -41,9 +41,9 @@ use super::common::{
     page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
-    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, OpenStepRef,
-    OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent,
-    TimerRecord, TokenRecord, TOKEN_ID_LEN,
+    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord,
+    MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord,
+    Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 use crate::audit::truncate_to_micros;
 
@@ -725,6 +725,50 @@ impl Store for PgStore {
         .await
         .map(|_| ())
         .map_err(map_sqlx)
+    }
+
+    async fn put_migration_plan(&self, plan: MigrationPlanRecord) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO migration_plans (id, policy, from_hash, to_hash, body, created_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&plan.id)
+        .bind(&plan.policy)
+        .bind(&plan.from_hash)
+        .bind(&plan.to_hash)
+        .bind(&plan.body)
+        .bind(truncate_to_micros(plan.created_at))
+        .bind(&plan.created_by)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        if inserted.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(format!("a migration plan `{}` exists already", plan.id)))
+        }
+    }
+
+    async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, policy, from_hash, to_hash, body, created_at, created_by FROM migration_plans WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(|row| {
+            Ok(MigrationPlanRecord {
+                id: row.try_get("id").map_err(map_sqlx)?,
+                policy: row.try_get("policy").map_err(map_sqlx)?,
+                from_hash: row.try_get("from_hash").map_err(map_sqlx)?,
+                to_hash: row.try_get("to_hash").map_err(map_sqlx)?,
+                body: row.try_get("body").map_err(map_sqlx)?,
+                created_at: row.try_get("created_at").map_err(map_sqlx)?,
+                created_by: row.try_get("created_by").map_err(map_sqlx)?,
+            })
+        })
+        .transpose()
     }
 
     async fn calendar_years(&self) -> Result<Vec<CalendarYearRecord>, StoreError> {

@@ -249,4 +249,14 @@ impl BatchWriter for PgConnection {
             .map(|_| ())
             .map_err(map_sqlx)
     }
+
+    async fn set_policy_hash(&mut self, instance: &str, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE instances SET policy_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(instance)
+            .execute(&mut *self)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx)
+    }
 }

@@ -283,4 +283,14 @@ impl BatchWriter for SqliteConnection {
             .map(|_| ())
             .map_err(map_sqlx)
     }
+
+    async fn set_policy_hash(&mut self, instance: &str, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE instances SET policy_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(instance)
+            .execute(&mut *self)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx)
+    }
 }

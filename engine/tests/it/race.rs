@@ -183,6 +183,12 @@ impl Store for GatedStore {
     async fn calendar_years(&self) -> Result<Vec<CalendarYearRecord>, StoreError> {
         self.inner.calendar_years().await
     }
+    async fn put_migration_plan(&self, plan: MigrationPlanRecord) -> Result<(), StoreError> {
+        self.inner.put_migration_plan(plan).await
+    }
+    async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {
+        self.inner.migration_plan(id).await
+    }
 }
 
 fn t(s: &str) -> DateTime<Utc> {
