@@ -99,6 +99,61 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Move running instances to a new version of their policy (issue 11.5): plan, review, apply.
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MigrateCommand {
+    /// Compute and store a plan: how every running instance of the old version maps to the new
+    /// one, or why it cannot (an approval lost, a done step reopened, a window broken), naming the
+    /// step. Nothing changes yet; the plan's id is printed for `apply`.
+    Plan {
+        /// `POLICY@VERSION` the instances move from: a hash, a prefix of 8 or more digits, or a
+        /// label, e.g. `election@2012.1`.
+        #[arg(long)]
+        from: String,
+        /// `POLICY@VERSION` they move to, e.g. `election@2012.2`.
+        #[arg(long)]
+        to: String,
+        /// A step renamed between the versions, `OLD=NEW` (step ids; a renamed phase's children
+        /// follow it). Repeat for several.
+        #[arg(long = "rename", value_name = "OLD=NEW")]
+        renames: Vec<String>,
+        /// Print the plan as JSON (as `POST /v1/migrations` answers) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
+    },
+    /// Apply a stored plan: each instance it moves, in a commit of its own, decided again on the
+    /// instance as it is now. Run it again to resume an application that stopped. Exits 1 when an
+    /// instance the plan moves was refused as it is now.
+    Apply {
+        /// The plan's id (`mig-…`).
+        id: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
+    },
+    /// Print a stored plan again.
+    Show {
+        /// The plan's id (`mig-…`).
+        id: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+        /// A SQLite file, or a `postgres://user@host/db` URL.
+        #[arg(long, default_value = "civicflow.db")]
+        database: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -217,6 +272,15 @@ pub fn run() -> ExitCode {
             token_create(&name, &office, &roles, expires.as_deref(), &database)
         }
         Command::Token { command: TokenCommand::List { database } } => token_list(&database),
+        Command::Migrate { command: MigrateCommand::Plan { from, to, renames, json, database } } => {
+            crate::migrate::plan(&from, &to, &renames, json, &database)
+        }
+        Command::Migrate { command: MigrateCommand::Apply { id, json, database } } => {
+            crate::migrate::apply(&id, json, &database)
+        }
+        Command::Migrate { command: MigrateCommand::Show { id, json, database } } => {
+            crate::migrate::show(&id, json, &database)
+        }
         Command::Token { command: TokenCommand::Revoke { name, id, database } } => {
             token_revoke(&name, id.as_deref(), &database)
         }

@@ -13,5 +13,6 @@ pub mod cli;
 pub mod connections;
 pub mod http;
 pub mod metrics;
+pub mod migrate;
 pub mod pages;
 pub mod serve;
