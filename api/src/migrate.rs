@@ -165,7 +165,7 @@ fn progress(what: &str, done: u64, total: u64) {
         if done == total {
             let _ = writeln!(err);
         }
-    } else if done == total || (done > 0 && done % 100 == 0) {
+    } else if done == total || (done > 0 && done.is_multiple_of(100)) {
         let _ = writeln!(err, "{what} {done}/{total}");
     }
 }
