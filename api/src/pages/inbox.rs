@@ -49,6 +49,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
     }
     let shanghai = super::shanghai();
     let lang = super::lang(&headers);
+    let (calendar, now) = (pages.app.runtime.calendar(), pages.app.runtime.clock().now());
     let pager = Pager::new(Some(page as usize), total as usize, PAGE_SIZE);
     let rows: Vec<Value> = items
         .iter()
@@ -60,7 +61,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
                 "name": i.title.clone().unwrap_or_else(|| i.name.clone()),
                 "kind": i.kind,
                 "role": i.role,
-                "due": super::due_text(i.due_at, i.due_awaiting_calendar, shanghai, lang),
+                "due": super::due_text(i.due_at, i.due_awaiting_calendar, shanghai, lang, &calendar, now),
                 "closes": local(i.window_closes, shanghai),
                 "overdue": i.overdue,
                 "escalated": i.escalated,
@@ -212,7 +213,14 @@ async fn render_act(
         "status": super::instance::status_text(&instances::word(&n.status), super::lang(headers)),
         "open": n.status == NodeStatus::Open,
         "roles": def.roles.join("、"),
-        "due": super::due_text(n.due_at, crate::http::instances::awaiting_year(n), offset, super::lang(headers)),
+        "due": super::due_text(
+            n.due_at,
+            crate::http::instances::awaiting_year(n),
+            offset,
+            super::lang(headers),
+            &pages.app.runtime.calendar(),
+            pages.app.runtime.clock().now(),
+        ),
         "window": n.window.map(|w| format!("{} – {}", local(Some(w.0), offset).unwrap_or_default(), local(Some(w.1), offset).unwrap_or_default()))
             .or_else(|| n.window_awaiting.map(|w| super::awaiting_calendar(w.year, super::lang(headers)))),
         "overdue": n.overdue,

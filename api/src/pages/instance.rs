@@ -125,6 +125,7 @@ pub(super) async fn render(
     let tz = program.offset;
     let now = pages.app.runtime.clock().now();
     let lang = super::lang(&headers);
+    let calendar = pages.app.runtime.calendar();
 
     // The timeline's span: every window, due date and act, and today.
     let mut instants: Vec<DateTime<Utc>> = vec![now];
@@ -167,7 +168,7 @@ pub(super) async fn render(
                     (_, _, Some(year)) => Some(super::awaiting_calendar(year, lang)),
                     _ => None,
                 },
-                "due": super::due_text(s.due_at, s.due_awaiting_calendar, tz, lang),
+                "due": super::due_text(s.due_at, s.due_awaiting_calendar, tz, lang, &calendar, now),
                 "due_at": s.due_at.map(|d| fmt(pct(d))),
                 "closed": local(s.closed_at, tz),
                 "closed_at": s.closed_at.map(|d| fmt(pct(d))),

@@ -35,7 +35,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Offset, Utc};
 use handlebars::Handlebars;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -566,9 +566,44 @@ pub fn awaiting_calendar(year: i32, lang: Lang) -> String {
     }
 }
 
-/// The due date as shown: the local instant, or the year whose calendar it waits for.
-pub fn due_text(at: Option<DateTime<Utc>>, awaiting: Option<i32>, offset: FixedOffset, lang: Lang) -> Option<String> {
-    local(at, offset).or_else(|| awaiting.map(|y| awaiting_calendar(y, lang)))
+/// The due date as an office reads it (issue 11.7): its last day, to 24:00, with the working
+/// days left from today through it (`3月28日（周三）24:00前，剩3个工作日`); past it, the last day
+/// alone; or the year whose calendar it waits for (R0.2). A deadline that does not fall at
+/// midnight is written to the minute.
+pub fn due_text(
+    at: Option<DateTime<Utc>>,
+    awaiting: Option<i32>,
+    offset: FixedOffset,
+    lang: Lang,
+    calendar: &civicflow_engine::calendar::Calendar,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let Some(at) = at else { return awaiting.map(|y| awaiting_calendar(y, lang)) };
+    let local_at = at.with_timezone(&offset);
+    let midnight = local_at.time() == chrono::NaiveTime::MIN;
+    // 24:00 of the last day is 00:00 of the next.
+    let last = if midnight { local_at.date_naive().pred_opt().unwrap_or(local_at.date_naive()) } else { local_at.date_naive() };
+    let weekday = |d: chrono::NaiveDate| d.weekday().num_days_from_monday() as usize;
+    let time = if midnight { "24:00".to_string() } else { local_at.format("%H:%M").to_string() };
+    let mut text = match lang {
+        Lang::Zh => {
+            const DAYS: [&str; 7] = ["一", "二", "三", "四", "五", "六", "日"];
+            format!("{}月{}日（周{}）{time}前", last.month(), last.day(), DAYS[weekday(last)])
+        }
+        Lang::En => format!("by {time} {}", last.format("%a %-d %b %Y")),
+    };
+    if now < at {
+        let today = now.with_timezone(&offset).date_naive();
+        // The working days from today through the last day, today included.
+        let left = today.pred_opt().and_then(|before| calendar.workdays_between(before, last).ok());
+        if let Some(left) = left {
+            text.push_str(&match lang {
+                Lang::Zh => format!("，剩{left}个工作日"),
+                Lang::En => format!(", {left} working day{} left", if left == 1 { "" } else { "s" }),
+            });
+        }
+    }
+    Some(text)
 }
 
 /// A unit of time as an office reads it (`个工作日`, `working days`).
@@ -676,5 +711,25 @@ mod tests {
         assert_eq!(p.range(50), 100..120);
         assert_eq!(enc("a/b 选"), "a%2Fb%20%E9%80%89");
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+    }
+
+    /// Issue 11.7: a deadline reads as its last day, to 24:00, with the working days left (2012:
+    /// the weekend 03-31, 04-01 is worked, 清明 04-02 … 04-04 is not).
+    #[test]
+    fn a_deadline_reads_as_its_last_day_with_the_working_days_left() {
+        let calendar = civicflow_engine::calendar::Calendar::chinese().unwrap_or_default();
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default();
+        let due = Some(t("2012-04-05T16:00:00Z")); // 24:00 of Thursday 04-05
+        let monday = t("2012-03-26T10:00:00+08:00");
+        let zh = due_text(due, None, shanghai(), Lang::Zh, &calendar, monday);
+        // 03-26 … 03-30, the make-up weekend 03-31 and 04-01, then 04-05.
+        assert_eq!(zh.as_deref(), Some("4月5日（周四）24:00前，剩8个工作日"));
+        let en = due_text(due, None, shanghai(), Lang::En, &calendar, monday);
+        assert_eq!(en.as_deref(), Some("by 24:00 Thu 5 Apr 2012, 8 working days left"));
+        let past = due_text(due, None, shanghai(), Lang::Zh, &calendar, t("2012-04-06T09:00:00+08:00"));
+        assert_eq!(past.as_deref(), Some("4月5日（周四）24:00前"));
+        let at_ten = due_text(Some(t("2012-04-05T02:00:00Z")), None, shanghai(), Lang::Zh, &calendar, monday);
+        assert_eq!(at_ten.as_deref(), Some("4月5日（周四）10:00前，剩8个工作日"));
+        assert_eq!(due_text(None, Some(2027), shanghai(), Lang::Zh, &calendar, monday).as_deref(), Some("待2027年日历公布"));
     }
 }
