@@ -907,6 +907,97 @@ policy 更正演练 {
     env.finish().await;
 }
 
+/// Issue 11.7: return, withdraw and delegate from the act page, where an office looks for them,
+/// and the pages' words Chinese first: the kind in the inbox, the acts on the instance page, the
+/// events on the audit page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_7_return_withdraw_delegate_from_the_act_page_in_chinese_words() {
+    const FLOW: &str = r#"
+policy 退回撤回委托 {
+  role 承办
+  role 审核科
+  role 财务科
+  step 受理: task { by 承办 }
+  step 会审: approval { by 审核科, 财务科 rule all after 受理 may return 受理 by 审核科 }
+}
+"#;
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(FLOW).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send("/v1/instances").json(&json!({ "policy": "退回撤回委托", "id": "rwd-1" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let clerk = env.token("孙", "民政科", "承办").await;
+    let review = env.token("周", "审核科", "审核科").await;
+    let mut c = Browser::new(&env);
+    c.sign_in(&clerk).await;
+    let act = c.get(&format!("/act?instance=rwd-1&step={}", q("受理"))).await;
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let done = [
+        ("csrf", csrf.as_str()),
+        ("instance", "rwd-1"),
+        ("step", "受理"),
+        ("action", "complete"),
+        ("key", key.as_str()),
+        ("report", "已受理"),
+    ];
+    assert_eq!(c.post("/act", &done).await.status, StatusCode::SEE_OTHER);
+    let mut b = Browser::new(&env);
+    b.sign_in(&review).await;
+    let inbox = b.get("/inbox").await;
+    assert!(inbox.body.contains("<td>审批 approval</td>"), "{}", inbox.body);
+    let step = format!("/act?instance=rwd-1&step={}", q("会审"));
+    let act = b.get(&step).await;
+    assert!(
+        act.body.contains("id=\"do-return\"") && act.body.contains("<option value=\"受理\">受理</option>"),
+        "{}",
+        act.body
+    );
+    assert!(act.body.contains("id=\"do-delegate\"") && !act.body.contains("do-withdraw"), "{}", act.body);
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let base = key.split('-').next().unwrap().to_string();
+    let form = |action: &'static str, suffix: &str, extra: &[(&'static str, &'static str)]| {
+        let mut f = vec![("csrf", csrf.clone()), ("instance", "rwd-1".to_string()), ("step", "会审".to_string())];
+        f.push(("action", action.to_string()));
+        f.push(("key", format!("{base}-{suffix}")));
+        f.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+    // Approved, then taken back (撤回) while 财务科 has not acted.
+    let approve = form("approve", "a", &[]);
+    let approve: Vec<(&str, &str)> = approve.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post("/act", &approve).await.status, StatusCode::SEE_OTHER);
+    let act = b.get(&step).await;
+    assert!(act.body.contains("id=\"do-withdraw\""), "{}", act.body);
+    let withdraw = form("withdraw", "w", &[]);
+    let withdraw: Vec<(&str, &str)> = withdraw.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post("/act", &withdraw).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(env.history("rwd-1").await.last().unwrap()["kind"], "withdrawn");
+    // 委托 to a colleague, then 退回 to 受理 with a reason.
+    let delegate = form("delegate", "d", &[("to", "吴科员")]);
+    let delegate: Vec<(&str, &str)> = delegate.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post("/act", &delegate).await.status, StatusCode::SEE_OTHER);
+    let last = env.history("rwd-1").await.last().unwrap().clone();
+    assert_eq!((&last["kind"], &last["payload"]["to"]), (&json!("delegated"), &json!("吴科员")));
+    // The acts read Chinese first (before the return resets them).
+    let page = b.get("/instances/rwd-1").await;
+    assert!(page.body.contains("<td>办结 complete</td>"), "{}", page.body);
+    let back = form("return_to", "b", &[("target", "受理"), ("reason", "材料不全")]);
+    let back: Vec<(&str, &str)> = back.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post("/act", &back).await.status, StatusCode::SEE_OTHER);
+    let history = env.history("rwd-1").await;
+    let returned = history.iter().rev().find(|e| e["kind"] == "returned").unwrap();
+    assert_eq!((&returned["payload"]["to"], &returned["payload"]["reason"]), (&json!("受理"), &json!("材料不全")));
+    assert_eq!(history.last().unwrap()["kind"], "opened", "受理 is open again");
+    let audit = b.get("/instances/rwd-1/audit").await;
+    assert!(
+        audit.body.contains("<td>退回 returned</td>") && audit.body.contains(">委托 delegated</option>"),
+        "{}",
+        audit.body
+    );
+    env.finish().await;
+}
+
 /// The R6.2 page checks on one store.
 async fn r6_2_pages_redact(env: PagesEnv) {
     let source = civicflow_policies::get("residents_demand").unwrap().source;

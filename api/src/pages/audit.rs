@@ -108,12 +108,14 @@ pub async fn page(
     let kept: Vec<&StoredEvent> = events.iter().filter(|e| q.keeps(e)).collect();
     let pager = Pager::new(q.page, kept.len(), EVENTS_PER_PAGE);
     let tz = super::shanghai();
+    let lang = super::lang(&headers);
     let rows: Vec<Value> = kept[pager.range(EVENTS_PER_PAGE)]
         .iter()
         .map(|e| {
             let payload = e.payload.to_string();
             json!({
-                "seq": e.seq, "at": local(Some(e.at), tz), "actor": e.actor, "role": e.role, "kind": e.kind,
+                "seq": e.seq, "at": local(Some(e.at), tz), "actor": e.actor, "role": e.role,
+                "kind": super::words::event(&e.kind, lang),
                 "payload": if payload.chars().count() > 160 { format!("{}…", payload.chars().take(160).collect::<String>()) } else { payload },
                 "hash": e.hash.get(..12).unwrap_or(&e.hash), "full_hash": e.hash,
             })
@@ -129,7 +131,7 @@ pub async fn page(
         "total": events.len(),
         "shown": kept.len(),
         "offices": offices.iter().map(|o| json!({ "name": o, "selected": *o == office })).collect::<Vec<_>>(),
-        "kinds": kinds.iter().map(|k| json!({ "name": k, "selected": *k == kind })).collect::<Vec<_>>(),
+        "kinds": kinds.iter().map(|k| json!({ "name": k, "text": super::words::event(k, lang), "selected": *k == kind })).collect::<Vec<_>>(),
         "pager": pager,
         "suffix": q.suffix(),
         "csv_href": format!("/instances/{}/audit.csv?{}", enc(&id), q.suffix().trim_start_matches('&')),

@@ -59,7 +59,7 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
                 "policy": i.policy,
                 "step": i.step,
                 "name": i.title.clone().unwrap_or_else(|| i.name.clone()),
-                "kind": i.kind,
+                "kind": super::words::kind(&i.kind, lang),
                 "role": i.role,
                 "due": super::due_text(i.due_at, i.due_awaiting_calendar, shanghai, lang, &calendar, now),
                 "closes": local(i.window_closes, shanghai),
@@ -168,6 +168,16 @@ async fn render_act(
         })
         .collect();
     let has = |k: StepKind| kind == k;
+    let return_targets: Vec<Value> = def
+        .returns
+        .iter()
+        .filter(|r| r.roles.iter().any(|x| session.principal.roles.contains(x)))
+        .flat_map(|r| r.targets.iter())
+        .map(|t| {
+            let name = program.node(t).map_or_else(|| t.clone(), |n| n.title.clone().unwrap_or_else(|| n.name.clone()));
+            json!({ "id": t, "name": name })
+        })
+        .collect();
     let actions = json!({
         "complete": has(StepKind::Task),
         "approve": has(StepKind::Approval),
@@ -196,6 +206,13 @@ async fn render_act(
                 let pool: Vec<&String> = a.pool.iter().filter(|r| !current.contains(r)).collect();
                 json!({ "pool": pool, "current": current })
             }),
+        // 退回 (issue 11.7): the targets the policy declares for the caller's roles.
+        "return_to": (!return_targets.is_empty()).then_some(&return_targets),
+        // 撤回: the caller's own act, while nobody has acted after it.
+        "withdraw": n.acts.iter().rposition(|a| a.actor.principal == session.principal.name && a.action != "urge")
+            .is_some_and(|i| n.acts.iter().skip(i + 1).all(|a| a.action == "urge")),
+        // 委托: a role that acts on the step hands it to another principal.
+        "delegate": civicflow_engine::core::acting_roles(def, n).iter().any(|r| session.principal.roles.contains(r)),
         // 抄送 (issue 11.2): for the roles `copy by` names, open or done.
         "copy": def.copy_by.iter().any(|r| session.principal.roles.contains(r))
             && matches!(n.status, NodeStatus::Open | NodeStatus::Done),
@@ -240,7 +257,7 @@ async fn render_act(
         })).collect::<Vec<_>>(),
         "acts": n.acts.iter().map(|a| json!({
             "principal": a.actor.principal, "office": a.actor.office, "role": a.actor.role,
-            "action": a.action, "at": local(Some(a.at), offset), "text": a.text,
+            "action": super::words::action(&a.action, super::lang(headers)), "at": local(Some(a.at), offset), "text": a.text,
         })).collect::<Vec<_>>(),
     });
     let mut r = pages.render_status(headers, status, "act", Some(session), page);
@@ -329,6 +346,11 @@ async fn request_of(
             "to": text("to").unwrap_or_default(),
             "reason": text("reason").unwrap_or_default(),
         }}),
+        "return_to" => json!({ "action": action, "data": {
+            "target": text("target").unwrap_or_default(),
+            "reason": text("reason").unwrap_or_default(),
+        }}),
+        "delegate" => json!({ "action": action, "data": { "to": text("to").unwrap_or_default() } }),
         "copy_to" => json!({ "action": action, "data": {
             "to": text("to").unwrap_or_default(),
             "message": text("message"),

@@ -184,7 +184,7 @@ pub(super) async fn render(
         for a in &s.acts {
             acts.push(json!({
                 "sort": a.at, "at": local(Some(a.at), tz), "step": s.title.clone().unwrap_or_else(|| s.name.clone()),
-                "principal": a.principal, "office": a.office, "role": a.role, "action": a.action, "text": a.text,
+                "principal": a.principal, "office": a.office, "role": a.role, "action": super::words::action(&a.action, lang), "text": a.text,
             }));
         }
     }

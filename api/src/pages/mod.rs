@@ -26,6 +26,7 @@ pub mod policies;
 pub mod signin;
 pub mod suspension;
 mod through_api;
+pub mod words;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -434,6 +435,15 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("extend", "延期", "Extend the deadline"),
     ("transfer", "转办", "Transfer"),
     ("transfer_to", "转交单位", "To office"),
+    ("return_to", "退回", "Return"),
+    ("delegate", "委托", "Delegate"),
+    ("delegate_to", "委托给", "Delegate to"),
+    ("withdraw", "撤回", "Withdraw"),
+    (
+        "withdraw_note",
+        "撤回本人在此环节的办理(他人尚未接续办理前)。",
+        "Take back your act on this step (before anyone acts after it).",
+    ),
     ("copy", "抄送", "Copy for information"),
     ("copy_to", "抄送单位", "Copied to"),
     ("copies", "抄送记录", "Copies"),
@@ -582,7 +592,11 @@ pub fn due_text(
     let local_at = at.with_timezone(&offset);
     let midnight = local_at.time() == chrono::NaiveTime::MIN;
     // 24:00 of the last day is 00:00 of the next.
-    let last = if midnight { local_at.date_naive().pred_opt().unwrap_or(local_at.date_naive()) } else { local_at.date_naive() };
+    let last = if midnight {
+        local_at.date_naive().pred_opt().unwrap_or(local_at.date_naive())
+    } else {
+        local_at.date_naive()
+    };
     let weekday = |d: chrono::NaiveDate| d.weekday().num_days_from_monday() as usize;
     let time = if midnight { "24:00".to_string() } else { local_at.format("%H:%M").to_string() };
     let mut text = match lang {
@@ -730,6 +744,9 @@ mod tests {
         assert_eq!(past.as_deref(), Some("4月5日（周四）24:00前"));
         let at_ten = due_text(Some(t("2012-04-05T02:00:00Z")), None, shanghai(), Lang::Zh, &calendar, monday);
         assert_eq!(at_ten.as_deref(), Some("4月5日（周四）10:00前，剩8个工作日"));
-        assert_eq!(due_text(None, Some(2027), shanghai(), Lang::Zh, &calendar, monday).as_deref(), Some("待2027年日历公布"));
+        assert_eq!(
+            due_text(None, Some(2027), shanghai(), Lang::Zh, &calendar, monday).as_deref(),
+            Some("待2027年日历公布")
+        );
     }
 }
