@@ -998,6 +998,84 @@ policy 退回撤回委托 {
     env.finish().await;
 }
 
+/// Issue 11.5 and 11.7: the admin's migrations page — a plan made from the form, shown with every
+/// instance (one refused, its reason) before anything moves, then applied with what it did; the
+/// page is the admin's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_5_a_migration_is_planned_reviewed_and_applied_from_the_admin_page() {
+    const V1: &str = r#"
+policy 迁移演练 {
+  version "1"
+  role 甲
+  role 乙
+  step 受理: task { by 甲 }
+  step 审核: approval { by 乙 after 受理 }
+  step 归档: task { by 甲 after 审核 }
+}
+"#;
+    let v2 = V1
+        .replace(r#"version "1""#, r#"version "2""#)
+        .replace("step 受理:", "step 登记:")
+        .replace("after 受理", "after 登记")
+        .replace(
+            "step 归档: task { by 甲 after 审核 }",
+            "step 复核: approval { by 乙 after 审核 }\n  step 归档: task { by 甲 after 复核 }",
+        );
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(V1).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for id in ["mv-1", "mv-2"] {
+        let r = send("/v1/instances").json(&json!({ "policy": "迁移演练", "id": id })).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // mv-2 is past the point where version 2 adds 复核.
+    let clerk = env.token("孙", "民政科", "甲").await;
+    let reviewer = env.token("周", "审核科", "乙").await;
+    let act = |token: &str, step: &str, body: Value| {
+        let url = format!("{}/v1/instances/mv-2/steps/{}/actions", env.base, q(step));
+        env.client.post(url).bearer_auth(token).json(&body).send()
+    };
+    let done = json!({ "action": "complete", "data": { "report": "已受理" } });
+    assert_eq!(act(&clerk, "受理", done).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(act(&reviewer, "审核", json!({ "action": "approve" })).await.unwrap().status(), StatusCode::OK);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(v2).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let mut c = Browser::new(&env);
+    c.sign_in(&clerk).await;
+    assert_eq!(c.get("/migrations").await.status, StatusCode::FORBIDDEN);
+    let mut b = Browser::new(&env);
+    b.sign_in(&env.admin).await;
+    let page = b.get("/migrations").await;
+    assert!(page.body.contains("id=\"plan-form\"") && page.body.contains("id=\"migrations-link\""), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let form = [("csrf", csrf.as_str()), ("policy", "迁移演练"), ("from", "1"), ("to", "2"), ("renames", "受理=登记")];
+    let planned = b.post("/migrations", &form).await;
+    assert_eq!(planned.status, StatusCode::SEE_OTHER, "{}", planned.body);
+    let location = planned.location.clone().unwrap();
+    let plan = b.get(&location).await;
+    assert!(
+        plan.body.contains("<li>更名 受理 → 登记</li>") && plan.body.contains("<li>新增 复核</li>"),
+        "{}",
+        plan.body
+    );
+    assert!(plan.body.contains("可迁移 1 · 不能迁移 1"), "{}", plan.body);
+    assert!(plan.body.contains("it would be added before &#x60;归档&#x60;, which is open already"), "{}", plan.body);
+    let csrf = hidden(&plan.body, "csrf");
+    let applied = b.post(&format!("{location}/apply"), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);
+    assert!(applied.body.contains("id=\"report\">本次迁移 1 · 此前已迁移 0"), "{}", applied.body);
+    let history = env.history("mv-1").await;
+    assert!(history.iter().any(|e| e["kind"] == "migrated"), "{history:?}");
+    // A plan that cannot be made says why, with what was entered.
+    let bad = [("csrf", csrf.as_str()), ("policy", "迁移演练"), ("from", "1"), ("to", "9"), ("renames", "")];
+    let refused = b.post("/migrations", &bad).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    assert!(refused.body.contains("id=\"refusal\"") && refused.body.contains("value=\"9\""), "{}", refused.body);
+    env.finish().await;
+}
+
 /// The R6.2 page checks on one store.
 async fn r6_2_pages_redact(env: PagesEnv) {
     let source = civicflow_policies::get("residents_demand").unwrap().source;

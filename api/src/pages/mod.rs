@@ -21,6 +21,7 @@ pub mod cycle;
 pub mod graph;
 pub mod inbox;
 pub mod instance;
+pub mod migrations;
 pub mod notice;
 pub mod policies;
 pub mod signin;
@@ -71,6 +72,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("notice", include_str!("../../templates/notice.hbs")),
     ("error", include_str!("../../templates/error.hbs")),
     ("check", include_str!("../../templates/check.hbs")),
+    ("migrations", include_str!("../../templates/migrations.hbs")),
+    ("migration", include_str!("../../templates/migration.hbs")),
 ];
 
 /// A signed-in session.
@@ -135,6 +138,9 @@ pub fn router(app: AppState) -> Router {
         .route("/instances/{id}/suspend", post(suspension::suspend))
         .route("/instances/{id}/resume", post(suspension::resume))
         .route("/instances/{id}/corrections", post(correction::submit))
+        .route("/migrations", get(migrations::page).post(migrations::plan))
+        .route("/migrations/{id}", get(migrations::show))
+        .route("/migrations/{id}/apply", post(migrations::apply))
         .route("/instances/{id}/audit", get(audit::page))
         .route("/instances/{id}/audit.csv", get(audit::csv))
         .route("/instances/{id}/audit.jsonl", get(audit::jsonl))
@@ -271,6 +277,7 @@ impl Pages {
                 "name": s.principal.name,
                 "office": s.principal.office,
                 "roles": s.principal.roles.join("、"),
+                "admin": s.principal.is_admin(),
             })),
             "csrf": session.map(|s| s.csrf.clone()),
             "page": page,
@@ -435,6 +442,24 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("extend", "延期", "Extend the deadline"),
     ("transfer", "转办", "Transfer"),
     ("transfer_to", "转交单位", "To office"),
+    ("migrations", "版本迁移", "Migrations"),
+    ("migrations_note", "把某一方案运行中的事项迁移到新版本:先生成迁移计划并审阅,确认后再执行。未列入计划的事项保持原版本。", "Move a policy's running instances to a new version: make a plan, review it, then apply it. Instances not in the plan keep their version."),
+    ("from_version", "原版本", "From version"),
+    ("to_version", "新版本", "To version"),
+    ("renames", "环节更名(每行 原=新)", "Renamed steps (OLD=NEW, one per line)"),
+    ("make_plan", "生成迁移计划", "Make the plan"),
+    ("migration_plan", "迁移计划", "Migration plan"),
+    ("renamed", "更名", "Renamed"),
+    ("removed", "删除", "Removed"),
+    ("added", "新增", "Added"),
+    ("moves", "可迁移", "Moves"),
+    ("migration_refused", "不能迁移", "Refused"),
+    ("opens", "迁移后开始办理", "Opens"),
+    ("apply_note", "执行后,每个事项单独迁移并记入其历史;被拒绝的事项保持原版本。可重复执行以续完中断的迁移。", "Each instance moves in a commit of its own, recorded in its history; refused ones keep their version. Apply again to resume."),
+    ("apply_plan", "执行迁移", "Apply the plan"),
+    ("migrated_now", "本次迁移", "Moved now"),
+    ("migrated_before", "此前已迁移", "Moved before"),
+    ("gone", "已不在原版本运行", "No longer on the old version"),
     ("return_to", "退回", "Return"),
     ("delegate", "委托", "Delegate"),
     ("delegate_to", "委托给", "Delegate to"),
