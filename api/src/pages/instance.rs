@@ -62,6 +62,42 @@ pub fn kind_text(kind: StepKind) -> &'static str {
     }
 }
 
+/// Issue 11.7: the timeline grouped by its top-level phases (the 48 steps of an election in its
+/// four phases), each with how many of its steps are done, open and late, and open on the page
+/// when it has something open or late (a phase done, or not begun, is folded).
+fn by_phase(steps: &[Value]) -> Vec<Value> {
+    let mut groups: Vec<(Value, Vec<Value>)> = Vec::new();
+    for s in steps {
+        if s["depth"].as_u64() == Some(0) || groups.is_empty() {
+            groups.push((s.clone(), Vec::new()));
+        }
+        if let Some((_, rows)) = groups.last_mut() {
+            rows.push(s.clone());
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(head, rows)| {
+            let leaves: Vec<&Value> = rows.iter().filter(|r| r["phase"] != true).collect();
+            let count = |key: &str| leaves.iter().filter(|r| r[key] == true).count();
+            let (open, late) = (count("open"), count("late"));
+            json!({
+                "id": head["id"],
+                "name": head["name"],
+                "status": head["status"],
+                "window": head["window"],
+                "done": count("done"),
+                "total": leaves.len(),
+                "open": open,
+                "late": late,
+                // A step alone (not in a phase) is always shown; a phase when it has work.
+                "expanded": open > 0 || late > 0 || head["open"] == true || head["phase"] != true,
+                "rows": rows,
+            })
+        })
+        .collect()
+}
+
 pub async fn list(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
     let session = match pages.require(&headers).await {
         Ok(s) => s,
@@ -179,6 +215,7 @@ pub(super) async fn render(
             })
         })
         .collect();
+    let groups = by_phase(&steps);
     let mut acts: Vec<Value> = Vec::new();
     for s in &view.steps {
         for a in &s.acts {
@@ -217,7 +254,7 @@ pub(super) async fn render(
         "today_at": fmt(pct(now)),
         "from": local(Some(lo), tz),
         "to": local(Some(hi), tz),
-        "steps": steps,
+        "groups": groups,
         "acts": acts,
         "acts_more": all_acts > MAX_ACTS,
         "acts_total": all_acts,
@@ -237,4 +274,51 @@ pub(super) async fn render(
         super::mark_problem(&mut r, &p.code, &p.detail);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_11_7_the_timeline_is_grouped_by_top_level_phase_with_its_counts() {
+        let row = |id: &str, phase: bool, done: bool, open: bool, late: bool| {
+            json!({ "id": id, "name": id, "depth": id.matches('/').count(), "phase": phase, "done": done,
+                    "open": open, "late": late, "status": "", "window": null })
+        };
+        let steps = vec![
+            row("选前准备", true, false, true, false),
+            row("选前准备/成立工作机构", false, true, false, false),
+            row("选前准备/制定工作方案", false, false, true, true),
+            row("正式选举", true, false, false, false),
+            row("正式选举/党组织换届", true, false, false, false),
+            row("正式选举/党组织换届/公开推荐", false, false, false, false),
+            row("换届交接", false, true, false, false),
+        ];
+        let groups = by_phase(&steps);
+        let summary: Vec<(String, u64, u64, u64, u64, bool, usize)> = groups
+            .iter()
+            .map(|g| {
+                let n = |k: &str| g[k].as_u64().unwrap_or(99);
+                let rows = g["rows"].as_array().map_or(0, Vec::len);
+                (
+                    g["id"].as_str().unwrap_or("").to_string(),
+                    n("done"),
+                    n("total"),
+                    n("open"),
+                    n("late"),
+                    g["expanded"] == true,
+                    rows,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("选前准备".to_string(), 1, 2, 1, 1, true, 3),
+                ("正式选举".to_string(), 0, 1, 0, 0, false, 3),
+                ("换届交接".to_string(), 1, 1, 0, 0, true, 1),
+            ]
+        );
+    }
 }

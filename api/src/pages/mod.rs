@@ -515,6 +515,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("refused", "不予受理", "Refused"),
     ("done", "已办理", "Recorded"),
     ("timeline", "时间线", "Timeline"),
+    ("steps_done", "已完成", "done"),
+    ("steps_open", "办理中", "open"),
     ("today", "今天", "Today"),
     ("graph", "流程图", "Graph"),
     ("acts", "办理记录", "Who acted when"),
