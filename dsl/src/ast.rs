@@ -414,6 +414,8 @@ pub enum ClauseKind {
     Extend {
         by: Vec<Ident>,
         max: Duration,
+        /// `approved by S`: the extension takes effect when one of these roles approves it.
+        approved_by: Vec<Ident>,
     },
     /// `transfer by R, S [restart]`: the roles that may hand the step to another office of the
     /// same kind (转办); its limit is kept unless `restart` (issue 11.2).

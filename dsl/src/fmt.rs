@@ -528,10 +528,14 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
                 out.push_str(" restart");
             }
         }
-        ClauseKind::Extend { by, max } => {
+        ClauseKind::Extend { by, max, approved_by } => {
             out.push_str("extend by ");
             names(by, out);
             out.push_str(&format!(" max {} {}", max.amount, max.unit.keyword()));
+            if !approved_by.is_empty() {
+                out.push_str(" approved by ");
+                names(approved_by, out);
+            }
         }
         ClauseKind::ApproveOnly { condition, message } => {
             out.push_str("approve only when ");

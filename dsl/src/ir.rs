@@ -300,6 +300,10 @@ pub struct Transfer {
 pub struct Extension {
     pub roles: Vec<String>,
     pub max: Span,
+    /// `approved by S` (issue 11.1): the extension the roles ask for takes effect when one of
+    /// these approves it; empty, at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
 }
 
 /// `may return X, Y by R, S`: any of the roles may send the step back to any of the targets.

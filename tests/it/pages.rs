@@ -1076,6 +1076,69 @@ policy 迁移演练 {
     env.finish().await;
 }
 
+/// Issue 11.1 on the act page: where the policy says `approved by`, the department asks for an
+/// extension and the leader approves it from the step's page; the deadline moves then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_1_an_extension_asked_for_is_approved_from_the_act_page() {
+    const ASKED: &str = r#"
+policy 延期审批 {
+  role 承办
+  role 分管领导
+  step 办理: task { by 承办 due 5 workdays extend by 承办 max 5 workdays approved by 分管领导 }
+}
+"#;
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies").header("content-type", "text/plain").body(ASKED).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send("/v1/instances").json(&json!({ "policy": "延期审批", "id": "ext-1" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let clerk = env.token("孙", "民政科", "承办").await;
+    let leader = env.token("钱", "区政府", "分管领导").await;
+    let step = format!("/act?instance=ext-1&step={}", q("办理"));
+    let mut c = Browser::new(&env);
+    c.sign_in(&clerk).await;
+    let act = c.get(&step).await;
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let key = format!("{}-x", key.split('-').next().unwrap());
+    let ask = [
+        ("csrf", csrf.as_str()),
+        ("instance", "ext-1"),
+        ("step", "办理"),
+        ("action", "extend"),
+        ("key", key.as_str()),
+        ("amount", "3"),
+        ("reason", "需现场核查"),
+    ];
+    assert_eq!(c.post("/act", &ask).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(env.history("ext-1").await.last().unwrap()["kind"], "extension_requested");
+    assert!(!c.get(&step).await.body.contains("id=\"do-extend\""), "one request waits at a time");
+    let mut b = Browser::new(&env);
+    b.sign_in(&leader).await;
+    let act = b.get(&step).await;
+    assert!(act.body.contains("id=\"extension-asked\"") && act.body.contains("需现场核查"), "{}", act.body);
+    let (csrf, key) = (hidden(&act.body, "csrf"), hidden(&act.body, "key"));
+    let key = format!("{}-ea", key.split('-').next().unwrap());
+    let approve = [
+        ("csrf", csrf.as_str()),
+        ("instance", "ext-1"),
+        ("step", "办理"),
+        ("action", "approve_extension"),
+        ("key", key.as_str()),
+        ("comment", "同意"),
+    ];
+    assert_eq!(b.post("/act", &approve).await.status, StatusCode::SEE_OTHER);
+    let last = env.history("ext-1").await.last().unwrap().clone();
+    // Opened Wednesday 2012-03-21: due the end of Wednesday 03-28; 3 more working days: 03-29,
+    // 03-30 and the Saturday 03-31 worked for 清明.
+    assert_eq!((&last["kind"], &last["actor"]), (&json!("extended"), &json!("钱")));
+    assert_eq!(
+        (&last["payload"]["from"], &last["payload"]["to"]),
+        (&json!("2012-03-28T16:00:00Z"), &json!("2012-03-31T16:00:00Z"))
+    );
+    env.finish().await;
+}
+
 /// The R6.2 page checks on one store.
 async fn r6_2_pages_redact(env: PagesEnv) {
     let source = civicflow_policies::get("residents_demand").unwrap().source;

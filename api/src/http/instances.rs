@@ -59,13 +59,16 @@ pub struct StartRequest {
 pub struct ActRequest {
     /// `submit_form`, `complete`, `approve`, `reject`, `file`, `give_opinion`, `enter_vote`,
     /// `raise_objection`, `return_to`, `withdraw`, `delegate`, `urge`, `extend`, `transfer`,
-    /// `add_approver`, `remove_approver`, `copy_to` or `mark_read`.
+    /// `add_approver`, `remove_approver`, `copy_to`, `mark_read`, `approve_extension` or
+    /// `reject_extension`.
     pub action: String,
     /// What the action carries: `submit_form` the form's fields; `enter_vote`
     /// `{present, cast, invalid, tallies: [{candidate, votes}]}`; `return_to` `{target, reason}`;
     /// `delegate` `{to}`; `complete` `{report}`; `reject` `{reason}`; `give_opinion`
     /// `{opinion}`; `raise_objection` `{objection}`; `extend` `{amount, reason}` (延期: `amount`
-    /// in the unit of the step's `extend … max`, e.g. working days); `transfer` `{to, reason}`
+    /// in the unit of the step's `extend … max`, e.g. working days; where the step says `approved
+    /// by`, it is asked for, and `approve_extension` (a `comment`) or `reject_extension`
+    /// `{reason}` by that role decides it); `transfer` `{to, reason}`
     /// (转办: `to` the office to hand the step to); `add_approver` / `remove_approver`
     /// `{role, reason}` (加签 / 减签); `copy_to` `{to, message}` (抄送: `to` the office to copy the
     /// step to for information); `mark_read` nothing (已阅: the caller's office read its copy) (a
@@ -551,6 +554,9 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
         "transfer" => Action::Transfer { to: need("to")?, reason: text("reason").unwrap_or_default() },
         "add_approver" => Action::AddApprover { role: need("role")?, reason: text("reason").unwrap_or_default() },
         "remove_approver" => Action::RemoveApprover { role: need("role")?, reason: text("reason").unwrap_or_default() },
+        "approve_extension" => Action::ApproveExtension { comment: request.comment.clone() },
+        // An empty reason is the core's to refuse (F018).
+        "reject_extension" => Action::RejectExtension { reason: text("reason").unwrap_or_default() },
         "copy_to" => Action::CopyTo {
             to: data
                 .get("to")
@@ -576,7 +582,7 @@ pub fn read_action(step: &str, node: Option<&ir::Node>, request: &ActRequest) ->
             return Err(ApiError::invalid(format!(
                 "unknown action `{other}`; actions are submit_form, complete, approve, reject, file, give_opinion, \
                  enter_vote, raise_objection, return_to, withdraw, delegate, urge, extend, transfer, add_approver, \
-                 remove_approver, copy_to, mark_read"
+                 remove_approver, copy_to, mark_read, approve_extension, reject_extension"
             )))
         }
     })

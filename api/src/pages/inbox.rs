@@ -193,9 +193,19 @@ async fn render_act(
         // 延期 (issue 11.1): for the roles `extend by` names, while something is left of `max`.
         "extend": def.extend.as_ref()
             .filter(|e| e.roles.iter().any(|r| session.principal.roles.contains(r)) && n.due_at.is_some())
+            .filter(|_| n.extension_asked.is_none())
             .map(|e| (e.max.amount.saturating_sub(n.extended), e.max.unit))
             .filter(|(left, _)| *left > 0)
             .map(|(left, unit)| json!({ "left": left, "unit": super::unit_text(unit, super::lang(headers)) })),
+        // 延期申请 (issue 11.1): the request waiting, for the roles of `extend … approved by`.
+        "extension_asked": def.extend.as_ref()
+            .filter(|e| e.approved_by.iter().any(|r| session.principal.roles.contains(r)))
+            .and_then(|e| n.extension_asked.as_ref().map(|a| json!({
+                "amount": a.amount,
+                "unit": super::unit_text(e.max.unit, super::lang(headers)),
+                "reason": a.reason,
+                "at": local(Some(a.at), program.offset),
+            }))),
         // 转办 (issue 11.2): for the roles `transfer by` names.
         "transfer": def.transfer.as_ref().is_some_and(|t| t.roles.iter().any(|r| session.principal.roles.contains(r))),
         // 加签/减签 (issue 11.2): the pool to add from and the approvers now.
@@ -341,7 +351,8 @@ async fn request_of(
 ) -> Result<Value, Response> {
     let text = |name: &str| field(f, name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     Ok(match action {
-        "approve" | "file" | "urge" => json!({ "action": action, "comment": text("comment") }),
+        "approve" | "file" | "urge" | "approve_extension" => json!({ "action": action, "comment": text("comment") }),
+        "reject_extension" => json!({ "action": action, "data": { "reason": text("reason").unwrap_or_default() } }),
         "transfer" => json!({ "action": action, "data": {
             "to": text("to").unwrap_or_default(),
             "reason": text("reason").unwrap_or_default(),

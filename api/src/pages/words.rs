@@ -81,6 +81,8 @@ pub fn event(word: &str, lang: Lang) -> String {
         "next_cycle_refused" => Some("下一周期未能启动"),
         "bound" => Some("确定办理单位"),
         "extended" => Some("延期"),
+        "extension_requested" => Some("申请延期"),
+        "extension_rejected" => Some("不同意延期"),
         "transferred" => Some("转办"),
         "approver_added" => Some("加签"),
         "approver_removed" => Some("减签"),

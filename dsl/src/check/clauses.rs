@@ -269,9 +269,9 @@ impl Checker {
                     let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
                     self.transfer(node, c.span, by, *restart, has_due)
                 }
-                ast::ClauseKind::Extend { by, max } => {
+                ast::ClauseKind::Extend { by, max, approved_by } => {
                     let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));
-                    self.extend(node, c.span, by, max, has_due)
+                    self.extend(node, c.span, by, max, approved_by, has_due)
                 }
                 ast::ClauseKind::Owned => {
                     let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));

@@ -104,6 +104,7 @@ impl Checker {
         span: Span,
         roles: &[Ident],
         max: &crate::ast::Duration,
+        approved_by: &[Ident],
         has_due: bool,
     ) {
         if !has_due {
@@ -126,7 +127,13 @@ impl Checker {
                 kept.push(r.name.clone());
             }
         }
-        node.extend = Some(ir::Extension { roles: kept, max: super::clauses::span_of(max) });
+        let mut approvers = Vec::new();
+        for r in approved_by {
+            if self.role(r) && !approvers.contains(&r.name) {
+                approvers.push(r.name.clone());
+            }
+        }
+        node.extend = Some(ir::Extension { roles: kept, max: super::clauses::span_of(max), approved_by: approvers });
     }
 
     /// Lowers `transfer by R [restart]` (issue 11.2): the roles must be declared, and `restart`

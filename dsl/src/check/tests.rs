@@ -103,7 +103,8 @@ fn an_extension_lowers_and_needs_a_deadline_and_declared_roles() {
         n.extend,
         Some(crate::ir::Extension {
             roles: vec!["协调办".into()],
-            max: crate::ir::Span { amount: 10, unit: crate::ir::TimeUnit::Workdays }
+            max: crate::ir::Span { amount: 10, unit: crate::ir::TimeUnit::Workdays },
+            approved_by: Vec::new(),
         })
     );
     let formatted = crate::fmt::format_source(src).unwrap();
@@ -111,6 +112,13 @@ fn an_extension_lowers_and_needs_a_deadline_and_declared_roles() {
     assert_eq!(compile(&formatted).unwrap().policy.node("办结").unwrap().extend, n.extend);
     let plain = compile("policy p { role 甲 step 一: task { by 甲 due 3 days } }").unwrap().policy;
     assert!(!String::from_utf8(plain.canonical_json()).unwrap().contains("\"extend\""));
+    // Issue 11.1: asked for by one role, approved by another.
+    let asked = "policy e { role 承办 role 分管领导
+      step 办结: task { by 承办 due 15 workdays extend by 承办 max 10 workdays approved by 分管领导 } }";
+    let n = compile(asked).unwrap().policy.node("办结").unwrap().extend.clone().unwrap();
+    assert_eq!((n.roles, n.approved_by), (vec!["承办".to_string()], vec!["分管领导".to_string()]));
+    let formatted = crate::fmt::format_source(asked).unwrap();
+    assert!(formatted.contains("extend by 承办 max 10 workdays approved by 分管领导"), "{formatted}");
 
     let no_due = "policy e { role 承办 role 协调办 step 办结: task { by 承办 extend by 协调办 max 10 workdays } }";
     let d = compile(no_due).unwrap_err();

@@ -308,15 +308,19 @@ pub(super) fn clause(p: Pair<Rule>) -> PResult<Clause> {
             k.kw()?;
             let mut by = Vec::new();
             let mut max = None;
+            let mut approved_by = Vec::new();
+            let mut approvers = false;
             for p in k.rest() {
                 match p.as_rule() {
-                    Rule::kw_max => {}
+                    Rule::kw_max | Rule::kw_by => {}
+                    Rule::kw_approved => approvers = true,
                     Rule::duration_lit => max = Some(duration(p)?),
+                    _ if approvers => approved_by.push(ident(p)),
                     _ => by.push(ident(p)),
                 }
             }
             let max = max.ok_or_else(|| internal(span, "`extend` without `max`"))?;
-            ClauseKind::Extend { by, max }
+            ClauseKind::Extend { by, max, approved_by }
         }
         Rule::approve_only_clause => {
             k.kw()?;

@@ -76,6 +76,10 @@ impl Decision<'_> {
             Action::Withdraw => return self.withdraw(key, &acting),
             Action::ReturnTo { target, reason } => return self.return_to(key, target, reason),
             Action::Extend { amount, reason } => return self.extend(key, def, *amount, reason),
+            Action::ApproveExtension { comment: c } => {
+                return self.decide_extension(key, def, true, c.as_deref().or(comment))
+            }
+            Action::RejectExtension { reason } => return self.decide_extension(key, def, false, Some(reason)),
             Action::Transfer { to, reason } => return self.transfer(key, def, to, reason),
             Action::AddApprover { role, reason } => return self.change_approvers(key, true, role, reason),
             Action::RemoveApprover { role, reason } => return self.change_approvers(key, false, role, reason),
@@ -187,6 +191,8 @@ impl Decision<'_> {
             | Action::Withdraw
             | Action::ReturnTo { .. }
             | Action::Extend { .. }
+            | Action::ApproveExtension { .. }
+            | Action::RejectExtension { .. }
             | Action::Transfer { .. }
             | Action::AddApprover { .. }
             | Action::RemoveApprover { .. }

@@ -3,6 +3,11 @@
 //! old one, on the working-day calendar (R0.1: it ends at 24:00 of its last day); the event
 //! records both deadlines, the amount and the reason, and its actor says who. A breach already
 //! recorded stays recorded: the step stays overdue, and nothing is escalated twice.
+//!
+//! Where the policy says `approved by S`, the extension is itself an approval: the roles of
+//! `extend by` ask for it (`ExtensionRequested`), one of S approves it — the deadline then moves,
+//! counted from the deadline as it is at the approval — or refuses it with a reason; one request
+//! waits at a time (F062, F063).
 
 use chrono::TimeDelta;
 use civicflow_dsl::ir;
@@ -19,6 +24,9 @@ impl Decision<'_> {
             return Err(Refusal::ExtensionNotAllowed { node: key.into(), role: String::new(), allowed: Vec::new() });
         };
         let n = self.state.nodes.get(key).ok_or_else(|| Refusal::UnknownStep { node: key.into() })?;
+        if n.extension_asked.is_some() {
+            return Err(Refusal::ExtensionPending { node: key.into() });
+        }
         let Some(from) = n.due_at else {
             return Err(Refusal::NoDeadlineToExtend { node: key.into() });
         };
@@ -26,6 +34,56 @@ impl Decision<'_> {
         if amount == 0 || used.saturating_add(amount) > rule.max.amount {
             return Err(Refusal::ExtensionTooLong { node: key.into(), asked: amount, used, max: rule.max });
         }
+        let to = self.extended_deadline(key, from, amount, rule)?;
+        if !rule.approved_by.is_empty() {
+            self.emit(Event::ExtensionRequested { node: key.into(), amount, reason: reason.to_string() });
+            return Ok(());
+        }
+        self.emit(Event::Extended { node: key.into(), from, to, amount, reason: reason.to_string() });
+        Ok(())
+    }
+
+    /// Issue 11.1: a role of `extend … approved by` approves (`approve`) or refuses the extension
+    /// asked for; approved, the deadline moves as it would have at once.
+    pub(super) fn decide_extension(
+        &mut self,
+        key: &str,
+        def: &ir::Node,
+        approve: bool,
+        text: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let Some(rule) = def.extend.as_ref() else {
+            return Err(Refusal::ExtensionNotAllowed { node: key.into(), role: String::new(), allowed: Vec::new() });
+        };
+        let n = self.state.nodes.get(key).ok_or_else(|| Refusal::UnknownStep { node: key.into() })?;
+        let Some(asked) = n.extension_asked.clone() else {
+            return Err(Refusal::NoExtensionAsked { node: key.into() });
+        };
+        if !approve {
+            let reason = text.map(str::trim).unwrap_or_default();
+            if reason.is_empty() {
+                return Err(Refusal::ReasonRequired { action: "reject_extension".into() });
+            }
+            self.emit(Event::ExtensionRejected { node: key.into(), reason: reason.to_string() });
+            return Ok(());
+        }
+        let Some(from) = n.due_at else {
+            return Err(Refusal::NoDeadlineToExtend { node: key.into() });
+        };
+        let to = self.extended_deadline(key, from, asked.amount, rule)?;
+        self.emit(Event::Extended { node: key.into(), from, to, amount: asked.amount, reason: asked.reason });
+        Ok(())
+    }
+
+    /// The deadline `from` moved later by `amount` of the unit of `max`, counted on from its last
+    /// day (R0.1).
+    fn extended_deadline(
+        &self,
+        key: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        amount: u32,
+        rule: &ir::Extension,
+    ) -> Result<chrono::DateTime<chrono::Utc>, Refusal> {
         let offset = self.ctx.program.offset;
         // The old deadline's last day: 24:00 of it is 00:00 of the next.
         let last_day = (from - TimeDelta::seconds(1)).with_timezone(&offset).date_naive();
@@ -41,8 +99,7 @@ impl Decision<'_> {
                 })
             }
         };
-        self.emit(Event::Extended { node: key.into(), from, to, amount, reason: reason.to_string() });
-        Ok(())
+        Ok(to)
     }
 }
 
@@ -189,5 +246,51 @@ policy 限期 {
         assert_eq!(s.act("协调办", "办结", extend(0, "零")).unwrap_err().code(), "F048");
         assert_eq!(s.act("协调办", "办结", extend(6, "太长")).unwrap_err().code(), "F048");
         assert_eq!(s.state.nodes.get("办结").unwrap().extended, 0, "refusals record nothing");
+    }
+
+    #[test]
+    fn issue_11_1_an_extension_approved_by_a_higher_role_moves_the_deadline_only_then() {
+        let src = EXTENDABLE
+            .replace("extend by 协调办 max 5 workdays", "extend by 承办科室 max 5 workdays approved by 协调办");
+        let mut s = Simulation::new(&src, "2026-09-25 10:00").unwrap();
+        s.start(&[]).unwrap();
+        let first = utc("2026-09-30T16:00:00Z");
+        // The department asks; nothing moves yet, and it may not approve its own request.
+        let asked = s.act("承办科室", "办结", extend(3, "需会同住建部门现场核查")).unwrap();
+        assert_eq!(
+            asked,
+            vec![Event::ExtensionRequested {
+                node: "办结".into(), amount: 3, reason: "需会同住建部门现场核查".into()
+            }]
+        );
+        assert_eq!((s.state.nodes.get("办结").unwrap().due_at, due_timers(&s)), (Some(first), vec![first]));
+        assert_eq!(s.act("承办科室", "办结", extend(1, "再要一天")).unwrap_err().code(), "F062");
+        let own = s.act("承办科室", "办结", Action::ApproveExtension { comment: None }).unwrap_err();
+        assert_eq!(own.to_string(), "role `承办科室` may not extend step `办结`; extending it is for `协调办`");
+        // The coordinating office approves: the deadline moves as it would have at once.
+        s.advance_to("2026-09-28 09:00").unwrap();
+        let approved = s.act("协调办", "办结", Action::ApproveExtension { comment: Some("同意延期".into()) }).unwrap();
+        let moved = utc("2026-10-10T16:00:00Z");
+        assert_eq!(
+            approved,
+            vec![Event::Extended {
+                node: "办结".into(),
+                from: first,
+                to: moved,
+                amount: 3,
+                reason: "需会同住建部门现场核查".into()
+            }]
+        );
+        assert_eq!(due_timers(&s), vec![moved]);
+        // A second request, refused with a reason: the deadline stays; nothing waits then.
+        s.act("承办科室", "办结", extend(2, "等待检测报告")).unwrap();
+        let blank = s.act("协调办", "办结", Action::RejectExtension { reason: " ".into() }).unwrap_err();
+        assert_eq!(blank.code(), "F018");
+        let no = s.act("协调办", "办结", Action::RejectExtension { reason: "理由不充分".into() }).unwrap();
+        assert_eq!(no, vec![Event::ExtensionRejected { node: "办结".into(), reason: "理由不充分".into() }]);
+        assert_eq!(s.state.nodes.get("办结").unwrap().due_at, Some(moved));
+        let none = s.act("协调办", "办结", Action::ApproveExtension { comment: None }).unwrap_err();
+        assert_eq!(none.to_string(), "no extension of step `办结` waits for approval");
+        assert_eq!(s.replayed(), s.state);
     }
 }

@@ -312,8 +312,19 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                 n.kept_limit = n.due_at.or(n.kept_limit);
             }
         }
+        Event::ExtensionRequested { node, amount, reason } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.extension_asked = Some(ExtensionAsked { amount: *amount, reason: reason.clone(), at });
+            }
+        }
+        Event::ExtensionRejected { node, .. } => {
+            if let Some(n) = state.nodes.get_mut(node) {
+                n.extension_asked = None;
+            }
+        }
         Event::Extended { node, to, amount, .. } => {
             if let Some(n) = state.nodes.get_mut(node) {
+                n.extension_asked = None;
                 n.due_at = Some(*to);
                 n.extended = n.extended.saturating_add(*amount);
                 // A new deadline: its reminders are sent again; an owner's limit moves with it.
@@ -463,6 +474,7 @@ impl NodeState {
             added_roles: Vec::new(),
             removed_roles: Vec::new(),
             copies: BTreeMap::new(),
+            extension_asked: None,
         }
     }
 

@@ -51,6 +51,10 @@ pub enum Action {
     /// 延期: move the step's deadline later by `amount` of the unit its `extend … max` is
     /// written in, with a reason (issue 11.1).
     Extend { amount: u32, reason: String },
+    /// Issue 11.1: approve the extension asked for on the step (`extend … approved by`).
+    ApproveExtension { comment: Option<String> },
+    /// Issue 11.1: refuse the extension asked for, with a reason; the deadline stays.
+    RejectExtension { reason: String },
     /// 转办: hand the step to another office holding its bound role, with a reason (issue 11.2).
     Transfer { to: String, reason: String },
     /// 加签: add an approver (a role of the step's `approvers … from` pool) while it is open.
@@ -75,6 +79,8 @@ impl Action {
                 | Action::Urge { .. }
                 | Action::ReturnTo { .. }
                 | Action::Extend { .. }
+                | Action::ApproveExtension { .. }
+                | Action::RejectExtension { .. }
                 | Action::Transfer { .. }
                 | Action::AddApprover { .. }
                 | Action::RemoveApprover { .. }
@@ -98,6 +104,8 @@ impl Action {
             Action::Delegate { .. } => "delegate",
             Action::Urge { .. } => "urge",
             Action::Extend { .. } => "extend",
+            Action::ApproveExtension { .. } => "approve_extension",
+            Action::RejectExtension { .. } => "reject_extension",
             Action::Transfer { .. } => "transfer",
             Action::AddApprover { .. } => "add_approver",
             Action::RemoveApprover { .. } => "remove_approver",
@@ -329,6 +337,9 @@ pub struct NodeState {
     /// `extend … max`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub extended: u32,
+    /// Issue 11.1: an extension asked for that waits for its approval (`extend … approved by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_asked: Option<ExtensionAsked>,
     /// Issue 11.2: approvers added (加签) to and removed (减签) from the step's `by`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added_roles: Vec<String>,
@@ -338,6 +349,14 @@ pub struct NodeState {
     /// what an office was sent stays sent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub copies: BTreeMap<String, CarbonCopy>,
+}
+
+/// An extension asked for (延期申请) that waits for a higher role's approval: how much, why, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionAsked {
+    pub amount: u32,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A copy of a step sent to an office for information (抄送): when, and whether it was read.
@@ -621,6 +640,19 @@ pub enum Event {
         amount: u32,
         reason: String,
     },
+    /// Issue 11.1: an extension of `amount` was asked for (延期申请), for `reason`; it moves the
+    /// deadline when a role of the step's `extend … approved by` approves it (`Extended`, whose
+    /// actor is the approver). Who asked is the event's actor.
+    ExtensionRequested {
+        node: String,
+        amount: u32,
+        reason: String,
+    },
+    /// Issue 11.1: the extension asked for was refused, for `reason`; the deadline stays.
+    ExtensionRejected {
+        node: String,
+        reason: String,
+    },
     /// Issue 11.2: the step was handed (转办) from the office holding `role` for it to `to`, for
     /// `reason`; who is the event's actor.
     Transferred {
@@ -738,6 +770,8 @@ impl Event {
             Event::NextCycleRefused { .. } => "next_cycle_refused",
             Event::Bound { .. } => "bound",
             Event::Extended { .. } => "extended",
+            Event::ExtensionRequested { .. } => "extension_requested",
+            Event::ExtensionRejected { .. } => "extension_rejected",
             Event::Suspended { .. } => "suspended",
             Event::Transferred { .. } => "transferred",
             Event::ApproverAdded { .. } => "approver_added",
@@ -776,6 +810,8 @@ impl Event {
             | Event::WindowAwaitingCalendar { node, .. }
             | Event::CalendarApplied { node, .. }
             | Event::Extended { node, .. }
+            | Event::ExtensionRequested { node, .. }
+            | Event::ExtensionRejected { node, .. }
             | Event::Transferred { node, .. }
             | Event::ApproverAdded { node, .. }
             | Event::ApproverRemoved { node, .. }

@@ -416,6 +416,8 @@ enum Do {
     Approver(usize, bool),
     /// Issue 11.2: 抄送 to one of the policy's text literals (an office name, or blank).
     Copy(usize),
+    /// Issue 11.1: approve (`true`) or refuse an extension asked for.
+    DecideExtension(bool),
     /// Issue 11.2: 已阅, the actor's office reading its copy.
     Read,
 }
@@ -465,6 +467,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..64usize).prop_map(Do::Transfer),
         2 => (0..16usize, any::<bool>()).prop_map(|(r, add)| Do::Approver(r, add)),
         1 => (0..64usize).prop_map(Do::Copy),
+        1 => any::<bool>().prop_map(Do::DecideExtension),
         1 => Just(Do::Read),
     ];
     let kind = prop_oneof![
@@ -878,6 +881,8 @@ impl Run<'_> {
                 vec![Action::CopyTo { to, message: Some("请知悉".into()) }]
             }
             Do::Read => vec![Action::MarkRead],
+            Do::DecideExtension(true) => vec![Action::ApproveExtension { comment: None }],
+            Do::DecideExtension(false) => vec![Action::RejectExtension { reason: "理由不充分".into() }],
         }
     }
 
@@ -1050,6 +1055,12 @@ impl Run<'_> {
                             if !def.transfer.as_ref().is_some_and(|t| t.roles.contains(&actor.role)) =>
                         {
                             prop_assert_eq!(code, Err("F053"), "`{}` transferred `{}`", &actor.role, node)
+                        }
+                        // Issue 11.1: approving an extension is for `extend … approved by` (F047).
+                        Action::ApproveExtension { .. } | Action::RejectExtension { .. }
+                            if !def.extend.as_ref().is_some_and(|e| e.approved_by.contains(&actor.role)) =>
+                        {
+                            prop_assert_eq!(code, Err("F047"), "`{}` decided an extension of `{}`", &actor.role, node)
                         }
                         // Issue 11.2: copying is for the roles `copy by` names (F057).
                         Action::CopyTo { .. } if !def.copy_by.contains(&actor.role) => {

@@ -218,6 +218,14 @@ pub enum Refusal {
     NoDeadlineToExtend {
         node: String,
     },
+    /// Issue 11.1: an extension asked for waits for its approval already.
+    ExtensionPending {
+        node: String,
+    },
+    /// Issue 11.1: no extension asked for waits for approval on the step.
+    NoExtensionAsked {
+        node: String,
+    },
     /// Issue 11.2: handing the step to another office (转办) is for the roles its `transfer by`
     /// names.
     TransferNotAllowed {
@@ -354,6 +362,8 @@ impl Refusal {
             Refusal::CorrectNotAllowed { .. } => "F059",
             Refusal::CorrectionRefused { .. } => "F060",
             Refusal::MigrationRefused { .. } => "F061",
+            Refusal::ExtensionPending { .. } => "F062",
+            Refusal::NoExtensionAsked { .. } => "F063",
             Refusal::NotSuspended => "F051",
             Refusal::SuspendNotAllowed { .. } => "F052",
             Refusal::BallotNotApproved { .. } => "F046",
@@ -395,6 +405,8 @@ impl Refusal {
             | Refusal::NotSuspended
             | Refusal::CopyRefused { .. }
             | Refusal::MigrationRefused { .. }
+            | Refusal::ExtensionPending { .. }
+            | Refusal::NoExtensionAsked { .. }
             | Refusal::NoNextCycleDue { .. } => RefusalClass::Conflict,
             _ => RefusalClass::Invalid,
         }
@@ -561,6 +573,12 @@ impl fmt::Display for Refusal {
                 } else {
                     write!(f, "role `{role}` may not correct this instance's parameters; that is for {}", list(allowed))
                 }
+            }
+            Refusal::ExtensionPending { node } => {
+                write!(f, "an extension of step `{node}` was asked for and waits for its approval")
+            }
+            Refusal::NoExtensionAsked { node } => {
+                write!(f, "no extension of step `{node}` waits for approval")
             }
             Refusal::MigrationRefused { step: Some(step), why } => {
                 write!(f, "the instance cannot move to the new version: step `{step}`: {why}")

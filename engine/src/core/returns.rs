@@ -77,6 +77,13 @@ pub(super) fn allowed(
             }
             Err(Refusal::CopyNotAllowed { node: key.into(), role: acting.role.clone(), allowed: def.copy_by.clone() })
         }
+        Action::ApproveExtension { .. } | Action::RejectExtension { .. } => {
+            let allowed = def.extend.as_ref().map_or_else(Vec::new, |e| e.approved_by.clone());
+            if allowed.contains(&acting.role) {
+                return Ok(());
+            }
+            Err(Refusal::ExtensionNotAllowed { node: key.into(), role: acting.role.clone(), allowed })
+        }
         Action::Extend { .. } => {
             let allowed = def.extend.as_ref().map_or_else(Vec::new, |e| e.roles.clone());
             if allowed.contains(&acting.role) {
@@ -116,6 +123,10 @@ pub fn may_do(def: &ir::Node, n: &NodeState, role: &str) -> Vec<&'static str> {
     }
     if def.extend.as_ref().is_some_and(|e| e.roles.iter().any(|r| r == role)) {
         out.push("extend");
+    }
+    let approves = def.extend.as_ref().is_some_and(|e| e.approved_by.iter().any(|r| r == role));
+    if approves && n.extension_asked.is_some() {
+        out.extend(["approve_extension", "reject_extension"]);
     }
     if def.transfer.as_ref().is_some_and(|t| t.roles.iter().any(|r| r == role)) {
         out.push("transfer");
