@@ -431,6 +431,8 @@ pub enum ClauseKind {
     Approvers {
         by: Vec<Ident>,
         pool: Vec<Ident>,
+        /// `max N`: the most approvers the step may have.
+        max: Option<u32>,
     },
 }
 

@@ -515,11 +515,14 @@ fn clause(c: &Clause, indent: usize, out: &mut String) {
             out.push_str("copy by ");
             names(roles, out);
         }
-        ClauseKind::Approvers { by, pool } => {
+        ClauseKind::Approvers { by, pool, max } => {
             out.push_str("approvers by ");
             names(by, out);
             out.push_str(" from ");
             names(pool, out);
+            if let Some(max) = max {
+                out.push_str(&format!(" max {max}"));
+            }
         }
         ClauseKind::Transfer { by, restart } => {
             out.push_str("transfer by ");

@@ -284,6 +284,9 @@ pub struct Node {
 pub struct ApproverChanges {
     pub roles: Vec<String>,
     pub pool: Vec<String>,
+    /// `max N`: the most approvers the step may have (加签 is refused past it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
 }
 
 /// `transfer by R, S [restart]`: the roles that may hand the step to another office holding its

@@ -251,7 +251,7 @@ impl Checker {
                 ast::ClauseKind::MayReturn { targets, by } => self.may_return(node, c.span, targets, by, unit),
                 ast::ClauseKind::UrgeBy(roles) => self.urge_by(node, roles),
                 ast::ClauseKind::CopyBy(roles) => self.copy_by(node, roles),
-                ast::ClauseKind::Approvers { by, pool } => {
+                ast::ClauseKind::Approvers { by, pool, max } => {
                     let declared = |names: &[Ident], this: &mut Self| -> Vec<String> {
                         let mut kept: Vec<String> = Vec::new();
                         for r in names {
@@ -263,7 +263,19 @@ impl Checker {
                     };
                     let roles = declared(by, self);
                     let pool = declared(pool, self);
-                    node.approvers = Some(ir::ApproverChanges { roles, pool });
+                    // The step starts with its `by`: a bound below that allows no state it is in.
+                    if let Some(m) = max.filter(|m| (*m as usize) < node.roles.len().max(1)) {
+                        self.err(
+                            Diagnostic::error(
+                                Code::E0110,
+                                c.span,
+                                format!("`{}` has {} approvers but may have at most {m}", node.name, node.roles.len()),
+                            )
+                            .with_label("the most approvers the step may have")
+                            .with_help("raise `max` to the approvers of `by` or more"),
+                        );
+                    }
+                    node.approvers = Some(ir::ApproverChanges { roles, pool, max: *max });
                 }
                 ast::ClauseKind::Transfer { by, restart } => {
                     let has_due = clauses.iter().any(|x| matches!(x.kind, ast::ClauseKind::Due { .. }));

@@ -170,12 +170,25 @@ fn approvers_lower_on_an_approval_step_only() {
     let n = compile(src).unwrap().policy.node("会签").unwrap().clone();
     assert_eq!(
         n.approvers,
-        Some(crate::ir::ApproverChanges { roles: vec!["分管领导".into()], pool: vec!["财政科".into()] })
+        Some(crate::ir::ApproverChanges {
+            roles: vec!["分管领导".into()], pool: vec!["财政科".into()], max: None
+        })
     );
     let formatted = crate::fmt::format_source(src).unwrap();
     assert!(formatted.contains("approvers by 分管领导 from 财政科"), "{formatted}");
     let on_task = "policy a { role 甲 role 乙 step 办: task { by 甲 approvers by 乙 from 甲 } }";
     assert_eq!(compile(on_task).unwrap_err().as_slice()[0].code, Code::E0109);
+    // `max N` bounds the approvers; below the step's own it allows nothing.
+    let bounded = src.replace("from 财政科 }", "from 财政科 max 3 }");
+    let n = compile(&bounded).unwrap().policy.node("会签").unwrap().clone();
+    assert_eq!(n.approvers.and_then(|a| a.max), Some(3));
+    assert!(crate::fmt::format_source(&bounded).unwrap().contains("approvers by 分管领导 from 财政科 max 3"));
+    let too_few = src.replace("from 财政科 }", "from 财政科 max 1 }");
+    let e = compile(&too_few).unwrap_err();
+    assert_eq!(
+        (e.as_slice()[0].code, e.as_slice()[0].message.as_str()),
+        (Code::E0110, "`会签` has 2 approvers but may have at most 1")
+    );
 }
 
 /// Issue 11.3: `may suspend` on a role lowers to the IR and survives formatting; a policy

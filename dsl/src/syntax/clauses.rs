@@ -281,14 +281,17 @@ pub(super) fn clause(p: Pair<Rule>) -> PResult<Clause> {
             let mut by = Vec::new();
             let mut pool = Vec::new();
             let mut after_from = false;
+            let mut max = None;
             for p in k.rest() {
                 match p.as_rule() {
                     Rule::kw_from => after_from = true,
+                    Rule::kw_max => {}
+                    Rule::int => max = Some(small_int(p)?),
                     _ if after_from => pool.push(ident(p)),
                     _ => by.push(ident(p)),
                 }
             }
-            ClauseKind::Approvers { by, pool }
+            ClauseKind::Approvers { by, pool, max }
         }
         Rule::transfer_clause => {
             k.kw()?;

@@ -28,6 +28,14 @@ impl Decision<'_> {
             if !pool.iter().any(|r| r == role) {
                 return Err(refuse(format!("approvers are added from {}", quoted(pool))));
             }
+            if let Some(max) = def.approvers.as_ref().and_then(|a| a.max) {
+                if running.roles.len() >= max as usize {
+                    return Err(refuse(format!(
+                        "the step has {} approvers, the most its `approvers … max` allows",
+                        running.roles.len()
+                    )));
+                }
+            }
         } else {
             if !running.roles.iter().any(|r| r == role) {
                 return Err(refuse("it is not an approver of the step".into()));
@@ -150,6 +158,24 @@ policy 会签演练 {
         assert_eq!(s.act("乙科", "会签", approve()).unwrap_err().code(), "F006", "removed: no longer entitled");
         s.act("审计科", "会签", approve()).unwrap();
         assert_eq!(s.state.nodes.get("会签").unwrap().outcome, Some(Outcome::Approved));
+        assert_eq!(s.replayed(), s.state);
+    }
+
+    #[test]
+    fn issue_11_2_an_approver_is_not_added_past_the_policys_bound() {
+        let bounded = COSIGN.replace("from 财政科, 审计科 }", "from 财政科, 审计科 max 3 }");
+        let mut s = Simulation::new(&bounded, "2026-03-02 09:00").unwrap();
+        s.start(&[]).unwrap();
+        s.act("分管领导", "会签", add("财政科")).unwrap();
+        let past = s.act("分管领导", "会签", add("审计科")).unwrap_err();
+        assert_eq!(past.code(), "F056");
+        assert_eq!(
+            past.to_string(),
+            "the approvers of step `会签` cannot change for `审计科`: the step has 3 approvers, the most its `approvers … max` allows"
+        );
+        // One removed, another may be added.
+        s.act("分管领导", "会签", remove("乙科")).unwrap();
+        s.act("分管领导", "会签", add("审计科")).unwrap();
         assert_eq!(s.replayed(), s.state);
     }
 }
