@@ -285,6 +285,29 @@ fn status_word(n: &super::NodeState) -> &'static str {
     }
 }
 
+/// What a migration's commit writes (issue 11.5): the new version may time or list a node whose
+/// state the migration did not change (its reminder, its roles), and a node it removed has no
+/// definition to compute the old rows from — so every node, before and after, has its timers and
+/// open-step rows replaced by what the new version makes of the state now (the next cycle's, which
+/// no migration changes, aside).
+pub fn whole_changes(ctx: super::Context, before: &super::State, after: &super::State) -> WholeChanges {
+    let cycle = super::cycles::CYCLE_NODE;
+    let nodes: BTreeSet<String> = before.nodes.keys().chain(after.nodes.keys()).cloned().collect();
+    WholeChanges {
+        nodes: nodes.into_iter().collect(),
+        timers: super::pending_timers(ctx, after).into_iter().filter(|t| t.node != cycle).collect(),
+        open_steps: super::open_steps(ctx.program, after).into_iter().filter(|s| s.node != cycle).collect(),
+    }
+}
+
+/// [`whole_changes`]: the nodes whose timers and rows are replaced, and theirs now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WholeChanges {
+    pub nodes: Vec<String>,
+    pub timers: Vec<super::Timer>,
+    pub open_steps: Vec<super::OpenStep>,
+}
+
 /// Applies a `migrated` event: the renamed nodes under their new keys, the removed ones gone,
 /// the added ones waiting.
 pub(super) fn apply_migrated(

@@ -57,7 +57,7 @@ use civicflow_dsl::value::Value;
 
 pub use binding::{bound_office, may_act};
 pub use breach::acting_roles;
-pub use migrate::{migration_map, MigrationMap};
+pub use migrate::{migration_map, whole_changes, MigrationMap, WholeChanges};
 pub use model::*;
 pub use nodes::Nodes;
 pub use open_steps::{open_step_changes, open_steps, OpenStep, Reader};

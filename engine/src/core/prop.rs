@@ -146,6 +146,9 @@ policy phased {
 struct Fixture {
     name: &'static str,
     program: Program,
+    /// Issue 11.5: a version 2 to migrate to — another label, and the last node dropped when
+    /// nothing refers to it.
+    v2: Program,
     calendar: Calendar,
     start: DateTime<Utc>,
     param_sets: Vec<BTreeMap<String, Value>>,
@@ -162,6 +165,7 @@ impl Fixture {
     fn new(name: &'static str, src: &str, start: &str, param_sets: Vec<Vec<(&str, Value)>>) -> Fixture {
         let compiled = civicflow_dsl::compile(src)
             .unwrap_or_else(|d| panic!("{name}: {:?}", d.as_slice().iter().map(|x| &x.message).collect::<Vec<_>>()));
+        let v2 = version_2(&compiled.policy, &compiled.hash);
         let program = Program::new(compiled.policy, compiled.hash).unwrap();
         let calendar = Calendar::chinese().unwrap();
         let naive = NaiveDateTime::parse_from_str(start, "%Y-%m-%d %H:%M").unwrap();
@@ -178,12 +182,27 @@ impl Fixture {
         }
         let texts = texts.into_iter().collect();
         let ints = ints.into_iter().collect();
-        Fixture { name, program, calendar, start, param_sets, roles, delegates, texts, ints }
+        Fixture { name, program, v2, calendar, start, param_sets, roles, delegates, texts, ints }
     }
+}
 
-    fn ctx(&self) -> Context<'_> {
-        Context { program: &self.program, calendar: &self.calendar }
+/// Issue 11.5: the policy as a version 2 — another label; its last node dropped (with the edges and
+/// timers that name it) when no other node refers to it.
+fn version_2(policy: &ir::Policy, hash: &str) -> Program {
+    let mut v2 = policy.clone();
+    v2.version = Some("v2".into());
+    if let Some((last, others)) = v2.nodes.split_last() {
+        let quoted = format!("\"{}\"", last.id);
+        let referred = serde_json::to_string(others).unwrap_or_default().contains(&quoted)
+            || serde_json::to_string(&v2.values).unwrap_or_default().contains(&quoted);
+        if !referred {
+            let id = last.id.clone();
+            v2.nodes.retain(|n| n.id != id);
+            v2.edges.retain(|e| !serde_json::to_string(e).unwrap_or_default().contains(&quoted));
+            v2.timers.retain(|t| !serde_json::to_string(t).unwrap_or_default().contains(&quoted));
+        }
     }
+    Program::new(v2, format!("{hash}-v2")).unwrap()
 }
 
 /// Short string literals and the numbers (and their neighbours) written in a policy.
@@ -365,6 +384,8 @@ enum Op {
         set: usize,
         param: usize,
     },
+    /// Issue 11.5: move to the fixture's version 2 (once).
+    Migrate,
     StartAgain,
 }
 
@@ -489,6 +510,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proptest::bool::weighted(0.3).prop_map(|blank| Op::Cancel { blank }),
         2 => (0..16usize, any::<bool>()).prop_map(|(role, resume)| Op::Suspend { role, resume }),
         2 => (0..16usize, 0..4usize, 0..16usize).prop_map(|(role, set, param)| Op::Correct { role, set, param }),
+        1 => Just(Op::Migrate),
         1 => Just(Op::StartAgain),
     ]
 }
@@ -518,6 +540,7 @@ fn check(fx: &Fixture, cases: u32) {
 fn run_script(fx: &Fixture, script: &Script) -> Result<(), TestCaseError> {
     let mut run = Run {
         fx,
+        migrated: false,
         state: State::new(),
         history: Vec::new(),
         stored: Vec::new(),
@@ -565,6 +588,8 @@ impl Rng {
 
 struct Run<'f> {
     fx: &'f Fixture,
+    /// Issue 11.5: the instance runs on the fixture's version 2.
+    migrated: bool,
     state: State,
     history: Vec<(Event, DateTime<Utc>)>,
     /// The history as the audit chain keeps it: each event through JSON and back.
@@ -579,9 +604,22 @@ struct Run<'f> {
 type Check = Result<(), TestCaseError>;
 
 impl Run<'_> {
+    /// The version the instance runs on.
+    fn prog(&self) -> &Program {
+        if self.migrated {
+            &self.fx.v2
+        } else {
+            &self.fx.program
+        }
+    }
+
+    fn ctx(&self) -> Context<'_> {
+        Context { program: self.prog(), calendar: &self.fx.calendar }
+    }
+
     /// Decides a command (twice), checks the answer, applies the events.
     fn send(&mut self, cmd: &Command) -> Result<Result<Vec<Event>, Refusal>, TestCaseError> {
-        let ctx = self.fx.ctx();
+        let ctx = self.ctx();
         let before = self.state.clone();
         let first = decide(ctx, &self.state, cmd, self.now);
         let second = decide(ctx, &self.state, cmd, self.now);
@@ -598,17 +636,25 @@ impl Run<'_> {
             for e in events {
                 apply(&mut after, e, self.now);
             }
-            prop_assert_eq!(
-                super::timer_changes(ctx, &self.state, &after),
-                super::timer_changes_by_scan(ctx, &self.state, &after),
-                "timer changes differ on {:?}",
-                cmd
-            );
-            // Issue 10.6: the open-step rows, changed node by node, are the state's.
-            let program = &self.fx.program;
-            let (changed, rows) = super::open_step_changes(program, &self.state, &after);
-            let scanned = super::open_steps::open_step_changes_by_scan(program, &self.state, &after);
-            prop_assert_eq!((&changed, &rows), (&scanned.0, &scanned.1), "open-step changes differ on {:?}", cmd);
+            let fx = self.fx;
+            let program = if self.migrated { &fx.v2 } else { &fx.program };
+            let (changed, rows) = if let Command::Migrate { .. } = cmd {
+                // Issue 11.5: a migration's commit replaces every node's rows (as the runtime's).
+                let whole = super::whole_changes(ctx, &self.state, &after);
+                (whole.nodes, whole.open_steps)
+            } else {
+                prop_assert_eq!(
+                    super::timer_changes(ctx, &self.state, &after),
+                    super::timer_changes_by_scan(ctx, &self.state, &after),
+                    "timer changes differ on {:?}",
+                    cmd
+                );
+                // Issue 10.6: the open-step rows, changed node by node, are the state's.
+                let (changed, rows) = super::open_step_changes(program, &self.state, &after);
+                let scanned = super::open_steps::open_step_changes_by_scan(program, &self.state, &after);
+                prop_assert_eq!((&changed, &rows), (&scanned.0, &scanned.1), "open-step changes differ on {:?}", cmd);
+                (changed, rows)
+            };
             for node in &changed {
                 self.open_steps.remove(node);
             }
@@ -632,7 +678,7 @@ impl Run<'_> {
             Op::Progress(seed) => self.progress(*seed),
             Op::Act { node, who, principal, action } => self.act(*node, *who, *principal, action),
             Op::FireNext => {
-                let next = pending_timers(self.fx.ctx(), &self.state).into_iter().min_by_key(|t| t.at);
+                let next = pending_timers(self.ctx(), &self.state).into_iter().min_by_key(|t| t.at);
                 if let Some(t) = next {
                     self.now = self.now.max(t.at);
                     self.fire(t)?;
@@ -640,7 +686,7 @@ impl Run<'_> {
                 Ok(())
             }
             Op::FirePending(i) => {
-                let pending = pending_timers(self.fx.ctx(), &self.state);
+                let pending = pending_timers(self.ctx(), &self.state);
                 if !pending.is_empty() {
                     self.fire(pending[i % pending.len()].clone())?;
                 }
@@ -696,6 +742,33 @@ impl Run<'_> {
                 })
                 .map(|_| ())
             }
+            Op::Migrate if self.migrated => Ok(()),
+            Op::Migrate => {
+                let map = super::migration_map("prop-plan", &self.fx.program, &self.fx.v2, &BTreeMap::new())
+                    .map_err(|e| TestCaseError::fail(e))?;
+                let removed: Vec<String> = map.removed.clone();
+                // Acted on, the removed step keeps the instance on its version (F061).
+                let lost = self.state.nodes.values().any(|n| {
+                    removed.contains(&n.def)
+                        && (n.status == NodeStatus::Done || !n.acts.is_empty() || n.form.is_some() || n.vote.is_some())
+                });
+                let running = self.state.status == Status::Running;
+                self.migrated = true;
+                let r = self.send(&Command::Migrate { actor: actor(OUTSIDER, 1), map })?;
+                if r.is_err() {
+                    self.migrated = false;
+                }
+                if !running {
+                    prop_assert!(r.is_err(), "migrated an instance that is not running");
+                } else if lost {
+                    prop_assert_eq!(
+                        r.as_ref().map_err(Refusal::code).err(),
+                        Some("F061"),
+                        "a removed step acted on was lost"
+                    );
+                }
+                Ok(())
+            }
             Op::StartAgain => {
                 let params = self.fx.param_sets[0].clone();
                 let r = self.send(&Command::Start { actor: actor(OUTSIDER, 1), params })?;
@@ -724,7 +797,7 @@ impl Run<'_> {
             return Ok(());
         }
         let key = rng.pick(&open).clone();
-        let Some(def) = self.state.nodes.get(&key).and_then(|n| self.fx.program.node(&n.def)) else { return Ok(()) };
+        let Some(def) = self.state.nodes.get(&key).and_then(|n| self.prog().node(&n.def)) else { return Ok(()) };
         let mut roles = def.roles.clone();
         let turn = rng.below(roles.len() as u64) as usize;
         roles.rotate_left(turn);
@@ -747,7 +820,7 @@ impl Run<'_> {
             .iter()
             .filter(|(_, n)| {
                 n.status == NodeStatus::Open
-                    && self.fx.program.node(&n.def).is_some_and(|d| {
+                    && self.prog().node(&n.def).is_some_and(|d| {
                         matches!(d.kind, NodeKind::Step(_)) && !(d.for_each.is_some() && n.element.is_none())
                     })
             })
@@ -758,7 +831,7 @@ impl Run<'_> {
     fn act(&mut self, pick: Pick, who: Who, principal: u8, what: &Do) -> Check {
         let key = self.pick_node(pick);
         let node = self.state.nodes.get(&key);
-        let def = node.and_then(|n| self.fx.program.node(&n.def));
+        let def = node.and_then(|n| self.prog().node(&n.def));
         let delegated: Vec<&String> = node.map(|n| n.delegations.keys().collect()).unwrap_or_default();
         let mut actor = match (who, def) {
             (Who::Entitled(i), Some(d)) if !d.roles.is_empty() => actor(&d.roles[i % d.roles.len()], 1 + principal),
@@ -773,7 +846,7 @@ impl Run<'_> {
         };
         // R6.1: an entitled principal or a delegate belongs to the office bound to the role.
         if !matches!(who, Who::AnyRole(_)) {
-            if let Some(office) = super::bound_office(&self.fx.program, &self.state, &key, &actor.role) {
+            if let Some(office) = super::bound_office(self.prog(), &self.state, &key, &actor.role) {
                 actor.office = office;
             }
         }
@@ -793,7 +866,7 @@ impl Run<'_> {
             Pick::Open(i) if !open.is_empty() => open[i % open.len()].clone(),
             Pick::Open(i) | Pick::Any(i) if !all.is_empty() => all[i % all.len()].clone(),
             Pick::Open(i) | Pick::Any(i) | Pick::Unknown(i) => {
-                let first = self.fx.program.policy.nodes.first().map_or("x", |n| n.id.as_str());
+                let first = self.prog().policy.nodes.first().map_or("x", |n| n.id.as_str());
                 [format!("{first}[99]"), "不存在的步骤".to_string(), format!("{first}/x")][i % 3].clone()
             }
         }
@@ -802,7 +875,7 @@ impl Run<'_> {
     /// The action(s) to try, in order, until one is accepted.
     fn actions(&self, key: &str, actor: &Actor, what: &Do) -> Vec<Action> {
         let node = self.state.nodes.get(key);
-        let def = node.and_then(|n| self.fx.program.node(&n.def));
+        let def = node.and_then(|n| self.prog().node(&n.def));
         let forms = |seed: u64, flaw: Flaw| -> Vec<Action> {
             let Some(def) = def else { return vec![Action::SubmitForm { data: BTreeMap::new() }] };
             let tries = if flaw == Flaw::None { 12 } else { 1 };
@@ -851,7 +924,7 @@ impl Run<'_> {
                 vec![Action::RaiseObjection { objection: if *blank { "" } else { "有异议" }.into() }]
             }
             Do::Return { target, blank } => {
-                let nodes = &self.fx.program.policy.nodes;
+                let nodes = &self.prog().policy.nodes;
                 let target =
                     if *target < nodes.len() { nodes[*target].id.clone() } else { "不存在的步骤".to_string() };
                 vec![Action::ReturnTo { target, reason: if *blank { "" } else { "退回重办" }.into() }]
@@ -931,7 +1004,7 @@ impl Run<'_> {
             },
             Type::Bool => Value::Bool(rng.chance(1, 2)),
             Type::Date => {
-                let day = self.now.with_timezone(&self.fx.program.offset).date_naive();
+                let day = self.now.with_timezone(&self.prog().offset).date_naive();
                 Value::Date(day + TimeDelta::days(rng.below(60) as i64))
             }
             Type::Duration => Value::Duration(ir::Span { amount: 3, unit: ir::TimeUnit::Days }),
@@ -945,8 +1018,8 @@ impl Run<'_> {
     /// Vote counts around the step's electorate: mostly plausible, sometimes impossible.
     fn counts(&self, key: &str, rng: &mut Rng) -> VoteCounts {
         let node = self.state.nodes.get(key);
-        let rules = node.and_then(|n| self.fx.program.node(&n.def)).and_then(|d| d.vote.as_ref());
-        let env = oracle(self.fx, &self.state, key, None, BTreeMap::new());
+        let rules = node.and_then(|n| self.prog().node(&n.def)).and_then(|d| d.vote.as_ref());
+        let env = oracle(self.fx, self.prog(), &self.state, key, None, BTreeMap::new());
         let count = |e: Option<&ir::Expr>, default: u64| {
             e.and_then(|e| eval::eval(e, &env).ok()).and_then(|v| v.as_i64()).map_or(default, |v| v.max(0) as u64)
         };
@@ -1002,9 +1075,9 @@ impl Run<'_> {
                     return Ok(());
                 }
                 let Some(n) = self.state.nodes.get(node) else { return Ok(()) };
-                let Some(def) = self.fx.program.node(&n.def) else { return Ok(()) };
+                let Some(def) = self.prog().node(&n.def) else { return Ok(()) };
                 let open_to_all =
-                    action.from_outside_by() && self.fx.program.policy.roles.iter().any(|r| r.name == actor.role);
+                    action.from_outside_by() && self.prog().policy.roles.iter().any(|r| r.name == actor.role);
                 if matches!(def.kind, NodeKind::Step(_))
                     && !def.roles.contains(&actor.role)
                     && !n.delegations.contains_key(&actor.principal)
@@ -1077,7 +1150,7 @@ impl Run<'_> {
             }
             Command::Fire { node, kind, at } => {
                 let t = Timer { node: node.clone(), kind: *kind, at: *at };
-                let pending = pending_timers(self.fx.ctx(), &self.state).contains(&t);
+                let pending = pending_timers(self.ctx(), &self.state).contains(&t);
                 if !pending || self.now < *at {
                     prop_assert_eq!(
                         answer,
@@ -1093,14 +1166,14 @@ impl Run<'_> {
             // Issue 11.3: only the roles declared `may suspend` (F052); while suspended nothing is
             // acted on (F050) and no deadline timer is pending.
             Command::Suspend { actor, .. } | Command::Resume { actor, .. } if running => {
-                let may = self.fx.program.policy.roles.iter().any(|r| r.name == actor.role && r.may_suspend);
+                let may = self.prog().policy.roles.iter().any(|r| r.name == actor.role && r.may_suspend);
                 if !may {
                     prop_assert_eq!(answer.as_ref().map_err(Refusal::code), Err("F052"), "{} suspended", &actor.role);
                 }
             }
             // Issue 11.4: only the roles declared `may correct` (F059).
             Command::Correct { actor, .. } if running => {
-                let may = self.fx.program.policy.roles.iter().any(|r| r.name == actor.role && r.may_correct);
+                let may = self.prog().policy.roles.iter().any(|r| r.name == actor.role && r.may_correct);
                 if !may {
                     prop_assert_eq!(answer.as_ref().map_err(Refusal::code), Err("F059"), "{} corrected", &actor.role);
                 }
@@ -1130,7 +1203,7 @@ impl Run<'_> {
                     prop_assert_eq!(status, Some(NodeStatus::Open), "`{}` completed from {:?}", node, status);
                 }
                 Event::Acted { node, act } => {
-                    let def = w.nodes.get(node).and_then(|n| self.fx.program.node(&n.def));
+                    let def = w.nodes.get(node).and_then(|n| self.prog().node(&n.def));
                     prop_assert!(
                         def.is_some_and(|d| d.roles.contains(&act.actor.role)),
                         "`{}` recorded an act of `{}` in the name of role `{}`, which the step does not list",
@@ -1166,7 +1239,7 @@ impl Run<'_> {
     /// Property 2: a node completes only when its rule is met (`w` holds the completion).
     fn check_completed(&self, w: &State, key: &str, outcome: Outcome, earlier: &[Event], cmd: &Command) -> Check {
         let n = &w.nodes[key];
-        let def = self.fx.program.node(&n.def).unwrap();
+        let def = self.prog().node(&n.def).unwrap();
         let is_template = def.for_each.is_some() && n.element.is_none();
         if is_template || matches!(def.kind, NodeKind::Phase | NodeKind::Call) {
             prop_assert_eq!(outcome, Outcome::Done);
@@ -1177,7 +1250,7 @@ impl Run<'_> {
                     .map(|x| x.1)
                     .collect()
             } else {
-                let ids = self.fx.program.policy.nodes.iter().filter(|m| m.parent.as_deref() == Some(&def.id));
+                let ids = self.prog().policy.nodes.iter().filter(|m| m.parent.as_deref() == Some(&def.id));
                 ids.filter_map(|m| w.nodes.get(&m.id)).collect()
             };
             prop_assert!(
@@ -1275,7 +1348,7 @@ impl Run<'_> {
             return Ok(());
         };
         let c = &result.counts;
-        let env = oracle(self.fx, w, key, None, BTreeMap::new());
+        let env = oracle(self.fx, self.prog(), w, key, None, BTreeMap::new());
         let eligible = eval::eval(&rules.eligible, &env).ok().and_then(|v| v.as_i64());
         prop_assert_eq!(eligible, i64::try_from(result.eligible).ok());
         let seats = rules.seats.as_ref().map(|s| eval::eval(s, &env).ok().and_then(|v| v.as_i64()));
@@ -1296,7 +1369,7 @@ impl Run<'_> {
             vars.insert("seats".into(), int(s));
         }
         let holds = |e: &ir::Expr, vars: &BTreeMap<String, Value>| {
-            eval::eval(e, &oracle(self.fx, w, key, None, vars.clone())) == Ok(Value::Bool(true))
+            eval::eval(e, &oracle(self.fx, self.prog(), w, key, None, vars.clone())) == Ok(Value::Bool(true))
         };
         if let Some(q) = &rules.quorum {
             prop_assert!(holds(q, &vars), "vote `{}` completed without its quorum: {:?}", key, c);
@@ -1333,7 +1406,7 @@ impl Run<'_> {
             }
         }
         for r in &def.requires {
-            let ok = eval::eval(&r.condition, &oracle(self.fx, w, key, Some(data), BTreeMap::new()));
+            let ok = eval::eval(&r.condition, &oracle(self.fx, self.prog(), w, key, Some(data), BTreeMap::new()));
             prop_assert_eq!(ok, Ok(Value::Bool(true)), "`{}` completed against `{}`: {:?}", key, &r.message, data);
         }
         Ok(())
@@ -1346,7 +1419,7 @@ impl Run<'_> {
         let restored = replay(self.stored.iter().map(|(e, at)| (e, *at)));
         prop_assert_eq!(&restored, &self.state, "replay of the stored (JSON) events differs");
         // The next cycle's timer belongs to the instance, not to a node (R0.3).
-        for t in pending_timers(self.fx.ctx(), &self.state).into_iter().filter(|t| t.kind != TimerKind::NextCycle) {
+        for t in pending_timers(self.ctx(), &self.state).into_iter().filter(|t| t.kind != TimerKind::NextCycle) {
             let status = self.state.nodes.get(&t.node).map(|n| n.status);
             prop_assert_eq!(status, Some(NodeStatus::Open), "timer {:?} of a node that is not open", &t);
             // Issue 11.3: no deadline runs while the instance is suspended.
@@ -1357,7 +1430,7 @@ impl Run<'_> {
             );
         }
         if self.state.status == Status::Completed {
-            let top = self.fx.program.policy.nodes.iter().filter(|n| n.parent.is_none());
+            let top = self.prog().policy.nodes.iter().filter(|n| n.parent.is_none());
             for n in top {
                 let status = self.state.nodes.get(&n.id).map(|x| x.status);
                 prop_assert!(
@@ -1403,6 +1476,7 @@ fn has_type(ty: &Type, v: &Value) -> bool {
 /// Names visible to a step's expressions, for the checks.
 struct Oracle<'a> {
     fx: &'a Fixture,
+    program: &'a Program,
     state: &'a State,
     element: Option<(&'a str, &'a Value)>,
     form: Option<&'a BTreeMap<String, Value>>,
@@ -1411,15 +1485,16 @@ struct Oracle<'a> {
 
 fn oracle<'a>(
     fx: &'a Fixture,
+    program: &'a Program,
     state: &'a State,
     key: &str,
     form: Option<&'a BTreeMap<String, Value>>,
     vars: BTreeMap<String, Value>,
 ) -> Oracle<'a> {
     let n = state.nodes.get(key);
-    let var = n.and_then(|n| fx.program.node(&n.def)).and_then(|d| d.for_each.as_ref()).map(|f| f.var.as_str());
+    let var = n.and_then(|n| program.node(&n.def)).and_then(|d| d.for_each.as_ref()).map(|f| f.var.as_str());
     let element = var.zip(n.and_then(|n| n.element.as_ref()));
-    Oracle { fx, state, element, form, vars }
+    Oracle { fx, program, state, element, form, vars }
 }
 
 impl Env for Oracle<'_> {
@@ -1435,7 +1510,7 @@ impl Env for Oracle<'_> {
     fn node_time(&self, node: &str, end: bool) -> Option<NaiveDate> {
         let n = self.state.nodes.get(node)?;
         let at = if end { n.closed_at? } else { n.opened_at? };
-        Some(at.with_timezone(&self.fx.program.offset).date_naive())
+        Some(at.with_timezone(&self.program.offset).date_naive())
     }
     fn node_field(&self, node: &str, field: &str) -> Option<Value> {
         self.state.nodes.get(node)?.form.as_ref()?.get(field).cloned()

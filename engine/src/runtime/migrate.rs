@@ -10,13 +10,13 @@
 //! half way is resumed by applying the plan again: the instances already moved are counted as
 //! such. Instances not in the plan — finished ones, or started after it — keep their version.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::core::{self, cycles::CYCLE_NODE, Actor, Command, Context, Event, MigrationMap, Refusal, State};
+use crate::core::{self, Actor, Command, Context, Event, MigrationMap, Refusal, State};
 use crate::store::{Commit, InstanceFilter, MigrationPlanRecord, NewTimer, MAX_PAGE_SIZE};
 
 use super::{timer_kind_word, Runtime, RuntimeError};
@@ -351,11 +351,11 @@ fn planned(events: &[Event]) -> PlannedOutcome {
 /// A migration's commit carries every node's timers and open-step rows anew: the new version may
 /// time or list a node whose state the migration did not change (a reminder, a role).
 pub(super) fn whole_commit(commit: &mut Commit, id: &str, ctx: Context, before: &State, after: &State) {
-    let nodes: BTreeSet<String> = before.nodes.keys().chain(after.nodes.keys()).cloned().collect();
-    commit.cancel_timers_for_nodes = nodes.iter().cloned().collect();
-    commit.new_timers = core::pending_timers(ctx, after)
+    let whole = core::whole_changes(ctx, before, after);
+    commit.cancel_timers_for_nodes = whole.nodes.clone();
+    commit.new_timers = whole
+        .timers
         .into_iter()
-        .filter(|t| t.node != CYCLE_NODE)
         .map(|t| NewTimer {
             instance: id.to_string(),
             node: t.node.clone(),
@@ -364,8 +364,7 @@ pub(super) fn whole_commit(commit: &mut Commit, id: &str, ctx: Context, before: 
             payload: serde_json::json!({ "kind": t.kind, "at": t.at }),
         })
         .collect();
-    commit.open_step_nodes = nodes.into_iter().collect();
-    let steps = core::open_steps(ctx.program, after).into_iter().filter(|s| s.node != CYCLE_NODE).collect();
-    commit.open_step_rows = super::open_steps::open_step_rows(steps);
+    commit.open_step_nodes = whole.nodes;
+    commit.open_step_rows = super::open_steps::open_step_rows(whole.open_steps);
     commit.policy_hash = Some(ctx.program.hash.clone());
 }
