@@ -745,7 +745,7 @@ impl Run<'_> {
             Op::Migrate if self.migrated => Ok(()),
             Op::Migrate => {
                 let map = super::migration_map("prop-plan", &self.fx.program, &self.fx.v2, &BTreeMap::new())
-                    .map_err(|e| TestCaseError::fail(e))?;
+                    .map_err(TestCaseError::fail)?;
                 let removed: Vec<String> = map.removed.clone();
                 // Acted on, the removed step keeps the instance on its version (F061).
                 let lost = self.state.nodes.values().any(|n| {
