@@ -15,6 +15,7 @@ mod offices;
 mod property_service;
 mod reform_pilot;
 mod residents_demand;
+mod residents_demand_changes;
 
 use std::collections::BTreeMap;
 
