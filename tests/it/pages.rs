@@ -419,7 +419,7 @@ async fn sign_in_act_from_the_inbox_and_audit() {
     good[6] = ("key", "f2");
     assert_eq!(b.post("/act", &good).await.status, StatusCode::SEE_OTHER);
     let page = b.get("/instances/page-1").await;
-    assert!(page.body.contains("id=\"instance-status\">completed<"), "{}", page.body);
+    assert!(page.body.contains("id=\"instance-status\">已办结 completed<"), "{}", page.body);
 
     // Oversight staff: the audit trail with the act, the chain verified, filters and exports.
     let mut o = Browser::new(&env);

@@ -117,12 +117,13 @@ pub async fn list(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
     };
     let pager = Pager::new(Some(page), usize::try_from(found.total).unwrap_or(usize::MAX), PAGE_SIZE);
     let tz = super::shanghai();
+    let lang = super::lang(&headers);
     let rows: Vec<Value> = found
         .items
         .iter()
         .map(|r| {
             json!({
-                "id": r.id, "policy": r.policy_name, "status": r.status, "version": r.version,
+                "id": r.id, "policy": r.policy_name, "status": super::words::instance_status(&r.status, lang), "version": r.version,
                 "created": local(Some(r.created_at), tz), "updated": local(Some(r.updated_at), tz),
                 "href": format!("/instances/{}", enc(&r.id)),
             })
@@ -237,7 +238,7 @@ pub(super) async fn render(
         "id": view.id,
         "policy": view.policy,
         "policy_href": format!("/policies/{}", enc(&view.policy)),
-        "status": view.status,
+        "status": super::words::instance_status(&view.status, lang),
         "version": view.version,
         "started": local(view.started_at, tz),
         "cycle": view.cycle,

@@ -30,6 +30,18 @@ pub fn kind(word: &str, lang: Lang) -> String {
     both(zh, word, lang)
 }
 
+/// An instance's status (`running`, `completed`, `rejected`, `cancelled`).
+pub fn instance_status(word: &str, lang: Lang) -> String {
+    let zh = match word {
+        "running" => Some("进行中"),
+        "completed" => Some("已办结"),
+        "rejected" => Some("否决终止"),
+        "cancelled" => Some("已撤销"),
+        _ => None,
+    };
+    both(zh, word, lang)
+}
+
 /// What an act on a step was (`approve`, `complete` …).
 pub fn action(word: &str, lang: Lang) -> String {
     let zh = match word {

@@ -53,10 +53,7 @@ fn issue_11_1_an_extension_across_the_2026_national_day_holiday() {
     s.advance_to("2026-10-12 23:00").unwrap();
     assert!(!s.state.nodes["首办办结"].overdue);
     let breach = s.advance_to("2026-10-13 09:00").unwrap();
-    assert_eq!(
-        breach.iter().map(|e| e.kind()).collect::<Vec<_>>(),
-        ["overdue", "escalated", "escalated", "notified"]
-    );
+    assert_eq!(breach.iter().map(|e| e.kind()).collect::<Vec<_>>(), ["overdue", "escalated", "escalated", "notified"]);
     assert_eq!(s.replayed(), s.state);
 }
 
