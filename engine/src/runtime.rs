@@ -28,6 +28,7 @@ mod calendars;
 mod migrate;
 mod open_steps;
 mod related;
+mod verify;
 
 pub use open_steps::open_step_rows;
 mod timers;
@@ -35,6 +36,7 @@ mod timers;
 pub use cache::{estimated_bytes, CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
 pub use migrate::{MigrationPlan, MigrationReport, PlannedInstance, PlannedOutcome, RefusedInstance};
+pub use verify::StateMismatch;
 
 /// How many times a command is decided again after losing a race for the instance.
 const RETRIES: usize = 8;

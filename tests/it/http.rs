@@ -126,14 +126,14 @@ const OVERSIGHT: &str = "正式选举/监督委员会换届/选举监督委员�
 
 // ---- harness ----
 
-enum Backend {
+pub(crate) enum Backend {
     Sqlite { store: SqliteStore, _dir: tempfile::TempDir },
     Postgres { store: PgStore, admin: PgPool, schema: String },
 }
 
 pub(crate) struct Env {
     pub(crate) server: Server,
-    backend: Backend,
+    pub(crate) backend: Backend,
     pub(crate) client: reqwest::Client,
     pub(crate) base: String,
     pub(crate) admin: String,

@@ -21,6 +21,7 @@ mod http;
 mod http_calendar;
 mod http_changes;
 mod http_election;
+mod http_forgery;
 mod http_migrations;
 mod limits;
 mod nodes;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use civicflow_engine::store::{StoreError, StoredEvent};
+use civicflow_engine::store::StoredEvent;
 
 use crate::http::history::EventView;
 use crate::http::problem::ApiError;
@@ -93,10 +93,9 @@ pub async fn page(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let verification = match pages.app.store.verify(&id).await {
-        Ok(n) => json!({ "ok": true, "message": format!("{n} events verify"), "events": n }),
-        Err(StoreError::ChainBroken(e)) => json!({ "ok": false, "message": e.to_string(), "events": null }),
-        Err(e) => return pages.api_error(&headers, e.into()),
+    let verification = match crate::http::history::verification(&pages.app, &id).await {
+        Ok(v) => json!({ "ok": v.ok, "message": v.message, "events": v.events }),
+        Err(e) => return pages.api_error(&headers, e),
     };
     let mut offices: Vec<&str> =
         events.iter().flat_map(|e| [Some(e.actor.as_str()), e.role.as_deref()]).flatten().collect();
