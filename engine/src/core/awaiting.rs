@@ -20,19 +20,21 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         Event::DeadlineAwaitingCalendar { node, year, from } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.due_at = None;
-                n.due_awaiting = Some(AwaitingCalendar { year: *year, from: *from });
+                // A period reaching a further year keeps what suspensions added to it.
+                let extra = n.due_awaiting.map_or(0, |w| w.extra);
+                n.due_awaiting = Some(AwaitingCalendar { year: *year, from: *from, extra });
             }
         }
         Event::MinDurationAwaitingCalendar { node, year, from } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.min_until = None;
-                n.min_awaiting = Some(AwaitingCalendar { year: *year, from: *from });
+                n.min_awaiting = Some(AwaitingCalendar { year: *year, from: *from, extra: 0 });
             }
         }
         Event::WindowAwaitingCalendar { node, year, from } => {
             if let Some(n) = state.nodes.get_mut(node) {
                 n.window = None;
-                n.window_awaiting = Some(AwaitingCalendar { year: *year, from: *from });
+                n.window_awaiting = Some(AwaitingCalendar { year: *year, from: *from, extra: 0 });
             }
         }
         Event::CalendarApplied { node, due_at, min_until, window, .. } => {
@@ -56,6 +58,25 @@ pub(super) fn apply(state: &mut State, event: &Event) {
 }
 
 impl Decision<'_> {
+    /// A deadline `at` moved later by `extra` of its unit (working days for a deadline written in
+    /// working days, calendar days otherwise), counted on from its last day as periods are.
+    fn lengthened(
+        &self,
+        def: &civicflow_dsl::ir::Node,
+        at: chrono::DateTime<chrono::Utc>,
+        extra: u32,
+    ) -> Result<PeriodEnd, Refusal> {
+        use civicflow_dsl::ir::{Deadline, Span, TimeUnit};
+        let workdays = matches!(
+            &def.deadline,
+            Some(Deadline::AfterOpen { span, .. } | Deadline::AfterDone { span, .. }) if span.unit == TimeUnit::Workdays
+        );
+        let unit = if workdays { TimeUnit::Workdays } else { TimeUnit::Days };
+        let offset = self.ctx.program.offset;
+        let last_day = (at - chrono::TimeDelta::seconds(1)).with_timezone(&offset).date_naive();
+        super::period::period_end_from_day(self.ctx.calendar, offset, last_day, Span { amount: extra, unit }, false)
+    }
+
     /// `year` was added to the calendar: compute every open step's window and periods that
     /// waited for it — parents before children, since a step's clock starts no earlier than the
     /// windows around it (`clock_start`).
@@ -83,7 +104,11 @@ impl Decision<'_> {
                 _ => self.clock_start(&key, own, from),
             };
             let due = match (due_wait, &def.deadline) {
-                (Some(w), Some(d)) => self.deadline_from(&key, d, start(w.from))?.map(|end| (end, w.from)),
+                (Some(w), Some(d)) => match self.deadline_from(&key, d, start(w.from))? {
+                    // Issue 11.3: the days suspended while it waited, counted on from its end.
+                    Some(PeriodEnd::At(at)) if w.extra > 0 => Some((self.lengthened(def, at, w.extra)?, w.from)),
+                    end => end.map(|end| (end, w.from)),
+                },
                 _ => None,
             };
             let min = match min_wait {

@@ -388,7 +388,7 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
         Event::Suspended { reason } => {
             state.suspended = Some(Suspension { since: at, reason: reason.clone() });
         }
-        Event::Resumed { deadlines, .. } => {
+        Event::Resumed { deadlines, waiting, .. } => {
             state.suspended = None;
             for m in deadlines {
                 if let Some(n) = state.nodes.get_mut(&m.node) {
@@ -398,6 +398,11 @@ pub fn apply(state: &mut State, event: &Event, at: DateTime<Utc>) {
                     if n.kept_limit.is_some() {
                         n.kept_limit = Some(m.to);
                     }
+                }
+            }
+            for w in waiting {
+                if let Some(a) = state.nodes.get_mut(&w.node).and_then(|n| n.due_awaiting.as_mut()) {
+                    a.extra = a.extra.saturating_add(w.amount);
                 }
             }
         }

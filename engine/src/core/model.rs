@@ -216,6 +216,10 @@ pub enum Due {
 pub struct AwaitingCalendar {
     pub year: i32,
     pub from: DateTime<Utc>,
+    /// Issue 11.3: what suspensions add to the period, in its unit (the working or calendar days
+    /// an instance was suspended while the period waited), counted on when the year comes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub extra: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -418,6 +422,13 @@ pub struct State {
 pub struct Suspension {
     pub since: DateTime<Utc>,
     pub reason: String,
+}
+
+/// A deadline waiting for a year's calendar that a resumption lengthened: by `amount` of its unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingShift {
+    pub node: String,
+    pub amount: u32,
 }
 
 /// A deadline a resumption moved (激活): the step, its deadline before and after.
@@ -721,6 +732,10 @@ pub enum Event {
     Resumed {
         reason: String,
         deadlines: Vec<MovedDeadline>,
+        /// The deadlines still waiting for a year's calendar (R0.2): how much the suspension adds
+        /// to each, in its unit, counted on when the year comes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waiting: Vec<WaitingShift>,
     },
     /// R6.1: `role` is held by `office` for this instance (`node: None`) or for one fan-out copy
     /// (`node: Some(copy)`): recorded at start (a parameter, the starter's office), when a form

@@ -277,7 +277,7 @@ fn r0_2_a_window_in_working_days_waits_for_its_year() {
     let mut s = Simulation::new(WINDOW_IN_WORKDAYS, "2026-12-21 10:00").unwrap();
     s.start(&[]).unwrap();
     let opened = utc("2026-12-21T10:00:00+08:00");
-    let wait = Some(AwaitingCalendar { year: 2027, from: opened });
+    let wait = Some(AwaitingCalendar { year: 2027, from: opened, extra: 0 });
     // Every step opens; none is refused at opening (was F022).
     for key in ["阶段", "阶段/甲", "乙", "丙"] {
         assert_eq!(s.state.nodes[key].status, NodeStatus::Open, "{key}");
@@ -361,4 +361,34 @@ fn r0_2_a_minimum_from_a_parameter_waiting_for_its_year_counts_the_parameter() {
         &events[..],
         [Event::CalendarApplied { min_until: Some(at), .. }] if *at == utc("2027-01-06T00:00:00+08:00")
     ));
+}
+
+/// Issue 11.3 with R0.2: a deadline still waiting for 2027 when the instance is suspended is
+/// lengthened by the working days suspended, counted on when the year is added.
+#[test]
+fn issue_11_3_a_suspension_lengthens_a_deadline_waiting_for_its_calendar() {
+    let src = TEN_WORKDAYS.replace("role 区领导", "role 区领导 may suspend");
+    let mut s = Simulation::new(&src, "2026-12-21 10:00").unwrap();
+    s.start(&[]).unwrap();
+    let leader = crate::core::Actor { principal: "钱".into(), office: "区政府".into(), role: "区领导".into() };
+    s.advance_to("2026-12-22 10:00").unwrap();
+    s.command(crate::core::Command::Suspend { actor: leader.clone(), reason: "等待法院裁定".into() }).unwrap();
+    s.advance_to("2026-12-24 10:00").unwrap();
+    // Suspended on Tuesday 12-22, resumed on Thursday 12-24: 12-23 and 12-24, two working days.
+    let resumed = s.command(crate::core::Command::Resume { actor: leader, reason: "法院已裁定".into() }).unwrap();
+    assert_eq!(
+        resumed,
+        vec![Event::Resumed {
+            reason: "法院已裁定".into(),
+            deadlines: vec![],
+            waiting: vec![crate::core::WaitingShift { node: "办理".into(), amount: 2 }],
+        }]
+    );
+    assert_eq!(s.state.nodes["办理"].due(), Due::AwaitingCalendar { year: 2027 });
+    let events = s.add_calendar_year(year_2027(), notice(), "admin-1").unwrap();
+    // Due the end of Tuesday 01-05 without the suspension; two working days more: 01-06, 01-07.
+    let due = utc("2027-01-08T00:00:00+08:00");
+    assert!(matches!(&events[..], [Event::CalendarApplied { due_at: Some(at), .. }] if *at == due), "{events:?}");
+    assert_eq!(s.state.nodes["办理"].due(), Due::At(due));
+    assert_eq!(s.replayed(), s.state);
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use civicflow_dsl::ir::{self, TimeUnit};
 
 use super::period::{self, PeriodEnd};
-use super::{Actor, Decision, Event, MovedDeadline, NodeStatus, Refusal, Suspension};
+use super::{Actor, Decision, Event, MovedDeadline, NodeStatus, Refusal, Suspension, WaitingShift};
 
 impl Decision<'_> {
     /// The actor's role may suspend and resume instances of this policy (403 otherwise).
@@ -61,18 +61,24 @@ impl Decision<'_> {
                 deadlines.push(MovedDeadline { node: key.clone(), from, to });
             }
         }
-        self.emit(Event::Resumed { reason: reason.to_string(), deadlines });
+        // A deadline still waiting for its year's calendar (R0.2) is lengthened by as much, counted
+        // on when the year comes.
+        let mut waiting = Vec::new();
+        for (key, n) in &self.state.nodes {
+            let (NodeStatus::Open, Some(_)) = (n.status, n.due_awaiting) else { continue };
+            let Some(def) = self.ctx.program.node(&n.def) else { continue };
+            let (amount, _) = self.suspended_amount(key, def, since)?;
+            if amount > 0 {
+                waiting.push(WaitingShift { node: key.clone(), amount });
+            }
+        }
+        self.emit(Event::Resumed { reason: reason.to_string(), deadlines, waiting });
         Ok(())
     }
 
-    /// `due` moved later by the time suspended from `since` until now.
-    fn moved(
-        &self,
-        key: &str,
-        def: &ir::Node,
-        due: DateTime<Utc>,
-        since: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, Refusal> {
+    /// How much of the deadline's unit fell from the day after `since` through today, and whether
+    /// that unit is working days.
+    fn suspended_amount(&self, key: &str, def: &ir::Node, since: DateTime<Utc>) -> Result<(u32, bool), Refusal> {
         let offset = self.ctx.program.offset;
         let (first, last) = (since.with_timezone(&offset).date_naive(), self.now.with_timezone(&offset).date_naive());
         let in_workdays = match &def.deadline {
@@ -93,6 +99,19 @@ impl Decision<'_> {
                 amount += 1;
             }
         }
+        Ok((amount, in_workdays))
+    }
+
+    /// `due` moved later by the time suspended from `since` until now.
+    fn moved(
+        &self,
+        key: &str,
+        def: &ir::Node,
+        due: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Refusal> {
+        let offset = self.ctx.program.offset;
+        let (amount, in_workdays) = self.suspended_amount(key, def, since)?;
         if amount == 0 {
             return Ok(due);
         }
@@ -176,6 +195,7 @@ policy 办理 {
                     MovedDeadline { node: "公告".into(), from: day_due, to: utc("2026-10-15T16:00:00Z") },
                     MovedDeadline { node: "核查".into(), from: work_due, to: utc("2026-10-10T16:00:00Z") },
                 ],
+                waiting: vec![],
             }]
         );
         assert_eq!(s.state.suspended, None);
