@@ -13,7 +13,7 @@ use civicflow_engine::core::Actor;
 
 use super::auth::Caller;
 use super::extract::{AppPath, Body, IdempotencyKey, InFlight};
-use super::instances::{choose_role, counted, read_params, respond, CommandResult};
+use super::instances::{counted, read_params, respond, role_with_power, CommandResult};
 use super::problem::{ApiError, Problem};
 use super::AppState;
 
@@ -64,17 +64,8 @@ pub async fn correct(
     let (record, _) = state.runtime.load(&id).await?;
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
     let params = read_params(&program, &request.params)?;
-    let role = match request.role.as_deref() {
-        Some(asked) => choose_role(&principal, Some(asked), None)?,
-        // The core refuses a role that may not (F059), in the rule's words.
-        None => principal
-            .roles
-            .iter()
-            .find(|r| program.policy.roles.iter().any(|p| p.may_correct && p.name == **r))
-            .or(principal.roles.first())
-            .cloned()
-            .ok_or_else(|| ApiError::admin_required("correcting"))?,
-    };
+    // A role that may not is the core's to refuse (F059).
+    let role = role_with_power(&principal, request.role.as_deref(), &program, |r| r.may_correct, "correcting")?;
     let actor = Actor { principal: principal.name.clone(), office: principal.office.clone(), role };
     let outcome = state
         .runtime

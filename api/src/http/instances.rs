@@ -489,6 +489,29 @@ pub(crate) fn read_params(
     Ok(params)
 }
 
+/// The role an instance-level command (挂起, 更正 …) is made in: the one the request names (the
+/// principal must hold it), else the first the principal holds that the policy grants the power
+/// (`grants`), else its first role — the core then refuses a role without the power, in the
+/// rule's words.
+pub(crate) fn role_with_power(
+    principal: &Principal,
+    asked: Option<&str>,
+    program: &Program,
+    grants: impl Fn(&civicflow_dsl::ir::Role) -> bool,
+    what: &str,
+) -> Result<String, ApiError> {
+    if asked.is_some() {
+        return choose_role(principal, asked, None);
+    }
+    principal
+        .roles
+        .iter()
+        .find(|r| program.policy.roles.iter().any(|p| grants(p) && p.name == **r))
+        .or(principal.roles.first())
+        .cloned()
+        .ok_or_else(|| ApiError::admin_required(what))
+}
+
 pub(crate) fn choose_role(
     principal: &Principal,
     asked: Option<&str>,

@@ -97,25 +97,14 @@ async fn suspend_or_resume(
     let _guard = InFlight::begin(&state.inflight, &principal.name, &key)?;
     let (record, _) = state.runtime.load(&id).await?;
     let program = state.runtime.program(&record.policy_name, Some(&record.policy_hash)).await?;
-    let may: Vec<&str> = program.policy.roles.iter().filter(|r| r.may_suspend).map(|r| r.name.as_str()).collect();
-    let role = match request.role {
-        Some(role) if principal.roles.contains(&role) => role,
-        Some(role) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                super::codes::ProblemCode::RoleNotHeld.as_str(),
-                format!("`{}` does not hold role `{role}`", principal.name),
-            ))
-        }
-        // The core refuses a role that may not (F052), in the rule's words.
-        None => principal
-            .roles
-            .iter()
-            .find(|r| may.contains(&r.as_str()))
-            .or(principal.roles.first())
-            .cloned()
-            .ok_or_else(|| ApiError::admin_required("suspending"))?,
-    };
+    // A role that may not is the core's to refuse (F052).
+    let role = super::instances::role_with_power(
+        &principal,
+        request.role.as_deref(),
+        &program,
+        |r| r.may_suspend,
+        "suspending",
+    )?;
     let actor = Actor { principal: principal.name.clone(), office: principal.office.clone(), role };
     let command = if resume { "resume" } else { "suspend" };
     let outcome = state
