@@ -516,13 +516,6 @@ impl Store for MeteredStore {
         r
     }
 
-    async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError> {
-        let t = Instant::now();
-        let r = self.inner.backfill_audit_log(limit).await;
-        self.time("backfill_audit_log", t);
-        r
-    }
-
     async fn audit_tree(&self) -> Result<AuditTree, StoreError> {
         let t = Instant::now();
         let r = self.inner.audit_tree().await;

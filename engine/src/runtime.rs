@@ -23,7 +23,6 @@ use crate::store::{
     Published, Store, StoreError, StoredEvent,
 };
 
-mod audit_log;
 mod cache;
 mod calendars;
 mod migrate;

@@ -31,7 +31,3 @@ CREATE TRIGGER audit_leaves_append_only BEFORE UPDATE OR DELETE ON audit_leaves
     FOR EACH ROW EXECUTE FUNCTION audit_leaves_append_only();
 CREATE TRIGGER audit_leaves_no_truncate BEFORE TRUNCATE ON audit_leaves
     FOR EACH STATEMENT EXECUTE FUNCTION audit_leaves_append_only();
-
--- The events written before this table are appended once, at the next start (`Runtime::
--- build_audit_log`), oldest first; a database without events has nothing to append.
-INSERT INTO derived_builds (name, built_at) SELECT 'audit_log', now() WHERE NOT EXISTS (SELECT 1 FROM events);

@@ -30,7 +30,3 @@ CREATE TRIGGER audit_leaves_no_delete BEFORE DELETE ON audit_leaves
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
-
--- The events written before this table are appended once, at the next start (`Runtime::
--- build_audit_log`), oldest first; a database without events has nothing to append.
-INSERT INTO derived_builds (name, built_at) SELECT 'audit_log', 0 WHERE NOT EXISTS (SELECT 1 FROM events);

@@ -757,11 +757,6 @@ pub trait Store: Send + Sync + 'static {
     /// Issue 12.1: the global Merkle tree over every event as it stands: its size and root.
     async fn audit_tree(&self) -> Result<AuditTree, StoreError>;
 
-    /// Issue 12.1: appends to the global tree up to `limit` events written before it existed
-    /// (oldest first), in one transaction with the commits' appends; how many. Once none is
-    /// left the store remembers it and answers 0 at once.
-    async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError>;
-
     /// Issue 12.1: up to `limit` leaves of the global tree from index `from`, in order.
     async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError>;
 

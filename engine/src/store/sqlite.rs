@@ -774,42 +774,6 @@ impl Store for SqliteStore {
         Ok(AuditTree { size, root: frontier.root() })
     }
 
-    async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let built: Option<i64> = sqlx::query_scalar("SELECT 1 FROM derived_builds WHERE name = 'audit_log'")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        if built.is_some() {
-            return Ok(0);
-        }
-        // The tree's row first: the commits' appends wait for this one.
-        super::batch::BatchWriter::log_frontier(&mut *tx).await?;
-        let rows = sqlx::query(
-            "SELECT instance, seq, at, actor, role, kind, payload, prev_hash, hash FROM events e
-             WHERE NOT EXISTS (SELECT 1 FROM audit_leaves l WHERE l.instance = e.instance AND l.seq = e.seq)
-             ORDER BY at, instance, seq LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_sqlx)?;
-        let events = rows.iter().map(super::sqlite_commit::event_row).collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&StoredEvent> = events.iter().collect();
-        super::batch::append_to_log(&mut *tx, &refs).await?;
-        if events.len() < limit as usize {
-            sqlx::query(
-                "INSERT INTO derived_builds (name, built_at) VALUES ('audit_log', ?) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(micros(chrono::Utc::now()))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(events.len() as u64)
-    }
-
     async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
         let rows = sqlx::query("SELECT idx, instance, seq, leaf FROM audit_leaves WHERE idx >= ? ORDER BY idx LIMIT ?")
             .bind(to_i64(from, "audit index")?)

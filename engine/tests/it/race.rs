@@ -189,9 +189,6 @@ impl Store for GatedStore {
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {
         self.inner.migration_plan(id).await
     }
-    async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError> {
-        self.inner.backfill_audit_log(limit).await
-    }
     async fn audit_tree(&self) -> Result<AuditTree, StoreError> {
         self.inner.audit_tree().await
     }

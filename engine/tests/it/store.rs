@@ -107,30 +107,6 @@ impl Harness {
         }
     }
 
-    /// Issue 12.1: the database as it was before the global audit tree: its events but no leaves,
-    /// the tree empty, not built.
-    pub(crate) async fn forget_audit_log(&self) {
-        let sqlite = [
-            "DROP TRIGGER audit_leaves_no_delete",
-            "DELETE FROM audit_leaves",
-            "UPDATE audit_tree SET size = 0, peaks = x''",
-            "DELETE FROM derived_builds WHERE name = 'audit_log'",
-        ];
-        let postgres = [
-            "ALTER TABLE audit_leaves DISABLE TRIGGER audit_leaves_append_only",
-            "DELETE FROM audit_leaves",
-            "UPDATE audit_tree SET size = 0, peaks = ''::bytea",
-            "DELETE FROM derived_builds WHERE name = 'audit_log'",
-        ];
-        for (a, b) in sqlite.into_iter().zip(postgres) {
-            match &self.backend {
-                Backend::Sqlite { store, .. } => sqlx::query(a).execute(store.writer_pool()).await.map(|_| ()),
-                Backend::Postgres { store, .. } => sqlx::query(b).execute(store.pool()).await.map(|_| ()),
-            }
-            .unwrap();
-        }
-    }
-
     /// Issue 10.6: the database as it was before the open-step table: no rows, not built.
     pub(crate) async fn forget_open_steps(&self) {
         for sql in ["DELETE FROM open_steps", "DELETE FROM derived_builds"] {
@@ -276,7 +252,6 @@ conformance!(
     the_shared_simulated_clock_only_moves_forward,
     system_clock_claims_by_the_database_clock,
     issue_12_1_every_event_is_a_leaf_of_the_global_tree_in_commit_order,
-    issue_12_1_events_written_before_the_tree_are_appended_once,
 );
 
 // ---- fixtures ----
@@ -891,36 +866,6 @@ async fn issue_12_1_every_event_is_a_leaf_of_the_global_tree_in_commit_order(h: 
     let hashes: Vec<merkle::Hash> = leaves.iter().map(|l| l.leaf).collect();
     assert_eq!(tree.root, merkle::root(&hashes));
     assert_eq!(store.audit_leaves(4, 100).await.unwrap().len(), 2);
-}
-
-/// Issue 12.1: a database from before the tree has its events appended once, oldest first, in
-/// chunks, with the commits landing meanwhile appending theirs; every event is a leaf exactly
-/// once, and then nothing more is done.
-async fn issue_12_1_events_written_before_the_tree_are_appended_once(h: &Harness) {
-    use civicflow_engine::audit::merkle;
-    let store = h.store.as_ref();
-    let t0 = t(T0);
-    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
-    for (id, minutes) in [("x", 0), ("y", 1)] {
-        let at = t0 + chrono::Duration::minutes(minutes);
-        store.create_instance(record(id, "p", "h1", at), start(id, at)).await.unwrap();
-        store.commit(step(id, 1, vec![event(at, "a", json!({})), event(at, "b", json!({}))])).await.unwrap();
-    }
-    h.forget_audit_log().await;
-    assert_eq!(store.audit_tree().await.unwrap().size, 0);
-    assert_eq!(store.backfill_audit_log(4).await.unwrap(), 4);
-    // A commit meanwhile appends its own event after those.
-    store.commit(step("x", 3, vec![event(t0, "c", json!({}))])).await.unwrap();
-    assert_eq!(store.backfill_audit_log(4).await.unwrap(), 2);
-    assert_eq!(store.backfill_audit_log(4).await.unwrap(), 0, "done once");
-    let leaves = store.audit_leaves(0, 100).await.unwrap();
-    let order: Vec<(String, u64)> = leaves.iter().map(|l| (l.instance.clone(), l.seq)).collect();
-    let at = |i: &str, s: u64| (i.to_string(), s);
-    // x's three earlier events, y's first, x's new one, then y's other two.
-    assert_eq!(order, [at("x", 1), at("x", 2), at("x", 3), at("y", 1), at("x", 4), at("y", 2), at("y", 3)]);
-    let tree = store.audit_tree().await.unwrap();
-    assert_eq!(tree.size, 7);
-    assert_eq!(tree.root, merkle::root(&leaves.iter().map(|l| l.leaf).collect::<Vec<_>>()));
 }
 
 /// Issue 10.3: starts are group-committed: a commit with `create` writes its instance's row and
