@@ -14,9 +14,9 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter,
-    InstanceRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published,
-    SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord,
+    MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord,
+    Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -513,20 +513,6 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.put_migration_plan(plan).await;
         self.time("put_migration_plan", t);
-        r
-    }
-
-    async fn audit_tree(&self) -> Result<AuditTree, StoreError> {
-        let t = Instant::now();
-        let r = self.inner.audit_tree().await;
-        self.time("audit_tree", t);
-        r
-    }
-
-    async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
-        let t = Instant::now();
-        let r = self.inner.audit_leaves(from, limit).await;
-        self.time("audit_leaves", t);
         r
     }
 

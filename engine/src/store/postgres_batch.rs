@@ -259,49 +259,4 @@ impl BatchWriter for PgConnection {
             .map(|_| ())
             .map_err(map_sqlx)
     }
-
-    /// The row lock orders the appends of every node's transactions.
-    async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
-        let row = sqlx::query("SELECT size, peaks FROM audit_tree WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
-        let size: i64 = row.try_get("size").map_err(map_sqlx)?;
-        let peaks: Vec<u8> = row.try_get("peaks").map_err(map_sqlx)?;
-        Ok((super::common::to_u64(size, "audit tree size")?, super::batch::peaks_from_bytes(&peaks)?))
-    }
-
-    async fn insert_log_leaves(
-        &mut self,
-        rows: &[(u64, &str, u64, crate::audit::merkle::Hash)],
-    ) -> Result<(), StoreError> {
-        let mut idx = Vec::with_capacity(rows.len());
-        let mut seqs = Vec::with_capacity(rows.len());
-        for (i, _, seq, _) in rows {
-            idx.push(to_i64(*i, "audit index")?);
-            seqs.push(to_i64(*seq, "seq")?);
-        }
-        sqlx::query(
-            "INSERT INTO audit_leaves (idx, instance, seq, leaf)
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[])",
-        )
-        .bind(idx)
-        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
-        .bind(seqs)
-        .bind(rows.iter().map(|r| r.3.to_vec()).collect::<Vec<_>>())
-        .execute(&mut *self)
-        .await
-        .map(|_| ())
-        .map_err(map_sqlx)
-    }
-
-    async fn set_log_frontier(&mut self, size: u64, peaks: &[crate::audit::merkle::Hash]) -> Result<(), StoreError> {
-        sqlx::query("UPDATE audit_tree SET size = $1, peaks = $2 WHERE id = 1")
-            .bind(to_i64(size, "audit tree size")?)
-            .bind(peaks.concat())
-            .execute(&mut *self)
-            .await
-            .map(|_| ())
-            .map_err(map_sqlx)
-    }
 }

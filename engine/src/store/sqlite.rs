@@ -31,9 +31,9 @@ use super::common::{
     page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
-    AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord,
-    MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord,
-    Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
+    CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, MigrationPlanRecord,
+    OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError,
+    StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 
 use super::batch;
@@ -759,41 +759,6 @@ impl Store for SqliteStore {
             }
         });
         finish(tx, result).await
-    }
-
-    async fn audit_tree(&self) -> Result<AuditTree, StoreError> {
-        let row = sqlx::query("SELECT size, peaks FROM audit_tree WHERE id = 1")
-            .fetch_one(&self.readers)
-            .await
-            .map_err(map_sqlx)?;
-        let size: i64 = row.try_get("size").map_err(map_sqlx)?;
-        let peaks: Vec<u8> = row.try_get("peaks").map_err(map_sqlx)?;
-        let size = to_u64(size, "audit tree size")?;
-        let frontier = crate::audit::merkle::Frontier::from_parts(size, super::batch::peaks_from_bytes(&peaks)?)
-            .ok_or_else(|| StoreError::Corrupt(format!("the audit tree's peaks do not fit its size {size}")))?;
-        Ok(AuditTree { size, root: frontier.root() })
-    }
-
-    async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
-        let rows = sqlx::query("SELECT idx, instance, seq, leaf FROM audit_leaves WHERE idx >= ? ORDER BY idx LIMIT ?")
-            .bind(to_i64(from, "audit index")?)
-            .bind(i64::from(limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let leaf: Vec<u8> = row.try_get("leaf").map_err(map_sqlx)?;
-                let leaf: crate::audit::merkle::Hash =
-                    leaf.try_into().map_err(|_| StoreError::Corrupt("an audit leaf is not 32 bytes".into()))?;
-                Ok(AuditLeaf {
-                    index: to_u64(row.try_get("idx").map_err(map_sqlx)?, "audit index")?,
-                    instance: row.try_get("instance").map_err(map_sqlx)?,
-                    seq: to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?,
-                    leaf,
-                })
-            })
-            .collect()
     }
 
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {

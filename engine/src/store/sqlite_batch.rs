@@ -293,44 +293,4 @@ impl BatchWriter for SqliteConnection {
             .map(|_| ())
             .map_err(map_sqlx)
     }
-
-    /// One writer at a time on SQLite: the write transaction holds the tree.
-    async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
-        let row = sqlx::query("SELECT size, peaks FROM audit_tree WHERE id = 1")
-            .fetch_one(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
-        let size: i64 = row.try_get("size").map_err(map_sqlx)?;
-        let peaks: Vec<u8> = row.try_get("peaks").map_err(map_sqlx)?;
-        Ok((super::common::to_u64(size, "audit tree size")?, super::batch::peaks_from_bytes(&peaks)?))
-    }
-
-    async fn insert_log_leaves(
-        &mut self,
-        rows: &[(u64, &str, u64, crate::audit::merkle::Hash)],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("INSERT INTO audit_leaves (idx, instance, seq, leaf) VALUES {}", tuples(chunk.len(), 4));
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (idx, instance, seq, leaf) in chunk {
-                query = query
-                    .bind(to_i64(*idx, "audit index")?)
-                    .bind(*instance)
-                    .bind(to_i64(*seq, "seq")?)
-                    .bind(leaf.to_vec());
-            }
-            query.execute(&mut *self).await.map_err(map_sqlx)?;
-        }
-        Ok(())
-    }
-
-    async fn set_log_frontier(&mut self, size: u64, peaks: &[crate::audit::merkle::Hash]) -> Result<(), StoreError> {
-        sqlx::query("UPDATE audit_tree SET size = ?, peaks = ? WHERE id = 1")
-            .bind(to_i64(size, "audit tree size")?)
-            .bind(peaks.concat())
-            .execute(&mut *self)
-            .await
-            .map(|_| ())
-            .map_err(map_sqlx)
-    }
 }
