@@ -14,9 +14,9 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord,
-    MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord,
-    Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter,
+    InstanceRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published,
+    SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -513,6 +513,27 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.put_migration_plan(plan).await;
         self.time("put_migration_plan", t);
+        r
+    }
+
+    async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.backfill_audit_log(limit).await;
+        self.time("backfill_audit_log", t);
+        r
+    }
+
+    async fn audit_tree(&self) -> Result<AuditTree, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.audit_tree().await;
+        self.time("audit_tree", t);
+        r
+    }
+
+    async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.audit_leaves(from, limit).await;
+        self.time("audit_leaves", t);
         r
     }
 

@@ -127,6 +127,8 @@ pub enum ServeError {
     Bind { addr: SocketAddr, error: std::io::Error },
     #[error("building the table of open steps from the instances: {0}")]
     OpenSteps(RuntimeError),
+    #[error("appending the earlier events to the audit tree: {0}")]
+    AuditLog(RuntimeError),
 }
 
 /// A running server.
@@ -176,6 +178,14 @@ impl Server {
             .map_err(ServeError::OpenSteps)?;
         if built > 0 {
             tracing::info!(instances = built, "the table of open steps is built");
+        }
+        // Issue 12.1: a database from before the global audit tree has its events appended once.
+        let appended = runtime
+            .build_audit_log(|done| tracing::info!(done, "appending the earlier events to the audit tree"))
+            .await
+            .map_err(ServeError::AuditLog)?;
+        if appended > 0 {
+            tracing::info!(events = appended, "the audit tree covers every event");
         }
 
         let mut published = Vec::new();

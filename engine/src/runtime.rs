@@ -23,6 +23,7 @@ use crate::store::{
     Published, Store, StoreError, StoredEvent,
 };
 
+mod audit_log;
 mod cache;
 mod calendars;
 mod migrate;

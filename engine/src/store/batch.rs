@@ -19,7 +19,8 @@ use async_trait::async_trait;
 
 use super::common::{chain_events, instance_order, validate_commit};
 use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
-use crate::audit::GENESIS;
+use crate::audit::merkle::{self, Frontier, Hash};
+use crate::audit::{ChainedEvent, GENESIS};
 
 /// One statement per table over many commits, in a store's SQL. `false` (or a missing hash):
 /// some commit would be refused; the caller rolls back and goes commit by commit.
@@ -59,6 +60,11 @@ pub(super) trait BatchWriter: Send {
     async fn release_counter(&mut self, key: &str) -> Result<(), StoreError>;
     /// Issue 11.5: the instance runs on this version of its policy from now on.
     async fn set_policy_hash(&mut self, instance: &str, hash: &str) -> Result<(), StoreError>;
+    /// Issue 12.1: the global tree's size and peaks (those its last leaf carries), the appends of
+    /// other transactions held off until this one ends.
+    async fn log_frontier(&mut self) -> Result<(u64, Vec<Hash>), StoreError>;
+    /// Issue 12.1: leaves appended to the global tree, the last with the frontier after it.
+    async fn insert_log_leaves(&mut self, rows: &[LogLeaf<'_>]) -> Result<(), StoreError>;
 }
 
 /// Everything of one commit after its idempotency record, the same on both stores, with the
@@ -91,7 +97,9 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     };
     let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
     if !stored.is_empty() {
-        w.insert_events(&stored.iter().collect::<Vec<_>>()).await?;
+        let events: Vec<&StoredEvent> = stored.iter().collect();
+        w.insert_events(&events).await?;
+        append_to_log(w, &events).await?;
     }
     if let Some((timer, fence)) = commit.fire {
         if !w.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
@@ -250,6 +258,7 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     let events: Vec<&StoredEvent> = stored.iter().flatten().collect();
     if !events.is_empty() {
         w.insert_events(&events).await?;
+        append_to_log(w, &events).await?;
     }
     let fires: Vec<(i64, i64, &str)> =
         commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect();
@@ -268,6 +277,55 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     }
     replace_open_steps(w, commits).await?;
     Ok(Some(stored))
+}
+
+/// Issue 12.1: the events appended, in this order, to the global Merkle tree: each one's leaf at
+/// the next index, the frontier moved on (O(log n) hashes a leaf), in the commit's transaction.
+pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
+    w: &mut W,
+    events: &[&StoredEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let (size, peaks) = w.log_frontier().await?;
+    let mut frontier = Frontier::from_parts(size, peaks)
+        .ok_or_else(|| StoreError::Corrupt(format!("the audit tree's peaks do not fit its size {size}")))?;
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        let leaf = merkle::leaf_hash(&crate::audit::encode(&e.fields()));
+        rows.push(LogLeaf { index: frontier.size(), instance: e.instance.as_str(), seq: e.seq, leaf, peaks: None });
+        frontier.push(leaf);
+    }
+    if let Some(last) = rows.last_mut() {
+        last.peaks = Some(frontier.peaks().concat());
+    }
+    w.insert_log_leaves(&rows).await
+}
+
+/// A row of `audit_leaves`: the event, its leaf hash at its index, and — on the last leaf a
+/// commit appends — the frontier after it.
+pub(super) struct LogLeaf<'a> {
+    pub index: u64,
+    pub instance: &'a str,
+    pub seq: u64,
+    pub leaf: Hash,
+    pub peaks: Option<Vec<u8>>,
+}
+
+/// Peaks as stored: 32 bytes each, largest first.
+pub(super) fn peaks_from_bytes(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(StoreError::Corrupt(format!("the audit tree's peaks are {} bytes", bytes.len())));
+    }
+    Ok(bytes
+        .chunks(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect())
 }
 
 /// The commits' open-step rows (issue 10.6): those of the nodes they name deleted, the new ones

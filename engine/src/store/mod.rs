@@ -338,6 +338,22 @@ pub struct Commit {
     pub policy_hash: Option<String>,
 }
 
+/// Issue 12.1: the global Merkle tree over every event: how many leaves, and its root (RFC 6962).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditTree {
+    pub size: u64,
+    pub root: crate::audit::merkle::Hash,
+}
+
+/// Issue 12.1: one leaf of the global tree: the event it is, and its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLeaf {
+    pub index: u64,
+    pub instance: String,
+    pub seq: u64,
+    pub leaf: crate::audit::merkle::Hash,
+}
+
 /// Issue 11.5: a migration plan as stored (table `migration_plans`): the plan itself is JSON
 /// text the runtime reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -737,6 +753,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Issue 11.5: the plan with this id, if any.
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError>;
+
+    /// Issue 12.1: the global Merkle tree over every event as it stands: its size and root.
+    async fn audit_tree(&self) -> Result<AuditTree, StoreError>;
+
+    /// Issue 12.1: appends to the global tree up to `limit` of the events written before it
+    /// existed (listed at its migration), oldest first, in one transaction ordered with the
+    /// commits' appends; how many (0 once none is left).
+    async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError>;
+
+    /// Issue 12.1: up to `limit` leaves of the global tree from index `from`, in order.
+    async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError>;
 
     /// Periodic maintenance of the storage files; SQLite runs `wal_checkpoint(RESTART)` so the
     /// WAL stays bounded. The [`GroupCommitter`] calls it on an interval. Default: nothing.

@@ -259,4 +259,40 @@ impl BatchWriter for PgConnection {
             .map(|_| ())
             .map_err(map_sqlx)
     }
+
+    /// A transaction-scoped advisory lock orders the appends of every node's transactions.
+    async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(1212)").execute(&mut *self).await.map_err(map_sqlx)?;
+        let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(map_sqlx)?;
+        let Some(row) = row else { return Ok((0, Vec::new())) };
+        let last: i64 = row.try_get("idx").map_err(map_sqlx)?;
+        let peaks: Option<Vec<u8>> = row.try_get("peaks").map_err(map_sqlx)?;
+        let peaks = peaks.ok_or_else(|| StoreError::Corrupt(format!("audit leaf {last} carries no frontier")))?;
+        Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
+    }
+
+    async fn insert_log_leaves(&mut self, rows: &[super::batch::LogLeaf<'_>]) -> Result<(), StoreError> {
+        let mut idx = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        for r in rows {
+            idx.push(to_i64(r.index, "audit index")?);
+            seqs.push(to_i64(r.seq, "seq")?);
+        }
+        sqlx::query(
+            "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks)
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])",
+        )
+        .bind(idx)
+        .bind(rows.iter().map(|r| r.instance).collect::<Vec<_>>())
+        .bind(seqs)
+        .bind(rows.iter().map(|r| r.leaf.to_vec()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.peaks.clone()).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map(|_| ())
+        .map_err(map_sqlx)
+    }
 }

@@ -293,4 +293,35 @@ impl BatchWriter for SqliteConnection {
             .map(|_| ())
             .map_err(map_sqlx)
     }
+
+    /// One writer at a time on SQLite: the write transaction holds the tree.
+    async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
+        let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(map_sqlx)?;
+        let Some(row) = row else { return Ok((0, Vec::new())) };
+        let last: i64 = row.try_get("idx").map_err(map_sqlx)?;
+        let peaks: Option<Vec<u8>> = row.try_get("peaks").map_err(map_sqlx)?;
+        let peaks = peaks.ok_or_else(|| StoreError::Corrupt(format!("audit leaf {last} carries no frontier")))?;
+        Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
+    }
+
+    async fn insert_log_leaves(&mut self, rows: &[super::batch::LogLeaf<'_>]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql =
+                format!("INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) VALUES {}", tuples(chunk.len(), 5));
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                query = query
+                    .bind(to_i64(r.index, "audit index")?)
+                    .bind(r.instance)
+                    .bind(to_i64(r.seq, "seq")?)
+                    .bind(r.leaf.to_vec())
+                    .bind(r.peaks.as_deref());
+            }
+            query.execute(&mut *self).await.map_err(map_sqlx)?;
+        }
+        Ok(())
+    }
 }

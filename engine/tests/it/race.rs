@@ -189,6 +189,15 @@ impl Store for GatedStore {
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {
         self.inner.migration_plan(id).await
     }
+    async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError> {
+        self.inner.backfill_audit_log(limit).await
+    }
+    async fn audit_tree(&self) -> Result<AuditTree, StoreError> {
+        self.inner.audit_tree().await
+    }
+    async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
+        self.inner.audit_leaves(from, limit).await
+    }
 }
 
 fn t(s: &str) -> DateTime<Utc> {

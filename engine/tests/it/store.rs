@@ -107,6 +107,28 @@ impl Harness {
         }
     }
 
+    /// Issue 12.1: the database as it was when the global audit tree came: its events but no
+    /// leaves, every event listed to be appended.
+    pub(crate) async fn forget_audit_log(&self) {
+        let sqlite = [
+            "DROP TRIGGER audit_leaves_no_delete",
+            "DELETE FROM audit_leaves",
+            "INSERT INTO audit_backfill (instance, seq) SELECT instance, seq FROM events",
+        ];
+        let postgres = [
+            "ALTER TABLE audit_leaves DISABLE TRIGGER audit_leaves_append_only",
+            "DELETE FROM audit_leaves",
+            "INSERT INTO audit_backfill (instance, seq) SELECT instance, seq FROM events",
+        ];
+        for (a, b) in sqlite.into_iter().zip(postgres) {
+            match &self.backend {
+                Backend::Sqlite { store, .. } => sqlx::query(a).execute(store.writer_pool()).await.map(|_| ()),
+                Backend::Postgres { store, .. } => sqlx::query(b).execute(store.pool()).await.map(|_| ()),
+            }
+            .unwrap();
+        }
+    }
+
     /// Issue 10.6: the database as it was before the open-step table: no rows, not built.
     pub(crate) async fn forget_open_steps(&self) {
         for sql in ["DELETE FROM open_steps", "DELETE FROM derived_builds"] {
@@ -251,6 +273,8 @@ conformance!(
     web_sessions_are_kept_capped_and_expire,
     the_shared_simulated_clock_only_moves_forward,
     system_clock_claims_by_the_database_clock,
+    issue_12_1_every_event_is_a_leaf_of_the_global_tree_in_commit_order,
+    issue_12_1_events_written_before_the_tree_are_appended_once,
 );
 
 // ---- fixtures ----
@@ -830,6 +854,71 @@ async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
         let events = store.events(id, 1, 10).await.unwrap();
         assert_eq!(events[0].payload, json!({ "id": id }));
     }
+}
+
+/// Issue 12.1: every event committed — alone, in a batch, with a start — is a leaf of the one
+/// global Merkle tree, in commit order: its leaf is the RFC 6962 leaf hash of its canonical
+/// encoding, and the stored root is the root of those leaves (computed here from scratch).
+async fn issue_12_1_every_event_is_a_leaf_of_the_global_tree_in_commit_order(h: &Harness) {
+    use civicflow_engine::audit::{merkle, ChainedEvent};
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    assert_eq!(store.audit_tree().await.unwrap().size, 0);
+    assert_eq!(store.audit_tree().await.unwrap().root, merkle::empty_root());
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    store.create_instance(record("x", "p", "h1", t0), start("x", t0)).await.unwrap();
+    store.create_instance(record("y", "p", "h1", t0), start("y", t0)).await.unwrap();
+    store.commit(step("x", 1, vec![event(t0, "a", json!({ "n": 1 })), event(t0, "b", json!({}))])).await.unwrap();
+    let batch = vec![
+        step("y", 1, vec![event(t0, "c", json!({ "n": 2 }))]),
+        step("x", 3, vec![event(t0, "d", json!({ "n": 3 }))]),
+    ];
+    assert!(store.commit_many(batch).await.iter().all(Result::is_ok));
+    let tree = store.audit_tree().await.unwrap();
+    assert_eq!(tree.size, 6);
+    let leaves = store.audit_leaves(0, 100).await.unwrap();
+    let order: Vec<(String, u64)> = leaves.iter().map(|l| (l.instance.clone(), l.seq)).collect();
+    let at = |i: &str, s: u64| (i.to_string(), s);
+    // The two starts, x's commit, then the batch in its commit order (by instance: x, then y).
+    assert_eq!(order, [at("x", 1), at("y", 1), at("x", 2), at("x", 3), at("x", 4), at("y", 2)]);
+    assert_eq!(leaves.iter().map(|l| l.index).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+    for l in &leaves {
+        let e = store.events(&l.instance, l.seq - 1, 1).await.unwrap().remove(0);
+        assert_eq!(l.leaf, merkle::leaf_hash(&audit::encode(&e.fields())), "{} {}", l.instance, l.seq);
+    }
+    let hashes: Vec<merkle::Hash> = leaves.iter().map(|l| l.leaf).collect();
+    assert_eq!(tree.root, merkle::root(&hashes));
+    assert_eq!(store.audit_leaves(4, 100).await.unwrap().len(), 2);
+}
+
+/// Issue 12.1: a database from before the tree has its events appended once, oldest first, in
+/// chunks, with the commits landing meanwhile appending theirs; every event is a leaf exactly
+/// once, and then nothing more is done.
+async fn issue_12_1_events_written_before_the_tree_are_appended_once(h: &Harness) {
+    use civicflow_engine::audit::merkle;
+    let store = h.store.as_ref();
+    let t0 = t(T0);
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    for (id, minutes) in [("x", 0), ("y", 1)] {
+        let at = t0 + chrono::Duration::minutes(minutes);
+        store.create_instance(record(id, "p", "h1", at), start(id, at)).await.unwrap();
+        store.commit(step(id, 1, vec![event(at, "a", json!({})), event(at, "b", json!({}))])).await.unwrap();
+    }
+    h.forget_audit_log().await;
+    assert_eq!(store.audit_tree().await.unwrap().size, 0);
+    assert_eq!(store.backfill_audit_log(4).await.unwrap(), 4);
+    // A commit meanwhile appends its own event after those.
+    store.commit(step("x", 3, vec![event(t0, "c", json!({}))])).await.unwrap();
+    assert_eq!(store.backfill_audit_log(4).await.unwrap(), 2);
+    assert_eq!(store.backfill_audit_log(4).await.unwrap(), 0, "done once");
+    let leaves = store.audit_leaves(0, 100).await.unwrap();
+    let order: Vec<(String, u64)> = leaves.iter().map(|l| (l.instance.clone(), l.seq)).collect();
+    let at = |i: &str, s: u64| (i.to_string(), s);
+    // x's three earlier events, y's first, x's new one, then y's other two.
+    assert_eq!(order, [at("x", 1), at("x", 2), at("x", 3), at("y", 1), at("x", 4), at("y", 2), at("y", 3)]);
+    let tree = store.audit_tree().await.unwrap();
+    assert_eq!(tree.size, 7);
+    assert_eq!(tree.root, merkle::root(&leaves.iter().map(|l| l.leaf).collect::<Vec<_>>()));
 }
 
 /// Issue 10.3: starts are group-committed: a commit with `create` writes its instance's row and
