@@ -89,7 +89,8 @@ async fn issue_11_5_fifty_elections_move_to_version_2(env: Env) {
     assert!(plan["text"].as_str().unwrap().contains(&format!("  REFUSED  {REFUSED} (v")), "{}", plan["text"]);
     // Reviewed as stored; nothing moved yet.
     assert_eq!(env.get(&format!("/v1/migrations/{id}"), &env.admin).await.body["instances"], plan["instances"]);
-    assert!(env.step("e-00", "选前准备/集中培训").await.is_object());
+    assert_eq!(env.step("e-00", "选前准备/集中培训").await["status"], "waiting");
+    assert_eq!(env.step("e-00", "选前准备/业务培训").await, json!(null));
 
     let applied = env.post(&format!("/v1/migrations/{id}/apply"), &env.admin, json!(null)).await;
     assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);

@@ -25,7 +25,7 @@ use civicflow_dsl::ir::NodeKind;
 use serde::{Deserialize, Serialize};
 
 use super::open::Window;
-use super::{amounts, eval_refusal, Actor, Decision, Event, NodeStatus, Program, Refusal};
+use super::{amounts, eval_refusal, Decision, Event, NodeStatus, Program, Refusal};
 
 /// What a plan maps between two versions of a policy, state aside.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ fn short(hash: &str) -> &str {
 }
 
 impl Decision<'_> {
-    pub(super) fn migrate(&mut self, _actor: &Actor, map: &MigrationMap) -> Result<(), Refusal> {
+    pub(super) fn migrate(&mut self, map: &MigrationMap) -> Result<(), Refusal> {
         self.running()?;
         let refuse =
             |step: Option<&str>, why: String| Refusal::MigrationRefused { step: step.map(str::to_string), why };
@@ -318,20 +318,19 @@ pub(super) fn apply_migrated(
     params: &BTreeMap<String, civicflow_dsl::value::Value>,
     values: &BTreeMap<String, civicflow_dsl::value::Value>,
 ) {
-    let moving: Vec<(String, String, super::NodeState)> = renamed
+    // All taken out before any is put back: a new key may be another's old one.
+    let moving: Vec<(String, super::NodeState)> = renamed
         .iter()
         .filter_map(|(old, new, def)| {
-            state.nodes.get(old).cloned().map(|n| (old.clone(), new.clone(), (def.clone(), n)))
-        })
-        .map(|(old, new, (def, mut n))| {
-            n.def = def;
-            (old, new, n)
+            let mut n = state.nodes.get(old)?.clone();
+            n.def = def.clone();
+            Some((new.clone(), n))
         })
         .collect();
-    for (old, _, _) in &moving {
+    for (old, _, _) in renamed {
         state.nodes.remove(old);
     }
-    for (_, new, n) in moving {
+    for (new, n) in moving {
         state.nodes.insert(new, n);
     }
     for key in removed {

@@ -580,7 +580,8 @@ fn decide_inner(
         }
         Command::Suspend { actor, reason } => d.suspend(actor, reason)?,
         Command::Correct { actor, params, reason } => d.correct(actor, params, reason)?,
-        Command::Migrate { actor, map } => d.migrate(actor, map)?,
+        // Who migrates is the event's actor; the plan decides what moves.
+        Command::Migrate { map, .. } => d.migrate(map)?,
         Command::Resume { actor, reason } => d.resume(actor, reason)?,
         Command::CalendarAdded { year, notice, added_by } => {
             if d.state.status != Status::Running {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::{self, Actor, Command, Context, Event, MigrationMap, Refusal, State};
-use crate::store::{Commit, InstanceFilter, MigrationPlanRecord, NewTimer, MAX_PAGE_SIZE};
+use crate::store::{Commit, InstanceFilter, InstanceRecord, MigrationPlanRecord, NewTimer, MAX_PAGE_SIZE};
 
 use super::{timer_kind_word, Runtime, RuntimeError};
 
@@ -181,8 +181,10 @@ impl Runtime {
         let ctx = Context { program: &new, calendar: &calendar };
         let actor = planner(by);
         let mut instances = Vec::with_capacity(records.len());
-        for (done, id) in records.iter().enumerate() {
-            let (record, state) = self.load(id).await?;
+        for (done, record) in records.into_iter().enumerate() {
+            // The listing's records hold each state as of its version already.
+            let state = State::deserialize(&record.snapshot)
+                .map_err(|e| RuntimeError::Corrupt(format!("snapshot of {}: {e}", record.id)))?;
             let command = Command::Migrate { actor: actor.clone(), map: map.clone() };
             let outcome = match core::decide(ctx, &state, &command, created_at) {
                 Ok(events) => planned(&events),
@@ -282,8 +284,8 @@ impl Runtime {
         Ok(report)
     }
 
-    /// The ids of the running instances of `policy` on version `hash`, in id order.
-    async fn running_on(&self, policy: &str, hash: &str) -> Result<Vec<String>, RuntimeError> {
+    /// The running instances of `policy` on version `hash`, in id order.
+    async fn running_on(&self, policy: &str, hash: &str) -> Result<Vec<InstanceRecord>, RuntimeError> {
         let mut filter = InstanceFilter {
             policy: Some(policy.to_string()),
             status: Some("running".into()),
@@ -293,13 +295,14 @@ impl Runtime {
         let mut out = Vec::new();
         loop {
             let page = self.store.list_instances(&filter).await?;
-            out.extend(page.items.iter().filter(|r| r.policy_hash == hash).map(|r| r.id.clone()));
-            if page.items.len() < MAX_PAGE_SIZE as usize {
+            let full = page.items.len() == MAX_PAGE_SIZE as usize;
+            out.extend(page.items.into_iter().filter(|r| r.policy_hash == hash));
+            if !full {
                 break;
             }
             filter.page += 1;
         }
-        out.sort();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 }

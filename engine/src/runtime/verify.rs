@@ -43,7 +43,10 @@ impl Runtime {
             .await?
             .ok_or_else(|| RuntimeError::NotFound { what: "instance", id: id.to_string() })?;
         let stored = self.store.events_until(id, chrono::DateTime::<chrono::Utc>::MAX_UTC).await?;
-        let events: Vec<(Event, chrono::DateTime<chrono::Utc>)> = stored
+        // Read after the row: a commit landing between the two reads adds events the row has not
+        // seen. The log is append-only, so the row's version is a prefix of it.
+        let seen = usize::try_from(record.version).unwrap_or(usize::MAX).min(stored.len());
+        let events: Vec<(Event, chrono::DateTime<chrono::Utc>)> = stored[..seen]
             .iter()
             .map(|e| {
                 serde_json::from_value(e.payload.clone())
