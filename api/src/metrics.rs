@@ -14,9 +14,9 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord, InboxQuery, InstanceFilter,
-    InstanceRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published,
-    SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
+    InboxQuery, InstanceFilter, InstanceRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord,
+    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -534,6 +534,34 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.audit_leaves(from, limit).await;
         self.time("audit_leaves", t);
+        r
+    }
+
+    async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.audit_entries(from, limit).await;
+        self.time("audit_entries", t);
+        r
+    }
+
+    async fn audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.audit_leaves_of(instance).await;
+        self.time("audit_leaves_of", t);
+        r
+    }
+
+    async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.put_audit_checkpoint(checkpoint).await;
+        self.time("put_audit_checkpoint", t);
+        r
+    }
+
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.latest_audit_checkpoint().await;
+        self.time("latest_audit_checkpoint", t);
         r
     }
 

@@ -358,5 +358,6 @@ fn write_string(out: &mut String, s: &str) {
 }
 
 pub mod merkle;
+pub mod note;
 #[cfg(test)]
 mod tests;

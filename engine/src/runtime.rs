@@ -24,6 +24,7 @@ use crate::store::{
 };
 
 mod audit_log;
+mod audit_proofs;
 mod cache;
 mod calendars;
 mod migrate;
@@ -34,6 +35,7 @@ mod verify;
 pub use open_steps::open_step_rows;
 mod timers;
 
+pub use audit_log::CheckpointPolicy;
 pub use cache::{estimated_bytes, CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
 pub use migrate::{MigrationPlan, MigrationReport, PlannedInstance, PlannedOutcome, RefusedInstance};
@@ -63,6 +65,9 @@ pub enum RuntimeError {
     Corrupt(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Issue 12.3: a proof or checkpoint asked of a tree size or leaf the log does not have.
+    #[error("{0}")]
+    OutOfRange(String),
     /// A calendar year that cannot be added (CAL003, CAL004, CAL006).
     #[error("{0}")]
     Calendar(CalendarError),
@@ -77,6 +82,7 @@ impl RuntimeError {
             RuntimeError::KeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             RuntimeError::Busy => "BUSY",
             RuntimeError::Corrupt(_) => "CORRUPT",
+            RuntimeError::OutOfRange(_) => "OUT_OF_RANGE",
             RuntimeError::Store(e) => e.code(),
             RuntimeError::Calendar(e) => e.code(),
         }
@@ -133,6 +139,8 @@ pub struct Runtime {
     /// creates a timer due before that.
     next_wake: std::sync::atomic::AtomicI64,
     wake: tokio::sync::Notify,
+    /// Issue 12.3: roots of the global tree's perfect subtrees, for proofs.
+    audit_nodes: audit_proofs::NodeCache,
 }
 
 impl Runtime {
@@ -156,6 +164,7 @@ impl Runtime {
             cache: InstanceCache::new(DEFAULT_CACHE_BYTES),
             next_wake: std::sync::atomic::AtomicI64::new(i64::MAX),
             wake: tokio::sync::Notify::new(),
+            audit_nodes: audit_proofs::NodeCache::default(),
         }
     }
 

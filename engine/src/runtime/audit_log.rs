@@ -3,7 +3,12 @@
 //! the open-step table is built). Commits landing meanwhile append their own events in their own
 //! transactions; the tree's row orders the two.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::{Runtime, RuntimeError};
+use crate::audit::note::{Checkpoint, NoteSigner};
+use crate::store::AuditCheckpointRecord;
 
 /// Events appended a transaction.
 const BACKFILL_CHUNK: u32 = 2_000;
@@ -21,6 +26,108 @@ impl Runtime {
             }
             if n < u64::from(BACKFILL_CHUNK) {
                 return Ok(done);
+            }
+        }
+    }
+}
+
+/// Issue 12.2: when the server signs a checkpoint of the global tree: once `events` leaves were
+/// appended since the last, or `interval` after the last when fewer were, whichever comes first;
+/// never when the tree did not grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    pub events: u64,
+    pub interval: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy { events: 1_000, interval: Duration::from_secs(10) }
+    }
+}
+
+impl Runtime {
+    /// The latest signed checkpoint, if one was made.
+    pub async fn latest_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, RuntimeError> {
+        Ok(self.store.latest_audit_checkpoint().await?)
+    }
+
+    /// Signs and stores a checkpoint of the tree as its leaves stand, when it grew since the last
+    /// one (`None` when it did not). The root is computed from the stored leaves, not taken from
+    /// the frontier a commit kept, and the leaves must still make the last checkpoint's tree: a
+    /// log rewritten or cut under the server is refused ([`RuntimeError::Corrupt`]), never
+    /// signed.
+    pub async fn make_checkpoint(&self, signer: &NoteSigner) -> Result<Option<AuditCheckpointRecord>, RuntimeError> {
+        let tree = self.store.audit_tree().await?;
+        let last = self.store.latest_audit_checkpoint().await?;
+        if let Some(last) = &last {
+            if last.size > tree.size {
+                return Err(RuntimeError::Corrupt(format!(
+                    "the audit log has {} leaves, fewer than the {} of its last signed checkpoint",
+                    tree.size, last.size
+                )));
+            }
+            if self.audit_root_at(last.size).await? != last.root {
+                return Err(RuntimeError::Corrupt(format!(
+                    "the audit log's first {} leaves no longer make the root of its last signed checkpoint",
+                    last.size
+                )));
+            }
+            if last.size == tree.size {
+                return Ok(None);
+            }
+        }
+        let root = self.audit_root_at(tree.size).await?;
+        if root != tree.root {
+            return Err(RuntimeError::Corrupt(format!(
+                "the audit log's frontier does not match its {} leaves",
+                tree.size
+            )));
+        }
+        let checkpoint = Checkpoint { origin: signer.name().to_owned(), size: tree.size, root };
+        let note = checkpoint.sign(signer).map_err(|e| RuntimeError::Corrupt(format!("cannot sign: {e}")))?;
+        let record = AuditCheckpointRecord {
+            size: tree.size,
+            root,
+            note,
+            made_at: crate::audit::truncate_to_micros(self.clock.now()),
+        };
+        if self.store.put_audit_checkpoint(record.clone()).await? {
+            Ok(Some(record))
+        } else {
+            // Another node signed this size first: its note stands.
+            Ok(self.store.latest_audit_checkpoint().await?)
+        }
+    }
+
+    /// Signs checkpoints as `policy` says until `stop` resolves; looks at the tree every second
+    /// (or every `interval` when shorter). A failure is logged and tried again at the next look.
+    pub async fn checkpoint_loop(
+        self: Arc<Self>,
+        signer: Arc<NoteSigner>,
+        policy: CheckpointPolicy,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let tick = policy.interval.min(Duration::from_secs(1)).max(Duration::from_millis(10));
+        let mut last_made = std::time::Instant::now();
+        loop {
+            let due = async {
+                let tree = self.store.audit_tree().await?;
+                let last = self.store.latest_audit_checkpoint().await?.map_or(0, |c| c.size);
+                let grown = tree.size.saturating_sub(last);
+                Ok::<_, RuntimeError>(grown > 0 && (grown >= policy.events || last_made.elapsed() >= policy.interval))
+            };
+            match due.await {
+                Ok(true) => match self.make_checkpoint(&signer).await {
+                    Ok(_) => last_made = std::time::Instant::now(),
+                    Err(e) => eprintln!("audit checkpoints: {e}"),
+                },
+                Ok(false) => {}
+                Err(e) => eprintln!("audit checkpoints: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop.changed() => return,
             }
         }
     }

@@ -23,6 +23,8 @@
 //! Times are stored in whole microseconds (see [`crate::audit::truncate_to_micros`]).
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod audit_rows;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod batch;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod common;
@@ -33,11 +35,15 @@ mod group;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "postgres")]
+mod postgres_audit;
+#[cfg(feature = "postgres")]
 mod postgres_batch;
 #[cfg(feature = "postgres")]
 mod postgres_commit;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_audit;
 #[cfg(feature = "sqlite")]
 mod sqlite_batch;
 #[cfg(feature = "sqlite")]
@@ -352,6 +358,25 @@ pub struct AuditLeaf {
     pub instance: String,
     pub seq: u64,
     pub leaf: crate::audit::merkle::Hash,
+}
+
+/// Issue 12.2: a signed checkpoint of the global tree as stored: the signed note's text and, for
+/// queries, the size and root it commits to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpointRecord {
+    pub size: u64,
+    pub root: crate::audit::merkle::Hash,
+    /// The signed note (C2SP tlog-checkpoint text and its signature lines).
+    pub note: String,
+    pub made_at: DateTime<Utc>,
+}
+
+/// Issue 12.4: a leaf of the global tree with the event it stands for, `None` when the event's
+/// row is gone (a deletion the leaf outlived).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub leaf: AuditLeaf,
+    pub event: Option<StoredEvent>,
 }
 
 /// Issue 11.5: a migration plan as stored (table `migration_plans`): the plan itself is JSON
@@ -764,6 +789,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Issue 12.1: up to `limit` leaves of the global tree from index `from`, in order.
     async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError>;
+
+    /// Issue 12.4: up to `limit` leaves from index `from`, in order, each with its event.
+    async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Issue 12.4: the leaves of one instance's events, in order. Reads the whole log (the table
+    /// has no index by instance, to keep the commit path short).
+    async fn audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError>;
+
+    /// Issue 12.2: stores a signed checkpoint; `false` when one of that size is stored already
+    /// (kept: the first stands).
+    async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError>;
+
+    /// Issue 12.2: the checkpoint of the largest tree, if any was made.
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError>;
 
     /// Periodic maintenance of the storage files; SQLite runs `wal_checkpoint(RESTART)` so the
     /// WAL stays bounded. The [`GroupCommitter`] calls it on an interval. Default: nothing.

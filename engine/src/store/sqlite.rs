@@ -31,9 +31,9 @@ use super::common::{
     page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
-    AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord,
-    MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord,
-    Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
+    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery,
+    InstanceFilter, InstanceRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord,
+    Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 
 use super::batch;
@@ -50,8 +50,8 @@ pub const DEFAULT_READERS: u32 = 4;
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    pub(super) writer: SqlitePool,
+    pub(super) readers: SqlitePool,
     /// Commits written by [`sqlite_batch`] (one statement per table), for tests and benches.
     batched: Arc<AtomicU64>,
 }
@@ -149,7 +149,7 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_sqlx)
     }
 
@@ -762,70 +762,31 @@ impl Store for SqliteStore {
     }
 
     async fn audit_tree(&self) -> Result<AuditTree, StoreError> {
-        let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(map_sqlx)?;
-        let Some(row) = row else {
-            return Ok(AuditTree { size: 0, root: crate::audit::merkle::empty_root() });
-        };
-        let last: i64 = row.try_get("idx").map_err(map_sqlx)?;
-        let peaks: Option<Vec<u8>> = row.try_get("peaks").map_err(map_sqlx)?;
-        let peaks = peaks.ok_or_else(|| StoreError::Corrupt(format!("audit leaf {last} carries no frontier")))?;
-        let size = to_u64(last, "audit index")? + 1;
-        let frontier = crate::audit::merkle::Frontier::from_parts(size, super::batch::peaks_from_bytes(&peaks)?)
-            .ok_or_else(|| StoreError::Corrupt(format!("the audit tree's peaks do not fit its size {size}")))?;
-        Ok(AuditTree { size, root: frontier.root() })
+        self.read_audit_tree().await
     }
 
     async fn backfill_audit_log(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The tree first: the commits' appends wait for this one.
-        let _ = super::batch::BatchWriter::log_frontier(&mut *tx).await?;
-        let rows = sqlx::query(
-            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
-             FROM audit_backfill b JOIN events e ON e.instance = b.instance AND e.seq = b.seq
-             ORDER BY e.at, e.instance, e.seq LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_sqlx)?;
-        let events = rows.iter().map(super::sqlite_commit::event_row).collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&StoredEvent> = events.iter().collect();
-        super::batch::append_to_log(&mut *tx, &refs).await?;
-        for e in &events {
-            sqlx::query("DELETE FROM audit_backfill WHERE instance = ? AND seq = ?")
-                .bind(e.instance.as_str())
-                .bind(to_i64(e.seq, "seq")?)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(events.len() as u64)
+        self.append_backfill(limit).await
     }
 
     async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
-        let rows = sqlx::query("SELECT idx, instance, seq, leaf FROM audit_leaves WHERE idx >= ? ORDER BY idx LIMIT ?")
-            .bind(to_i64(from, "audit index")?)
-            .bind(i64::from(limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let leaf: Vec<u8> = row.try_get("leaf").map_err(map_sqlx)?;
-                let leaf: crate::audit::merkle::Hash =
-                    leaf.try_into().map_err(|_| StoreError::Corrupt("an audit leaf is not 32 bytes".into()))?;
-                Ok(AuditLeaf {
-                    index: to_u64(row.try_get("idx").map_err(map_sqlx)?, "audit index")?,
-                    instance: row.try_get("instance").map_err(map_sqlx)?,
-                    seq: to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?,
-                    leaf,
-                })
-            })
-            .collect()
+        self.read_audit_leaves(from, limit).await
+    }
+
+    async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read_audit_entries(from, limit).await
+    }
+
+    async fn audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError> {
+        self.read_audit_leaves_of(instance).await
+    }
+
+    async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError> {
+        self.insert_audit_checkpoint(checkpoint).await
+    }
+
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError> {
+        self.read_latest_audit_checkpoint().await
     }
 
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {

@@ -10,10 +10,14 @@
 //! - `snapshots`: a record read folds the events after its stored snapshot (SQLite, PostgreSQL).
 //! - `open_steps`: an inbox read from the open-step table the commits keep, and the table built
 //!   from the states for a database from before it (SQLite, PostgreSQL).
+//! - `audit_log`: issue 12's signed checkpoints and proofs from the stored leaves (SQLite,
+//!   PostgreSQL).
 //! - `events_fixture`: events stored by earlier versions read back and write out unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod audit_log;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod cache;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]

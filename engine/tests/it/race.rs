@@ -198,6 +198,18 @@ impl Store for GatedStore {
     async fn audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
         self.inner.audit_leaves(from, limit).await
     }
+    async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit_entries(from, limit).await
+    }
+    async fn audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError> {
+        self.inner.audit_leaves_of(instance).await
+    }
+    async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError> {
+        self.inner.put_audit_checkpoint(checkpoint).await
+    }
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError> {
+        self.inner.latest_audit_checkpoint().await
+    }
 }
 
 fn t(s: &str) -> DateTime<Utc> {

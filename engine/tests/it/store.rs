@@ -129,6 +129,23 @@ impl Harness {
         }
     }
 
+    /// Runs raw SQL as a hostile administrator would: the first list on SQLite, the second on
+    /// PostgreSQL (issue 12's forgeries).
+    pub(crate) async fn exec(&self, sqlite: &[&str], postgres: &[&str]) {
+        match &self.backend {
+            Backend::Sqlite { store, .. } => {
+                for sql in sqlite {
+                    sqlx::query(AssertSqlSafe(*sql)).execute(store.writer_pool()).await.unwrap();
+                }
+            }
+            Backend::Postgres { store, .. } => {
+                for sql in postgres {
+                    sqlx::query(AssertSqlSafe(*sql)).execute(store.pool()).await.unwrap();
+                }
+            }
+        }
+    }
+
     /// Issue 10.6: the database as it was before the open-step table: no rows, not built.
     pub(crate) async fn forget_open_steps(&self) {
         for sql in ["DELETE FROM open_steps", "DELETE FROM derived_builds"] {
@@ -279,13 +296,13 @@ conformance!(
 
 // ---- fixtures ----
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-const T0: &str = "2026-03-02T09:00:00Z";
+pub(crate) const T0: &str = "2026-03-02T09:00:00Z";
 
-fn policy(name: &str, hash: &str, published: &str) -> PolicyRecord {
+pub(crate) fn policy(name: &str, hash: &str, published: &str) -> PolicyRecord {
     PolicyRecord {
         name: name.into(),
         hash: hash.into(),
@@ -296,7 +313,7 @@ fn policy(name: &str, hash: &str, published: &str) -> PolicyRecord {
     }
 }
 
-fn event(at: DateTime<Utc>, kind: &str, payload: Value) -> NewEvent {
+pub(crate) fn event(at: DateTime<Utc>, kind: &str, payload: Value) -> NewEvent {
     NewEvent { at, actor: "街道党工委".into(), role: Some("审批人".into()), kind: kind.into(), payload }
 }
 
@@ -310,7 +327,7 @@ fn timer(instance: &str, node: &str, due: DateTime<Utc>) -> NewTimer {
     }
 }
 
-fn record(id: &str, policy: &str, hash: &str, created: DateTime<Utc>) -> InstanceRecord {
+pub(crate) fn record(id: &str, policy: &str, hash: &str, created: DateTime<Utc>) -> InstanceRecord {
     InstanceRecord {
         id: id.into(),
         policy_name: policy.into(),
@@ -324,7 +341,7 @@ fn record(id: &str, policy: &str, hash: &str, created: DateTime<Utc>) -> Instanc
     }
 }
 
-fn start(id: &str, at: DateTime<Utc>) -> Commit {
+pub(crate) fn start(id: &str, at: DateTime<Utc>) -> Commit {
     Commit {
         instance: id.into(),
         expected_version: 0,
@@ -335,7 +352,7 @@ fn start(id: &str, at: DateTime<Utc>) -> Commit {
     }
 }
 
-fn step(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
+pub(crate) fn step(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
     Commit {
         instance: id.into(),
         expected_version: expected,

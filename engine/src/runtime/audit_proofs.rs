@@ -1,0 +1,206 @@
+//! Issue 12.3: inclusion and consistency proofs of the global tree, from the leaves the store
+//! keeps.
+//!
+//! A proof needs the roots of O(log n) subtrees, some of them half the tree. A perfect subtree
+//! never changes once complete, so this node remembers the roots of those of 256 leaves and more
+//! ([`NodeCache`]): the first proof over a large tree reads its leaves once, 65,536 a query, and
+//! later proofs read at most two blocks of 256 leaves plus what the tree grew by.
+//!
+//! The walk of RFC 6962 (`audit::merkle`) asks for subtrees synchronously, while the store is
+//! async: a proof is walked twice, first noting which subtrees it needs, then, once they are
+//! read, answering from them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::{Runtime, RuntimeError};
+use crate::audit::merkle::{self, node_hash, Hash, ProofError, Subtrees};
+
+/// The smallest perfect subtree whose root is remembered: 2^8 = 256 leaves.
+const BLOCK_LEVEL: u32 = 8;
+/// The largest read of leaves for one subtree: 2^16 = 65,536.
+const READ_LEVEL: u32 = 16;
+
+/// Roots of perfect subtrees of 256 leaves and more, by (level, index at that level).
+#[derive(Debug, Default)]
+pub struct NodeCache {
+    roots: Mutex<HashMap<(u32, u64), Hash>>,
+}
+
+impl NodeCache {
+    fn get(&self, level: u32, index: u64) -> Option<Hash> {
+        self.roots.lock().ok().and_then(|m| m.get(&(level, index)).copied())
+    }
+
+    fn put(&self, level: u32, index: u64, root: Hash) {
+        if let Ok(mut m) = self.roots.lock() {
+            m.insert((level, index), root);
+        }
+    }
+}
+
+/// Notes the subtrees a walk asks for and answers with zeros (the walk's shape does not depend on
+/// the hashes).
+#[derive(Default)]
+struct Needed(Vec<(u64, u64)>);
+
+impl Subtrees for Needed {
+    type Error = std::convert::Infallible;
+    fn subtree(&mut self, start: u64, end: u64) -> Result<Hash, Self::Error> {
+        self.0.push((start, end));
+        Ok([0; 32])
+    }
+}
+
+/// Answers a walk from the subtrees read for it.
+struct Known(HashMap<(u64, u64), Hash>);
+
+impl Subtrees for Known {
+    type Error = (u64, u64);
+    fn subtree(&mut self, start: u64, end: u64) -> Result<Hash, Self::Error> {
+        self.0.get(&(start, end)).copied().ok_or((start, end))
+    }
+}
+
+fn out_of_range<E>(what: String) -> impl FnOnce(ProofError<E>) -> RuntimeError {
+    move |e| match e {
+        ProofError::OutOfRange => RuntimeError::OutOfRange(what),
+        ProofError::Source(_) => RuntimeError::Corrupt("a proof asked for a subtree it had not read".into()),
+    }
+}
+
+impl Runtime {
+    /// The audit path of leaf `index` in the tree of the first `size` leaves.
+    pub async fn audit_inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, RuntimeError> {
+        self.check_size(size).await?;
+        let mut needed = Needed::default();
+        merkle::inclusion_proof(index, size, &mut needed)
+            .map_err(out_of_range(format!("leaf {index} is not in a tree of {size}")))?;
+        let mut known = Known(self.read_subtrees(needed.0).await?);
+        merkle::inclusion_proof(index, size, &mut known)
+            .map_err(out_of_range(format!("leaf {index} is not in a tree of {size}")))
+    }
+
+    /// The proof that the tree of `first` leaves is a prefix of the tree of `second`.
+    pub async fn audit_consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, RuntimeError> {
+        self.check_size(second).await?;
+        let what = || format!("no consistency proof from a tree of {first} to one of {second}");
+        let mut needed = Needed::default();
+        merkle::consistency_proof(first, second, &mut needed).map_err(out_of_range(what()))?;
+        let mut known = Known(self.read_subtrees(needed.0).await?);
+        merkle::consistency_proof(first, second, &mut known).map_err(out_of_range(what()))
+    }
+
+    /// The root of the tree of the first `size` leaves, from the leaves (not from the frontier a
+    /// commit stored): what checkpoints are checked against before one is signed.
+    pub async fn audit_root_at(&self, size: u64) -> Result<Hash, RuntimeError> {
+        if size == 0 {
+            return Ok(merkle::empty_root());
+        }
+        self.check_size(size).await?;
+        Ok(self.read_subtrees(vec![(0, size)]).await?.remove(&(0, size)).unwrap_or_default())
+    }
+
+    async fn check_size(&self, size: u64) -> Result<(), RuntimeError> {
+        let tree = self.store.audit_tree().await?;
+        if size > tree.size {
+            return Err(RuntimeError::OutOfRange(format!("the tree has {} leaves, not {size}", tree.size)));
+        }
+        Ok(())
+    }
+
+    async fn read_subtrees(&self, ranges: Vec<(u64, u64)>) -> Result<HashMap<(u64, u64), Hash>, RuntimeError> {
+        let mut out = HashMap::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            let root = self.range_root(start, end).await?;
+            out.insert((start, end), root);
+        }
+        Ok(out)
+    }
+
+    /// The root of leaves `start..end` as RFC 6962 builds it: split at the largest power of two
+    /// below the length; each perfect, aligned part from [`Runtime::perfect_root`].
+    async fn range_root(&self, start: u64, end: u64) -> Result<Hash, RuntimeError> {
+        // The perfect parts, left to right, then folded from the right as the RFC's splits nest.
+        let mut parts = Vec::new();
+        let mut at = start;
+        while at < end {
+            let len = end - at;
+            let mut size = if len.is_power_of_two() { len } else { 1 << (63 - len.leading_zeros()) };
+            // An unaligned start (not met in the RFC's walks) is taken in smaller aligned parts.
+            while !at.is_multiple_of(size) {
+                size >>= 1;
+            }
+            parts.push(self.perfect_root(size.trailing_zeros(), at / size).await?);
+            at += size;
+        }
+        let mut parts = parts.into_iter().rev();
+        let last = parts.next().unwrap_or_else(merkle::empty_root);
+        Ok(parts.fold(last, |right, left| node_hash(&left, &right)))
+    }
+
+    /// The root of the perfect subtree of 2^`level` leaves at `index` (leaves
+    /// `index·2^level .. (index+1)·2^level`).
+    async fn perfect_root(&self, level: u32, index: u64) -> Result<Hash, RuntimeError> {
+        if level >= BLOCK_LEVEL {
+            if let Some(root) = self.audit_nodes.get(level, index) {
+                return Ok(root);
+            }
+        }
+        if level > READ_LEVEL {
+            // Combine the level-16 roots beneath, reading those not remembered.
+            let span = 1u64 << (level - READ_LEVEL);
+            let mut roots = Vec::with_capacity(span as usize);
+            for j in index * span..(index + 1) * span {
+                roots.push(Box::pin(self.perfect_root(READ_LEVEL, j)).await?);
+            }
+            let root = self.combine_up(roots, READ_LEVEL, index * span);
+            return Ok(root);
+        }
+        let start = index << level;
+        let count = 1u64 << level;
+        let leaves = self.read_leaf_hashes(start, count).await?;
+        if level < BLOCK_LEVEL {
+            return Ok(merkle::root(&leaves));
+        }
+        // Remember every block of 256 and what they make up, to this level.
+        let blocks: Vec<Hash> = leaves.chunks(1 << BLOCK_LEVEL).map(merkle::root).collect();
+        Ok(self.combine_up(blocks, BLOCK_LEVEL, start >> BLOCK_LEVEL))
+    }
+
+    /// Pairs up the roots of consecutive perfect subtrees of one `level` (from `first` on, a
+    /// power of two of them) into one root, remembering every root on the way.
+    fn combine_up(&self, mut roots: Vec<Hash>, mut level: u32, mut first: u64) -> Hash {
+        loop {
+            for (i, r) in roots.iter().enumerate() {
+                self.audit_nodes.put(level, first + i as u64, *r);
+            }
+            if roots.len() <= 1 {
+                return roots.first().copied().unwrap_or_else(merkle::empty_root);
+            }
+            roots = roots.chunks(2).map(|p| if p.len() == 2 { node_hash(&p[0], &p[1]) } else { p[0] }).collect();
+            level += 1;
+            first /= 2;
+        }
+    }
+
+    /// Exactly `count` leaf hashes from index `start`, in order.
+    async fn read_leaf_hashes(&self, start: u64, count: u64) -> Result<Vec<Hash>, RuntimeError> {
+        let mut out = Vec::with_capacity(count as usize);
+        while (out.len() as u64) < count {
+            let from = start + out.len() as u64;
+            let want = u32::try_from(count - out.len() as u64).unwrap_or(u32::MAX).min(1 << READ_LEVEL);
+            let leaves = self.store.audit_leaves(from, want).await?;
+            if leaves.is_empty() {
+                return Err(RuntimeError::Corrupt(format!("the audit log has no leaf {from}")));
+            }
+            for (i, leaf) in leaves.iter().enumerate() {
+                if leaf.index != from + i as u64 {
+                    return Err(RuntimeError::Corrupt(format!("the audit log has no leaf {}", from + i as u64)));
+                }
+                out.push(leaf.leaf);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,120 @@
+//! Issue 12: the global tree's reads and the signed checkpoints on SQLite (the commits' appends
+//! are in [`super::batch`]).
+
+use sqlx::Row;
+
+use super::audit_rows::{entry_from, frontier_tree, leaf_from};
+use super::common::{map_sqlx, to_i64, to_u64};
+use super::sqlite::SqliteStore;
+#[allow(clippy::wildcard_imports, reason = "the row mappers")]
+use super::sqlite_commit::*;
+use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, StoreError, StoredEvent};
+
+impl SqliteStore {
+    pub(super) async fn read_audit_tree(&self) -> Result<AuditTree, StoreError> {
+        let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        match row {
+            None => frontier_tree(None),
+            Some(row) => {
+                frontier_tree(Some((row.try_get("idx").map_err(map_sqlx)?, row.try_get("peaks").map_err(map_sqlx)?)))
+            }
+        }
+    }
+
+    pub(super) async fn append_backfill(&self, limit: u32) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The tree first: the commits' appends wait for this one.
+        let _ = super::batch::BatchWriter::log_frontier(&mut *tx).await?;
+        let rows = sqlx::query(
+            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
+             FROM audit_backfill b JOIN events e ON e.instance = b.instance AND e.seq = b.seq
+             ORDER BY e.at, e.instance, e.seq LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        super::batch::append_to_log(&mut *tx, &refs).await?;
+        for e in &events {
+            sqlx::query("DELETE FROM audit_backfill WHERE instance = ? AND seq = ?")
+                .bind(e.instance.as_str())
+                .bind(to_i64(e.seq, "seq")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(events.len() as u64)
+    }
+
+    pub(super) async fn read_audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
+        let rows = sqlx::query("SELECT idx, instance, seq, leaf FROM audit_leaves WHERE idx >= ? ORDER BY idx LIMIT ?")
+            .bind(to_i64(from, "audit index")?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(leaf_from).collect()
+    }
+
+    pub(super) async fn read_audit_entries(&self, from: u64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT l.idx, l.instance, l.seq, l.leaf, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
+             FROM audit_leaves l LEFT JOIN events e ON e.instance = l.instance AND e.seq = l.seq
+             WHERE l.idx >= ? ORDER BY l.idx LIMIT ?",
+        )
+        .bind(to_i64(from, "audit index")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(|row| entry_from(row, event_row)).collect()
+    }
+
+    pub(super) async fn read_audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError> {
+        let rows = sqlx::query("SELECT idx, instance, seq, leaf FROM audit_leaves WHERE instance = ? ORDER BY idx")
+            .bind(instance)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(leaf_from).collect()
+    }
+
+    pub(super) async fn insert_audit_checkpoint(&self, cp: AuditCheckpointRecord) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = sqlx::query(
+            "INSERT INTO audit_checkpoints (size, root, note, made_at) VALUES (?, ?, ?, ?) ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(to_i64(cp.size, "tree size")?)
+        .bind(cp.root.as_slice())
+        .bind(&cp.note)
+        .bind(micros(cp.made_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)
+        .map(|r| r.rows_affected() == 1);
+        finish(tx, result).await
+    }
+
+    pub(super) async fn read_latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError> {
+        let row = sqlx::query("SELECT size, root, note, made_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        row.map(|row| {
+            let root: Vec<u8> = row.try_get("root").map_err(map_sqlx)?;
+            Ok(AuditCheckpointRecord {
+                size: to_u64(row.try_get("size").map_err(map_sqlx)?, "tree size")?,
+                root: root.try_into().map_err(|_| StoreError::Corrupt("a checkpoint's root is not 32 bytes".into()))?,
+                note: row.try_get("note").map_err(map_sqlx)?,
+                made_at: time_at(&row, "made_at")?,
+            })
+        })
+        .transpose()
+    }
+}

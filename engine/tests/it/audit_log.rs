@@ -1,0 +1,176 @@
+//! Issue 12.2–12.4 on SQLite and PostgreSQL: signed checkpoints kept by size, the leaves read
+//! with their events, proofs built from the stored leaves checked against the tree's root, and a
+//! checkpoint refused over a log rewritten under the server.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use civicflow_engine::audit::merkle::{self, Hash};
+use civicflow_engine::audit::note::{Checkpoint, NoteSigner};
+use civicflow_engine::audit::{self, ChainedEvent};
+use civicflow_engine::calendar::Calendar;
+use civicflow_engine::clock::SimulatedClock;
+use civicflow_engine::runtime::{Runtime, RuntimeError};
+use civicflow_engine::store::{AuditCheckpointRecord, GroupCommitConfig, GroupCommitter, Store};
+
+use crate::store::{event, policy, record, start, step, t, Harness, T0};
+
+/// `n` events over two instances, committed a few at a time; the leaf hashes in tree order.
+async fn log_of(store: &dyn Store, n: u64) -> Vec<Hash> {
+    let t0 = t(T0);
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    store.create_instance(record("x", "p", "h1", t0), start("x", t0)).await.unwrap();
+    store.create_instance(record("y", "p", "h1", t0), start("y", t0)).await.unwrap();
+    let (mut vx, mut vy, mut written, mut on_x) = (1, 1, 2, true);
+    while written < n {
+        let k = (n - written).min(3);
+        let events = (0..k).map(|i| event(t0, "vote_entered", json!({ "n": written + i }))).collect();
+        on_x = !on_x;
+        if !on_x {
+            store.commit(step("x", vx, events)).await.unwrap();
+            vx += k;
+        } else {
+            store.commit(step("y", vy, events)).await.unwrap();
+            vy += k;
+        }
+        written += k;
+    }
+    store.audit_leaves(0, 100_000).await.unwrap().iter().map(|l| l.leaf).collect()
+}
+
+fn runtime(h: &Harness) -> Runtime {
+    let clock = Arc::new(SimulatedClock::new(t(T0)));
+    let (committer, _task) = GroupCommitter::spawn(h.store.clone(), GroupCommitConfig::default());
+    Runtime::new(h.store.clone(), committer, clock, Arc::new(Calendar::chinese().unwrap()), "n".into())
+}
+
+async fn checkpoints_are_kept_by_size_and_leaves_read_with_their_events(h: &Harness) {
+    let store = h.store.as_ref();
+    assert_eq!(store.latest_audit_checkpoint().await.unwrap(), None);
+    let leaves = log_of(store, 9).await;
+    let cp = |size: u64, note: &str| AuditCheckpointRecord {
+        size,
+        root: merkle::root(&leaves[..size as usize]),
+        note: note.into(),
+        made_at: t(T0),
+    };
+    assert!(store.put_audit_checkpoint(cp(3, "first")).await.unwrap());
+    assert!(!store.put_audit_checkpoint(cp(3, "second")).await.unwrap(), "a size is signed once");
+    assert_eq!(store.latest_audit_checkpoint().await.unwrap(), Some(cp(3, "first")));
+    assert!(store.put_audit_checkpoint(cp(9, "later")).await.unwrap());
+    assert_eq!(store.latest_audit_checkpoint().await.unwrap().map(|c| c.size), Some(9));
+
+    let entries = store.audit_entries(2, 4).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.leaf.index).collect::<Vec<_>>(), [2, 3, 4, 5]);
+    for e in &entries {
+        let event = e.event.as_ref().unwrap();
+        assert_eq!((event.instance.as_str(), event.seq), (e.leaf.instance.as_str(), e.leaf.seq));
+        assert_eq!(merkle::leaf_hash(&audit::encode(&event.fields())), e.leaf.leaf);
+    }
+    let of_y: Vec<u64> = store.audit_leaves_of("y").await.unwrap().iter().map(|l| l.seq).collect();
+    assert_eq!(of_y, [1, 2, 3, 4]);
+    // An event deleted under the server: its leaf stays, without an event.
+    h.exec(
+        &["DROP TRIGGER events_no_delete", "DELETE FROM events WHERE instance = 'y' AND seq = 2"],
+        &[
+            "ALTER TABLE events DISABLE TRIGGER events_append_only",
+            "DELETE FROM events WHERE instance = 'y' AND seq = 2",
+        ],
+    )
+    .await;
+    let all = store.audit_entries(0, 100).await.unwrap();
+    let missing: Vec<(String, u64)> =
+        all.iter().filter(|e| e.event.is_none()).map(|e| (e.leaf.instance.clone(), e.leaf.seq)).collect();
+    assert_eq!(missing, [("y".to_string(), 2)]);
+}
+
+async fn proofs_from_the_stored_leaves_verify_against_the_root(h: &Harness) {
+    let rt = runtime(h);
+    // Past two blocks of 256, so remembered subtree roots and partial blocks both serve.
+    let leaves = log_of(h.store.as_ref(), 600).await;
+    assert_eq!(leaves.len(), 600);
+    for size in [1u64, 2, 255, 256, 257, 511, 512, 513, 600] {
+        let root = merkle::root(&leaves[..size as usize]);
+        assert_eq!(rt.audit_root_at(size).await.unwrap(), root, "root of {size}");
+        for index in [0, size / 3, size / 2, size - 1] {
+            let proof = rt.audit_inclusion_proof(index, size).await.unwrap();
+            assert_eq!(proof, merkle::inclusion_proof(index, size, &mut &leaves[..]).unwrap(), "{index} of {size}");
+            assert!(merkle::verify_inclusion(&leaves[index as usize], index, size, &proof, &root));
+        }
+        for first in [1, size / 2, size] {
+            if first == 0 {
+                continue;
+            }
+            let proof = rt.audit_consistency_proof(first, size).await.unwrap();
+            let first_root = merkle::root(&leaves[..first as usize]);
+            assert!(merkle::verify_consistency(first, size, &proof, &first_root, &root), "{first} -> {size}");
+        }
+    }
+    let out = |r: Result<Vec<Hash>, RuntimeError>| match r {
+        Err(RuntimeError::OutOfRange(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(out(rt.audit_inclusion_proof(0, 601).await), "the tree has 600 leaves, not 601");
+    assert_eq!(out(rt.audit_inclusion_proof(5, 5).await), "leaf 5 is not in a tree of 5");
+    assert_eq!(out(rt.audit_consistency_proof(7, 6).await), "no consistency proof from a tree of 7 to one of 6");
+}
+
+async fn a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last(h: &Harness) {
+    let rt = runtime(h);
+    let signer = NoteSigner::from_seed("civicflow.test", [3; 32]).unwrap();
+    let first = rt.make_checkpoint(&signer).await.unwrap().unwrap();
+    assert_eq!((first.size, first.root), (0, merkle::empty_root()), "an empty log is signed too");
+    let leaves = log_of(h.store.as_ref(), 300).await;
+    let made = rt.make_checkpoint(&signer).await.unwrap().unwrap();
+    let opened = Checkpoint::open(&made.note, &signer.verifier()).unwrap();
+    assert_eq!(opened, Checkpoint { origin: "civicflow.test".into(), size: 300, root: merkle::root(&leaves) });
+    assert_eq!(rt.make_checkpoint(&signer).await.unwrap(), None, "nothing new: nothing signed");
+    assert_eq!(rt.latest_checkpoint().await.unwrap(), Some(made));
+    // A leaf rewritten under the server (a new node: nothing remembered) is refused.
+    h.exec(
+        &["DROP TRIGGER audit_leaves_no_update", "UPDATE audit_leaves SET leaf = zeroblob(32) WHERE idx = 17"],
+        &[
+            "ALTER TABLE audit_leaves DISABLE TRIGGER audit_leaves_append_only",
+            "UPDATE audit_leaves SET leaf = decode(repeat('00', 32), 'hex') WHERE idx = 17",
+        ],
+    )
+    .await;
+    let other = runtime(h);
+    let err = other.make_checkpoint(&signer).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stored data cannot be read: the audit log's first 300 leaves no longer make the root of its last signed checkpoint"
+    );
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = crate::store::Harness::sqlite().await;
+                    super::$name(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = crate::store::Harness::postgres("audit").await else { return };
+                    super::$name(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    checkpoints_are_kept_by_size_and_leaves_read_with_their_events,
+    proofs_from_the_stored_leaves_verify_against_the_root,
+    a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last,
+);
