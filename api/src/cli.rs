@@ -88,6 +88,26 @@ enum Command {
         /// recently used evicted first); 0 reads every command's instance from the store.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=65536))]
         instance_cache_mib: u32,
+        /// The file of the key the audit checkpoints are signed with; created on first start
+        /// (mode 0600), refused when others may read it. Default: beside a SQLite file
+        /// (`FILE.audit-key`), else `civicflow.audit-key` here. Keep it out of database backups.
+        #[arg(long)]
+        audit_key: Option<PathBuf>,
+        /// The name a new audit key gets: the origin line of every checkpoint it signs.
+        #[arg(long, default_value = crate::audit::key::DEFAULT_NAME)]
+        audit_name: String,
+        /// Sign a checkpoint once this many events were appended since the last …
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_events: u64,
+        /// … or this many seconds after the last, whichever comes first (never when nothing was
+        /// appended).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        checkpoint_seconds: u64,
+    },
+    /// The verifiable audit log (issue 12): export a bundle, verify one offline, witness a server.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::AuditCommand,
     },
     /// The working-day calendar (R0.2): check a year's file, or add it.
     Calendar {
@@ -250,6 +270,10 @@ pub fn run() -> ExitCode {
             request_burst,
             failed_auth_burst,
             instance_cache_mib,
+            audit_key,
+            audit_name,
+            checkpoint_events,
+            checkpoint_seconds,
         } => {
             let limits = crate::connections::Limits {
                 max_connections: max_connections as usize,
@@ -262,8 +286,21 @@ pub fn run() -> ExitCode {
                 failed_auth_burst,
             );
             let cache_bytes = instance_cache_mib as usize * (1 << 20);
-            serve(listen, &database, simulated_clock.as_deref(), calendar_dir, limits, rates, cache_bytes)
+            let options = ServeOptions {
+                calendar_dir,
+                limits,
+                rates,
+                instance_cache_bytes: cache_bytes,
+                audit_key,
+                audit_name,
+                checkpoints: civicflow_engine::runtime::CheckpointPolicy {
+                    events: checkpoint_events,
+                    interval: std::time::Duration::from_secs(checkpoint_seconds),
+                },
+            };
+            serve(listen, &database, simulated_clock.as_deref(), options)
         }
+        Command::Audit { command } => crate::audit::run(command),
         Command::Calendar { command: CalendarCommand::Check { file } } => crate::calendars::check(&file),
         Command::Calendar { command: CalendarCommand::Add { file, database } } => {
             crate::calendars::add(&file, &database)
@@ -285,6 +322,17 @@ pub fn run() -> ExitCode {
             token_revoke(&name, id.as_deref(), &database)
         }
     }
+}
+
+/// What `serve` passes on to the server's [`crate::serve::Config`].
+struct ServeOptions {
+    calendar_dir: Option<PathBuf>,
+    limits: crate::connections::Limits,
+    rates: crate::http::limits::RateConfig,
+    instance_cache_bytes: usize,
+    audit_key: Option<PathBuf>,
+    audit_name: String,
+    checkpoints: civicflow_engine::runtime::CheckpointPolicy,
 }
 
 pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -325,10 +373,7 @@ fn serve(
     listen: SocketAddr,
     database: &str,
     simulated_clock: Option<&str>,
-    calendar_dir: Option<PathBuf>,
-    limits: crate::connections::Limits,
-    rates: crate::http::limits::RateConfig,
-    instance_cache_bytes: usize,
+    options: ServeOptions,
 ) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -352,10 +397,13 @@ fn serve(
         let database = crate::serve::Database::parse(database);
         let mut config = crate::serve::Config::new(listen, database.clone());
         config.simulated_clock = simulated;
-        config.calendar_dir = calendar_dir;
-        config.limits = limits;
-        config.rates = rates;
-        config.instance_cache_bytes = instance_cache_bytes;
+        config.calendar_dir = options.calendar_dir;
+        config.limits = options.limits;
+        config.rates = options.rates;
+        config.instance_cache_bytes = options.instance_cache_bytes;
+        config.audit_key = options.audit_key;
+        config.audit_name = options.audit_name;
+        config.checkpoints = options.checkpoints;
         let server = match crate::serve::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -374,6 +422,18 @@ fn serve(
         }
         if let Some(token) = &server.admin_token {
             let _ = writeln!(out, "admin token (shown once; only its hash is stored): {token}");
+        }
+        if let Some(path) = &server.audit_key_created {
+            let _ = writeln!(
+                out,
+                "audit key created in {} (mode 0600; keep it, and out of database backups)",
+                path.display()
+            );
+            let _ = writeln!(
+                out,
+                "audit public key (give it to the auditors; also at /v1/audit/key): {}",
+                server.state.audit_key.to_key_text()
+            );
         }
         let _ = out.flush();
         drop(out);

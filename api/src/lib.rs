@@ -6,8 +6,10 @@
 //! - `serve`: the store, runtime, timer service and HTTP server started and stopped together.
 //! - `pages`: the web pages (handlebars, sessions, CSRF) for offices and oversight staff.
 //! - `calendars`: calendar years from files (`calendar check`, `calendar add`, `--calendar-dir`).
+//! - `audit`: issue 12's audit key file and `civicflow audit export|verify|witness`.
 //! - `metrics`: the Prometheus text exposition and the measuring store wrapper.
 
+pub mod audit;
 pub mod calendars;
 pub mod cli;
 pub mod connections;

@@ -17,9 +17,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use civicflow_engine::audit::note::NoteSigner;
 use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::{Clock, SimulatedClock, SystemClock};
-use civicflow_engine::runtime::{Runtime, RuntimeError};
+use civicflow_engine::runtime::{CheckpointPolicy, Runtime, RuntimeError};
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
 use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, Store, StoreError};
@@ -93,6 +94,14 @@ pub struct Config {
     pub instance_cache_bytes: usize,
     /// How long a token's principal is trusted without asking the store (issue 10.4).
     pub token_cache_ttl: Duration,
+    /// Issue 12.2: the file of the key the audit checkpoints are signed with (`--audit-key`);
+    /// `None`: beside a SQLite file (`FILE.audit-key`), else `civicflow.audit-key` in the working
+    /// directory; a store given by the caller gets a key of this run only.
+    pub audit_key: Option<PathBuf>,
+    /// The name a created key gets: the checkpoints' origin (`--audit-name`).
+    pub audit_name: String,
+    /// When checkpoints are signed (`--checkpoint-events`, `--checkpoint-seconds`).
+    pub checkpoints: CheckpointPolicy,
 }
 
 impl Config {
@@ -108,6 +117,9 @@ impl Config {
             rates: crate::http::limits::RateConfig::default(),
             instance_cache_bytes: civicflow_engine::runtime::DEFAULT_CACHE_BYTES,
             token_cache_ttl: crate::http::token_cache::TOKEN_CACHE_TTL,
+            audit_key: None,
+            audit_name: crate::audit::key::DEFAULT_NAME.into(),
+            checkpoints: CheckpointPolicy::default(),
         }
     }
 }
@@ -129,6 +141,8 @@ pub enum ServeError {
     OpenSteps(RuntimeError),
     #[error("appending the earlier events to the audit tree: {0}")]
     AuditLog(RuntimeError),
+    #[error("the audit key: {0}")]
+    AuditKey(#[from] crate::audit::key::KeyFileError),
 }
 
 /// A running server.
@@ -139,10 +153,14 @@ pub struct Server {
     pub admin_token: Option<String>,
     /// The bundled policies published by this start.
     pub published: Vec<&'static str>,
+    /// Issue 12.2: the file of the audit key, when this start created it (its public key is
+    /// then shown once).
+    pub audit_key_created: Option<PathBuf>,
     pub state: AppState,
     stop: watch::Sender<bool>,
     serve: JoinHandle<()>,
     timers: JoinHandle<()>,
+    checkpoints: JoinHandle<()>,
     committer: JoinHandle<()>,
 }
 
@@ -195,6 +213,12 @@ impl Server {
                 published.push(b.name);
             }
         }
+        // Issue 12.2: the checkpoint signer, and a checkpoint of the tree as it stands.
+        let (signer, audit_key_created) = audit_signer(&config)?;
+        let signer = Arc::new(signer);
+        if let Err(e) = runtime.make_checkpoint(&signer).await {
+            tracing::error!(error = %e, "the audit log does not extend its last signed checkpoint; none is signed");
+        }
         let admin_token = if store.list_principals().await?.is_empty() {
             Some(create_token(store.as_ref(), "admin", "admin", &[ADMIN_ROLE.to_string()]).await?)
         } else {
@@ -215,6 +239,7 @@ impl Server {
             shutdown: stopped.clone(),
             limiter: Arc::new(crate::http::limits::Limiter::new(config.rates)),
             tokens: Arc::new(crate::http::token_cache::TokenCache::with_ttl(config.token_cache_ttl)),
+            audit_key: Arc::new(signer.verifier()),
         };
         // Idle limiter keys are forgotten every minute.
         let limiter = state.limiter.clone();
@@ -270,8 +295,20 @@ impl Server {
                 }
             });
         }
+        let checkpoints = tokio::spawn(runtime.clone().checkpoint_loop(signer, config.checkpoints, stopped.clone()));
         let timers = tokio::spawn(runtime.timer_loop(config.timer_interval, stopped));
-        Ok(Server { addr, admin_token, published, state, stop, serve, timers, committer: committer_task })
+        Ok(Server {
+            addr,
+            admin_token,
+            published,
+            audit_key_created,
+            state,
+            stop,
+            serve,
+            timers,
+            checkpoints,
+            committer: committer_task,
+        })
     }
 
     /// Stops gracefully: answers what is in flight, then lets the store go.
@@ -281,6 +318,7 @@ impl Server {
             tracing::error!(error = %e, "the HTTP server task failed");
         }
         let _ = self.timers.await;
+        let _ = self.checkpoints.await;
         // The last handle of the runtime (and with it the group committer's queue) goes here;
         // the committer answers what is queued, then ends.
         drop(self.state);
@@ -288,6 +326,30 @@ impl Server {
             tracing::error!("the commit queue did not drain within 30 s");
         }
     }
+}
+
+/// The audit key from its file (created there on first start), or one of this run only for a
+/// store given by the caller without a file.
+fn audit_signer(config: &Config) -> Result<(NoteSigner, Option<PathBuf>), ServeError> {
+    let path = match (&config.audit_key, &config.database) {
+        (Some(path), _) => path.clone(),
+        (None, Database::Sqlite(file)) => {
+            let mut name = file.clone().into_os_string();
+            name.push(".audit-key");
+            PathBuf::from(name)
+        }
+        (None, Database::Url(_)) => PathBuf::from("civicflow.audit-key"),
+        (None, Database::Store(_)) => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| crate::audit::key::KeyFileError::Random(e.to_string()))?;
+            let signer = NoteSigner::from_seed(&config.audit_name, seed).map_err(|error| {
+                crate::audit::key::KeyFileError::Malformed { path: PathBuf::from("(this run)"), error }
+            })?;
+            return Ok((signer, None));
+        }
+    };
+    let loaded = crate::audit::key::load_or_create(&path, &config.audit_name)?;
+    Ok((loaded.signer, loaded.created.then_some(path)))
 }
 
 fn short_random() -> String {

@@ -165,6 +165,72 @@ pub fn encode(event: &EventFields<'_>) -> Vec<u8> {
     out
 }
 
+/// An encoding read back into its fields (the payload as its canonical JSON text), for an
+/// auditor's tool to say which field of an event differs from its encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub seq: u64,
+    pub instance: String,
+    /// Microseconds since 1970-01-01T00:00:00Z.
+    pub at_micros: i64,
+    pub actor: String,
+    /// The empty string when the event has no role.
+    pub role: String,
+    pub kind: String,
+    pub payload: String,
+}
+
+impl Decoded {
+    /// The fields as `(name, value as text)`, in encoding order.
+    pub fn fields(&self) -> [(&'static str, String); 7] {
+        [
+            ("seq", self.seq.to_string()),
+            ("instance", self.instance.clone()),
+            (
+                "at",
+                DateTime::from_timestamp_micros(self.at_micros)
+                    .map_or_else(|| self.at_micros.to_string(), |t| t.to_rfc3339()),
+            ),
+            ("actor", self.actor.clone()),
+            ("role", self.role.clone()),
+            ("kind", self.kind.clone()),
+            ("payload", self.payload.clone()),
+        ]
+    }
+}
+
+/// Reads a version-1 encoding back; `Err` names what is malformed.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, &'static str> {
+    struct Cursor<'a>(&'a [u8]);
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+            if self.0.len() < n {
+                return Err("the encoding ends early");
+            }
+            let (head, tail) = self.0.split_at(n);
+            self.0 = tail;
+            Ok(head)
+        }
+        fn eight(&mut self) -> Result<[u8; 8], &'static str> {
+            self.take(8)?.try_into().map_err(|_| "the encoding ends early")
+        }
+        fn text(&mut self) -> Result<String, &'static str> {
+            let len: [u8; 4] = self.take(4)?.try_into().map_err(|_| "the encoding ends early")?;
+            let bytes = self.take(u32::from_be_bytes(len) as usize)?;
+            String::from_utf8(bytes.to_vec()).map_err(|_| "a field is not UTF-8")
+        }
+    }
+    let mut c = Cursor(bytes.strip_prefix(ENCODING_MAGIC).ok_or("not a civicflow-event-v1 encoding")?);
+    let seq = u64::from_be_bytes(c.eight()?);
+    let instance = c.text()?;
+    let at_micros = i64::from_be_bytes(c.eight()?);
+    let (actor, role, kind, payload) = (c.text()?, c.text()?, c.text()?, c.text()?);
+    if !c.0.is_empty() {
+        return Err("bytes after the payload");
+    }
+    Ok(Decoded { seq, instance, at_micros, actor, role, kind, payload })
+}
+
 /// `SHA-256(encode(event))`.
 pub fn leaf_hash(event: &EventFields<'_>) -> [u8; 32] {
     Sha256::digest(encode(event)).into()
@@ -357,6 +423,7 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+pub mod bundle;
 pub mod merkle;
 pub mod note;
 #[cfg(test)]

@@ -60,6 +60,32 @@ fn table() -> Vec<Row> {
         // command, result and store operation only — no principal, office or instance.
         row(M::GET, "/metrics", "/metrics", None, [200, 200, 200, 200, 200, 200]),
         // Reading is for every principal; what is personal is redacted, not refused (R6.2).
+        // Issue 12.2: the audit log's key and latest checkpoint, for witnesses without a token.
+        row(M::GET, "/v1/audit/key", "/v1/audit/key", None, [200, 200, 200, 200, 200, 200]),
+        row(M::GET, "/v1/audit/checkpoint", "/v1/audit/checkpoint", None, [200, 200, 200, 200, 200, 200]),
+        // Issue 12.3: proofs carry leaf hashes (a guess at an event could be confirmed with one):
+        // every principal, as the histories.
+        row(
+            M::GET,
+            "/v1/audit/proof/inclusion",
+            "/v1/audit/proof/inclusion?index=0&size=1",
+            None,
+            [401, 401, 200, 200, 200, 200],
+        ),
+        row(
+            M::GET,
+            "/v1/audit/proof/consistency",
+            "/v1/audit/proof/consistency?first=1&second=1",
+            None,
+            [401, 401, 200, 200, 200, 200],
+        ),
+        row(
+            M::GET,
+            "/v1/instances/{id}/history/{seq}/proof",
+            "/v1/instances/I/history/1/proof?size=1",
+            None,
+            [401, 401, 200, 200, 200, 200],
+        ),
         row(M::GET, "/v1/policies", "/v1/policies", None, [401, 401, 200, 200, 200, 200]),
         row(M::GET, "/v1/policies/{name}", "/v1/policies/授权矩阵", None, [401, 401, 200, 200, 200, 200]),
         row(M::GET, "/v1/policies/{name}/graph", "/v1/policies/授权矩阵/graph", None, [401, 401, 200, 200, 200, 200]),

@@ -22,6 +22,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use civicflow::http::auth::create_token;
 use civicflow::serve::{Config, Database, Server};
+use civicflow_engine::runtime::CheckpointPolicy;
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
 use civicflow_engine::store::Store;
@@ -134,6 +135,8 @@ pub(crate) enum Backend {
 pub(crate) struct Env {
     pub(crate) server: Server,
     pub(crate) backend: Backend,
+    /// Issue 12.2: the directory of the audit key file (`audit.key`).
+    pub(crate) keys: tempfile::TempDir,
     pub(crate) client: reqwest::Client,
     pub(crate) base: String,
     pub(crate) admin: String,
@@ -159,10 +162,14 @@ impl Env {
         let mut config = Config::new(loopback(), Database::Store(store));
         config.simulated_clock = Some(t("2012-03-21T09:00:00+08:00"));
         config.publish_bundled = publish_bundled;
+        // Issue 12.2: a key file of the test's own, and checkpoints soon after each commit.
+        let keys = tempfile::tempdir().unwrap();
+        config.audit_key = Some(keys.path().join("audit.key"));
+        config.checkpoints = CheckpointPolicy { events: 1, interval: Duration::from_millis(200) };
         let server = Server::start(config).await.unwrap();
         let admin = server.admin_token.clone().expect("an admin token on first start");
         let base = format!("http://{}", server.addr);
-        Env { server, backend, client: reqwest::Client::new(), base, admin }
+        Env { server, backend, keys, client: reqwest::Client::new(), base, admin }
     }
 
     pub(crate) async fn sqlite(publish_bundled: bool) -> Env {
@@ -256,6 +263,10 @@ impl Env {
 
     pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.send(Method::POST, path, Some(token), Body::Json(body), None).await
+    }
+
+    pub(crate) async fn post_text(&self, path: &str, token: &str, body: &str) -> Reply {
+        self.send(Method::POST, path, Some(token), Body::Text(body), None).await
     }
 
     pub(crate) async fn act(&self, instance: &str, step: &str, token: &str, body: Value) -> Reply {

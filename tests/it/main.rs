@@ -8,10 +8,13 @@
 //! - `http`: the server on a loopback port, driven through HTTP (an election on SQLite and
 //!   PostgreSQL, refusals, idempotency, `as_of`, verification, OpenAPI).
 //! - `pages`: the web pages through HTTP (sign-in, CSRF, inbox, acting, timeline, audit trail).
+//! - `audit_log`: issue 12's forgeries named by the offline verifier and the witness (SQLite,
+//!   PostgreSQL).
 //! - `http_calendar`: R0.2, a deadline in 2027 waiting for its calendar, then the year added.
 //! - `http_election`: the bundled election, whole, through HTTP beside its in-memory twin.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod audit_log;
 mod authz;
 mod browser;
 mod contract;

@@ -13,6 +13,7 @@
 //! (unknown route, wrong method, body too large) into problems.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod calendar;
 pub mod calendars;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub limiter: Arc<limits::Limiter>,
     /// Principals by token hash, for a moment (issue 10.4).
     pub tokens: Arc<token_cache::TokenCache>,
+    /// Issue 12.2: the public key of the audit checkpoints, served at `/v1/audit/key`.
+    pub audit_key: Arc<civicflow_engine::audit::note::NoteVerifier>,
 }
 
 #[derive(OpenApi)]
@@ -99,6 +102,7 @@ pub struct AppState {
         (name = "instances", description = "Start instances, read their state, act on steps"),
         (name = "inbox", description = "What the caller may act on"),
         (name = "history", description = "The audit chain"),
+        (name = "audit", description = "The global audit log: its signing key, signed checkpoints, inclusion and consistency proofs (RFC 9162, C2SP tlog-checkpoint)"),
         (name = "events", description = "Live events"),
         (name = "admin", description = "The simulated clock"),
         (name = "migrations", description = "Move running instances to a new version of their policy: plan, review, apply"),
@@ -145,6 +149,9 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(calendar::calendar))
         .routes(routes!(history::history))
         .routes(routes!(history::verify))
+        .routes(routes!(audit::inclusion))
+        .routes(routes!(audit::consistency))
+        .routes(routes!(audit::event_proof))
         .routes(routes!(inbox::inbox))
         .routes(routes!(events::stream_events))
         .routes(routes!(admin::clock, admin::advance_clock))
@@ -153,7 +160,12 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::list_tokens, tokens::create))
         .routes(routes!(tokens::revoke))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
-    let service = OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics));
+    // Open to anyone, as a witness runs: the audit log's key and latest checkpoint (issue 12.2).
+    let service = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(audit::key))
+        .routes(routes!(audit::checkpoint));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(v1).merge(service).split_for_parts();
     (router.with_state(state), openapi)
 }

@@ -234,6 +234,10 @@ impl From<RuntimeError> for ApiError {
                 a
             }
             RuntimeError::Corrupt(m) => ApiError::internal(format!("CORRUPT {m}")),
+            // Issue 12.3: a proof of a leaf or tree the log does not have (yet): not found.
+            RuntimeError::OutOfRange(m) => {
+                ApiError::new(StatusCode::NOT_FOUND, crate::http::codes::ProblemCode::NotFound.as_str(), m)
+            }
             RuntimeError::Store(s) => s.into(),
             // A year's file that cannot be added (CAL003, CAL004, CAL006): 422 with its words.
             RuntimeError::Calendar(c) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, c.code(), c.to_string()),
