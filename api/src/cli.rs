@@ -369,12 +369,7 @@ pub(crate) async fn open_store(database: &str) -> Result<std::sync::Arc<dyn civi
     })
 }
 
-fn serve(
-    listen: SocketAddr,
-    database: &str,
-    simulated_clock: Option<&str>,
-    options: ServeOptions,
-) -> ExitCode {
+fn serve(listen: SocketAddr, database: &str, simulated_clock: Option<&str>, options: ServeOptions) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

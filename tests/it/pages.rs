@@ -94,6 +94,11 @@ policy 页面演练 {
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let mut config = Config::new(listen, Database::Store(shared));
             config.simulated_clock = Some(t("2012-03-21T09:00:00+08:00"));
+            // Issue 12.5: checkpoints soon after each commit, for the audit trail's log column.
+            config.checkpoints = civicflow_engine::runtime::CheckpointPolicy {
+                events: 1,
+                interval: std::time::Duration::from_millis(200),
+            };
             let server = Server::start(config).await.unwrap();
             let admin = server.admin_token.clone().unwrap();
             let base = format!("http://{}", server.addr);
@@ -425,9 +430,22 @@ async fn sign_in_act_from_the_inbox_and_audit() {
     let mut o = Browser::new(&env);
     assert_eq!(o.sign_in(&zhao).await.status, StatusCode::SEE_OTHER);
     let audit = o.get("/instances/page-1/audit").await;
-    assert_eq!(audit.status, StatusCode::OK);
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
     assert!(audit.body.contains("id=\"verify-ok\""), "{}", audit.body);
     assert!(audit.body.contains("王书记") && audit.body.contains("acted"));
+    // Issue 12.5: every event's content proved to be in the latest signed checkpoint.
+    let n = env.history("page-1").await.len();
+    let mut audit = audit;
+    for _ in 0..100 {
+        if !audit.body.contains("log-pending") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        audit = o.get("/instances/page-1/audit").await;
+    }
+    assert_eq!(audit.body.matches("class=\"log-in\"").count(), n, "{}", audit.body);
+    assert!(audit.body.contains("<td class=\"log-in\"><span class=\"ok\">✔ 已收录 #0</span>"), "{}", audit.body);
+    assert!(audit.body.contains("id=\"checkpoint-size\">"), "{}", audit.body);
     let filtered = o.get(&format!("/instances/page-1/audit?office={}&kind=acted", q("王书记"))).await;
     assert!(filtered.body.contains("(1 / "), "{}", filtered.body);
     let csv = o.get("/instances/page-1/audit.csv").await;

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use civicflow_engine::audit::merkle::{self, Hash};
+use civicflow_engine::audit::{self, ChainedEvent};
 use civicflow_engine::store::StoredEvent;
 
 use crate::http::history::EventView;
@@ -70,8 +72,18 @@ async fn all_events(pages: &Pages, id: &str) -> Result<Vec<StoredEvent>, ApiErro
 /// The session and the instance's events as its principal may read them: personal values
 /// redacted in the payloads unless of a bound office or oversight (R6.2); hashes stay as stored.
 async fn load(pages: &Pages, headers: &HeaderMap, id: &str) -> Result<(Session, Vec<StoredEvent>), Response> {
+    load_hashed(pages, headers, id).await.map(|(s, e, _)| (s, e))
+}
+
+/// [`load`], with each event's leaf hash taken before any redaction (what the log holds).
+async fn load_hashed(
+    pages: &Pages,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Session, Vec<StoredEvent>, Vec<Hash>), Response> {
     let session = pages.require(headers).await?;
     let mut events = all_events(pages, id).await.map_err(|e| pages.api_error(headers, e))?;
+    let leaves = events.iter().map(|e| merkle::leaf_hash(&audit::encode(&e.fields()))).collect();
     let redactor = crate::http::personal::redactor(&pages.app, id, &session.principal)
         .await
         .map_err(|e| pages.api_error(headers, e))?;
@@ -80,7 +92,37 @@ async fn load(pages: &Pages, headers: &HeaderMap, id: &str) -> Result<(Session, 
             crate::http::personal::redact_payload(&program, &e.kind, &mut e.payload);
         }
     }
-    Ok((session, events))
+    Ok((session, events, leaves))
+}
+
+/// Issue 12.5: where each shown event stands in the signed log, checked here: its content's
+/// leaf proved to be in the latest checkpoint's tree (`in`), appended after it (`pending`), or
+/// neither (`out`: its content changed, or it is not in the log). With the checkpoint's summary.
+async fn log_inclusion(
+    pages: &Pages,
+    id: &str,
+    shown: &[(u64, Hash)],
+) -> Result<(Value, std::collections::HashMap<u64, (&'static str, Option<u64>)>), ApiError> {
+    let mut out = std::collections::HashMap::new();
+    let Some(cp) = pages.app.runtime.latest_checkpoint().await? else {
+        return Ok((Value::Null, out));
+    };
+    let indexes: std::collections::HashMap<u64, u64> =
+        pages.app.store.audit_leaves_of(id).await?.iter().map(|l| (l.seq, l.index)).collect();
+    for (seq, leaf) in shown {
+        let status = match indexes.get(seq) {
+            Some(&index) if index < cp.size => {
+                let proof = pages.app.runtime.audit_inclusion_proof(index, cp.size).await?;
+                let holds = merkle::verify_inclusion(leaf, index, cp.size, &proof, &cp.root);
+                (if holds { "in" } else { "out" }, Some(index))
+            }
+            Some(&index) => ("pending", Some(index)),
+            None => ("out", None),
+        };
+        out.insert(*seq, status);
+    }
+    let summary = json!({ "size": cp.size, "made_at": local(Some(cp.made_at), super::shanghai()), "key": pages.app.audit_key.to_key_text() });
+    Ok((summary, out))
 }
 
 pub async fn page(
@@ -89,7 +131,7 @@ pub async fn page(
     Path(id): Path<String>,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let (session, events) = match load(&pages, &headers, &id).await {
+    let (session, events, leaves) = match load_hashed(&pages, &headers, &id).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -104,15 +146,23 @@ pub async fn page(
     let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
-    let kept: Vec<&StoredEvent> = events.iter().filter(|e| q.keeps(e)).collect();
+    let kept: Vec<(&StoredEvent, &Hash)> = events.iter().zip(&leaves).filter(|(e, _)| q.keeps(e)).collect();
     let pager = Pager::new(q.page, kept.len(), EVENTS_PER_PAGE);
     let tz = super::shanghai();
     let lang = super::lang(&headers);
-    let rows: Vec<Value> = kept[pager.range(EVENTS_PER_PAGE)]
+    let shown = &kept[pager.range(EVENTS_PER_PAGE)];
+    let (checkpoint, inclusion) =
+        match log_inclusion(&pages, &id, &shown.iter().map(|(e, l)| (e.seq, **l)).collect::<Vec<_>>()).await {
+            Ok(x) => x,
+            Err(e) => return pages.api_error(&headers, e),
+        };
+    let rows: Vec<Value> = shown
         .iter()
-        .map(|e| {
+        .map(|(e, _)| {
             let payload = e.payload.to_string();
+            let (log, leaf) = inclusion.get(&e.seq).copied().unwrap_or(("out", None));
             json!({
+                "log_status": log, "in_log": log == "in", "pending": log == "pending", "leaf": leaf,
                 "seq": e.seq, "at": local(Some(e.at), tz), "actor": e.actor, "role": e.role,
                 "kind": super::words::event(&e.kind, lang),
                 "payload": if payload.chars().count() > 160 { format!("{}…", payload.chars().take(160).collect::<String>()) } else { payload },
@@ -126,6 +176,7 @@ pub async fn page(
         "id": id,
         "instance_href": format!("/instances/{}", enc(&id)),
         "verification": verification,
+        "checkpoint": checkpoint,
         "events": rows,
         "total": events.len(),
         "shown": kept.len(),
