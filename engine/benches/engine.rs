@@ -18,12 +18,16 @@
 //!   last timer fired;
 //! - `inbox`: an office with 100,000 open steps across as many instances (issue 10.6): the time
 //!   to read a page of its inbox from the open-step table and load that page's instances, as
-//!   `GET /v1/inbox` does (first page, a page deep in the list; p50/p99 of 200 reads each).
+//!   `GET /v1/inbox` does (first page, a page deep in the list; p50/p99 of 200 reads each);
+//! - `proofs`: a global audit tree of 1,000,000 leaves (issue 12.3): the first inclusion proof
+//!   (which reads every leaf once), then inclusion and consistency proofs at random (p50/p99 of
+//!   1,000 each), their sizes, the time to verify one, and signing a checkpoint of the tree.
 //!
 //! Options: `--sqlite` or `--postgres` (only that backend; default both), `--scale F` (multiply
 //! the instance counts of `load`, `timers` and `inbox`), `--secs S` (measuring time of each `approvals`
 //! configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N` (steps of the
-//! `approvals` policy, default 50).
+//! `approvals` policy, default 50), `--audit-log on|off|both` (`approvals` with the global
+//! audit tree appended in each commit, without it, or both in one run; default `on`).
 //!
 //! PostgreSQL: `CIVICFLOW_BENCH_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each
 //! run works in its own schema `cf_bench_…`, dropped at the end. SQLite files go to a temporary
@@ -78,6 +82,8 @@ struct Args {
     secs: f64,
     clients: Vec<usize>,
     chain: usize,
+    /// `approvals` with the global audit tree (`true`), without (`false`), or both.
+    audit_log: Vec<bool>,
 }
 
 fn args() -> Args {
@@ -89,6 +95,7 @@ fn args() -> Args {
         secs: 8.0,
         clients: vec![1, 16, 256],
         chain: 50,
+        audit_log: vec![true],
     };
     let (mut only_sqlite, mut only_pg) = (false, false);
     let mut it = std::env::args().skip(1);
@@ -100,6 +107,14 @@ fn args() -> Args {
             "--scale" => a.scale = it.next().and_then(|s| s.parse().ok()).expect("--scale F"),
             "--chain" => a.chain = it.next().and_then(|s| s.parse().ok()).expect("--chain N"),
             "--secs" => a.secs = it.next().and_then(|s| s.parse().ok()).expect("--secs S"),
+            "--audit-log" => {
+                a.audit_log = match it.next().as_deref() {
+                    Some("on") => vec![true],
+                    Some("off") => vec![false],
+                    Some("both") => vec![true, false],
+                    _ => panic!("--audit-log on|off|both"),
+                }
+            }
             "--clients" => {
                 a.clients = it.next().expect("--clients A,B").split(',').map(|s| s.parse().expect("a number")).collect()
             }
@@ -139,6 +154,7 @@ fn main() {
             "timers" => runtime().block_on(bench_timers(&args)),
             "service" => runtime().block_on(bench_service(&args)),
             "inbox" => runtime().block_on(bench_inbox(&args)),
+            "proofs" => runtime().block_on(bench_proofs(&args)),
             other => panic!("unknown section `{other}` (core, approvals, load, timers, service, inbox)"),
         }
     }
@@ -339,7 +355,8 @@ async fn bench_approvals(args: &Args) {
         args.chain, args.secs
     );
     for backend in backends(args) {
-        for &clients in &args.clients {
+        for (&clients, &audit_log) in args.clients.iter().flat_map(|c| args.audit_log.iter().map(move |a| (c, a))) {
+            civicflow_engine::store::benchmark_without_audit_log(!audit_log);
             let (store, cleanup): (Arc<dyn Store>, Cleanup) = match backend {
                 Backend::Sqlite => {
                     let dir = bench_dir();
@@ -369,9 +386,10 @@ async fn bench_approvals(args: &Args) {
             latencies.sort();
             let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
             println!(
-                "{:<10} {clients:>3} clients: {count:>7} approvals in {:.2} s = {:>7.0} approvals/s; \
+                "{:<10} {clients:>3} clients{}: {count:>7} approvals in {:.2} s = {:>7.0} approvals/s; \
                  latency p50 {:>7.2} ms, p99 {:>7.2} ms{disk}",
                 backend.name(),
+                if audit_log { ", with the audit tree" } else { ", no audit tree" },
                 elapsed.as_secs_f64(),
                 count as f64 / elapsed.as_secs_f64(),
                 pct(0.50).as_secs_f64() * 1e3,
@@ -381,6 +399,7 @@ async fn bench_approvals(args: &Args) {
             cleanup.run().await;
         }
     }
+    civicflow_engine::store::benchmark_without_audit_log(false);
 }
 
 /// Runs `clients` tasks approving steps of their own instances for `span` (after a warm-up of a
@@ -901,6 +920,179 @@ async fn bench_inbox(args: &Args) {
                 ms(&reads, 99)
             );
         }
+        cleanup.run().await;
+    }
+}
+
+// ---- proofs ----
+
+/// The synthetic leaf `i` of the proofs bench: SHA-256 of its index as 8 big-endian bytes
+/// (PostgreSQL computes the same with `sha256(int8send(i))`).
+fn bench_leaf(i: u64) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(i.to_be_bytes()).into()
+}
+
+/// Fills `audit_leaves` with `n` synthetic leaves (the proofs read nothing else), the last one
+/// carrying the frontier as a commit would leave it.
+async fn fill_leaves(backend: Backend, store: &dyn Store, n: u64, raw: &Cleanup) {
+    let mut frontier = civicflow_engine::audit::merkle::Frontier::new();
+    for i in 0..n {
+        frontier.push(bench_leaf(i));
+    }
+    let peaks = frontier.peaks().concat();
+    match (backend, raw) {
+        (Backend::Sqlite, Cleanup::Sqlite(s, _)) => {
+            let pool = s.writer_pool();
+            let mut tx = pool.begin().await.unwrap();
+            for start in (0..n).step_by(5_000) {
+                let end = (start + 5_000).min(n);
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) ",
+                );
+                q.push_values(start..end, |mut b, i| {
+                    b.push_bind(i as i64).push_bind("bench").push_bind(i as i64 + 1).push_bind(bench_leaf(i).to_vec());
+                    b.push_bind(if i + 1 == n { Some(peaks.clone()) } else { None });
+                });
+                q.build().execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        (Backend::Postgres, Cleanup::Postgres(s, _)) => {
+            sqlx::query(
+                "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks)
+                 SELECT i, 'bench', i + 1, sha256(int8send(i)), NULL FROM generate_series(0, $1 - 1) AS i",
+            )
+            .bind(n as i64)
+            .execute(s.pool())
+            .await
+            .unwrap();
+            sqlx::query("ALTER TABLE audit_leaves DISABLE TRIGGER audit_leaves_append_only")
+                .execute(s.pool())
+                .await
+                .unwrap();
+            sqlx::query("UPDATE audit_leaves SET peaks = $1 WHERE idx = $2")
+                .bind(peaks)
+                .bind(n as i64 - 1)
+                .execute(s.pool())
+                .await
+                .unwrap();
+            sqlx::query("ALTER TABLE audit_leaves ENABLE TRIGGER audit_leaves_append_only")
+                .execute(s.pool())
+                .await
+                .unwrap();
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(store.audit_tree().await.unwrap().size, n);
+}
+
+async fn bench_proofs(args: &Args) {
+    use civicflow_engine::audit::merkle::{verify_consistency, verify_inclusion};
+    let n = (1_000_000.0 * args.scale) as u64;
+    println!("\n## proofs: a global audit tree of {n} leaves (issue 12.3)");
+    for backend in backends(args) {
+        let (store, cleanup): (Arc<dyn Store>, Cleanup) = match backend {
+            Backend::Sqlite => {
+                let dir = bench_dir();
+                let s = sqlite_store(&dir.path().join("bench.db"), true).await;
+                (Arc::new(s.clone()), Cleanup::Sqlite(s, dir))
+            }
+            Backend::Postgres => {
+                let schema = schema_name("proofs");
+                create_schema(&schema).await;
+                let s = pg_store(&schema, 4, true).await;
+                (Arc::new(s.clone()), Cleanup::Postgres(s, schema))
+            }
+        };
+        let t = Instant::now();
+        fill_leaves(backend, store.as_ref(), n, &cleanup).await;
+        println!("{:<10} {n} leaves written in {:.1} s (set-up)", backend.name(), t.elapsed().as_secs_f64());
+        let rt = new_runtime(store.clone(), Arc::new(SimulatedClock::new(t0())), "proofs");
+        let mut frontier = civicflow_engine::audit::merkle::Frontier::new();
+        for i in 0..n {
+            frontier.push(bench_leaf(i));
+        }
+        let root = frontier.root();
+        let t = Instant::now();
+        let first = rt.audit_inclusion_proof(n / 3, n).await.unwrap();
+        let cold = t.elapsed();
+        assert!(verify_inclusion(&bench_leaf(n / 3), n / 3, n, &first, &root));
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let (mut inclusion, mut sizes) = (Vec::new(), Vec::new());
+        for _ in 0..1_000 {
+            let i = next(n);
+            let t = Instant::now();
+            let proof = rt.audit_inclusion_proof(i, n).await.unwrap();
+            inclusion.push(t.elapsed());
+            sizes.push(proof.len());
+            assert!(verify_inclusion(&bench_leaf(i), i, n, &proof, &root));
+        }
+        let t = Instant::now();
+        for _ in 0..1_000 {
+            assert!(verify_inclusion(&bench_leaf(n / 3), n / 3, n, &first, &root));
+        }
+        let verify_us = t.elapsed().as_secs_f64() * 1e6 / 1_000.0;
+        let (mut consistency, mut csizes) = (Vec::new(), Vec::new());
+        let mut roots = civicflow_engine::audit::merkle::Frontier::new();
+        let firsts: Vec<u64> = {
+            let mut f: Vec<u64> = (0..50).map(|_| 1 + next(n - 1)).collect();
+            f.sort_unstable();
+            f
+        };
+        let mut first_roots = Vec::new();
+        let mut at = 0;
+        for &m in &firsts {
+            while at < m {
+                roots.push(bench_leaf(at));
+                at += 1;
+            }
+            first_roots.push(roots.root());
+        }
+        for round in 0..20 {
+            for (k, &m) in firsts.iter().enumerate() {
+                let t = Instant::now();
+                let proof = rt.audit_consistency_proof(m, n).await.unwrap();
+                consistency.push(t.elapsed());
+                csizes.push(proof.len());
+                if round == 0 {
+                    assert!(verify_consistency(m, n, &proof, &first_roots[k], &root));
+                }
+            }
+        }
+        let pct = |v: &mut Vec<Duration>, p: f64| {
+            v.sort();
+            v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e3
+        };
+        let avg = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
+        println!(
+            "{:<10} first inclusion proof (reads every leaf once): {:.0} ms; then inclusion p50 {:.3} ms, p99 {:.3} ms, \
+             {:.1} hashes ({:.0} B) on average, verified in {:.1} µs; consistency p50 {:.3} ms, p99 {:.3} ms, {:.1} hashes",
+            backend.name(),
+            cold.as_secs_f64() * 1e3,
+            pct(&mut inclusion, 0.5),
+            pct(&mut inclusion, 0.99),
+            avg(&sizes),
+            avg(&sizes) * 32.0,
+            verify_us,
+            pct(&mut consistency, 0.5),
+            pct(&mut consistency, 0.99),
+            avg(&csizes),
+        );
+        // A checkpoint: the root recomputed from the leaves (the subtrees the proofs read are
+        // remembered), checked against the frontier, signed.
+        let signer = civicflow_engine::audit::note::NoteSigner::from_seed("bench", [1; 32]).unwrap();
+        let t = Instant::now();
+        rt.make_checkpoint(&signer).await.unwrap();
+        let first_cp = t.elapsed();
+        println!("{:<10} first checkpoint of the {n} leaves: {:.0} ms", backend.name(), first_cp.as_secs_f64() * 1e3);
+        drop(rt);
         cleanup.run().await;
     }
 }

@@ -39,6 +39,9 @@ impl NodeCache {
     }
 }
 
+/// Blocks of 256 leaves read for one proof, by block number.
+type Blocks = HashMap<u64, Vec<Hash>>;
+
 /// Notes the subtrees a walk asks for and answers with zeros (the walk's shape does not depend on
 /// the hashes).
 #[derive(Default)]
@@ -111,8 +114,11 @@ impl Runtime {
 
     async fn read_subtrees(&self, ranges: Vec<(u64, u64)>) -> Result<HashMap<(u64, u64), Hash>, RuntimeError> {
         let mut out = HashMap::with_capacity(ranges.len());
+        // The blocks of 256 leaves read for this proof: its small subtrees near one leaf all lie
+        // in one or two blocks, each read once.
+        let mut blocks = Blocks::new();
         for (start, end) in ranges {
-            let root = self.range_root(start, end).await?;
+            let root = self.range_root(start, end, &mut blocks).await?;
             out.insert((start, end), root);
         }
         Ok(out)
@@ -120,7 +126,7 @@ impl Runtime {
 
     /// The root of leaves `start..end` as RFC 6962 builds it: split at the largest power of two
     /// below the length; each perfect, aligned part from [`Runtime::perfect_root`].
-    async fn range_root(&self, start: u64, end: u64) -> Result<Hash, RuntimeError> {
+    async fn range_root(&self, start: u64, end: u64, blocks: &mut Blocks) -> Result<Hash, RuntimeError> {
         // The perfect parts, left to right, then folded from the right as the RFC's splits nest.
         let mut parts = Vec::new();
         let mut at = start;
@@ -131,7 +137,7 @@ impl Runtime {
             while !at.is_multiple_of(size) {
                 size >>= 1;
             }
-            parts.push(self.perfect_root(size.trailing_zeros(), at / size).await?);
+            parts.push(self.perfect_root(size.trailing_zeros(), at / size, blocks).await?);
             at += size;
         }
         let mut parts = parts.into_iter().rev();
@@ -141,7 +147,7 @@ impl Runtime {
 
     /// The root of the perfect subtree of 2^`level` leaves at `index` (leaves
     /// `index·2^level .. (index+1)·2^level`).
-    async fn perfect_root(&self, level: u32, index: u64) -> Result<Hash, RuntimeError> {
+    async fn perfect_root(&self, level: u32, index: u64, blocks: &mut Blocks) -> Result<Hash, RuntimeError> {
         if level >= BLOCK_LEVEL {
             if let Some(root) = self.audit_nodes.get(level, index) {
                 return Ok(root);
@@ -152,17 +158,31 @@ impl Runtime {
             let span = 1u64 << (level - READ_LEVEL);
             let mut roots = Vec::with_capacity(span as usize);
             for j in index * span..(index + 1) * span {
-                roots.push(Box::pin(self.perfect_root(READ_LEVEL, j)).await?);
+                roots.push(Box::pin(self.perfect_root(READ_LEVEL, j, blocks)).await?);
             }
             let root = self.combine_up(roots, READ_LEVEL, index * span);
             return Ok(root);
         }
         let start = index << level;
         let count = 1u64 << level;
-        let leaves = self.read_leaf_hashes(start, count).await?;
         if level < BLOCK_LEVEL {
-            return Ok(merkle::root(&leaves));
+            let block = start >> BLOCK_LEVEL;
+            let from = (start - (block << BLOCK_LEVEL)) as usize;
+            if blocks.get(&block).is_none_or(|b| b.len() < from + count as usize) {
+                // The whole block as far as it goes (a block at the tree's end may be short).
+                let read = self.read_leaf_hashes_upto(block << BLOCK_LEVEL, 1 << BLOCK_LEVEL).await?;
+                blocks.insert(block, read);
+            }
+            let leaves = blocks.get(&block).map(|b| b.as_slice()).unwrap_or_default();
+            let part = leaves.get(from..from + count as usize).ok_or_else(|| {
+                RuntimeError::Corrupt(format!(
+                    "the audit log has no leaf {}",
+                    start + leaves.len().saturating_sub(from) as u64
+                ))
+            })?;
+            return Ok(merkle::root(part));
         }
+        let leaves = self.read_leaf_hashes(start, count).await?;
         // Remember every block of 256 and what they make up, to this level.
         let blocks: Vec<Hash> = leaves.chunks(1 << BLOCK_LEVEL).map(merkle::root).collect();
         Ok(self.combine_up(blocks, BLOCK_LEVEL, start >> BLOCK_LEVEL))
@@ -182,6 +202,19 @@ impl Runtime {
             level += 1;
             first /= 2;
         }
+    }
+
+    /// Up to `count` leaf hashes from index `start`, in order: fewer where the log ends.
+    async fn read_leaf_hashes_upto(&self, start: u64, count: u32) -> Result<Vec<Hash>, RuntimeError> {
+        let leaves = self.store.audit_leaves(start, count).await?;
+        let mut out = Vec::with_capacity(leaves.len());
+        for (i, leaf) in leaves.iter().enumerate() {
+            if leaf.index != start + i as u64 {
+                return Err(RuntimeError::Corrupt(format!("the audit log has no leaf {}", start + i as u64)));
+            }
+            out.push(leaf.leaf);
+        }
+        Ok(out)
     }
 
     /// Exactly `count` leaf hashes from index `start`, in order.

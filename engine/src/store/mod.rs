@@ -60,6 +60,9 @@ use serde_json::Value;
 use crate::audit::{ChainedEvent, EventFields, VerifyError};
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[doc(hidden)]
+pub use batch::benchmark_without_audit_log;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use group::{GroupCommitConfig, GroupCommitter};
 
 /// The largest page [`Store::list_instances`] returns.
