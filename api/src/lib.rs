@@ -7,6 +7,7 @@
 //! - `pages`: the web pages (handlebars, sessions, CSRF) for offices and oversight staff.
 //! - `calendars`: calendar years from files (`calendar check`, `calendar add`, `--calendar-dir`).
 //! - `audit`: issue 12's audit key file and `civicflow audit export|verify|witness`.
+//! - `oversight`: issue 12.6's lateness report (by office, policy, week; SVG charts, CSV).
 //! - `metrics`: the Prometheus text exposition and the measuring store wrapper.
 
 pub mod audit;
@@ -16,5 +17,6 @@ pub mod connections;
 pub mod http;
 pub mod metrics;
 pub mod migrate;
+pub mod oversight;
 pub mod pages;
 pub mod serve;

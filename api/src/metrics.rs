@@ -15,8 +15,8 @@ use tokio::sync::broadcast;
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
-    InboxQuery, InstanceFilter, InstanceRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord,
-    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    InboxQuery, InstanceFilter, InstanceRecord, LateRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page,
+    PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -562,6 +562,18 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.latest_audit_checkpoint().await;
         self.time("latest_audit_checkpoint", t);
+        r
+    }
+
+    async fn late_steps(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LateRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.late_steps(from, to, limit).await;
+        self.time("late_steps", t);
         r
     }
 

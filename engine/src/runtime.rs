@@ -19,8 +19,8 @@ use crate::calendar::{Calendar, CalendarError};
 use crate::clock::Clock;
 use crate::core::{self, Action, Actor, Command, Context, Event, Program, Refusal, State, TimerKind};
 use crate::store::{
-    snapshot_due, Commit, GroupCommitter, IdempotencyRecord, InstanceRecord, NewEvent, NewTimer, PolicyRecord,
-    Published, Store, StoreError, StoredEvent,
+    snapshot_due, Commit, GroupCommitter, IdempotencyRecord, InstanceRecord, LateStep, NewEvent, NewTimer,
+    PolicyRecord, Published, Store, StoreError, StoredEvent,
 };
 
 mod audit_log;
@@ -141,6 +141,20 @@ pub struct Runtime {
     wake: tokio::sync::Notify,
     /// Issue 12.3: roots of the global tree's perfect subtrees, for proofs.
     audit_nodes: audit_proofs::NodeCache,
+}
+
+/// Issue 12.6: the deadlines `events` record as breached, with who was late (as the step stands
+/// after them).
+fn late_steps(program: &Program, next: &State, events: &[Event], now: DateTime<Utc>) -> Vec<LateStep> {
+    let mut out = Vec::new();
+    for e in events {
+        if let Event::Overdue { node, due_at } = e {
+            for (role, office) in core::responsible(program, next, node) {
+                out.push(LateStep { node: node.clone(), role, office, due_at: *due_at, late_at: now });
+            }
+        }
+    }
+    out
 }
 
 impl Runtime {
@@ -629,6 +643,7 @@ impl Runtime {
             open_step_nodes,
             open_step_rows: open_steps::open_step_rows(opened),
             policy_hash: None,
+            late: late_steps(ctx.program, next, events, now),
         };
         Ok(commit)
     }

@@ -60,6 +60,9 @@ fn table() -> Vec<Row> {
         // command, result and store operation only — no principal, office or instance.
         row(M::GET, "/metrics", "/metrics", None, [200, 200, 200, 200, 200, 200]),
         // Reading is for every principal; what is personal is redacted, not refused (R6.2).
+        // Issue 12.6: the lateness of offices, for the policy's oversight role and admins.
+        row(M::GET, "/v1/oversight/lateness", "/v1/oversight/lateness", None, [401, 401, 403, 403, 200, 200]),
+        row(M::GET, "/v1/oversight/lateness.csv", "/v1/oversight/lateness.csv", None, [401, 401, 403, 403, 200, 200]),
         // Issue 12.2: the audit log's key and latest checkpoint, for witnesses without a token.
         row(M::GET, "/v1/audit/key", "/v1/audit/key", None, [200, 200, 200, 200, 200, 200]),
         row(M::GET, "/v1/audit/checkpoint", "/v1/audit/checkpoint", None, [200, 200, 200, 200, 200, 200]),

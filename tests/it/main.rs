@@ -10,6 +10,7 @@
 //! - `pages`: the web pages through HTTP (sign-in, CSRF, inbox, acting, timeline, audit trail).
 //! - `audit_log`: issue 12's forgeries named by the offline verifier and the witness (SQLite,
 //!   PostgreSQL).
+//! - `http_oversight`: issue 12.6's lateness by office, policy and week (SQLite, PostgreSQL).
 //! - `http_calendar`: R0.2, a deadline in 2027 waiting for its calendar, then the year added.
 //! - `http_election`: the bundled election, whole, through HTTP beside its in-memory twin.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
@@ -26,6 +27,7 @@ mod http_changes;
 mod http_election;
 mod http_forgery;
 mod http_migrations;
+pub(crate) mod http_oversight;
 mod limits;
 mod nodes;
 mod pages;

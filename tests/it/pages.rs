@@ -1436,3 +1436,55 @@ async fn a_session_made_on_one_node_is_known_to_another_and_ends_everywhere() {
     other.stop().await;
     env.finish().await;
 }
+
+/// Issue 12.6: the oversight page draws who was late as SVG (no JavaScript) and exports the
+/// breaches as CSV; it is for oversight roles and admins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversight_sees_late_offices_as_charts_and_csv() {
+    let env = PagesEnv::start().await;
+    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
+    let r = send("/v1/policies")
+        .header("content-type", "text/plain")
+        .body(crate::http_oversight::LATE_POLICY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for (id, community) in [("d-2", "东湖社区"), ("w-1", "西湖社区")] {
+        let body = json!({ "policy": "超时演练", "id": id, "params": { "社区名称": community } });
+        assert_eq!(send("/v1/instances").json(&body).send().await.unwrap().status(), StatusCode::CREATED);
+    }
+    let r = send("/v1/admin/clock").json(&json!({ "advance_to": "2012-03-30T09:00:00+08:00" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let zhao = env.token("纪委-赵", "街道纪工委", "纪委").await;
+    let clerk = env.token("东湖-王", "东湖社区", "社区居委会").await;
+
+    let mut o = Browser::new(&env);
+    assert_eq!(o.sign_in(&zhao).await.status, StatusCode::SEE_OTHER);
+    let page = o.get("/oversight?from=2012-03-01&to=2012-03-31").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("id=\"total\">2<"), "{}", page.body);
+    for part in [
+        "<svg id=\"by-office\"",
+        "<title>东湖社区: 1</title>",
+        "<title>西湖社区: 1</title>",
+        "<svg id=\"by-week\"",
+        "<title>2012-03-19: 2</title>",
+        "<title>超时演练: 2</title>",
+    ] {
+        assert!(page.body.contains(part), "{part} missing in {}", page.body);
+    }
+    assert!(!page.body.contains("<script"), "no JavaScript");
+    assert!(page.body.contains("<td>东湖社区</td><td>超时演练</td><td>1</td>"), "{}", page.body);
+    let csv = o.get("/oversight.csv?from=2012-03-01&to=2012-03-31").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.body.lines().count(), 3, "{}", csv.body);
+    // A bad day is refused with its words; a clerk gets 403.
+    let bad = o.get("/oversight?from=03/01/2012").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("&#x60;from&#x60; is a day, YYYY-MM-DD, not &#x60;03/01/2012&#x60;"), "{}", bad.body);
+    let mut c = Browser::new(&env);
+    assert_eq!(c.sign_in(&clerk).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/oversight").await.status, StatusCode::FORBIDDEN);
+    env.finish().await;
+}

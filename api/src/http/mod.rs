@@ -28,6 +28,7 @@ pub mod instance_id;
 pub mod instances;
 pub mod limits;
 pub mod migrations;
+pub mod oversight;
 pub mod personal;
 pub mod policies;
 pub mod problem;
@@ -105,6 +106,7 @@ pub struct AppState {
         (name = "audit", description = "The global audit log: its signing key, signed checkpoints, inclusion and consistency proofs (RFC 9162, C2SP tlog-checkpoint)"),
         (name = "events", description = "Live events"),
         (name = "admin", description = "The simulated clock"),
+        (name = "oversight", description = "Which offices were late, on which procedures, how often, over time"),
         (name = "migrations", description = "Move running instances to a new version of their policy: plan, review, apply"),
         (name = "service", description = "Health and metrics"),
     )
@@ -152,6 +154,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::inclusion))
         .routes(routes!(audit::consistency))
         .routes(routes!(audit::event_proof))
+        .routes(routes!(oversight::lateness))
+        .routes(routes!(oversight::lateness_csv))
         .routes(routes!(inbox::inbox))
         .routes(routes!(events::stream_events))
         .routes(routes!(admin::clock, admin::advance_clock))

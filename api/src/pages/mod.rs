@@ -12,7 +12,7 @@
 //! One module per page: `signin`, `inbox` (and acting on a step), `instance` (list, timeline,
 //! graph), `audit` (history, verification, CSV and JSON Lines export), `policies` (source with
 //! highlighting, diagnostics, versions, graph), `notice` (a 公示 or certificate from the policy's
-//! template). Actions go through the API's own handler (`http::instances::act`), so a page and
+//! template), `oversight` (issue 12.6: which offices were late, as SVG charts and CSV). Actions go through the API's own handler (`http::instances::act`), so a page and
 //! the API refuse the same input with the same words.
 
 pub mod audit;
@@ -23,6 +23,7 @@ pub mod inbox;
 pub mod instance;
 pub mod migrations;
 pub mod notice;
+pub mod oversight;
 pub mod policies;
 pub mod signin;
 pub mod suspension;
@@ -74,6 +75,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("check", include_str!("../../templates/check.hbs")),
     ("migrations", include_str!("../../templates/migrations.hbs")),
     ("migration", include_str!("../../templates/migration.hbs")),
+    ("oversight", include_str!("../../templates/oversight.hbs")),
 ];
 
 /// A signed-in session.
@@ -145,6 +147,8 @@ pub fn router(app: AppState) -> Router {
         .route("/instances/{id}/audit.csv", get(audit::csv))
         .route("/instances/{id}/audit.jsonl", get(audit::jsonl))
         .route("/instances/{id}/notice", get(notice::page))
+        .route("/oversight", get(oversight::page))
+        .route("/oversight.csv", get(oversight::csv))
         .route("/policies", get(policies::list))
         .route("/policies/check", post(policies::check))
         .route("/policies/{name}", get(policies::page))
@@ -527,6 +531,16 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("verify_ok", "记录链校验通过", "The chain verifies"),
     ("verify_bad", "记录链校验失败", "The chain does not verify"),
     ("log", "签名日志", "Signed log"),
+    ("oversight", "超时监督", "Lateness oversight"),
+    ("period_from", "起始日", "From"),
+    ("period_to", "截止日", "To"),
+    ("breaches", "超时次数", "Deadlines breached"),
+    ("breaches_truncated", "超过十万条,仅统计前十万条", "over 100,000: only the first 100,000 are counted"),
+    ("late_by_office", "按单位", "By office"),
+    ("late_by_policy", "按事项", "By procedure"),
+    ("late_by_week", "按周", "By week"),
+    ("late_by_office_policy", "单位 × 事项", "Office × procedure"),
+    ("late_office", "单位", "Office"),
     ("log_checkpoint", "最新签名检查点覆盖的记录数:", "Latest signed checkpoint, events covered:"),
     ("log_key", "公钥", "public key"),
     ("log_none", "尚无签名检查点", "No signed checkpoint yet"),

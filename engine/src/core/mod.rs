@@ -60,7 +60,7 @@ pub use breach::acting_roles;
 pub use migrate::{migration_map, whole_changes, MigrationMap, WholeChanges};
 pub use model::*;
 pub use nodes::Nodes;
-pub use open_steps::{open_step_changes, open_steps, OpenStep, Reader};
+pub use open_steps::{open_step_changes, open_steps, responsible, OpenStep, Reader};
 pub use refusal::{local, Refusal, RefusalClass};
 pub use returns::{may_do, urgers};
 

@@ -179,6 +179,21 @@ fn open_step(program: &Program, state: &State, key: &str) -> Option<OpenStep> {
     })
 }
 
+/// Issue 12.6: who is late when the step at `key` breaches its deadline: each role acting on it,
+/// with the office it is bound to (`None`: any office holding the role, or not yet known). A
+/// delegate or an escalated leader is not who was late.
+pub fn responsible(program: &Program, state: &State, key: &str) -> Vec<(String, Option<String>)> {
+    let Some(step) = open_step(program, state, key) else { return Vec::new() };
+    step.readers
+        .into_iter()
+        .filter_map(|r| match r {
+            Reader::Acts { role, office } => Some((role, office)),
+            Reader::AwaitsBinding { role } => Some((role, None)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// R0.3: the next cycle of a running or completed instance, while it waits for a role to start
 /// it.
 fn next_cycle(state: &State) -> Option<OpenStep> {

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 
 use super::common::{chain_events, instance_order, validate_commit};
-use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::merkle::{self, Frontier, Hash};
 use crate::audit::{ChainedEvent, GENESIS};
 
@@ -65,6 +65,8 @@ pub(super) trait BatchWriter: Send {
     async fn log_frontier(&mut self) -> Result<(u64, Vec<Hash>), StoreError>;
     /// Issue 12.1: leaves appended to the global tree, the last with the frontier after it.
     async fn insert_log_leaves(&mut self, rows: &[LogLeaf<'_>]) -> Result<(), StoreError>;
+    /// Issue 12.6: rows of the lateness index, each with its instance.
+    async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError>;
 }
 
 /// Everything of one commit after its idempotency record, the same on both stores, with the
@@ -115,6 +117,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
         w.insert_timers(&[commit]).await?;
     }
     replace_open_steps(w, &[commit]).await?;
+    record_late(w, &[commit]).await?;
     for claim in &commit.counters {
         w.raise_counter(claim).await?;
     }
@@ -276,6 +279,7 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
         w.insert_timers(commits).await?;
     }
     replace_open_steps(w, commits).await?;
+    record_late(w, commits).await?;
     Ok(Some(stored))
 }
 
@@ -343,6 +347,16 @@ pub(super) fn peaks_from_bytes(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
 
 /// The commits' open-step rows (issue 10.6): those of the nodes they name deleted, the new ones
 /// inserted — a statement each, only when there is something to write.
+/// Issue 12.6: the breaches the commits record, into the lateness index.
+async fn record_late<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<(), StoreError> {
+    let rows: Vec<(&str, &LateStep)> =
+        commits.iter().flat_map(|c| c.late.iter().map(|r| (c.instance.as_str(), r))).collect();
+    if !rows.is_empty() {
+        w.insert_late_steps(&rows).await?;
+    }
+    Ok(())
+}
+
 async fn replace_open_steps<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<(), StoreError> {
     let nodes: Vec<(&str, &str)> =
         commits.iter().flat_map(|c| c.open_step_nodes.iter().map(|n| (c.instance.as_str(), n.as_str()))).collect();

@@ -345,6 +345,27 @@ pub struct Commit {
     /// Issue 11.5: the version of its policy (hash) the instance runs from this commit on (a
     /// migration's); `None` keeps it.
     pub policy_hash: Option<String>,
+    /// Issue 12.6: the deadlines this commit records as breached, with who was late.
+    pub late: Vec<LateStep>,
+}
+
+/// Issue 12.6: a deadline breached (逾期), and a role (with its bound office, when it has one)
+/// that was late: a row of the lateness index oversight reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateStep {
+    pub node: String,
+    pub role: String,
+    pub office: Option<String>,
+    pub due_at: DateTime<Utc>,
+    pub late_at: DateTime<Utc>,
+}
+
+/// Issue 12.6: a breach as oversight reads it: the instance, its policy, and the [`LateStep`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateRecord {
+    pub instance: String,
+    pub policy: String,
+    pub step: LateStep,
 }
 
 /// Issue 12.1: the global Merkle tree over every event: how many leaves, and its root (RFC 6962).
@@ -803,6 +824,15 @@ pub trait Store: Send + Sync + 'static {
     /// Issue 12.2: stores a signed checkpoint; `false` when one of that size is stored already
     /// (kept: the first stands).
     async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError>;
+
+    /// Issue 12.6: the breaches recorded from `from` (inclusive) to `to` (exclusive), by time,
+    /// at most `limit` (from the lateness index, not the histories).
+    async fn late_steps(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LateRecord>, StoreError>;
 
     /// Issue 12.2: the checkpoint of the largest tree, if any was made.
     async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError>;

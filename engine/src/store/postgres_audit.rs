@@ -8,7 +8,9 @@ use super::common::{map_sqlx, to_i64, to_u64};
 use super::postgres::PgStore;
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::postgres_commit::*;
-use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, StoreError, StoredEvent};
+use chrono::{DateTime, Utc};
+
+use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, LateStep, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
 impl PgStore {
@@ -117,5 +119,34 @@ impl PgStore {
             })
         })
         .transpose()
+    }
+
+    pub(super) async fn read_late_steps(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LateRecord>, StoreError> {
+        let rows = sqlx::query("SELECT l.instance, i.policy_name, l.node, l.role, l.office, l.due_at, l.late_at FROM late_steps l JOIN instances i ON i.id = l.instance WHERE l.late_at >= $1 AND l.late_at < $2 ORDER BY l.late_at, l.instance, l.node, l.role LIMIT $3")
+            .bind(truncate_to_micros(from)).bind(truncate_to_micros(to))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                Ok(LateRecord {
+                    instance: row.try_get("instance").map_err(map_sqlx)?,
+                    policy: row.try_get("policy_name").map_err(map_sqlx)?,
+                    step: LateStep {
+                        node: row.try_get("node").map_err(map_sqlx)?,
+                        role: row.try_get("role").map_err(map_sqlx)?,
+                        office: row.try_get("office").map_err(map_sqlx)?,
+                        due_at: row.try_get("due_at").map_err(map_sqlx)?,
+                        late_at: row.try_get("late_at").map_err(map_sqlx)?,
+                    },
+                })
+            })
+            .collect()
     }
 }

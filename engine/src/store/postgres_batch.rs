@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
-use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
 #[async_trait]
@@ -189,6 +189,26 @@ impl BatchWriter for PgConnection {
         .execute(&mut *self)
         .await
         .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError> {
+        // Rare (a breach), so one statement a row.
+        for (instance, r) in rows {
+            sqlx::query(
+                "INSERT INTO late_steps (instance, node, role, office, due_at, late_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(*instance)
+            .bind(r.node.as_str())
+            .bind(r.role.as_str())
+            .bind(r.office.as_deref())
+            .bind(crate::audit::truncate_to_micros(r.due_at))
+            .bind(crate::audit::truncate_to_micros(r.late_at))
+            .execute(&mut *self)
+            .await
+            .map_err(map_sqlx)?;
+        }
         Ok(())
     }
 

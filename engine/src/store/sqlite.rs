@@ -32,8 +32,8 @@ use super::common::{
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery,
-    InstanceFilter, InstanceRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord,
-    Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
+    InstanceFilter, InstanceRecord, LateRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page, PolicyRecord,
+    PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord, TOKEN_ID_LEN,
 };
 
 use super::batch;
@@ -787,6 +787,15 @@ impl Store for SqliteStore {
 
     async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError> {
         self.read_latest_audit_checkpoint().await
+    }
+
+    async fn late_steps(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LateRecord>, StoreError> {
+        self.read_late_steps(from, to, limit).await
     }
 
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {

@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::batch::BatchWriter;
 use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
 use super::sqlite_commit::{json_text, micros};
-use super::{Commit, CounterClaim, IdempotencyRecord, OpenStepRow, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
 /// widest row here has 9).
@@ -224,6 +224,26 @@ impl BatchWriter for SqliteConnection {
                     .bind(row.overdue);
             }
             query.execute(&mut *self).await.map_err(map_sqlx)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError> {
+        // Rare (a breach), so one statement a row.
+        for (instance, r) in rows {
+            sqlx::query(
+                "INSERT INTO late_steps (instance, node, role, office, due_at, late_at) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(*instance)
+            .bind(r.node.as_str())
+            .bind(r.role.as_str())
+            .bind(r.office.as_deref())
+            .bind(micros(r.due_at))
+            .bind(micros(r.late_at))
+            .execute(&mut *self)
+            .await
+            .map_err(map_sqlx)?;
         }
         Ok(())
     }

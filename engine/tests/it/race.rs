@@ -210,6 +210,14 @@ impl Store for GatedStore {
     async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError> {
         self.inner.latest_audit_checkpoint().await
     }
+    async fn late_steps(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LateRecord>, StoreError> {
+        self.inner.late_steps(from, to, limit).await
+    }
 }
 
 fn t(s: &str) -> DateTime<Utc> {
