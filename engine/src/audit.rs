@@ -426,5 +426,6 @@ fn write_string(out: &mut String, s: &str) {
 pub mod bundle;
 pub mod merkle;
 pub mod note;
+pub mod replay;
 #[cfg(test)]
 mod tests;

@@ -35,11 +35,11 @@ mod verify;
 pub use open_steps::open_step_rows;
 mod timers;
 
+pub use crate::audit::replay::StateMismatch;
 pub use audit_log::CheckpointPolicy;
 pub use cache::{estimated_bytes, CacheStats, CommandCopy, InstanceCache, DEFAULT_CACHE_BYTES};
 pub use calendars::AddedYear;
 pub use migrate::{MigrationPlan, MigrationReport, PlannedInstance, PlannedOutcome, RefusedInstance};
-pub use verify::StateMismatch;
 
 /// How many times a command is decided again after losing a race for the instance.
 const RETRIES: usize = 8;
@@ -729,10 +729,5 @@ pub fn timer_kind_word(k: TimerKind) -> &'static str {
 }
 
 pub fn status_word(s: core::Status) -> &'static str {
-    match s {
-        core::Status::Running => "running",
-        core::Status::Completed => "completed",
-        core::Status::Rejected => "rejected",
-        core::Status::Cancelled => "cancelled",
-    }
+    s.word()
 }

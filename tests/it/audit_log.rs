@@ -1,8 +1,8 @@
 //! Issue 12: histories an outsider checks offline. A server on SQLite and on PostgreSQL signs
 //! checkpoints of its global tree; its database is then edited behind its back as a hostile
-//! administrator would — a tail rewritten with recomputed chain hashes, a middle event deleted,
-//! an end cut with the version lowered, and finally the log itself rewritten and re-signed with
-//! the stolen key — and the offline verifier (`audit export` + `audit verify`) and the witness
+//! administrator would — a snapshot changed, a tail rewritten with recomputed chain hashes
+//! (`INSERT OR REPLACE` on SQLite), a middle event deleted, an end cut with the version lowered,
+//! and finally the log itself rewritten and re-signed with the stolen key — and the offline verifier (`audit export` + `audit verify`) and the witness
 //! each name what was done, and where.
 
 use std::sync::Arc;
@@ -94,7 +94,7 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
     assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
     let clerk = env.token("孙", "民政科", &["承办"]).await;
     let reviewer = env.token("周", "审核科", &["审核科"]).await;
-    for id in ["a-1", "a-2", "a-3"] {
+    for id in ["a-1", "a-2", "a-3", "a-4"] {
         let start = json!({ "policy": "审计演练", "id": id });
         assert_eq!(env.post("/v1/instances", &clerk, start).await.status, StatusCode::CREATED);
         let done = json!({ "action": "complete", "data": { "report": format!("{id} 已受理") } });
@@ -141,33 +141,69 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
     assert_eq!(findings(&env, Scope::default(), &key, None).await, Vec::<String>::new());
     assert_eq!(findings(&env, instance("a-1"), &key, None).await, Vec::<String>::new());
 
-    // 1. a-1's last event rewritten, its chain hash recomputed: the per-instance chain holds,
-    // the signed tree does not.
-    let last = env.server.state.store.events("a-1", 0, 100).await.unwrap().pop().unwrap();
-    let (last_index, last_seq) = *a1.last().unwrap();
-    assert_eq!(last_seq, last.seq);
-    let mut forged = last.clone();
-    forged.payload = json!({ "comment": "不同意" });
-    let prev: Hash = hex::decode(&last.prev_hash).unwrap().try_into().unwrap();
-    let forged_hash = hex::encode(audit::event_hash(&prev, &forged.fields()));
-    let payload = forged.payload.to_string();
-    let set = format!("payload = '{payload}', hash = '{forged_hash}' WHERE instance = 'a-1' AND seq = {last_seq}");
+    // 0. a-4's stored state edited (the chain and the log hold): the replay of its events says so.
     edit(
         &env,
-        &["DROP TRIGGER events_no_update".into(), format!("UPDATE events SET {set}")],
-        &[
-            "ALTER TABLE events DISABLE TRIGGER events_append_only".into(),
-            format!("UPDATE events SET {}", set.replacen("',", "'::jsonb,", 1)),
-        ],
+        &["UPDATE instances SET snapshot = json_set(snapshot, '$.nodes.审核.status', 'open') WHERE id = 'a-4'".into()],
+        &["UPDATE instances SET snapshot = jsonb_set(snapshot, '{nodes,审核,status}', '\"open\"') WHERE id = 'a-4'"
+            .into()],
     )
     .await;
-    assert_eq!(env.server.state.store.verify("a-1").await.unwrap(), last_seq, "the chain alone is fooled");
+    let n4 = leaves_of(&env, "a-4").await.len();
+    assert_eq!(
+        findings(&env, instance("a-4"), &key, None).await,
+        [format!(
+            "instance a-4: the stored state differs from the replay of its first {n4} events at `snapshot.nodes.审核.status`: the events give \"done\", the row holds \"open\""
+        )]
+    );
+
+    // 1. a-1's tail rewritten from its approval on — "同意" made "不同意" — with every chain hash
+    // after it recomputed (on SQLite by `INSERT OR REPLACE`, which the append-only triggers let
+    // through): the per-instance chain holds, the signed tree does not.
+    let history = env.server.state.store.events("a-1", 0, 100).await.unwrap();
+    let k = history.iter().position(|e| e.payload.to_string().contains("同意")).unwrap();
+    let forged = {
+        let mut f = history[k].clone();
+        f.payload = serde_json::from_str(&f.payload.to_string().replace("同意", "不同意")).unwrap();
+        f
+    };
+    let (target_index, target_seq) = a1[k];
+    assert_eq!(target_seq, forged.seq);
+    let mut prev: Hash = hex::decode(&forged.prev_hash).unwrap().try_into().unwrap();
+    let (mut on_sqlite, mut on_postgres) =
+        (vec![], vec!["ALTER TABLE events DISABLE TRIGGER events_append_only".to_string()]);
+    for (j, e) in history[k..].iter().enumerate() {
+        let e = if j == 0 { &forged } else { e };
+        let hash = audit::event_hash(&prev, &e.fields());
+        let (payload, prev_hex, hash_hex) =
+            (e.payload.to_string().replace('\'', "''"), hex::encode(prev), hex::encode(hash));
+        let seq = e.seq;
+        on_sqlite.push(format!(
+            "INSERT OR REPLACE INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
+             SELECT instance, seq, at, actor, role, kind, '{payload}', '{prev_hex}', '{hash_hex}' FROM events
+             WHERE instance = 'a-1' AND seq = {seq}"
+        ));
+        on_postgres.push(format!(
+            "UPDATE events SET payload = '{payload}'::jsonb, prev_hash = '{prev_hex}', hash = '{hash_hex}'
+             WHERE instance = 'a-1' AND seq = {seq}"
+        ));
+        prev = hash;
+    }
+    edit(&env, &on_sqlite, &on_postgres).await;
+    let n1 = history.len() as u64;
+    assert_eq!(env.server.state.store.verify("a-1").await.unwrap(), n1, "the chain alone is fooled");
     let forged_a1 = findings(&env, instance("a-1"), &key, None).await;
     assert_eq!(
         forged_a1,
-        [format!(
-            "event a-1/{last_seq} (leaf {last_index}): its content no longer hashes to its leaf: the event was changed after it was logged"
-        )]
+        [
+            format!(
+                "event a-1/{target_seq} (leaf {target_index}): its content no longer hashes to its leaf: the event was changed after it was logged"
+            ),
+            // The row was not rewritten: the forged events replay to another state.
+            format!(
+                "instance a-1: the stored state differs from the replay of its first {n1} events at `snapshot.nodes.审核.acts[0].text`: the events give \"不同意\", the row holds \"同意\""
+            ),
+        ]
     );
 
     // 2. a-2's second event deleted.
@@ -181,7 +217,14 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
     let deleted_a2 = findings(&env, instance("a-2"), &key, None).await;
     assert_eq!(
         deleted_a2,
-        [format!("event a-2/2 (leaf {}): in the log, but its record is gone from the history (deleted)", a2[1].0)]
+        [
+            format!("event a-2/2 (leaf {}): in the log, but its record is gone from the history (deleted)", a2[1].0),
+            format!(
+                "instance a-2: the stored state differs from the replay of its first {0} events at `version`: the events give {0}, the row holds {1}",
+                a2.len() - 1,
+                a2.len()
+            ),
+        ]
     );
 
     // 3. a-3's last two events deleted and its version lowered: the end cut.
@@ -213,20 +256,26 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
                 a3[n as usize - 1].0
             ),
             format!("instance a-3: its history was cut: events {} to {n} are in the log but not in the history", n - 1),
+            // The row still holds the state the cut events made.
+            format!(
+                "instance a-3: the stored state differs from the replay of its first {} events at `snapshot.nodes.审核.closed_at`: the events give null, the row holds \"2012-03-21T01:00:00Z\"",
+                n - 2
+            ),
         ]
     );
-    // The whole log's bundle names all three, in the log's order.
-    let all = [forged_a1, deleted_a2, cut_a3].concat();
+    // The whole log's bundle names all three, in the log's order (it carries no instance's row).
+    let all: Vec<String> =
+        [forged_a1, deleted_a2, cut_a3].concat().into_iter().filter(|f| !f.contains("the stored state")).collect();
     assert_eq!(findings(&env, Scope::default(), &key, None).await, all);
 
-    // 4. The log itself rewritten to match a-1's forged event, and re-signed with the key file
+    // 4. The log itself rewritten to match a-1's forged approval (and the row its replay), and re-signed with the key file
     // (stolen): the bundle alone is fooled; the witness and a kept checkpoint are not.
     let forged_leaf = merkle::leaf_hash(&audit::encode(&forged.fields()));
     let hex_leaf = hex::encode(forged_leaf);
     // The frontier the last leaf carries, recomputed too (the server checks it against the leaves).
     let mut frontier = merkle::Frontier::new();
     for (i, l) in leaves.iter().enumerate() {
-        frontier.push(if i as u64 == last_index { forged_leaf } else { *l });
+        frontier.push(if i as u64 == target_index { forged_leaf } else { *l });
     }
     let peaks = hex::encode(frontier.peaks().concat());
     let top = cp.size - 1;
@@ -234,14 +283,16 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
         &env,
         &[
             "DROP TRIGGER audit_leaves_no_update".into(),
-            format!("UPDATE audit_leaves SET leaf = X'{hex_leaf}' WHERE idx = {last_index}"),
+            format!("UPDATE audit_leaves SET leaf = X'{hex_leaf}' WHERE idx = {target_index}"),
             format!("UPDATE audit_leaves SET peaks = X'{peaks}' WHERE idx = {top}"),
+            "UPDATE instances SET snapshot = json_set(snapshot, '$.nodes.审核.acts[0].text', '不同意') WHERE id = 'a-1'".into(),
             "DELETE FROM audit_checkpoints".into(),
         ],
         &[
             "ALTER TABLE audit_leaves DISABLE TRIGGER audit_leaves_append_only".into(),
-            format!("UPDATE audit_leaves SET leaf = decode('{hex_leaf}', 'hex') WHERE idx = {last_index}"),
+            format!("UPDATE audit_leaves SET leaf = decode('{hex_leaf}', 'hex') WHERE idx = {target_index}"),
             format!("UPDATE audit_leaves SET peaks = decode('{peaks}', 'hex') WHERE idx = {top}"),
+            "UPDATE instances SET snapshot = jsonb_set(snapshot, '{nodes,审核,acts,0,text}', '\"不同意\"') WHERE id = 'a-1'".into(),
             "DELETE FROM audit_checkpoints".into(),
         ],
     )

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use civicflow_engine::audit::bundle::{Entry, EventRecord, Header, Scope, Since, FORMAT};
+use civicflow_engine::audit::bundle::{Entry, EventRecord, Header, InstanceState, Scope, Since, FORMAT};
 use civicflow_engine::audit::note::base64_encode;
 use civicflow_engine::runtime::{Runtime, RuntimeError};
 use civicflow_engine::store::{AuditLeaf, Store, StoredEvent};
@@ -74,6 +74,16 @@ pub async fn export(
         }),
     };
     let complete = scope.is_everything();
+    // An instance bundle carries the row as served, for the verifier to replay against.
+    let state = match &scope.instance {
+        Some(id) => store.load_instance(id).await.map_err(RuntimeError::from)?.map(|r| InstanceState {
+            id: r.id,
+            version: r.version,
+            status: r.status,
+            snapshot: r.snapshot,
+        }),
+        None => None,
+    };
     let header = Header {
         format: FORMAT.into(),
         checkpoint: cp.note.clone(),
@@ -81,6 +91,7 @@ pub async fn export(
         complete,
         exported_at: chrono::Utc::now(),
         since,
+        state,
     };
     writeln!(out, "{}", serde_json::to_string(&header).map_err(std::io::Error::other)?)?;
     let mut written = 0u64;

@@ -68,6 +68,19 @@ pub struct Header {
     /// A consistency proof from an earlier tree size, when the export was asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Since>,
+    /// An instance bundle's row as the server served it: checked against the replay of the
+    /// bundle's events (the stored state is never trusted, issue 12.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<InstanceState>,
+}
+
+/// An instance's row: its version, status and state (the snapshot with every event folded in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceState {
+    pub id: String,
+    pub version: u64,
+    pub status: String,
+    pub snapshot: Value,
 }
 
 /// An event as stored, with its per-instance chain hashes.
@@ -207,6 +220,9 @@ pub fn verify(bundle: &str, key: &NoteVerifier, kept: Option<&Kept>) -> Report {
     report.leaves = entries.len() as u64;
     check_entries(&header, &checkpoint, &entries, &mut report.findings);
     check_chains(&header.scope, &entries, &mut report.findings);
+    if let Some(state) = &header.state {
+        check_replay(state, &entries, &mut report.findings);
+    }
     if let Some(kept) = kept {
         check_kept(&header, &checkpoint, &entries, kept, &mut report.findings);
     }
@@ -368,6 +384,26 @@ fn check_chains(scope: &Scope, entries: &[Entry], out: &mut Vec<Finding>) {
             }
             prev = Some((e.seq, event.hash.clone()));
         }
+    }
+}
+
+/// The row against the replay of the instance's events in the bundle.
+fn check_replay(state: &InstanceState, entries: &[Entry], out: &mut Vec<Finding>) {
+    let mut mine: Vec<&Entry> = entries.iter().filter(|e| e.instance == state.id && e.event.is_some()).collect();
+    mine.sort_by_key(|e| e.seq);
+    let mut events = Vec::with_capacity(mine.len());
+    for e in mine {
+        let Some(record) = &e.event else { continue };
+        match serde_json::from_value::<crate::core::Event>(record.payload.clone()) {
+            Ok(event) => events.push((event, record.at)),
+            Err(why) => {
+                out.push(finding(place(e), format!("its payload is not an event the replay knows: {why}")));
+                return;
+            }
+        }
+    }
+    if let Some(m) = super::replay::check_state(&events, state.version, &state.status, &state.snapshot) {
+        out.push(finding(format!("instance {}", state.id), m.to_string()));
     }
 }
 

@@ -68,6 +68,7 @@ fn bundle_of(instance: Option<&str>, size: usize, since: Option<u64>) -> String 
         scope,
         exported_at: Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).single().unwrap(),
         since,
+        state: None,
     };
     let mut out = serde_json::to_string(&header).unwrap() + "\n";
     for (index, (i, s, e)) in events.iter().enumerate().take(size) {
