@@ -161,9 +161,18 @@ async fn an_office_acts_from_its_inbox_and_oversight_sees_it_verified() {
     c.find(Locator::Css("svg.graph g.open")).await.unwrap();
     shot(&c, "instance").await;
 
-    // Oversight staff: the audit trail shows the act and the chain verified.
+    // Oversight staff: the audit trail shows the act and the chain verified, and (once the next
+    // checkpoint is signed) each event proved in the signed log.
     sign_in(&c, &base, &zhao).await;
     c.goto(&format!("{base}/instances/web-1/audit")).await.unwrap();
+    for _ in 0..50 {
+        if c.find_all(Locator::Css("td.log-pending")).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.refresh().await.unwrap();
+    }
+    assert!(c.find_all(Locator::Css("td.log-out")).await.unwrap().is_empty());
     let verified = c.find(Locator::Css("#verify-ok")).await.unwrap().text().await.unwrap();
     assert!(verified.contains("记录链校验通过"), "{verified}");
     let events = c.find(Locator::Css("#events")).await.unwrap().text().await.unwrap();
@@ -202,6 +211,44 @@ async fn an_office_acts_from_its_inbox_and_oversight_sees_it_verified() {
         c.goto(&format!("{base}/inbox?lang=en")).await.unwrap();
         shot(&c, "inbox-en").await;
     }
+    c.close().await.unwrap();
+    env.finish().await;
+}
+
+/// Issue 12.6: oversight staff see which offices were late as charts drawn on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversight_sees_which_offices_were_late() {
+    let Some(mut driver) = chromium("oversight_sees_which_offices_were_late").await else {
+        return;
+    };
+    let c = driver.client.take().unwrap();
+    let env = PagesEnv::start().await;
+    let base = env.base.clone();
+    let send = |path: &str| env.client.post(format!("{base}{path}")).bearer_auth(&env.admin);
+    let r = send("/v1/policies")
+        .header("content-type", "text/plain")
+        .body(crate::http_oversight::LATE_POLICY)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    for (id, community) in [("d-1", "东湖社区"), ("d-2", "东湖社区"), ("w-1", "西湖社区"), ("n-1", "南湖社区")]
+    {
+        let body = json!({ "policy": "超时演练", "id": id, "params": { "社区名称": community } });
+        assert!(send("/v1/instances").json(&body).send().await.unwrap().status().is_success());
+    }
+    let r = send("/v1/admin/clock").json(&json!({ "advance_to": "2012-04-06T09:00:00+08:00" })).send().await.unwrap();
+    assert!(r.status().is_success());
+    let zhao = env.token("纪委-赵", "街道纪工委", "纪委").await;
+    sign_in(&c, &base, &zhao).await;
+    c.goto(&format!("{base}/oversight?from=2012-03-01&to=2012-04-30")).await.unwrap();
+    let total = c.find(Locator::Css("#total")).await.unwrap().text().await.unwrap();
+    assert_eq!(total, "4");
+    let bars = c.find_all(Locator::Css("#by-office rect")).await.unwrap();
+    assert_eq!(bars.len(), 3, "东湖社区, 西湖社区, 南湖社区");
+    let pairs = c.find(Locator::Css("#pairs")).await.unwrap().text().await.unwrap();
+    assert!(pairs.contains("东湖社区") && pairs.contains("超时演练"), "{pairs}");
+    shot(&c, "oversight").await;
     c.close().await.unwrap();
     env.finish().await;
 }
