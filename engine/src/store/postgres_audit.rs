@@ -1,16 +1,16 @@
 //! Issue 12: the global tree's reads and the signed checkpoints on PostgreSQL (the commits' appends
 //! are in [`super::batch`]).
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
-use super::audit_rows::{entry_from, frontier_tree, leaf_from};
-use super::common::{map_sqlx, to_i64, to_u64};
+use super::audit_rows::{checkpoint_from, entry_from, frontier_tree, late_from, late_steps_sql, leaf_from};
+use super::common::{map_sqlx, to_i64};
 use super::postgres::PgStore;
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::postgres_commit::*;
 use chrono::{DateTime, Utc};
 
-use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, LateStep, StoreError, StoredEvent};
+use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
 impl PgStore {
@@ -109,16 +109,7 @@ impl PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_sqlx)?;
-        row.map(|row| {
-            let root: Vec<u8> = row.try_get("root").map_err(map_sqlx)?;
-            Ok(AuditCheckpointRecord {
-                size: to_u64(row.try_get("size").map_err(map_sqlx)?, "tree size")?,
-                root: root.try_into().map_err(|_| StoreError::Corrupt("a checkpoint's root is not 32 bytes".into()))?,
-                note: row.try_get("note").map_err(map_sqlx)?,
-                made_at: row.try_get("made_at").map_err(map_sqlx)?,
-            })
-        })
-        .transpose()
+        row.map(|row| checkpoint_from(&row, |row, c| row.try_get(c).map_err(map_sqlx))).transpose()
     }
 
     pub(super) async fn read_late_steps(
@@ -127,26 +118,13 @@ impl PgStore {
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<LateRecord>, StoreError> {
-        let rows = sqlx::query("SELECT l.instance, i.policy_name, l.node, l.role, l.office, l.due_at, l.late_at FROM late_steps l JOIN instances i ON i.id = l.instance WHERE l.late_at >= $1 AND l.late_at < $2 ORDER BY l.late_at, l.instance, l.node, l.role LIMIT $3")
-            .bind(truncate_to_micros(from)).bind(truncate_to_micros(to))
+        let rows = sqlx::query(AssertSqlSafe(late_steps_sql('$')))
+            .bind(truncate_to_micros(from))
+            .bind(truncate_to_micros(to))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                Ok(LateRecord {
-                    instance: row.try_get("instance").map_err(map_sqlx)?,
-                    policy: row.try_get("policy_name").map_err(map_sqlx)?,
-                    step: LateStep {
-                        node: row.try_get("node").map_err(map_sqlx)?,
-                        role: row.try_get("role").map_err(map_sqlx)?,
-                        office: row.try_get("office").map_err(map_sqlx)?,
-                        due_at: row.try_get("due_at").map_err(map_sqlx)?,
-                        late_at: row.try_get("late_at").map_err(map_sqlx)?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(|row| late_from(row, |row, c| row.try_get(c).map_err(map_sqlx))).collect()
     }
 }

@@ -1,16 +1,16 @@
 //! Issue 12: the global tree's reads and the signed checkpoints on SQLite (the commits' appends
 //! are in [`super::batch`]).
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
-use super::audit_rows::{entry_from, frontier_tree, leaf_from};
-use super::common::{map_sqlx, to_i64, to_u64};
+use super::audit_rows::{checkpoint_from, entry_from, frontier_tree, late_from, late_steps_sql, leaf_from};
+use super::common::{map_sqlx, to_i64};
 use super::sqlite::SqliteStore;
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::sqlite_commit::*;
 use chrono::{DateTime, Utc};
 
-use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, LateStep, StoreError, StoredEvent};
+use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, StoreError, StoredEvent};
 
 impl SqliteStore {
     pub(super) async fn read_audit_tree(&self) -> Result<AuditTree, StoreError> {
@@ -108,16 +108,7 @@ impl SqliteStore {
             .fetch_optional(&self.readers)
             .await
             .map_err(map_sqlx)?;
-        row.map(|row| {
-            let root: Vec<u8> = row.try_get("root").map_err(map_sqlx)?;
-            Ok(AuditCheckpointRecord {
-                size: to_u64(row.try_get("size").map_err(map_sqlx)?, "tree size")?,
-                root: root.try_into().map_err(|_| StoreError::Corrupt("a checkpoint's root is not 32 bytes".into()))?,
-                note: row.try_get("note").map_err(map_sqlx)?,
-                made_at: time_at(&row, "made_at")?,
-            })
-        })
-        .transpose()
+        row.map(|row| checkpoint_from(&row, time_at)).transpose()
     }
 
     pub(super) async fn read_late_steps(
@@ -126,26 +117,13 @@ impl SqliteStore {
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<LateRecord>, StoreError> {
-        let rows = sqlx::query("SELECT l.instance, i.policy_name, l.node, l.role, l.office, l.due_at, l.late_at FROM late_steps l JOIN instances i ON i.id = l.instance WHERE l.late_at >= ? AND l.late_at < ? ORDER BY l.late_at, l.instance, l.node, l.role LIMIT ?")
-            .bind(micros(from)).bind(micros(to))
+        let rows = sqlx::query(AssertSqlSafe(late_steps_sql('?')))
+            .bind(micros(from))
+            .bind(micros(to))
             .bind(i64::from(limit))
             .fetch_all(&self.readers)
             .await
             .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                Ok(LateRecord {
-                    instance: row.try_get("instance").map_err(map_sqlx)?,
-                    policy: row.try_get("policy_name").map_err(map_sqlx)?,
-                    step: LateStep {
-                        node: row.try_get("node").map_err(map_sqlx)?,
-                        role: row.try_get("role").map_err(map_sqlx)?,
-                        office: row.try_get("office").map_err(map_sqlx)?,
-                        due_at: from_micros(row.try_get("due_at").map_err(map_sqlx)?, "due_at")?,
-                        late_at: from_micros(row.try_get("late_at").map_err(map_sqlx)?, "late_at")?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(|row| late_from(row, time_at)).collect()
     }
 }
