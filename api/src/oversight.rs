@@ -263,10 +263,12 @@ pub fn bars_svg(id: &str, items: &[Count]) -> String {
 
 /// A column chart of the weeks (no JavaScript), labelled every few weeks.
 pub fn weeks_svg(id: &str, weeks: &[Week]) -> String {
-    let (col, chart_h, top) = (14u64, 160u64, 16u64);
-    let width = (col * weeks.len().max(1) as u64 + 60).max(300);
+    let n = weeks.len().max(1) as u64;
+    // Columns share about 640 px; a label every few of them, so the labels do not overlap.
+    let (col, chart_h, top) = ((640 / n).clamp(6, 48), 160u64, 16u64);
+    let width = (col * n + 60).max(300);
     let max = weeks.iter().map(|w| w.count).max().unwrap_or(0).max(1);
-    let every = (weeks.len() / 8).max(1);
+    let every = 44u64.div_ceil(col) as usize;
     let mut out = format!(
         r#"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" role="img">"#,
         chart_h + top + 34
@@ -321,10 +323,11 @@ mod tests {
         let svg = weeks_svg("weeks", &weeks);
         assert!(
             svg.contains(
-                r##"<rect x="58" y="16" width="11" height="160" fill="#a61b1b"><title>2026-03-09: 2</title>"##
+                r##"<rect x="92" y="16" width="45" height="160" fill="#a61b1b"><title>2026-03-09: 2</title>"##
             ),
             "{svg}"
         );
+        assert!(svg.contains(r#"<text x="44" y="190" font-size="10">03-02</text>"#), "{svg}");
         assert!(svg.contains(r##"height="0" fill="#a61b1b"><title>2026-03-02: 0</title>"##), "{svg}");
     }
 
