@@ -15,8 +15,9 @@ use tokio::sync::broadcast;
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
-    InboxQuery, InstanceFilter, InstanceRecord, LateRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page,
-    PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord, OpenStepRef, OpenStepRow,
+    Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord,
+    TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -574,6 +575,34 @@ impl Store for MeteredStore {
         let t = Instant::now();
         let r = self.inner.late_steps(from, to, limit).await;
         self.time("late_steps", t);
+        r
+    }
+
+    async fn late_steps_built(&self) -> Result<bool, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.late_steps_built().await;
+        self.time("late_steps_built", t);
+        r
+    }
+
+    async fn instances_with_breaches(&self) -> Result<Vec<String>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.instances_with_breaches().await;
+        self.time("instances_with_breaches", t);
+        r
+    }
+
+    async fn put_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.put_late_steps(instance, rows).await;
+        self.time("put_late_steps", t);
+        r
+    }
+
+    async fn mark_late_steps_built(&self) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.mark_late_steps_built().await;
+        self.time("mark_late_steps_built", t);
         r
     }
 

@@ -141,6 +141,8 @@ pub enum ServeError {
     OpenSteps(RuntimeError),
     #[error("appending the earlier events to the audit tree: {0}")]
     AuditLog(RuntimeError),
+    #[error("building the lateness index from the histories: {0}")]
+    LateSteps(RuntimeError),
     #[error("the audit key: {0}")]
     AuditKey(#[from] crate::audit::key::KeyFileError),
 }
@@ -204,6 +206,14 @@ impl Server {
             .map_err(ServeError::AuditLog)?;
         if appended > 0 {
             tracing::info!(events = appended, "the audit tree covers every event");
+        }
+        // Issue 12.6: a database from before the lateness index has it built from the histories.
+        let read = runtime
+            .build_late_steps(|done, all| tracing::info!(done, all, "building the lateness index"))
+            .await
+            .map_err(ServeError::LateSteps)?;
+        if read > 0 {
+            tracing::info!(instances = read, "the lateness index covers the earlier breaches");
         }
 
         let mut published = Vec::new();

@@ -27,6 +27,7 @@ mod audit_log;
 mod audit_proofs;
 mod cache;
 mod calendars;
+mod late_steps;
 mod migrate;
 mod open_steps;
 mod related;

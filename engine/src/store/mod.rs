@@ -834,6 +834,18 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<LateRecord>, StoreError>;
 
+    /// Issue 12.6: whether the lateness index covers the breaches recorded before it existed.
+    async fn late_steps_built(&self) -> Result<bool, StoreError>;
+
+    /// Issue 12.6: the instances whose histories record a breach (an `overdue` event).
+    async fn instances_with_breaches(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Issue 12.6: rows of the lateness index for one instance (a row there already is kept).
+    async fn put_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError>;
+
+    /// Issue 12.6: records that the lateness index covers the earlier breaches.
+    async fn mark_late_steps_built(&self) -> Result<(), StoreError>;
+
     /// Issue 12.2: the checkpoint of the largest tree, if any was made.
     async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpointRecord>, StoreError>;
 

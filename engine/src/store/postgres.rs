@@ -42,9 +42,9 @@ use super::common::{
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
-    InboxQuery, InstanceFilter, InstanceRecord, LateRecord, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page,
-    PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
-    TOKEN_ID_LEN,
+    InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord, OpenStepRef, OpenStepRow,
+    Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord,
+    TokenRecord, TOKEN_ID_LEN,
 };
 use crate::audit::truncate_to_micros;
 
@@ -785,6 +785,22 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<LateRecord>, StoreError> {
         self.read_late_steps(from, to, limit).await
+    }
+
+    async fn late_steps_built(&self) -> Result<bool, StoreError> {
+        self.read_late_steps_built().await
+    }
+
+    async fn instances_with_breaches(&self) -> Result<Vec<String>, StoreError> {
+        self.read_instances_with_breaches().await
+    }
+
+    async fn put_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
+        self.write_late_steps(instance, rows).await
+    }
+
+    async fn mark_late_steps_built(&self) -> Result<(), StoreError> {
+        self.write_late_steps_built().await
     }
 
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {

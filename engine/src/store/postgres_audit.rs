@@ -1,4 +1,4 @@
-//! Issue 12: the global tree's reads and the signed checkpoints on PostgreSQL (the commits' appends
+//! Issue 12: the global tree's reads, the signed checkpoints and the lateness index on PostgreSQL (the commits' appends
 //! are in [`super::batch`]).
 
 use sqlx::{AssertSqlSafe, Row};
@@ -10,7 +10,7 @@ use super::postgres::PgStore;
 use super::postgres_commit::*;
 use chrono::{DateTime, Utc};
 
-use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, StoreError, StoredEvent};
+use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, LateStep, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
 
 impl PgStore {
@@ -126,5 +126,40 @@ impl PgStore {
             .await
             .map_err(map_sqlx)?;
         rows.iter().map(|row| late_from(row, |row, c| row.try_get(c).map_err(map_sqlx))).collect()
+    }
+
+    pub(super) async fn read_late_steps_built(&self) -> Result<bool, StoreError> {
+        let built: Option<i32> = sqlx::query_scalar("SELECT 1 FROM derived_builds WHERE name = 'late_steps'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(built.is_some())
+    }
+
+    pub(super) async fn read_instances_with_breaches(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT instance FROM events WHERE kind = 'overdue' ORDER BY instance")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)
+    }
+
+    pub(super) async fn write_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let rows: Vec<(&str, &LateStep)> = rows.iter().map(|r| (instance, r)).collect();
+        let result = super::batch::BatchWriter::insert_late_steps(&mut *tx, &rows).await;
+        match result {
+            Ok(()) => tx.commit().await.map_err(map_sqlx),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn write_late_steps_built(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO derived_builds (name, built_at) VALUES ('late_steps', now()) ON CONFLICT (name) DO NOTHING",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! Issue 12: the global tree's reads and the signed checkpoints on SQLite (the commits' appends
+//! Issue 12: the global tree's reads, the signed checkpoints and the lateness index on SQLite (the commits' appends
 //! are in [`super::batch`]).
 
 use sqlx::{AssertSqlSafe, Row};
@@ -10,7 +10,7 @@ use super::sqlite::SqliteStore;
 use super::sqlite_commit::*;
 use chrono::{DateTime, Utc};
 
-use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, StoreError, StoredEvent};
+use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, LateStep, StoreError, StoredEvent};
 
 impl SqliteStore {
     pub(super) async fn read_audit_tree(&self) -> Result<AuditTree, StoreError> {
@@ -125,5 +125,41 @@ impl SqliteStore {
             .await
             .map_err(map_sqlx)?;
         rows.iter().map(|row| late_from(row, time_at)).collect()
+    }
+
+    pub(super) async fn read_late_steps_built(&self) -> Result<bool, StoreError> {
+        let built: Option<i32> = sqlx::query_scalar("SELECT 1 FROM derived_builds WHERE name = 'late_steps'")
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(built.is_some())
+    }
+
+    pub(super) async fn read_instances_with_breaches(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT instance FROM events WHERE kind = 'overdue' ORDER BY instance")
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_sqlx)
+    }
+
+    pub(super) async fn write_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(&str, &LateStep)> = rows.iter().map(|r| (instance, r)).collect();
+        let result = super::batch::BatchWriter::insert_late_steps(&mut *tx, &rows).await;
+        match result {
+            Ok(()) => tx.commit().await.map_err(map_sqlx),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn write_late_steps_built(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO derived_builds (name, built_at) VALUES ('late_steps', ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(micros(Utc::now()))
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Issue 12.2–12.4 on SQLite and PostgreSQL: signed checkpoints kept by size, the leaves read
 //! with their events, proofs built from the stored leaves checked against the tree's root, and a
-//! checkpoint refused over a log rewritten under the server.
+//! checkpoint refused over a log rewritten under the server; issue 12.6's lateness index, kept by
+//! the commits and built from the histories for a database from before it, row for row alike.
 
 use std::sync::Arc;
 
@@ -144,6 +145,71 @@ async fn a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last(h: &Ha
     );
 }
 
+const LATE: &str = r#"
+policy 逾期 {
+  param 社区名称: text
+  role 社区居委会 bound by param 社区名称
+  role 民生办
+  step 受理: task {
+    by 社区居委会
+    due 1 workdays
+    on breach overdue
+  }
+  step 审核: approval {
+    by 民生办
+    after 受理
+    due 1 workdays
+    on breach overdue
+  }
+}"#;
+
+async fn the_lateness_index_built_from_the_histories_is_the_one_the_commits_kept(h: &Harness) {
+    use civicflow_dsl::value::Value;
+    use civicflow_engine::core::{Action, Actor};
+    let clock = Arc::new(SimulatedClock::new(t("2026-03-02T01:00:00Z"))); // Monday 09:00 +08:00
+    let (committer, _task) = GroupCommitter::spawn(h.store.clone(), GroupCommitConfig::default());
+    let calendar = Arc::new(Calendar::chinese().unwrap());
+    let rt = Arc::new(Runtime::new(h.store.clone(), committer, clock.clone(), calendar, "n".into()));
+    rt.publish(LATE).await.unwrap();
+    let admin = Actor { principal: "admin".into(), office: "街道".into(), role: "admin".into() };
+    for (id, community) in [("x", "东湖社区"), ("y", "西湖社区")] {
+        let params = [("社区名称".to_string(), Value::Text(community.into()))].into_iter().collect();
+        rt.start(id, "逾期", None, &admin, params, None).await.unwrap();
+    }
+    let donghu = Actor { principal: "王".into(), office: "东湖社区".into(), role: "社区居委会".into() };
+    rt.act("x", &donghu, "受理", Action::Complete { report: "已受理".into() }, None, None).await.unwrap();
+    clock.advance_to(t("2026-03-06T01:00:00Z")).unwrap();
+    rt.fire_all_due().await.unwrap();
+    let (from, to) = (t("2026-03-01T00:00:00Z"), t("2026-04-01T00:00:00Z"));
+    let kept = h.store.late_steps(from, to, 100).await.unwrap();
+    let who: Vec<(String, String, String, Option<String>)> = kept
+        .iter()
+        .map(|r| (r.instance.clone(), r.step.node.clone(), r.step.role.clone(), r.step.office.clone()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            // Both fired when the clock moved: one instant, then by instance.
+            ("x".to_string(), "审核".to_string(), "民生办".to_string(), None),
+            ("y".to_string(), "受理".to_string(), "社区居委会".to_string(), Some("西湖社区".to_string())),
+        ]
+    );
+    assert_eq!(kept[0].policy, "逾期");
+    assert!(h.store.late_steps_built().await.unwrap(), "a new database is built from the start");
+    // As a database from before the index: no rows, not built; then built from the histories.
+    h.exec(
+        &["DELETE FROM late_steps", "DELETE FROM derived_builds WHERE name = 'late_steps'"],
+        &["DELETE FROM late_steps", "DELETE FROM derived_builds WHERE name = 'late_steps'"],
+    )
+    .await;
+    assert_eq!(h.store.late_steps(from, to, 100).await.unwrap(), vec![]);
+    let mut seen = Vec::new();
+    assert_eq!(rt.build_late_steps(|done, all| seen.push((done, all))).await.unwrap(), 2);
+    assert_eq!(seen, [(1, 2), (2, 2)]);
+    assert_eq!(h.store.late_steps(from, to, 100).await.unwrap(), kept, "row for row");
+    assert_eq!(rt.build_late_steps(|_, _| {}).await.unwrap(), 0, "built once");
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -173,4 +239,5 @@ on_both_stores!(
     checkpoints_are_kept_by_size_and_leaves_read_with_their_events,
     proofs_from_the_stored_leaves_verify_against_the_root,
     a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last,
+    the_lateness_index_built_from_the_histories_is_the_one_the_commits_kept,
 );

@@ -218,6 +218,18 @@ impl Store for GatedStore {
     ) -> Result<Vec<LateRecord>, StoreError> {
         self.inner.late_steps(from, to, limit).await
     }
+    async fn late_steps_built(&self) -> Result<bool, StoreError> {
+        self.inner.late_steps_built().await
+    }
+    async fn instances_with_breaches(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.instances_with_breaches().await
+    }
+    async fn put_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
+        self.inner.put_late_steps(instance, rows).await
+    }
+    async fn mark_late_steps_built(&self) -> Result<(), StoreError> {
+        self.inner.mark_late_steps_built().await
+    }
 }
 
 fn t(s: &str) -> DateTime<Utc> {
