@@ -101,7 +101,9 @@ impl Runtime {
     }
 
     /// Signs checkpoints as `policy` says until `stop` resolves; looks at the tree every second
-    /// (or every `interval` when shorter). A failure is logged and tried again at the next look.
+    /// (or every `interval` when shorter). A failure is tried again at the next look and logged
+    /// when it changes, or once a minute while it lasts (a log rewritten under the server stays
+    /// refused, and would otherwise fill the log every second).
     pub async fn checkpoint_loop(
         self: Arc<Self>,
         signer: Arc<NoteSigner>,
@@ -110,6 +112,16 @@ impl Runtime {
     ) {
         let tick = policy.interval.min(Duration::from_secs(1)).max(Duration::from_millis(10));
         let mut last_made = std::time::Instant::now();
+        let mut last_error: Option<(String, std::time::Instant)> = None;
+        let mut report = |e: RuntimeError| {
+            let text = e.to_string();
+            let repeat =
+                last_error.as_ref().is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(60));
+            if !repeat {
+                eprintln!("audit checkpoints: {text}");
+                last_error = Some((text, std::time::Instant::now()));
+            }
+        };
         loop {
             let due = async {
                 let tree = self.store.audit_tree().await?;
@@ -120,10 +132,10 @@ impl Runtime {
             match due.await {
                 Ok(true) => match self.make_checkpoint(&signer).await {
                     Ok(_) => last_made = std::time::Instant::now(),
-                    Err(e) => eprintln!("audit checkpoints: {e}"),
+                    Err(e) => report(e),
                 },
                 Ok(false) => {}
-                Err(e) => eprintln!("audit checkpoints: {e}"),
+                Err(e) => report(e),
             }
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
