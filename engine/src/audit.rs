@@ -48,13 +48,14 @@
 //! `h_i = SHA-256(h_{i-1} ‖ leaf_i)`. Event `i` stores `h_{i-1}` as its `prev_hash` and `h_i` as
 //! its `hash`, both as lower-case hex.
 //!
-//! # Checkpoints (later)
+//! # The global tree and its checkpoints
 //!
-//! Signed checkpoints of a global Merkle tree (RFC 6962, Certificate Transparency) will build on
-//! these same leaves: the tree's entries are the events' encodings [`encode`], so its leaf hash
-//! is `SHA-256(0x00 ‖ encode(event))` (RFC 6962's domain separation) and its interior nodes
-//! `SHA-256(0x01 ‖ left ‖ right)`; no other encoding of an event is needed, and an auditor who
-//! checks a chain with this module can check an inclusion proof against the same bytes.
+//! Every event is also a leaf of one append-only Merkle tree over all instances, in commit order
+//! ([`merkle`], RFC 6962): its leaf hash is `SHA-256(0x00 ‖ encode(event))` and its interior
+//! nodes `SHA-256(0x01 ‖ left ‖ right)`, so an auditor who checks a chain with this module checks
+//! an inclusion proof against the same bytes. The tree's checkpoints are signed notes ([`note`]);
+//! [`bundle`] is the self-contained export an auditor verifies offline, and [`replay`] the check
+//! of a stored state against its events. `docs/audit.md` describes the formats.
 
 use std::fmt;
 
