@@ -606,6 +606,13 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn event_leaf_indexes(&self, instance: &str) -> Result<Vec<(u64, Option<u64>)>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.event_leaf_indexes(instance).await;
+        self.time("event_leaf_indexes", t);
+        r
+    }
+
     async fn migration_plan(&self, id: &str) -> Result<Option<MigrationPlanRecord>, StoreError> {
         let t = Instant::now();
         let r = self.inner.migration_plan(id).await;

@@ -214,15 +214,31 @@ pub async fn event_proof(
     AppQuery(q): AppQuery<EventProofQuery>,
 ) -> Result<Json<InclusionProof>, ApiError> {
     let (size, checkpoint) = size_or_latest(&state, q.size).await?;
-    let leaves = state.store.audit_leaves_of(&id).await?;
-    let leaf =
-        leaves.iter().find(|l| l.seq == seq).ok_or_else(|| ApiError::not_found("event", &format!("{id}/{seq}")))?;
-    if leaf.index >= size {
+    let index = *leaf_indexes(&state, &id)
+        .await?
+        .get(&seq)
+        .ok_or_else(|| ApiError::not_found("event", &format!("{id}/{seq}")))?;
+    if index >= size {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             ProblemCode::NotFound.as_str(),
-            format!("event {seq} of `{id}` is leaf {} of the log, not yet in the tree of {size}", leaf.index),
+            format!("event {seq} of `{id}` is leaf {index} of the log, not yet in the tree of {size}"),
         ));
     }
-    inclusion_of(&state, leaf.index, size, checkpoint).await.map(Json)
+    let proof = inclusion_of(&state, index, size, checkpoint).await?;
+    if (proof.instance.as_str(), proof.seq) != (id.as_str(), seq) {
+        // The row named another event's leaf: the database was edited; the proof would mislead.
+        return Err(ApiError::not_found("event in the log", &format!("{id}/{seq}")));
+    }
+    Ok(Json(proof))
+}
+
+/// Where each of an instance's events is in the global tree, by seq: from the events' rows (by
+/// primary key) when they all say, else from the log itself (read whole).
+pub async fn leaf_indexes(state: &AppState, id: &str) -> Result<std::collections::HashMap<u64, u64>, ApiError> {
+    let said = state.store.event_leaf_indexes(id).await?;
+    if said.iter().all(|(_, index)| index.is_some()) {
+        return Ok(said.into_iter().filter_map(|(seq, index)| index.map(|i| (seq, i))).collect());
+    }
+    Ok(state.store.audit_leaves_of(id).await?.into_iter().map(|l| (l.seq, l.index)).collect())
 }

@@ -107,8 +107,7 @@ async fn log_inclusion(
     let Some(cp) = pages.app.runtime.latest_checkpoint().await? else {
         return Ok((Value::Null, out));
     };
-    let indexes: std::collections::HashMap<u64, u64> =
-        pages.app.store.audit_leaves_of(id).await?.iter().map(|l| (l.seq, l.index)).collect();
+    let indexes = crate::http::audit::leaf_indexes(&pages.app, id).await?;
     for (seq, leaf) in shown {
         let status = match indexes.get(seq) {
             Some(&index) if index < cp.size => {

@@ -33,7 +33,9 @@ pub(super) trait BatchWriter: Send {
     async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError>;
     /// Stores the commits' idempotency records; `false` when a key was already taken.
     async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError>;
-    async fn insert_events(&mut self, events: &[&StoredEvent]) -> Result<(), StoreError>;
+    /// The events, each with its leaf's index in the global tree when it has one (`first_leaf`
+    /// is the first event's; the others follow it, issue 12.3).
+    async fn insert_events(&mut self, events: &[&StoredEvent], first_leaf: Option<u64>) -> Result<(), StoreError>;
     /// Marks `(timer, fence, instance)` fired; `false` when a lease was lost.
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError>;
     /// Cancels the live timers of `(instance, node)`.
@@ -100,8 +102,8 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
     if !stored.is_empty() {
         let events: Vec<&StoredEvent> = stored.iter().collect();
-        w.insert_events(&events).await?;
-        append_to_log(w, &events).await?;
+        let first_leaf = append_to_log(w, &events).await?;
+        w.insert_events(&events, first_leaf).await?;
     }
     if let Some((timer, fence)) = commit.fire {
         if !w.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
@@ -260,8 +262,8 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     }
     let events: Vec<&StoredEvent> = stored.iter().flatten().collect();
     if !events.is_empty() {
-        w.insert_events(&events).await?;
-        append_to_log(w, &events).await?;
+        let first_leaf = append_to_log(w, &events).await?;
+        w.insert_events(&events, first_leaf).await?;
     }
     let fires: Vec<(i64, i64, &str)> =
         commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect();
@@ -298,12 +300,13 @@ pub fn benchmark_without_audit_log(off: bool) {
 
 /// Issue 12.1: the events appended, in this order, to the global Merkle tree: each one's leaf at
 /// the next index, the frontier moved on (O(log n) hashes a leaf), in the commit's transaction.
+/// Returns the first event's leaf index (the others follow it); `None` when nothing was appended.
 pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
     w: &mut W,
     events: &[&StoredEvent],
-) -> Result<(), StoreError> {
+) -> Result<Option<u64>, StoreError> {
     if events.is_empty() || AUDIT_LOG_OFF.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(());
+        return Ok(None);
     }
     let (size, peaks) = w.log_frontier().await?;
     let mut frontier = Frontier::from_parts(size, peaks)
@@ -317,7 +320,8 @@ pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
     if let Some(last) = rows.last_mut() {
         last.peaks = Some(frontier.peaks().concat());
     }
-    w.insert_log_leaves(&rows).await
+    w.insert_log_leaves(&rows).await?;
+    Ok(Some(size))
 }
 
 /// A row of `audit_leaves`: the event, its leaf hash at its index, and — on the last leaf a

@@ -821,6 +821,11 @@ pub trait Store: Send + Sync + 'static {
     /// has no index by instance, to keep the commit path short).
     async fn audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError>;
 
+    /// Issue 12.3: each of an instance's events with its leaf index in the global tree, as the
+    /// event's row says (`None`: written before the rows said it), in seq order, by primary key.
+    /// Not to be trusted: a caller checks the leaf it names.
+    async fn event_leaf_indexes(&self, instance: &str) -> Result<Vec<(u64, Option<u64>)>, StoreError>;
+
     /// Issue 12.2: stores a signed checkpoint; `false` when one of that size is stored already
     /// (kept: the first stands).
     async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError>;

@@ -118,6 +118,16 @@ impl PgStore {
         self.pool.begin().await.map_err(map_sqlx)
     }
 
+    /// A transaction for commits: it takes the audit log's lock first (issue 12.1), before any
+    /// row lock. Taken only at the append, after a commit's compare-and-set, a batch written commit
+    /// by commit held it from its first commit while a later one waited for an instance row that
+    /// another node's transaction held while waiting for the lock: a deadlock.
+    async fn begin_commit(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self.begin().await?;
+        super::postgres_batch::lock_log(&mut tx).await?;
+        Ok(tx)
+    }
+
     /// The notifications of `channel`, each read by `parse` (what it cannot read is skipped),
     /// on a listener connection of their own. The task ends with its receiver (the server
     /// stopped) or with the pool (closed): the connection goes back then, so closing the pool
@@ -282,7 +292,7 @@ impl Store for PgStore {
     async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         check_create(&instance, &first)?;
         validate_commit(&first)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_commit().await?;
         let result = async {
             insert_idempotency(&mut tx, &first).await?;
             insert_instance(&mut tx, &instance, &first).await
@@ -293,7 +303,7 @@ impl Store for PgStore {
 
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         validate_commit(&commit)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_commit().await?;
         let result = apply_commit(&mut tx, &commit).await;
         finish(tx, result).await
     }
@@ -303,7 +313,7 @@ impl Store for PgStore {
         if n == 0 {
             return Vec::new();
         }
-        let mut tx = match self.begin().await {
+        let mut tx = match self.begin_commit().await {
             Ok(tx) => tx,
             Err(e) => return vec![Err(e); n],
         };
@@ -768,6 +778,10 @@ impl Store for PgStore {
 
     async fn audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError> {
         self.read_audit_leaves_of(instance).await
+    }
+
+    async fn event_leaf_indexes(&self, instance: &str) -> Result<Vec<(u64, Option<u64>)>, StoreError> {
+        self.read_event_leaf_indexes(instance).await
     }
 
     async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError> {

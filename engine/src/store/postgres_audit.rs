@@ -4,7 +4,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::audit_rows::{checkpoint_from, entry_from, frontier_tree, late_from, late_steps_sql, leaf_from};
-use super::common::{map_sqlx, to_i64};
+use super::common::{map_sqlx, to_i64, to_u64};
 use super::postgres::PgStore;
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::postgres_commit::*;
@@ -161,5 +161,17 @@ impl PgStore {
         .await
         .map_err(map_sqlx)?;
         Ok(())
+    }
+
+    pub(super) async fn read_event_leaf_indexes(&self, instance: &str) -> Result<Vec<(u64, Option<u64>)>, StoreError> {
+        let rows: Vec<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT seq, log_index FROM events WHERE instance = $1 ORDER BY seq")
+                .bind(instance)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+        rows.into_iter()
+            .map(|(seq, index)| Ok((to_u64(seq, "seq")?, index.map(|i| to_u64(i, "audit index")).transpose()?)))
+            .collect()
     }
 }

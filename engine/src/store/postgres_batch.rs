@@ -89,15 +89,17 @@ impl BatchWriter for PgConnection {
         Ok(inserted == records.len() as u64)
     }
 
-    async fn insert_events(&mut self, events: &[&StoredEvent]) -> Result<(), StoreError> {
+    async fn insert_events(&mut self, events: &[&StoredEvent], first_leaf: Option<u64>) -> Result<(), StoreError> {
         let mut seqs = Vec::with_capacity(events.len());
-        for event in events {
+        let mut leaves: Vec<Option<i64>> = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
             seqs.push(to_i64(event.seq, "seq")?);
+            leaves.push(first_leaf.map(|f| to_i64(f + i as u64, "audit index")).transpose()?);
         }
         sqlx::query(
-            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash)
+            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)
              SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
-                                  $6::text[], $7::jsonb[], $8::text[], $9::text[])",
+                                  $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::bigint[])",
         )
         .bind(events.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>())
         .bind(seqs)
@@ -108,6 +110,7 @@ impl BatchWriter for PgConnection {
         .bind(events.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
+        .bind(leaves)
         .execute(&mut *self)
         .await
         .map_err(map_sqlx)?;
@@ -280,9 +283,10 @@ impl BatchWriter for PgConnection {
             .map_err(map_sqlx)
     }
 
-    /// A transaction-scoped advisory lock orders the appends of every node's transactions.
+    /// A transaction-scoped advisory lock orders the appends of every node's transactions (taken
+    /// again here, at no cost, when the transaction took it first: `PgStore::begin_commit`).
     async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
-        sqlx::query("SELECT pg_advisory_xact_lock(1212)").execute(&mut *self).await.map_err(map_sqlx)?;
+        lock_log(self).await?;
         let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
             .fetch_optional(&mut *self)
             .await
@@ -315,4 +319,14 @@ impl BatchWriter for PgConnection {
         .map(|_| ())
         .map_err(map_sqlx)
     }
+}
+
+/// Issue 12.1: the audit log's transaction-scoped advisory lock, one per schema (nodes sharing a
+/// database share a schema; tests on one database each use their own).
+pub(super) async fn lock_log(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(1212, hashtext(current_schema()))")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    Ok(())
 }

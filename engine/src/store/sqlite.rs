@@ -782,6 +782,10 @@ impl Store for SqliteStore {
         self.read_audit_leaves_of(instance).await
     }
 
+    async fn event_leaf_indexes(&self, instance: &str) -> Result<Vec<(u64, Option<u64>)>, StoreError> {
+        self.read_event_leaf_indexes(instance).await
+    }
+
     async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError> {
         self.insert_audit_checkpoint(checkpoint).await
     }

@@ -108,14 +108,15 @@ impl BatchWriter for SqliteConnection {
         Ok(true)
     }
 
-    async fn insert_events(&mut self, events: &[&StoredEvent]) -> Result<(), StoreError> {
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+    async fn insert_events(&mut self, events: &[&StoredEvent], first_leaf: Option<u64>) -> Result<(), StoreError> {
+        for (c, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
             let sql = format!(
-                "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash) VALUES {}",
-                tuples(chunk.len(), 9)
+                "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index) VALUES {}",
+                tuples(chunk.len(), 10)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
-            for event in chunk {
+            for (i, event) in chunk.iter().enumerate() {
+                let leaf = first_leaf.map(|f| f + (c * ROWS_PER_STATEMENT + i) as u64);
                 query = query
                     .bind(event.instance.as_str())
                     .bind(to_i64(event.seq, "seq")?)
@@ -125,7 +126,8 @@ impl BatchWriter for SqliteConnection {
                     .bind(event.kind.as_str())
                     .bind(json_text(&event.payload)?)
                     .bind(event.prev_hash.as_str())
-                    .bind(event.hash.as_str());
+                    .bind(event.hash.as_str())
+                    .bind(leaf.map(|l| to_i64(l, "audit index")).transpose()?);
             }
             query.execute(&mut *self).await.map_err(map_sqlx)?;
         }

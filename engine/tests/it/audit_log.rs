@@ -71,6 +71,11 @@ async fn checkpoints_are_kept_by_size_and_leaves_read_with_their_events(h: &Harn
     }
     let of_y: Vec<u64> = store.audit_leaves_of("y").await.unwrap().iter().map(|l| l.seq).collect();
     assert_eq!(of_y, [1, 2, 3, 4]);
+    // Each event's row says where its leaf is, found by the instance's key (issue 12.3).
+    let by_rows = store.event_leaf_indexes("y").await.unwrap();
+    let by_log: Vec<(u64, Option<u64>)> =
+        store.audit_leaves_of("y").await.unwrap().iter().map(|l| (l.seq, Some(l.index))).collect();
+    assert_eq!(by_rows, by_log);
     // An event deleted under the server: its leaf stays, without an event.
     h.exec(
         &["DROP TRIGGER events_no_delete", "DELETE FROM events WHERE instance = 'y' AND seq = 2"],

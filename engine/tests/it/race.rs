@@ -204,6 +204,9 @@ impl Store for GatedStore {
     async fn audit_leaves_of(&self, instance: &str) -> Result<Vec<AuditLeaf>, StoreError> {
         self.inner.audit_leaves_of(instance).await
     }
+    async fn event_leaf_indexes(&self, instance: &str) -> Result<Vec<(u64, Option<u64>)>, StoreError> {
+        self.inner.event_leaf_indexes(instance).await
+    }
     async fn put_audit_checkpoint(&self, checkpoint: AuditCheckpointRecord) -> Result<bool, StoreError> {
         self.inner.put_audit_checkpoint(checkpoint).await
     }

@@ -110,15 +110,20 @@ impl Harness {
     /// Issue 12.1: the database as it was when the global audit tree came: its events but no
     /// leaves, every event listed to be appended.
     pub(crate) async fn forget_audit_log(&self) {
+        // Events written then said nothing of the tree either (migration 0014).
         let sqlite = [
             "DROP TRIGGER audit_leaves_no_delete",
             "DELETE FROM audit_leaves",
             "INSERT INTO audit_backfill (instance, seq) SELECT instance, seq FROM events",
+            "DROP TRIGGER events_no_update",
+            "UPDATE events SET log_index = NULL",
         ];
         let postgres = [
             "ALTER TABLE audit_leaves DISABLE TRIGGER audit_leaves_append_only",
             "DELETE FROM audit_leaves",
             "INSERT INTO audit_backfill (instance, seq) SELECT instance, seq FROM events",
+            "ALTER TABLE events DISABLE TRIGGER events_append_only",
+            "UPDATE events SET log_index = NULL",
         ];
         for (a, b) in sqlite.into_iter().zip(postgres) {
             match &self.backend {
@@ -928,6 +933,9 @@ async fn issue_12_1_events_written_before_the_tree_are_appended_once(h: &Harness
     store.commit(step("x", 3, vec![event(t0, "c", json!({}))])).await.unwrap();
     assert_eq!(store.backfill_audit_log(4).await.unwrap(), 2);
     assert_eq!(store.backfill_audit_log(4).await.unwrap(), 0, "done once");
+    // Those events' rows never said where their leaves are; the new one's does.
+    let said = store.event_leaf_indexes("x").await.unwrap();
+    assert_eq!(said, [(1, None), (2, None), (3, None), (4, Some(4))]);
     let leaves = store.audit_leaves(0, 100).await.unwrap();
     let order: Vec<(String, u64)> = leaves.iter().map(|l| (l.instance.clone(), l.seq)).collect();
     let at = |i: &str, s: u64| (i.to_string(), s);
