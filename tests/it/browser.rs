@@ -224,21 +224,13 @@ async fn oversight_sees_which_offices_were_late() {
     let c = driver.client.take().unwrap();
     let env = PagesEnv::start().await;
     let base = env.base.clone();
-    let send = |path: &str| env.client.post(format!("{base}{path}")).bearer_auth(&env.admin);
-    let r = send("/v1/policies")
-        .header("content-type", "text/plain")
-        .body(crate::http_oversight::LATE_POLICY)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    env.publish(crate::http_oversight::LATE_POLICY).await;
     for (id, community) in [("d-1", "东湖社区"), ("d-2", "东湖社区"), ("w-1", "西湖社区"), ("n-1", "南湖社区")]
     {
         let body = json!({ "policy": "超时演练", "id": id, "params": { "社区名称": community } });
-        assert!(send("/v1/instances").json(&body).send().await.unwrap().status().is_success());
+        env.start_with(body).await;
     }
-    let r = send("/v1/admin/clock").json(&json!({ "advance_to": "2012-04-06T09:00:00+08:00" })).send().await.unwrap();
-    assert!(r.status().is_success());
+    env.advance_to("2012-04-06T09:00:00+08:00").await;
     let zhao = env.token("纪委-赵", "街道纪工委", "纪委").await;
     sign_in(&c, &base, &zhao).await;
     c.goto(&format!("{base}/oversight?from=2012-03-01&to=2012-04-30")).await.unwrap();

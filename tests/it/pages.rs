@@ -104,16 +104,7 @@ policy 页面演练 {
             let base = format!("http://{}", server.addr);
             let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
             let env = PagesEnv { server, base, client, admin, backend };
-            let r = env
-                .client
-                .post(format!("{}/v1/policies", env.base))
-                .bearer_auth(&env.admin)
-                .header("content-type", "text/plain")
-                .body(PAGES_POLICY)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+            env.publish(PAGES_POLICY).await;
             env
         }
 
@@ -133,17 +124,43 @@ policy 页面演练 {
             create_token(self.server.state.store.as_ref(), name, office, &[role.to_string()]).await.unwrap()
         }
 
-        /// Starts an instance of the pages policy through the API.
-        pub async fn start_instance(&self, id: &str) {
+        /// Publishes a policy through the API as the admin.
+        pub async fn publish(&self, source: &str) {
             let r = self
                 .client
-                .post(format!("{}/v1/instances", self.base))
+                .post(format!("{}/v1/policies", self.base))
                 .bearer_auth(&self.admin)
-                .json(&json!({ "policy": "页面演练", "id": id, "params": { "党员人数": 100 } }))
+                .header("content-type", "text/plain")
+                .body(source.to_string())
                 .send()
                 .await
                 .unwrap();
             assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        }
+
+        /// Starts an instance through the API as the admin (`{ "policy", "id", "params" }`).
+        pub async fn start_with(&self, body: Value) {
+            let r = self.client.post(format!("{}/v1/instances", self.base)).bearer_auth(&self.admin).json(&body).send();
+            let r = r.await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        }
+
+        /// Moves the simulated clock (`POST /v1/admin/clock`).
+        pub async fn advance_to(&self, at: &str) {
+            let r = self
+                .client
+                .post(format!("{}/v1/admin/clock", self.base))
+                .bearer_auth(&self.admin)
+                .json(&json!({ "advance_to": at }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        }
+
+        /// Starts an instance of the pages policy through the API.
+        pub async fn start_instance(&self, id: &str) {
+            self.start_with(json!({ "policy": "页面演练", "id": id, "params": { "党员人数": 100 } })).await;
         }
 
         pub async fn history(&self, id: &str) -> Vec<Value> {
@@ -576,19 +593,14 @@ policy 督办演练 {
 }
 "#;
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(ESCALATING).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r =
-        send("/v1/instances").json(&json!({ "policy": "督办演练", "id": "esc-1", "params": {} })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(ESCALATING).await;
+    env.start_with(json!({ "policy": "督办演练", "id": "esc-1", "params": {} })).await;
     let leader = env.token("钱局长", "市政公用局", "部门主要领导").await;
     let dept = env.token("赵科长", "市政公用局", "首办部门").await;
     let mut b = Browser::new(&env);
     b.sign_in(&leader).await;
     assert!(b.get("/inbox").await.body.contains("inbox-empty"), "nothing escalated yet");
-    let r = send("/v1/admin/clock").json(&json!({ "advance_to": "2012-03-23T09:00:00+08:00" })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    env.advance_to("2012-03-23T09:00:00+08:00").await;
     let inbox = b.get("/inbox").await;
     assert!(
         inbox.body.contains("esc-1") && inbox.body.contains("已督办") && inbox.body.contains("已超期"),
@@ -664,9 +676,7 @@ policy 加签转办 {
 }
 "#;
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(CHANGES).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(CHANGES).await;
     let starter = env.token("孙", "城管局", "承办").await;
     let r = env
         .client
@@ -743,11 +753,8 @@ policy 抄送演练 {
 }
 "#;
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(COPIED).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = send("/v1/instances").json(&json!({ "policy": "抄送演练", "id": "cc-1" })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(COPIED).await;
+    env.start_with(json!({ "policy": "抄送演练", "id": "cc-1" })).await;
     let clerk = env.token("孙", "城管局", "承办").await;
     let mut b = Browser::new(&env);
     b.sign_in(&clerk).await;
@@ -815,11 +822,8 @@ policy 挂起演练 {
 }
 "#;
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(SUSPENDABLE).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = send("/v1/instances").json(&json!({ "policy": "挂起演练", "id": "sus-1" })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(SUSPENDABLE).await;
+    env.start_with(json!({ "policy": "挂起演练", "id": "sus-1" })).await;
     let office = env.token("孙主任", "协调办", "协调办").await;
     let dept = env.token("赵科长", "市政公用局", "首办部门").await;
     let mut b = Browser::new(&env);
@@ -866,11 +870,9 @@ policy 更正演练 {
 }
 "#;
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(CORRECTABLE).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(CORRECTABLE).await;
     let start = json!({ "policy": "更正演练", "id": "fix-p", "params": { "户数": 1600 } });
-    assert_eq!(send("/v1/instances").json(&start).send().await.unwrap().status(), StatusCode::CREATED);
+    env.start_with(start).await;
     let clerk = env.token("孙", "民政科", "承办").await;
     let group = env.token("周组长", "街道办事处", "领导小组").await;
     let mut c = Browser::new(&env);
@@ -940,11 +942,8 @@ policy 退回撤回委托 {
 }
 "#;
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(FLOW).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = send("/v1/instances").json(&json!({ "policy": "退回撤回委托", "id": "rwd-1" })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(FLOW).await;
+    env.start_with(json!({ "policy": "退回撤回委托", "id": "rwd-1" })).await;
     let clerk = env.token("孙", "民政科", "承办").await;
     let review = env.token("周", "审核科", "审核科").await;
     let mut c = Browser::new(&env);
@@ -1040,12 +1039,9 @@ policy 迁移演练 {
             "step 复核: approval { by 乙 after 审核 }\n  step 归档: task { by 甲 after 复核 }",
         );
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(V1).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(V1).await;
     for id in ["mv-1", "mv-2"] {
-        let r = send("/v1/instances").json(&json!({ "policy": "迁移演练", "id": id })).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
+        env.start_with(json!({ "policy": "迁移演练", "id": id })).await;
     }
     // mv-2 is past the point where version 2 adds 复核.
     let clerk = env.token("孙", "民政科", "甲").await;
@@ -1057,8 +1053,7 @@ policy 迁移演练 {
     let done = json!({ "action": "complete", "data": { "report": "已受理" } });
     assert_eq!(act(&clerk, "受理", done).await.unwrap().status(), StatusCode::OK);
     assert_eq!(act(&reviewer, "审核", json!({ "action": "approve" })).await.unwrap().status(), StatusCode::OK);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(v2).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(&v2).await;
 
     let mut c = Browser::new(&env);
     c.sign_in(&clerk).await;
@@ -1106,11 +1101,8 @@ policy 延期审批 {
 }
 "#;
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies").header("content-type", "text/plain").body(ASKED).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = send("/v1/instances").json(&json!({ "policy": "延期审批", "id": "ext-1" })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(ASKED).await;
+    env.start_with(json!({ "policy": "延期审批", "id": "ext-1" })).await;
     let clerk = env.token("孙", "民政科", "承办").await;
     let leader = env.token("钱", "区政府", "分管领导").await;
     let step = format!("/act?instance=ext-1&step={}", q("办理"));
@@ -1442,20 +1434,12 @@ async fn a_session_made_on_one_node_is_known_to_another_and_ends_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversight_sees_late_offices_as_charts_and_csv() {
     let env = PagesEnv::start().await;
-    let send = |path: &str| env.client.post(format!("{}{path}", env.base)).bearer_auth(&env.admin);
-    let r = send("/v1/policies")
-        .header("content-type", "text/plain")
-        .body(crate::http_oversight::LATE_POLICY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    env.publish(crate::http_oversight::LATE_POLICY).await;
     for (id, community) in [("d-2", "东湖社区"), ("w-1", "西湖社区")] {
         let body = json!({ "policy": "超时演练", "id": id, "params": { "社区名称": community } });
-        assert_eq!(send("/v1/instances").json(&body).send().await.unwrap().status(), StatusCode::CREATED);
+        env.start_with(body).await;
     }
-    let r = send("/v1/admin/clock").json(&json!({ "advance_to": "2012-03-30T09:00:00+08:00" })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    env.advance_to("2012-03-30T09:00:00+08:00").await;
     let zhao = env.token("纪委-赵", "街道纪工委", "纪委").await;
     let clerk = env.token("东湖-王", "东湖社区", "社区居委会").await;
 
