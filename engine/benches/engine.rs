@@ -50,7 +50,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::{SimulatedClock, SystemClock};
 use civicflow_engine::core::{self, Action, Actor, Command, Context, Event, Program, State};
-use civicflow_engine::runtime::{open_step_rows, status_word, timer_kind_word, Runtime};
+use civicflow_engine::runtime::{open_step_rows, timer_kind_word, Runtime};
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
 use civicflow_engine::store::{
@@ -515,7 +515,7 @@ fn template(ctx: Context, now: DateTime<Utc>) -> Template {
             })
             .collect(),
         snapshot: serde_json::to_value(&state).unwrap(),
-        status: status_word(state.status).to_string(),
+        status: state.status.word().to_string(),
         timers: core::pending_timers(ctx, &state)
             .into_iter()
             .map(|t| NewTimer {

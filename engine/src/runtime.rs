@@ -625,7 +625,7 @@ impl Runtime {
             instance: id.to_string(),
             expected_version: version,
             events: new_events,
-            status: status_word(next.status).to_string(),
+            status: next.status.word().to_string(),
             // Issue 10.1: the snapshot is a cache, written every few events (and at the first
             // and the last); the events are the write.
             snapshot: if snapshot_due(snapshot_version, next.version, next.status == core::Status::Running) {
@@ -727,8 +727,4 @@ pub fn timer_kind_word(k: TimerKind) -> &'static str {
         TimerKind::WindowCloses => "window_closes",
         TimerKind::NextCycle => "next_cycle",
     }
-}
-
-pub fn status_word(s: core::Status) -> &'static str {
-    s.word()
 }

@@ -95,10 +95,6 @@ pub async fn export(
     };
     writeln!(out, "{}", serde_json::to_string(&header).map_err(std::io::Error::other)?)?;
     let mut written = 0u64;
-    let write = |entry: &Entry, out: &mut dyn Write| -> Result<(), ExportError> {
-        writeln!(out, "{}", serde_json::to_string(entry).map_err(std::io::Error::other)?)?;
-        Ok(())
-    };
     if let Some(instance) = &scope.instance {
         let leaves: Vec<AuditLeaf> = store
             .audit_leaves_of(instance)
@@ -118,16 +114,13 @@ pub async fn export(
             after = last.seq;
             events.extend(page.into_iter().map(|e| (e.seq, e)));
         }
-        for leaf in &leaves {
-            let event = events.get(&leaf.seq);
-            if !in_range(&scope, event) {
-                continue;
-            }
-            let mut entry = Entry::new(leaf.index, &leaf.instance, leaf.seq, &leaf.leaf, event.map(record));
-            entry.proof = Some(proof(rt, leaf.index, size).await?);
-            write(&entry, out)?;
-            written += 1;
-        }
+        let entries = leaves
+            .iter()
+            .map(|l| (l, events.get(&l.seq)))
+            .filter(|(_, event)| in_range(&scope, *event))
+            .map(|(l, event)| Entry::new(l.index, &l.instance, l.seq, &l.leaf, event.map(record)))
+            .collect();
+        written += write_entries(rt, out, entries, Some(size)).await?;
         progress(written);
     } else {
         let mut from = 0;
@@ -136,18 +129,16 @@ pub async fn export(
             let chunk = store.audit_entries(from, want).await.map_err(RuntimeError::from)?;
             let Some(last) = chunk.last() else { break };
             from = last.leaf.index + 1;
-            for e in &chunk {
-                if !in_range(&scope, e.event.as_ref()) {
-                    continue;
-                }
-                let l = &e.leaf;
-                let mut entry = Entry::new(l.index, &l.instance, l.seq, &l.leaf, e.event.as_ref().map(record));
-                if !complete {
-                    entry.proof = Some(proof(rt, l.index, size).await?);
-                }
-                write(&entry, out)?;
-                written += 1;
-            }
+            let entries = chunk
+                .iter()
+                .filter(|e| in_range(&scope, e.event.as_ref()))
+                .map(|e| {
+                    let l = &e.leaf;
+                    Entry::new(l.index, &l.instance, l.seq, &l.leaf, e.event.as_ref().map(record))
+                })
+                .collect();
+            // A complete bundle needs no proofs: the verifier recomputes the root.
+            written += write_entries(rt, out, entries, (!complete).then_some(size)).await?;
             progress(written);
         }
     }
@@ -155,6 +146,23 @@ pub async fn export(
     Ok(Exported { size, leaves: written, complete })
 }
 
-async fn proof(rt: &Runtime, index: u64, size: u64) -> Result<Vec<String>, ExportError> {
-    Ok(rt.audit_inclusion_proof(index, size).await?.iter().map(|h| base64_encode(h)).collect())
+/// Writes `entries` a line each, with their inclusion proofs in the tree of `prove_in` when
+/// given (all of them built in one pass over the tree); how many.
+async fn write_entries(
+    rt: &Runtime,
+    out: &mut dyn Write,
+    mut entries: Vec<Entry>,
+    prove_in: Option<u64>,
+) -> Result<u64, ExportError> {
+    if let Some(size) = prove_in {
+        let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+        let proofs = rt.audit_inclusion_proofs(&indexes, size).await?;
+        for (entry, proof) in entries.iter_mut().zip(proofs) {
+            entry.proof = Some(proof.iter().map(|h| base64_encode(h)).collect());
+        }
+    }
+    for entry in &entries {
+        writeln!(out, "{}", serde_json::to_string(entry).map_err(std::io::Error::other)?)?;
+    }
+    Ok(entries.len() as u64)
 }

@@ -108,17 +108,22 @@ async fn log_inclusion(
         return Ok((Value::Null, out));
     };
     let indexes = crate::http::audit::leaf_indexes(&pages.app, id).await?;
-    for (seq, leaf) in shown {
-        let status = match indexes.get(seq) {
-            Some(&index) if index < cp.size => {
-                let proof = pages.app.runtime.audit_inclusion_proof(index, cp.size).await?;
-                let holds = merkle::verify_inclusion(leaf, index, cp.size, &proof, &cp.root);
-                (if holds { "in" } else { "out" }, Some(index))
-            }
-            Some(&index) => ("pending", Some(index)),
-            None => ("out", None),
-        };
-        out.insert(*seq, status);
+    // The shown events signed already, proved together.
+    let signed: Vec<(u64, &Hash, u64)> = shown
+        .iter()
+        .filter_map(|(seq, leaf)| indexes.get(seq).filter(|&&i| i < cp.size).map(|&i| (*seq, leaf, i)))
+        .collect();
+    let indexes_signed: Vec<u64> = signed.iter().map(|(_, _, i)| *i).collect();
+    let proofs = pages.app.runtime.audit_inclusion_proofs(&indexes_signed, cp.size).await?;
+    for ((seq, leaf, index), proof) in signed.iter().zip(&proofs) {
+        let holds = merkle::verify_inclusion(leaf, *index, cp.size, proof, &cp.root);
+        out.insert(*seq, (if holds { "in" } else { "out" }, Some(*index)));
+    }
+    for (seq, _) in shown {
+        if !out.contains_key(seq) {
+            let pending = indexes.get(seq).map(|&i| ("pending", Some(i)));
+            out.insert(*seq, pending.unwrap_or(("out", None)));
+        }
     }
     let summary = json!({ "size": cp.size, "made_at": local(Some(cp.made_at), super::shanghai()), "key": pages.app.audit_key.to_key_text() });
     Ok((summary, out))

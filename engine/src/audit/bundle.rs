@@ -160,7 +160,6 @@ impl fmt::Display for Finding {
 pub struct Report {
     /// The checkpoint, when its signature verified.
     pub checkpoint: Option<Checkpoint>,
-    pub scope: Option<Scope>,
     /// Entries read, and those with their event.
     pub leaves: u64,
     pub events: u64,
@@ -185,7 +184,7 @@ fn hash_of(text: &str) -> Option<Hash> {
 
 /// Checks a bundle against the log's public key and, when given, a tree kept before.
 pub fn verify(bundle: &str, key: &NoteVerifier, kept: Option<&Kept>) -> Report {
-    let mut report = Report { checkpoint: None, scope: None, leaves: 0, events: 0, instances: 0, findings: vec![] };
+    let mut report = Report { checkpoint: None, leaves: 0, events: 0, instances: 0, findings: vec![] };
     let mut lines = bundle.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((_, first)) = lines.next() else {
         report.findings.push(finding("bundle", "empty"));
@@ -209,7 +208,6 @@ pub fn verify(bundle: &str, key: &NoteVerifier, kept: Option<&Kept>) -> Report {
             return report;
         }
     };
-    report.scope = Some(header.scope.clone());
     let mut entries = Vec::new();
     for (n, line) in lines {
         match serde_json::from_str::<Entry>(line) {

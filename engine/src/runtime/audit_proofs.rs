@@ -75,13 +75,23 @@ fn out_of_range<E>(what: String) -> impl FnOnce(ProofError<E>) -> RuntimeError {
 impl Runtime {
     /// The audit path of leaf `index` in the tree of the first `size` leaves.
     pub async fn audit_inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, RuntimeError> {
+        Ok(self.audit_inclusion_proofs(&[index], size).await?.pop().unwrap_or_default())
+    }
+
+    /// The audit paths of several leaves in the tree of the first `size` leaves, in their order,
+    /// the tree read once for all (a page of a history, an export).
+    pub async fn audit_inclusion_proofs(&self, indexes: &[u64], size: u64) -> Result<Vec<Vec<Hash>>, RuntimeError> {
         self.check_size(size).await?;
+        let what = |index: u64| format!("leaf {index} is not in a tree of {size}");
         let mut needed = Needed::default();
-        merkle::inclusion_proof(index, size, &mut needed)
-            .map_err(out_of_range(format!("leaf {index} is not in a tree of {size}")))?;
+        for &index in indexes {
+            merkle::inclusion_proof(index, size, &mut needed).map_err(out_of_range(what(index)))?;
+        }
         let mut known = Known(self.read_subtrees(needed.0).await?);
-        merkle::inclusion_proof(index, size, &mut known)
-            .map_err(out_of_range(format!("leaf {index} is not in a tree of {size}")))
+        indexes
+            .iter()
+            .map(|&index| merkle::inclusion_proof(index, size, &mut known).map_err(out_of_range(what(index))))
+            .collect()
     }
 
     /// The proof that the tree of `first` leaves is a prefix of the tree of `second`.
@@ -112,7 +122,10 @@ impl Runtime {
         Ok(())
     }
 
-    async fn read_subtrees(&self, ranges: Vec<(u64, u64)>) -> Result<HashMap<(u64, u64), Hash>, RuntimeError> {
+    async fn read_subtrees(&self, mut ranges: Vec<(u64, u64)>) -> Result<HashMap<(u64, u64), Hash>, RuntimeError> {
+        // Proofs of neighbouring leaves ask for the same subtrees.
+        ranges.sort_unstable();
+        ranges.dedup();
         let mut out = HashMap::with_capacity(ranges.len());
         // The blocks of 256 leaves read for this proof: its small subtrees near one leaf all lie
         // in one or two blocks, each read once.

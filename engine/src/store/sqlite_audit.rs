@@ -1,6 +1,7 @@
-//! Issue 12: the global tree's reads, the signed checkpoints and the lateness index on SQLite (the commits' appends
-//! are in [`super::batch`]).
+//! Issue 12 on SQLite: the global tree's reads, the signed checkpoints and the lateness index
+//! (the commits' appends are in [`super::batch`]).
 
+use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::audit_rows::{checkpoint_from, entry_from, frontier_tree, late_from, late_steps_sql, leaf_from};
@@ -8,8 +9,6 @@ use super::common::{map_sqlx, to_i64, to_u64};
 use super::sqlite::SqliteStore;
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::sqlite_commit::*;
-use chrono::{DateTime, Utc};
-
 use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, LateStep, StoreError, StoredEvent};
 
 impl SqliteStore {

@@ -104,6 +104,11 @@ async fn proofs_from_the_stored_leaves_verify_against_the_root(h: &Harness) {
             assert_eq!(proof, merkle::inclusion_proof(index, size, &mut &leaves[..]).unwrap(), "{index} of {size}");
             assert!(merkle::verify_inclusion(&leaves[index as usize], index, size, &proof, &root));
         }
+        // Several at once, the tree read once: the same paths.
+        let some = [size - 1, 0, size / 2, 0];
+        let each: Vec<Vec<Hash>> =
+            some.iter().map(|&i| merkle::inclusion_proof(i, size, &mut &leaves[..]).unwrap()).collect();
+        assert_eq!(rt.audit_inclusion_proofs(&some, size).await.unwrap(), each, "{size}");
         for first in [1, size / 2, size] {
             if first == 0 {
                 continue;
