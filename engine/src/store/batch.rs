@@ -47,7 +47,7 @@ pub(super) trait BatchWriter: Send {
     async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError>;
     /// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …):
     /// the store's commit-by-commit path.
-    async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn apply_one(&mut self, head: &LogHead, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError>;
     /// [`BatchWriter::compare_and_set_versions`] of one commit, in the plainest statement: with
     /// the one-row `VALUES`/`UNNEST` statements instead (this and `hash_at`), a client's commits
     /// alone went from ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more bytes on SQLite.
@@ -65,8 +65,15 @@ pub(super) trait BatchWriter: Send {
     /// Issue 12.1: the global tree's size and peaks (those its last leaf carries), the appends of
     /// other transactions held off until this one ends.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<Hash>), StoreError>;
-    /// Issue 12.1: leaves appended to the global tree, the last with the frontier after it.
-    async fn insert_log_leaves(&mut self, rows: &[LogLeaf<'_>]) -> Result<(), StoreError>;
+    /// Issue 12.1: leaves appended to the global tree, the last with the frontier after it —
+    /// only if the stored last leaf is still `after` (its index and the peaks it carries; `None`:
+    /// the tree is empty), checked in the insert's own statement. `false`: nothing written, the
+    /// tree had moved.
+    async fn insert_log_leaves(
+        &mut self,
+        rows: &[LogLeaf<'_>],
+        after: Option<(u64, &[u8])>,
+    ) -> Result<bool, StoreError>;
     /// Issue 12.6: rows of the lateness index, each with its instance.
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError>;
 }
@@ -77,6 +84,7 @@ pub(super) trait BatchWriter: Send {
 /// under its fence, the nodes' timers cancelled and created, the counters raised and released.
 pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     w: &mut W,
+    head: &LogHead,
     commit: &Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     if !w.compare_and_set_version(commit).await? {
@@ -102,7 +110,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
     if !stored.is_empty() {
         let events: Vec<&StoredEvent> = stored.iter().collect();
-        let first_leaf = append_to_log(w, &events).await?;
+        let first_leaf = append_to_log(w, head, &events).await?;
         w.insert_events(&events, first_leaf).await?;
     }
     if let Some((timer, fence)) = commit.fire {
@@ -138,6 +146,7 @@ pub(super) type Answers = Vec<Option<Result<Vec<StoredEvent>, StoreError>>>;
 /// each in a savepoint of its own. `Err`: the transaction itself failed (the batch must abort).
 pub(super) async fn write_all<DB>(
     conn: &mut DB::Connection,
+    head: &LogHead,
     commits: &[Commit],
     batched: &std::sync::atomic::AtomicU64,
 ) -> Result<Answers, StoreError>
@@ -152,7 +161,7 @@ where
     }
     if plan.together.len() > 1 {
         let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
-        if let Some(stored) = write_in_savepoint::<DB>(conn, &together).await? {
+        if let Some(stored) = write_in_savepoint::<DB>(conn, head, &together).await? {
             batched.fetch_add(together.len() as u64, std::sync::atomic::Ordering::Relaxed);
             for (&i, events) in plan.together.iter().zip(stored) {
                 answers[i] = Some(Ok(events));
@@ -163,7 +172,7 @@ where
     plan.all_one_by_one(commits);
     for i in plan.one_by_one {
         let mut savepoint = sqlx::Connection::begin(&mut *conn).await.map_err(super::common::map_sqlx)?;
-        let answer = savepoint.apply_one(&commits[i]).await;
+        let answer = savepoint.apply_one(head, &commits[i]).await;
         if answer.is_ok() {
             savepoint.commit().await.map_err(super::common::map_sqlx)?;
         } else {
@@ -238,6 +247,7 @@ fn batchable(commit: &Commit) -> bool {
 /// path reports the error where it belongs).
 pub(super) async fn write<W: BatchWriter + ?Sized>(
     w: &mut W,
+    head: &LogHead,
     commits: &[&Commit],
 ) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError> {
     if !w.compare_and_set_versions(commits).await? {
@@ -262,7 +272,7 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     }
     let events: Vec<&StoredEvent> = stored.iter().flatten().collect();
     if !events.is_empty() {
-        let first_leaf = append_to_log(w, &events).await?;
+        let first_leaf = append_to_log(w, head, &events).await?;
         w.insert_events(&events, first_leaf).await?;
     }
     let fires: Vec<(i64, i64, &str)> =
@@ -298,30 +308,87 @@ pub fn benchmark_without_audit_log(off: bool) {
     AUDIT_LOG_OFF.store(off, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether the benchmark turned the tree off ([`benchmark_without_audit_log`]).
+pub(super) fn audit_log_off() -> bool {
+    AUDIT_LOG_OFF.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Issue 12.1: the global tree's frontier (size and peaks) after this store's last append — a
+/// hint that spares each commit a read before its append. Never trusted: the append writes its
+/// leaves only if the stored last leaf still carries exactly these peaks at this size, checked
+/// in the insert's own statement, and reads the frontier again when it does not (another node
+/// appended, or the transaction that appended rolled back).
+#[derive(Debug, Default)]
+pub(super) struct LogHead(std::sync::Mutex<Option<(u64, Vec<Hash>)>>);
+
+impl LogHead {
+    fn get(&self) -> Option<(u64, Vec<Hash>)> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set(&self, frontier: Option<(u64, Vec<Hash>)>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = frontier;
+    }
+}
+
 /// Issue 12.1: the events appended, in this order, to the global Merkle tree: each one's leaf at
 /// the next index, the frontier moved on (O(log n) hashes a leaf), in the commit's transaction.
 /// Returns the first event's leaf index (the others follow it); `None` when nothing was appended.
 pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
     w: &mut W,
+    head: &LogHead,
     events: &[&StoredEvent],
 ) -> Result<Option<u64>, StoreError> {
-    if events.is_empty() || AUDIT_LOG_OFF.load(std::sync::atomic::Ordering::Relaxed) {
+    if events.is_empty() || audit_log_off() {
         return Ok(None);
     }
-    let (size, peaks) = w.log_frontier().await?;
+    let leaves: Vec<Hash> = events.iter().map(|e| merkle::leaf_hash(&crate::audit::encode(&e.fields()))).collect();
+    let hinted = head.get();
+    let fresh = hinted.is_none();
+    let (size, peaks) = match hinted {
+        Some(frontier) => frontier,
+        None => w.log_frontier().await?,
+    };
+    let mut appended = append_leaves(w, events, &leaves, size, peaks).await?;
+    if appended.is_none() && !fresh {
+        // The hint was stale: the frontier as stored now, under the log's lock.
+        let (size, peaks) = w.log_frontier().await?;
+        appended = append_leaves(w, events, &leaves, size, peaks).await?;
+    }
+    let Some((first, after)) = appended else {
+        head.set(None);
+        return Err(StoreError::Corrupt("the audit tree's last leaf moved while this transaction held the log".into()));
+    };
+    head.set(Some(after));
+    Ok(Some(first))
+}
+
+/// The leaves written after the frontier `(size, peaks)` when the stored tree still ends there:
+/// the first one's index and the frontier after them, or `None` when it did not (nothing written).
+async fn append_leaves<W: BatchWriter + ?Sized>(
+    w: &mut W,
+    events: &[&StoredEvent],
+    leaves: &[Hash],
+    size: u64,
+    peaks: Vec<Hash>,
+) -> Result<Option<(u64, (u64, Vec<Hash>))>, StoreError> {
+    let stored_peaks = peaks.concat();
     let mut frontier = Frontier::from_parts(size, peaks)
         .ok_or_else(|| StoreError::Corrupt(format!("the audit tree's peaks do not fit its size {size}")))?;
     let mut rows = Vec::with_capacity(events.len());
-    for e in events {
-        let leaf = merkle::leaf_hash(&crate::audit::encode(&e.fields()));
+    for (e, &leaf) in events.iter().zip(leaves) {
         rows.push(LogLeaf { index: frontier.size(), instance: e.instance.as_str(), seq: e.seq, leaf, peaks: None });
         frontier.push(leaf);
     }
     if let Some(last) = rows.last_mut() {
         last.peaks = Some(frontier.peaks().concat());
     }
-    w.insert_log_leaves(&rows).await?;
-    Ok(Some(size))
+    let after = size.checked_sub(1).map(|last| (last, stored_peaks.as_slice()));
+    if w.insert_log_leaves(&rows, after).await? {
+        Ok(Some((size, (frontier.size(), frontier.peaks().to_vec()))))
+    } else {
+        Ok(None)
+    }
 }
 
 /// A row of `audit_leaves`: the event, its leaf hash at its index, and — on the last leaf a
@@ -380,6 +447,7 @@ async fn replace_open_steps<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Comm
 /// and with it the transaction.
 pub(super) async fn write_in_savepoint<DB>(
     conn: &mut DB::Connection,
+    head: &LogHead,
     commits: &[&Commit],
 ) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError>
 where
@@ -387,7 +455,7 @@ where
     DB::Connection: BatchWriter,
 {
     let mut savepoint = sqlx::Connection::begin(conn).await.map_err(super::common::map_sqlx)?;
-    match write(&mut *savepoint, commits).await {
+    match write(&mut *savepoint, head, commits).await {
         Ok(Some(stored)) => {
             savepoint.commit().await.map_err(super::common::map_sqlx)?;
             Ok(Some(stored))

@@ -215,8 +215,12 @@ impl BatchWriter for PgConnection {
         Ok(())
     }
 
-    async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
-        super::postgres_commit::apply_commit(self, commit).await
+    async fn apply_one(
+        &mut self,
+        head: &super::batch::LogHead,
+        commit: &Commit,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        super::postgres_commit::apply_commit(self, head, commit).await
     }
 
     async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
@@ -298,35 +302,53 @@ impl BatchWriter for PgConnection {
         Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
     }
 
-    async fn insert_log_leaves(&mut self, rows: &[super::batch::LogLeaf<'_>]) -> Result<(), StoreError> {
+    async fn insert_log_leaves(
+        &mut self,
+        rows: &[super::batch::LogLeaf<'_>],
+        after: Option<(u64, &[u8])>,
+    ) -> Result<bool, StoreError> {
         let mut idx = Vec::with_capacity(rows.len());
         let mut seqs = Vec::with_capacity(rows.len());
         for r in rows {
             idx.push(to_i64(r.index, "audit index")?);
             seqs.push(to_i64(r.seq, "seq")?);
         }
-        sqlx::query(
+        let last = after.map(|(last, _)| to_i64(last, "audit index")).transpose()?;
+        // `$6` NULL: the tree must be empty; else its last leaf must be `$6` with peaks `$7`.
+        let written = sqlx::query(
             "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks)
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])",
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])
+             WHERE CASE WHEN $6::bigint IS NULL THEN NOT EXISTS (SELECT 1 FROM audit_leaves)
+                   ELSE EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) l
+                                WHERE l.idx = $6 AND l.peaks = $7) END",
         )
         .bind(idx)
         .bind(rows.iter().map(|r| r.instance).collect::<Vec<_>>())
         .bind(seqs)
         .bind(rows.iter().map(|r| r.leaf.to_vec()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.peaks.clone()).collect::<Vec<_>>())
+        .bind(last)
+        .bind(after.map(|(_, peaks)| peaks))
         .execute(&mut *self)
         .await
-        .map(|_| ())
-        .map_err(map_sqlx)
+        .map_err(map_sqlx)?
+        .rows_affected();
+        Ok(written == rows.len() as u64)
     }
 }
+
+macro_rules! lock_log_sql {
+    () => {
+        "SELECT pg_advisory_xact_lock(1212, hashtext(current_schema()))"
+    };
+}
+
+/// A commit's transaction begun with the log's lock taken, in one round trip.
+pub(super) const BEGIN_AND_LOCK_LOG: &str = concat!("BEGIN; ", lock_log_sql!());
 
 /// Issue 12.1: the audit log's transaction-scoped advisory lock, one per schema (nodes sharing a
 /// database share a schema; tests on one database each use their own).
 pub(super) async fn lock_log(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(1212, hashtext(current_schema()))")
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+    sqlx::query(lock_log_sql!()).execute(&mut *conn).await.map_err(map_sqlx)?;
     Ok(())
 }

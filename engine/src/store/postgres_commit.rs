@@ -1,7 +1,7 @@
 //! The PostgreSQL store's commit path for one commit (events, timers, counters, idempotency; a
 //! batch's flow is `batch.rs`) and its row mappers, used by `postgres.rs`'s `Store` implementation.
 
-use super::batch::BatchWriter;
+use super::batch::{BatchWriter, LogHead};
 use super::common::{map_sqlx, to_i64, to_u64};
 use super::{
     Commit, CounterClaim, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
@@ -13,15 +13,19 @@ use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::types::Json;
 use sqlx::Row;
 
-pub(super) async fn apply_commit(conn: &mut PgConnection, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+pub(super) async fn apply_commit(
+    conn: &mut PgConnection,
+    head: &LogHead,
+    commit: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
     insert_idempotency(conn, commit).await?;
     // Issue 10.3: a start goes through the group committer as a commit that creates its instance.
     let stored = match &commit.create {
-        Some(instance) => insert_instance(conn, instance, commit).await?,
-        None => super::batch::apply_body(conn, commit).await?,
+        Some(instance) => insert_instance(conn, head, instance, commit).await?,
+        None => super::batch::apply_body(conn, head, commit).await?,
     };
     if let Some(spawn) = &commit.spawn {
-        insert_instance(conn, &spawn.instance, &spawn.first).await?;
+        insert_instance(conn, head, &spawn.instance, &spawn.first).await?;
     }
     Ok(stored)
 }
@@ -39,6 +43,7 @@ pub(super) async fn insert_idempotency(conn: &mut PgConnection, commit: &Commit)
 /// Writes a new instance's row and its first commit (without its idempotency record).
 pub(super) async fn insert_instance(
     conn: &mut PgConnection,
+    head: &LogHead,
     instance: &InstanceRecord,
     first: &Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
@@ -73,7 +78,7 @@ pub(super) async fn insert_instance(
     if inserted == 0 {
         return Err(StoreError::InstanceExists { id: instance.id.clone() });
     }
-    super::batch::apply_body(conn, first).await
+    super::batch::apply_body(conn, head, first).await
 }
 
 /// Raises a counter by one unless that takes it past its cap: a compare-and-set in the

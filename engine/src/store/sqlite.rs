@@ -55,6 +55,8 @@ pub struct SqliteStore {
     pub(super) readers: SqlitePool,
     /// Commits written by [`sqlite_batch`] (one statement per table), for tests and benches.
     batched: Arc<AtomicU64>,
+    /// The global tree's frontier after this store's last append (a hint, issue 12.1).
+    pub(super) log_head: Arc<batch::LogHead>,
 }
 
 /// What `wal_checkpoint(RESTART)` reported.
@@ -112,7 +114,7 @@ impl SqliteStore {
             .connect_with(options.create_if_missing(false))
             .await
             .map_err(map_sqlx)?;
-        Ok(SqliteStore { writer, readers, batched: Arc::default() })
+        Ok(SqliteStore { writer, readers, batched: Arc::default(), log_head: Arc::default() })
     }
 
     /// Runs `PRAGMA wal_checkpoint(RESTART)` on the writer connection.
@@ -276,7 +278,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let result = async {
             insert_idempotency(&mut tx, &first).await?;
-            insert_instance(&mut tx, &instance, &first).await
+            insert_instance(&mut tx, &self.log_head, &instance, &first).await
         }
         .await;
         finish(tx, result).await
@@ -285,7 +287,7 @@ impl Store for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         validate_commit(&commit)?;
         let mut tx = self.begin_write().await?;
-        let result = apply_commit(&mut tx, &commit).await;
+        let result = apply_commit(&mut tx, &self.log_head, &commit).await;
         finish(tx, result).await
     }
 
@@ -299,7 +301,7 @@ impl Store for SqliteStore {
             Err(e) => return vec![Err(e); n],
         };
         // Issue 10.3: one flow for both stores (`batch.rs`).
-        let answers = match batch::write_all::<sqlx::Sqlite>(&mut tx, &commits, &self.batched).await {
+        let answers = match batch::write_all::<sqlx::Sqlite>(&mut tx, &self.log_head, &commits, &self.batched).await {
             Ok(answers) => answers,
             Err(fatal) => return abort(tx, fatal, n).await,
         };

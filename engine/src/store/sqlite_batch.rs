@@ -250,8 +250,12 @@ impl BatchWriter for SqliteConnection {
         Ok(())
     }
 
-    async fn apply_one(&mut self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
-        super::sqlite_commit::apply_commit(self, commit).await
+    async fn apply_one(
+        &mut self,
+        head: &super::batch::LogHead,
+        commit: &Commit,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        super::sqlite_commit::apply_commit(self, head, commit).await
     }
 
     async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
@@ -329,10 +333,26 @@ impl BatchWriter for SqliteConnection {
         Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
     }
 
-    async fn insert_log_leaves(&mut self, rows: &[super::batch::LogLeaf<'_>]) -> Result<(), StoreError> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql =
-                format!("INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) VALUES {}", tuples(chunk.len(), 5));
+    async fn insert_log_leaves(
+        &mut self,
+        rows: &[super::batch::LogLeaf<'_>],
+        after: Option<(u64, &[u8])>,
+    ) -> Result<bool, StoreError> {
+        for (i, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
+            // The first statement checks the stored last leaf; the others follow it in this
+            // transaction, which holds the only writer.
+            let check = match (i, after) {
+                (0, None) => " WHERE NOT EXISTS (SELECT 1 FROM audit_leaves)",
+                (0, Some(_)) => {
+                    " WHERE EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) \
+                     WHERE idx = ? AND peaks = ?)"
+                }
+                _ => "",
+            };
+            let sql = format!(
+                "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) SELECT * FROM (VALUES {}){check}",
+                tuples(chunk.len(), 5)
+            );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {
                 query = query
@@ -342,8 +362,14 @@ impl BatchWriter for SqliteConnection {
                     .bind(r.leaf.to_vec())
                     .bind(r.peaks.as_deref());
             }
-            query.execute(&mut *self).await.map_err(map_sqlx)?;
+            if let (0, Some((last, peaks))) = (i, after) {
+                query = query.bind(to_i64(last, "audit index")?).bind(peaks);
+            }
+            let written = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+            if written != chunk.len() as u64 {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 }

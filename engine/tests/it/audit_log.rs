@@ -13,7 +13,7 @@ use civicflow_engine::audit::{self, ChainedEvent};
 use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::SimulatedClock;
 use civicflow_engine::runtime::{Runtime, RuntimeError};
-use civicflow_engine::store::{AuditCheckpointRecord, GroupCommitConfig, GroupCommitter, Store};
+use civicflow_engine::store::{AuditCheckpointRecord, GroupCommitConfig, GroupCommitter, Store, StoreError};
 
 use crate::store::{event, policy, record, start, step, t, Harness, T0};
 
@@ -155,6 +155,60 @@ async fn a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last(h: &Ha
     );
 }
 
+/// Issue 12.1: the frontier a store remembers after its appends is a hint, never trusted — with
+/// another handle appending to the same database (another process or node) and appends rolled
+/// back with their commits (a fired timer's lease lost after the events were written), every
+/// event is still one leaf at the next index, and the stored frontier makes the leaves' root.
+async fn appends_from_two_handles_and_rolled_back_commits_keep_one_tree(h: &Harness) {
+    let (a, b) = (h.store.clone(), h.other_handle().await);
+    let t0 = t(T0);
+    let e = |n: u64| vec![event(t0, "vote_entered", json!({ "n": n }))];
+    a.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    a.create_instance(record("x", "p", "h1", t0), start("x", t0)).await.unwrap();
+    b.create_instance(record("y", "p", "h1", t0), start("y", t0)).await.unwrap();
+    a.commit(step("x", 1, e(1))).await.unwrap();
+    b.commit(step("y", 1, e(2))).await.unwrap();
+    // `a` remembers the tree at 3 leaves; it has 4.
+    a.commit(step("x", 2, e(3))).await.unwrap();
+    // Appended, then rolled back: in a batch of two, then on its own.
+    let mut lost = step("y", 2, e(4));
+    lost.fire = Some((999_999, 1));
+    let answers = a.commit_many(vec![step("x", 3, e(5)), lost]).await;
+    assert!(answers[0].is_ok(), "{:?}", answers[0]);
+    assert!(matches!(answers[1], Err(StoreError::TimerLost { timer: 999_999, fence: 1 })), "{:?}", answers[1]);
+    // `a` remembers a leaf that was rolled back; `b` remembers 4 leaves of 6.
+    b.commit(step("y", 2, e(6))).await.unwrap();
+    a.commit_many(vec![step("x", 4, e(7)), step("y", 3, e(8))]).await.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+
+    let leaves = a.audit_leaves(0, 100).await.unwrap();
+    let placed: Vec<(u64, &str, u64)> = leaves.iter().map(|l| (l.index, l.instance.as_str(), l.seq)).collect();
+    assert_eq!(
+        placed,
+        [
+            (0, "x", 1),
+            (1, "y", 1),
+            (2, "x", 2),
+            (3, "y", 2),
+            (4, "x", 3),
+            (5, "x", 4),
+            (6, "y", 3),
+            (7, "x", 5),
+            (8, "y", 4)
+        ]
+    );
+    for entry in a.audit_entries(0, 100).await.unwrap() {
+        let event = entry.event.as_ref().unwrap();
+        assert_eq!(merkle::leaf_hash(&audit::encode(&event.fields())), entry.leaf.leaf, "leaf {}", entry.leaf.index);
+    }
+    // The frontier the last append stored is the leaves' own: a checkpoint is signed over it.
+    let signer = NoteSigner::from_seed("civicflow.test", [3; 32]).unwrap();
+    let made = runtime(h).make_checkpoint(&signer).await.unwrap().unwrap();
+    let hashes: Vec<Hash> = leaves.iter().map(|l| l.leaf).collect();
+    assert_eq!((made.size, made.root), (9, merkle::root(&hashes)));
+}
+
 const LATE: &str = r#"
 policy 逾期 {
   param 社区名称: text
@@ -249,5 +303,6 @@ on_both_stores!(
     checkpoints_are_kept_by_size_and_leaves_read_with_their_events,
     proofs_from_the_stored_leaves_verify_against_the_root,
     a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last,
+    appends_from_two_handles_and_rolled_back_commits_keep_one_tree,
     the_lateness_index_built_from_the_histories_is_the_one_the_commits_kept,
 );

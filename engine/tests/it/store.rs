@@ -97,6 +97,17 @@ impl Harness {
         }
     }
 
+    /// Another handle on the same database, as another process (SQLite: another pool on the
+    /// file) or node (PostgreSQL) would have.
+    pub(crate) async fn other_handle(&self) -> Arc<dyn Store> {
+        match &self.backend {
+            Backend::Postgres { .. } => self.second_store().await.unwrap(),
+            Backend::Sqlite { _dir, .. } => {
+                Arc::new(SqliteStore::open(_dir.path().join("civicflow.db")).await.unwrap())
+            }
+        }
+    }
+
     /// Issue 10.6: every open-step row, sorted: `(instance, node, reader, due_key, overdue)`.
     pub(crate) async fn open_step_table(&self) -> Vec<OpenStepTableRow> {
         const SQL: &str =
