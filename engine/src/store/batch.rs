@@ -33,9 +33,12 @@ pub(super) trait BatchWriter: Send {
     async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError>;
     /// Stores the commits' idempotency records; `false` when a key was already taken.
     async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError>;
-    /// The events, each with its leaf's index in the global tree when it has one (`first_leaf`
-    /// is the first event's; the others follow it, issue 12.3).
-    async fn insert_events(&mut self, events: &[&StoredEvent], first_leaf: Option<u64>) -> Result<(), StoreError>;
+    /// The events, and with `log` their leaves in the global tree (issue 12.1), each event's row
+    /// naming its leaf's index (issue 12.3): written only if the stored tree still ends where
+    /// `log` says, in one statement where the store can. `false`: the tree had moved, nothing
+    /// written.
+    async fn insert_events(&mut self, events: &[&StoredEvent], log: Option<&LogAppend<'_>>)
+        -> Result<bool, StoreError>;
     /// Marks `(timer, fence, instance)` fired; `false` when a lease was lost.
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError>;
     /// Cancels the live timers of `(instance, node)`.
@@ -65,15 +68,10 @@ pub(super) trait BatchWriter: Send {
     /// Issue 12.1: the global tree's size and peaks (those its last leaf carries), the appends of
     /// other transactions held off until this one ends.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<Hash>), StoreError>;
-    /// Issue 12.1: leaves appended to the global tree, the last with the frontier after it —
-    /// only if the stored last leaf is still `after` (its index and the peaks it carries; `None`:
-    /// the tree is empty), checked in the insert's own statement. `false`: nothing written, the
-    /// tree had moved.
-    async fn insert_log_leaves(
-        &mut self,
-        rows: &[LogLeaf<'_>],
-        after: Option<(u64, &[u8])>,
-    ) -> Result<bool, StoreError>;
+    /// Issue 12.1: leaves appended to the global tree, the last with the frontier after it,
+    /// only if the stored tree still ends where `log` says (checked in the insert's own
+    /// statement). `false`: the tree had moved, nothing written.
+    async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError>;
     /// Issue 12.6: rows of the lateness index, each with its instance.
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError>;
 }
@@ -110,8 +108,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
     if !stored.is_empty() {
         let events: Vec<&StoredEvent> = stored.iter().collect();
-        let first_leaf = append_to_log(w, head, &events).await?;
-        w.insert_events(&events, first_leaf).await?;
+        append_to_log(w, head, &events, Append::EventsToo).await?;
     }
     if let Some((timer, fence)) = commit.fire {
         if !w.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
@@ -272,8 +269,7 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     }
     let events: Vec<&StoredEvent> = stored.iter().flatten().collect();
     if !events.is_empty() {
-        let first_leaf = append_to_log(w, head, &events).await?;
-        w.insert_events(&events, first_leaf).await?;
+        append_to_log(w, head, &events, Append::EventsToo).await?;
     }
     let fires: Vec<(i64, i64, &str)> =
         commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect();
@@ -331,63 +327,96 @@ impl LogHead {
     }
 }
 
-/// Issue 12.1: the events appended, in this order, to the global Merkle tree: each one's leaf at
-/// the next index, the frontier moved on (O(log n) hashes a leaf), in the commit's transaction.
-/// Returns the first event's leaf index (the others follow it); `None` when nothing was appended.
+/// Issue 12.1: the events appended, in this order, to the global Merkle tree — each one's leaf
+/// at the next index, the frontier moved on (O(log n) hashes a leaf), in the commit's
+/// transaction — and, with [`Append::EventsToo`], the events written with their leaves' indexes
+/// in the same statement where the store can (no round trip of the tree's own).
 pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
     w: &mut W,
     head: &LogHead,
     events: &[&StoredEvent],
-) -> Result<Option<u64>, StoreError> {
-    if events.is_empty() || audit_log_off() {
-        return Ok(None);
+    what: Append,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if audit_log_off() {
+        if what == Append::EventsToo {
+            w.insert_events(events, None).await?;
+        }
+        return Ok(());
     }
     let leaves: Vec<Hash> = events.iter().map(|e| merkle::leaf_hash(&crate::audit::encode(&e.fields()))).collect();
     let hinted = head.get();
     let fresh = hinted.is_none();
-    let (size, peaks) = match hinted {
+    let frontier = match hinted {
         Some(frontier) => frontier,
         None => w.log_frontier().await?,
     };
-    let mut appended = append_leaves(w, events, &leaves, size, peaks).await?;
-    if appended.is_none() && !fresh {
+    let (log, mut after) = LogAppend::of(events, &leaves, frontier)?;
+    let mut written = write_append(w, events, &log, what).await?;
+    if !written && !fresh {
         // The hint was stale: the frontier as stored now, under the log's lock.
-        let (size, peaks) = w.log_frontier().await?;
-        appended = append_leaves(w, events, &leaves, size, peaks).await?;
+        let (log, now) = LogAppend::of(events, &leaves, w.log_frontier().await?)?;
+        written = write_append(w, events, &log, what).await?;
+        after = now;
     }
-    let Some((first, after)) = appended else {
+    if !written {
         head.set(None);
         return Err(StoreError::Corrupt("the audit tree's last leaf moved while this transaction held the log".into()));
-    };
+    }
     head.set(Some(after));
-    Ok(Some(first))
+    Ok(())
 }
 
-/// The leaves written after the frontier `(size, peaks)` when the stored tree still ends there:
-/// the first one's index and the frontier after them, or `None` when it did not (nothing written).
-async fn append_leaves<W: BatchWriter + ?Sized>(
+/// What [`append_to_log`] writes: the leaves and the events (a commit), or the leaves alone (the
+/// events written before the tree, appended once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Append {
+    EventsToo,
+    LeavesOnly,
+}
+
+async fn write_append<W: BatchWriter + ?Sized>(
     w: &mut W,
     events: &[&StoredEvent],
-    leaves: &[Hash],
-    size: u64,
-    peaks: Vec<Hash>,
-) -> Result<Option<(u64, (u64, Vec<Hash>))>, StoreError> {
-    let stored_peaks = peaks.concat();
-    let mut frontier = Frontier::from_parts(size, peaks)
-        .ok_or_else(|| StoreError::Corrupt(format!("the audit tree's peaks do not fit its size {size}")))?;
-    let mut rows = Vec::with_capacity(events.len());
-    for (e, &leaf) in events.iter().zip(leaves) {
-        rows.push(LogLeaf { index: frontier.size(), instance: e.instance.as_str(), seq: e.seq, leaf, peaks: None });
-        frontier.push(leaf);
+    log: &LogAppend<'_>,
+    what: Append,
+) -> Result<bool, StoreError> {
+    match what {
+        Append::EventsToo => w.insert_events(events, Some(log)).await,
+        Append::LeavesOnly => w.insert_log_leaves(log).await,
     }
-    if let Some(last) = rows.last_mut() {
-        last.peaks = Some(frontier.peaks().concat());
-    }
-    let after = size.checked_sub(1).map(|last| (last, stored_peaks.as_slice()));
-    if w.insert_log_leaves(&rows, after).await? {
-        Ok(Some((size, (frontier.size(), frontier.peaks().to_vec()))))
-    } else {
-        Ok(None)
+}
+
+/// Leaves to append after the stored tree's last leaf `after` (its index and the peaks it
+/// carries; `None`: the tree is empty), which the store checks in the insert's own statement.
+pub(super) struct LogAppend<'a> {
+    /// One for each event, in order.
+    pub rows: Vec<LogLeaf<'a>>,
+    pub after: Option<(u64, Vec<u8>)>,
+}
+
+impl<'a> LogAppend<'a> {
+    /// The rows for `events` (their `leaves`) after the frontier `(size, peaks)`, and the
+    /// frontier after them.
+    fn of(
+        events: &[&'a StoredEvent],
+        leaves: &[Hash],
+        (size, peaks): (u64, Vec<Hash>),
+    ) -> Result<(LogAppend<'a>, (u64, Vec<Hash>)), StoreError> {
+        let after = size.checked_sub(1).map(|last| (last, peaks.concat()));
+        let mut frontier = Frontier::from_parts(size, peaks)
+            .ok_or_else(|| StoreError::Corrupt(format!("the audit tree's peaks do not fit its size {size}")))?;
+        let mut rows = Vec::with_capacity(events.len());
+        for (e, &leaf) in events.iter().zip(leaves) {
+            rows.push(LogLeaf { index: frontier.size(), instance: e.instance.as_str(), seq: e.seq, leaf, peaks: None });
+            frontier.push(leaf);
+        }
+        if let Some(last) = rows.last_mut() {
+            last.peaks = Some(frontier.peaks().concat());
+        }
+        Ok((LogAppend { rows, after }, (frontier.size(), frontier.peaks().to_vec())))
     }
 }
 

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::postgres::PgConnection;
 use sqlx::types::Json;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
-use super::batch::BatchWriter;
+use super::batch::{BatchWriter, LogAppend};
 use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
 use super::{Commit, CounterClaim, IdempotencyRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::truncate_to_micros;
@@ -89,32 +89,51 @@ impl BatchWriter for PgConnection {
         Ok(inserted == records.len() as u64)
     }
 
-    async fn insert_events(&mut self, events: &[&StoredEvent], first_leaf: Option<u64>) -> Result<(), StoreError> {
+    async fn insert_events(
+        &mut self,
+        events: &[&StoredEvent],
+        log: Option<&LogAppend<'_>>,
+    ) -> Result<bool, StoreError> {
         let mut seqs = Vec::with_capacity(events.len());
         let mut leaves: Vec<Option<i64>> = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             seqs.push(to_i64(event.seq, "seq")?);
-            leaves.push(first_leaf.map(|f| to_i64(f + i as u64, "audit index")).transpose()?);
+            leaves.push(log.and_then(|l| l.rows.get(i)).map(|r| to_i64(r.index, "audit index")).transpose()?);
         }
-        sqlx::query(
+        let insert_events =
             "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)
              SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
-                                  $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::bigint[])",
-        )
-        .bind(events.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>())
-        .bind(seqs)
-        .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.role.as_deref()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
-        .bind(leaves)
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
+                                  $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::bigint[])";
+        // One round trip for both tables: the leaves (checked against the stored tree) in a
+        // data-modifying CTE, the events only when every leaf was written.
+        let (sql, checked) = match log {
+            Some(_) => (
+                format!(
+                    "WITH leaves AS ({} RETURNING 1)
+                     {insert_events} WHERE (SELECT count(*) FROM leaves) = cardinality($1::text[])",
+                    // The events' instances and seqs, their leaves' indexes, then `bind_log`'s.
+                    leaves_sql([10, 1, 2, 11, 12, 13, 14])
+                ),
+                true,
+            ),
+            None => (insert_events.to_string(), false),
+        };
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(events.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>())
+            .bind(seqs)
+            .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.role.as_deref()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
+            .bind(leaves);
+        if let Some(log) = log {
+            query = bind_log(query, log)?;
+        }
+        let written = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+        Ok(!checked || written == events.len() as u64)
     }
 
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError> {
@@ -302,39 +321,45 @@ impl BatchWriter for PgConnection {
         Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
     }
 
-    async fn insert_log_leaves(
-        &mut self,
-        rows: &[super::batch::LogLeaf<'_>],
-        after: Option<(u64, &[u8])>,
-    ) -> Result<bool, StoreError> {
-        let mut idx = Vec::with_capacity(rows.len());
-        let mut seqs = Vec::with_capacity(rows.len());
-        for r in rows {
+    async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError> {
+        let (mut idx, mut seqs) = (Vec::with_capacity(log.rows.len()), Vec::with_capacity(log.rows.len()));
+        for r in &log.rows {
             idx.push(to_i64(r.index, "audit index")?);
             seqs.push(to_i64(r.seq, "seq")?);
         }
-        let last = after.map(|(last, _)| to_i64(last, "audit index")).transpose()?;
-        // `$6` NULL: the tree must be empty; else its last leaf must be `$6` with peaks `$7`.
-        let written = sqlx::query(
-            "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks)
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])
-             WHERE CASE WHEN $6::bigint IS NULL THEN NOT EXISTS (SELECT 1 FROM audit_leaves)
-                   ELSE EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) l
-                                WHERE l.idx = $6 AND l.peaks = $7) END",
-        )
-        .bind(idx)
-        .bind(rows.iter().map(|r| r.instance).collect::<Vec<_>>())
-        .bind(seqs)
-        .bind(rows.iter().map(|r| r.leaf.to_vec()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.peaks.clone()).collect::<Vec<_>>())
-        .bind(last)
-        .bind(after.map(|(_, peaks)| peaks))
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
-        Ok(written == rows.len() as u64)
+        let query = sqlx::query(AssertSqlSafe(leaves_sql([1, 2, 3, 4, 5, 6, 7])))
+            .bind(idx)
+            .bind(log.rows.iter().map(|r| r.instance).collect::<Vec<_>>())
+            .bind(seqs);
+        let written = bind_log(query, log)?.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+        Ok(written == log.rows.len() as u64)
     }
+}
+
+/// The leaves' insert with its parameters numbered `p`: the arrays of indexes, instances, seqs,
+/// leaf hashes and peaks, then the check — the last leaf's index (NULL: the tree must be empty)
+/// and the peaks it must carry.
+fn leaves_sql(p: [u8; 7]) -> String {
+    format!(
+        "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks)
+         SELECT * FROM UNNEST(${}::bigint[], ${}::text[], ${}::bigint[], ${}::bytea[], ${}::bytea[])
+         WHERE CASE WHEN ${}::bigint IS NULL THEN NOT EXISTS (SELECT 1 FROM audit_leaves)
+               ELSE EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) l
+                            WHERE l.idx = ${5} AND l.peaks = ${6}::bytea) END",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    )
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// A log's leaf hashes, peaks and check, in that order.
+fn bind_log<'q>(query: Query<'q>, log: &LogAppend<'_>) -> Result<Query<'q>, StoreError> {
+    let last = log.after.as_ref().map(|(last, _)| to_i64(*last, "audit index")).transpose()?;
+    Ok(query
+        .bind(log.rows.iter().map(|r| r.leaf.to_vec()).collect::<Vec<_>>())
+        .bind(log.rows.iter().map(|r| r.peaks.clone()).collect::<Vec<_>>())
+        .bind(last)
+        .bind(log.after.as_ref().map(|(_, peaks)| peaks.clone())))
 }
 
 macro_rules! lock_log_sql {

@@ -40,7 +40,7 @@ impl SqliteStore {
         .map_err(map_sqlx)?;
         let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&StoredEvent> = events.iter().collect();
-        super::batch::append_to_log(&mut *tx, &self.log_head, &refs).await?;
+        super::batch::append_to_log(&mut *tx, &self.log_head, &refs, super::batch::Append::LeavesOnly).await?;
         for e in &events {
             sqlx::query("DELETE FROM audit_backfill WHERE instance = ? AND seq = ?")
                 .bind(e.instance.as_str())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::batch::BatchWriter;
+use super::batch::{BatchWriter, LogAppend};
 use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
 use super::sqlite_commit::{json_text, micros};
 use super::{Commit, CounterClaim, IdempotencyRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
@@ -24,6 +24,71 @@ fn tuples(rows: usize, columns: usize) -> String {
 /// `row, row, …`, `rows` times.
 fn repeat_row(rows: usize, row: &str) -> String {
     vec![row; rows].join(", ")
+}
+
+const EVENT_COLUMNS: &str = "(instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)";
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// The insert of `log`'s leaves `from..to`; the first one's checks that the stored tree ends
+/// where `log` says.
+fn leaves_sql(log: &LogAppend<'_>, from: usize, to: usize) -> String {
+    let check = match (from, &log.after) {
+        (0, None) => " WHERE NOT EXISTS (SELECT 1 FROM audit_leaves)",
+        (0, Some(_)) => {
+            " WHERE EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) \
+             WHERE idx = ? AND peaks = ?)"
+        }
+        _ => "",
+    };
+    format!(
+        "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) SELECT * FROM (VALUES {}){check}",
+        tuples(to - from, 5)
+    )
+}
+
+fn bind_leaves<'q>(
+    mut query: Query<'q>,
+    log: &'q LogAppend<'_>,
+    from: usize,
+    to: usize,
+) -> Result<Query<'q>, StoreError> {
+    for r in &log.rows[from..to] {
+        query = query
+            .bind(to_i64(r.index, "audit index")?)
+            .bind(r.instance)
+            .bind(to_i64(r.seq, "seq")?)
+            .bind(r.leaf.to_vec())
+            .bind(r.peaks.as_deref());
+    }
+    if let (0, Some((last, peaks))) = (from, &log.after) {
+        query = query.bind(to_i64(*last, "audit index")?).bind(peaks.as_slice());
+    }
+    Ok(query)
+}
+
+/// `events`, the `offset`-th of the commit's first, each with its leaf's index when `log` has it.
+fn bind_events<'q>(
+    mut query: Query<'q>,
+    events: &[&'q StoredEvent],
+    log: Option<&LogAppend<'_>>,
+    offset: usize,
+) -> Result<Query<'q>, StoreError> {
+    for (i, event) in events.iter().enumerate() {
+        let leaf = log.and_then(|l| l.rows.get(offset + i)).map(|r| to_i64(r.index, "audit index")).transpose()?;
+        query = query
+            .bind(event.instance.as_str())
+            .bind(to_i64(event.seq, "seq")?)
+            .bind(micros(event.at))
+            .bind(event.actor.as_str())
+            .bind(event.role.as_deref())
+            .bind(event.kind.as_str())
+            .bind(json_text(&event.payload)?)
+            .bind(event.prev_hash.as_str())
+            .bind(event.hash.as_str())
+            .bind(leaf);
+    }
+    Ok(query)
 }
 
 #[async_trait]
@@ -108,30 +173,45 @@ impl BatchWriter for SqliteConnection {
         Ok(true)
     }
 
-    async fn insert_events(&mut self, events: &[&StoredEvent], first_leaf: Option<u64>) -> Result<(), StoreError> {
-        for (c, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
-            let sql = format!(
-                "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index) VALUES {}",
-                tuples(chunk.len(), 10)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (i, event) in chunk.iter().enumerate() {
-                let leaf = first_leaf.map(|f| f + (c * ROWS_PER_STATEMENT + i) as u64);
-                query = query
-                    .bind(event.instance.as_str())
-                    .bind(to_i64(event.seq, "seq")?)
-                    .bind(micros(event.at))
-                    .bind(event.actor.as_str())
-                    .bind(event.role.as_deref())
-                    .bind(event.kind.as_str())
-                    .bind(json_text(&event.payload)?)
-                    .bind(event.prev_hash.as_str())
-                    .bind(event.hash.as_str())
-                    .bind(leaf.map(|l| to_i64(l, "audit index")).transpose()?);
+    async fn insert_events(
+        &mut self,
+        events: &[&StoredEvent],
+        log: Option<&LogAppend<'_>>,
+    ) -> Result<bool, StoreError> {
+        if let Some(log) = log {
+            if let (Some(last), true) = (log.rows.last(), events.len() <= ROWS_PER_STATEMENT) {
+                // One hand-off to the driver's thread for both tables: the leaves (checked against
+                // the stored tree), then the events only if their last leaf is there — it is not
+                // when the check failed.
+                let sql = format!(
+                    "{}; INSERT INTO events {EVENT_COLUMNS} SELECT * FROM (VALUES {}) \
+                     WHERE (SELECT leaf FROM audit_leaves WHERE idx = ?) = ?",
+                    leaves_sql(log, 0, log.rows.len()),
+                    tuples(events.len(), 10)
+                );
+                let query = bind_leaves(sqlx::query(AssertSqlSafe(sql)), log, 0, log.rows.len())?;
+                let query = bind_events(query, events, Some(log), 0)?
+                    .bind(to_i64(last.index, "audit index")?)
+                    .bind(last.leaf.to_vec());
+                return match query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected() {
+                    0 => Ok(false),
+                    n if n == 2 * events.len() as u64 => Ok(true),
+                    n => Err(StoreError::Corrupt(format!(
+                        "{n} rows written for {} events and their leaves",
+                        events.len()
+                    ))),
+                };
             }
+            if !self.insert_log_leaves(log).await? {
+                return Ok(false);
+            }
+        }
+        for (c, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
+            let sql = format!("INSERT INTO events {EVENT_COLUMNS} VALUES {}", tuples(chunk.len(), 10));
+            let query = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk, log, c * ROWS_PER_STATEMENT)?;
             query.execute(&mut *self).await.map_err(map_sqlx)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError> {
@@ -333,40 +413,14 @@ impl BatchWriter for SqliteConnection {
         Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
     }
 
-    async fn insert_log_leaves(
-        &mut self,
-        rows: &[super::batch::LogLeaf<'_>],
-        after: Option<(u64, &[u8])>,
-    ) -> Result<bool, StoreError> {
-        for (i, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
-            // The first statement checks the stored last leaf; the others follow it in this
-            // transaction, which holds the only writer.
-            let check = match (i, after) {
-                (0, None) => " WHERE NOT EXISTS (SELECT 1 FROM audit_leaves)",
-                (0, Some(_)) => {
-                    " WHERE EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) \
-                     WHERE idx = ? AND peaks = ?)"
-                }
-                _ => "",
-            };
-            let sql = format!(
-                "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) SELECT * FROM (VALUES {}){check}",
-                tuples(chunk.len(), 5)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                query = query
-                    .bind(to_i64(r.index, "audit index")?)
-                    .bind(r.instance)
-                    .bind(to_i64(r.seq, "seq")?)
-                    .bind(r.leaf.to_vec())
-                    .bind(r.peaks.as_deref());
-            }
-            if let (0, Some((last, peaks))) = (i, after) {
-                query = query.bind(to_i64(last, "audit index")?).bind(peaks);
-            }
+    async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError> {
+        // The first statement checks the stored tree; the others follow it in this transaction,
+        // which holds the only writer.
+        for from in (0..log.rows.len()).step_by(ROWS_PER_STATEMENT) {
+            let to = (from + ROWS_PER_STATEMENT).min(log.rows.len());
+            let query = bind_leaves(sqlx::query(AssertSqlSafe(leaves_sql(log, from, to))), log, from, to)?;
             let written = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
-            if written != chunk.len() as u64 {
+            if written != (to - from) as u64 {
                 return Ok(false);
             }
         }
