@@ -26,8 +26,9 @@
 //! Options: `--sqlite` or `--postgres` (only that backend; default both), `--scale F` (multiply
 //! the instance counts of `load`, `timers` and `inbox`), `--secs S` (measuring time of each `approvals`
 //! configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N` (steps of the
-//! `approvals` policy, default 50), `--audit-log on|off|both` (`approvals` with the global
-//! audit tree appended in each commit, without it, or both in one run; default `on`).
+//! `approvals` policy, default 50), `--audit-log on|off|both[,…]` (`approvals` with the global
+//! audit tree appended in each commit, without it, or both in one run, each client count run
+//! once per word in order, e.g. `on,off,off,on` to alternate which goes first; default `on`).
 //!
 //! PostgreSQL: `CIVICFLOW_BENCH_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each
 //! run works in its own schema `cf_bench_…`, dropped at the end. SQLite files go to a temporary
@@ -108,12 +109,16 @@ fn args() -> Args {
             "--chain" => a.chain = it.next().and_then(|s| s.parse().ok()).expect("--chain N"),
             "--secs" => a.secs = it.next().and_then(|s| s.parse().ok()).expect("--secs S"),
             "--audit-log" => {
-                a.audit_log = match it.next().as_deref() {
-                    Some("on") => vec![true],
-                    Some("off") => vec![false],
-                    Some("both") => vec![true, false],
-                    _ => panic!("--audit-log on|off|both"),
-                }
+                let list = it.next().expect("--audit-log on|off|both[,…]");
+                a.audit_log = list
+                    .split(',')
+                    .flat_map(|w| match w {
+                        "on" => vec![true],
+                        "off" => vec![false],
+                        "both" => vec![true, false],
+                        _ => panic!("--audit-log on|off|both[,…]"),
+                    })
+                    .collect();
             }
             "--clients" => {
                 a.clients = it.next().expect("--clients A,B").split(',').map(|s| s.parse().expect("a number")).collect()
