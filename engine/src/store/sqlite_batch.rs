@@ -30,8 +30,8 @@ const EVENT_COLUMNS: &str = "(instance, seq, at, actor, role, kind, payload, pre
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-/// The insert of `log`'s leaves `from..to`; the first one's checks that the stored tree ends
-/// where `log` says.
+/// The insert of `log`'s leaves `from..to`; the first statement checks that the stored tree
+/// ends where `log` says.
 fn leaves_sql(log: &LogAppend<'_>, from: usize, to: usize) -> String {
     let check = match (from, &log.after) {
         (0, None) => " WHERE NOT EXISTS (SELECT 1 FROM audit_leaves)",
@@ -67,7 +67,8 @@ fn bind_leaves<'q>(
     Ok(query)
 }
 
-/// `events`, the `offset`-th of the commit's first, each with its leaf's index when `log` has it.
+/// Binds `events` (the first is `log`'s `offset`-th row), each with its leaf's index when `log`
+/// has it.
 fn bind_events<'q>(
     mut query: Query<'q>,
     events: &[&'q StoredEvent],

@@ -182,7 +182,18 @@ async fn appends_from_two_handles_and_rolled_back_commits_keep_one_tree(h: &Harn
         r.unwrap();
     });
 
-    let leaves = a.audit_leaves(0, 100).await.unwrap();
+    // More events than one SQLite statement carries, after `b` appended again: the leaves and
+    // the events in several statements, the first checked.
+    b.commit(step("y", 4, e(9))).await.unwrap();
+    let many: Vec<_> = (0..600).map(|n| event(t0, "vote_entered", json!({ "n": 100 + n }))).collect();
+    a.commit(step("x", 5, many)).await.unwrap();
+    let all = a.audit_entries(0, 1_000).await.unwrap();
+    assert_eq!(all.len(), 610);
+    assert!(all.iter().enumerate().all(|(i, e)| e.leaf.index == i as u64));
+    assert_eq!(all[9].event.as_ref().map(|e| (e.instance.as_str(), e.seq)), Some(("y", 5)));
+    assert_eq!(all[609].event.as_ref().map(|e| (e.instance.as_str(), e.seq)), Some(("x", 605)));
+
+    let leaves = a.audit_leaves(0, 9).await.unwrap();
     let placed: Vec<(u64, &str, u64)> = leaves.iter().map(|l| (l.index, l.instance.as_str(), l.seq)).collect();
     assert_eq!(
         placed,
@@ -198,15 +209,15 @@ async fn appends_from_two_handles_and_rolled_back_commits_keep_one_tree(h: &Harn
             (8, "y", 4)
         ]
     );
-    for entry in a.audit_entries(0, 100).await.unwrap() {
+    for entry in &all {
         let event = entry.event.as_ref().unwrap();
         assert_eq!(merkle::leaf_hash(&audit::encode(&event.fields())), entry.leaf.leaf, "leaf {}", entry.leaf.index);
     }
     // The frontier the last append stored is the leaves' own: a checkpoint is signed over it.
     let signer = NoteSigner::from_seed("civicflow.test", [3; 32]).unwrap();
     let made = runtime(h).make_checkpoint(&signer).await.unwrap().unwrap();
-    let hashes: Vec<Hash> = leaves.iter().map(|l| l.leaf).collect();
-    assert_eq!((made.size, made.root), (9, merkle::root(&hashes)));
+    let hashes: Vec<Hash> = all.iter().map(|e| e.leaf.leaf).collect();
+    assert_eq!((made.size, made.root), (610, merkle::root(&hashes)));
 }
 
 const LATE: &str = r#"
