@@ -453,9 +453,9 @@ impl Store for PgStore {
         if query.readers.is_empty() {
             return Ok(empty);
         }
-        // How many under each key: an index range each.
+        // How many under each key, as the commits kept them (migration 0015).
         let counts: Vec<(String, i64)> =
-            sqlx::query_as("SELECT reader, COUNT(*) FROM open_steps WHERE reader = ANY($1::text[]) GROUP BY reader")
+            sqlx::query_as("SELECT reader, n FROM open_step_counts WHERE reader = ANY($1::text[]) AND n > 0")
                 .bind(&query.readers)
                 .fetch_all(&self.pool)
                 .await
@@ -498,7 +498,9 @@ impl Store for PgStore {
     }
 
     async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        // The log's lock first, as a commit takes it: the counts' rows the triggers update are
+        // then locked in one order by every writer of the table.
+        let mut tx = self.begin_commit().await?;
         // The row lock: a commit to the instance waits until these rows are in.
         let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1 FOR UPDATE")
             .bind(instance)

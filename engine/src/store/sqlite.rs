@@ -405,10 +405,9 @@ impl Store for SqliteStore {
         }
         let keys = serde_json::to_string(&query.readers)
             .map_err(|e| StoreError::Invalid(format!("unencodable reader keys: {e}")))?;
-        // How many under each key: an index range each.
+        // How many under each key, as the commits kept them (migration 0015).
         let counts: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT reader, COUNT(*) FROM open_steps
-             WHERE reader IN (SELECT value FROM json_each(?)) GROUP BY reader",
+            "SELECT reader, n FROM open_step_counts WHERE reader IN (SELECT value FROM json_each(?)) AND n > 0",
         )
         .bind(&keys)
         .fetch_all(&self.readers)

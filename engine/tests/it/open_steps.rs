@@ -123,13 +123,25 @@ async fn an_inbox_is_read_from_the_open_steps_the_commits_keep(h: &Harness) {
             ("西湖-1", "受理", "e:分管领导", tuesday, true),
         ]
     );
+    // The totals come from counts the commits kept per key (东湖's committee counted down from
+    // 2 to 1 when one was done; emptied with the table, rebuilt with it).
+    let counts = [
+        ("a:民生办".to_string(), 1),
+        ("a:社区居委会@东湖".to_string(), 1),
+        ("a:社区居委会@西湖".to_string(), 1),
+        ("d:李四".to_string(), 1),
+        ("e:分管领导".to_string(), 1),
+    ];
+    assert_eq!(h.open_step_counts().await, counts);
     h.forget_open_steps().await;
+    assert_eq!(h.open_step_counts().await, []);
     assert!(!store.open_steps_built().await.unwrap());
     assert_eq!(inbox(store, "东湖-主任", "东湖", &["社区居委会"], 1, 10).await, (vec![], 0));
     let mut told = Vec::new();
     assert_eq!(rt.build_open_steps(|done, all| told.push((done, all))).await.unwrap(), 3);
     assert_eq!(told, [(3, 3)]);
     assert_eq!(h.open_step_table().await, kept);
+    assert_eq!(h.open_step_counts().await, counts);
     assert!(store.open_steps_built().await.unwrap());
     assert_eq!(rt.build_open_steps(|_, _| ()).await.unwrap(), 0, "built once");
     drop(rt);

@@ -118,6 +118,25 @@ impl Harness {
         }
     }
 
+    /// Issue 10.6: the counts the triggers keep per reader key (those above 0, by key), after
+    /// checking they are the open-step rows' own counts.
+    pub(crate) async fn open_step_counts(&self) -> Vec<(String, i64)> {
+        const KEPT: &str = "SELECT reader, n FROM open_step_counts WHERE n > 0 ORDER BY reader";
+        const ROWS: &str = "SELECT reader, COUNT(*) FROM open_steps GROUP BY reader ORDER BY reader";
+        let (kept, rows): (Vec<(String, i64)>, Vec<(String, i64)>) = match &self.backend {
+            Backend::Sqlite { store, .. } => (
+                sqlx::query_as(KEPT).fetch_all(store.writer_pool()).await.unwrap(),
+                sqlx::query_as(ROWS).fetch_all(store.writer_pool()).await.unwrap(),
+            ),
+            Backend::Postgres { store, .. } => (
+                sqlx::query_as(KEPT).fetch_all(store.pool()).await.unwrap(),
+                sqlx::query_as(ROWS).fetch_all(store.pool()).await.unwrap(),
+            ),
+        };
+        assert_eq!(kept, rows, "the kept counts are the rows' counts");
+        kept
+    }
+
     /// Issue 12.1: the database as it was when the global audit tree came: its events but no
     /// leaves, every event listed to be appended.
     pub(crate) async fn forget_audit_log(&self) {
