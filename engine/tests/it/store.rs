@@ -123,7 +123,8 @@ impl Harness {
     pub(crate) async fn open_step_counts(&self) -> Vec<(String, i64)> {
         const KEPT: &str = "SELECT reader, n FROM open_step_counts WHERE n > 0 ORDER BY reader";
         const ROWS: &str = "SELECT reader, COUNT(*) FROM open_steps GROUP BY reader ORDER BY reader";
-        let (kept, rows): (Vec<(String, i64)>, Vec<(String, i64)>) = match &self.backend {
+        type Counts = Vec<(String, i64)>;
+        let (kept, rows): (Counts, Counts) = match &self.backend {
             Backend::Sqlite { store, .. } => (
                 sqlx::query_as(KEPT).fetch_all(store.writer_pool()).await.unwrap(),
                 sqlx::query_as(ROWS).fetch_all(store.writer_pool()).await.unwrap(),
