@@ -901,6 +901,7 @@ async fn bench_inbox(args: &Args) {
                 readers: core::Reader::keys_of("科室-1", "科室", &["科室".to_string()]),
                 page,
                 page_size: size,
+                after: None,
             };
             let (mut times, mut reads) = (Vec::new(), Vec::new());
             let mut listed = 0;

@@ -518,11 +518,29 @@ async fn election(env: Env) {
     // Issue 10.6: a page at a time, with the total and the links to the pages beside it.
     let first = env.get("/v1/inbox?page_size=1", &street).await;
     assert_eq!((first.body.as_array().unwrap().len(), &first.headers["x-total-count"]), (1, &"2".parse().unwrap()));
-    assert_eq!(first.headers["link"], "</v1/inbox?page=2&page_size=1>; rel=\"next\"");
     assert_eq!(first.body[0], inbox.body[0]);
+    // The next page by the place the first ended at (a cursor), as fast deep in the list.
+    let next_of = |r: &Reply| {
+        let link = r.headers["link"].to_str().unwrap().to_string();
+        let next = link.strip_prefix('<').and_then(|l| l.strip_suffix(">; rel=\"next\"")).map(str::to_string);
+        next.unwrap_or_else(|| panic!("no next link alone: {link}"))
+    };
+    let next = next_of(&first);
+    assert!(next.starts_with("/v1/inbox?after=") && next.ends_with("&page_size=1"), "{next}");
+    let after_first = env.get(&next, &street).await;
+    assert_eq!(after_first.body, json!([inbox.body[1].clone()]));
+    assert_eq!(after_first.headers["x-total-count"], "2");
+    // A full page after a cursor may have more: its link leads to an empty page without one.
+    let end = env.get(&next_of(&after_first), &street).await;
+    assert_eq!((end.body.clone(), end.headers.get("link")), (json!([]), None));
     let second = env.get("/v1/inbox?page=2&page_size=1", &street).await;
     assert_eq!(second.body, json!([inbox.body[1].clone()]));
     assert_eq!(second.headers["link"], "</v1/inbox?page=1&page_size=1>; rel=\"prev\"");
+    let both = env.get(&format!("{next}&page=2"), &street).await;
+    assert_problem(&both, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
+    assert_eq!(both.body["detail"], "give `page` or `after`, not both");
+    let forged = env.get("/v1/inbox?after=WzEsImEiXQ", &street).await;
+    assert_problem(&forged, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
     assert_problem(&env.get("/v1/inbox?page=0", &street).await, StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST");
     assert_problem(
         &env.get("/v1/inbox?page_size=1001", &street).await,

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use civicflow_dsl::ir::NodeKind;
 use civicflow_engine::core::cycles::CYCLE_NODE;
 use civicflow_engine::core::{may_do, NodeStatus, Reader, State as CoreState, Status};
-use civicflow_engine::store::{InboxQuery, InstanceRecord, OpenStepRef, MAX_PAGE_SIZE};
+use civicflow_engine::store::{InboxCursor, InboxQuery, InstanceRecord, OpenStepRef, MAX_PAGE_SIZE};
 
 use super::auth::{Caller, Principal};
 use super::extract::AppQuery;
@@ -37,6 +37,10 @@ pub struct InboxPageQuery {
     /// Steps per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
+    /// The page after this place in the inbox: the token a `rel="next"` link carries (a page
+    /// deep in a long inbox is read as fast as the first). Not with `page`.
+    #[param(min_length = 1, max_length = 2048)]
+    pub after: Option<String>,
 }
 
 /// An open step the caller may act on.
@@ -85,10 +89,10 @@ pub struct InboxItem {
     tag = "inbox",
     params(InboxPageQuery),
     responses(
-        (status = 200, description = "One page of the open steps for the caller, soonest due first (steps without a deadline last), then by instance and step. `X-Total-Count` says how many there are in all; `Link` names the next and previous pages (`rel=\"next\"`, `rel=\"prev\"`)", body = Vec<InboxItem>,
+        (status = 200, description = "One page of the open steps for the caller, soonest due first (steps without a deadline last), then by instance and step. `X-Total-Count` says how many there are in all; `Link` names the next page (`rel=\"next\"`, by `after`) and, for a numbered page, the previous one (`rel=\"prev\"`)", body = Vec<InboxItem>,
          headers(("X-Total-Count" = u64, description = "Open steps listed for the caller in all"), ("Link" = String, description = "The next and previous pages, RFC 8288"))),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad page", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad page, a token `after` this server did not give, or both `page` and `after`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -105,20 +109,45 @@ pub async fn inbox(
             i32::MAX
         )));
     }
-    let (items, total) = inbox_page(&state, &principal, page, page_size).await?;
+    let after = match (&q.after, q.page) {
+        (None, _) => None,
+        (Some(_), Some(_)) => return Err(ApiError::invalid("give `page` or `after`, not both")),
+        (Some(token), None) => Some(InboxCursor::decode(token).ok_or_else(|| {
+            ApiError::invalid("`after` is not a place in an inbox: give the token of a `rel=\"next\"` link")
+        })?),
+    };
+    let by_cursor = after.is_some();
+    let found = inbox_page(&state, &principal, page, page_size, after).await?;
     let mut headers = HeaderMap::new();
-    headers.insert("x-total-count", HeaderValue::from(total));
+    headers.insert("x-total-count", HeaderValue::from(found.total));
     let mut links = Vec::new();
-    if u64::from(page) * u64::from(page_size) < total {
-        links.push(format!("</v1/inbox?page={}&page_size={page_size}>; rel=\"next\"", page + 1));
+    // More after this page: known from the total for a numbered page; after a cursor, a full
+    // page may have more.
+    let more = if by_cursor {
+        found.listed == page_size as usize
+    } else {
+        u64::from(page) * u64::from(page_size) < found.total
+    };
+    if let (true, Some(last)) = (more, &found.last) {
+        links.push(format!("</v1/inbox?after={}&page_size={page_size}>; rel=\"next\"", last.encode()));
     }
-    if page > 1 {
+    if !by_cursor && page > 1 {
         links.push(format!("</v1/inbox?page={}&page_size={page_size}>; rel=\"prev\"", page - 1));
     }
     if let (false, Ok(v)) = (links.is_empty(), HeaderValue::from_str(&links.join(", "))) {
         headers.insert(header::LINK, v);
     }
-    Ok((headers, Json(items)))
+    Ok((headers, Json(found.items)))
+}
+
+/// A page of an inbox as read: its items, the steps listed in all, how many steps the store
+/// listed for the page (a step acted on between the two reads is listed but left out) and the
+/// place the page ends at.
+pub struct InboxPage {
+    pub items: Vec<InboxItem>,
+    pub total: u64,
+    pub listed: usize,
+    pub last: Option<InboxCursor>,
 }
 
 /// One page of the caller's inbox and how many steps it lists in all (issue 10.6): the page is
@@ -129,9 +158,10 @@ pub async fn inbox_page(
     principal: &Principal,
     page: u32,
     page_size: u32,
-) -> Result<(Vec<InboxItem>, u64), ApiError> {
-    let query =
-        InboxQuery { readers: Reader::keys_of(&principal.name, &principal.office, &principal.roles), page, page_size };
+    after: Option<InboxCursor>,
+) -> Result<InboxPage, ApiError> {
+    let readers = Reader::keys_of(&principal.name, &principal.office, &principal.roles);
+    let query = InboxQuery { readers, page, page_size, after };
     let listed = state.store.inbox(&query).await?;
     let mut ids: Vec<String> = listed.items.iter().map(|r| r.instance.clone()).collect();
     ids.sort();
@@ -152,7 +182,12 @@ pub async fn inbox_page(
         };
         items.extend(item);
     }
-    Ok((items, listed.total))
+    Ok(InboxPage {
+        items,
+        total: listed.total,
+        listed: listed.items.len(),
+        last: listed.items.last().map(InboxCursor::after),
+    })
 }
 
 /// The open step `row` names, as the caller may act on it.

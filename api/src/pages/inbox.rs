@@ -34,19 +34,20 @@ pub async fn page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Quer
     // Issue 10.6: one page read from the store's open-step table; past the last page, the last.
     let size = PAGE_SIZE as u32;
     let mut page = q.page.unwrap_or(1).clamp(1, i32::MAX as usize) as u32;
-    let (mut items, mut total) = match crate::http::inbox::inbox_page(&pages.app, &session.principal, page, size).await
-    {
+    let read = |page: u32| crate::http::inbox::inbox_page(&pages.app, &session.principal, page, size, None);
+    let mut found = match read(page).await {
         Ok(found) => found,
         Err(e) => return pages.api_error(&headers, e),
     };
-    let last = total.div_ceil(u64::from(size)).max(1);
+    let last = found.total.div_ceil(u64::from(size)).max(1);
     if u64::from(page) > last {
         page = last as u32;
-        (items, total) = match crate::http::inbox::inbox_page(&pages.app, &session.principal, page, size).await {
+        found = match read(page).await {
             Ok(found) => found,
             Err(e) => return pages.api_error(&headers, e),
         };
     }
+    let (items, total) = (found.items, found.total);
     let shanghai = super::shanghai();
     let lang = super::lang(&headers);
     let (calendar, now) = (pages.app.runtime.calendar(), pages.app.runtime.clock().now());

@@ -110,6 +110,22 @@ pub(super) fn limit_offset(page: u32, page_size: u32) -> Result<(i64, i64), Stor
     Ok((limit, (i64::from(page) - 1) * limit))
 }
 
+/// An inbox page's rows to read from each key (`limit`) and to skip (`offset`): the page's, or
+/// none skipped after a cursor (which reads page 1 only).
+pub(super) fn inbox_window(query: &super::InboxQuery) -> Result<(i64, i64), StoreError> {
+    let (limit, offset) = limit_offset(query.page, query.page_size)?;
+    match (&query.after, query.page) {
+        (None, _) => Ok((limit, offset)),
+        (Some(_), 1) => Ok((limit, 0)),
+        (Some(_), page) => Err(StoreError::Invalid(format!("page {page} after a step: a cursor reads one page on"))),
+    }
+}
+
+/// The cursor's place in the open-step index, `(due_key, instance, node)`.
+pub(super) fn cursor_key(cursor: &super::InboxCursor) -> (i64, &str, &str) {
+    (due_key(cursor.due_at), cursor.instance.as_str(), cursor.node.as_str())
+}
+
 /// Converts a stored non-negative integer.
 pub(super) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {value}")))

@@ -431,10 +431,45 @@ pub struct OpenStepRow {
 pub struct InboxQuery {
     /// The reader keys of the principal (`core::Reader::keys_of`).
     pub readers: Vec<String>,
-    /// The page, from 1.
+    /// The page, from 1 (1 with `after`).
     pub page: u32,
     /// Steps per page, from 1 to [`MAX_PAGE_SIZE`].
     pub page_size: u32,
+    /// The page starts after this step instead of at `page` (a keyset cursor: a page deep in a
+    /// long inbox is read like the first, where `page` reads and drops every step before it).
+    pub after: Option<InboxCursor>,
+}
+
+/// A place in an inbox's order (soonest due first, no deadline last, then instance and step):
+/// the step a page ends with, given back to read the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxCursor {
+    pub due_at: Option<DateTime<Utc>>,
+    pub instance: String,
+    pub node: String,
+}
+
+impl InboxCursor {
+    /// The cursor after `step`.
+    pub fn after(step: &OpenStepRef) -> InboxCursor {
+        InboxCursor { due_at: step.due_at, instance: step.instance.clone(), node: step.node.clone() }
+    }
+
+    /// The cursor as a URL-safe token (base64url of its JSON; opaque to callers).
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        let json = serde_json::json!([common::due_key(self.due_at), self.instance, self.node]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    /// A token [`InboxCursor::encode`] made; `None` for anything else.
+    pub fn decode(token: &str) -> Option<InboxCursor> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+        let (key, instance, node): (i64, String, String) = serde_json::from_slice(&bytes).ok()?;
+        let due_at = common::due_of_key(key).ok()?;
+        Some(InboxCursor { due_at, instance, node })
+    }
 }
 
 /// An open step of an inbox: where it is and when it is due.

@@ -37,8 +37,8 @@ fn channel_name(base: &str, schema: &str) -> String {
 }
 
 use super::common::{
-    check_create, check_principal, check_token_hash, inbox_page, lease_micros, limit_offset, map_migrate, map_sqlx,
-    page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, inbox_page, lease_micros, map_migrate, map_sqlx, page_bounds,
+    to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
@@ -448,7 +448,7 @@ impl Store for PgStore {
     }
 
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
-        let (limit, offset) = limit_offset(query.page, query.page_size)?;
+        let (limit, offset) = super::common::inbox_window(query)?;
         let empty = Page { items: Vec::new(), total: 0, page: query.page, page_size: query.page_size };
         if query.readers.is_empty() {
             return Ok(empty);
@@ -473,18 +473,23 @@ impl Store for PgStore {
             .await
             .map_err(map_sqlx)?,
         };
-        // The first `offset + limit` of each key that has any, in index order, merged.
+        // The first `offset + limit` of each key that has any (after the cursor: `$3` NULL for
+        // none), in index order, merged.
         let keys: Vec<&str> = counts.iter().map(|(k, _)| k.as_str()).collect();
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        let after = query.after.as_ref().map(super::common::cursor_key);
+        // Two statements, not one with `$3 IS NULL OR …`: the index range must be the plan's.
+        let sql = format!(
             "SELECT o.due_key, o.instance, o.node FROM UNNEST($1::text[]) AS k (reader)
              CROSS JOIN LATERAL (SELECT due_key, instance, node FROM open_steps
-                                 WHERE reader = k.reader ORDER BY due_key, instance, node LIMIT $2) AS o",
-        )
-        .bind(&keys)
-        .bind(offset + limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
+                                 WHERE reader = k.reader{}
+                                 ORDER BY due_key, instance, node LIMIT $2) AS o",
+            if after.is_some() { " AND (due_key, instance, node) > ($3, $4, $5)" } else { "" }
+        );
+        let mut rows = sqlx::query_as(AssertSqlSafe(sql)).bind(&keys).bind(offset + limit);
+        if let Some((due, instance, node)) = after {
+            rows = rows.bind(due).bind(instance).bind(node);
+        }
+        let rows: Vec<(i64, String, String)> = rows.fetch_all(&self.pool).await.map_err(map_sqlx)?;
         let items = inbox_page(rows, offset, limit)?;
         Ok(Page { items, total: to_u64(total, "count")?, page: query.page, page_size: query.page_size })
     }

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::common::{
-    check_create, check_principal, check_token_hash, inbox_page, lease_micros, limit_offset, map_migrate, map_sqlx,
-    page_bounds, to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, inbox_page, lease_micros, map_migrate, map_sqlx, page_bounds,
+    to_i64, to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery,
@@ -398,7 +398,7 @@ impl Store for SqliteStore {
     }
 
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
-        let (limit, offset) = limit_offset(query.page, query.page_size)?;
+        let (limit, offset) = super::common::inbox_window(query)?;
         let empty = Page { items: Vec::new(), total: 0, page: query.page, page_size: query.page_size };
         if query.readers.is_empty() {
             return Ok(empty);
@@ -426,13 +426,22 @@ impl Store for SqliteStore {
             .await
             .map_err(map_sqlx)?,
         };
-        // The first `offset + limit` of each key that has any, in index order, merged.
-        let one = "SELECT * FROM (SELECT due_key, instance, node FROM open_steps WHERE reader = ?
-                   ORDER BY due_key, instance, node LIMIT ?)";
+        // The first `offset + limit` of each key that has any (after the cursor), in index
+        // order, merged.
+        let after = query.after.as_ref().map(super::common::cursor_key);
+        let one = format!(
+            "SELECT * FROM (SELECT due_key, instance, node FROM open_steps WHERE reader = ?{}
+             ORDER BY due_key, instance, node LIMIT ?)",
+            if after.is_some() { " AND (due_key, instance, node) > (?, ?, ?)" } else { "" }
+        );
         let sql = vec![one; counts.len()].join(" UNION ALL ");
         let mut rows = sqlx::query_as::<_, (i64, String, String)>(AssertSqlSafe(sql));
         for (key, _) in &counts {
-            rows = rows.bind(key).bind(offset + limit);
+            rows = rows.bind(key);
+            if let Some((due, instance, node)) = after {
+                rows = rows.bind(due).bind(instance).bind(node);
+            }
+            rows = rows.bind(offset + limit);
         }
         let rows = rows.fetch_all(&self.readers).await.map_err(map_sqlx)?;
         let items = inbox_page(rows, offset, limit)?;

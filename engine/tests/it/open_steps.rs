@@ -14,7 +14,7 @@ use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::SimulatedClock;
 use civicflow_engine::core::{Action, Actor, Reader};
 use civicflow_engine::runtime::Runtime;
-use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InboxQuery, Store};
+use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InboxCursor, InboxQuery, Store, StoreError};
 
 use crate::store::Harness;
 
@@ -50,7 +50,7 @@ async fn inbox(
     size: u32,
 ) -> (Vec<String>, u64) {
     let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-    let query = InboxQuery { readers: Reader::keys_of(principal, office, &roles), page, page_size: size };
+    let query = InboxQuery { readers: Reader::keys_of(principal, office, &roles), page, page_size: size, after: None };
     let found = store.inbox(&query).await.unwrap();
     (found.items.iter().map(|r| format!("{}/{}", r.instance, r.node)).collect(), found.total)
 }
@@ -86,6 +86,23 @@ async fn an_inbox_is_read_from_the_open_steps_the_commits_keep(h: &Harness) {
     // A page at a time, with the total.
     assert_eq!(inbox(store, "东湖-主任", "东湖", &["社区居委会"], 2, 1).await, (vec!["东湖-2/受理".to_string()], 2));
     assert_eq!(inbox(store, "东湖-主任", "东湖", &["社区居委会"], 3, 1).await, (vec![], 2));
+    // Or a page on from the step the last one ended with (a cursor, as a token and back).
+    let readers = Reader::keys_of("东湖-主任", "东湖", &["社区居委会".to_string()]);
+    let first = InboxQuery { readers: readers.clone(), page: 1, page_size: 1, after: None };
+    let first = store.inbox(&first).await.unwrap().items;
+    let token = InboxCursor::after(&first[0]).encode();
+    let cursor = InboxCursor::decode(&token).unwrap();
+    assert_eq!(cursor, InboxCursor { due_at: first[0].due_at, instance: "东湖-1".into(), node: "受理".into() });
+    let on =
+        |after: InboxCursor, page: u32| InboxQuery { readers: readers.clone(), page, page_size: 1, after: Some(after) };
+    let next = store.inbox(&on(cursor.clone(), 1)).await.unwrap();
+    assert_eq!((next.items.iter().map(|r| r.instance.as_str()).collect::<Vec<_>>(), next.total), (vec!["东湖-2"], 2));
+    let last = store.inbox(&on(InboxCursor::after(&next.items[0]), 1)).await.unwrap();
+    assert_eq!((last.items.len(), last.total), (0, 2));
+    assert!(matches!(store.inbox(&on(cursor, 2)).await, Err(StoreError::Invalid(_))), "a cursor reads one page on");
+    for garbage in ["", "x", "WyJhIl0", "bm90IGpzb24"] {
+        assert_eq!(InboxCursor::decode(garbage), None, "{garbage}");
+    }
 
     // Done: the step leaves the committee's inbox and the review enters 民生办's (no deadline).
     rt.act("东湖-1", &actor("社区居委会", "东湖"), "受理", Action::Complete { report: "已受理".into() }, None, None)
@@ -98,6 +115,15 @@ async fn an_inbox_is_read_from_the_open_steps_the_commits_keep(h: &Harness) {
     assert_eq!(inbox(store, "李四", "民生办", &[], 1, 10).await, (vec!["东湖-1/审核".to_string()], 1));
     // Listed under two of his keys (his role and his name): once, and counted once.
     assert_eq!(inbox(store, "李四", "民生办", &["民生办"], 1, 10).await, (vec!["东湖-1/审核".to_string()], 1));
+    // And after it by cursor: nothing more (not the same step from his other key).
+    let both = InboxQuery {
+        readers: Reader::keys_of("李四", "民生办", &["民生办".to_string()]),
+        page: 1,
+        page_size: 1,
+        after: Some(InboxCursor { due_at: None, instance: "东湖-1".into(), node: "审核".into() }),
+    };
+    let after = store.inbox(&both).await.unwrap();
+    assert_eq!((after.items.len(), after.total), (0, 1));
 
     // R3.5: on Wednesday morning 西湖's limit has lapsed (东湖-2's has not): escalated to the
     // leader, whose inbox now lists it (and only it), while the committee keeps it.
