@@ -40,6 +40,8 @@ mod postgres_audit;
 mod postgres_batch;
 #[cfg(feature = "postgres")]
 mod postgres_commit;
+#[cfg(feature = "postgres")]
+mod postgres_open_steps;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -48,6 +50,8 @@ mod sqlite_audit;
 mod sqlite_batch;
 #[cfg(feature = "sqlite")]
 mod sqlite_commit;
+#[cfg(feature = "sqlite")]
+mod sqlite_open_steps;
 
 use std::fmt;
 use std::sync::Arc;

@@ -37,8 +37,8 @@ fn channel_name(base: &str, schema: &str) -> String {
 }
 
 use super::common::{
-    check_create, check_principal, check_token_hash, inbox_page, lease_micros, map_migrate, map_sqlx, page_bounds,
-    to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
+    token_prefix, validate_commit, verify_log,
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
@@ -124,7 +124,7 @@ impl PgStore {
     /// row lock. Taken only at the append, after a commit's compare-and-set, a batch written commit
     /// by commit held it from its first commit while a later one waited for an instance row that
     /// another node's transaction held while waiting for the lock: a deadlock.
-    async fn begin_commit(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    pub(super) async fn begin_commit(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         if batch::audit_log_off() {
             return self.begin().await;
         }
@@ -448,94 +448,19 @@ impl Store for PgStore {
     }
 
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
-        let (limit, offset) = super::common::inbox_window(query)?;
-        let empty = Page { items: Vec::new(), total: 0, page: query.page, page_size: query.page_size };
-        if query.readers.is_empty() {
-            return Ok(empty);
-        }
-        // How many under each key, as the commits kept them (migration 0015).
-        let counts: Vec<(String, i64)> =
-            sqlx::query_as("SELECT reader, n FROM open_step_counts WHERE reader = ANY($1::text[]) AND n > 0")
-                .bind(&query.readers)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
-        let total: i64 = match counts.len() {
-            0 => return Ok(empty),
-            1 => counts[0].1,
-            // A step may be listed under two of the keys: count each once.
-            _ => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node FROM open_steps
-                                       WHERE reader = ANY($1::text[])) AS listed",
-            )
-            .bind(&query.readers)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_sqlx)?,
-        };
-        // The first `offset + limit` of each key that has any (after the cursor: `$3` NULL for
-        // none), in index order, merged.
-        let keys: Vec<&str> = counts.iter().map(|(k, _)| k.as_str()).collect();
-        let after = query.after.as_ref().map(super::common::cursor_key);
-        // Two statements, not one with `$3 IS NULL OR …`: the index range must be the plan's.
-        let sql = format!(
-            "SELECT o.due_key, o.instance, o.node FROM UNNEST($1::text[]) AS k (reader)
-             CROSS JOIN LATERAL (SELECT due_key, instance, node FROM open_steps
-                                 WHERE reader = k.reader{}
-                                 ORDER BY due_key, instance, node LIMIT $2) AS o",
-            if after.is_some() { " AND (due_key, instance, node) > ($3, $4, $5)" } else { "" }
-        );
-        let mut rows = sqlx::query_as(AssertSqlSafe(sql)).bind(&keys).bind(offset + limit);
-        if let Some((due, instance, node)) = after {
-            rows = rows.bind(due).bind(instance).bind(node);
-        }
-        let rows: Vec<(i64, String, String)> = rows.fetch_all(&self.pool).await.map_err(map_sqlx)?;
-        let items = inbox_page(rows, offset, limit)?;
-        Ok(Page { items, total: to_u64(total, "count")?, page: query.page, page_size: query.page_size })
+        self.read_inbox(query).await
     }
 
     async fn open_steps_built(&self) -> Result<bool, StoreError> {
-        let built: Option<i32> = sqlx::query_scalar("SELECT 1 FROM derived_builds WHERE name = 'open_steps'")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        Ok(built.is_some())
+        self.are_open_steps_built().await
     }
 
     async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError> {
-        // The log's lock first, as a commit takes it: the counts' rows the triggers update are
-        // then locked in one order by every writer of the table.
-        let mut tx = self.begin_commit().await?;
-        // The row lock: a commit to the instance waits until these rows are in.
-        let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1 FOR UPDATE")
-            .bind(instance)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        if now != Some(to_i64(version, "version")?) {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM open_steps WHERE instance = $1")
-            .bind(instance)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance, r)).collect();
-        if !rows.is_empty() {
-            super::batch::BatchWriter::insert_open_steps(&mut *tx, &rows).await?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(true)
+        self.write_open_steps(instance, version, rows).await
     }
 
     async fn mark_open_steps_built(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO derived_builds (name, built_at) VALUES ('open_steps', now()) ON CONFLICT (name) DO NOTHING",
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
+        self.note_open_steps_built().await
     }
 
     async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::common::{
-    check_create, check_principal, check_token_hash, inbox_page, lease_micros, map_migrate, map_sqlx, page_bounds,
-    to_i64, to_u64, token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
+    token_prefix, validate_commit, verify_log,
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery,
@@ -398,96 +398,19 @@ impl Store for SqliteStore {
     }
 
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError> {
-        let (limit, offset) = super::common::inbox_window(query)?;
-        let empty = Page { items: Vec::new(), total: 0, page: query.page, page_size: query.page_size };
-        if query.readers.is_empty() {
-            return Ok(empty);
-        }
-        let keys = serde_json::to_string(&query.readers)
-            .map_err(|e| StoreError::Invalid(format!("unencodable reader keys: {e}")))?;
-        // How many under each key, as the commits kept them (migration 0015).
-        let counts: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT reader, n FROM open_step_counts WHERE reader IN (SELECT value FROM json_each(?)) AND n > 0",
-        )
-        .bind(&keys)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(map_sqlx)?;
-        let total: i64 = match counts.len() {
-            0 => return Ok(empty),
-            1 => counts[0].1,
-            // A step may be listed under two of the keys: count each once.
-            _ => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT DISTINCT instance, node FROM open_steps
-                                       WHERE reader IN (SELECT value FROM json_each(?)))",
-            )
-            .bind(&keys)
-            .fetch_one(&self.readers)
-            .await
-            .map_err(map_sqlx)?,
-        };
-        // The first `offset + limit` of each key that has any (after the cursor), in index
-        // order, merged.
-        let after = query.after.as_ref().map(super::common::cursor_key);
-        let one = format!(
-            "SELECT * FROM (SELECT due_key, instance, node FROM open_steps WHERE reader = ?{}
-             ORDER BY due_key, instance, node LIMIT ?)",
-            if after.is_some() { " AND (due_key, instance, node) > (?, ?, ?)" } else { "" }
-        );
-        let sql = vec![one; counts.len()].join(" UNION ALL ");
-        let mut rows = sqlx::query_as::<_, (i64, String, String)>(AssertSqlSafe(sql));
-        for (key, _) in &counts {
-            rows = rows.bind(key);
-            if let Some((due, instance, node)) = after {
-                rows = rows.bind(due).bind(instance).bind(node);
-            }
-            rows = rows.bind(offset + limit);
-        }
-        let rows = rows.fetch_all(&self.readers).await.map_err(map_sqlx)?;
-        let items = inbox_page(rows, offset, limit)?;
-        Ok(Page { items, total: to_u64(total, "count")?, page: query.page, page_size: query.page_size })
+        self.read_inbox(query).await
     }
 
     async fn open_steps_built(&self) -> Result<bool, StoreError> {
-        let built: Option<i64> = sqlx::query_scalar("SELECT 1 FROM derived_builds WHERE name = 'open_steps'")
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(map_sqlx)?;
-        Ok(built.is_some())
+        self.are_open_steps_built().await
     }
 
     async fn put_open_steps(&self, instance: &str, version: u64, rows: &[OpenStepRow]) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
-            .bind(instance)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        if now != Some(to_i64(version, "version")?) {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM open_steps WHERE instance = ?")
-            .bind(instance)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance, r)).collect();
-        if !rows.is_empty() {
-            super::batch::BatchWriter::insert_open_steps(&mut *tx, &rows).await?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(true)
+        self.write_open_steps(instance, version, rows).await
     }
 
     async fn mark_open_steps_built(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO derived_builds (name, built_at) VALUES ('open_steps', ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(micros(Utc::now()))
-        .execute(&self.writer)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
+        self.note_open_steps_built().await
     }
 
     async fn events(&self, instance: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
