@@ -708,8 +708,9 @@ pub trait Store: Send + Sync + 'static {
     /// Issue 10.6: one page of the open steps listed under any of the query's reader keys (for
     /// a principal: those a role of theirs acts on, a bound role only where it is bound to their
     /// office; was escalated to or starts the next cycle in; those delegated to them), soonest
-    /// due first (steps without a deadline last), then by instance and node; each step once.
-    /// Read from the table the commits keep, not from the instances.
+    /// due first (steps without a deadline last), then by instance and node; each step once;
+    /// from `query.after` on when it names a place. Read from the table the commits keep (the
+    /// total from the counts its triggers keep), not from the instances.
     async fn inbox(&self, query: &InboxQuery) -> Result<Page<OpenStepRef>, StoreError>;
 
     /// Whether the open-step table holds every instance's rows: `false` only for a database that

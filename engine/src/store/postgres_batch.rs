@@ -100,25 +100,10 @@ impl BatchWriter for PgConnection {
             seqs.push(to_i64(event.seq, "seq")?);
             leaves.push(log.and_then(|l| l.rows.get(i)).map(|r| to_i64(r.index, "audit index")).transpose()?);
         }
-        let insert_events =
-            "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
-                                  $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::bigint[])";
         // One round trip for both tables: the leaves (checked against the stored tree) in a
         // data-modifying CTE, the events only when every leaf was written.
-        let (sql, checked) = match log {
-            Some(_) => (
-                format!(
-                    "WITH leaves AS ({} RETURNING 1)
-                     {insert_events} WHERE (SELECT count(*) FROM leaves) = cardinality($1::text[])",
-                    // The events' instances and seqs, their leaves' indexes, then `bind_log`'s.
-                    leaves_sql([10, 1, 2, 11, 12, 13, 14])
-                ),
-                true,
-            ),
-            None => (insert_events.to_string(), false),
-        };
-        let mut query = sqlx::query(AssertSqlSafe(sql))
+        let sql = if log.is_some() { EVENTS_WITH_LEAVES.as_str() } else { INSERT_EVENTS };
+        let mut query = sqlx::query(sql)
             .bind(events.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>())
             .bind(seqs)
             .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
@@ -133,7 +118,7 @@ impl BatchWriter for PgConnection {
             query = bind_log(query, log)?;
         }
         let written = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
-        Ok(!checked || written == events.len() as u64)
+        Ok(log.is_none() || written == events.len() as u64)
     }
 
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError> {
@@ -306,8 +291,9 @@ impl BatchWriter for PgConnection {
             .map_err(map_sqlx)
     }
 
-    /// A transaction-scoped advisory lock orders the appends of every node's transactions (taken
-    /// again here, at no cost, when the transaction took it first: `PgStore::begin_commit`).
+    /// A transaction-scoped advisory lock orders the appends of every node's transactions. A
+    /// commit took it with `BEGIN` (`PgStore::begin_commit`) and comes here only when its hint
+    /// was stale; taken again (one round trip) for the backfill, which begins otherwise.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
         lock_log(self).await?;
         let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
@@ -335,6 +321,22 @@ impl BatchWriter for PgConnection {
         Ok(written == log.rows.len() as u64)
     }
 }
+
+/// A batch's events, `$1`…`$10` one array a column.
+const INSERT_EVENTS: &str =
+    "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)
+     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
+                          $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::bigint[])";
+
+/// The events with their leaves: the events' instances and seqs, their leaves' indexes, then
+/// [`bind_log`]'s `$11`…`$14`. Made once: it is every commit's statement.
+static EVENTS_WITH_LEAVES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH leaves AS ({} RETURNING 1)
+         {INSERT_EVENTS} WHERE (SELECT count(*) FROM leaves) = cardinality($1::text[])",
+        leaves_sql([10, 1, 2, 11, 12, 13, 14])
+    )
+});
 
 /// The leaves' insert with its parameters numbered `p`: the arrays of indexes, instances, seqs,
 /// leaf hashes and peaks, then the check — the last leaf's index (NULL: the tree must be empty)

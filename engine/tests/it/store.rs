@@ -30,7 +30,7 @@ use civicflow_engine::store::{
 // ---- harness ----
 
 enum Backend {
-    Sqlite { store: SqliteStore, _dir: tempfile::TempDir },
+    Sqlite { store: SqliteStore, dir: tempfile::TempDir },
     Postgres { store: PgStore, admin: PgPool, schema: String, options: Box<PgConnectOptions> },
 }
 
@@ -48,7 +48,7 @@ impl Harness {
     pub(crate) async fn sqlite() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
-        Harness { store: Arc::new(store.clone()), backend: Backend::Sqlite { store, _dir: dir } }
+        Harness { store: Arc::new(store.clone()), backend: Backend::Sqlite { store, dir } }
     }
 
     /// A store on a fresh schema, or `None` (after a SKIP line) when PostgreSQL is unreachable
@@ -78,7 +78,7 @@ impl Harness {
 
     pub(crate) async fn finish(self) {
         match self.backend {
-            Backend::Sqlite { store, _dir } => store.close().await,
+            Backend::Sqlite { store, dir: _dir } => store.close().await,
             Backend::Postgres { store, admin, schema, .. } => {
                 store.close().await;
                 sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
@@ -102,9 +102,7 @@ impl Harness {
     pub(crate) async fn other_handle(&self) -> Arc<dyn Store> {
         match &self.backend {
             Backend::Postgres { .. } => self.second_store().await.unwrap(),
-            Backend::Sqlite { _dir, .. } => {
-                Arc::new(SqliteStore::open(_dir.path().join("civicflow.db")).await.unwrap())
-            }
+            Backend::Sqlite { dir, .. } => Arc::new(SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap()),
         }
     }
 
@@ -1575,10 +1573,10 @@ async fn sqlite_is_wal_with_synchronous_full_checkpoints_and_reopens() {
 
     // Closed and opened again (migrations already applied), the log is all there and verifies.
     let before = harness.store.events("i1", 0, 10).await.unwrap();
-    let Backend::Sqlite { store, _dir } = harness.backend else { unreachable!() };
+    let Backend::Sqlite { store, dir } = harness.backend else { unreachable!() };
     store.close().await;
     drop(store);
-    let reopened = SqliteStore::open(_dir.path().join("civicflow.db")).await.unwrap();
+    let reopened = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
     assert_eq!(reopened.events("i1", 0, 10).await.unwrap(), before);
     assert_eq!(reopened.verify("i1").await.unwrap(), 1);
     reopened.close().await;
