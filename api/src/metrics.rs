@@ -259,6 +259,13 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn latest_policy_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.latest_policy_hash(name).await;
+        self.time("latest_policy_hash", t);
+        r
+    }
+
     async fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
         let t = Instant::now();
         let r = self.inner.list_policies().await;

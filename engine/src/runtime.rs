@@ -231,20 +231,19 @@ impl Runtime {
         Ok(self.store.publish_policy(record).await?)
     }
 
-    /// The compiled program of a published version (cached by hash).
+    /// The compiled program of a published version (cached by hash); by name alone, the latest
+    /// version's, whose hash is read without its source and IR.
     pub async fn program(&self, name: &str, hash: Option<&str>) -> Result<Arc<Program>, RuntimeError> {
-        if let Some(h) = hash {
-            if let Some(p) = self.programs.lock().ok().and_then(|m| m.get(h).cloned()) {
-                return Ok(p);
-            }
-        }
-        let record = self.store.get_policy(name, hash).await?.ok_or_else(|| RuntimeError::NotFound {
-            what: "policy",
-            id: hash.map_or(name.to_string(), |h| format!("{name}@{h}")),
-        })?;
-        if let Some(p) = self.programs.lock().ok().and_then(|m| m.get(&record.hash).cloned()) {
+        let not_found =
+            || RuntimeError::NotFound { what: "policy", id: hash.map_or(name.to_string(), |h| format!("{name}@{h}")) };
+        let hash = match hash {
+            Some(h) => h.to_string(),
+            None => self.store.latest_policy_hash(name).await?.ok_or_else(not_found)?,
+        };
+        if let Some(p) = self.programs.lock().ok().and_then(|m| m.get(&hash).cloned()) {
             return Ok(p);
         }
+        let record = self.store.get_policy(name, Some(&hash)).await?.ok_or_else(not_found)?;
         let policy: civicflow_dsl::ir::Policy =
             serde_json::from_value(record.ir).map_err(|e| RuntimeError::Corrupt(format!("policy {name}: {e}")))?;
         let program = Arc::new(Program::new(policy, record.hash.clone()).map_err(RuntimeError::Corrupt)?);

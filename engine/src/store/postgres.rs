@@ -270,6 +270,14 @@ impl Store for PgStore {
         row.as_ref().map(policy_row).transpose()
     }
 
+    async fn latest_policy_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT hash FROM policies WHERE name = $1 ORDER BY id DESC LIMIT 1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)
+    }
+
     async fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT ON (name) name, hash, version_label, source, ir, published_at

@@ -454,6 +454,8 @@ async fn policies_publish_idempotently_and_list_latest(h: &Harness) {
     assert_eq!(store.get_policy("p", Some("h1")).await.unwrap(), Some(policy("p", "h1", T0)));
     assert_eq!(store.get_policy("p", Some("h9")).await.unwrap(), None);
     assert_eq!(store.get_policy("nope", None).await.unwrap(), None);
+    assert_eq!(store.latest_policy_hash("p").await.unwrap().as_deref(), Some("h2"));
+    assert_eq!(store.latest_policy_hash("nope").await.unwrap(), None);
 
     let latest: Vec<(String, String)> =
         store.list_policies().await.unwrap().into_iter().map(|p| (p.name, p.hash)).collect();
@@ -1560,7 +1562,11 @@ async fn sqlite_is_wal_with_synchronous_full_checkpoints_and_reopens() {
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(pool).await.unwrap();
         let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(pool).await.unwrap();
-        assert_eq!((mode.as_str(), sync, busy), ("wal", 2, 10_000));
+        // Issue 10: a savepoint's journal in memory (2), never a temporary file on disk; the
+        // passive auto-checkpoint every 10,000 WAL pages (a hot page copied once per window).
+        let temp: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(pool).await.unwrap();
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(pool).await.unwrap();
+        assert_eq!((mode.as_str(), sync, busy, temp, auto), ("wal", 2, 10_000, 2, 10_000));
     }
     instance(harness.store.as_ref(), "i1").await;
     let stats = store.wal_checkpoint().await.unwrap();
