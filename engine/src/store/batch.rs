@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 
 use super::common::{chain_events, instance_order, validate_commit};
-use super::{Commit, CounterClaim, IdempotencyRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
+use super::{Commit, CounterClaim, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::merkle::{self, Frontier, Hash};
 use crate::audit::{ChainedEvent, GENESIS};
 
@@ -48,9 +48,10 @@ pub(super) trait BatchWriter: Send {
     async fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError>;
     /// Inserts open-step rows, each with its instance.
     async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError>;
-    /// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …):
-    /// the store's commit-by-commit path.
-    async fn apply_one(&mut self, head: &LogHead, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Whether `(name, hash)` is a published policy version (a new instance must run on one).
+    async fn policy_published(&mut self, name: &str, hash: &str) -> Result<bool, StoreError>;
+    /// A new instance's row at version 0; `false` when the id is taken.
+    async fn insert_instance_row(&mut self, instance: &InstanceRecord) -> Result<bool, StoreError>;
     /// [`BatchWriter::compare_and_set_versions`] of one commit, in the plainest statement: with
     /// the one-row `VALUES`/`UNNEST` statements instead (this and `hash_at`), a client's commits
     /// alone went from ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more bytes on SQLite.
@@ -59,8 +60,9 @@ pub(super) trait BatchWriter: Send {
     async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError>;
     /// An instance's version, `None` when there is no such instance (to name a refusal).
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError>;
-    /// Raises a counter by one under its cap, [`StoreError::CounterFull`] at the cap (R3.7).
-    async fn raise_counter(&mut self, claim: &CounterClaim) -> Result<(), StoreError>;
+    /// Raises counter `key` by one unless it is at `cap` already (a compare-and-set in the
+    /// transaction, so two commits cannot both take the last place); `false` at the cap.
+    async fn raise_counter_below(&mut self, key: &str, cap: i64) -> Result<bool, StoreError>;
     /// Lowers a counter by one, never below 0 (a place given back).
     async fn release_counter(&mut self, key: &str) -> Result<(), StoreError>;
     /// Issue 11.5: the instance runs on this version of its policy from now on.
@@ -74,6 +76,67 @@ pub(super) trait BatchWriter: Send {
     async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError>;
     /// Issue 12.6: rows of the lateness index, each with its instance.
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError>;
+}
+
+/// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …): a
+/// store's `commit` and a batch's commit-by-commit path, the same on both stores.
+pub(super) async fn apply_commit<W: BatchWriter + ?Sized>(
+    w: &mut W,
+    head: &LogHead,
+    commit: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    insert_idempotency(w, commit).await?;
+    // Issue 10.3: a start goes through the group committer as a commit that creates its instance.
+    let stored = match &commit.create {
+        Some(instance) => insert_instance(w, head, instance, commit).await?,
+        None => apply_body(w, head, commit).await?,
+    };
+    if let Some(spawn) = &commit.spawn {
+        insert_instance(w, head, &spawn.instance, &spawn.first).await?;
+    }
+    Ok(stored)
+}
+
+/// Raises a counter by one under its cap, [`StoreError::CounterFull`] at the cap (R3.7).
+async fn raise_counter<W: BatchWriter + ?Sized>(w: &mut W, claim: &CounterClaim) -> Result<(), StoreError> {
+    let cap = claim.cap.map_or(Ok(i64::MAX), |c| super::common::to_i64(c, "cap"))?;
+    if cap < 1 {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: 0 });
+    }
+    if !w.raise_counter_below(&claim.key, cap).await? {
+        return Err(StoreError::CounterFull { key: claim.key.clone(), cap: claim.cap.unwrap_or(u64::MAX) });
+    }
+    Ok(())
+}
+
+/// A commit's idempotency record, [`StoreError::DuplicateKey`] when its key was taken.
+pub(super) async fn insert_idempotency<W: BatchWriter + ?Sized>(w: &mut W, commit: &Commit) -> Result<(), StoreError> {
+    let Some(idem) = &commit.idempotency else {
+        return Ok(());
+    };
+    if !w.insert_idempotency(&[(commit, idem)]).await? {
+        return Err(StoreError::DuplicateKey { principal: idem.principal.clone(), key: idem.key.clone() });
+    }
+    Ok(())
+}
+
+/// Writes a new instance's row and its first commit (without its idempotency record).
+pub(super) async fn insert_instance<W: BatchWriter + ?Sized>(
+    w: &mut W,
+    head: &LogHead,
+    instance: &InstanceRecord,
+    first: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    if !w.policy_published(&instance.policy_name, &instance.policy_hash).await? {
+        return Err(StoreError::PolicyNotFound {
+            name: instance.policy_name.clone(),
+            hash: instance.policy_hash.clone(),
+        });
+    }
+    if !w.insert_instance_row(instance).await? {
+        return Err(StoreError::InstanceExists { id: instance.id.clone() });
+    }
+    apply_body(w, head, first).await
 }
 
 /// Everything of one commit after its idempotency record, the same on both stores, with the
@@ -126,7 +189,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     replace_open_steps(w, &[commit]).await?;
     record_late(w, &[commit]).await?;
     for claim in &commit.counters {
-        w.raise_counter(claim).await?;
+        raise_counter(w, claim).await?;
     }
     for key in &commit.released {
         w.release_counter(key).await?;
@@ -169,7 +232,7 @@ where
     plan.all_one_by_one(commits);
     for i in plan.one_by_one {
         let mut savepoint = sqlx::Connection::begin(&mut *conn).await.map_err(super::common::map_sqlx)?;
-        let answer = savepoint.apply_one(head, &commits[i]).await;
+        let answer = apply_commit(&mut *savepoint, head, &commits[i]).await;
         if answer.is_ok() {
             savepoint.commit().await.map_err(super::common::map_sqlx)?;
         } else {

@@ -261,3 +261,21 @@ pub(super) fn inbox_page(
         .map(|(key, instance, node)| Ok(super::OpenStepRef { instance, node, due_at: due_of_key(key)? }))
         .collect()
 }
+
+/// Commits on success, rolls back on failure.
+pub(super) async fn finish<DB: sqlx::Database, T>(
+    tx: sqlx::Transaction<'static, DB>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(map_sqlx)?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The error that matters is the first; a failed rollback ends with the connection.
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}

@@ -37,8 +37,8 @@ fn channel_name(base: &str, schema: &str) -> String {
 }
 
 use super::common::{
-    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
-    token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, finish, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64,
+    to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
@@ -306,8 +306,8 @@ impl Store for PgStore {
         validate_commit(&first)?;
         let mut tx = self.begin_commit().await?;
         let result = async {
-            insert_idempotency(&mut tx, &first).await?;
-            insert_instance(&mut tx, &self.log_head, &instance, &first).await
+            batch::insert_idempotency(&mut *tx, &first).await?;
+            batch::insert_instance(&mut *tx, &self.log_head, &instance, &first).await
         }
         .await;
         finish(tx, result).await
@@ -316,7 +316,7 @@ impl Store for PgStore {
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         validate_commit(&commit)?;
         let mut tx = self.begin_commit().await?;
-        let result = apply_commit(&mut tx, &self.log_head, &commit).await;
+        let result = batch::apply_commit(&mut *tx, &self.log_head, &commit).await;
         finish(tx, result).await
     }
 
@@ -334,7 +334,7 @@ impl Store for PgStore {
             // needs, two statements fewer than `write_all`'s one-by-one path.
             match validate_commit(only) {
                 Err(e) => Err(e),
-                Ok(()) => apply_commit(&mut tx, &self.log_head, only).await,
+                Ok(()) => batch::apply_commit(&mut *tx, &self.log_head, only).await,
             }
             .map(|events| vec![Some(Ok(events))])
         } else {

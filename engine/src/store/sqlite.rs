@@ -33,8 +33,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::common::{
-    check_create, check_principal, check_token_hash, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64, to_u64,
-    token_prefix, validate_commit, verify_log,
+    check_create, check_principal, check_token_hash, finish, lease_micros, map_migrate, map_sqlx, page_bounds, to_i64,
+    to_u64, token_prefix, validate_commit, verify_log,
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery,
@@ -297,8 +297,8 @@ impl Store for SqliteStore {
         validate_commit(&first)?;
         let mut tx = self.begin_write().await?;
         let result = async {
-            insert_idempotency(&mut tx, &first).await?;
-            insert_instance(&mut tx, &self.log_head, &instance, &first).await
+            batch::insert_idempotency(&mut *tx, &first).await?;
+            batch::insert_instance(&mut *tx, &self.log_head, &instance, &first).await
         }
         .await;
         finish(tx, result).await
@@ -307,7 +307,7 @@ impl Store for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         validate_commit(&commit)?;
         let mut tx = self.begin_write().await?;
-        let result = apply_commit(&mut tx, &self.log_head, &commit).await;
+        let result = batch::apply_commit(&mut *tx, &self.log_head, &commit).await;
         finish(tx, result).await
     }
 

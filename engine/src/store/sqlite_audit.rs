@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::audit_rows::{checkpoint_from, entry_from, frontier_tree, late_from, late_steps_sql, leaf_from};
-use super::common::{map_sqlx, to_i64, to_u64};
+use super::common::{finish, map_sqlx, to_i64, to_u64};
 use super::sqlite::SqliteStore;
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::sqlite_commit::*;

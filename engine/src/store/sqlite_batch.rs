@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::batch::{BatchWriter, LogAppend};
 use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
 use super::sqlite_commit::{json_text, micros};
-use super::{Commit, CounterClaim, IdempotencyRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
+use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
 /// widest row here has 9).
@@ -331,12 +331,34 @@ impl BatchWriter for SqliteConnection {
         Ok(())
     }
 
-    async fn apply_one(
-        &mut self,
-        head: &super::batch::LogHead,
-        commit: &Commit,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        super::sqlite_commit::apply_commit(self, head, commit).await
+    async fn policy_published(&mut self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        let published: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = ? AND hash = ?")
+            .bind(name)
+            .bind(hash)
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(published.is_some())
+    }
+
+    async fn insert_instance_row(&mut self, instance: &InstanceRecord) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO instances
+                 (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+                 VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&instance.id)
+        .bind(&instance.policy_name)
+        .bind(&instance.policy_hash)
+        .bind(&instance.status)
+        .bind(json_text(&instance.snapshot)?)
+        .bind(micros(instance.created_at))
+        .bind(micros(instance.updated_at))
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        Ok(inserted == 1)
     }
 
     async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
@@ -378,8 +400,18 @@ impl BatchWriter for SqliteConnection {
             .map_err(map_sqlx)
     }
 
-    async fn raise_counter(&mut self, claim: &CounterClaim) -> Result<(), StoreError> {
-        super::sqlite_commit::raise_counter(self, claim).await
+    async fn raise_counter_below(&mut self, key: &str, cap: i64) -> Result<bool, StoreError> {
+        let raised = sqlx::query(
+            "INSERT INTO counters (key, value) VALUES (?, 1)
+             ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 WHERE counters.value < ?",
+        )
+        .bind(key)
+        .bind(cap)
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        Ok(raised == 1)
     }
 
     async fn release_counter(&mut self, key: &str) -> Result<(), StoreError> {
