@@ -50,8 +50,9 @@ pub(super) trait BatchWriter: Send {
     async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError>;
     /// Whether `(name, hash)` is a published policy version (a new instance must run on one).
     async fn policy_published(&mut self, name: &str, hash: &str) -> Result<bool, StoreError>;
-    /// A new instance's row at version 0; `false` when the id is taken.
-    async fn insert_instance_row(&mut self, instance: &InstanceRecord) -> Result<bool, StoreError>;
+    /// New instances' rows at version 0 (an instance's policy must be published: the foreign
+    /// key refuses one that is not); how many were inserted, fewer when an id was taken.
+    async fn insert_instance_rows(&mut self, instances: &[&InstanceRecord]) -> Result<u64, StoreError>;
     /// [`BatchWriter::compare_and_set_versions`] of one commit, in the plainest statement: with
     /// the one-row `VALUES`/`UNNEST` statements instead (this and `hash_at`), a client's commits
     /// alone went from ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more bytes on SQLite.
@@ -133,7 +134,7 @@ pub(super) async fn insert_instance<W: BatchWriter + ?Sized>(
             hash: instance.policy_hash.clone(),
         });
     }
-    if !w.insert_instance_row(instance).await? {
+    if w.insert_instance_rows(&[instance]).await? != 1 {
         return Err(StoreError::InstanceExists { id: instance.id.clone() });
     }
     apply_body(w, head, first).await
@@ -291,14 +292,10 @@ impl Plan {
     }
 }
 
-/// Whether a commit can be written by [`write`]: counters, spawns and creations keep their own
-/// statements.
+/// Whether a commit can be written by [`write`]: counters, spawns and policy switches keep their
+/// own statements.
 fn batchable(commit: &Commit) -> bool {
-    commit.counters.is_empty()
-        && commit.released.is_empty()
-        && commit.spawn.is_none()
-        && commit.create.is_none()
-        && commit.policy_hash.is_none()
+    commit.counters.is_empty() && commit.released.is_empty() && commit.spawn.is_none() && commit.policy_hash.is_none()
 }
 
 /// Writes `commits` (of distinct instances, each from [`Plan::together`]) with one statement per
@@ -310,6 +307,13 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     head: &LogHead,
     commits: &[&Commit],
 ) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError> {
+    // Issue 10.3: starts go with the batch; their rows first, then the versions' compare-and-set
+    // takes them from 0 like any other. A taken id or an unpublished policy (the insert's
+    // foreign key fails) is named by the commit-by-commit path.
+    let created: Vec<&InstanceRecord> = commits.iter().filter_map(|c| c.create.as_deref()).collect();
+    if !created.is_empty() && w.insert_instance_rows(&created).await? != created.len() as u64 {
+        return Ok(None);
+    }
     if !w.compare_and_set_versions(commits).await? {
         return Ok(None);
     }

@@ -229,24 +229,28 @@ impl BatchWriter for PgConnection {
         Ok(published.is_some())
     }
 
-    async fn insert_instance_row(&mut self, instance: &InstanceRecord) -> Result<bool, StoreError> {
+    async fn insert_instance_rows(&mut self, instances: &[&InstanceRecord]) -> Result<u64, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO instances
                  (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
-                 VALUES ($1, $2, $3, 0, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+             SELECT id, policy_name, policy_hash, 0, status, snapshot, created_at, updated_at
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[],
+                         $7::timestamptz[])
+                  AS i (id, policy_name, policy_hash, status, snapshot, created_at, updated_at)
+             ON CONFLICT (id) DO NOTHING",
         )
-        .bind(&instance.id)
-        .bind(&instance.policy_name)
-        .bind(&instance.policy_hash)
-        .bind(&instance.status)
-        .bind(Json(&instance.snapshot))
-        .bind(truncate_to_micros(instance.created_at))
-        .bind(truncate_to_micros(instance.updated_at))
+        .bind(instances.iter().map(|i| i.id.as_str()).collect::<Vec<_>>())
+        .bind(instances.iter().map(|i| i.policy_name.as_str()).collect::<Vec<_>>())
+        .bind(instances.iter().map(|i| i.policy_hash.as_str()).collect::<Vec<_>>())
+        .bind(instances.iter().map(|i| i.status.as_str()).collect::<Vec<_>>())
+        .bind(instances.iter().map(|i| Json(&i.snapshot)).collect::<Vec<_>>())
+        .bind(instances.iter().map(|i| truncate_to_micros(i.created_at)).collect::<Vec<_>>())
+        .bind(instances.iter().map(|i| truncate_to_micros(i.updated_at)).collect::<Vec<_>>())
         .execute(&mut *self)
         .await
         .map_err(map_sqlx)?
         .rows_affected();
-        Ok(inserted == 1)
+        Ok(inserted)
     }
 
     async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {

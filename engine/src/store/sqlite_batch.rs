@@ -341,24 +341,29 @@ impl BatchWriter for SqliteConnection {
         Ok(published.is_some())
     }
 
-    async fn insert_instance_row(&mut self, instance: &InstanceRecord) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO instances
-                 (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
-                 VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&instance.id)
-        .bind(&instance.policy_name)
-        .bind(&instance.policy_hash)
-        .bind(&instance.status)
-        .bind(json_text(&instance.snapshot)?)
-        .bind(micros(instance.created_at))
-        .bind(micros(instance.updated_at))
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
-        Ok(inserted == 1)
+    async fn insert_instance_rows(&mut self, instances: &[&InstanceRecord]) -> Result<u64, StoreError> {
+        let mut inserted = 0;
+        for chunk in instances.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO instances
+                     (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+                     VALUES {} ON CONFLICT (id) DO NOTHING",
+                repeat_row(chunk.len(), "(?, ?, ?, 0, ?, ?, ?, ?)")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for instance in chunk {
+                query = query
+                    .bind(instance.id.as_str())
+                    .bind(instance.policy_name.as_str())
+                    .bind(instance.policy_hash.as_str())
+                    .bind(instance.status.as_str())
+                    .bind(json_text(&instance.snapshot)?)
+                    .bind(micros(instance.created_at))
+                    .bind(micros(instance.updated_at));
+            }
+            inserted += query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+        }
+        Ok(inserted)
     }
 
     async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {

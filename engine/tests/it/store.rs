@@ -1024,6 +1024,19 @@ async fn group_commit_creates_instances(h: &Harness) {
     assert!(store.load_instance("n3").await.unwrap().is_none());
     assert_eq!(store.pending_timers("n2").await.unwrap().len(), 1);
     assert_eq!(store.get_idempotency("p", "start-n2").await.unwrap().unwrap().response, json!({ "started": "n2" }));
+    // Starts alone in a batch go together, one statement per table, rows and all.
+    let before = h.batched();
+    let results = store.commit_many(vec![create("b1", "p"), create("b2", "p"), create("b3", "p")]).await;
+    let outcome: Vec<Vec<u64>> = results.into_iter().map(|r| seqs(&r.unwrap())).collect();
+    assert_eq!(outcome, [vec![1], vec![1], vec![1]]);
+    assert_eq!(h.batched() - before, 3);
+    for id in ["b1", "b2", "b3"] {
+        let row = store.load_instance(id).await.unwrap().unwrap();
+        assert_eq!((row.policy_name.as_str(), row.policy_hash.as_str(), row.version), ("p", "h1", 1), "{id}");
+        assert_eq!((row.created_at, row.updated_at), (t0, t0), "{id}");
+        assert_eq!(store.verify(id).await.unwrap(), 1, "{id}");
+        assert_eq!(store.pending_timers(id).await.unwrap().len(), 1, "{id}");
+    }
     // A create must start at version 0.
     let mut late = create("n4", "p");
     late.expected_version = 1;
