@@ -55,6 +55,10 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// default is 1,000): see the module's doc.
 pub const AUTOCHECKPOINT_PAGES: &str = "10000";
 
+/// Prepared statements kept per connection (sqlx's default is 100): the batch's statements in
+/// all their size classes and the store's others.
+pub const STATEMENT_CACHE: usize = 256;
+
 /// The number of read connections [`SqliteStore::open`] uses.
 pub const DEFAULT_READERS: u32 = 4;
 
@@ -103,6 +107,8 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("temp_store", "memory")
+            // A batch's statements come in ten size classes each (`sqlite_batch.rs`): all kept.
+            .statement_cache_capacity(STATEMENT_CACHE)
             .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

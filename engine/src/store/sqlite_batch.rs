@@ -16,14 +16,31 @@ use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, St
 /// widest row here has 9).
 const ROWS_PER_STATEMENT: usize = 512;
 
-/// `(?, ?, …), (?, ?, …)…`: `rows` tuples of `columns` placeholders.
+/// `(?, ?, …), (?, ?, …)…`: `rows` tuples of `columns` placeholders, padded to the size class.
 fn tuples(rows: usize, columns: usize) -> String {
     repeat_row(rows, &format!("({})", vec!["?"; columns].join(", ")))
 }
 
-/// `row, row, …`, `rows` times.
+/// `row, row, …`, `rows` times padded to [`size_class`]`(rows)`.
 fn repeat_row(rows: usize, row: &str) -> String {
-    vec![row; rows].join(", ")
+    vec![row; size_class(rows)].join(", ")
+}
+
+/// Issue 10: a batch's statements list their rows as `VALUES`, so a statement's text changes with
+/// the batch's size, and every new text is parsed and planned again (`sqlite3_prepare`, 16 % of
+/// the writer thread's time at 64 clients). Padded to the next power of two with rows of NULLs,
+/// which match nothing and are never inserted (`WHERE column1 IS NOT NULL`), each statement has
+/// at most ten texts, all kept in the connection's statement cache.
+fn size_class(rows: usize) -> usize {
+    rows.next_power_of_two()
+}
+
+/// Binds the NULLs of the rows that pad `rows` real ones of `columns` each to their size class.
+fn pad(mut query: Query<'_>, rows: usize, columns: usize) -> Query<'_> {
+    for _ in 0..(size_class(rows) - rows) * columns {
+        query = query.bind(None::<i64>);
+    }
+    query
 }
 
 const EVENT_COLUMNS: &str = "(instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)";
@@ -34,15 +51,16 @@ type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArgume
 /// ends where `log` says.
 fn leaves_sql(log: &LogAppend<'_>, from: usize, to: usize) -> String {
     let check = match (from, &log.after) {
-        (0, None) => " WHERE NOT EXISTS (SELECT 1 FROM audit_leaves)",
+        (0, None) => " AND NOT EXISTS (SELECT 1 FROM audit_leaves)",
         (0, Some(_)) => {
-            " WHERE EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) \
+            " AND EXISTS (SELECT 1 FROM (SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1) \
              WHERE idx = ? AND peaks = ?)"
         }
         _ => "",
     };
     format!(
-        "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) SELECT * FROM (VALUES {}){check}",
+        "INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) SELECT * FROM (VALUES {}) \
+         WHERE column1 IS NOT NULL{check}",
         tuples(to - from, 5)
     )
 }
@@ -61,6 +79,7 @@ fn bind_leaves<'q>(
             .bind(r.leaf.to_vec())
             .bind(r.peaks.as_deref());
     }
+    query = pad(query, to - from, 5);
     if let (0, Some((last, peaks))) = (from, &log.after) {
         query = query.bind(to_i64(*last, "audit index")?).bind(peaks.as_slice());
     }
@@ -89,7 +108,7 @@ fn bind_events<'q>(
             .bind(event.hash.as_str())
             .bind(leaf);
     }
-    Ok(query)
+    Ok(pad(query, events.len(), 10))
 }
 
 #[async_trait]
@@ -118,7 +137,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(commit.snapshot.as_deref())
                     .bind(micros(commit_time(commit)));
             }
-            let updated = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+            let updated = pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
             if updated != chunk.len() as u64 {
                 return Ok(false);
             }
@@ -139,7 +158,7 @@ impl BatchWriter for SqliteConnection {
             for (instance, seq) in chunk {
                 query = query.bind(*instance).bind(*seq);
             }
-            for row in query.fetch_all(&mut *self).await.map_err(map_sqlx)? {
+            for row in pad(query, chunk.len(), 2).fetch_all(&mut *self).await.map_err(map_sqlx)? {
                 let instance: String = row.try_get(0).map_err(map_sqlx)?;
                 let hash: String = row.try_get(1).map_err(map_sqlx)?;
                 found.insert(instance, decode_hash(&hash)?);
@@ -153,7 +172,8 @@ impl BatchWriter for SqliteConnection {
             let sql = format!(
                 "INSERT INTO idempotency
                  (principal, idempotency_key, request_hash, response, instance, created_at)
-                 VALUES {} ON CONFLICT (principal, idempotency_key) DO NOTHING",
+                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL
+                 ON CONFLICT (principal, idempotency_key) DO NOTHING",
                 tuples(chunk.len(), 6)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -166,7 +186,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(commit.instance.as_str())
                     .bind(micros(commit_time(commit)));
             }
-            let inserted = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+            let inserted = pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
             if inserted != chunk.len() as u64 {
                 return Ok(false);
             }
@@ -186,7 +206,7 @@ impl BatchWriter for SqliteConnection {
                 // when the check failed.
                 let sql = format!(
                     "{}; INSERT INTO events {EVENT_COLUMNS} SELECT * FROM (VALUES {}) \
-                     WHERE (SELECT leaf FROM audit_leaves WHERE idx = ?) = ?",
+                     WHERE column1 IS NOT NULL AND (SELECT leaf FROM audit_leaves WHERE idx = ?) = ?",
                     leaves_sql(log, 0, log.rows.len()),
                     tuples(events.len(), 10)
                 );
@@ -208,7 +228,10 @@ impl BatchWriter for SqliteConnection {
             }
         }
         for (c, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
-            let sql = format!("INSERT INTO events {EVENT_COLUMNS} VALUES {}", tuples(chunk.len(), 10));
+            let sql = format!(
+                "INSERT INTO events {EVENT_COLUMNS} SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
+                tuples(chunk.len(), 10)
+            );
             let query = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk, log, c * ROWS_PER_STATEMENT)?;
             query.execute(&mut *self).await.map_err(map_sqlx)?;
         }
@@ -228,7 +251,7 @@ impl BatchWriter for SqliteConnection {
             for (timer, fence, instance) in chunk {
                 query = query.bind(*timer).bind(*fence).bind(*instance);
             }
-            let fired = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+            let fired = pad(query, chunk.len(), 3).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
             if fired != chunk.len() as u64 {
                 return Ok(false);
             }
@@ -249,7 +272,7 @@ impl BatchWriter for SqliteConnection {
             for (instance, node) in chunk {
                 query = query.bind(*instance).bind(*node);
             }
-            query.execute(&mut *self).await.map_err(map_sqlx)?;
+            pad(query, chunk.len(), 2).execute(&mut *self).await.map_err(map_sqlx)?;
         }
         Ok(())
     }
@@ -258,7 +281,8 @@ impl BatchWriter for SqliteConnection {
         let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
         for chunk in timers.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload) VALUES {}",
+                "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
                 repeat_row(chunk.len(), "(?, ?, ?, ?, 'pending', 0, ?)")
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -270,7 +294,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(micros(timer.due_at))
                     .bind(json_text(&timer.payload)?);
             }
-            query.execute(&mut *self).await.map_err(map_sqlx)?;
+            pad(query, chunk.len(), 5).execute(&mut *self).await.map_err(map_sqlx)?;
         }
         Ok(())
     }
@@ -286,7 +310,7 @@ impl BatchWriter for SqliteConnection {
             for (instance, node) in chunk {
                 query = query.bind(*instance).bind(*node);
             }
-            query.execute(&mut *self).await.map_err(map_sqlx)?;
+            pad(query, chunk.len(), 2).execute(&mut *self).await.map_err(map_sqlx)?;
         }
         Ok(())
     }
@@ -294,7 +318,8 @@ impl BatchWriter for SqliteConnection {
     async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO open_steps (instance, node, reader, due_key, overdue) VALUES {}",
+                "INSERT INTO open_steps (instance, node, reader, due_key, overdue)
+                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
                 tuples(chunk.len(), 5)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -306,7 +331,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(due_key(row.due_at))
                     .bind(row.overdue);
             }
-            query.execute(&mut *self).await.map_err(map_sqlx)?;
+            pad(query, chunk.len(), 5).execute(&mut *self).await.map_err(map_sqlx)?;
         }
         Ok(())
     }
@@ -347,7 +372,7 @@ impl BatchWriter for SqliteConnection {
             let sql = format!(
                 "INSERT INTO instances
                      (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
-                     VALUES {} ON CONFLICT (id) DO NOTHING",
+                     SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL ON CONFLICT (id) DO NOTHING",
                 repeat_row(chunk.len(), "(?, ?, ?, 0, ?, ?, ?, ?)")
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -361,7 +386,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(micros(instance.created_at))
                     .bind(micros(instance.updated_at));
             }
-            inserted += query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+            inserted += pad(query, chunk.len(), 7).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
         }
         Ok(inserted)
     }
