@@ -29,7 +29,9 @@
 //! configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N` (steps of the
 //! `approvals` policy, default 50), `--audit-log on|off|both[,…]` (`approvals` with the global
 //! audit tree appended in each commit, without it, or both in one run, each client count run
-//! once per word in order, e.g. `on,off,off,on` to alternate which goes first; default `on`).
+//! once per word in order, e.g. `on,off,off,on` to alternate which goes first; default `on`),
+//! `--ids time|client` (`approvals`' instance ids: in the order they were started, as the server
+//! makes them, or one run of ids per client, `c{client}-{n}`; default `time`).
 //!
 //! PostgreSQL: `CIVICFLOW_BENCH_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each
 //! run works in its own schema `cf_bench_…`, dropped at the end. SQLite files go to a temporary
@@ -86,6 +88,8 @@ struct Args {
     chain: usize,
     /// `approvals` with the global audit tree (`true`), without (`false`), or both.
     audit_log: Vec<bool>,
+    /// `approvals`' instance ids in start order (as `POST /v1/instances` makes them) or by client.
+    time_ids: bool,
 }
 
 fn args() -> Args {
@@ -98,6 +102,7 @@ fn args() -> Args {
         clients: vec![1, 16, 256],
         chain: 50,
         audit_log: vec![true],
+        time_ids: true,
     };
     let (mut only_sqlite, mut only_pg) = (false, false);
     let mut it = std::env::args().skip(1);
@@ -120,6 +125,13 @@ fn args() -> Args {
                         _ => panic!("--audit-log on|off|both[,…]"),
                     })
                     .collect();
+            }
+            "--ids" => {
+                a.time_ids = match it.next().as_deref() {
+                    Some("time") => true,
+                    Some("client") => false,
+                    _ => panic!("--ids time|client"),
+                }
             }
             "--clients" => {
                 a.clients = it.next().expect("--clients A,B").split(',').map(|s| s.parse().expect("a number")).collect()
@@ -381,7 +393,7 @@ async fn bench_approvals(args: &Args) {
             rt.publish(&chain_policy("chain", args.chain)).await.unwrap();
             let span = Duration::from_secs_f64(args.secs);
             let written = write_bytes();
-            let (count, mut latencies, elapsed, all) = run_clients(&rt, clients, args.chain, span).await;
+            let (count, mut latencies, elapsed, all) = run_clients(&rt, clients, args.chain, span, args.time_ids).await;
             // SQLite is written by this process (WAL frames, checkpoints); PostgreSQL by its server.
             let disk = match backend {
                 Backend::Sqlite => {
@@ -416,21 +428,29 @@ async fn run_clients(
     clients: usize,
     chain: usize,
     span: Duration,
+    time_ids: bool,
 ) -> (usize, Vec<Duration>, Duration, usize) {
+    let started = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let warmup = span / 10;
     let begin = Instant::now();
     let from = begin + warmup;
     let until = from + span;
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let rt = rt.clone();
+        let (rt, started) = (rt.clone(), started.clone());
         tasks.push(tokio::spawn(async move {
             let approver = actor("科室");
             let mut latencies = Vec::new();
             let mut count = 0usize;
             let mut all = 0usize;
             'outer: for k in 0.. {
-                let id = format!("c{c}-{k}");
+                let id = if time_ids {
+                    // The server's shape (`i-`, a time, random digits): a counter for the time.
+                    let n = started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    format!("i-{n:012x}{c:016x}")
+                } else {
+                    format!("c{c}-{k}")
+                };
                 rt.start(&id, "chain", None, &approver, BTreeMap::new(), None).await.unwrap();
                 for s in 0..chain {
                     let t = Instant::now();
