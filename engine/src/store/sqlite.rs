@@ -53,7 +53,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SQLite's passive auto-checkpoint runs when the WAL holds this many pages (40 MB; SQLite's
 /// default is 1,000): see the module's doc.
-pub const AUTOCHECKPOINT_PAGES: &str = "10000";
+pub const AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Prepared statements kept per connection (sqlx's default is 100): the batch's statements in
 /// all their size classes and the store's others.
@@ -109,7 +109,7 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             // A batch's statements come in ten size classes each (`sqlite_batch.rs`): all kept.
             .statement_cache_capacity(STATEMENT_CACHE)
-            .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES);
+            .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
