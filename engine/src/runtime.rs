@@ -330,7 +330,7 @@ impl Runtime {
                 cached.snapshot_version = cached.version;
                 self.cache.put(cached, next, bytes);
                 self.timer_planned(earliest);
-                Ok(outcome(id, &stored))
+                Ok(outcome(id, stored))
             }
             Err(e) => Err(e.into()),
         }
@@ -513,7 +513,7 @@ impl Runtime {
                     };
                     self.cache.put(cached, next, bytes);
                     self.timer_planned(earliest);
-                    return Ok(outcome(id, &stored).with_version(version));
+                    return Ok(outcome(id, stored).with_version(version));
                 }
                 // Lost a race for the instance or for a quota's last place: decide again on
                 // what the winner committed.
@@ -688,13 +688,13 @@ impl Runtime {
     }
 }
 
-fn outcome(id: &str, stored: &[StoredEvent]) -> Outcome {
+fn outcome(id: &str, stored: Vec<StoredEvent>) -> Outcome {
     Outcome {
         instance: id.to_string(),
         version: stored.last().map_or(0, |e| e.seq),
         seqs: stored.iter().map(|e| e.seq).collect(),
         replayed: false,
-        recorded: stored.to_vec(),
+        recorded: stored,
     }
 }
 

@@ -208,7 +208,10 @@ impl Runtime {
             )?;
             commit.spawn = self.spawn_next(id, &program, &state, &events, &given, now).await?;
             match self.committer.commit(commit).await {
-                Ok(stored) => return Ok(outcome(id, &stored).with_version(record.version + stored.len() as u64)),
+                Ok(stored) => {
+                    let version = record.version + stored.len() as u64;
+                    return Ok(outcome(id, stored).with_version(version));
+                }
                 Err(StoreError::Conflict { .. }) => {
                     tokio::time::sleep(Duration::from_millis((attempt as u64 + 1).min(20))).await;
                 }
