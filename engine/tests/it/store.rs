@@ -1037,6 +1037,14 @@ async fn group_commit_creates_instances(h: &Harness) {
         assert_eq!(store.verify(id).await.unwrap(), 1, "{id}");
         assert_eq!(store.pending_timers(id).await.unwrap().len(), 1, "{id}");
     }
+    // An unpublished policy alone in a batch of starts: the rows' insert fails on its foreign
+    // key, and the commit-by-commit path names it; the other start lands.
+    let results = store.commit_many(vec![create("u1", "p"), create("u2", "unpublished")]).await;
+    let outcome: Vec<Result<Vec<u64>, String>> =
+        results.into_iter().map(|r| r.map(|ev| seqs(&ev)).map_err(|e| format!("{e:?}"))).collect();
+    assert_eq!(outcome, [Ok(vec![1]), Err("PolicyNotFound { name: \"unpublished\", hash: \"h1\" }".into())]);
+    assert_eq!(store.verify("u1").await.unwrap(), 1);
+    assert!(store.load_instance("u2").await.unwrap().is_none());
     // A create must start at version 0.
     let mut late = create("n4", "p");
     late.expected_version = 1;
