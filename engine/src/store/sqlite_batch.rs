@@ -13,7 +13,7 @@ use super::sqlite_commit::{json_text, micros};
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
-/// widest row here has 9).
+/// widest row here, an event, has 10).
 const ROWS_PER_STATEMENT: usize = 512;
 
 /// `(?, ?, …), (?, ?, …)…`: `rows` tuples of `columns` placeholders, padded to the size class.
