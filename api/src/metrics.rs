@@ -259,6 +259,13 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn load_states(&self, ids: &[String]) -> Result<Vec<civicflow_engine::store::LoadedState>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.load_states(ids).await;
+        self.time("load_states", t);
+        r
+    }
+
     async fn latest_policy_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
         let t = Instant::now();
         let r = self.inner.latest_policy_hash(name).await;

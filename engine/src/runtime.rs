@@ -663,10 +663,11 @@ impl Runtime {
         if let Some(cached) = self.cache.get(id) {
             return Ok((cached, false));
         }
-        let (mut record, state) = self.load(id).await?;
-        let bytes = cache::estimated_bytes_of(&record.snapshot);
-        record.snapshot = serde_json::Value::Null;
-        Ok((self.cache.put(record, state, bytes), true))
+        // Issue 10: the state parsed from the stored text, no `serde_json::Value` on the way.
+        let loaded = self.store.load_states(&[id.to_string()]).await?.pop();
+        let loaded = loaded.ok_or_else(|| RuntimeError::NotFound { what: "instance", id: id.to_string() })?;
+        let bytes = cache::estimated_bytes(loaded.state.nodes.len(), loaded.snapshot_bytes);
+        Ok((self.cache.put(loaded.record, loaded.state, bytes), true))
     }
 
     /// The instance's record and current state (from its snapshot).

@@ -141,7 +141,8 @@ impl InstanceCache {
 /// parsed from one snapshot, resident size per state, issue 10.2): 1.4 kB for one step, 2.6 kB
 /// for five, 29.5 kB for fifty; this gives 1.7, 4.8 and 42 kB — over, never under.
 /// `nodes` is the state's number of nodes, `text` the bytes of text it holds (a commit passes
-/// its snapshot's JSON length, an over-estimate: field names are not stored).
+/// its snapshot's JSON length, and so does a state read from the store: an over-estimate, field
+/// names are not stored).
 pub fn estimated_bytes(nodes: usize, text: usize) -> usize {
     const CHUNK: usize = 16;
     let chunks = (nodes * 3 / 2).div_ceil(CHUNK).max(1);
@@ -150,12 +151,6 @@ pub fn estimated_bytes(nodes: usize, text: usize) -> usize {
         + nodes * (std::mem::size_of::<crate::core::NodeState>() + 16)
         + chunks * chunk_bytes
         + text
-}
-
-/// [`estimated_bytes`] of a snapshot read from the store.
-pub fn estimated_bytes_of(snapshot: &Value) -> usize {
-    let nodes = snapshot.get("nodes").and_then(Value::as_object).map_or(0, serde_json::Map::len);
-    estimated_bytes(nodes, text_bytes(snapshot))
 }
 
 /// The bytes of the strings a snapshot holds (keys included), and a word or four for every
@@ -220,14 +215,13 @@ mod tests {
         let base = std::mem::size_of::<State>();
         let node = std::mem::size_of::<crate::core::NodeState>() + 16;
         let chunk = 16 * (std::mem::size_of::<String>() + std::mem::size_of::<usize>()) + 64;
-        assert_eq!(estimated_bytes_of(&serde_json::json!({})), base + chunk);
-        // Two nodes take one chunk; the text is the keys and strings, 32 an element.
-        let two = serde_json::json!({ "nodes": { "a": { "def": "a" }, "b": { "def": "b" } } });
-        assert_eq!(estimated_bytes_of(&two), base + 2 * node + chunk + (32 + 5) + 2 * (32 + 1 + 32 + 3 + 1));
+        assert_eq!(estimated_bytes(0, 0), base + chunk);
+        // Two nodes take one chunk.
+        assert_eq!(estimated_bytes(2, 100), base + 2 * node + chunk + 100);
         // Twenty nodes: 30 slots, two chunks.
-        let many: serde_json::Map<String, Value> = (0..20).map(|i| (format!("n{i:02}"), Value::Null)).collect();
-        let many = serde_json::json!({ "nodes": many });
-        assert_eq!(estimated_bytes_of(&many), base + 20 * node + 2 * chunk + (32 + 5) + 20 * (32 + 3));
         assert_eq!(estimated_bytes(20, 1000), base + 20 * node + 2 * chunk + 1000);
+        // The text an event adds: the keys and strings, 32 an element.
+        let two = serde_json::json!({ "nodes": { "a": { "def": "a" }, "b": { "def": "b" } } });
+        assert_eq!(text_bytes(&two), (32 + 5) + 2 * (32 + 1 + 32 + 3 + 1));
     }
 }

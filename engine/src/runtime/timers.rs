@@ -5,12 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use chrono::{DateTime, Utc};
 
 use super::{cache, Runtime, RuntimeError, FIRE_CONCURRENCY};
-use crate::core::{Actor, Command, State, TimerKind};
+use crate::core::{Actor, Command, TimerKind};
 use crate::store::{StoreError, TimerRecord};
 
 impl Runtime {
@@ -49,12 +47,12 @@ impl Runtime {
         if missing.is_empty() {
             return Ok(());
         }
-        for record in self.store.load_instances(&missing).await? {
-            // A snapshot that does not parse is reported by the firing's own load.
-            if let Ok(state) = State::deserialize(&record.snapshot) {
-                let bytes = cache::estimated_bytes_of(&record.snapshot);
-                self.cache.put(record, state, bytes);
-            }
+        // One that cannot be read (a snapshot that does not parse) is reported by its firing's
+        // own load; the others still fire.
+        let Ok(states) = self.store.load_states(&missing).await else { return Ok(()) };
+        for loaded in states {
+            let bytes = cache::estimated_bytes(loaded.state.nodes.len(), loaded.snapshot_bytes);
+            self.cache.put(loaded.record, loaded.state, bytes);
         }
         Ok(())
     }

@@ -66,6 +66,7 @@ use crate::audit::{ChainedEvent, EventFields, VerifyError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[doc(hidden)]
 pub use batch::benchmark_without_audit_log;
+pub use fold::LoadedState;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use group::{GroupCommitConfig, GroupCommitter};
 
@@ -706,6 +707,10 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(found)
     }
+
+    /// Those of `ids` that exist, for commands (issue 10): each record without its snapshot and
+    /// its state as of its version, parsed straight from the stored text; in no particular order.
+    async fn load_states(&self, ids: &[String]) -> Result<Vec<LoadedState>, StoreError>;
 
     /// Instances matching the filter, oldest first, one page.
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError>;

@@ -186,9 +186,17 @@ impl PgStore {
         if wanted.is_empty() {
             return Ok(records);
         }
+        let tails = self.read_tails(&wanted).await?;
+        fold::fold_tails(&mut records, tails)?;
+        Ok(records)
+    }
+
+    /// The events `snapshot_version < seq <= version` of each `(instance, snapshot_version,
+    /// version)`, in one statement.
+    async fn read_tails(&self, wanted: &[(&str, u64, u64)]) -> Result<Vec<fold::TailEvent>, StoreError> {
         let mut ids = Vec::with_capacity(wanted.len());
         let (mut after, mut upto) = (Vec::with_capacity(wanted.len()), Vec::with_capacity(wanted.len()));
-        for (id, from, to) in &wanted {
+        for (id, from, to) in wanted {
             ids.push(*id);
             after.push(to_i64(*from, "version")?);
             upto.push(to_i64(*to, "version")?);
@@ -204,8 +212,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        let tails = rows
-            .iter()
+        rows.iter()
             .map(|row| {
                 let seq = to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?;
                 let payload: &str = row.try_get("payload").map_err(map_sqlx)?;
@@ -216,9 +223,7 @@ impl PgStore {
                     payload,
                 )
             })
-            .collect::<Result<_, StoreError>>()?;
-        fold::fold_tails(&mut records, tails)?;
-        Ok(records)
+            .collect()
     }
 }
 
@@ -409,6 +414,28 @@ impl Store for PgStore {
         .map_err(map_sqlx)?;
         let records = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
         self.current(records).await
+    }
+
+    async fn load_states(&self, ids: &[String]) -> Result<Vec<super::LoadedState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot::text AS snapshot, snapshot_version,
+                    created_at, updated_at
+             FROM instances WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let mut loaded = rows
+            .iter()
+            .map(|row| fold::loaded(instance_fields(row)?, row.try_get("snapshot").map_err(map_sqlx)?))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let wanted = fold::wanted_of(&loaded);
+        if !wanted.is_empty() {
+            let tails = self.read_tails(&wanted).await?;
+            fold::fold_loaded(&mut loaded, tails)?;
+        }
+        Ok(loaded)
     }
 
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {

@@ -21,13 +21,18 @@ pub(super) fn policy_row(row: &PgRow) -> Result<PolicyRecord, StoreError> {
 }
 
 pub(super) fn instance_row(row: &PgRow) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord { snapshot: row.try_get::<Value, _>("snapshot").map_err(map_sqlx)?, ..instance_fields(row)? })
+}
+
+/// A row's record without its snapshot (`Null`), which the caller reads its own way.
+pub(super) fn instance_fields(row: &PgRow) -> Result<InstanceRecord, StoreError> {
     Ok(InstanceRecord {
         id: row.try_get("id").map_err(map_sqlx)?,
         policy_name: row.try_get("policy_name").map_err(map_sqlx)?,
         policy_hash: row.try_get("policy_hash").map_err(map_sqlx)?,
         version: to_u64(row.try_get("version").map_err(map_sqlx)?, "version")?,
         status: row.try_get("status").map_err(map_sqlx)?,
-        snapshot: row.try_get::<Value, _>("snapshot").map_err(map_sqlx)?,
+        snapshot: Value::Null,
         snapshot_version: to_u64(row.try_get("snapshot_version").map_err(map_sqlx)?, "snapshot_version")?,
         created_at: row.try_get("created_at").map_err(map_sqlx)?,
         updated_at: row.try_get("updated_at").map_err(map_sqlx)?,

@@ -181,6 +181,14 @@ impl SqliteStore {
         if wanted.is_empty() {
             return Ok(records);
         }
+        let tails = self.read_tails(&wanted).await?;
+        fold::fold_tails(&mut records, tails)?;
+        Ok(records)
+    }
+
+    /// The events `snapshot_version < seq <= version` of each `(instance, snapshot_version,
+    /// version)`, in one statement.
+    async fn read_tails(&self, wanted: &[(&str, u64, u64)]) -> Result<Vec<fold::TailEvent>, StoreError> {
         let wanted =
             serde_json::to_string(&wanted).map_err(|e| StoreError::Invalid(format!("unencodable ids: {e}")))?;
         let rows = sqlx::query(
@@ -193,16 +201,13 @@ impl SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(map_sqlx)?;
-        let tails = rows
-            .iter()
+        rows.iter()
             .map(|row| {
                 let seq = to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?;
                 let payload: &str = row.try_get("payload").map_err(map_sqlx)?;
                 fold::TailEvent::parse(row.try_get("instance").map_err(map_sqlx)?, seq, time_at(row, "at")?, payload)
             })
-            .collect::<Result<_, StoreError>>()?;
-        fold::fold_tails(&mut records, tails)?;
-        Ok(records)
+            .collect()
     }
 }
 
@@ -377,6 +382,28 @@ impl Store for SqliteStore {
         .map_err(map_sqlx)?;
         let records = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
         self.current(records).await
+    }
+
+    async fn load_states(&self, ids: &[String]) -> Result<Vec<super::LoadedState>, StoreError> {
+        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(format!("unencodable ids: {e}")))?;
+        let rows = sqlx::query(
+            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
+             FROM instances WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_sqlx)?;
+        let mut loaded = rows
+            .iter()
+            .map(|row| fold::loaded(instance_fields(row)?, row.try_get("snapshot").map_err(map_sqlx)?))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let wanted = fold::wanted_of(&loaded);
+        if !wanted.is_empty() {
+            let tails = self.read_tails(&wanted).await?;
+            fold::fold_loaded(&mut loaded, tails)?;
+        }
+        Ok(loaded)
     }
 
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<Page<InstanceRecord>, StoreError> {

@@ -79,6 +79,9 @@ impl Store for GatedStore {
     async fn get_policy(&self, name: &str, hash: Option<&str>) -> Result<Option<PolicyRecord>, StoreError> {
         self.inner.get_policy(name, hash).await
     }
+    async fn load_states(&self, ids: &[String]) -> Result<Vec<civicflow_engine::store::LoadedState>, StoreError> {
+        self.inner.load_states(ids).await
+    }
     async fn latest_policy_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.inner.latest_policy_hash(name).await
     }

@@ -13,7 +13,7 @@ use civicflow_engine::calendar::Calendar;
 use civicflow_engine::clock::SimulatedClock;
 use civicflow_engine::core::{Action, Actor, State};
 use civicflow_engine::runtime::{replay_stored, Runtime};
-use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InstanceFilter, SNAPSHOT_EVERY};
+use civicflow_engine::store::{GroupCommitConfig, GroupCommitter, InstanceFilter, InstanceRecord, SNAPSHOT_EVERY};
 
 use crate::store::Harness;
 
@@ -56,6 +56,15 @@ async fn a_read_folds_the_events_after_the_stored_snapshot(h: &Harness) {
         for other in many.into_iter().chain(page.items) {
             assert_eq!((other.version, &other.snapshot), (record.version, &record.snapshot), "approval {i}");
         }
+        // For commands, the state itself, folded the same way, and the record without its
+        // snapshot; an id that does not exist is left out.
+        let mut loaded = h.store.load_states(&["c".to_string(), "nope".to_string()]).await.unwrap();
+        assert_eq!(loaded.len(), 1);
+        let loaded = loaded.remove(0);
+        assert_eq!(loaded.state, folded, "approval {i}");
+        assert_eq!(loaded.record, InstanceRecord { snapshot: serde_json::Value::Null, ..record.clone() });
+        let stored_text: String = h.stored_snapshot_text("c").await;
+        assert_eq!(loaded.snapshot_bytes, stored_text.len(), "approval {i}");
         seen.push((record.version, record.snapshot_version));
     }
     assert_eq!(

@@ -258,6 +258,22 @@ impl Harness {
         };
         rows.into_iter().collect()
     }
+
+    /// An instance's stored snapshot as the database holds it (text; `jsonb` printed).
+    pub(crate) async fn stored_snapshot_text(&self, id: &str) -> String {
+        match &self.backend {
+            Backend::Sqlite { store, .. } => sqlx::query_scalar("SELECT snapshot FROM instances WHERE id = ?")
+                .bind(id)
+                .fetch_one(store.reader_pool())
+                .await
+                .unwrap(),
+            Backend::Postgres { store, .. } => sqlx::query_scalar("SELECT snapshot::text FROM instances WHERE id = $1")
+                .bind(id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap(),
+        }
+    }
 }
 
 /// PostgreSQL is unreachable: fail under CI, else say so past the test harness's output capture.
