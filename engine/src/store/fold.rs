@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{InstanceRecord, StoreError};
+use super::{InstanceRecord, LoadedState, StoreError};
 use crate::core::{self, Event, State};
 
 /// An event of a tail as a fold needs it: parsed from its stored text straight into the core's
@@ -52,18 +52,6 @@ pub(super) fn fold_tails(records: &mut [InstanceRecord], tails: Vec<TailEvent>) 
         record.snapshot = serde_json::to_value(&state).map_err(|e| corrupt(format!("state: {e}")))?;
     }
     Ok(())
-}
-
-/// An instance read for a command (issue 10): its record without the snapshot, and its state as
-/// of the record's version, parsed from the stored text straight into the core's type (no
-/// `serde_json::Value` on the way: a burst of timers spent a fifth of its time there).
-#[derive(Debug, Clone)]
-pub struct LoadedState {
-    /// The row, `snapshot` left `Null`.
-    pub record: InstanceRecord,
-    pub state: State,
-    /// The stored snapshot's length in bytes (what the runtime's cache estimates a state from).
-    pub snapshot_bytes: usize,
 }
 
 /// A row's record (its `snapshot` `Null`) and its snapshot's text, parsed.
