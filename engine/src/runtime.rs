@@ -666,8 +666,7 @@ impl Runtime {
         // Issue 10: the state parsed from the stored text, no `serde_json::Value` on the way.
         let loaded = self.store.load_states(&[id.to_string()]).await?.pop();
         let loaded = loaded.ok_or_else(|| RuntimeError::NotFound { what: "instance", id: id.to_string() })?;
-        let bytes = cache::estimated_bytes(loaded.state.nodes.len(), loaded.snapshot_bytes);
-        Ok((self.cache.put(loaded.record, loaded.state, bytes), true))
+        Ok((self.cache.put_loaded(loaded), true))
     }
 
     /// The instance's record and current state (from its snapshot).

@@ -115,6 +115,13 @@ impl InstanceCache {
         copy
     }
 
+    /// Keeps an instance read from the store ([`crate::store::Store::load_states`]), its size
+    /// estimated from its snapshot's length.
+    pub fn put_loaded(&self, loaded: crate::store::LoadedState) -> CommandCopy {
+        let bytes = estimated_bytes(loaded.state.nodes.len(), loaded.snapshot_bytes);
+        self.put(loaded.record, loaded.state, bytes)
+    }
+
     /// Forgets an instance (its commit lost a race: what is cached is stale).
     pub fn remove(&self, id: &str) {
         let mut inner = self.lock();

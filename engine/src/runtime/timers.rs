@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{cache, Runtime, RuntimeError, FIRE_CONCURRENCY};
+use super::{Runtime, RuntimeError, FIRE_CONCURRENCY};
 use crate::core::{Actor, Command, TimerKind};
 use crate::store::{StoreError, TimerRecord};
 
@@ -51,8 +51,7 @@ impl Runtime {
         // own load; the others still fire.
         let Ok(states) = self.store.load_states(&missing).await else { return Ok(()) };
         for loaded in states {
-            let bytes = cache::estimated_bytes(loaded.state.nodes.len(), loaded.snapshot_bytes);
-            self.cache.put(loaded.record, loaded.state, bytes);
+            self.cache.put_loaded(loaded);
         }
         Ok(())
     }
