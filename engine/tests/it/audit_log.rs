@@ -19,13 +19,18 @@ use crate::store::{event, policy, record, start, step, t, Harness, T0};
 
 /// `n` events over two instances, committed a few at a time; the leaf hashes in tree order.
 async fn log_of(store: &dyn Store, n: u64) -> Vec<Hash> {
+    log_in_commits_of(store, n, 3).await
+}
+
+/// `n` events over two instances, committed `per_commit` at a time; the leaf hashes in tree order.
+async fn log_in_commits_of(store: &dyn Store, n: u64, per_commit: u64) -> Vec<Hash> {
     let t0 = t(T0);
     store.publish_policy(policy("p", "h1", T0)).await.unwrap();
     store.create_instance(record("x", "p", "h1", t0), start("x", t0)).await.unwrap();
     store.create_instance(record("y", "p", "h1", t0), start("y", t0)).await.unwrap();
     let (mut vx, mut vy, mut written, mut on_x) = (1, 1, 2, true);
     while written < n {
-        let k = (n - written).min(3);
+        let k = (n - written).min(per_commit);
         let events = (0..k).map(|i| event(t0, "vote_entered", json!({ "n": written + i }))).collect();
         on_x = !on_x;
         if !on_x {
@@ -125,6 +130,32 @@ async fn proofs_from_the_stored_leaves_verify_against_the_root(h: &Harness) {
     assert_eq!(out(rt.audit_inclusion_proof(0, 601).await), "the tree has 600 leaves, not 601");
     assert_eq!(out(rt.audit_inclusion_proof(5, 5).await), "leaf 5 is not in a tree of 5");
     assert_eq!(out(rt.audit_consistency_proof(7, 6).await), "no consistency proof from a tree of 7 to one of 6");
+}
+
+/// Roots and proofs of a tree larger than one read of leaves (4,096): a node that never read it
+/// builds the halves from several reads; a node that saw it grow combines what it remembered with
+/// what was added. Both agree with the tree built in memory.
+async fn proofs_over_a_tree_larger_than_one_read(h: &Harness) {
+    let leaves = log_in_commits_of(h.store.as_ref(), 8_492, 250).await;
+    assert_eq!(leaves.len(), 8_492);
+    let cold = runtime(h);
+    assert_eq!(cold.audit_root_at(8_492).await.unwrap(), merkle::root(&leaves));
+    let proof = cold.audit_inclusion_proof(5_000, 8_492).await.unwrap();
+    assert_eq!(proof, merkle::inclusion_proof(5_000, 8_492, &mut &leaves[..]).unwrap());
+
+    let growing = runtime(h);
+    let mut last = 1u64;
+    for size in [300u64, 4_095, 4_096, 4_097, 6_000, 8_191, 8_192, 8_193, 8_492] {
+        let root = merkle::root(&leaves[..size as usize]);
+        assert_eq!(growing.audit_root_at(size).await.unwrap(), root, "root of {size}");
+        for index in [0, size / 2, size - 1] {
+            let proof = growing.audit_inclusion_proof(index, size).await.unwrap();
+            assert_eq!(proof, merkle::inclusion_proof(index, size, &mut &leaves[..]).unwrap(), "{index} of {size}");
+        }
+        let proof = growing.audit_consistency_proof(last, size).await.unwrap();
+        assert_eq!(proof, merkle::consistency_proof(last, size, &mut &leaves[..]).unwrap(), "{last} -> {size}");
+        last = size;
+    }
 }
 
 async fn a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last(h: &Harness) {
@@ -313,6 +344,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     checkpoints_are_kept_by_size_and_leaves_read_with_their_events,
     proofs_from_the_stored_leaves_verify_against_the_root,
+    proofs_over_a_tree_larger_than_one_read,
     a_checkpoint_is_signed_only_over_leaves_that_still_make_the_last,
     appends_from_two_handles_and_rolled_back_commits_keep_one_tree,
     the_lateness_index_built_from_the_histories_is_the_one_the_commits_kept,
