@@ -200,22 +200,21 @@ impl BatchWriter for PgConnection {
     }
 
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError> {
-        // Rare (a breach), so one statement a row.
-        for (instance, r) in rows {
-            sqlx::query(
-                "INSERT INTO late_steps (instance, node, role, office, due_at, late_at) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(*instance)
-            .bind(r.node.as_str())
-            .bind(r.role.as_str())
-            .bind(r.office.as_deref())
-            .bind(crate::audit::truncate_to_micros(r.due_at))
-            .bind(crate::audit::truncate_to_micros(r.late_at))
-            .execute(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
-        }
+        // A burst of deadlines breaches one step per firing: the batch's rows in one statement.
+        sqlx::query(
+            "INSERT INTO late_steps (instance, node, role, office, due_at, late_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.role.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| crate::audit::truncate_to_micros(r.1.due_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| crate::audit::truncate_to_micros(r.1.late_at)).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
         Ok(())
     }
 

@@ -337,21 +337,24 @@ impl BatchWriter for SqliteConnection {
     }
 
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError> {
-        // Rare (a breach), so one statement a row.
-        for (instance, r) in rows {
-            sqlx::query(
-                "INSERT INTO late_steps (instance, node, role, office, due_at, late_at) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(*instance)
-            .bind(r.node.as_str())
-            .bind(r.role.as_str())
-            .bind(r.office.as_deref())
-            .bind(micros(r.due_at))
-            .bind(micros(r.late_at))
-            .execute(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
+        // A burst of deadlines breaches one step per firing: the batch's rows in one statement.
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO late_steps (instance, node, role, office, due_at, late_at)
+                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL ON CONFLICT DO NOTHING",
+                tuples(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (instance, r) in chunk {
+                query = query
+                    .bind(*instance)
+                    .bind(r.node.as_str())
+                    .bind(r.role.as_str())
+                    .bind(r.office.as_deref())
+                    .bind(micros(r.due_at))
+                    .bind(micros(r.late_at));
+            }
+            pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?;
         }
         Ok(())
     }
