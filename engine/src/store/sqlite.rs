@@ -58,8 +58,11 @@ pub const AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// all their size classes and the store's others.
 pub const STATEMENT_CACHE: usize = 256;
 
-/// The number of read connections [`SqliteStore::open`] uses.
-pub const DEFAULT_READERS: u32 = 4;
+/// The number of read connections [`SqliteStore::open`] uses. Each is a thread of the driver with
+/// its own page cache and statements, and each thread that allocates gets its own malloc arena:
+/// four readers held ~7 MB more at the peak than two, with no more throughput on two cores
+/// (BENCHMARKS.md, "Issue 10, stop 25").
+pub const DEFAULT_READERS: u32 = 2;
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
