@@ -229,21 +229,7 @@ pub(super) fn token_prefix(id: Option<&str>) -> Result<String, StoreError> {
     }
 }
 
-/// Issue 10.6: the `due_key` of an open-step row: the deadline in microseconds, or `i64::MAX`
-/// for a step without one (sorted last).
-pub(super) fn due_key(due: Option<DateTime<Utc>>) -> i64 {
-    due.map_or(i64::MAX, |d| d.timestamp_micros())
-}
-
-/// The deadline a `due_key` stands for.
-pub(super) fn due_of_key(key: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
-    if key == i64::MAX {
-        return Ok(None);
-    }
-    DateTime::from_timestamp_micros(key)
-        .map(Some)
-        .ok_or_else(|| StoreError::Corrupt(format!("open step due key {key} is out of range")))
-}
+pub(super) use super::{due_key, due_of_key};
 
 /// One page of an inbox from each reader key's first `offset + limit` rows (each in
 /// `(due_key, instance, node)` order, as the tuple is): merged, each step once, the page cut out. The rows of one

@@ -478,7 +478,7 @@ impl InboxCursor {
     /// The cursor as a URL-safe token (base64url of its JSON; opaque to callers).
     pub fn encode(&self) -> String {
         use base64::Engine as _;
-        let json = serde_json::json!([common::due_key(self.due_at), self.instance, self.node]);
+        let json = serde_json::json!([due_key(self.due_at), self.instance, self.node]);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
     }
 
@@ -487,7 +487,7 @@ impl InboxCursor {
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
         let (key, instance, node): (i64, String, String) = serde_json::from_slice(&bytes).ok()?;
-        let due_at = common::due_of_key(key).ok()?;
+        let due_at = due_of_key(key).ok()?;
         Some(InboxCursor { due_at, instance, node })
     }
 }
@@ -838,7 +838,9 @@ pub trait Store: Send + Sync + 'static {
     /// Hints of what every node commits, for the event stream of several nodes sharing one
     /// database (PostgreSQL's LISTEN/NOTIFY); `None` where one node is all there is (SQLite).
     /// No default: a store that wraps another must pass it on (a default would turn the
-    /// feature off without a word, as it nearly did for `principal_changes`).
+    /// feature off without a word, as it nearly did for `principal_changes`). Only with a store
+    /// (the channel is tokio's; the pure build has none).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError>;
 
     /// The names of principals whose tokens were revoked or whose roles were replaced, by any
@@ -846,6 +848,7 @@ pub trait Store: Send + Sync + 'static {
     /// token cache forgets them at once; `None` where the store cannot tell (SQLite: one server,
     /// whose own revocations forget at once, and the CLI's reach it within the cache's TTL).
     /// No default, as for `commit_hints`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     async fn principal_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError>;
 
     /// Stores an idempotency record that goes with no instance commit (a policy publication, a
@@ -979,4 +982,20 @@ impl ChainedEvent for StoredEvent {
     fn hash(&self) -> &str {
         &self.hash
     }
+}
+
+/// Issue 10.6: the `due_key` of an open-step row: the deadline in microseconds, or `i64::MAX`
+/// for a step without one (sorted last).
+pub(crate) fn due_key(due: Option<DateTime<Utc>>) -> i64 {
+    due.map_or(i64::MAX, |d| d.timestamp_micros())
+}
+
+/// The deadline a `due_key` stands for.
+pub(crate) fn due_of_key(key: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
+    if key == i64::MAX {
+        return Ok(None);
+    }
+    DateTime::from_timestamp_micros(key)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt(format!("open step due key {key} is out of range")))
 }
