@@ -44,6 +44,8 @@ mod postgres_commit;
 mod postgres_instances;
 #[cfg(feature = "postgres")]
 mod postgres_open_steps;
+#[cfg(feature = "postgres")]
+mod postgres_principals;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -56,6 +58,8 @@ mod sqlite_commit;
 mod sqlite_instances;
 #[cfg(feature = "sqlite")]
 mod sqlite_open_steps;
+#[cfg(feature = "sqlite")]
+mod sqlite_principals;
 
 use std::fmt;
 use std::sync::Arc;

@@ -37,14 +37,13 @@ fn channel_name(base: &str, schema: &str) -> String {
 }
 
 use super::common::{
-    check_create, check_principal, check_token_hash, finish, lease_micros, map_migrate, map_sqlx, to_i64, to_u64,
-    token_prefix, validate_commit, verify_log,
+    check_create, finish, lease_micros, map_migrate, map_sqlx, to_i64, to_u64, validate_commit, verify_log,
 };
 use super::{
     AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
     InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord, OpenStepRef, OpenStepRow,
     Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord,
-    TokenRecord, TOKEN_ID_LEN,
+    TokenRecord,
 };
 use crate::audit::truncate_to_micros;
 
@@ -115,7 +114,7 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    pub(super) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         self.pool.begin().await.map_err(map_sqlx)
     }
 
@@ -168,7 +167,11 @@ impl PgStore {
 
     /// Tells every node listening (`principal_changes`) that `principal`'s tokens or roles
     /// changed, when `tx` commits (a rolled-back change tells nothing).
-    async fn notify_principal(&self, tx: &mut sqlx::PgConnection, principal: &str) -> Result<(), StoreError> {
+    pub(super) async fn notify_principal(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        principal: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(&self.principal_channel)
             .bind(principal)
@@ -530,54 +533,11 @@ impl Store for PgStore {
         token_hash: &str,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        check_principal(&principal)?;
-        check_token_hash(token_hash)?;
-        let mut tx = self.begin().await?;
-        let result = async {
-            sqlx::query(
-                "INSERT INTO principals (name, office, roles, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET office = excluded.office, roles = excluded.roles",
-            )
-            .bind(&principal.name)
-            .bind(&principal.office)
-            .bind(&principal.roles)
-            .bind(truncate_to_micros(principal.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-            let inserted = sqlx::query(
-                "INSERT INTO tokens (token_hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (token_hash) DO NOTHING",
-            )
-            .bind(token_hash)
-            .bind(&principal.name)
-            .bind(truncate_to_micros(principal.created_at))
-            .bind(expires_at.map(truncate_to_micros))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?
-            .rows_affected();
-            if inserted != 1 {
-                return Err(StoreError::Invalid("this token hash is already stored".into()));
-            }
-            // The principal's office and roles may have been replaced: other nodes forget it.
-            self.notify_principal(&mut tx, &principal.name).await
-        }
-        .await;
-        finish(tx, result).await
+        self.insert_token(principal, token_hash, expires_at).await
     }
 
     async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<PrincipalRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT p.name, p.office, p.roles, p.created_at FROM tokens t
-             JOIN principals p ON p.name = t.principal
-             WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        row.as_ref().map(principal_row).transpose()
+        self.read_principal_by_token_hash(token_hash).await
     }
 
     async fn put_calendar_year(&self, year: CalendarYearRecord) -> Result<(), StoreError> {
@@ -715,117 +675,23 @@ impl Store for PgStore {
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.token_hash, t.created_at AS token_created, t.expires_at, p.name, p.office, p.roles,
-                    p.created_at FROM tokens t JOIN principals p ON p.name = t.principal
-             ORDER BY p.name, t.created_at, t.token_hash",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let p = principal_row(row)?;
-                let hash: String = row.try_get("token_hash").map_err(map_sqlx)?;
-                Ok(TokenRecord {
-                    id: hash.chars().take(TOKEN_ID_LEN).collect(),
-                    principal: p.name,
-                    office: p.office,
-                    roles: p.roles,
-                    created_at: row.try_get("token_created").map_err(map_sqlx)?,
-                    expires_at: row.try_get("expires_at").map_err(map_sqlx)?,
-                })
-            })
-            .collect()
+        self.read_tokens().await
     }
 
     async fn revoke_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError> {
-        let prefix = token_prefix(id)?;
-        let mut tx = self.begin().await?;
-        let revoked = sqlx::query("DELETE FROM tokens WHERE principal = $1 AND token_hash LIKE $2")
-            .bind(principal)
-            .bind(&prefix)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?
-            .rows_affected();
-        if revoked > 0 {
-            self.notify_principal(&mut tx, principal).await?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(revoked)
+        self.delete_tokens(principal, id).await
     }
 
     async fn put_session(&self, session: SessionRecord, cap: usize) -> Result<(), StoreError> {
-        check_token_hash(&session.id_hash)?;
-        let mut tx = self.begin().await?;
-        let result = async {
-            sqlx::query("DELETE FROM web_sessions WHERE expires_at <= now()")
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-            // Keep the newest `cap - 1` of the principal's, then add this one.
-            sqlx::query(
-                "DELETE FROM web_sessions WHERE principal = $1 AND id_hash NOT IN
-                 (SELECT id_hash FROM web_sessions WHERE principal = $1 ORDER BY created_at DESC, id_hash LIMIT $2)",
-            )
-            .bind(&session.principal)
-            .bind(i64::try_from(cap.saturating_sub(1)).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-            sqlx::query(
-                "INSERT INTO web_sessions (id_hash, principal, office, roles, token_hash, csrf, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&session.id_hash)
-            .bind(&session.principal)
-            .bind(&session.office)
-            .bind(&session.roles)
-            .bind(&session.token_hash)
-            .bind(&session.csrf)
-            .bind(truncate_to_micros(session.created_at))
-            .bind(truncate_to_micros(session.expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-            Ok(())
-        }
-        .await;
-        finish(tx, result).await
+        self.insert_session(session, cap).await
     }
 
     async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id_hash, principal, office, roles, token_hash, csrf, created_at, expires_at
-             FROM web_sessions WHERE id_hash = $1 AND expires_at > now()",
-        )
-        .bind(id_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        row.map(|row| {
-            Ok(SessionRecord {
-                id_hash: row.try_get("id_hash").map_err(map_sqlx)?,
-                principal: row.try_get("principal").map_err(map_sqlx)?,
-                office: row.try_get("office").map_err(map_sqlx)?,
-                roles: row.try_get("roles").map_err(map_sqlx)?,
-                token_hash: row.try_get("token_hash").map_err(map_sqlx)?,
-                csrf: row.try_get("csrf").map_err(map_sqlx)?,
-                created_at: row.try_get("created_at").map_err(map_sqlx)?,
-                expires_at: row.try_get("expires_at").map_err(map_sqlx)?,
-            })
-        })
-        .transpose()
+        self.read_session(id_hash).await
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(map_sqlx)
+        self.remove_session(id_hash).await
     }
 
     async fn commit_hints(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CommitHint>>, StoreError> {
@@ -862,11 +728,7 @@ impl Store for PgStore {
     }
 
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
-        let rows = sqlx::query("SELECT name, office, roles, created_at FROM principals ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        rows.iter().map(principal_row).collect()
+        self.read_principals().await
     }
 
     async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
