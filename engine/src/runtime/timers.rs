@@ -11,10 +11,10 @@ use super::{Runtime, RuntimeError, FIRE_CONCURRENCY};
 use crate::core::{Actor, Command, TimerKind};
 use crate::store::{StoreError, TimerRecord};
 
-/// Timers claimed at once by [`Runtime::fire_all_due`]: four times the firings in flight, so that
-/// while one group-committed batch is written the next is decided, and a burst pays one claim
-/// (its own write transaction) per 1,024 timers.
-const CLAIM_BATCH: u32 = 1_024;
+/// Timers claimed a round by [`Runtime::fire_all_due`], as many as fire at once. 1,024 a round
+/// (256 in flight) was tried: 10,000 over HTTP on SQLite fired ~10 % sooner, but 100,000 on two
+/// PostgreSQL nodes took 34.7 s instead of 20.6 s (BENCHMARKS.md, "Issue 10, stop 25").
+const CLAIM_BATCH: u32 = 256;
 
 impl Runtime {
     /// Claims due timers and fires them; returns how many fired (changed state or not).
