@@ -58,7 +58,7 @@ pub const STATEMENT_CACHE: usize = 256;
 
 /// The number of read connections [`SqliteStore::open`] uses. Each is a thread of the driver with
 /// its own page cache and statements, and each thread that allocates gets its own malloc arena:
-/// four readers held ~7 MB more at the peak than two, with no more throughput on two cores
+/// four readers held 4–7 MB more at the peak than two, with no more throughput on two cores
 /// (BENCHMARKS.md, "Issue 10, stop 25").
 pub const DEFAULT_READERS: u32 = 2;
 
