@@ -26,7 +26,7 @@ impl Runtime {
         for t in claimed {
             by_instance.entry(t.instance.clone()).or_default().push(t);
         }
-        self.warm_cache(by_instance.keys()).await?;
+        self.warm_cache(by_instance.keys()).await;
         let mut fired = 0;
         let mut groups = by_instance.into_values();
         let mut tasks = tokio::task::JoinSet::new();
@@ -47,18 +47,17 @@ impl Runtime {
 
     /// Issue 10.5: reads the instances of a batch of claimed timers that the cache does not hold
     /// in one statement, so that their firings do not each read the store.
-    async fn warm_cache(&self, ids: impl Iterator<Item = &String>) -> Result<(), RuntimeError> {
+    async fn warm_cache(&self, ids: impl Iterator<Item = &String>) {
         let missing: Vec<String> = ids.filter(|id| self.cache.peek(id).is_none()).cloned().collect();
         if missing.is_empty() {
-            return Ok(());
+            return;
         }
         // One that cannot be read (a snapshot that does not parse) is reported by its firing's
         // own load; the others still fire.
-        let Ok(states) = self.store.load_states(&missing).await else { return Ok(()) };
+        let Ok(states) = self.store.load_states(&missing).await else { return };
         for loaded in states {
             self.cache.put_loaded(loaded);
         }
-        Ok(())
     }
 
     async fn fire_group(&self, timers: Vec<TimerRecord>) -> Result<usize, RuntimeError> {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Commit, InstanceFilter, InstanceRecord, NewEvent, StoreError, StoredEvent, MAX_PAGE_SIZE};
+use super::{
+    due_key, due_of_key, Commit, InstanceFilter, InstanceRecord, NewEvent, StoreError, StoredEvent, MAX_PAGE_SIZE,
+};
 use crate::audit::{self, ChainedEvent, VerifyError};
 
 /// Checks what the database cannot: the commit's own consistency.
@@ -228,8 +230,6 @@ pub(super) fn token_prefix(id: Option<&str>) -> Result<String, StoreError> {
         }
     }
 }
-
-pub(super) use super::{due_key, due_of_key};
 
 /// One page of an inbox from each reader key's first `offset + limit` rows (each in
 /// `(due_key, instance, node)` order, as the tuple is): merged, each step once, the page cut out. The rows of one

@@ -32,9 +32,9 @@ impl TailEvent {
 
 /// What to read for the records whose snapshot is older than their version:
 /// `(instance, snapshot_version, version)`, the events `snapshot_version < seq <= version`.
-pub(super) fn wanted(records: &[InstanceRecord]) -> Vec<(&str, u64, u64)> {
+pub(super) fn wanted<'a>(records: impl IntoIterator<Item = &'a InstanceRecord>) -> Vec<(&'a str, u64, u64)> {
     records
-        .iter()
+        .into_iter()
         .filter(|r| r.snapshot_version < r.version)
         .map(|r| (r.id.as_str(), r.snapshot_version, r.version))
         .collect()
@@ -60,15 +60,6 @@ pub(super) fn loaded(record: InstanceRecord, snapshot: &str) -> Result<LoadedSta
         StoreError::Corrupt(format!("instance `{}`: snapshot of version {}: {e}", record.id, record.snapshot_version))
     })?;
     Ok(LoadedState { record, state, snapshot_bytes: snapshot.len() })
-}
-
-/// [`wanted`] of loaded states.
-pub(super) fn wanted_of(loaded: &[LoadedState]) -> Vec<(&str, u64, u64)> {
-    loaded
-        .iter()
-        .filter(|l| l.record.snapshot_version < l.record.version)
-        .map(|l| (l.record.id.as_str(), l.record.snapshot_version, l.record.version))
-        .collect()
 }
 
 /// [`fold_tails`] of loaded states.

@@ -8,7 +8,8 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::batch::{BatchWriter, LogAppend};
-use super::common::{commit_time, decode_hash, due_key, map_sqlx, to_i64};
+use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
+use super::due_key;
 use super::sqlite_commit::{json_text, micros};
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 

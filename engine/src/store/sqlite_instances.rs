@@ -87,7 +87,7 @@ impl SqliteStore {
             .iter()
             .map(|row| fold::loaded(instance_fields(row)?, row.try_get("snapshot").map_err(map_sqlx)?))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let wanted = fold::wanted_of(&loaded);
+        let wanted = fold::wanted(loaded.iter().map(|l| &l.record));
         if !wanted.is_empty() {
             let tails = self.read_tails(&wanted).await?;
             fold::fold_loaded(&mut loaded, tails)?;
