@@ -309,7 +309,7 @@ impl Store for MeteredStore {
         r
     }
 
-    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
         let t = Instant::now();
         let next: Vec<Option<String>> = commits.iter().map(spawned).collect();
         let results = self.inner.commit_many(commits).await;

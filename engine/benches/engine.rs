@@ -393,7 +393,10 @@ async fn bench_approvals(args: &Args) {
             rt.publish(&chain_policy("chain", args.chain)).await.unwrap();
             let span = Duration::from_secs_f64(args.secs);
             let written = write_bytes();
+            let before = rt.commit_stats();
             let (count, mut latencies, elapsed, all) = run_clients(&rt, clients, args.chain, span, args.time_ids).await;
+            let after = rt.commit_stats();
+            let batches = (after.batches - before.batches).max(1) as f64;
             // SQLite is written by this process (WAL frames, checkpoints); PostgreSQL by its server.
             let disk = match backend {
                 Backend::Sqlite => {
@@ -412,6 +415,14 @@ async fn bench_approvals(args: &Args) {
                 count as f64 / elapsed.as_secs_f64(),
                 pct(0.50).as_secs_f64() * 1e3,
                 pct(0.99).as_secs_f64() * 1e3,
+            );
+            // The committer is the serial stage: its time per commit bounds throughput.
+            println!(
+                "{:<10} {clients:>3} clients: {:.1} commits per batch, {:.2} ms per batch, {:.0} µs of the committer per commit",
+                "",
+                (after.commits - before.commits) as f64 / batches,
+                (after.busy_micros - before.busy_micros) as f64 / batches / 1e3,
+                (after.busy_micros - before.busy_micros) as f64 / (after.commits - before.commits).max(1) as f64,
             );
             drop(rt);
             cleanup.run().await;
@@ -537,7 +548,7 @@ fn template(ctx: Context, now: DateTime<Utc>) -> Template {
                 actor: who.principal.clone(),
                 role: Some(who.role.clone()),
                 kind: e.kind().to_string(),
-                payload: serde_json::to_value(e).unwrap(),
+                payload: serde_json::to_value(e).unwrap().into(),
             })
             .collect(),
         snapshot: serde_json::to_value(&state).unwrap(),

@@ -144,7 +144,13 @@ pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The canonical version-1 encoding of an event (see the module documentation).
 pub fn encode(event: &EventFields<'_>) -> Vec<u8> {
-    let payload = canonical_json(event.payload);
+    encode_with_payload(event, &canonical_json(event.payload))
+}
+
+/// [`encode`] with the payload's canonical text made beforehand (`payload` must be
+/// [`canonical_json`]`(event.payload)`): the stores' commit path has it from
+/// [`crate::store::EventPayload`], made where the event was decided, not in the group committer.
+pub(crate) fn encode_with_payload(event: &EventFields<'_>, payload: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(
         ENCODING_MAGIC.len()
             + 16
@@ -245,9 +251,15 @@ pub fn chain_hash(prev: &[u8; 32], leaf: &[u8; 32]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// [`event_hash`] of an event given as its encoding ([`encode_with_payload`]), which the
+/// commit path also hashes as the event's leaf in the global tree.
+pub(crate) fn event_hash_of_encoding(prev: &[u8; 32], encoding: &[u8]) -> [u8; 32] {
+    chain_hash(prev, &Sha256::digest(encoding).into())
+}
+
 /// The hash of `event` given the hash of the event before it: `chain_hash(prev, leaf_hash(event))`.
 pub fn event_hash(prev: &[u8; 32], event: &EventFields<'_>) -> [u8; 32] {
-    chain_hash(prev, &leaf_hash(event))
+    event_hash_of_encoding(prev, &encode(event))
 }
 
 /// Recomputes the chain of one instance's events, in order from seq 1, and names the first event

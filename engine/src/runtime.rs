@@ -200,6 +200,11 @@ impl Runtime {
         self.cache.peek(id).map(|c| (c.0.clone(), c.1.clone()))
     }
 
+    /// What this runtime's group committer has written so far.
+    pub fn commit_stats(&self) -> crate::store::GroupCommitStats {
+        self.committer.stats()
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -555,7 +560,7 @@ impl Runtime {
     /// The cache's estimate of `next`'s size: from the snapshot's text when the commit writes
     /// one, else the copy it was decided on grown by its events' text (an over-estimate).
     fn estimate(&self, id: &str, next: &State, commit: &Commit) -> usize {
-        let added: usize = commit.events.iter().map(|e| cache::text_bytes(&e.payload)).sum();
+        let added: usize = commit.events.iter().map(|e| cache::text_bytes(e.payload.value())).sum();
         match (&commit.snapshot, self.cache.bytes_of(id)) {
             (Some(text), _) => cache::estimated_bytes(next.nodes.len(), text.len()),
             (None, Some(before)) => before + added,
@@ -601,7 +606,7 @@ impl Runtime {
                     actor: if system { "timer".to_string() } else { actor.principal.clone() },
                     role: if system { None } else { Some(actor.role.clone()) },
                     kind: e.kind().to_string(),
-                    payload: serde_json::to_value(e).map_err(|x| RuntimeError::Corrupt(x.to_string()))?,
+                    payload: serde_json::to_value(e).map_err(|x| RuntimeError::Corrupt(x.to_string()))?.into(),
                 })
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;

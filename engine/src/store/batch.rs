@@ -37,8 +37,13 @@ pub(super) trait BatchWriter: Send {
     /// naming its leaf's index (issue 12.3): written only if the stored tree still ends where
     /// `log` says, in one statement where the store can. `false`: the tree had moved, nothing
     /// written.
-    async fn insert_events(&mut self, events: &[&StoredEvent], log: Option<&LogAppend<'_>>)
-        -> Result<bool, StoreError>;
+    /// `payloads`: each event's payload as stored ([`super::EventPayload::text`]).
+    async fn insert_events(
+        &mut self,
+        events: &[&StoredEvent],
+        payloads: &[&str],
+        log: Option<&LogAppend<'_>>,
+    ) -> Result<bool, StoreError>;
     /// Marks `(timer, fence, instance)` fired; `false` when a lease was lost.
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError>;
     /// Cancels the live timers of `(instance, node)`.
@@ -169,10 +174,11 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
             ))
         })?
     };
-    let stored = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
+    let (stored, leaves) = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
     if !stored.is_empty() {
         let events: Vec<&StoredEvent> = stored.iter().collect();
-        append_to_log(w, head, &events, Append::EventsToo).await?;
+        let payloads: Vec<&str> = commit.events.iter().map(|e| e.payload.text()).collect();
+        append_to_log(w, head, &events, Append::EventsToo { payloads: &payloads, leaves: &leaves }).await?;
     }
     if let Some((timer, fence)) = commit.fire {
         if !w.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
@@ -323,11 +329,14 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     }
     let found = w.hashes_at(&wanted).await?;
     let mut stored = Vec::with_capacity(commits.len());
+    let mut leaves = Vec::new();
     for c in commits {
         let prev = if c.expected_version == 0 { Some(GENESIS) } else { found.get(&c.instance).copied() };
         // A missing event: the commit by commit path names the corruption.
         let Some(prev) = prev else { return Ok(None) };
-        stored.push(chain_events(&c.instance, c.expected_version, prev, &c.events));
+        let (events, their_leaves) = chain_events(&c.instance, c.expected_version, prev, &c.events);
+        stored.push(events);
+        leaves.extend(their_leaves);
     }
     let keyed: Vec<(&Commit, &IdempotencyRecord)> =
         commits.iter().filter_map(|c| c.idempotency.as_ref().map(|i| (*c, i))).collect();
@@ -336,7 +345,8 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     }
     let events: Vec<&StoredEvent> = stored.iter().flatten().collect();
     if !events.is_empty() {
-        append_to_log(w, head, &events, Append::EventsToo).await?;
+        let payloads: Vec<&str> = commits.iter().flat_map(|c| c.events.iter().map(|e| e.payload.text())).collect();
+        append_to_log(w, head, &events, Append::EventsToo { payloads: &payloads, leaves: &leaves }).await?;
     }
     let fires: Vec<(i64, i64, &str)> =
         commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect();
@@ -402,29 +412,36 @@ pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
     w: &mut W,
     head: &LogHead,
     events: &[&StoredEvent],
-    what: Append,
+    what: Append<'_>,
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
     if audit_log_off() {
-        if what == Append::EventsToo {
-            w.insert_events(events, None).await?;
+        if let Append::EventsToo { payloads, .. } = what {
+            w.insert_events(events, payloads, None).await?;
         }
         return Ok(());
     }
-    let leaves: Vec<Hash> = events.iter().map(|e| merkle::leaf_hash(&crate::audit::encode(&e.fields()))).collect();
+    let computed: Vec<Hash>;
+    let leaves = match what {
+        Append::EventsToo { leaves, .. } => leaves,
+        Append::LeavesOnly => {
+            computed = events.iter().map(|e| merkle::leaf_hash(&crate::audit::encode(&e.fields()))).collect();
+            &computed
+        }
+    };
     let hinted = head.get();
     let fresh = hinted.is_none();
     let frontier = match hinted {
         Some(frontier) => frontier,
         None => w.log_frontier().await?,
     };
-    let (log, mut after) = LogAppend::of(events, &leaves, frontier)?;
+    let (log, mut after) = LogAppend::of(events, leaves, frontier)?;
     let mut written = write_append(w, events, &log, what).await?;
     if !written && !fresh {
         // The hint was stale: the frontier as stored now, under the log's lock.
-        let (log, now) = LogAppend::of(events, &leaves, w.log_frontier().await?)?;
+        let (log, now) = LogAppend::of(events, leaves, w.log_frontier().await?)?;
         written = write_append(w, events, &log, what).await?;
         after = now;
     }
@@ -436,11 +453,12 @@ pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
     Ok(())
 }
 
-/// What [`append_to_log`] writes: the leaves and the events (a commit), or the leaves alone (the
-/// events written before the tree, appended once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Append {
-    EventsToo,
+/// What [`append_to_log`] writes: the leaves and the events (a commit: with its payloads' stored
+/// text and its leaves, from [`chain_events`]), or the leaves alone (the events written before
+/// the tree, appended once: their leaves computed here).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Append<'a> {
+    EventsToo { payloads: &'a [&'a str], leaves: &'a [Hash] },
     LeavesOnly,
 }
 
@@ -448,10 +466,10 @@ async fn write_append<W: BatchWriter + ?Sized>(
     w: &mut W,
     events: &[&StoredEvent],
     log: &LogAppend<'_>,
-    what: Append,
+    what: Append<'_>,
 ) -> Result<bool, StoreError> {
     match what {
-        Append::EventsToo => w.insert_events(events, Some(log)).await,
+        Append::EventsToo { payloads, .. } => w.insert_events(events, payloads, Some(log)).await,
         Append::LeavesOnly => w.insert_log_leaves(log).await,
     }
 }

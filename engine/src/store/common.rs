@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::{
     due_key, due_of_key, Commit, InstanceFilter, InstanceRecord, NewEvent, StoreError, StoredEvent, MAX_PAGE_SIZE,
 };
-use crate::audit::{self, ChainedEvent, VerifyError};
+use crate::audit::{self, merkle, ChainedEvent, VerifyError};
 
 /// Checks what the database cannot: the commit's own consistency.
 pub(super) fn validate_commit(commit: &Commit) -> Result<(), StoreError> {
@@ -46,11 +46,19 @@ pub(super) fn commit_time(commit: &Commit) -> DateTime<Utc> {
     audit::truncate_to_micros(commit.events.iter().map(|e| e.at).max().unwrap_or_else(Utc::now))
 }
 
-/// Numbers and chains new events after the event with seq `version` and hash `prev`.
-pub(super) fn chain_events(instance: &str, version: u64, prev: [u8; 32], events: &[NewEvent]) -> Vec<StoredEvent> {
+/// Numbers and chains new events after the event with seq `version` and hash `prev`; with each,
+/// its leaf in the global tree (issue 12.1). Each event is encoded once, from its payload's
+/// canonical text made by the caller ([`super::EventPayload`]), for both hashes.
+pub(super) fn chain_events(
+    instance: &str,
+    version: u64,
+    prev: [u8; 32],
+    events: &[NewEvent],
+) -> (Vec<StoredEvent>, Vec<merkle::Hash>) {
     let mut prev = prev;
     let mut seq = version;
-    events
+    let mut leaves = Vec::with_capacity(events.len());
+    let stored = events
         .iter()
         .map(|e| {
             seq += 1;
@@ -61,16 +69,19 @@ pub(super) fn chain_events(instance: &str, version: u64, prev: [u8; 32], events:
                 actor: e.actor.clone(),
                 role: e.role.clone().filter(|r| !r.is_empty()),
                 kind: e.kind.clone(),
-                payload: e.payload.clone(),
+                payload: e.payload.value().clone(),
                 prev_hash: hex::encode(prev),
                 hash: String::new(),
             };
-            let hash = audit::event_hash(&prev, &stored.fields());
+            let encoding = audit::encode_with_payload(&stored.fields(), e.payload.canonical());
+            let hash = audit::event_hash_of_encoding(&prev, &encoding);
+            leaves.push(merkle::leaf_hash(&encoding));
             stored.hash = hex::encode(hash);
             prev = hash;
             stored
         })
-        .collect()
+        .collect();
+    (stored, leaves)
 }
 
 /// Decodes a stored hex hash.

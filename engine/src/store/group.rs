@@ -6,6 +6,7 @@
 //! The task also runs [`Store::checkpoint`] on an interval (for SQLite, `wal_checkpoint(RESTART)`
 //! keeps the WAL bounded); it runs between batches, so it never races a batch of its own.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +32,32 @@ pub struct GroupCommitConfig {
 #[derive(Debug, Clone)]
 pub struct GroupCommitter {
     queue: mpsc::Sender<Job>,
+    stats: Arc<Counters>,
 }
 
-type Reply = oneshot::Sender<Result<Vec<StoredEvent>, StoreError>>;
+/// What the task has done so far ([`GroupCommitter::stats`]): the committer is the one serial
+/// stage of every write, so its busy time per commit bounds throughput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Batches written ([`Store::commit_many`] calls).
+    pub batches: u64,
+    /// Commits in them.
+    pub commits: u64,
+    /// Time spent inside [`Store::commit_many`], in microseconds.
+    pub busy_micros: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    commits: AtomicU64,
+    busy_micros: AtomicU64,
+}
+
+/// The commit's result, and the commit itself given back: its caller's task frees it, not the
+/// committer, whose time every caller waits on (freeing a batch's events was ~17 % of the
+/// committer's own CPU at 64 clients).
+type Reply = oneshot::Sender<(Result<Vec<StoredEvent>, StoreError>, Commit)>;
 
 #[derive(Debug)]
 struct Job {
@@ -52,19 +76,29 @@ impl GroupCommitter {
     /// last [`GroupCommitter`] is dropped and the queue is drained.
     pub fn spawn(store: Arc<dyn Store>, config: GroupCommitConfig) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        let task = tokio::spawn(run(store, config, rx));
-        (GroupCommitter { queue: tx }, task)
+        let stats = Arc::new(Counters::default());
+        let task = tokio::spawn(run(store, config, rx, stats.clone()));
+        (GroupCommitter { queue: tx, stats }, task)
+    }
+
+    /// The batches written so far, the commits in them and the time they took.
+    pub fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            batches: self.stats.batches.load(Ordering::Relaxed),
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            busy_micros: self.stats.busy_micros.load(Ordering::Relaxed),
+        }
     }
 
     /// Commits through the next batch; the result is exactly what [`Store::commit`] would give.
     pub async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue.send(Job { commit, reply }).await.map_err(|_| StoreError::Closed)?;
-        answer.await.unwrap_or(Err(StoreError::Closed))
+        answer.await.map_or(Err(StoreError::Closed), |(result, _commit)| result)
     }
 }
 
-async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Receiver<Job>, stats: Arc<Counters>) {
     let max_batch = config.max_batch.max(1);
     // An interval that never ticks when checkpoints are off keeps one select below.
     let period = config.checkpoint_every.unwrap_or(Duration::from_secs(3600));
@@ -84,10 +118,14 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
                 }
                 let (commits, replies): (Vec<Commit>, Vec<Reply>) =
                     batch.into_iter().map(|job| (job.commit, job.reply)).unzip();
-                let results = store.commit_many(commits).await;
-                for (reply, result) in replies.into_iter().zip(results) {
+                let began = std::time::Instant::now();
+                let results = store.commit_many(&commits).await;
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats.commits.fetch_add(commits.len() as u64, Ordering::Relaxed);
+                stats.busy_micros.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+                for ((reply, result), commit) in replies.into_iter().zip(results).zip(commits) {
                     // A caller that stopped waiting has nothing to be told.
-                    let _ = reply.send(result);
+                    let _ = reply.send((result, commit));
                 }
             }
             _ = ticker.tick(), if checkpoints => {

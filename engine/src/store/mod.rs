@@ -75,7 +75,7 @@ use crate::audit::{ChainedEvent, EventFields, VerifyError};
 #[doc(hidden)]
 pub use batch::benchmark_without_audit_log;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use group::{GroupCommitConfig, GroupCommitter};
+pub use group::{GroupCommitConfig, GroupCommitStats, GroupCommitter};
 
 /// The largest page [`Store::list_instances`] returns.
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -168,7 +168,49 @@ pub struct NewEvent {
     /// The event kind; must not be empty.
     pub kind: String,
     /// The event data.
-    pub payload: Value,
+    pub payload: EventPayload,
+}
+
+/// An event's data with its two texts, made once where the event is decided: the canonical
+/// JSON (RFC 8785, [`crate::audit::canonical_json`]) that is hashed, and the JSON that is
+/// stored. The group committer is one task for every caller, so what it does per event bounds
+/// throughput; with these it only hashes and writes (issue 10). The stored text is serde_json's,
+/// not the canonical one, because it must read back as the same value: the canonical text
+/// writes `100.0` as `100`, which reads back as an integer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPayload {
+    value: Value,
+    canonical: String,
+    text: String,
+}
+
+impl EventPayload {
+    pub fn new(value: Value) -> Self {
+        let canonical = crate::audit::canonical_json(&value);
+        // A `Value` always serializes (its map keys are strings).
+        let text = serde_json::to_string(&value).unwrap_or_default();
+        EventPayload { value, canonical, text }
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The canonical text: what the chain and the global tree hash.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    /// The JSON text: what is stored, and reads back as [`EventPayload::value`].
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<Value> for EventPayload {
+    fn from(value: Value) -> Self {
+        EventPayload::new(value)
+    }
 }
 
 /// An appended event with its place in the log and its chain hashes.
@@ -712,7 +754,7 @@ pub trait Store: Send + Sync + 'static {
     /// of `commits`. Commits are applied in the order of their instance ids (stably, so commits
     /// to one instance keep their order), which keeps concurrent batches from deadlocking. If
     /// the transaction itself fails, every commit fails.
-    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>>;
+    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>>;
 
     /// An instance row.
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError>;

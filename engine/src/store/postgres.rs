@@ -280,7 +280,7 @@ impl Store for PgStore {
         finish(tx, result).await
     }
 
-    async fn commit_many(&self, commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
         let n = commits.len();
         if n == 0 {
             return Vec::new();
@@ -289,7 +289,7 @@ impl Store for PgStore {
             Ok(tx) => tx,
             Err(e) => return vec![Err(e); n],
         };
-        let results = if let [only] = commits.as_slice() {
+        let results = if let [only] = commits {
             // A batch of one (a quiet moment): its own transaction is all the savepoint it
             // needs, two statements fewer than `write_all`'s one-by-one path.
             match validate_commit(only) {
@@ -299,7 +299,7 @@ impl Store for PgStore {
             .map(|events| vec![Some(Ok(events))])
         } else {
             // Issue 10.3: one flow for both stores (`batch.rs`).
-            batch::write_all::<sqlx::Postgres>(&mut tx, &self.log_head, &commits, &self.batched).await
+            batch::write_all::<sqlx::Postgres>(&mut tx, &self.log_head, commits, &self.batched).await
         };
         let results = match results {
             Ok(answers) => answers,

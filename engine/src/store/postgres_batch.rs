@@ -93,6 +93,7 @@ impl BatchWriter for PgConnection {
     async fn insert_events(
         &mut self,
         events: &[&StoredEvent],
+        payloads: &[&str],
         log: Option<&LogAppend<'_>>,
     ) -> Result<bool, StoreError> {
         let mut seqs = Vec::with_capacity(events.len());
@@ -111,7 +112,7 @@ impl BatchWriter for PgConnection {
             .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.role.as_deref()).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| Json(&e.payload)).collect::<Vec<_>>())
+            .bind(payloads)
             .bind(events.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
             .bind(leaves);
@@ -362,7 +363,7 @@ impl BatchWriter for PgConnection {
 const INSERT_EVENTS: &str =
     "INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
-                          $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::bigint[])";
+                          $6::text[], $7::text[]::jsonb[], $8::text[], $9::text[], $10::bigint[])";
 
 /// The events with their leaves: the events' instances and seqs, their leaves' indexes, then
 /// [`bind_log`]'s `$11`…`$14`. Made once: it is every commit's statement.

@@ -173,6 +173,14 @@ impl SqliteStore {
     pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_sqlx)
     }
+
+    /// One commit in its own transaction ([`Store::commit`], and a batch of one).
+    async fn commit_one(&self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
+        validate_commit(commit)?;
+        let mut tx = self.begin_write().await?;
+        let result = batch::apply_commit(&mut *tx, &self.log_head, commit).await;
+        finish(tx, result).await
+    }
 }
 
 #[async_trait]
@@ -280,30 +288,25 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
-        validate_commit(&commit)?;
-        let mut tx = self.begin_write().await?;
-        let result = batch::apply_commit(&mut *tx, &self.log_head, &commit).await;
-        finish(tx, result).await
+        self.commit_one(&commit).await
     }
 
-    async fn commit_many(&self, mut commits: Vec<Commit>) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
         let n = commits.len();
         if n == 0 {
             return Vec::new();
         }
-        if n == 1 {
-            if let Some(only) = commits.pop() {
-                // A batch of one (a quiet moment): its own transaction is all the savepoint it
-                // needs, two statements fewer than `write_all`'s one-by-one path.
-                return vec![self.commit(only).await];
-            }
+        if let [only] = commits {
+            // A batch of one (a quiet moment): its own transaction is all the savepoint it
+            // needs, two statements fewer than `write_all`'s one-by-one path.
+            return vec![self.commit_one(only).await];
         }
         let mut tx = match self.begin_write().await {
             Ok(tx) => tx,
             Err(e) => return vec![Err(e); n],
         };
         // Issue 10.3: one flow for both stores (`batch.rs`).
-        let answers = match batch::write_all::<sqlx::Sqlite>(&mut tx, &self.log_head, &commits, &self.batched).await {
+        let answers = match batch::write_all::<sqlx::Sqlite>(&mut tx, &self.log_head, commits, &self.batched).await {
             Ok(answers) => answers,
             Err(fatal) => return abort(tx, fatal, n).await,
         };

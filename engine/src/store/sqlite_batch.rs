@@ -92,10 +92,11 @@ fn bind_leaves<'q>(
 fn bind_events<'q>(
     mut query: Query<'q>,
     events: &[&'q StoredEvent],
+    payloads: &[&'q str],
     log: Option<&LogAppend<'_>>,
     offset: usize,
 ) -> Result<Query<'q>, StoreError> {
-    for (i, event) in events.iter().enumerate() {
+    for (i, (event, payload)) in events.iter().zip(payloads).enumerate() {
         let leaf = log.and_then(|l| l.rows.get(offset + i)).map(|r| to_i64(r.index, "audit index")).transpose()?;
         query = query
             .bind(event.instance.as_str())
@@ -104,7 +105,7 @@ fn bind_events<'q>(
             .bind(event.actor.as_str())
             .bind(event.role.as_deref())
             .bind(event.kind.as_str())
-            .bind(json_text(&event.payload)?)
+            .bind(*payload)
             .bind(event.prev_hash.as_str())
             .bind(event.hash.as_str())
             .bind(leaf);
@@ -198,6 +199,7 @@ impl BatchWriter for SqliteConnection {
     async fn insert_events(
         &mut self,
         events: &[&StoredEvent],
+        payloads: &[&str],
         log: Option<&LogAppend<'_>>,
     ) -> Result<bool, StoreError> {
         if let Some(log) = log {
@@ -212,7 +214,7 @@ impl BatchWriter for SqliteConnection {
                     tuples(events.len(), 10)
                 );
                 let query = bind_leaves(sqlx::query(AssertSqlSafe(sql)), log, 0, log.rows.len())?;
-                let query = bind_events(query, events, Some(log), 0)?
+                let query = bind_events(query, events, payloads, Some(log), 0)?
                     .bind(to_i64(last.index, "audit index")?)
                     .bind(last.leaf.to_vec());
                 return match query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected() {
@@ -228,12 +230,14 @@ impl BatchWriter for SqliteConnection {
                 return Ok(false);
             }
         }
-        for (c, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
+        for (c, (chunk, texts)) in
+            events.chunks(ROWS_PER_STATEMENT).zip(payloads.chunks(ROWS_PER_STATEMENT)).enumerate()
+        {
             let sql = format!(
                 "INSERT INTO events {EVENT_COLUMNS} SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
                 tuples(chunk.len(), 10)
             );
-            let query = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk, log, c * ROWS_PER_STATEMENT)?;
+            let query = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk, texts, log, c * ROWS_PER_STATEMENT)?;
             query.execute(&mut *self).await.map_err(map_sqlx)?;
         }
         Ok(true)

@@ -364,7 +364,9 @@ pub(crate) fn policy(name: &str, hash: &str, published: &str) -> PolicyRecord {
 }
 
 pub(crate) fn event(at: DateTime<Utc>, kind: &str, payload: Value) -> NewEvent {
-    NewEvent { at, actor: "街道党工委".into(), role: Some("审批人".into()), kind: kind.into(), payload }
+    NewEvent {
+        at, actor: "街道党工委".into(), role: Some("审批人".into()), kind: kind.into(), payload: payload.into()
+    }
 }
 
 fn timer(instance: &str, node: &str, due: DateTime<Utc>) -> NewTimer {
@@ -493,7 +495,8 @@ async fn events_are_numbered_and_chained(h: &Harness) {
         actor: "system".into(),
         role: Some(String::new()),
         kind: "phase_opened".into(),
-        payload: json!({ "phase": "调研", "quota": 0.25, "list": [3, 1, 2], "nested": { "z": null, "a": "x\ny" } }),
+        payload: json!({ "phase": "调研", "quota": 0.25, "list": [3, 1, 2], "nested": { "z": null, "a": "x\ny" } })
+            .into(),
     });
     let created = store.create_instance(record("i1", "p", "h1", t0), first).await.unwrap();
     assert_eq!(seqs(&created), [1, 2]);
@@ -797,7 +800,7 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
     }
     let e = |kind: &str| vec![event(t0, kind, json!({ "kind": kind }))];
     let results = store
-        .commit_many(vec![
+        .commit_many(&[
             step("i3", 1, e("i3-a")),
             step("i2", 1, e("i2-a")),
             step("i2", 1, e("i2-conflict")),
@@ -828,7 +831,7 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
     for (id, version) in [("i1", 3), ("i2", 2), ("i3", 2), ("i4", 1)] {
         assert_eq!(store.verify(id).await.unwrap(), version, "{id}");
     }
-    assert!(store.commit_many(Vec::new()).await.is_empty());
+    assert!(store.commit_many(&[]).await.is_empty());
 
     // A duplicate key and a lost timer inside a batch fail alone as well.
     let mut dup_a = step("i3", 2, e("k"));
@@ -842,7 +845,7 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
     dup_b.idempotency = dup_a.idempotency.clone();
     let mut lost = step("i2", 2, e("fire"));
     lost.fire = Some((424_242, 1));
-    let results = store.commit_many(vec![dup_a, dup_b, lost, step("i1", 3, e("ok"))]).await;
+    let results = store.commit_many(&[dup_a, dup_b, lost, step("i1", 3, e("ok"))]).await;
     assert!(results[0].is_ok());
     assert!(matches!(results[1], Err(StoreError::DuplicateKey { .. })));
     assert!(matches!(results[2], Err(StoreError::TimerLost { timer: 424_242, fence: 1 })));
@@ -886,7 +889,7 @@ async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
     keyed.status = "completed".into();
     let mut timed = step("i3", 1, vec![event(t0, "opened", json!({}))]);
     timed.new_timers = vec![timer("i3", "s3", t0 + hour * 7)];
-    let results = store.commit_many(vec![timed, fire, keyed]).await;
+    let results = store.commit_many(&[timed, fire, keyed]).await;
     assert_eq!(h.batched(), 3);
     let seqs_of: Vec<Vec<u64>> = results.iter().map(|r| seqs(r.as_ref().unwrap())).collect();
     assert_eq!(seqs_of, [vec![2], vec![2], vec![2, 3]]);
@@ -915,7 +918,7 @@ async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
         store.create_instance(record(id, "p", "h1", t0), start(id, t0)).await.unwrap();
     }
     let two = |id: &str| step(id, 1, vec![event(t0, "a", json!({ "id": id })), event(t0, "b", json!({}))]);
-    let results = store.commit_many(ids.iter().map(|id| two(id)).collect()).await;
+    let results = store.commit_many(&ids.iter().map(|id| two(id)).collect::<Vec<_>>()).await;
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|e| seqs(e) == [2, 3])));
     assert_eq!(h.batched(), 303);
     for id in [&ids[0], &ids[255], &ids[299]] {
@@ -942,7 +945,7 @@ async fn issue_12_1_every_event_is_a_leaf_of_the_global_tree_in_commit_order(h: 
         step("y", 1, vec![event(t0, "c", json!({ "n": 2 }))]),
         step("x", 3, vec![event(t0, "d", json!({ "n": 3 }))]),
     ];
-    assert!(store.commit_many(batch).await.iter().all(Result::is_ok));
+    assert!(store.commit_many(&batch).await.iter().all(Result::is_ok));
     let tree = store.audit_tree().await.unwrap();
     assert_eq!(tree.size, 6);
     let leaves = store.audit_leaves(0, 100).await.unwrap();
@@ -1013,7 +1016,7 @@ async fn group_commit_creates_instances(h: &Harness) {
         response: json!({ "started": "n2" }),
     });
     let results = store
-        .commit_many(vec![
+        .commit_many(&[
             create("n1", "p"),
             create("taken", "p"),
             keyed,
@@ -1042,7 +1045,7 @@ async fn group_commit_creates_instances(h: &Harness) {
     assert_eq!(store.get_idempotency("p", "start-n2").await.unwrap().unwrap().response, json!({ "started": "n2" }));
     // Starts alone in a batch go together, one statement per table, rows and all.
     let before = h.batched();
-    let results = store.commit_many(vec![create("b1", "p"), create("b2", "p"), create("b3", "p")]).await;
+    let results = store.commit_many(&[create("b1", "p"), create("b2", "p"), create("b3", "p")]).await;
     let outcome: Vec<Vec<u64>> = results.into_iter().map(|r| seqs(&r.unwrap())).collect();
     assert_eq!(outcome, [vec![1], vec![1], vec![1]]);
     assert_eq!(h.batched() - before, 3);
@@ -1055,7 +1058,7 @@ async fn group_commit_creates_instances(h: &Harness) {
     }
     // An unpublished policy alone in a batch of starts: the rows' insert fails on its foreign
     // key, and the commit-by-commit path names it; the other start lands.
-    let results = store.commit_many(vec![create("u1", "p"), create("u2", "unpublished")]).await;
+    let results = store.commit_many(&[create("u1", "p"), create("u2", "unpublished")]).await;
     let outcome: Vec<Result<Vec<u64>, String>> =
         results.into_iter().map(|r| r.map(|ev| seqs(&ev)).map_err(|e| format!("{e:?}"))).collect();
     assert_eq!(outcome, [Ok(vec![1]), Err("PolicyNotFound { name: \"unpublished\", hash: \"h1\" }".into())]);
@@ -1064,7 +1067,7 @@ async fn group_commit_creates_instances(h: &Harness) {
     // A create must start at version 0.
     let mut late = create("n4", "p");
     late.expected_version = 1;
-    assert!(matches!(store.commit_many(vec![late]).await[0], Err(StoreError::Invalid(_))));
+    assert!(matches!(store.commit_many(&[late]).await[0], Err(StoreError::Invalid(_))));
 }
 
 /// Issue 10.5: what the timer service sleeps until: the earliest pending `due_at` or claimed
@@ -1126,6 +1129,11 @@ async fn group_committer_batches_concurrent_callers(h: &Harness) {
     assert_eq!(conflicts, 20);
     assert_eq!(wins.len(), 20);
     assert!(wins.values().all(|&n| n == 1));
+    // Every commit went through a batch of at most 8 (the bench's committer figures).
+    let stats = committer.stats();
+    assert_eq!(stats.commits, 40);
+    assert!((5..=40).contains(&stats.batches), "{stats:?}");
+    assert!(stats.busy_micros > 0);
     drop(committer);
     task.await.unwrap();
     for i in 0..20 {
@@ -1568,13 +1576,13 @@ async fn fire_node(store: Arc<dyn Store>, owner: String) -> NodeReport {
                         actor: "timer".into(),
                         role: None,
                         kind: "timer_fired".into(),
-                        payload: json!({ "timer": t.id, "fence": t.fence, "by": owner }),
+                        payload: json!({ "timer": t.id, "fence": t.fence, "by": owner }).into(),
                     }],
                 );
                 c.fire = Some((t.id, t.fence));
                 commits.push(c);
             }
-            let results = store.commit_many(commits).await;
+            let results = store.commit_many(&commits).await;
             let mut retry = Vec::new();
             for (t, result) in pending.into_iter().zip(results) {
                 match result {
