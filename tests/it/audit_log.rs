@@ -144,7 +144,7 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
     // 0. a-4's stored state edited (the chain and the log hold): the replay of its events says so.
     edit(
         &env,
-        &["UPDATE instances SET snapshot = json_set(snapshot, '$.nodes.审核.status', 'open') WHERE id = 'a-4'".into()],
+        &["UPDATE snapshots SET body = json_set(body, '$.nodes.审核.status', 'open') WHERE instance = 'a-4'".into()],
         &["UPDATE instances SET snapshot = jsonb_set(snapshot, '{nodes,审核,status}', '\"open\"') WHERE id = 'a-4'"
             .into()],
     )
@@ -285,7 +285,7 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
             "DROP TRIGGER audit_leaves_no_update".into(),
             format!("UPDATE audit_leaves SET leaf = X'{hex_leaf}' WHERE idx = {target_index}"),
             format!("UPDATE audit_leaves SET peaks = X'{peaks}' WHERE idx = {top}"),
-            "UPDATE instances SET snapshot = json_set(snapshot, '$.nodes.审核.acts[0].text', '不同意') WHERE id = 'a-1'".into(),
+            "UPDATE snapshots SET body = json_set(body, '$.nodes.审核.acts[0].text', '不同意') WHERE instance = 'a-1'".into(),
             "DELETE FROM audit_checkpoints".into(),
         ],
         &[

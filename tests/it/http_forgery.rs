@@ -55,7 +55,7 @@ async fn issue_12_3_a_forged_snapshot_or_status_is_named(env: Env) {
     // The snapshot's parameter changed: the chain still holds, the replay does not.
     edit(
         &env,
-        r#"UPDATE instances SET snapshot = json_set(snapshot, '$.params.户数.number', '9999') WHERE id = 'forge-1'"#,
+        r#"UPDATE snapshots SET body = json_set(body, '$.params.户数.number', '9999') WHERE instance = 'forge-1'"#,
         r#"UPDATE instances SET snapshot = jsonb_set(snapshot, '{params,户数,number}', '"9999"') WHERE id = 'forge-1'"#,
     )
     .await;
@@ -69,7 +69,7 @@ async fn issue_12_3_a_forged_snapshot_or_status_is_named(env: Env) {
     assert_eq!(forged["first_bad_seq"], json!(null));
     edit(
         &env,
-        r#"UPDATE instances SET snapshot = json_set(snapshot, '$.params.户数.number', '1600') WHERE id = 'forge-1'"#,
+        r#"UPDATE snapshots SET body = json_set(body, '$.params.户数.number', '1600') WHERE instance = 'forge-1'"#,
         r#"UPDATE instances SET snapshot = jsonb_set(snapshot, '{params,户数,number}', '"1600"') WHERE id = 'forge-1'"#,
     )
     .await;

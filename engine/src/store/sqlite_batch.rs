@@ -113,6 +113,24 @@ fn bind_events<'q>(
     Ok(pad(query, events.len(), 10))
 }
 
+/// The snapshots `(instance, text)` of commits that write one (`0016_snapshots.sql`: they live
+/// apart from the instances' rows), replacing the ones before.
+async fn write_snapshots(conn: &mut SqliteConnection, snapshots: &[(&str, &str)]) -> Result<(), StoreError> {
+    for chunk in snapshots.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO snapshots (instance, body) SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL
+             ON CONFLICT (instance) DO UPDATE SET body = excluded.body",
+            tuples(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (id, body) in chunk {
+            query = query.bind(*id).bind(*body);
+        }
+        pad(query, chunk.len(), 2).execute(&mut *conn).await.map_err(map_sqlx)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BatchWriter for SqliteConnection {
     async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError> {
@@ -120,9 +138,7 @@ impl BatchWriter for SqliteConnection {
             let sql = format!(
                 "WITH v (id, expected, next, status, snapshot, at) AS (VALUES {})
                  UPDATE instances SET version = v.next, status = v.status,
-                        snapshot = COALESCE(v.snapshot, instances.snapshot),
-                        snapshot_version = CASE WHEN v.snapshot IS NULL THEN instances.snapshot_version
-                                                ELSE v.next END,
+                        snapshot_version = CASE WHEN v.snapshot THEN v.next ELSE instances.snapshot_version END,
                         updated_at = v.at
                  FROM v WHERE instances.id = v.id AND instances.version = v.expected",
                 tuples(chunk.len(), 6)
@@ -136,7 +152,7 @@ impl BatchWriter for SqliteConnection {
                     .bind(expected)
                     .bind(expected + added)
                     .bind(commit.status.as_str())
-                    .bind(commit.snapshot.as_deref())
+                    .bind(commit.snapshot.is_some())
                     .bind(micros(commit_time(commit)));
             }
             let updated = pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
@@ -144,6 +160,9 @@ impl BatchWriter for SqliteConnection {
                 return Ok(false);
             }
         }
+        let snapshots: Vec<(&str, &str)> =
+            commits.iter().filter_map(|c| c.snapshot.as_deref().map(|s| (c.instance.as_str(), s))).collect();
+        write_snapshots(self, &snapshots).await?;
         Ok(true)
     }
 
@@ -379,9 +398,9 @@ impl BatchWriter for SqliteConnection {
         for chunk in instances.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO instances
-                     (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
+                     (id, policy_name, policy_hash, version, status, created_at, updated_at)
                      SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL ON CONFLICT (id) DO NOTHING",
-                repeat_row(chunk.len(), "(?, ?, ?, 0, ?, ?, ?, ?)")
+                repeat_row(chunk.len(), "(?, ?, ?, 0, ?, ?, ?)")
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for instance in chunk {
@@ -390,11 +409,25 @@ impl BatchWriter for SqliteConnection {
                     .bind(instance.policy_name.as_str())
                     .bind(instance.policy_hash.as_str())
                     .bind(instance.status.as_str())
-                    .bind(json_text(&instance.snapshot)?)
                     .bind(micros(instance.created_at))
                     .bind(micros(instance.updated_at));
             }
-            inserted += pad(query, chunk.len(), 7).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+            inserted += pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+        }
+        // A row at version 0 has the snapshot it was created with (an id already taken keeps its own).
+        let texts = instances.iter().map(|i| json_text(&i.snapshot)).collect::<Result<Vec<_>, _>>()?;
+        let created: Vec<(&str, &str)> = instances.iter().zip(&texts).map(|(i, t)| (i.id.as_str(), t.as_str())).collect();
+        for chunk in created.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO snapshots (instance, body) SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL
+                 ON CONFLICT (instance) DO NOTHING",
+                tuples(chunk.len(), 2)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (id, body) in chunk {
+                query = query.bind(*id).bind(*body);
+            }
+            pad(query, chunk.len(), 2).execute(&mut *self).await.map_err(map_sqlx)?;
         }
         Ok(inserted)
     }
@@ -403,13 +436,13 @@ impl BatchWriter for SqliteConnection {
         let expected = to_i64(commit.expected_version, "version")?;
         let added = to_i64(commit.events.len() as u64, "event count")?;
         let updated = sqlx::query(
-            "UPDATE instances SET version = ?1, status = ?2, snapshot = COALESCE(?3, snapshot),
-                    snapshot_version = CASE WHEN ?3 IS NULL THEN snapshot_version ELSE ?1 END, updated_at = ?4
+            "UPDATE instances SET version = ?1, status = ?2,
+                    snapshot_version = CASE WHEN ?3 THEN ?1 ELSE snapshot_version END, updated_at = ?4
              WHERE id = ?5 AND version = ?6",
         )
         .bind(expected + added)
         .bind(commit.status.as_str())
-        .bind(commit.snapshot.as_deref())
+        .bind(commit.snapshot.is_some())
         .bind(micros(commit_time(commit)))
         .bind(commit.instance.as_str())
         .bind(expected)
@@ -417,7 +450,13 @@ impl BatchWriter for SqliteConnection {
         .await
         .map_err(map_sqlx)?
         .rows_affected();
-        Ok(updated == 1)
+        if updated != 1 {
+            return Ok(false);
+        }
+        if let Some(snapshot) = &commit.snapshot {
+            write_snapshots(self, &[(commit.instance.as_str(), snapshot.as_str())]).await?;
+        }
+        Ok(true)
     }
 
     async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {

@@ -29,8 +29,8 @@ impl SqliteStore {
     pub(super) async fn instance_rows(&self, ids: &[String]) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
         let ids = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(format!("unencodable ids: {e}")))?;
         sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
-             FROM instances WHERE id IN (SELECT value FROM json_each(?))",
+            "SELECT id, policy_name, policy_hash, version, status, s.body AS snapshot, snapshot_version, created_at, updated_at
+             FROM instances LEFT JOIN snapshots s ON s.instance = instances.id WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(ids)
         .fetch_all(&self.readers)
@@ -64,8 +64,8 @@ impl SqliteStore {
 
     pub(super) async fn read_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
-             FROM instances WHERE id = ?",
+            "SELECT id, policy_name, policy_hash, version, status, s.body AS snapshot, snapshot_version, created_at, updated_at
+             FROM instances LEFT JOIN snapshots s ON s.instance = instances.id WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.readers)
@@ -117,7 +117,9 @@ impl SqliteStore {
             .await
             .map_err(map_sqlx)?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status,
+                    (SELECT body FROM snapshots s WHERE s.instance = instances.id) AS snapshot, snapshot_version,
+                    created_at, updated_at
              {MATCHING} ORDER BY created_at, id LIMIT ?6 OFFSET ?7"
         )))
         .bind(&filter.policy)

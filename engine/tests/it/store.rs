@@ -262,7 +262,7 @@ impl Harness {
     /// An instance's stored snapshot as the database holds it (text; `jsonb` printed).
     pub(crate) async fn stored_snapshot_text(&self, id: &str) -> String {
         match &self.backend {
-            Backend::Sqlite { store, .. } => sqlx::query_scalar("SELECT snapshot FROM instances WHERE id = ?")
+            Backend::Sqlite { store, .. } => sqlx::query_scalar("SELECT body FROM snapshots WHERE instance = ?")
                 .bind(id)
                 .fetch_one(store.reader_pool())
                 .await
