@@ -416,7 +416,8 @@ impl BatchWriter for SqliteConnection {
         }
         // A row at version 0 has the snapshot it was created with (an id already taken keeps its own).
         let texts = instances.iter().map(|i| json_text(&i.snapshot)).collect::<Result<Vec<_>, _>>()?;
-        let created: Vec<(&str, &str)> = instances.iter().zip(&texts).map(|(i, t)| (i.id.as_str(), t.as_str())).collect();
+        let created: Vec<(&str, &str)> =
+            instances.iter().zip(&texts).map(|(i, t)| (i.id.as_str(), t.as_str())).collect();
         for chunk in created.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO snapshots (instance, body) SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL
