@@ -849,12 +849,14 @@ async fn bench_service(args: &Args) {
             }
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut loops = Vec::new();
+        let (mut loops, mut runtimes) = (Vec::new(), Vec::new());
         for (i, store) in stores.iter().enumerate() {
             let (committer, _task) = GroupCommitter::spawn(store.clone(), GroupCommitConfig::default());
             let calendar = Arc::new(Calendar::chinese().unwrap());
-            let rt = Runtime::new(store.clone(), committer, Arc::new(SystemClock), calendar, format!("node-{i}"));
-            loops.push(tokio::spawn(Arc::new(rt).timer_loop(Duration::from_secs(10), stopped.clone())));
+            let rt =
+                Arc::new(Runtime::new(store.clone(), committer, Arc::new(SystemClock), calendar, format!("node-{i}")));
+            runtimes.push(rt.clone());
+            loops.push(tokio::spawn(rt.timer_loop(Duration::from_secs(10), stopped.clone())));
         }
         let mut first = None;
         loop {
@@ -876,6 +878,17 @@ async fn bench_service(args: &Args) {
             first.map_or(f64::NAN, after),
             after(done),
         );
+        for (i, rt) in runtimes.iter().enumerate() {
+            let s = rt.commit_stats();
+            println!(
+                "  node-{i}: {} commits in {} batches ({:.1} a batch), committer busy {:.3} s ({:.0} µs a commit)",
+                s.commits,
+                s.batches,
+                s.commits as f64 / s.batches.max(1) as f64,
+                s.busy_micros as f64 / 1e6,
+                s.busy_micros as f64 / s.commits.max(1) as f64,
+            );
+        }
         assert_eq!(count_fired().await, 0, "no timer left");
         let fired: i64 = match &cleanup {
             Cleanup::Sqlite(s, _) => sqlx::query_scalar("SELECT COUNT(*) FROM timers WHERE state = 'fired'")

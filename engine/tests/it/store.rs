@@ -1612,6 +1612,9 @@ async fn sqlite_is_wal_with_synchronous_full_checkpoints_and_reopens() {
         let temp: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(pool).await.unwrap();
         let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(pool).await.unwrap();
         assert_eq!((mode.as_str(), sync, busy, temp, auto), ("wal", 2, 10_000, 2, 10_000));
+        // Issue 10: a new database gets 2 kB pages (set before WAL mode fixes the size).
+        let page: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(pool).await.unwrap();
+        assert_eq!(page, 2048);
     }
     instance(harness.store.as_ref(), "i1").await;
     let stats = store.wal_checkpoint().await.unwrap();
@@ -1631,6 +1634,29 @@ async fn sqlite_is_wal_with_synchronous_full_checkpoints_and_reopens() {
     assert_eq!(reopened.events("i1", 0, 10).await.unwrap(), before);
     assert_eq!(reopened.verify("i1").await.unwrap(), 1);
     reopened.close().await;
+}
+
+/// A database made before the store chose 2 kB pages keeps its 4 kB pages (SQLite fixes the
+/// size with the first table) and is migrated and used as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_database_with_4k_pages_is_opened_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .page_size(4096)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let mut old = sqlx::sqlite::SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::query("CREATE TABLE kept (x INTEGER)").execute(&mut old).await.unwrap();
+    old.close().await.unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(store.writer_pool()).await.unwrap();
+    assert_eq!(page, 4096);
+    instance(&store, "i1").await;
+    assert_eq!(store.verify("i1").await.unwrap(), 1);
+    store.close().await;
 }
 
 /// Two nodes, each with its own pool, claim and fire 10,000 timers that are all due at once:
