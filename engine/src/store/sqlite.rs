@@ -48,10 +48,10 @@ use super::sqlite_commit::*;
 /// How long a connection waits for a lock held by another process before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// SQLite's passive auto-checkpoint runs when the WAL holds this many pages (40 MB of
-/// [`PAGE_SIZE`] pages, the window it had with 4 kB ones; 80 MB in a database kept at 4 kB
-/// pages; SQLite's default is 1,000 pages): see
-/// the module's doc. At 10,000 2 kB pages 64 clients wrote ~4 % more per approval.
+/// SQLite's passive auto-checkpoint runs when the WAL holds this many pages: 40 MB of
+/// [`PAGE_SIZE`] pages, the window it had with 4 kB ones (80 MB in a database kept at 4 kB
+/// pages; SQLite's default is 1,000 pages). See the module's doc. With 10,000 pages of 2 kB, 64
+/// clients wrote ~4 % more per approval.
 pub const AUTOCHECKPOINT_PAGES: u32 = 20_000;
 
 /// Prepared statements kept per connection (sqlx's default is 100): the batch's statements in

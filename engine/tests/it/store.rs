@@ -1608,7 +1608,8 @@ async fn sqlite_is_wal_with_synchronous_full_checkpoints_and_reopens() {
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(pool).await.unwrap();
         let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(pool).await.unwrap();
         // Issue 10: a savepoint's journal in memory (2), never a temporary file on disk; the
-        // passive auto-checkpoint every 20,000 WAL pages (40 MB of 2 kB pages) (a hot page copied once per window).
+        // passive auto-checkpoint every 20,000 WAL pages, 40 MB of 2 kB pages (a hot page copied
+        // once per window).
         let temp: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(pool).await.unwrap();
         let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(pool).await.unwrap();
         assert_eq!((mode.as_str(), sync, busy, temp, auto), ("wal", 2, 10_000, 2, 20_000));
