@@ -113,13 +113,30 @@ fn bind_events<'q>(
     Ok(pad(query, events.len(), 10))
 }
 
+/// What [`write_snapshots`] does with an instance's snapshot that is already there.
+#[derive(Clone, Copy)]
+enum Existing {
+    /// A commit's newer snapshot replaces it.
+    Replace,
+    /// A start whose id is taken leaves the other instance's alone (its batch is refused).
+    Keep,
+}
+
 /// The snapshots `(instance, text)` of commits that write one (`0016_snapshots.sql`: they live
-/// apart from the instances' rows), replacing the ones before.
-async fn write_snapshots(conn: &mut SqliteConnection, snapshots: &[(&str, &str)]) -> Result<(), StoreError> {
+/// apart from the instances' rows).
+async fn write_snapshots(
+    conn: &mut SqliteConnection,
+    snapshots: &[(&str, &str)],
+    existing: Existing,
+) -> Result<(), StoreError> {
+    let on_conflict = match existing {
+        Existing::Replace => "DO UPDATE SET body = excluded.body",
+        Existing::Keep => "DO NOTHING",
+    };
     for chunk in snapshots.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO snapshots (instance, body) SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL
-             ON CONFLICT (instance) DO UPDATE SET body = excluded.body",
+             ON CONFLICT (instance) {on_conflict}",
             tuples(chunk.len(), 2)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -162,7 +179,7 @@ impl BatchWriter for SqliteConnection {
         }
         let snapshots: Vec<(&str, &str)> =
             commits.iter().filter_map(|c| c.snapshot.as_deref().map(|s| (c.instance.as_str(), s))).collect();
-        write_snapshots(self, &snapshots).await?;
+        write_snapshots(self, &snapshots, Existing::Replace).await?;
         Ok(true)
     }
 
@@ -418,18 +435,7 @@ impl BatchWriter for SqliteConnection {
         let texts = instances.iter().map(|i| json_text(&i.snapshot)).collect::<Result<Vec<_>, _>>()?;
         let created: Vec<(&str, &str)> =
             instances.iter().zip(&texts).map(|(i, t)| (i.id.as_str(), t.as_str())).collect();
-        for chunk in created.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO snapshots (instance, body) SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL
-                 ON CONFLICT (instance) DO NOTHING",
-                tuples(chunk.len(), 2)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (id, body) in chunk {
-                query = query.bind(*id).bind(*body);
-            }
-            pad(query, chunk.len(), 2).execute(&mut *self).await.map_err(map_sqlx)?;
-        }
+        write_snapshots(self, &created, Existing::Keep).await?;
         Ok(inserted)
     }
 
@@ -455,7 +461,7 @@ impl BatchWriter for SqliteConnection {
             return Ok(false);
         }
         if let Some(snapshot) = &commit.snapshot {
-            write_snapshots(self, &[(commit.instance.as_str(), snapshot.as_str())]).await?;
+            write_snapshots(self, &[(commit.instance.as_str(), snapshot.as_str())], Existing::Replace).await?;
         }
         Ok(true)
     }

@@ -1660,6 +1660,71 @@ async fn sqlite_database_with_4k_pages_is_opened_as_it_is() {
     store.close().await;
 }
 
+/// Migration 0016 moves each instance's snapshot out of its row into `snapshots`: a database
+/// written before it reads the same instance after the upgrade, and the column is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_snapshots_move_to_their_table_on_upgrade() {
+    // The instance as today's store writes and reads it.
+    let now = Harness::sqlite().await;
+    instance(now.store.as_ref(), "i1").await;
+    let expected = now.store.load_instance("i1").await.unwrap().unwrap();
+    let body = now.stored_snapshot_text("i1").await;
+
+    // The same rows in a database migrated up to 0015, where the snapshot was a column.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let old = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut before_0016 = sqlx::migrate!("./migrations/sqlite");
+    before_0016.migrations = before_0016.migrations.iter().filter(|m| m.version < 16).cloned().collect();
+    before_0016.run(&old).await.unwrap();
+    let p = policy("p", "h1", T0);
+    sqlx::query("INSERT INTO policies (name, hash, version_label, source, ir, published_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(&p.name)
+        .bind(&p.hash)
+        .bind(&p.version_label)
+        .bind(&p.source)
+        .bind(p.ir.to_string())
+        .bind(p.published_at.timestamp_micros())
+        .execute(&old)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO instances
+             (id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&expected.id)
+    .bind(&expected.policy_name)
+    .bind(&expected.policy_hash)
+    .bind(expected.version as i64)
+    .bind(&expected.status)
+    .bind(&body)
+    .bind(expected.snapshot_version as i64)
+    .bind(expected.created_at.timestamp_micros())
+    .bind(expected.updated_at.timestamp_micros())
+    .execute(&old)
+    .await
+    .unwrap();
+    old.close().await;
+
+    let upgraded = SqliteStore::open(&path).await.unwrap();
+    let moved: Vec<(String, String)> =
+        sqlx::query_as("SELECT instance, body FROM snapshots").fetch_all(upgraded.reader_pool()).await.unwrap();
+    assert_eq!(moved, vec![("i1".to_string(), body)]);
+    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('instances')")
+        .fetch_all(upgraded.reader_pool())
+        .await
+        .unwrap();
+    assert!(!columns.iter().any(|c| c == "snapshot"), "{columns:?}");
+    assert_eq!(upgraded.load_instance("i1").await.unwrap(), Some(expected));
+    upgraded.close().await;
+    now.finish().await;
+}
+
 /// Two nodes, each with its own pool, claim and fire 10,000 timers that are all due at once:
 /// every timer fires exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
