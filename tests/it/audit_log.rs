@@ -35,6 +35,7 @@ const POLICY: &str = r#"policy 审计演练 {
 async fn edit(env: &Env, sqlite: &[String], postgres: &[String]) {
     match &env.backend {
         Backend::Sqlite { store, .. } => {
+            crate::http::unpack_snapshots(store).await;
             for sql in sqlite {
                 sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(store.writer_pool()).await.unwrap();
             }

@@ -132,6 +132,26 @@ pub(crate) enum Backend {
     Postgres { store: PgStore, admin: PgPool, schema: String },
 }
 
+/// Rewrites every packed snapshot in SQLite's `snapshots` as its JSON text (the format written
+/// before `store::packed`, which the store still reads), so that a test can forge one with
+/// SQLite's `json_set` as someone with the database file could.
+pub(crate) async fn unpack_snapshots(store: &SqliteStore) {
+    let packed: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT instance, body FROM snapshots WHERE typeof(body) = 'blob'")
+            .fetch_all(store.writer_pool())
+            .await
+            .unwrap();
+    for (instance, body) in packed {
+        let text = civicflow_engine::store::packed::unpack(civicflow_engine::store::packed::Body::Blob(&body)).unwrap();
+        sqlx::query("UPDATE snapshots SET body = ? WHERE instance = ?")
+            .bind(text.as_ref())
+            .bind(&instance)
+            .execute(store.writer_pool())
+            .await
+            .unwrap();
+    }
+}
+
 pub(crate) struct Env {
     pub(crate) server: Server,
     pub(crate) backend: Backend,

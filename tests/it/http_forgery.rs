@@ -20,6 +20,7 @@ const POLICY: &str = r#"policy 伪造演练 {
 async fn edit(env: &Env, sqlite: &str, postgres: &str) {
     match &env.backend {
         Backend::Sqlite { store, .. } => {
+            crate::http::unpack_snapshots(store).await;
             let done = sqlx::query(sqlx::AssertSqlSafe(sqlite.to_string())).execute(store.writer_pool()).await.unwrap();
             assert_eq!(done.rows_affected(), 1);
         }

@@ -32,6 +32,8 @@ mod common;
 mod fold;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod group;
+#[cfg(feature = "sqlite")]
+pub mod packed;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "postgres")]

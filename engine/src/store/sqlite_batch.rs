@@ -122,8 +122,8 @@ enum Existing {
     Keep,
 }
 
-/// The snapshots `(instance, text)` of commits that write one (`0016_snapshots.sql`: they live
-/// apart from the instances' rows).
+/// The snapshots `(instance, JSON text)` of commits that write one (`0016_snapshots.sql`: they
+/// live apart from the instances' rows), each packed ([`super::packed`]).
 async fn write_snapshots(
     conn: &mut SqliteConnection,
     snapshots: &[(&str, &str)],
@@ -140,8 +140,8 @@ async fn write_snapshots(
             tuples(chunk.len(), 2)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (id, body) in chunk {
-            query = query.bind(*id).bind(*body);
+        for (id, json) in chunk {
+            query = query.bind(*id).bind(super::packed::pack(json));
         }
         pad(query, chunk.len(), 2).execute(&mut *conn).await.map_err(map_sqlx)?;
     }

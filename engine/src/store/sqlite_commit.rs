@@ -56,7 +56,23 @@ pub(super) fn policy_row(row: &SqliteRow) -> Result<PolicyRecord, StoreError> {
 }
 
 pub(super) fn instance_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
-    Ok(InstanceRecord { snapshot: parse_json(row, "snapshot")?, ..instance_fields(row)? })
+    let snapshot = snapshot_text(row)?;
+    let snapshot = serde_json::from_str(&snapshot)
+        .map_err(|e| StoreError::Corrupt(format!("`snapshot` holds no valid JSON: {e}")))?;
+    Ok(InstanceRecord { snapshot, ..instance_fields(row)? })
+}
+
+/// The JSON text of a row's `snapshot` column (a `snapshots.body`: packed, or text written
+/// before the packed format).
+pub(super) fn snapshot_text(row: &SqliteRow) -> Result<std::borrow::Cow<'_, str>, StoreError> {
+    use sqlx::{TypeInfo, ValueRef};
+    let value = row.try_get_raw("snapshot").map_err(map_sqlx)?;
+    let body = if value.type_info().name() == "BLOB" {
+        super::packed::Body::Blob(row.try_get("snapshot").map_err(map_sqlx)?)
+    } else {
+        super::packed::Body::Text(row.try_get("snapshot").map_err(map_sqlx)?)
+    };
+    super::packed::unpack(body)
 }
 
 /// A row's record without its snapshot (`Null`), which the caller reads its own way.

@@ -85,7 +85,7 @@ impl SqliteStore {
         let rows = self.instance_rows(ids).await?;
         let mut loaded = rows
             .iter()
-            .map(|row| fold::loaded(instance_fields(row)?, row.try_get("snapshot").map_err(map_sqlx)?))
+            .map(|row| fold::loaded(instance_fields(row)?, &snapshot_text(row)?))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let wanted = fold::wanted(loaded.iter().map(|l| &l.record));
         if !wanted.is_empty() {

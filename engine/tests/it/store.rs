@@ -20,6 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool};
 
 use civicflow_engine::audit::{self, VerifyError, VerifyField, GENESIS};
+use civicflow_engine::store::packed::{unpack, Body};
 use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
 use civicflow_engine::store::{
@@ -259,14 +260,21 @@ impl Harness {
         rows.into_iter().collect()
     }
 
-    /// An instance's stored snapshot as the database holds it (text; `jsonb` printed).
+    /// An instance's stored snapshot as the database holds it: its JSON text (SQLite's body
+    /// unpacked, `jsonb` printed).
     pub(crate) async fn stored_snapshot_text(&self, id: &str) -> String {
         match &self.backend {
-            Backend::Sqlite { store, .. } => sqlx::query_scalar("SELECT body FROM snapshots WHERE instance = ?")
+            Backend::Sqlite { store, .. } => {
+                let (packed, body): (bool, Vec<u8>) = sqlx::query_as(
+                    "SELECT typeof(body) = 'blob', CAST(body AS BLOB) FROM snapshots WHERE instance = ?",
+                )
                 .bind(id)
                 .fetch_one(store.reader_pool())
                 .await
-                .unwrap(),
+                .unwrap();
+                assert!(packed, "today's store writes snapshots packed");
+                unpack(Body::Blob(&body)).unwrap().into_owned()
+            }
             Backend::Postgres { store, .. } => sqlx::query_scalar("SELECT snapshot::text FROM instances WHERE id = $1")
                 .bind(id)
                 .fetch_one(store.pool())
@@ -1661,7 +1669,8 @@ async fn sqlite_database_with_4k_pages_is_opened_as_it_is() {
 }
 
 /// Migration 0016 moves each instance's snapshot out of its row into `snapshots`: a database
-/// written before it reads the same instance after the upgrade, and the column is gone.
+/// written before it reads the same instance after the upgrade, and the column is gone. The
+/// moved body stays JSON text, which reads as a packed one does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_snapshots_move_to_their_table_on_upgrade() {
     // The instance as today's store writes and reads it.
@@ -1669,6 +1678,14 @@ async fn sqlite_snapshots_move_to_their_table_on_upgrade() {
     instance(now.store.as_ref(), "i1").await;
     let expected = now.store.load_instance("i1").await.unwrap().unwrap();
     let body = now.stored_snapshot_text("i1").await;
+    // Today's body is packed (`store::packed`): a BLOB, format 1, the text's length, LZ4.
+    let Backend::Sqlite { store, .. } = &now.backend else { unreachable!() };
+    let packed: Vec<u8> = sqlx::query_scalar("SELECT body FROM snapshots WHERE instance = 'i1'")
+        .fetch_one(store.reader_pool())
+        .await
+        .unwrap();
+    assert_eq!(packed[0], 1);
+    assert_eq!(u32::from_le_bytes(packed[1..5].try_into().unwrap()) as usize, body.len());
 
     // The same rows in a database migrated up to 0015, where the snapshot was a column.
     let dir = tempfile::tempdir().unwrap();
