@@ -716,7 +716,7 @@ impl Outcome {
 pub fn replay_stored(events: &[StoredEvent]) -> Result<State, RuntimeError> {
     let mut state = State::new();
     for e in events {
-        let event: Event = serde_json::from_value(e.payload.clone())
+        let event: Event = <Event as serde::Deserialize>::deserialize(&*e.payload)
             .map_err(|x| RuntimeError::Corrupt(format!("event {} of {}: {x}", e.seq, e.instance)))?;
         core::apply(&mut state, &event, e.at);
     }

@@ -159,7 +159,7 @@ async fn check(db: &std::path::Path, acks: usize, acked: &BTreeMap<String, u64>)
         let mut overdue: HashMap<String, i64> = HashMap::new();
         let mut escalated: HashMap<String, i64> = HashMap::new();
         for e in &events {
-            let event: Event = serde_json::from_value(e.payload.clone()).unwrap();
+            let event: Event = serde_json::from_value((*e.payload).clone()).unwrap();
             match event {
                 Event::Overdue { node, due_at } => {
                     assert!(e.at == due_at, "`{}`: the breach of {node} is recorded at its deadline", record.id);

@@ -41,7 +41,7 @@ fn record(e: &StoredEvent) -> EventRecord {
         actor: e.actor.clone(),
         role: e.role.clone(),
         kind: e.kind.clone(),
-        payload: e.payload.clone(),
+        payload: (*e.payload).clone(),
         prev_hash: e.prev_hash.clone(),
         hash: e.hash.clone(),
     }

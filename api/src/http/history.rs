@@ -86,7 +86,7 @@ impl From<&StoredEvent> for EventView {
             actor: e.actor.clone(),
             role: e.role.clone(),
             kind: e.kind.clone(),
-            payload: e.payload.clone(),
+            payload: (*e.payload).clone(),
             prev_hash: e.prev_hash.clone(),
             hash: e.hash.clone(),
         }

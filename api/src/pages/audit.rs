@@ -89,7 +89,7 @@ async fn load_hashed(
         .map_err(|e| pages.api_error(headers, e))?;
     if let Some(program) = redactor {
         for e in &mut events {
-            crate::http::personal::redact_payload(&program, &e.kind, &mut e.payload);
+            crate::http::personal::redact_payload(&program, &e.kind, std::sync::Arc::make_mut(&mut e.payload));
         }
     }
     Ok((session, events, leaves))

@@ -38,7 +38,7 @@ impl Runtime {
         let mut state = core::State::new();
         let mut out = Vec::new();
         for e in &stored {
-            let event: Event = serde_json::from_value(e.payload.clone())
+            let event: Event = <Event as serde::Deserialize>::deserialize(&*e.payload)
                 .map_err(|x| RuntimeError::Corrupt(format!("event {} of `{id}`: {x}", e.seq)))?;
             core::apply(&mut state, &event, e.at);
             if let Event::Overdue { node, due_at } = &event {

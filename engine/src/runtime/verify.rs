@@ -25,7 +25,7 @@ impl Runtime {
         let events: Vec<(Event, chrono::DateTime<chrono::Utc>)> = stored[..seen]
             .iter()
             .map(|e| {
-                serde_json::from_value(e.payload.clone())
+                <Event as serde::Deserialize>::deserialize(&*e.payload)
                     .map(|ev| (ev, e.at))
                     .map_err(|x| RuntimeError::Corrupt(format!("event {} of `{id}`: {x}", e.seq)))
             })

@@ -69,7 +69,7 @@ pub(super) fn chain_events(
                 actor: e.actor.clone(),
                 role: e.role.clone().filter(|r| !r.is_empty()),
                 kind: e.kind.clone(),
-                payload: e.payload.value().clone(),
+                payload: e.payload.shared(),
                 prev_hash: hex::encode(prev),
                 hash: String::new(),
             };

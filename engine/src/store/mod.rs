@@ -181,7 +181,8 @@ pub struct NewEvent {
 /// writes `100.0` as `100`, which reads back as an integer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventPayload {
-    value: Value,
+    /// Shared with the stored event the commit answers with (no copy in the committer).
+    value: std::sync::Arc<Value>,
     canonical: String,
     text: String,
 }
@@ -191,11 +192,16 @@ impl EventPayload {
         let canonical = crate::audit::canonical_json(&value);
         // A `Value` always serializes (its map keys are strings).
         let text = serde_json::to_string(&value).unwrap_or_default();
-        EventPayload { value, canonical, text }
+        EventPayload { value: std::sync::Arc::new(value), canonical, text }
     }
 
     pub fn value(&self) -> &Value {
         &self.value
+    }
+
+    /// The value, shared: what a [`StoredEvent`] of this payload holds.
+    pub fn shared(&self) -> std::sync::Arc<Value> {
+        self.value.clone()
     }
 
     /// The canonical text: what the chain and the global tree hash.
@@ -230,8 +236,9 @@ pub struct StoredEvent {
     pub role: Option<String>,
     /// The event kind.
     pub kind: String,
-    /// The event data.
-    pub payload: Value,
+    /// The event data, shared with the [`EventPayload`] it was committed from (the committer
+    /// does not copy it: issue 10).
+    pub payload: std::sync::Arc<Value>,
     /// The previous event's hash (64 zeros for seq 1), lower-case hex.
     pub prev_hash: String,
     /// This event's chain hash, lower-case hex.

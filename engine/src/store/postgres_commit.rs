@@ -47,7 +47,7 @@ pub(super) fn event_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
         actor: row.try_get("actor").map_err(map_sqlx)?,
         role: row.try_get("role").map_err(map_sqlx)?,
         kind: row.try_get("kind").map_err(map_sqlx)?,
-        payload: row.try_get::<Value, _>("payload").map_err(map_sqlx)?,
+        payload: std::sync::Arc::new(row.try_get::<Value, _>("payload").map_err(map_sqlx)?),
         prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
         hash: row.try_get("hash").map_err(map_sqlx)?,
     })

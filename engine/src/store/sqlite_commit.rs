@@ -98,7 +98,7 @@ pub(super) fn event_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
         actor: row.try_get("actor").map_err(map_sqlx)?,
         role: row.try_get("role").map_err(map_sqlx)?,
         kind: row.try_get("kind").map_err(map_sqlx)?,
-        payload: parse_json(row, "payload")?,
+        payload: std::sync::Arc::new(parse_json(row, "payload")?),
         prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
         hash: row.try_get("hash").map_err(map_sqlx)?,
     })

@@ -38,7 +38,7 @@ async fn applied(store: &dyn Store, id: &str) -> usize {
     let events = store.events(id, 0, 10_000).await.unwrap();
     events
         .into_iter()
-        .filter(|e| matches!(serde_json::from_value(e.payload.clone()), Ok(Event::CalendarApplied { .. })))
+        .filter(|e| matches!(serde_json::from_value((*e.payload).clone()), Ok(Event::CalendarApplied { .. })))
         .count()
 }
 

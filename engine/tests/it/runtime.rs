@@ -92,7 +92,7 @@ async fn scenario(h: Harness) {
     let escalated = &history[3];
     assert_eq!(escalated.at, due);
     assert_eq!(escalated.actor, "timer");
-    let event: Event = serde_json::from_value(escalated.payload.clone()).unwrap();
+    let event: Event = serde_json::from_value((*escalated.payload).clone()).unwrap();
     assert_eq!(event, Event::Escalated { node: "资格审查".into(), role: "街道党工委".into(), due_at: due });
 
     rt.act("i-1", &leader, "资格审查", Action::Approve { comment: Some("同意".into()) }, None, idem("k2", "approve"))

@@ -932,7 +932,7 @@ async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
     for id in [&ids[0], &ids[255], &ids[299]] {
         assert_eq!(store.verify(id).await.unwrap(), 3, "{id}");
         let events = store.events(id, 1, 10).await.unwrap();
-        assert_eq!(events[0].payload, json!({ "id": id }));
+        assert_eq!(*events[0].payload, json!({ "id": id }));
     }
 }
 
@@ -1247,7 +1247,7 @@ async fn tampered_payload_fails_verify_at_that_seq(h: &Harness) {
     h.tamper_payload("i1", 3, r#"{"yes": 99, "no": 1}"#).await;
 
     let tampered = store.events("i1", 2, 1).await.unwrap();
-    assert_eq!(tampered[0].payload, json!({ "yes": 99, "no": 1 }));
+    assert_eq!(*tampered[0].payload, json!({ "yes": 99, "no": 1 }));
     let mut changed = stored[1].clone();
     changed.payload = tampered[0].payload.clone();
     let prev: [u8; 32] = hex::decode(&stored[1].prev_hash).unwrap().try_into().unwrap();
