@@ -54,7 +54,13 @@ fn form(fields: &[(&str, Value)]) -> Action {
 }
 
 async fn events(store: &dyn Store, id: &str) -> Vec<Event> {
-    store.events(id, 0, 10_000).await.unwrap().into_iter().map(|e| serde_json::from_value((*e.payload).clone()).unwrap()).collect()
+    store
+        .events(id, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| serde_json::from_value((*e.payload).clone()).unwrap())
+        .collect()
 }
 
 /// R0.3, R3.7: a monthly assessment started on 2025-01-01 opens exactly twelve more cycles by
