@@ -19,11 +19,12 @@ use super::StoreError;
 /// The first byte of a body in LZ4 (the only packed format so far).
 const LZ4: u8 = 1;
 
-/// The largest JSON text a body may claim to unpack to: a corrupt length must not make the
-/// reader allocate gigabytes (a real snapshot is kilobytes; a 10,000-step one well under this).
-const MAX_TEXT: usize = 64 << 20;
+/// The most bytes LZ4 can make of one byte of a block (a match's length grows by 255 a byte), so
+/// a body claiming more than this many times its block's size is damaged: a corrupt length must
+/// not make the reader allocate gigabytes.
+const MAX_RATIO: usize = 256;
 
-/// `json` packed for `snapshots.body`.
+/// `json` packed for `snapshots.body` (a state's JSON is far below the 4 GiB the length can say).
 pub fn pack(json: &str) -> Vec<u8> {
     let length = u32::try_from(json.len()).unwrap_or(u32::MAX);
     let mut body = Vec::with_capacity(5 + lz4_flex::block::get_maximum_output_size(json.len()));
@@ -50,8 +51,8 @@ pub fn unpack(body: Body<'_>) -> Result<std::borrow::Cow<'_, str>, StoreError> {
     }
     let (length, block) = rest.split_at_checked(4).ok_or_else(|| corrupt("is cut short"))?;
     let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
-    if length > MAX_TEXT {
-        return Err(corrupt(&format!("claims {length} bytes of text (at most {MAX_TEXT})")));
+    if length > block.len().saturating_mul(MAX_RATIO).saturating_add(MAX_RATIO) {
+        return Err(corrupt(&format!("claims {length} bytes of text from a block of {} bytes", block.len())));
     }
     let text = lz4_flex::block::decompress(block, length).map_err(|e| corrupt(&format!("does not unpack: {e}")))?;
     if text.len() != length {
@@ -83,6 +84,9 @@ mod tests {
         assert!(body.len() < json.len(), "{} bytes packed from {}", body.len(), json.len());
         assert_eq!(unpack(Body::Blob(&body)).unwrap(), json);
         assert_eq!(unpack(Body::Blob(&pack(""))).unwrap(), "");
+        // As compressible as text gets: still within what a block can claim.
+        let same = "a".repeat(1 << 20);
+        assert_eq!(unpack(Body::Blob(&pack(&same))).unwrap(), same);
     }
 
     #[test]
@@ -101,7 +105,7 @@ mod tests {
         assert_eq!(message(&[LZ4, 5, 0]), "a stored snapshot is cut short");
         assert_eq!(
             message(&[LZ4, 0xff, 0xff, 0xff, 0xff]),
-            "a stored snapshot claims 4294967295 bytes of text (at most 67108864)"
+            "a stored snapshot claims 4294967295 bytes of text from a block of 0 bytes"
         );
         let mut longer = pack("{\"status\":\"running\"}");
         longer[1] += 1;
