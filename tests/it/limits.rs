@@ -78,6 +78,17 @@ async fn silent_connections_do_not_starve_the_server_and_the_cap_refuses_clearly
     let (status, _) = get(addr, "/healthz").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
 
+    // Every answer says when the server closes an idle kept-alive connection (the header
+    // timeout), so that a client's pool lets it go first instead of sending a request into it
+    // as it closes.
+    let client = reqwest::Client::new();
+    let answer = client.get(format!("http://{addr}/healthz")).send().await.unwrap();
+    assert_eq!(answer.headers().get("keep-alive").map(|v| v.to_str().unwrap()), Some("timeout=2"));
+    let refused = client.get(format!("http://{addr}/v1/instances")).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers().get("keep-alive").map(|v| v.to_str().unwrap()), Some("timeout=2"));
+    drop((answer, refused, client));
+
     // A body that never arrives is cut off too (body timeout), the connection freed.
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"POST /v1/policies HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\npolicy")
