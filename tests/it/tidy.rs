@@ -161,7 +161,7 @@ fn headings(page: &str) -> Vec<String> {
 fn every_refusal_and_store_code_has_its_page() {
     for (source, prefix, page) in [
         ("engine/src/core/refusal.rs", "F0", "docs/refusals.md"),
-        ("engine/src/store/mod.rs", "STORE0", "docs/store-errors.md"),
+        ("engine/src/store/error.rs", "STORE0", "docs/store-errors.md"),
     ] {
         let codes = codes_in(&read(source), prefix);
         assert!(codes.len() >= 16, "{source}: found only {codes:?}");
