@@ -27,14 +27,12 @@ const MAX_RATIO: usize = 256;
 /// `json` packed for `snapshots.body` (a state's JSON is far below the 4 GiB the length can say).
 pub fn pack(json: &str) -> Vec<u8> {
     let length = u32::try_from(json.len()).unwrap_or(u32::MAX);
-    let mut body = Vec::with_capacity(5 + lz4_flex::block::get_maximum_output_size(json.len()));
-    body.push(LZ4);
-    body.extend_from_slice(&length.to_le_bytes());
-    let start = body.len();
-    body.resize(start + lz4_flex::block::get_maximum_output_size(json.len()), 0);
+    let mut body = vec![0; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
+    body[0] = LZ4;
+    body[1..5].copy_from_slice(&length.to_le_bytes());
     // The buffer is the bound LZ4 gives for this input, so compressing into it cannot fail.
-    let written = lz4_flex::block::compress_into(json.as_bytes(), &mut body[start..]).unwrap_or(0);
-    body.truncate(start + written);
+    let written = lz4_flex::block::compress_into(json.as_bytes(), &mut body[5..]).unwrap_or(0);
+    body.truncate(5 + written);
     body
 }
 

@@ -40,8 +40,13 @@ pub(super) fn json_text(value: &Value) -> Result<String, StoreError> {
 }
 
 pub(super) fn parse_json(row: &SqliteRow, column: &str) -> Result<Value, StoreError> {
-    let text: String = row.try_get(column).map_err(map_sqlx)?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("`{column}` holds no valid JSON: {e}")))
+    let text: &str = row.try_get(column).map_err(map_sqlx)?;
+    parse_json_text(text, column)
+}
+
+/// `text`, read from `column`, as JSON.
+fn parse_json_text(text: &str, column: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("`{column}` holds no valid JSON: {e}")))
 }
 
 pub(super) fn policy_row(row: &SqliteRow) -> Result<PolicyRecord, StoreError> {
@@ -56,9 +61,7 @@ pub(super) fn policy_row(row: &SqliteRow) -> Result<PolicyRecord, StoreError> {
 }
 
 pub(super) fn instance_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
-    let snapshot = snapshot_text(row)?;
-    let snapshot = serde_json::from_str(&snapshot)
-        .map_err(|e| StoreError::Corrupt(format!("`snapshot` holds no valid JSON: {e}")))?;
+    let snapshot = parse_json_text(&snapshot_text(row)?, "snapshot")?;
     Ok(InstanceRecord { snapshot, ..instance_fields(row)? })
 }
 
