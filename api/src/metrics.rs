@@ -14,10 +14,10 @@ use tokio::sync::broadcast;
 
 use civicflow_engine::clock::Clock;
 use civicflow_engine::store::{
-    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
-    InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord, OpenStepRef, OpenStepRow,
-    Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord,
-    TokenRecord,
+    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, BatchResults, CalendarYearRecord, Commit, CommitHint,
+    IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord,
+    OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError,
+    StoredEvent, TimerRecord, TokenRecord,
 };
 
 /// Bucket bounds of every histogram, in seconds: from half a millisecond (a store call) to a
@@ -309,10 +309,10 @@ impl Store for MeteredStore {
         r
     }
 
-    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults {
         let t = Instant::now();
         let next: Vec<Option<String>> = commits.iter().map(spawned).collect();
-        let results = self.inner.commit_many(commits).await;
+        let (results, commits) = self.inner.commit_many(commits).await;
         self.time("commit_many", t);
         for (r, next) in results.iter().zip(next) {
             if let Ok(events) = r {
@@ -320,7 +320,7 @@ impl Store for MeteredStore {
                 self.publish_spawned(next).await;
             }
         }
-        results
+        (results, commits)
     }
 
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {

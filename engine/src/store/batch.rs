@@ -1,8 +1,9 @@
 //! Issue 10.3: a group-committed batch written with one statement per table — the versions'
 //! compare-and-set, the previous hashes, the idempotency records, the events, the fired,
 //! cancelled and new timers — instead of some nine statements per commit. Every statement is a
-//! round trip (PostgreSQL) or a hand-off to the driver's worker thread (SQLite), and those, not
-//! the databases, were where a batch spent its time (BENCHMARKS.md).
+//! round trip (PostgreSQL) or was a hand-off to the driver's worker thread (SQLite: since, a
+//! thread of the store's own runs them, `sqlite_writer.rs`), and those, not the databases, were
+//! where a batch spent its time (BENCHMARKS.md).
 //!
 //! The flow is written once, here; each store gives its SQL as a [`BatchWriter`] (SQLite:
 //! `VALUES` lists in `sqlite_batch.rs`; PostgreSQL: `UNNEST` arrays in `postgres_batch.rs`).
@@ -26,6 +27,13 @@ use crate::audit::{ChainedEvent, GENESIS};
 /// some commit would be refused; the caller rolls back and goes commit by commit.
 #[async_trait]
 pub(super) trait BatchWriter: Send {
+    /// Opens a savepoint in the open transaction (a batch goes together or not at all; a commit
+    /// of the one-by-one path is kept or undone alone).
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// Keeps what was written since [`BatchWriter::savepoint`].
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+    /// Undoes what was written since [`BatchWriter::savepoint`]; the transaction goes on.
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
     /// Bumps every instance's version from the one its commit expects (with its status,
     /// snapshot and time); `false` when any had moved or is gone.
     async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError>;
@@ -211,16 +219,12 @@ pub(super) type Answers = Vec<Option<Result<Vec<StoredEvent>, StoreError>>>;
 /// invalid commits answered at once; the commits that can go together with one statement per
 /// table (counted in `batched`); the rest, and all of them if one would be refused, one by one,
 /// each in a savepoint of its own. `Err`: the transaction itself failed (the batch must abort).
-pub(super) async fn write_all<DB>(
-    conn: &mut DB::Connection,
+pub(super) async fn write_all<W: BatchWriter + ?Sized>(
+    w: &mut W,
     head: &LogHead,
     commits: &[Commit],
     batched: &std::sync::atomic::AtomicU64,
-) -> Result<Answers, StoreError>
-where
-    DB: sqlx::Database,
-    DB::Connection: BatchWriter,
-{
+) -> Result<Answers, StoreError> {
     let mut answers: Answers = vec![None; commits.len()];
     let mut plan = Plan::of(commits);
     for (i, e) in plan.invalid.drain(..) {
@@ -228,7 +232,7 @@ where
     }
     if plan.together.len() > 1 {
         let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
-        if let Some(stored) = write_in_savepoint::<DB>(conn, head, &together).await? {
+        if let Some(stored) = write_in_savepoint(w, head, &together).await? {
             batched.fetch_add(together.len() as u64, std::sync::atomic::Ordering::Relaxed);
             for (&i, events) in plan.together.iter().zip(stored) {
                 answers[i] = Some(Ok(events));
@@ -238,12 +242,12 @@ where
     }
     plan.all_one_by_one(commits);
     for i in plan.one_by_one {
-        let mut savepoint = sqlx::Connection::begin(&mut *conn).await.map_err(super::common::map_sqlx)?;
-        let answer = apply_commit(&mut *savepoint, head, &commits[i]).await;
+        w.savepoint().await?;
+        let answer = apply_commit(w, head, &commits[i]).await;
         if answer.is_ok() {
-            savepoint.commit().await.map_err(super::common::map_sqlx)?;
+            w.release_savepoint().await?;
         } else {
-            savepoint.rollback().await.map_err(super::common::map_sqlx)?;
+            w.rollback_to_savepoint().await?;
         }
         answers[i] = Some(answer);
     }
@@ -559,23 +563,19 @@ async fn replace_open_steps<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Comm
 /// [`write`] inside a savepoint of `conn`'s transaction: kept when the batch is written, rolled
 /// back when a commit of it would be refused (`Ok(None)`). `Err`: the savepoint itself failed,
 /// and with it the transaction.
-pub(super) async fn write_in_savepoint<DB>(
-    conn: &mut DB::Connection,
+pub(super) async fn write_in_savepoint<W: BatchWriter + ?Sized>(
+    w: &mut W,
     head: &LogHead,
     commits: &[&Commit],
-) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError>
-where
-    DB: sqlx::Database,
-    DB::Connection: BatchWriter,
-{
-    let mut savepoint = sqlx::Connection::begin(conn).await.map_err(super::common::map_sqlx)?;
-    match write(&mut *savepoint, head, commits).await {
+) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError> {
+    w.savepoint().await?;
+    match write(w, head, commits).await {
         Ok(Some(stored)) => {
-            savepoint.commit().await.map_err(super::common::map_sqlx)?;
+            w.release_savepoint().await?;
             Ok(Some(stored))
         }
         Ok(None) | Err(_) => {
-            savepoint.rollback().await.map_err(super::common::map_sqlx)?;
+            w.rollback_to_savepoint().await?;
             Ok(None)
         }
     }

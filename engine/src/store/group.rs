@@ -119,13 +119,16 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
                 let (commits, replies): (Vec<Commit>, Vec<Reply>) =
                     batch.into_iter().map(|job| (job.commit, job.reply)).unzip();
                 let began = std::time::Instant::now();
-                let results = store.commit_many(&commits).await;
+                let n = commits.len();
+                let (results, commits) = store.commit_many(commits).await;
                 stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats.commits.fetch_add(commits.len() as u64, Ordering::Relaxed);
+                stats.commits.fetch_add(n as u64, Ordering::Relaxed);
                 stats.busy_micros.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
-                for ((reply, result), commit) in replies.into_iter().zip(results).zip(commits) {
+                // A store whose writer failed with the batch has no commits to give back.
+                let mut commits = commits.into_iter();
+                for (reply, result) in replies.into_iter().zip(results) {
                     // A caller that stopped waiting has nothing to be told.
-                    let _ = reply.send((result, commit));
+                    let _ = reply.send((result, commits.next().unwrap_or_default()));
                 }
             }
             _ = ticker.tick(), if checkpoints => {

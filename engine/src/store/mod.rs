@@ -64,6 +64,8 @@ mod sqlite_instances;
 mod sqlite_open_steps;
 #[cfg(feature = "sqlite")]
 mod sqlite_principals;
+#[cfg(feature = "sqlite")]
+mod sqlite_writer;
 
 use std::time::Duration;
 
@@ -79,6 +81,10 @@ pub use group::{GroupCommitConfig, GroupCommitStats, GroupCommitter};
 pub use records::*;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use records::{due_key, due_of_key};
+
+/// What [`Store::commit_many`] answers: each commit's result, in the order given, and the
+/// commits given back.
+pub type BatchResults = (Vec<Result<Vec<StoredEvent>, StoreError>>, Vec<Commit>);
 
 /// The storage contract. Both implementations pass the same conformance suite
 /// (`engine/tests/it/store.rs`). Use it as `Arc<dyn Store>`.
@@ -127,8 +133,10 @@ pub trait Store: Send + Sync + 'static {
     /// succeeds or fails alone, and the batch costs one durable write. Results are in the order
     /// of `commits`. Commits are applied in the order of their instance ids (stably, so commits
     /// to one instance keep their order), which keeps concurrent batches from deadlocking. If
-    /// the transaction itself fails, every commit fails.
-    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>>;
+    /// the transaction itself fails, every commit fails. The commits come back with the results:
+    /// the batch is handed over whole (SQLite's writer thread), and the callers, not the
+    /// committer, free them.
+    async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults;
 
     /// An instance row.
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError>;

@@ -40,10 +40,10 @@ use super::common::{
     check_create, finish, lease_micros, map_migrate, map_sqlx, to_i64, to_u64, validate_commit, verify_log,
 };
 use super::{
-    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, CommitHint, IdempotencyRecord,
-    InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord, OpenStepRef, OpenStepRow,
-    Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord,
-    TokenRecord,
+    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, BatchResults, CalendarYearRecord, Commit, CommitHint,
+    IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord,
+    OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError,
+    StoredEvent, TimerRecord, TokenRecord,
 };
 use crate::audit::truncate_to_micros;
 
@@ -180,6 +180,64 @@ impl PgStore {
             .map(|_| ())
             .map_err(map_sqlx)
     }
+
+    /// [`Store::commit_many`]: the batch in one transaction, the hints of its commits sent at
+    /// its commit.
+    async fn write_batch(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+        let n = commits.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut tx = match self.begin_commit().await {
+            Ok(tx) => tx,
+            Err(e) => return vec![Err(e); n],
+        };
+        let results = if let [only] = commits {
+            // A batch of one (a quiet moment): its own transaction is all the savepoint it
+            // needs, two statements fewer than `write_all`'s one-by-one path.
+            match validate_commit(only) {
+                Err(e) => Err(e),
+                Ok(()) => batch::apply_commit(&mut *tx, &self.log_head, only).await,
+            }
+            .map(|events| vec![Some(Ok(events))])
+        } else {
+            // Issue 10.3: one flow for both stores (`batch.rs`).
+            batch::write_all(&mut *tx, &self.log_head, commits, &self.batched).await
+        };
+        let results = match results {
+            Ok(answers) => answers,
+            Err(fatal) => {
+                let _ = tx.rollback().await;
+                return vec![Err(fatal); n];
+            }
+        };
+        // Issue 9.6: a hint to every node's event stream, delivered by PostgreSQL at commit (and
+        // not at all on a rollback): the instance and the seq its new events follow.
+        let mut hinted: Vec<String> = Vec::new();
+        for (i, r) in results.iter().enumerate() {
+            if let Some(Ok(events)) = r {
+                if let Some(first) = events.first() {
+                    hinted.push(format!("{}\t{}", first.instance, first.seq.saturating_sub(1)));
+                }
+                if let Some(spawn) = &commits[i].spawn {
+                    hinted.push(format!("{}\t0", spawn.instance.id));
+                }
+            }
+        }
+        if !hinted.is_empty() {
+            let notified = sqlx::query("SELECT pg_notify($1, hint) FROM unnest($2::text[]) AS hint")
+                .bind(&self.channel)
+                .bind(&hinted)
+                .execute(&mut *tx)
+                .await;
+            if let Err(e) = notified {
+                let _ = tx.rollback().await;
+                return vec![Err(map_sqlx(e)); n];
+            }
+        }
+        let committed = tx.commit().await.map_err(map_sqlx);
+        batch::settle(results, committed)
+    }
 }
 
 #[async_trait]
@@ -280,60 +338,9 @@ impl Store for PgStore {
         finish(tx, result).await
     }
 
-    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
-        let n = commits.len();
-        if n == 0 {
-            return Vec::new();
-        }
-        let mut tx = match self.begin_commit().await {
-            Ok(tx) => tx,
-            Err(e) => return vec![Err(e); n],
-        };
-        let results = if let [only] = commits {
-            // A batch of one (a quiet moment): its own transaction is all the savepoint it
-            // needs, two statements fewer than `write_all`'s one-by-one path.
-            match validate_commit(only) {
-                Err(e) => Err(e),
-                Ok(()) => batch::apply_commit(&mut *tx, &self.log_head, only).await,
-            }
-            .map(|events| vec![Some(Ok(events))])
-        } else {
-            // Issue 10.3: one flow for both stores (`batch.rs`).
-            batch::write_all::<sqlx::Postgres>(&mut tx, &self.log_head, commits, &self.batched).await
-        };
-        let results = match results {
-            Ok(answers) => answers,
-            Err(fatal) => {
-                let _ = tx.rollback().await;
-                return vec![Err(fatal); n];
-            }
-        };
-        // Issue 9.6: a hint to every node's event stream, delivered by PostgreSQL at commit (and
-        // not at all on a rollback): the instance and the seq its new events follow.
-        let mut hinted: Vec<String> = Vec::new();
-        for (i, r) in results.iter().enumerate() {
-            if let Some(Ok(events)) = r {
-                if let Some(first) = events.first() {
-                    hinted.push(format!("{}\t{}", first.instance, first.seq.saturating_sub(1)));
-                }
-                if let Some(spawn) = &commits[i].spawn {
-                    hinted.push(format!("{}\t0", spawn.instance.id));
-                }
-            }
-        }
-        if !hinted.is_empty() {
-            let notified = sqlx::query("SELECT pg_notify($1, hint) FROM unnest($2::text[]) AS hint")
-                .bind(&self.channel)
-                .bind(&hinted)
-                .execute(&mut *tx)
-                .await;
-            if let Err(e) = notified {
-                let _ = tx.rollback().await;
-                return vec![Err(map_sqlx(e)); n];
-            }
-        }
-        let committed = tx.commit().await.map_err(map_sqlx);
-        batch::settle(results, committed)
+    async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults {
+        let results = self.write_batch(&commits).await;
+        (results, commits)
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {

@@ -16,6 +16,24 @@ use crate::audit::truncate_to_micros;
 
 #[async_trait]
 impl BatchWriter for PgConnection {
+    // The simple protocol (`raw_sql`): nothing to prepare or cache, and the
+    // rollback's two statements in one round trip.
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::raw_sql("SAVEPOINT batch").execute(&mut *self).await.map(|_| ()).map_err(map_sqlx)
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::raw_sql("RELEASE SAVEPOINT batch").execute(&mut *self).await.map(|_| ()).map_err(map_sqlx)
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::raw_sql("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
+            .execute(&mut *self)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx)
+    }
+
     async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError> {
         let mut expected = Vec::with_capacity(commits.len());
         let mut next = Vec::with_capacity(commits.len());

@@ -2,10 +2,12 @@
 //!
 //! - Durability: `journal_mode=WAL` and `synchronous=FULL`, set explicitly on every connection,
 //!   so an acknowledged commit survives power loss.
-//! - No `SQLITE_BUSY` for callers: every write goes through one writer connection (a pool of
-//!   one), in `BEGIN IMMEDIATE` transactions, so writers queue in the process instead of racing
-//!   for the file lock; a `busy_timeout` covers another process (a CLI) holding the lock for a
-//!   moment. Reads use a separate small pool: in WAL mode readers never block the writer.
+//! - No `SQLITE_BUSY` for callers: commits (one, a batch, a start) run on the store's writer
+//!   thread ([`super::sqlite_writer`]), its other writes on sqlx's writer connection (a pool of
+//!   one), each in a `BEGIN IMMEDIATE` transaction after taking the one write gate, so writers
+//!   queue in the process instead of racing for the file lock; a `busy_timeout` covers another
+//!   process (a CLI) holding the lock for a moment. Reads use a separate small pool: in WAL mode
+//!   readers never block the writer.
 //! - The WAL stays bounded: [`Store::checkpoint`] runs `wal_checkpoint(RESTART)`; the
 //!   [`super::GroupCommitter`] calls it on an interval (whoever writes without a group
 //!   committer calls it), and SQLite's own passive auto-checkpoint stays on besides, every
@@ -36,14 +38,18 @@ use super::common::{
     check_create, finish, lease_micros, map_migrate, map_sqlx, to_i64, to_u64, validate_commit, verify_log,
 };
 use super::{
-    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, CalendarYearRecord, Commit, IdempotencyRecord, InboxQuery,
-    InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord, OpenStepRef, OpenStepRow, Page,
-    PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TokenRecord,
+    AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, BatchResults, CalendarYearRecord, Commit,
+    IdempotencyRecord, InboxQuery, InstanceFilter, InstanceRecord, LateRecord, LateStep, MigrationPlanRecord,
+    OpenStepRef, OpenStepRow, Page, PolicyRecord, PrincipalRecord, Published, SessionRecord, Store, StoreError,
+    StoredEvent, TimerRecord, TokenRecord,
 };
 
 use super::batch;
+use super::sqlite_batch::WriterTx;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::sqlite_commit::*;
+use super::sqlite_writer::{in_transaction, map_rusqlite, ready, Writer};
+use tokio::sync::OwnedMutexGuard;
 
 /// How long a connection waits for a lock held by another process before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,6 +83,8 @@ pub const PAGE_SIZE: u32 = 2048;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) writer: SqlitePool,
+    /// The thread the commits are written on, and the gate every write takes.
+    pub(super) commits: Writer,
     pub(super) readers: SqlitePool,
     /// Commits written by [`sqlite_batch`] (one statement per table), for tests and benches.
     batched: Arc<AtomicU64>,
@@ -138,17 +146,25 @@ impl SqliteStore {
             )));
         }
         sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(map_migrate)?;
+        let commits = match Writer::open(options.get_filename()) {
+            Ok(commits) => commits,
+            Err(e) => {
+                writer.close().await;
+                return Err(e);
+            }
+        };
         let readers = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.create_if_missing(false))
             .await
             .map_err(map_sqlx)?;
-        Ok(SqliteStore { writer, readers, batched: Arc::default(), log_head: Arc::default() })
+        Ok(SqliteStore { writer, commits, readers, batched: Arc::default(), log_head: Arc::default() })
     }
 
     /// Runs `PRAGMA wal_checkpoint(RESTART)` on the writer connection.
     pub async fn wal_checkpoint(&self) -> Result<CheckpointStats, StoreError> {
+        let _gate = self.commits.gate().await;
         let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(&self.writer).await.map_err(map_sqlx)?;
         let busy: i64 = row.try_get(0).map_err(map_sqlx)?;
         Ok(CheckpointStats {
@@ -176,29 +192,61 @@ impl SqliteStore {
         &self.readers
     }
 
-    /// Closes both pools, waiting for connections in use.
+    /// Closes both pools, waiting for connections in use, and the writer thread's connection
+    /// after the writes queued on it.
     pub async fn close(&self) {
         self.readers.close().await;
+        self.commits.close().await;
         self.writer.close().await;
     }
 
-    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_sqlx)
+    /// A write transaction on sqlx's writer connection, with the write gate held: keep the gate
+    /// until the transaction ends.
+    pub(super) async fn begin_write(
+        &self,
+    ) -> Result<(OwnedMutexGuard<()>, sqlx::Transaction<'static, sqlx::Sqlite>), StoreError> {
+        let gate = self.commits.gate().await;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_sqlx)?;
+        Ok((gate, tx))
+    }
+
+    /// Runs `job` in a write transaction on the writer thread, with the batch flow's
+    /// [`batch::BatchWriter`] over its connection and the tree's hint.
+    pub(super) async fn write_with<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriterTx<'_>, &batch::LogHead) -> Result<T, StoreError> + Send + 'static,
+    {
+        let head = self.log_head.clone();
+        self.commits.run(move |conn| in_transaction(conn, |conn| job(&mut WriterTx(conn), &head))).await
     }
 
     /// One commit in its own transaction ([`Store::commit`], and a batch of one).
-    async fn commit_one(&self, commit: &Commit) -> Result<Vec<StoredEvent>, StoreError> {
-        validate_commit(commit)?;
-        let mut tx = self.begin_write().await?;
-        let result = batch::apply_commit(&mut *tx, &self.log_head, commit).await;
-        finish(tx, result).await
+    async fn commit_one(&self, commit: Commit) -> (Result<Vec<StoredEvent>, StoreError>, Commit) {
+        if let Err(e) = validate_commit(&commit) {
+            return (Err(e), commit);
+        }
+        let head = self.log_head.clone();
+        let answer = self
+            .commits
+            .run(move |conn| {
+                let result =
+                    in_transaction(conn, |conn| ready(batch::apply_commit(&mut WriterTx(conn), &head, &commit)));
+                Ok((result, commit))
+            })
+            .await;
+        match answer {
+            Ok(answer) => answer,
+            // The writer is gone with the commit.
+            Err(e) => (Err(e), Commit::default()),
+        }
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn publish_policy(&self, policy: PolicyRecord) -> Result<Published, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = async {
             let inserted = sqlx::query(
                 "INSERT INTO policies (name, hash, version_label, source, ir, published_at)
@@ -290,40 +338,56 @@ impl Store for SqliteStore {
     async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         check_create(&instance, &first)?;
         validate_commit(&first)?;
-        let mut tx = self.begin_write().await?;
-        let result = async {
-            batch::insert_idempotency(&mut *tx, &first).await?;
-            batch::insert_instance(&mut *tx, &self.log_head, &instance, &first).await
-        }
-        .await;
-        finish(tx, result).await
+        self.write_with(move |w, head| {
+            ready(async {
+                batch::insert_idempotency(w, &first).await?;
+                batch::insert_instance(w, head, &instance, &first).await
+            })
+        })
+        .await
     }
 
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
-        self.commit_one(&commit).await
+        self.commit_one(commit).await.0
     }
 
-    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    async fn commit_many(&self, mut commits: Vec<Commit>) -> BatchResults {
         let n = commits.len();
         if n == 0 {
-            return Vec::new();
+            return (Vec::new(), commits);
         }
-        if let [only] = commits {
+        if n == 1 {
             // A batch of one (a quiet moment): its own transaction is all the savepoint it
             // needs, two statements fewer than `write_all`'s one-by-one path.
-            return vec![self.commit_one(only).await];
+            let (result, only) = self.commit_one(commits.remove(0)).await;
+            return (vec![result], vec![only]);
         }
-        let mut tx = match self.begin_write().await {
-            Ok(tx) => tx,
-            Err(e) => return vec![Err(e); n],
-        };
-        // Issue 10.3: one flow for both stores (`batch.rs`).
-        let answers = match batch::write_all::<sqlx::Sqlite>(&mut tx, &self.log_head, commits, &self.batched).await {
-            Ok(answers) => answers,
-            Err(fatal) => return abort(tx, fatal, n).await,
-        };
-        let committed = tx.commit().await.map_err(map_sqlx);
-        batch::settle(answers, committed)
+        let head = self.log_head.clone();
+        let batched = self.batched.clone();
+        // Issue 10.3: one flow for both stores (`batch.rs`), the whole batch handed over once.
+        let answer = self
+            .commits
+            .run(move |conn| {
+                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                    return Ok((vec![Err(map_rusqlite(e)); n], commits));
+                }
+                match ready(batch::write_all(&mut WriterTx(conn), &head, &commits, &batched)) {
+                    Ok(answers) => {
+                        let committed = conn.execute_batch("COMMIT").map_err(map_rusqlite);
+                        if committed.is_err() {
+                            let _ = conn.execute_batch("ROLLBACK");
+                        }
+                        Ok((batch::settle(answers, committed), commits))
+                    }
+                    Err(fatal) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Ok((vec![Err(fatal); n], commits))
+                    }
+                }
+            })
+            .await;
+        // The writer is gone with the commits.
+        answer.unwrap_or_else(|e| (vec![Err(e); n], Vec::new()))
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {
@@ -441,7 +505,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<TimerRecord>, StoreError> {
         let now = micros(now.unwrap_or_else(Utc::now));
         let until = now.saturating_add(lease_micros(lease)?);
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = async {
             // Each kind of claimable timer is taken earliest first through its own partial
             // index and cut at `limit` before the two are merged: one `WHERE … OR …` would read
@@ -551,7 +615,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_calendar_year(&self, year: CalendarYearRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = sqlx::query(
             "INSERT INTO calendar_years (year, body, added_at, added_by) VALUES (?, ?, ?, ?)
              ON CONFLICT (year) DO UPDATE SET body = excluded.body, added_at = excluded.added_at,
@@ -586,7 +650,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_migration_plan(&self, plan: MigrationPlanRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = sqlx::query(
             "INSERT INTO migration_plans (id, policy, from_hash, to_hash, body, created_at, created_by)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -711,7 +775,7 @@ impl Store for SqliteStore {
     }
 
     async fn advance_simulated_clock(&self, to: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = sqlx::query_scalar::<_, i64>(
             "INSERT INTO simulated_clock (id, now) VALUES (1, ?)
              ON CONFLICT (id) DO UPDATE SET now = max(now, excluded.now) RETURNING now",
@@ -737,7 +801,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_idempotency(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = async {
             let inserted = sqlx::query(
                 "INSERT INTO idempotency

@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::audit_rows::{checkpoint_from, entry_from, frontier_tree, late_from, late_steps_sql, leaf_from};
+use super::batch::BatchWriter;
 use super::common::{finish, map_sqlx, to_i64, to_u64};
 use super::sqlite::SqliteStore;
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::sqlite_commit::*;
+use super::sqlite_writer::ready;
 use super::{AuditCheckpointRecord, AuditEntry, AuditLeaf, AuditTree, LateRecord, LateStep, StoreError, StoredEvent};
 
 impl SqliteStore {
@@ -26,31 +28,16 @@ impl SqliteStore {
     }
 
     pub(super) async fn append_backfill(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The tree first: the commits' appends wait for this one.
-        let _ = super::batch::BatchWriter::log_frontier(&mut *tx).await?;
-        let rows = sqlx::query(
-            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
-             FROM audit_backfill b JOIN events e ON e.instance = b.instance AND e.seq = b.seq
-             ORDER BY e.at, e.instance, e.seq LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        self.write_with(move |w, head| {
+            // The tree first: the commits' appends wait for this one.
+            let _ = ready(w.log_frontier())?;
+            let events = w.backfill_events(limit)?;
+            let refs: Vec<&StoredEvent> = events.iter().collect();
+            ready(super::batch::append_to_log(w, head, &refs, super::batch::Append::LeavesOnly))?;
+            w.forget_backfilled(&events)?;
+            Ok(events.len() as u64)
+        })
         .await
-        .map_err(map_sqlx)?;
-        let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&StoredEvent> = events.iter().collect();
-        super::batch::append_to_log(&mut *tx, &self.log_head, &refs, super::batch::Append::LeavesOnly).await?;
-        for e in &events {
-            sqlx::query("DELETE FROM audit_backfill WHERE instance = ? AND seq = ?")
-                .bind(e.instance.as_str())
-                .bind(to_i64(e.seq, "seq")?)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(events.len() as u64)
     }
 
     pub(super) async fn read_audit_leaves(&self, from: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
@@ -87,7 +74,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn insert_audit_checkpoint(&self, cp: AuditCheckpointRecord) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = sqlx::query(
             "INSERT INTO audit_checkpoints (size, root, note, made_at) VALUES (?, ?, ?, ?) ON CONFLICT (size) DO NOTHING",
         )
@@ -142,13 +129,12 @@ impl SqliteStore {
     }
 
     pub(super) async fn write_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let rows: Vec<(&str, &LateStep)> = rows.iter().map(|r| (instance, r)).collect();
-        let result = super::batch::BatchWriter::insert_late_steps(&mut *tx, &rows).await;
-        match result {
-            Ok(()) => tx.commit().await.map_err(map_sqlx),
-            Err(e) => Err(e),
-        }
+        let (instance, rows) = (instance.to_owned(), rows.to_vec());
+        self.write_with(move |w, _| {
+            let rows: Vec<(&str, &LateStep)> = rows.iter().map(|r| (instance.as_str(), r)).collect();
+            ready(w.insert_late_steps(&rows))
+        })
+        .await
     }
 
     pub(super) async fn write_late_steps_built(&self) -> Result<(), StoreError> {

@@ -1,21 +1,27 @@
-//! The SQLite statements of a batch ([`super::batch`]): `VALUES` lists, at most
-//! [`ROWS_PER_STATEMENT`] rows a statement.
+//! The SQLite statements of a batch ([`super::batch`]) on the writer's connection
+//! ([`super::sqlite_writer`]): `VALUES` lists, at most [`ROWS_PER_STATEMENT`] rows a statement,
+//! prepared once and bound straight from the commits.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{AssertSqlSafe, Row};
+use rusqlite::types::{Null, ToSql};
+use rusqlite::{CachedStatement, Connection};
 
 use super::batch::{BatchWriter, LogAppend};
-use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
+use super::common::{commit_time, decode_hash, to_i64};
 use super::due_key;
 use super::sqlite_commit::{json_text, micros};
+use super::sqlite_writer::map_rusqlite;
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
 /// widest row here, an event, has 10).
 const ROWS_PER_STATEMENT: usize = 512;
+
+/// The writer's connection inside its open transaction, as a [`BatchWriter`]. Its methods run
+/// their statements at once and never wait ([`super::sqlite_writer::ready`]).
+pub(super) struct WriterTx<'c>(pub &'c mut Connection);
 
 /// `(?, ?, …), (?, ?, …)…`: `rows` tuples of `columns` placeholders, padded to the size class.
 fn tuples(rows: usize, columns: usize) -> String {
@@ -36,17 +42,54 @@ fn size_class(rows: usize) -> usize {
     rows.next_power_of_two()
 }
 
-/// Binds the NULLs of the rows that pad `rows` real ones of `columns` each to their size class.
-fn pad(mut query: Query<'_>, rows: usize, columns: usize) -> Query<'_> {
-    for _ in 0..(size_class(rows) - rows) * columns {
-        query = query.bind(None::<i64>);
+/// A cached statement being bound, parameter after parameter.
+struct Bound<'c> {
+    statement: CachedStatement<'c>,
+    bound: usize,
+}
+
+impl<'c> Bound<'c> {
+    fn new(conn: &'c Connection, sql: &str) -> Result<Bound<'c>, StoreError> {
+        Ok(Bound { statement: conn.prepare_cached(sql).map_err(map_rusqlite)?, bound: 0 })
     }
-    query
+
+    /// Binds the next parameter.
+    fn bind(&mut self, value: impl ToSql) -> Result<&mut Self, StoreError> {
+        self.bound += 1;
+        self.statement.raw_bind_parameter(self.bound, value).map_err(map_rusqlite)?;
+        Ok(self)
+    }
+
+    /// Binds the NULLs of the rows that pad `rows` real ones of `columns` each to their size
+    /// class.
+    fn pad(&mut self, rows: usize, columns: usize) -> Result<&mut Self, StoreError> {
+        for _ in 0..(size_class(rows) - rows) * columns {
+            self.bind(Null)?;
+        }
+        Ok(self)
+    }
+
+    /// Runs it; the rows it changed.
+    fn execute(&mut self) -> Result<u64, StoreError> {
+        self.statement.raw_execute().map(|n| n as u64).map_err(map_rusqlite)
+    }
+
+    /// Runs it; each row it returns given to `each`.
+    fn rows(&mut self, mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut rows = self.statement.raw_query();
+        while let Some(row) = rows.next().map_err(map_rusqlite)? {
+            each(row)?;
+        }
+        Ok(())
+    }
+}
+
+/// A column of a row the writer read, or what is wrong with it.
+fn column<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, index: usize) -> Result<T, StoreError> {
+    row.get(index).map_err(map_rusqlite)
 }
 
 const EVENT_COLUMNS: &str = "(instance, seq, at, actor, role, kind, payload, prev_hash, hash, log_index)";
-
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// The insert of `log`'s leaves `from..to`; the first statement checks that the stored tree
 /// ends where `log` says.
@@ -66,53 +109,6 @@ fn leaves_sql(log: &LogAppend<'_>, from: usize, to: usize) -> String {
     )
 }
 
-fn bind_leaves<'q>(
-    mut query: Query<'q>,
-    log: &'q LogAppend<'_>,
-    from: usize,
-    to: usize,
-) -> Result<Query<'q>, StoreError> {
-    for r in &log.rows[from..to] {
-        query = query
-            .bind(to_i64(r.index, "audit index")?)
-            .bind(r.instance)
-            .bind(to_i64(r.seq, "seq")?)
-            .bind(r.leaf.to_vec())
-            .bind(r.peaks.as_deref());
-    }
-    query = pad(query, to - from, 5);
-    if let (0, Some((last, peaks))) = (from, &log.after) {
-        query = query.bind(to_i64(*last, "audit index")?).bind(peaks.as_slice());
-    }
-    Ok(query)
-}
-
-/// Binds `events` (the first is `log`'s `offset`-th row), each with its leaf's index when `log`
-/// has it.
-fn bind_events<'q>(
-    mut query: Query<'q>,
-    events: &[&'q StoredEvent],
-    payloads: &[&'q str],
-    log: Option<&LogAppend<'_>>,
-    offset: usize,
-) -> Result<Query<'q>, StoreError> {
-    for (i, (event, payload)) in events.iter().zip(payloads).enumerate() {
-        let leaf = log.and_then(|l| l.rows.get(offset + i)).map(|r| to_i64(r.index, "audit index")).transpose()?;
-        query = query
-            .bind(event.instance.as_str())
-            .bind(to_i64(event.seq, "seq")?)
-            .bind(micros(event.at))
-            .bind(event.actor.as_str())
-            .bind(event.role.as_deref())
-            .bind(event.kind.as_str())
-            .bind(*payload)
-            .bind(event.prev_hash.as_str())
-            .bind(event.hash.as_str())
-            .bind(leaf);
-    }
-    Ok(pad(query, events.len(), 10))
-}
-
 /// What [`write_snapshots`] does with an instance's snapshot that is already there.
 #[derive(Clone, Copy)]
 enum Existing {
@@ -124,11 +120,7 @@ enum Existing {
 
 /// The snapshots `(instance, JSON text)` of commits that write one (`0016_snapshots.sql`: they
 /// live apart from the instances' rows), each packed ([`super::packed`]).
-async fn write_snapshots(
-    conn: &mut SqliteConnection,
-    snapshots: &[(&str, &str)],
-    existing: Existing,
-) -> Result<(), StoreError> {
+fn write_snapshots(conn: &Connection, snapshots: &[(&str, &str)], existing: Existing) -> Result<(), StoreError> {
     let on_conflict = match existing {
         Existing::Replace => "DO UPDATE SET body = excluded.body",
         Existing::Keep => "DO NOTHING",
@@ -139,17 +131,39 @@ async fn write_snapshots(
              ON CONFLICT (instance) {on_conflict}",
             tuples(chunk.len(), 2)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = Bound::new(conn, &sql)?;
         for (id, json) in chunk {
-            query = query.bind(*id).bind(super::packed::pack(json));
+            query.bind(*id)?.bind(super::packed::pack(json))?;
         }
-        pad(query, chunk.len(), 2).execute(&mut *conn).await.map_err(map_sqlx)?;
+        query.pad(chunk.len(), 2)?.execute()?;
     }
     Ok(())
 }
 
+impl WriterTx<'_> {
+    fn statement(&self, sql: &str) -> Result<Bound<'_>, StoreError> {
+        Bound::new(self.0, sql)
+    }
+
+    fn run(&self, sql: &str) -> Result<(), StoreError> {
+        self.0.execute_batch(sql).map_err(map_rusqlite)
+    }
+}
+
 #[async_trait]
-impl BatchWriter for SqliteConnection {
+impl BatchWriter for WriterTx<'_> {
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.run("SAVEPOINT batch")
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.run("RELEASE batch")
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.run("ROLLBACK TO batch; RELEASE batch")
+    }
+
     async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError> {
         for chunk in commits.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -160,26 +174,25 @@ impl BatchWriter for SqliteConnection {
                  FROM v WHERE instances.id = v.id AND instances.version = v.expected",
                 tuples(chunk.len(), 6)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for commit in chunk {
                 let expected = to_i64(commit.expected_version, "version")?;
                 let added = to_i64(commit.events.len() as u64, "event count")?;
-                query = query
-                    .bind(commit.instance.as_str())
-                    .bind(expected)
-                    .bind(expected + added)
-                    .bind(commit.status.as_str())
-                    .bind(commit.snapshot.is_some())
-                    .bind(micros(commit_time(commit)));
+                query
+                    .bind(commit.instance.as_str())?
+                    .bind(expected)?
+                    .bind(expected + added)?
+                    .bind(commit.status.as_str())?
+                    .bind(commit.snapshot.is_some())?
+                    .bind(micros(commit_time(commit)))?;
             }
-            let updated = pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
-            if updated != chunk.len() as u64 {
+            if query.pad(chunk.len(), 6)?.execute()? != chunk.len() as u64 {
                 return Ok(false);
             }
         }
         let snapshots: Vec<(&str, &str)> =
             commits.iter().filter_map(|c| c.snapshot.as_deref().map(|s| (c.instance.as_str(), s))).collect();
-        write_snapshots(self, &snapshots, Existing::Replace).await?;
+        write_snapshots(self.0, &snapshots, Existing::Replace)?;
         Ok(true)
     }
 
@@ -192,15 +205,15 @@ impl BatchWriter for SqliteConnection {
                  JOIN events ON events.instance = k.instance AND events.seq = k.seq",
                 tuples(chunk.len(), 2)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for (instance, seq) in chunk {
-                query = query.bind(*instance).bind(*seq);
+                query.bind(*instance)?.bind(*seq)?;
             }
-            for row in pad(query, chunk.len(), 2).fetch_all(&mut *self).await.map_err(map_sqlx)? {
-                let instance: String = row.try_get(0).map_err(map_sqlx)?;
-                let hash: String = row.try_get(1).map_err(map_sqlx)?;
-                found.insert(instance, decode_hash(&hash)?);
-            }
+            query.pad(chunk.len(), 2)?.rows(|row| {
+                let hash: String = column(row, 1)?;
+                found.insert(column(row, 0)?, decode_hash(&hash)?);
+                Ok(())
+            })?;
         }
         Ok(found)
     }
@@ -214,18 +227,17 @@ impl BatchWriter for SqliteConnection {
                  ON CONFLICT (principal, idempotency_key) DO NOTHING",
                 tuples(chunk.len(), 6)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for (commit, idem) in chunk {
-                query = query
-                    .bind(idem.principal.as_str())
-                    .bind(idem.key.as_str())
-                    .bind(idem.request_hash.as_str())
-                    .bind(json_text(&idem.response)?)
-                    .bind(commit.instance.as_str())
-                    .bind(micros(commit_time(commit)));
+                query
+                    .bind(idem.principal.as_str())?
+                    .bind(idem.key.as_str())?
+                    .bind(idem.request_hash.as_str())?
+                    .bind(json_text(&idem.response)?)?
+                    .bind(commit.instance.as_str())?
+                    .bind(micros(commit_time(commit)))?;
             }
-            let inserted = pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
-            if inserted != chunk.len() as u64 {
+            if query.pad(chunk.len(), 6)?.execute()? != chunk.len() as u64 {
                 return Ok(false);
             }
         }
@@ -238,30 +250,9 @@ impl BatchWriter for SqliteConnection {
         payloads: &[&str],
         log: Option<&LogAppend<'_>>,
     ) -> Result<bool, StoreError> {
+        // The leaves first, checked against the stored tree; no event is written when the check
+        // failed. (A statement costs no hand-off here: two statements, not one of two parts.)
         if let Some(log) = log {
-            if let (Some(last), true) = (log.rows.last(), events.len() <= ROWS_PER_STATEMENT) {
-                // One hand-off to the driver's thread for both tables: the leaves (checked against
-                // the stored tree), then the events only if their last leaf is there — it is not
-                // when the check failed.
-                let sql = format!(
-                    "{}; INSERT INTO events {EVENT_COLUMNS} SELECT * FROM (VALUES {}) \
-                     WHERE column1 IS NOT NULL AND (SELECT leaf FROM audit_leaves WHERE idx = ?) = ?",
-                    leaves_sql(log, 0, log.rows.len()),
-                    tuples(events.len(), 10)
-                );
-                let query = bind_leaves(sqlx::query(AssertSqlSafe(sql)), log, 0, log.rows.len())?;
-                let query = bind_events(query, events, payloads, Some(log), 0)?
-                    .bind(to_i64(last.index, "audit index")?)
-                    .bind(last.leaf.to_vec());
-                return match query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected() {
-                    0 => Ok(false),
-                    n if n == 2 * events.len() as u64 => Ok(true),
-                    n => Err(StoreError::Corrupt(format!(
-                        "{n} rows written for {} events and their leaves",
-                        events.len()
-                    ))),
-                };
-            }
             if !self.insert_log_leaves(log).await? {
                 return Ok(false);
             }
@@ -273,8 +264,25 @@ impl BatchWriter for SqliteConnection {
                 "INSERT INTO events {EVENT_COLUMNS} SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
                 tuples(chunk.len(), 10)
             );
-            let query = bind_events(sqlx::query(AssertSqlSafe(sql)), chunk, texts, log, c * ROWS_PER_STATEMENT)?;
-            query.execute(&mut *self).await.map_err(map_sqlx)?;
+            let mut query = self.statement(&sql)?;
+            for (i, (event, payload)) in chunk.iter().zip(texts).enumerate() {
+                let leaf = log
+                    .and_then(|l| l.rows.get(c * ROWS_PER_STATEMENT + i))
+                    .map(|r| to_i64(r.index, "audit index"))
+                    .transpose()?;
+                query
+                    .bind(event.instance.as_str())?
+                    .bind(to_i64(event.seq, "seq")?)?
+                    .bind(micros(event.at))?
+                    .bind(event.actor.as_str())?
+                    .bind(event.role.as_deref())?
+                    .bind(event.kind.as_str())?
+                    .bind(*payload)?
+                    .bind(event.prev_hash.as_str())?
+                    .bind(event.hash.as_str())?
+                    .bind(leaf)?;
+            }
+            query.pad(chunk.len(), 10)?.execute()?;
         }
         Ok(true)
     }
@@ -288,12 +296,11 @@ impl BatchWriter for SqliteConnection {
                    AND timers.state = 'claimed'",
                 tuples(chunk.len(), 3)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for (timer, fence, instance) in chunk {
-                query = query.bind(*timer).bind(*fence).bind(*instance);
+                query.bind(*timer)?.bind(*fence)?.bind(*instance)?;
             }
-            let fired = pad(query, chunk.len(), 3).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
-            if fired != chunk.len() as u64 {
+            if query.pad(chunk.len(), 3)?.execute()? != chunk.len() as u64 {
                 return Ok(false);
             }
         }
@@ -309,11 +316,11 @@ impl BatchWriter for SqliteConnection {
                    AND timers.state IN ('pending', 'claimed')",
                 tuples(chunk.len(), 2)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for (instance, node) in chunk {
-                query = query.bind(*instance).bind(*node);
+                query.bind(*instance)?.bind(*node)?;
             }
-            pad(query, chunk.len(), 2).execute(&mut *self).await.map_err(map_sqlx)?;
+            query.pad(chunk.len(), 2)?.execute()?;
         }
         Ok(())
     }
@@ -326,16 +333,16 @@ impl BatchWriter for SqliteConnection {
                  SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
                 repeat_row(chunk.len(), "(?, ?, ?, ?, 'pending', 0, ?)")
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for timer in chunk {
-                query = query
-                    .bind(timer.instance.as_str())
-                    .bind(timer.node.as_str())
-                    .bind(timer.kind.as_str())
-                    .bind(micros(timer.due_at))
-                    .bind(json_text(&timer.payload)?);
+                query
+                    .bind(timer.instance.as_str())?
+                    .bind(timer.node.as_str())?
+                    .bind(timer.kind.as_str())?
+                    .bind(micros(timer.due_at))?
+                    .bind(json_text(&timer.payload)?)?;
             }
-            pad(query, chunk.len(), 5).execute(&mut *self).await.map_err(map_sqlx)?;
+            query.pad(chunk.len(), 5)?.execute()?;
         }
         Ok(())
     }
@@ -347,11 +354,11 @@ impl BatchWriter for SqliteConnection {
                  DELETE FROM open_steps WHERE (instance, node) IN (SELECT instance, node FROM c)",
                 tuples(chunk.len(), 2)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for (instance, node) in chunk {
-                query = query.bind(*instance).bind(*node);
+                query.bind(*instance)?.bind(*node)?;
             }
-            pad(query, chunk.len(), 2).execute(&mut *self).await.map_err(map_sqlx)?;
+            query.pad(chunk.len(), 2)?.execute()?;
         }
         Ok(())
     }
@@ -363,16 +370,16 @@ impl BatchWriter for SqliteConnection {
                  SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
                 tuples(chunk.len(), 5)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for (instance, row) in chunk {
-                query = query
-                    .bind(*instance)
-                    .bind(row.node.as_str())
-                    .bind(row.reader.as_str())
-                    .bind(due_key(row.due_at))
-                    .bind(row.overdue);
+                query
+                    .bind(*instance)?
+                    .bind(row.node.as_str())?
+                    .bind(row.reader.as_str())?
+                    .bind(due_key(row.due_at))?
+                    .bind(row.overdue)?;
             }
-            pad(query, chunk.len(), 5).execute(&mut *self).await.map_err(map_sqlx)?;
+            query.pad(chunk.len(), 5)?.execute()?;
         }
         Ok(())
     }
@@ -385,29 +392,28 @@ impl BatchWriter for SqliteConnection {
                  SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL ON CONFLICT DO NOTHING",
                 tuples(chunk.len(), 6)
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for (instance, r) in chunk {
-                query = query
-                    .bind(*instance)
-                    .bind(r.node.as_str())
-                    .bind(r.role.as_str())
-                    .bind(r.office.as_deref())
-                    .bind(micros(r.due_at))
-                    .bind(micros(r.late_at));
+                query
+                    .bind(*instance)?
+                    .bind(r.node.as_str())?
+                    .bind(r.role.as_str())?
+                    .bind(r.office.as_deref())?
+                    .bind(micros(r.due_at))?
+                    .bind(micros(r.late_at))?;
             }
-            pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?;
+            query.pad(chunk.len(), 6)?.execute()?;
         }
         Ok(())
     }
 
     async fn policy_published(&mut self, name: &str, hash: &str) -> Result<bool, StoreError> {
-        let published: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = ? AND hash = ?")
-            .bind(name)
-            .bind(hash)
-            .fetch_optional(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
-        Ok(published.is_some())
+        let mut published = false;
+        self.statement("SELECT 1 FROM policies WHERE name = ? AND hash = ?")?.bind(name)?.bind(hash)?.rows(|_| {
+            published = true;
+            Ok(())
+        })?;
+        Ok(published)
     }
 
     async fn insert_instance_rows(&mut self, instances: &[&InstanceRecord]) -> Result<u64, StoreError> {
@@ -419,113 +425,101 @@ impl BatchWriter for SqliteConnection {
                      SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL ON CONFLICT (id) DO NOTHING",
                 repeat_row(chunk.len(), "(?, ?, ?, 0, ?, ?, ?)")
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let mut query = self.statement(&sql)?;
             for instance in chunk {
-                query = query
-                    .bind(instance.id.as_str())
-                    .bind(instance.policy_name.as_str())
-                    .bind(instance.policy_hash.as_str())
-                    .bind(instance.status.as_str())
-                    .bind(micros(instance.created_at))
-                    .bind(micros(instance.updated_at));
+                query
+                    .bind(instance.id.as_str())?
+                    .bind(instance.policy_name.as_str())?
+                    .bind(instance.policy_hash.as_str())?
+                    .bind(instance.status.as_str())?
+                    .bind(micros(instance.created_at))?
+                    .bind(micros(instance.updated_at))?;
             }
-            inserted += pad(query, chunk.len(), 6).execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+            inserted += query.pad(chunk.len(), 6)?.execute()?;
         }
         // A row at version 0 has the snapshot it was created with (an id already taken keeps its own).
         let texts = instances.iter().map(|i| json_text(&i.snapshot)).collect::<Result<Vec<_>, _>>()?;
         let created: Vec<(&str, &str)> =
             instances.iter().zip(&texts).map(|(i, t)| (i.id.as_str(), t.as_str())).collect();
-        write_snapshots(self, &created, Existing::Keep).await?;
+        write_snapshots(self.0, &created, Existing::Keep)?;
         Ok(inserted)
     }
 
     async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
         let expected = to_i64(commit.expected_version, "version")?;
         let added = to_i64(commit.events.len() as u64, "event count")?;
-        let updated = sqlx::query(
-            "UPDATE instances SET version = ?1, status = ?2,
-                    snapshot_version = CASE WHEN ?3 THEN ?1 ELSE snapshot_version END, updated_at = ?4
-             WHERE id = ?5 AND version = ?6",
-        )
-        .bind(expected + added)
-        .bind(commit.status.as_str())
-        .bind(commit.snapshot.is_some())
-        .bind(micros(commit_time(commit)))
-        .bind(commit.instance.as_str())
-        .bind(expected)
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
+        let updated = self
+            .statement(
+                "UPDATE instances SET version = ?1, status = ?2,
+                        snapshot_version = CASE WHEN ?3 THEN ?1 ELSE snapshot_version END, updated_at = ?4
+                 WHERE id = ?5 AND version = ?6",
+            )?
+            .bind(expected + added)?
+            .bind(commit.status.as_str())?
+            .bind(commit.snapshot.is_some())?
+            .bind(micros(commit_time(commit)))?
+            .bind(commit.instance.as_str())?
+            .bind(expected)?
+            .execute()?;
         if updated != 1 {
             return Ok(false);
         }
         if let Some(snapshot) = &commit.snapshot {
-            write_snapshots(self, &[(commit.instance.as_str(), snapshot.as_str())], Existing::Replace).await?;
+            write_snapshots(self.0, &[(commit.instance.as_str(), snapshot.as_str())], Existing::Replace)?;
         }
         Ok(true)
     }
 
     async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
-        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = ? AND seq = ?")
-            .bind(instance)
-            .bind(seq)
-            .fetch_optional(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
-        hash.as_deref().map(decode_hash).transpose()
+        let mut hash = None;
+        self.statement("SELECT hash FROM events WHERE instance = ? AND seq = ?")?.bind(instance)?.bind(seq)?.rows(
+            |row| {
+                hash = Some(decode_hash(&column::<String>(row, 0)?)?);
+                Ok(())
+            },
+        )?;
+        Ok(hash)
     }
 
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
-            .bind(instance)
-            .fetch_optional(&mut *self)
-            .await
-            .map_err(map_sqlx)
+        let mut version = None;
+        self.statement("SELECT version FROM instances WHERE id = ?")?.bind(instance)?.rows(|row| {
+            version = Some(column(row, 0)?);
+            Ok(())
+        })?;
+        Ok(version)
     }
 
     async fn raise_counter_below(&mut self, key: &str, cap: i64) -> Result<bool, StoreError> {
-        let raised = sqlx::query(
-            "INSERT INTO counters (key, value) VALUES (?, 1)
-             ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 WHERE counters.value < ?",
-        )
-        .bind(key)
-        .bind(cap)
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
+        let raised = self
+            .statement(
+                "INSERT INTO counters (key, value) VALUES (?, 1)
+                 ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 WHERE counters.value < ?",
+            )?
+            .bind(key)?
+            .bind(cap)?
+            .execute()?;
         Ok(raised == 1)
     }
 
     async fn release_counter(&mut self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE counters SET value = value - 1 WHERE key = ? AND value > 0")
-            .bind(key)
-            .execute(&mut *self)
-            .await
-            .map(|_| ())
-            .map_err(map_sqlx)
+        self.statement("UPDATE counters SET value = value - 1 WHERE key = ? AND value > 0")?.bind(key)?.execute()?;
+        Ok(())
     }
 
     async fn set_policy_hash(&mut self, instance: &str, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE instances SET policy_hash = ? WHERE id = ?")
-            .bind(hash)
-            .bind(instance)
-            .execute(&mut *self)
-            .await
-            .map(|_| ())
-            .map_err(map_sqlx)
+        self.statement("UPDATE instances SET policy_hash = ? WHERE id = ?")?.bind(hash)?.bind(instance)?.execute()?;
+        Ok(())
     }
 
     /// One writer at a time on SQLite: the write transaction holds the tree.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
-        let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
-            .fetch_optional(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
-        let Some(row) = row else { return Ok((0, Vec::new())) };
-        let last: i64 = row.try_get("idx").map_err(map_sqlx)?;
-        let peaks: Option<Vec<u8>> = row.try_get("peaks").map_err(map_sqlx)?;
+        let mut last = None;
+        self.statement("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")?.rows(|row| {
+            last = Some((column::<i64>(row, 0)?, column::<Option<Vec<u8>>>(row, 1)?));
+            Ok(())
+        })?;
+        let Some((last, peaks)) = last else { return Ok((0, Vec::new())) };
         let peaks = peaks.ok_or_else(|| StoreError::Corrupt(format!("audit leaf {last} carries no frontier")))?;
         Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
     }
@@ -535,12 +529,70 @@ impl BatchWriter for SqliteConnection {
         // which holds the only writer.
         for from in (0..log.rows.len()).step_by(ROWS_PER_STATEMENT) {
             let to = (from + ROWS_PER_STATEMENT).min(log.rows.len());
-            let query = bind_leaves(sqlx::query(AssertSqlSafe(leaves_sql(log, from, to))), log, from, to)?;
-            let written = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
-            if written != (to - from) as u64 {
+            let mut query = self.statement(&leaves_sql(log, from, to))?;
+            for r in &log.rows[from..to] {
+                query
+                    .bind(to_i64(r.index, "audit index")?)?
+                    .bind(r.instance)?
+                    .bind(to_i64(r.seq, "seq")?)?
+                    .bind(r.leaf.as_slice())?
+                    .bind(r.peaks.as_deref())?;
+            }
+            query.pad(to - from, 5)?;
+            if let (0, Some((last, peaks))) = (from, &log.after) {
+                query.bind(to_i64(*last, "audit index")?)?.bind(peaks.as_slice())?;
+            }
+            if query.execute()? != (to - from) as u64 {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+}
+
+/// The writer's own statements outside the batch flow: the rebuilds of derived tables.
+impl WriterTx<'_> {
+    /// Issue 12: the oldest `limit` events written before the global tree, to append.
+    pub fn backfill_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = Vec::new();
+        self.statement(
+            "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
+             FROM audit_backfill b JOIN events e ON e.instance = b.instance AND e.seq = b.seq
+             ORDER BY e.at, e.instance, e.seq LIMIT ?",
+        )?
+        .bind(i64::from(limit))?
+        .rows(|row| {
+            let payload: String = column(row, 6)?;
+            events.push(StoredEvent {
+                instance: column(row, 0)?,
+                seq: super::common::to_u64(column(row, 1)?, "seq")?,
+                at: super::sqlite_commit::from_micros(column(row, 2)?, "at")?,
+                actor: column(row, 3)?,
+                role: column(row, 4)?,
+                kind: column(row, 5)?,
+                payload: std::sync::Arc::new(super::sqlite_commit::parse_json_text(&payload, "payload")?),
+                prev_hash: column(row, 7)?,
+                hash: column(row, 8)?,
+            });
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// Issue 12: `events` have their leaves now.
+    pub fn forget_backfilled(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        for e in events {
+            self.statement("DELETE FROM audit_backfill WHERE instance = ? AND seq = ?")?
+                .bind(e.instance.as_str())?
+                .bind(to_i64(e.seq, "seq")?)?
+                .execute()?;
+        }
+        Ok(())
+    }
+
+    /// Issue 10.6: an instance's open-step rows, before its rows are written again.
+    pub fn forget_open_steps(&self, instance: &str) -> Result<(), StoreError> {
+        self.statement("DELETE FROM open_steps WHERE instance = ?")?.bind(instance)?.execute()?;
+        Ok(())
     }
 }

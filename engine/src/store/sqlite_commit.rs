@@ -9,16 +9,6 @@ use sqlx::Row;
 use super::common::{map_sqlx, to_u64};
 use super::{InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord, TimerState};
 
-/// Fails a whole batch: rolls the transaction back and gives every commit the error.
-pub(super) async fn abort(
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    err: StoreError,
-    n: usize,
-) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
-    let _ = tx.rollback().await;
-    vec![Err(err); n]
-}
-
 // ---- rows ----
 
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
@@ -45,7 +35,7 @@ pub(super) fn parse_json(row: &SqliteRow, column: &str) -> Result<Value, StoreEr
 }
 
 /// `text`, read from `column`, as JSON.
-fn parse_json_text(text: &str, column: &str) -> Result<Value, StoreError> {
+pub(super) fn parse_json_text(text: &str, column: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("`{column}` holds no valid JSON: {e}")))
 }
 

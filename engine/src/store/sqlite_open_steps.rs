@@ -5,9 +5,11 @@
 use chrono::Utc;
 use sqlx::AssertSqlSafe;
 
+use super::batch::BatchWriter;
 use super::common::{inbox_page, map_sqlx, to_i64, to_u64};
 use super::sqlite::SqliteStore;
 use super::sqlite_commit::micros;
+use super::sqlite_writer::ready;
 use super::{InboxQuery, OpenStepRef, OpenStepRow, Page, StoreError};
 
 impl SqliteStore {
@@ -76,26 +78,19 @@ impl SqliteStore {
         version: u64,
         rows: &[OpenStepRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
-            .bind(instance)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        if now != Some(to_i64(version, "version")?) {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM open_steps WHERE instance = ?")
-            .bind(instance)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance, r)).collect();
-        if !rows.is_empty() {
-            super::batch::BatchWriter::insert_open_steps(&mut *tx, &rows).await?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(true)
+        let (instance, rows, version) = (instance.to_owned(), rows.to_vec(), to_i64(version, "version")?);
+        self.write_with(move |w, _| {
+            if ready(w.version_of(&instance))? != Some(version) {
+                return Ok(false);
+            }
+            w.forget_open_steps(&instance)?;
+            let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance.as_str(), r)).collect();
+            if !rows.is_empty() {
+                ready(w.insert_open_steps(&rows))?;
+            }
+            Ok(true)
+        })
+        .await
     }
 
     pub(super) async fn note_open_steps_built(&self) -> Result<(), StoreError> {

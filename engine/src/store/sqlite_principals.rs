@@ -20,7 +20,7 @@ impl SqliteStore {
         check_token_hash(token_hash)?;
         let roles = serde_json::to_string(&principal.roles)
             .map_err(|e| StoreError::Invalid(format!("unencodable roles: {e}")))?;
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = async {
             sqlx::query(
                 "INSERT INTO principals (name, office, roles, created_at) VALUES (?, ?, ?, ?)
@@ -99,7 +99,7 @@ impl SqliteStore {
 
     pub(super) async fn delete_tokens(&self, principal: &str, id: Option<&str>) -> Result<u64, StoreError> {
         let prefix = token_prefix(id)?;
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = sqlx::query("DELETE FROM tokens WHERE principal = ? AND token_hash LIKE ?")
             .bind(principal)
             .bind(&prefix)
@@ -114,7 +114,7 @@ impl SqliteStore {
         check_token_hash(&session.id_hash)?;
         let roles = serde_json::to_string(&session.roles)
             .map_err(|e| StoreError::Invalid(format!("unencodable roles: {e}")))?;
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = async {
             sqlx::query("DELETE FROM web_sessions WHERE expires_at <= ?")
                 .bind(micros(Utc::now()))
@@ -181,7 +181,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn remove_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let result = sqlx::query("DELETE FROM web_sessions WHERE id_hash = ?")
             .bind(id_hash)
             .execute(&mut *tx)

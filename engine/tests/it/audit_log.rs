@@ -204,12 +204,12 @@ async fn appends_from_two_handles_and_rolled_back_commits_keep_one_tree(h: &Harn
     // Appended, then rolled back: in a batch of two, then on its own.
     let mut lost = step("y", 2, e(4));
     lost.fire = Some((999_999, 1));
-    let answers = a.commit_many(&[step("x", 3, e(5)), lost]).await;
+    let answers = a.commit_many(vec![step("x", 3, e(5)), lost]).await.0;
     assert!(answers[0].is_ok(), "{:?}", answers[0]);
     assert!(matches!(answers[1], Err(StoreError::TimerLost { timer: 999_999, fence: 1 })), "{:?}", answers[1]);
     // `a` remembers a leaf that was rolled back; `b` remembers 4 leaves of 6.
     b.commit(step("y", 2, e(6))).await.unwrap();
-    a.commit_many(&[step("x", 4, e(7)), step("y", 3, e(8))]).await.into_iter().for_each(|r| {
+    a.commit_many(vec![step("x", 4, e(7)), step("y", 3, e(8))]).await.0.into_iter().for_each(|r| {
         r.unwrap();
     });
 

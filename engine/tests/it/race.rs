@@ -51,7 +51,7 @@ impl GatedStore {
 
 #[async_trait]
 impl Store for GatedStore {
-    async fn commit_many(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+    async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults {
         let gate = self.gate.lock().await.take();
         if let Some((arrived, release)) = gate {
             let _ = arrived.send(());
@@ -70,7 +70,7 @@ impl Store for GatedStore {
         self.inner.principal_changes().await
     }
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut results = self.commit_many(std::slice::from_ref(&commit)).await;
+        let (mut results, _) = self.commit_many(vec![commit]).await;
         results.pop().unwrap_or(Err(StoreError::Closed))
     }
     async fn publish_policy(&self, policy: PolicyRecord) -> Result<Published, StoreError> {

@@ -808,7 +808,7 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
     }
     let e = |kind: &str| vec![event(t0, kind, json!({ "kind": kind }))];
     let results = store
-        .commit_many(&[
+        .commit_many(vec![
             step("i3", 1, e("i3-a")),
             step("i2", 1, e("i2-a")),
             step("i2", 1, e("i2-conflict")),
@@ -816,7 +816,8 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
             step("i4", 7, e("i4-conflict")),
             step("i1", 2, e("i1-b")),
         ])
-        .await;
+        .await
+        .0;
     assert_eq!(results.len(), 6);
     let outcome: Vec<Result<Vec<u64>, String>> =
         results.into_iter().map(|r| r.map(|ev| seqs(&ev)).map_err(|e| format!("{e:?}"))).collect();
@@ -839,7 +840,7 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
     for (id, version) in [("i1", 3), ("i2", 2), ("i3", 2), ("i4", 1)] {
         assert_eq!(store.verify(id).await.unwrap(), version, "{id}");
     }
-    assert!(store.commit_many(&[]).await.is_empty());
+    assert!(store.commit_many(vec![]).await.0.is_empty());
 
     // A duplicate key and a lost timer inside a batch fail alone as well.
     let mut dup_a = step("i3", 2, e("k"));
@@ -853,7 +854,7 @@ async fn group_commit_one_conflict_fails_alone(h: &Harness) {
     dup_b.idempotency = dup_a.idempotency.clone();
     let mut lost = step("i2", 2, e("fire"));
     lost.fire = Some((424_242, 1));
-    let results = store.commit_many(&[dup_a, dup_b, lost, step("i1", 3, e("ok"))]).await;
+    let results = store.commit_many(vec![dup_a, dup_b, lost, step("i1", 3, e("ok"))]).await.0;
     assert!(results[0].is_ok());
     assert!(matches!(results[1], Err(StoreError::DuplicateKey { .. })));
     assert!(matches!(results[2], Err(StoreError::TimerLost { timer: 424_242, fence: 1 })));
@@ -897,7 +898,7 @@ async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
     keyed.status = "completed".into();
     let mut timed = step("i3", 1, vec![event(t0, "opened", json!({}))]);
     timed.new_timers = vec![timer("i3", "s3", t0 + hour * 7)];
-    let results = store.commit_many(&[timed, fire, keyed]).await;
+    let results = store.commit_many(vec![timed, fire, keyed]).await.0;
     assert_eq!(h.batched(), 3);
     let seqs_of: Vec<Vec<u64>> = results.iter().map(|r| seqs(r.as_ref().unwrap())).collect();
     assert_eq!(seqs_of, [vec![2], vec![2], vec![2, 3]]);
@@ -926,7 +927,7 @@ async fn group_commit_a_clean_batch_writes_every_table(h: &Harness) {
         store.create_instance(record(id, "p", "h1", t0), start(id, t0)).await.unwrap();
     }
     let two = |id: &str| step(id, 1, vec![event(t0, "a", json!({ "id": id })), event(t0, "b", json!({}))]);
-    let results = store.commit_many(&ids.iter().map(|id| two(id)).collect::<Vec<_>>()).await;
+    let results = store.commit_many(ids.iter().map(|id| two(id)).collect::<Vec<_>>()).await.0;
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|e| seqs(e) == [2, 3])));
     assert_eq!(h.batched(), 303);
     for id in [&ids[0], &ids[255], &ids[299]] {
@@ -953,7 +954,7 @@ async fn issue_12_1_every_event_is_a_leaf_of_the_global_tree_in_commit_order(h: 
         step("y", 1, vec![event(t0, "c", json!({ "n": 2 }))]),
         step("x", 3, vec![event(t0, "d", json!({ "n": 3 }))]),
     ];
-    assert!(store.commit_many(&batch).await.iter().all(Result::is_ok));
+    assert!(store.commit_many(batch).await.0.iter().all(Result::is_ok));
     let tree = store.audit_tree().await.unwrap();
     assert_eq!(tree.size, 6);
     let leaves = store.audit_leaves(0, 100).await.unwrap();
@@ -1024,14 +1025,15 @@ async fn group_commit_creates_instances(h: &Harness) {
         response: json!({ "started": "n2" }),
     });
     let results = store
-        .commit_many(&[
+        .commit_many(vec![
             create("n1", "p"),
             create("taken", "p"),
             keyed,
             create("n3", "unpublished"),
             step("n1", 1, vec![event(t0, "next", json!({}))]),
         ])
-        .await;
+        .await
+        .0;
     let outcome: Vec<Result<Vec<u64>, String>> =
         results.into_iter().map(|r| r.map(|ev| seqs(&ev)).map_err(|e| format!("{e:?}"))).collect();
     assert_eq!(
@@ -1053,7 +1055,7 @@ async fn group_commit_creates_instances(h: &Harness) {
     assert_eq!(store.get_idempotency("p", "start-n2").await.unwrap().unwrap().response, json!({ "started": "n2" }));
     // Starts alone in a batch go together, one statement per table, rows and all.
     let before = h.batched();
-    let results = store.commit_many(&[create("b1", "p"), create("b2", "p"), create("b3", "p")]).await;
+    let results = store.commit_many(vec![create("b1", "p"), create("b2", "p"), create("b3", "p")]).await.0;
     let outcome: Vec<Vec<u64>> = results.into_iter().map(|r| seqs(&r.unwrap())).collect();
     assert_eq!(outcome, [vec![1], vec![1], vec![1]]);
     assert_eq!(h.batched() - before, 3);
@@ -1066,7 +1068,7 @@ async fn group_commit_creates_instances(h: &Harness) {
     }
     // An unpublished policy alone in a batch of starts: the rows' insert fails on its foreign
     // key, and the commit-by-commit path names it; the other start lands.
-    let results = store.commit_many(&[create("u1", "p"), create("u2", "unpublished")]).await;
+    let results = store.commit_many(vec![create("u1", "p"), create("u2", "unpublished")]).await.0;
     let outcome: Vec<Result<Vec<u64>, String>> =
         results.into_iter().map(|r| r.map(|ev| seqs(&ev)).map_err(|e| format!("{e:?}"))).collect();
     assert_eq!(outcome, [Ok(vec![1]), Err("PolicyNotFound { name: \"unpublished\", hash: \"h1\" }".into())]);
@@ -1075,7 +1077,7 @@ async fn group_commit_creates_instances(h: &Harness) {
     // A create must start at version 0.
     let mut late = create("n4", "p");
     late.expected_version = 1;
-    assert!(matches!(store.commit_many(&[late]).await[0], Err(StoreError::Invalid(_))));
+    assert!(matches!(store.commit_many(vec![late]).await.0[0], Err(StoreError::Invalid(_))));
 }
 
 /// Issue 10.5: what the timer service sleeps until: the earliest pending `due_at` or claimed
@@ -1590,7 +1592,7 @@ async fn fire_node(store: Arc<dyn Store>, owner: String) -> NodeReport {
                 c.fire = Some((t.id, t.fence));
                 commits.push(c);
             }
-            let results = store.commit_many(&commits).await;
+            let results = store.commit_many(commits).await.0;
             let mut retry = Vec::new();
             for (t, result) in pending.into_iter().zip(results) {
                 match result {
