@@ -10,10 +10,11 @@
 //!   readers never block the writer.
 //! - The WAL stays bounded: [`Store::checkpoint`] runs `wal_checkpoint(RESTART)`; the
 //!   [`super::GroupCommitter`] calls it on an interval (whoever writes without a group
-//!   committer calls it), and SQLite's own passive auto-checkpoint stays on besides, every
-//!   [`AUTOCHECKPOINT_PAGES`] pages: a checkpoint copies each page once however many commits
-//!   rewrote it since the last, so a wider window writes a hot page (an instance's row, an
-//!   index's end) fewer times (issue 10: 37 → 29 kB per approval at 64 clients).
+//!   committer calls it), and a passive checkpoint runs beside the commits, on a thread of its
+//!   own, each time the WAL passes [`AUTOCHECKPOINT_PAGES`] pages (`sqlite_writer.rs`): a
+//!   checkpoint copies each page once however many commits rewrote it since the last, so a
+//!   wider window writes a hot page (an instance's row, an index's end) fewer times (issue 10:
+//!   37 → 29 kB per approval at 64 clients).
 //! - Temporary storage in memory (`temp_store=MEMORY`): a batch's savepoint journals each page it
 //!   touches first; in a temporary file that journal reached the disk (issue 10: 58 → 37 kB per
 //!   approval at 64 clients).
@@ -54,7 +55,8 @@ use tokio::sync::OwnedMutexGuard;
 /// How long a connection waits for a lock held by another process before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// SQLite's passive auto-checkpoint runs when the WAL holds this many pages: 40 MB of
+/// A passive checkpoint runs when the WAL holds this many pages (beside the commits; SQLite's
+/// own auto-checkpoint, inside a commit, on sqlx's connections): 40 MB of
 /// [`PAGE_SIZE`] pages, the window it had with 4 kB ones (80 MB in a database kept at 4 kB
 /// pages; SQLite's default is 1,000 pages). See the module's doc. With 10,000 pages of 2 kB, 64
 /// clients wrote ~4 % more per approval.
@@ -185,6 +187,17 @@ impl SqliteStore {
     /// refused, or holds counters or a spawn.
     pub fn batched_commits(&self) -> u64 {
         self.batched.load(Ordering::Relaxed)
+    }
+
+    /// The WAL's size, in pages, from which a checkpoint runs beside the commits (default
+    /// [`AUTOCHECKPOINT_PAGES`]; see `sqlite_writer.rs`). For tests and benches.
+    pub fn set_checkpoint_window(&self, pages: u32) {
+        self.commits.checkpoints().window.store(pages.max(1), Ordering::Relaxed);
+    }
+
+    /// How many checkpoints have run beside the commits.
+    pub fn background_checkpoints(&self) -> u64 {
+        self.commits.checkpoints().done.load(Ordering::Relaxed)
     }
 
     /// The read pool.

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Waker};
 
@@ -32,36 +33,57 @@ type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     gate: Arc<Mutex<()>>,
+    checkpoints: Arc<CheckpointCounters>,
+}
+
+/// The checkpointer's window and what it has done, shared by the writer's handles and threads.
+#[derive(Debug)]
+pub(super) struct CheckpointCounters {
+    /// The WAL's size, in pages, from which the writer asks for a checkpoint.
+    pub window: AtomicU32,
+    /// Checkpoints the checkpointer has run.
+    pub done: AtomicU64,
 }
 
 impl Writer {
     /// Opens the database file at `path` (migrated already, in WAL mode) with the store's
     /// durability settings, and starts the thread.
     pub fn open(path: &Path) -> Result<Writer, StoreError> {
-        let conn = Connection::open(path).map_err(map_rusqlite)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_rusqlite)?;
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;
-             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
-        ))
-        .map_err(map_rusqlite)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).map_err(map_rusqlite)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Invalid(format!("the SQLite writer found journal mode `{mode}`, not WAL")));
-        }
+        let conn = connect(path)?;
         // A batch's statements come in ten size classes each (`sqlite_batch.rs`): all kept.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // The commits no longer checkpoint themselves (after `wal_autocheckpoint`, which would
+        // replace this hook): the checkpointer does, beside them.
+        conn.wal_hook(Some(note_wal_pages));
+        let counters =
+            Arc::new(CheckpointCounters { window: AtomicU32::new(AUTOCHECKPOINT_PAGES), done: AtomicU64::new(0) });
+        let checkpoints = Checkpointer::open(path, counters.clone())?;
+        let window = counters.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("civicflow-sqlite-writer".into())
             .spawn(move || {
                 let mut conn = Some(conn);
+                let mut checkpoints = Some(checkpoints);
                 for job in queue {
                     job(&mut conn);
+                    if conn.is_none() {
+                        // Closed: the checkpointer ends too.
+                        checkpoints = None;
+                    } else if WAL_PAGES.get() >= window.window.load(Ordering::Relaxed) {
+                        if let Some(checkpointer) = &checkpoints {
+                            checkpointer.wake();
+                        }
+                    }
                 }
             })
             .map_err(|e| StoreError::Unavailable(Arc::new(e)))?;
-        Ok(Writer { jobs, gate: Arc::default() })
+        Ok(Writer { jobs, gate: Arc::default(), checkpoints: counters })
+    }
+
+    /// The checkpointer's window and count.
+    pub fn checkpoints(&self) -> &CheckpointCounters {
+        &self.checkpoints
     }
 
     /// The right to write: held by a job from before it is queued until its transaction ends, and
@@ -103,6 +125,74 @@ impl Writer {
         if self.jobs.send(job).is_ok() {
             let _ = closed.await;
         }
+    }
+}
+
+/// A connection to the database file at `path` with the store's durability settings, its
+/// commits never checkpointing the WAL themselves.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(map_rusqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_rusqlite)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 0;",
+    )
+    .map_err(map_rusqlite)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).map_err(map_rusqlite)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Invalid(format!("the SQLite writer found journal mode `{mode}`, not WAL")));
+    }
+    Ok(conn)
+}
+
+thread_local! {
+    /// The pages in the WAL after the writer thread's last commit ([`note_wal_pages`]): each
+    /// store's writer is a thread of its own.
+    static WAL_PAGES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// SQLite's hook after each commit to the WAL, on the committing thread.
+fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(u32::try_from(pages).unwrap_or(0));
+    Ok(())
+}
+
+/// Checkpoints the WAL on a thread and connection of its own, beside the commits.
+///
+/// SQLite's auto-checkpoint runs inside the `COMMIT` that finds the WAL past
+/// [`AUTOCHECKPOINT_PAGES`]: that commit copies some 20,000 pages into the database file and
+/// syncs it while every caller of its batch, and every batch queued behind it, waits. A
+/// `PASSIVE` checkpoint on another connection copies the same pages while the writer goes on
+/// appending; once it has caught up, the writer's next transaction starts the WAL over. The
+/// store's periodic `wal_checkpoint(RESTART)` ([`super::GroupCommitter`]) still bounds the WAL
+/// if the commits ever outrun it.
+struct Checkpointer {
+    wake: mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    fn open(path: &Path, counters: Arc<CheckpointCounters>) -> Result<Checkpointer, StoreError> {
+        let conn = connect(path)?;
+        // One wake-up waiting at most: the writer asks after every commit past the threshold.
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("civicflow-sqlite-checkpointer".into())
+            .spawn(move || {
+                for () in woken {
+                    // A failed checkpoint leaves the WAL longer until the next; the commits are
+                    // not affected, and the periodic RESTART reports to no one either.
+                    if conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).is_ok() {
+                        counters.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(Arc::new(e)))?;
+        Ok(Checkpointer { wake })
+    }
+
+    /// Asks for a checkpoint, unless one is asked for already.
+    fn wake(&self) {
+        let _ = self.wake.try_send(());
     }
 }
 

@@ -1647,6 +1647,33 @@ async fn sqlite_is_wal_with_synchronous_full_checkpoints_and_reopens() {
     reopened.close().await;
 }
 
+/// Issue 10: the commits never checkpoint the WAL themselves (a commit that did made its whole
+/// batch, and every batch behind it, wait for thousands of pages copied and synced); past the
+/// window a checkpoint runs beside them, and the database is whole after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpoints_beside_the_commits_past_the_window() {
+    let harness = Harness::sqlite().await;
+    let Backend::Sqlite { store, .. } = &harness.backend else { unreachable!() };
+    instance(store, "i1").await;
+    for v in 1..=20 {
+        store.commit(step("i1", v, vec![event(t(T0), "noted", json!({ "v": v }))])).await.unwrap();
+    }
+    // Far below the default window of 20,000 pages: no checkpoint.
+    assert_eq!(store.background_checkpoints(), 0);
+    store.set_checkpoint_window(8);
+    for v in 21..=40 {
+        store.commit(step("i1", v, vec![event(t(T0), "noted", json!({ "v": v }))])).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.background_checkpoints() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(store.background_checkpoints() >= 1);
+    // Every commit is there and verifies after it.
+    assert_eq!(store.verify("i1").await.unwrap(), 41);
+    assert_eq!(store.events("i1", 0, 100).await.unwrap().len(), 41);
+}
+
 /// A database made before the store chose 2 kB pages keeps its 4 kB pages (SQLite fixes the
 /// size with the first table) and is migrated and used as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
