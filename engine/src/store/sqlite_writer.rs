@@ -93,7 +93,7 @@ impl Writer {
     }
 
     /// Runs `job` on the writer's thread, after the writes queued before it.
-    /// [`StoreError::Closed`] once the store is closed.
+    /// [`StoreError::Unavailable`] once the store is closed, as sqlx's closed pools answer.
     pub async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -104,18 +104,18 @@ impl Writer {
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Some(conn) => job(conn),
-                None => Err(StoreError::Closed),
+                None => Err(closed()),
             };
             drop(gate);
             // A caller that stopped waiting has nothing to be told.
             let _ = answer.send(result);
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
-        answered.await.map_err(|_| StoreError::Closed)?
+        self.jobs.send(job).map_err(|_| closed())?;
+        answered.await.map_err(|_| closed())?
     }
 
     /// Closes the connection once the jobs queued before are done; later ones get
-    /// [`StoreError::Closed`].
+    /// [`StoreError::Unavailable`].
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -194,6 +194,11 @@ impl Checkpointer {
     fn wake(&self) {
         let _ = self.wake.try_send(());
     }
+}
+
+/// What a write on a closed store (or a writer thread that ended) fails with.
+fn closed() -> StoreError {
+    StoreError::Unavailable(Arc::new(std::io::Error::other("the SQLite store's writer is closed")))
 }
 
 /// `f` in a write transaction (`BEGIN IMMEDIATE`): committed when it succeeds, rolled back when

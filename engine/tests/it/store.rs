@@ -1640,6 +1640,10 @@ async fn sqlite_is_wal_with_synchronous_full_checkpoints_and_reopens() {
     let before = harness.store.events("i1", 0, 10).await.unwrap();
     let Backend::Sqlite { store, dir } = harness.backend else { unreachable!() };
     store.close().await;
+    // A closed store's commits and reads are refused as unavailable (STORE009), nothing written.
+    let late = store.commit(step("i1", 1, vec![event(t(T0), "noted", json!({}))])).await.unwrap_err();
+    assert_eq!(late.code(), "STORE009");
+    assert_eq!(store.events("i1", 0, 10).await.unwrap_err().code(), "STORE009");
     drop(store);
     let reopened = SqliteStore::open(dir.path().join("civicflow.db")).await.unwrap();
     assert_eq!(reopened.events("i1", 0, 10).await.unwrap(), before);
