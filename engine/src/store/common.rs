@@ -164,9 +164,15 @@ pub(super) fn map_sqlx(err: sqlx::Error) -> StoreError {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (with extended codes, the low byte). Only for
             // SQLite's errors: PostgreSQL's SQLSTATEs are digits too (22021 & 0xff is 5).
+            #[cfg(feature = "sqlite")]
             let sqlite_busy = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
                 && code.parse::<i64>().map(|c| matches!(c & 0xff, 5 | 6)).unwrap_or(false);
+            #[cfg(not(feature = "sqlite"))]
+            let sqlite_busy = false;
+            #[cfg(feature = "postgres")]
             let postgres = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some();
+            #[cfg(not(feature = "postgres"))]
+            let postgres = false;
             // PostgreSQL: 40001 serialization failure, 40P01 deadlock.
             if (postgres && (code == "40001" || code == "40P01")) || sqlite_busy {
                 StoreError::Transient(Arc::new(err))

@@ -46,10 +46,9 @@ use super::{
 };
 
 use super::batch;
-use super::sqlite_batch::WriterTx;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::sqlite_commit::*;
-use super::sqlite_writer::{in_transaction, map_rusqlite, ready, Writer};
+use super::sqlite_writer::{ready, Writer};
 use tokio::sync::OwnedMutexGuard;
 
 /// How long a connection waits for a lock held by another process before giving up.
@@ -89,7 +88,7 @@ pub struct SqliteStore {
     pub(super) commits: Writer,
     pub(super) readers: SqlitePool,
     /// Commits written by [`sqlite_batch`] (one statement per table), for tests and benches.
-    batched: Arc<AtomicU64>,
+    pub(super) batched: Arc<AtomicU64>,
     /// The global tree's frontier after this store's last append (a hint, issue 12.1).
     pub(super) log_head: Arc<batch::LogHead>,
 }
@@ -222,38 +221,6 @@ impl SqliteStore {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_sqlx)?;
         Ok((gate, tx))
     }
-
-    /// Runs `job` in a write transaction on the writer thread, with the batch flow's
-    /// [`batch::BatchWriter`] over its connection and the tree's hint.
-    pub(super) async fn write_with<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut WriterTx<'_>, &batch::LogHead) -> Result<T, StoreError> + Send + 'static,
-    {
-        let head = self.log_head.clone();
-        self.commits.run(move |conn| in_transaction(conn, |conn| job(&mut WriterTx(conn), &head))).await
-    }
-
-    /// One commit in its own transaction ([`Store::commit`], and a batch of one).
-    async fn commit_one(&self, commit: Commit) -> (Result<Vec<StoredEvent>, StoreError>, Commit) {
-        if let Err(e) = validate_commit(&commit) {
-            return (Err(e), commit);
-        }
-        let head = self.log_head.clone();
-        let answer = self
-            .commits
-            .run(move |conn| {
-                let result =
-                    in_transaction(conn, |conn| ready(batch::apply_commit(&mut WriterTx(conn), &head, &commit)));
-                Ok((result, commit))
-            })
-            .await;
-        match answer {
-            Ok(answer) => answer,
-            // The writer is gone with the commit.
-            Err(e) => (Err(e), Commit::default()),
-        }
-    }
 }
 
 #[async_trait]
@@ -375,32 +342,7 @@ impl Store for SqliteStore {
             let (result, only) = self.commit_one(commits.remove(0)).await;
             return (vec![result], vec![only]);
         }
-        let head = self.log_head.clone();
-        let batched = self.batched.clone();
-        // Issue 10.3: one flow for both stores (`batch.rs`), the whole batch handed over once.
-        let answer = self
-            .commits
-            .run(move |conn| {
-                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-                    return Ok((vec![Err(map_rusqlite(e)); n], commits));
-                }
-                match ready(batch::write_all(&mut WriterTx(conn), &head, &commits, &batched)) {
-                    Ok(answers) => {
-                        let committed = conn.execute_batch("COMMIT").map_err(map_rusqlite);
-                        if committed.is_err() {
-                            let _ = conn.execute_batch("ROLLBACK");
-                        }
-                        Ok((batch::settle(answers, committed), commits))
-                    }
-                    Err(fatal) => {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        Ok((vec![Err(fatal); n], commits))
-                    }
-                }
-            })
-            .await;
-        // The writer is gone with the commits.
-        answer.unwrap_or_else(|e| (vec![Err(e); n], Vec::new()))
+        self.write_batch(commits).await
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {

@@ -1,13 +1,87 @@
-//! The SQLite store's commit path for one commit (events, timers, counters, idempotency; a batch's
-//! flow is `batch.rs`) and its row mappers, used by `sqlite.rs`'s `Store` implementation.
+//! The SQLite store's commit path — a commit, a batch, a start, each handed to the writer thread
+//! (`sqlite_writer.rs`) as one job running the flow of `batch.rs` — and its row mappers, used by
+//! `sqlite.rs`'s `Store` implementation.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::common::{map_sqlx, to_u64};
-use super::{InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord, TimerState};
+use super::batch;
+use super::common::{map_sqlx, to_u64, validate_commit};
+use super::sqlite::SqliteStore;
+use super::sqlite_batch::WriterTx;
+use super::sqlite_writer::{in_transaction, map_rusqlite, ready};
+use super::{
+    BatchResults, Commit, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
+    TimerState,
+};
+
+impl SqliteStore {
+    /// Runs `job` in a write transaction on the writer thread, with the batch flow's
+    /// [`batch::BatchWriter`] over its connection and the tree's hint.
+    pub(super) async fn write_with<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriterTx<'_>, &batch::LogHead) -> Result<T, StoreError> + Send + 'static,
+    {
+        let head = self.log_head.clone();
+        self.commits.run(move |conn| in_transaction(conn, |conn| job(&mut WriterTx(conn), &head))).await
+    }
+
+    /// One commit in its own transaction ([`Store::commit`], and a batch of one).
+    pub(super) async fn commit_one(&self, commit: Commit) -> (Result<Vec<StoredEvent>, StoreError>, Commit) {
+        if let Err(e) = validate_commit(&commit) {
+            return (Err(e), commit);
+        }
+        let head = self.log_head.clone();
+        let answer = self
+            .commits
+            .run(move |conn| {
+                let result =
+                    in_transaction(conn, |conn| ready(batch::apply_commit(&mut WriterTx(conn), &head, &commit)));
+                Ok((result, commit))
+            })
+            .await;
+        match answer {
+            Ok(answer) => answer,
+            // The writer is gone with the commit.
+            Err(e) => (Err(e), Commit::default()),
+        }
+    }
+
+    /// A batch of two or more commits in one transaction on the writer thread, handed over
+    /// whole ([`Store::commit_many`]).
+    pub(super) async fn write_batch(&self, commits: Vec<Commit>) -> BatchResults {
+        let n = commits.len();
+        let head = self.log_head.clone();
+        let batched = self.batched.clone();
+        // Issue 10.3: one flow for both stores (`batch.rs`), the whole batch handed over once.
+        let answer = self
+            .commits
+            .run(move |conn| {
+                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                    return Ok((vec![Err(map_rusqlite(e)); n], commits));
+                }
+                match ready(batch::write_all(&mut WriterTx(conn), &head, &commits, &batched)) {
+                    Ok(answers) => {
+                        let committed = conn.execute_batch("COMMIT").map_err(map_rusqlite);
+                        if committed.is_err() {
+                            let _ = conn.execute_batch("ROLLBACK");
+                        }
+                        Ok((batch::settle(answers, committed), commits))
+                    }
+                    Err(fatal) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Ok((vec![Err(fatal); n], commits))
+                    }
+                }
+            })
+            .await;
+        // The writer is gone with the commits.
+        answer.unwrap_or_else(|e| (vec![Err(e); n], Vec::new()))
+    }
+}
 
 // ---- rows ----
 
