@@ -71,6 +71,10 @@ pub const STATEMENT_CACHE: usize = 256;
 /// (BENCHMARKS.md, "Issue 10, stop 25").
 pub const DEFAULT_READERS: u32 = 2;
 
+/// The page cache, as SQLite's `cache_size` (negative: KiB), of the connections that write
+/// little: sqlx's writer connection and the checkpointer (SQLite's default is 2 MB each).
+pub const SMALL_CACHE_KIB: i32 = -256;
+
 /// The page size of a database this store creates (an existing one keeps its own: SQLite fixes
 /// it when the first table is made). Every row an approval changes (its instance, timers, open
 /// steps, their indexes) is on a page of its own, and a commit writes each page it touched whole
@@ -135,7 +139,9 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
+            // The commits have their own connection (`sqlite_writer.rs`); this one's writes are
+            // few and small (policies, principals, timer claims): a small page cache.
+            .connect_with(options.clone().pragma("cache_size", SMALL_CACHE_KIB.to_string()))
             .await
             .map_err(map_sqlx)?;
         // An in-memory database cannot be in WAL mode (and each pool would see its own).

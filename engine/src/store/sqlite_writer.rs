@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use rusqlite::Connection;
 use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
 
-use super::sqlite::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, STATEMENT_CACHE};
+use super::sqlite::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, SMALL_CACHE_KIB, STATEMENT_CACHE};
 use super::StoreError;
 
 /// What runs on the writer's thread: the connection, `None` once the store is closed.
@@ -173,6 +173,8 @@ struct Checkpointer {
 impl Checkpointer {
     fn open(path: &Path, counters: Arc<CheckpointCounters>) -> Result<Checkpointer, StoreError> {
         let conn = connect(path)?;
+        // A checkpoint copies frames through a buffer of its own, not the page cache.
+        conn.execute_batch(&format!("PRAGMA cache_size = {SMALL_CACHE_KIB}")).map_err(map_rusqlite)?;
         // One wake-up waiting at most: the writer asks after every commit past the threshold.
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
