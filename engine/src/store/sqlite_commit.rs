@@ -11,7 +11,7 @@ use super::batch;
 use super::common::{map_sqlx, to_u64, validate_commit};
 use super::sqlite::SqliteStore;
 use super::sqlite_batch::WriterTx;
-use super::sqlite_writer::{in_transaction, map_rusqlite, ready};
+use super::sqlite_writer::{in_transaction, ready};
 use super::{
     BatchResults, Commit, InstanceRecord, PolicyRecord, PrincipalRecord, StoreError, StoredEvent, TimerRecord,
     TimerState,
@@ -60,22 +60,15 @@ impl SqliteStore {
         let answer = self
             .commits
             .run(move |conn| {
-                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-                    return Ok((vec![Err(map_rusqlite(e)); n], commits));
-                }
-                match ready(batch::write_all(&mut WriterTx(conn), &head, &commits, &batched)) {
-                    Ok(answers) => {
-                        let committed = conn.execute_batch("COMMIT").map_err(map_rusqlite);
-                        if committed.is_err() {
-                            let _ = conn.execute_batch("ROLLBACK");
-                        }
-                        Ok((batch::settle(answers, committed), commits))
-                    }
-                    Err(fatal) => {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        Ok((vec![Err(fatal); n], commits))
-                    }
-                }
+                // A failed transaction (begin, a statement, the commit) fails every commit of it.
+                let written = in_transaction(conn, |conn| {
+                    ready(batch::write_all(&mut WriterTx(conn), &head, &commits, &batched))
+                });
+                let results = match written {
+                    Ok(answers) => batch::settle(answers, Ok(())),
+                    Err(e) => vec![Err(e); n],
+                };
+                Ok((results, commits))
             })
             .await;
         // The writer is gone with the commits.

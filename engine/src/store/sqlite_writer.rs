@@ -58,7 +58,7 @@ impl Writer {
         let counters =
             Arc::new(CheckpointCounters { window: AtomicU32::new(AUTOCHECKPOINT_PAGES), done: AtomicU64::new(0) });
         let checkpoints = Checkpointer::open(path, counters.clone())?;
-        let window = counters.clone();
+        let shared = counters.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("civicflow-sqlite-writer".into())
@@ -70,7 +70,7 @@ impl Writer {
                     if conn.is_none() {
                         // Closed: the checkpointer ends too.
                         checkpoints = None;
-                    } else if WAL_PAGES.get() >= window.window.load(Ordering::Relaxed) {
+                    } else if WAL_PAGES.get() >= shared.window.load(Ordering::Relaxed) {
                         if let Some(checkpointer) = &checkpoints {
                             checkpointer.wake();
                         }
