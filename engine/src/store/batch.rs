@@ -35,10 +35,11 @@ pub(super) trait BatchWriter: Send {
     /// Undoes what was written since [`BatchWriter::savepoint`]; the transaction goes on.
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
     /// Bumps every instance's version from the one its commit expects (with its status,
-    /// snapshot and time); `false` when any had moved or is gone.
-    async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError>;
-    /// The hashes of the events at `(instance, seq)`, by instance (each instance once).
-    async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError>;
+    /// snapshot and time) and gives, by instance, the stored hash of the event each commit
+    /// follows (none for a commit at version 0, or when that event is missing); `None` when any
+    /// version had moved or an instance is gone. One statement where the store can: the
+    /// compare-and-set and the read of what the new events chain on were two round trips.
+    async fn advance_versions(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError>;
     /// Stores the commits' idempotency records; `false` when a key was already taken.
     async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError>;
     /// The events, and with `log` their leaves in the global tree (issue 12.1), each event's row
@@ -54,24 +55,26 @@ pub(super) trait BatchWriter: Send {
     ) -> Result<bool, StoreError>;
     /// Marks `(timer, fence, instance)` fired; `false` when a lease was lost.
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError>;
-    /// Cancels the live timers of `(instance, node)`.
-    async fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError>;
-    async fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError>;
-    /// Deletes the open-step rows of `(instance, node)` (issue 10.6).
-    async fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError>;
-    /// Inserts open-step rows, each with its instance.
-    async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError>;
+    /// Cancels the live timers of `(instance, node)` in `cancel` and inserts the commits' new
+    /// timers (either may be empty), in one statement where the store can.
+    async fn replace_timers(&mut self, cancel: &[(&str, &str)], commits: &[&Commit]) -> Result<(), StoreError>;
+    /// Deletes the open-step rows of `(instance, node)` in `nodes` (issue 10.6) and inserts
+    /// `rows`, each with its instance (either may be empty), in one statement where the store
+    /// can.
+    async fn replace_open_steps(
+        &mut self,
+        nodes: &[(&str, &str)],
+        rows: &[(&str, &OpenStepRow)],
+    ) -> Result<(), StoreError>;
     /// Whether `(name, hash)` is a published policy version (a new instance must run on one).
     async fn policy_published(&mut self, name: &str, hash: &str) -> Result<bool, StoreError>;
     /// New instances' rows at version 0 (an instance's policy must be published: the foreign
     /// key refuses one that is not); how many were inserted, fewer when an id was taken.
     async fn insert_instance_rows(&mut self, instances: &[&InstanceRecord]) -> Result<u64, StoreError>;
-    /// [`BatchWriter::compare_and_set_versions`] of one commit, in the plainest statement: with
-    /// the one-row `VALUES`/`UNNEST` statements instead (this and `hash_at`), a client's commits
-    /// alone went from ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more bytes on SQLite.
-    async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError>;
-    /// [`BatchWriter::hashes_at`] of one event: its hash, `None` when it is not there.
-    async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError>;
+    /// [`BatchWriter::advance_versions`] of one commit, in the plainest statements: with the
+    /// one-row `VALUES`/`UNNEST` statements instead, a client's commits alone went from
+    /// ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more bytes on SQLite.
+    async fn advance_version(&mut self, commit: &Commit) -> Result<Advanced, StoreError>;
     /// An instance's version, `None` when there is no such instance (to name a refusal).
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError>;
     /// Raises counter `key` by one unless it is at `cap` already (a compare-and-set in the
@@ -90,6 +93,25 @@ pub(super) trait BatchWriter: Send {
     async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError>;
     /// Issue 12.6: rows of the lateness index, each with its instance.
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError>;
+}
+
+/// What [`BatchWriter::advance_version`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Advanced {
+    /// Nothing: the version had moved, or the instance is gone.
+    Refused,
+    /// The version bumped; the stored hash of the event the commit follows (`None`: the
+    /// commit is at version 0, or that event is missing).
+    Bumped(Option<Hash>),
+}
+
+/// The `(instance, seq)` of the event each commit follows (commits at version 0 follow none).
+pub(super) fn followed_events<'c>(commits: &[&'c Commit]) -> Result<Vec<(&'c str, i64)>, StoreError> {
+    let mut wanted = Vec::with_capacity(commits.len());
+    for c in commits.iter().filter(|c| c.expected_version > 0) {
+        wanted.push((c.instance.as_str(), super::common::to_i64(c.expected_version, "version")?));
+    }
+    Ok(wanted)
 }
 
 /// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …): a
@@ -162,20 +184,23 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     head: &LogHead,
     commit: &Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    if !w.compare_and_set_version(commit).await? {
-        return Err(match w.version_of(&commit.instance).await? {
-            Some(v) => StoreError::Conflict { current: super::common::to_u64(v, "version")? },
-            None => StoreError::InstanceNotFound { id: commit.instance.clone() },
-        });
-    }
+    let stored_prev = match w.advance_version(commit).await? {
+        Advanced::Bumped(hash) => hash,
+        Advanced::Refused => {
+            return Err(match w.version_of(&commit.instance).await? {
+                Some(v) => StoreError::Conflict { current: super::common::to_u64(v, "version")? },
+                None => StoreError::InstanceNotFound { id: commit.instance.clone() },
+            })
+        }
+    };
     if let Some(hash) = &commit.policy_hash {
         w.set_policy_hash(&commit.instance, hash).await?;
     }
-    let expected = super::common::to_i64(commit.expected_version, "version")?;
+    let expected = commit.expected_version;
     let prev = if expected == 0 {
         GENESIS
     } else {
-        w.hash_at(&commit.instance, expected).await?.ok_or_else(|| {
+        stored_prev.ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "instance `{}` is at version {expected} but has no event {expected}",
                 commit.instance
@@ -193,14 +218,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
             return Err(StoreError::TimerLost { timer, fence });
         }
     }
-    if !commit.cancel_timers_for_nodes.is_empty() {
-        let nodes: Vec<(&str, &str)> =
-            commit.cancel_timers_for_nodes.iter().map(|n| (commit.instance.as_str(), n.as_str())).collect();
-        w.cancel_timers(&nodes).await?;
-    }
-    if !commit.new_timers.is_empty() {
-        w.insert_timers(&[commit]).await?;
-    }
+    replace_timers(w, &[commit]).await?;
     replace_open_steps(w, &[commit]).await?;
     record_late(w, &[commit]).await?;
     for claim in &commit.counters {
@@ -324,14 +342,9 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     if !created.is_empty() && w.insert_instance_rows(&created).await? != created.len() as u64 {
         return Ok(None);
     }
-    if !w.compare_and_set_versions(commits).await? {
+    let Some(found) = w.advance_versions(commits).await? else {
         return Ok(None);
-    }
-    let mut wanted = Vec::new();
-    for c in commits.iter().filter(|c| c.expected_version > 0) {
-        wanted.push((c.instance.as_str(), super::common::to_i64(c.expected_version, "version")?));
-    }
-    let found = w.hashes_at(&wanted).await?;
+    };
     let mut stored = Vec::with_capacity(commits.len());
     let mut leaves = Vec::new();
     for c in commits {
@@ -357,16 +370,7 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     if !fires.is_empty() && !w.fire_timers(&fires).await? {
         return Ok(None);
     }
-    let nodes: Vec<(&str, &str)> = commits
-        .iter()
-        .flat_map(|c| c.cancel_timers_for_nodes.iter().map(|n| (c.instance.as_str(), n.as_str())))
-        .collect();
-    if !nodes.is_empty() {
-        w.cancel_timers(&nodes).await?;
-    }
-    if commits.iter().any(|c| !c.new_timers.is_empty()) {
-        w.insert_timers(commits).await?;
-    }
+    replace_timers(w, commits).await?;
     replace_open_steps(w, commits).await?;
     record_late(w, commits).await?;
     Ok(Some(stored))
@@ -549,13 +553,23 @@ async fn record_late<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) ->
 async fn replace_open_steps<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<(), StoreError> {
     let nodes: Vec<(&str, &str)> =
         commits.iter().flat_map(|c| c.open_step_nodes.iter().map(|n| (c.instance.as_str(), n.as_str()))).collect();
-    if !nodes.is_empty() {
-        w.delete_open_steps(&nodes).await?;
-    }
     let rows: Vec<(&str, &OpenStepRow)> =
         commits.iter().flat_map(|c| c.open_step_rows.iter().map(|r| (c.instance.as_str(), r))).collect();
-    if !rows.is_empty() {
-        w.insert_open_steps(&rows).await?;
+    if !nodes.is_empty() || !rows.is_empty() {
+        w.replace_open_steps(&nodes, &rows).await?;
+    }
+    Ok(())
+}
+
+/// The commits' timers: those of the nodes they name cancelled, the new ones inserted — one
+/// call, only when there is something to write.
+async fn replace_timers<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<(), StoreError> {
+    let cancel: Vec<(&str, &str)> = commits
+        .iter()
+        .flat_map(|c| c.cancel_timers_for_nodes.iter().map(|n| (c.instance.as_str(), n.as_str())))
+        .collect();
+    if !cancel.is_empty() || commits.iter().any(|c| !c.new_timers.is_empty()) {
+        w.replace_timers(&cancel, commits).await?;
     }
     Ok(())
 }

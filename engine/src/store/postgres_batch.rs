@@ -8,10 +8,11 @@ use sqlx::postgres::PgConnection;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::batch::{BatchWriter, LogAppend};
+use super::batch::{Advanced, BatchWriter, LogAppend};
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
 use super::due_key;
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
+use crate::audit::merkle::Hash;
 use crate::audit::truncate_to_micros;
 
 #[async_trait]
@@ -34,7 +35,7 @@ impl BatchWriter for PgConnection {
             .map_err(map_sqlx)
     }
 
-    async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError> {
+    async fn advance_versions(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
         let mut expected = Vec::with_capacity(commits.len());
         let mut next = Vec::with_capacity(commits.len());
         for c in commits {
@@ -42,15 +43,19 @@ impl BatchWriter for PgConnection {
             expected.push(from);
             next.push(from + to_i64(c.events.len() as u64, "event count")?);
         }
-        // The commits come sorted by instance, so the row locks are taken in that order.
-        let updated = sqlx::query(
-            "UPDATE instances AS i SET version = v.next, status = v.status,
-                    snapshot = COALESCE(v.snapshot::jsonb, i.snapshot),
-                    snapshot_version = CASE WHEN v.snapshot IS NULL THEN i.snapshot_version ELSE v.next END,
-                    updated_at = v.at
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                         $6::timestamptz[]) AS v (id, expected, next, status, snapshot, at)
-             WHERE i.id = v.id AND i.version = v.expected",
+        // The commits come sorted by instance, so the row locks are taken in that order. The
+        // rows moved, each with the hash its new events chain on, in the same round trip.
+        let rows = sqlx::query(
+            "WITH moved AS (
+                 UPDATE instances AS i SET version = v.next, status = v.status,
+                        snapshot = COALESCE(v.snapshot::jsonb, i.snapshot),
+                        snapshot_version = CASE WHEN v.snapshot IS NULL THEN i.snapshot_version ELSE v.next END,
+                        updated_at = v.at
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                             $6::timestamptz[]) AS v (id, expected, next, status, snapshot, at)
+                 WHERE i.id = v.id AND i.version = v.expected
+                 RETURNING i.id, v.expected)
+             SELECT m.id, e.hash FROM moved m LEFT JOIN events e ON e.instance = m.id AND e.seq = m.expected",
         )
         .bind(commits.iter().map(|c| c.instance.as_str()).collect::<Vec<_>>())
         .bind(expected)
@@ -58,33 +63,106 @@ impl BatchWriter for PgConnection {
         .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
         .bind(commits.iter().map(|c| c.snapshot.as_deref()).collect::<Vec<_>>())
         .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
-        Ok(updated == commits.len() as u64)
-    }
-
-    async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError> {
-        if wanted.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows = sqlx::query(
-            "SELECT e.instance, e.hash FROM UNNEST($1::text[], $2::bigint[]) AS k (instance, seq)
-             JOIN events e ON e.instance = k.instance AND e.seq = k.seq",
-        )
-        .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
-        .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
         .fetch_all(&mut *self)
         .await
         .map_err(map_sqlx)?;
+        if rows.len() != commits.len() {
+            return Ok(None);
+        }
         let mut found = HashMap::with_capacity(rows.len());
         for row in rows {
-            let instance: String = row.try_get(0).map_err(map_sqlx)?;
-            let hash: String = row.try_get(1).map_err(map_sqlx)?;
-            found.insert(instance, decode_hash(&hash)?);
+            let hash: Option<String> = row.try_get(1).map_err(map_sqlx)?;
+            if let Some(hash) = hash {
+                found.insert(row.try_get(0).map_err(map_sqlx)?, decode_hash(&hash)?);
+            }
         }
-        Ok(found)
+        Ok(Some(found))
+    }
+
+    async fn replace_timers(&mut self, cancel: &[(&str, &str)], commits: &[&Commit]) -> Result<(), StoreError> {
+        let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
+        // One round trip: the cancel in a data-modifying CTE, which cannot see the rows the
+        // insert adds (one snapshot for the statement), so a node's new timer stays live.
+        sqlx::query(
+            "WITH cancelled AS (
+                 UPDATE timers AS t SET state = 'cancelled'
+                 FROM UNNEST($1::text[], $2::text[]) AS c (instance, node)
+                 WHERE t.instance = c.instance AND t.node = c.node AND t.state IN ('pending', 'claimed'))
+             INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+             SELECT instance, node, kind, due_at, 'pending', 0, payload
+             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[])
+                  AS t (instance, node, kind, due_at, payload)",
+        )
+        .bind(cancel.iter().map(|n| n.0).collect::<Vec<_>>())
+        .bind(cancel.iter().map(|n| n.1).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.instance.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn replace_open_steps(
+        &mut self,
+        nodes: &[(&str, &str)],
+        rows: &[(&str, &OpenStepRow)],
+    ) -> Result<(), StoreError> {
+        // One round trip: the delete in a data-modifying CTE, run to its end before the first
+        // row is inserted (the insert reads its count), so a node's row may come back with the
+        // same key; each statement's counting trigger fires at the statement's end.
+        sqlx::query(
+            "WITH gone AS (
+                 DELETE FROM open_steps AS o USING UNNEST($1::text[], $2::text[]) AS c (instance, node)
+                 WHERE o.instance = c.instance AND o.node = c.node RETURNING 1)
+             INSERT INTO open_steps (instance, node, reader, due_key, overdue)
+             SELECT * FROM UNNEST($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bool[])
+             WHERE (SELECT count(*) FROM gone) >= 0",
+        )
+        .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
+        .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn advance_version(&mut self, commit: &Commit) -> Result<Advanced, StoreError> {
+        let expected = to_i64(commit.expected_version, "version")?;
+        let added = to_i64(commit.events.len() as u64, "event count")?;
+        // Takes the row lock: a concurrent commit to this instance waits here. The hash the new
+        // events chain on comes back in the same round trip.
+        let row = sqlx::query(
+            "WITH moved AS (
+                 UPDATE instances SET version = $1, status = $2, snapshot = COALESCE($3::jsonb, snapshot),
+                        snapshot_version = CASE WHEN $3::text IS NULL THEN snapshot_version ELSE $1 END,
+                        updated_at = $4
+                 WHERE id = $5 AND version = $6 RETURNING 1)
+             SELECT (SELECT count(*) FROM moved), (SELECT hash FROM events WHERE instance = $5 AND seq = $6)",
+        )
+        .bind(expected + added)
+        .bind(commit.status.as_str())
+        .bind(commit.snapshot.as_deref())
+        .bind(commit_time(commit))
+        .bind(commit.instance.as_str())
+        .bind(expected)
+        .fetch_one(&mut *self)
+        .await
+        .map_err(map_sqlx)?;
+        let moved: i64 = row.try_get(0).map_err(map_sqlx)?;
+        if moved != 1 {
+            return Ok(Advanced::Refused);
+        }
+        let hash: Option<String> = row.try_get(1).map_err(map_sqlx)?;
+        Ok(Advanced::Bumped(hash.as_deref().map(decode_hash).transpose()?))
     }
 
     async fn insert_idempotency(&mut self, records: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError> {
@@ -157,68 +235,6 @@ impl BatchWriter for PgConnection {
         Ok(fired == fires.len() as u64)
     }
 
-    async fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE timers AS t SET state = 'cancelled'
-             FROM UNNEST($1::text[], $2::text[]) AS c (instance, node)
-             WHERE t.instance = c.instance AND t.node = c.node AND t.state IN ('pending', 'claimed')",
-        )
-        .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
-    }
-
-    async fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
-        let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
-        sqlx::query(
-            "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
-             SELECT instance, node, kind, due_at, 'pending', 0, payload
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
-                  AS t (instance, node, kind, due_at, payload)",
-        )
-        .bind(timers.iter().map(|t| t.instance.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
-    }
-
-    async fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM open_steps AS o USING UNNEST($1::text[], $2::text[]) AS c (instance, node)
-             WHERE o.instance = c.instance AND o.node = c.node",
-        )
-        .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
-    }
-
-    async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO open_steps (instance, node, reader, due_key, overdue)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bool[])",
-        )
-        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
-    }
-
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError> {
         // A burst of deadlines breaches one step per firing: the batch's rows in one statement.
         sqlx::query(
@@ -270,39 +286,6 @@ impl BatchWriter for PgConnection {
         .map_err(map_sqlx)?
         .rows_affected();
         Ok(inserted)
-    }
-
-    async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
-        let expected = to_i64(commit.expected_version, "version")?;
-        let added = to_i64(commit.events.len() as u64, "event count")?;
-        // Takes the row lock: a concurrent commit to this instance waits here.
-        let updated = sqlx::query(
-            "UPDATE instances SET version = $1, status = $2, snapshot = COALESCE($3::jsonb, snapshot),
-                    snapshot_version = CASE WHEN $3::text IS NULL THEN snapshot_version ELSE $1 END,
-                    updated_at = $4
-             WHERE id = $5 AND version = $6",
-        )
-        .bind(expected + added)
-        .bind(commit.status.as_str())
-        .bind(commit.snapshot.as_deref())
-        .bind(commit_time(commit))
-        .bind(commit.instance.as_str())
-        .bind(expected)
-        .execute(&mut *self)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
-        Ok(updated == 1)
-    }
-
-    async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
-        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM events WHERE instance = $1 AND seq = $2")
-            .bind(instance)
-            .bind(seq)
-            .fetch_optional(&mut *self)
-            .await
-            .map_err(map_sqlx)?;
-        hash.as_deref().map(decode_hash).transpose()
     }
 
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {

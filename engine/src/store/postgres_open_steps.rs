@@ -89,7 +89,7 @@ impl PgStore {
             .map_err(map_sqlx)?;
         let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance, r)).collect();
         if !rows.is_empty() {
-            super::batch::BatchWriter::insert_open_steps(&mut *tx, &rows).await?;
+            super::batch::BatchWriter::replace_open_steps(&mut *tx, &[], &rows).await?;
         }
         tx.commit().await.map_err(map_sqlx)?;
         Ok(true)

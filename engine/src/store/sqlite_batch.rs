@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use rusqlite::types::{Null, ToSql};
 use rusqlite::{CachedStatement, Connection};
 
-use super::batch::{BatchWriter, LogAppend};
+use super::batch::{followed_events, Advanced, BatchWriter, LogAppend};
 use super::common::{commit_time, decode_hash, to_i64};
 use super::due_key;
 use super::sqlite_commit::{json_text, micros};
 use super::sqlite_writer::map_rusqlite;
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
+use crate::audit::merkle::Hash;
 
 /// The most rows one statement carries (SQLite allows 32,766 parameters a statement; the
 /// widest row here, an event, has 10).
@@ -164,58 +165,36 @@ impl BatchWriter for WriterTx<'_> {
         self.run("ROLLBACK TO batch; RELEASE batch")
     }
 
-    async fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError> {
-        for chunk in commits.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH v (id, expected, next, status, snapshot, at) AS (VALUES {})
-                 UPDATE instances SET version = v.next, status = v.status,
-                        snapshot_version = CASE WHEN v.snapshot THEN v.next ELSE instances.snapshot_version END,
-                        updated_at = v.at
-                 FROM v WHERE instances.id = v.id AND instances.version = v.expected",
-                tuples(chunk.len(), 6)
-            );
-            let mut query = self.statement(&sql)?;
-            for commit in chunk {
-                let expected = to_i64(commit.expected_version, "version")?;
-                let added = to_i64(commit.events.len() as u64, "event count")?;
-                query
-                    .bind(commit.instance.as_str())?
-                    .bind(expected)?
-                    .bind(expected + added)?
-                    .bind(commit.status.as_str())?
-                    .bind(commit.snapshot.is_some())?
-                    .bind(micros(commit_time(commit)))?;
-            }
-            if query.pad(chunk.len(), 6)?.execute()? != chunk.len() as u64 {
-                return Ok(false);
-            }
+    async fn advance_versions(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
+        if !self.compare_and_set_versions(commits)? {
+            return Ok(None);
         }
-        let snapshots: Vec<(&str, &str)> =
-            commits.iter().filter_map(|c| c.snapshot.as_deref().map(|s| (c.instance.as_str(), s))).collect();
-        write_snapshots(self.0, &snapshots, Existing::Replace)?;
-        Ok(true)
+        Ok(Some(self.hashes_at(&followed_events(commits)?)?))
     }
 
-    async fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError> {
-        let mut found = HashMap::with_capacity(wanted.len());
-        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH k (instance, seq) AS (VALUES {})
-                 SELECT events.instance, events.hash FROM k
-                 JOIN events ON events.instance = k.instance AND events.seq = k.seq",
-                tuples(chunk.len(), 2)
-            );
-            let mut query = self.statement(&sql)?;
-            for (instance, seq) in chunk {
-                query.bind(*instance)?.bind(*seq)?;
-            }
-            query.pad(chunk.len(), 2)?.rows(|row| {
-                let hash: String = column(row, 1)?;
-                found.insert(column(row, 0)?, decode_hash(&hash)?);
-                Ok(())
-            })?;
+    async fn replace_timers(&mut self, cancel: &[(&str, &str)], commits: &[&Commit]) -> Result<(), StoreError> {
+        self.cancel_timers(cancel)?;
+        self.insert_timers(commits)
+    }
+
+    async fn replace_open_steps(
+        &mut self,
+        nodes: &[(&str, &str)],
+        rows: &[(&str, &OpenStepRow)],
+    ) -> Result<(), StoreError> {
+        self.delete_open_steps(nodes)?;
+        self.insert_open_steps(rows)
+    }
+
+    async fn advance_version(&mut self, commit: &Commit) -> Result<Advanced, StoreError> {
+        if !self.compare_and_set_version(commit)? {
+            return Ok(Advanced::Refused);
         }
-        Ok(found)
+        let followed = match commit.expected_version {
+            0 => None,
+            v => self.hash_at(&commit.instance, to_i64(v, "version")?)?,
+        };
+        Ok(Advanced::Bumped(followed))
     }
 
     async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError> {
@@ -307,83 +286,6 @@ impl BatchWriter for WriterTx<'_> {
         Ok(true)
     }
 
-    async fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
-        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH c (instance, node) AS (VALUES {})
-                 UPDATE timers SET state = 'cancelled' FROM c
-                 WHERE timers.instance = c.instance AND timers.node = c.node
-                   AND timers.state IN ('pending', 'claimed')",
-                tuples(chunk.len(), 2)
-            );
-            let mut query = self.statement(&sql)?;
-            for (instance, node) in chunk {
-                query.bind(*instance)?.bind(*node)?;
-            }
-            query.pad(chunk.len(), 2)?.execute()?;
-        }
-        Ok(())
-    }
-
-    async fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
-        let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
-        for chunk in timers.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
-                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
-                repeat_row(chunk.len(), "(?, ?, ?, ?, 'pending', 0, ?)")
-            );
-            let mut query = self.statement(&sql)?;
-            for timer in chunk {
-                query
-                    .bind(timer.instance.as_str())?
-                    .bind(timer.node.as_str())?
-                    .bind(timer.kind.as_str())?
-                    .bind(micros(timer.due_at))?
-                    .bind(json_text(&timer.payload)?)?;
-            }
-            query.pad(chunk.len(), 5)?.execute()?;
-        }
-        Ok(())
-    }
-
-    async fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
-        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH c (instance, node) AS (VALUES {})
-                 DELETE FROM open_steps WHERE (instance, node) IN (SELECT instance, node FROM c)",
-                tuples(chunk.len(), 2)
-            );
-            let mut query = self.statement(&sql)?;
-            for (instance, node) in chunk {
-                query.bind(*instance)?.bind(*node)?;
-            }
-            query.pad(chunk.len(), 2)?.execute()?;
-        }
-        Ok(())
-    }
-
-    async fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO open_steps (instance, node, reader, due_key, overdue)
-                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
-                tuples(chunk.len(), 5)
-            );
-            let mut query = self.statement(&sql)?;
-            for (instance, row) in chunk {
-                query
-                    .bind(*instance)?
-                    .bind(row.node.as_str())?
-                    .bind(row.reader.as_str())?
-                    .bind(due_key(row.due_at))?
-                    .bind(row.overdue)?;
-            }
-            query.pad(chunk.len(), 5)?.execute()?;
-        }
-        Ok(())
-    }
-
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError> {
         // A burst of deadlines breaches one step per firing: the batch's rows in one statement.
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -443,42 +345,6 @@ impl BatchWriter for WriterTx<'_> {
             instances.iter().zip(&texts).map(|(i, t)| (i.id.as_str(), t.as_str())).collect();
         write_snapshots(self.0, &created, Existing::Keep)?;
         Ok(inserted)
-    }
-
-    async fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
-        let expected = to_i64(commit.expected_version, "version")?;
-        let added = to_i64(commit.events.len() as u64, "event count")?;
-        let updated = self
-            .statement(
-                "UPDATE instances SET version = ?1, status = ?2,
-                        snapshot_version = CASE WHEN ?3 THEN ?1 ELSE snapshot_version END, updated_at = ?4
-                 WHERE id = ?5 AND version = ?6",
-            )?
-            .bind(expected + added)?
-            .bind(commit.status.as_str())?
-            .bind(commit.snapshot.is_some())?
-            .bind(micros(commit_time(commit)))?
-            .bind(commit.instance.as_str())?
-            .bind(expected)?
-            .execute()?;
-        if updated != 1 {
-            return Ok(false);
-        }
-        if let Some(snapshot) = &commit.snapshot {
-            write_snapshots(self.0, &[(commit.instance.as_str(), snapshot.as_str())], Existing::Replace)?;
-        }
-        Ok(true)
-    }
-
-    async fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
-        let mut hash = None;
-        self.statement("SELECT hash FROM events WHERE instance = ? AND seq = ?")?.bind(instance)?.bind(seq)?.rows(
-            |row| {
-                hash = Some(decode_hash(&column::<String>(row, 0)?)?);
-                Ok(())
-            },
-        )?;
-        Ok(hash)
     }
 
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {
@@ -547,6 +413,176 @@ impl BatchWriter for WriterTx<'_> {
             }
         }
         Ok(true)
+    }
+}
+
+/// The statements the batch's calls are made of.
+impl WriterTx<'_> {
+    fn compare_and_set_versions(&mut self, commits: &[&Commit]) -> Result<bool, StoreError> {
+        for chunk in commits.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH v (id, expected, next, status, snapshot, at) AS (VALUES {})
+                 UPDATE instances SET version = v.next, status = v.status,
+                        snapshot_version = CASE WHEN v.snapshot THEN v.next ELSE instances.snapshot_version END,
+                        updated_at = v.at
+                 FROM v WHERE instances.id = v.id AND instances.version = v.expected",
+                tuples(chunk.len(), 6)
+            );
+            let mut query = self.statement(&sql)?;
+            for commit in chunk {
+                let expected = to_i64(commit.expected_version, "version")?;
+                let added = to_i64(commit.events.len() as u64, "event count")?;
+                query
+                    .bind(commit.instance.as_str())?
+                    .bind(expected)?
+                    .bind(expected + added)?
+                    .bind(commit.status.as_str())?
+                    .bind(commit.snapshot.is_some())?
+                    .bind(micros(commit_time(commit)))?;
+            }
+            if query.pad(chunk.len(), 6)?.execute()? != chunk.len() as u64 {
+                return Ok(false);
+            }
+        }
+        let snapshots: Vec<(&str, &str)> =
+            commits.iter().filter_map(|c| c.snapshot.as_deref().map(|s| (c.instance.as_str(), s))).collect();
+        write_snapshots(self.0, &snapshots, Existing::Replace)?;
+        Ok(true)
+    }
+
+    fn hashes_at(&mut self, wanted: &[(&str, i64)]) -> Result<HashMap<String, [u8; 32]>, StoreError> {
+        let mut found = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH k (instance, seq) AS (VALUES {})
+                 SELECT events.instance, events.hash FROM k
+                 JOIN events ON events.instance = k.instance AND events.seq = k.seq",
+                tuples(chunk.len(), 2)
+            );
+            let mut query = self.statement(&sql)?;
+            for (instance, seq) in chunk {
+                query.bind(*instance)?.bind(*seq)?;
+            }
+            query.pad(chunk.len(), 2)?.rows(|row| {
+                let hash: String = column(row, 1)?;
+                found.insert(column(row, 0)?, decode_hash(&hash)?);
+                Ok(())
+            })?;
+        }
+        Ok(found)
+    }
+
+    fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH c (instance, node) AS (VALUES {})
+                 UPDATE timers SET state = 'cancelled' FROM c
+                 WHERE timers.instance = c.instance AND timers.node = c.node
+                   AND timers.state IN ('pending', 'claimed')",
+                tuples(chunk.len(), 2)
+            );
+            let mut query = self.statement(&sql)?;
+            for (instance, node) in chunk {
+                query.bind(*instance)?.bind(*node)?;
+            }
+            query.pad(chunk.len(), 2)?.execute()?;
+        }
+        Ok(())
+    }
+
+    fn insert_timers(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
+        let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
+        for chunk in timers.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
+                repeat_row(chunk.len(), "(?, ?, ?, ?, 'pending', 0, ?)")
+            );
+            let mut query = self.statement(&sql)?;
+            for timer in chunk {
+                query
+                    .bind(timer.instance.as_str())?
+                    .bind(timer.node.as_str())?
+                    .bind(timer.kind.as_str())?
+                    .bind(micros(timer.due_at))?
+                    .bind(json_text(&timer.payload)?)?;
+            }
+            query.pad(chunk.len(), 5)?.execute()?;
+        }
+        Ok(())
+    }
+
+    fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH c (instance, node) AS (VALUES {})
+                 DELETE FROM open_steps WHERE (instance, node) IN (SELECT instance, node FROM c)",
+                tuples(chunk.len(), 2)
+            );
+            let mut query = self.statement(&sql)?;
+            for (instance, node) in chunk {
+                query.bind(*instance)?.bind(*node)?;
+            }
+            query.pad(chunk.len(), 2)?.execute()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO open_steps (instance, node, reader, due_key, overdue)
+                 SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
+                tuples(chunk.len(), 5)
+            );
+            let mut query = self.statement(&sql)?;
+            for (instance, row) in chunk {
+                query
+                    .bind(*instance)?
+                    .bind(row.node.as_str())?
+                    .bind(row.reader.as_str())?
+                    .bind(due_key(row.due_at))?
+                    .bind(row.overdue)?;
+            }
+            query.pad(chunk.len(), 5)?.execute()?;
+        }
+        Ok(())
+    }
+
+    fn compare_and_set_version(&mut self, commit: &Commit) -> Result<bool, StoreError> {
+        let expected = to_i64(commit.expected_version, "version")?;
+        let added = to_i64(commit.events.len() as u64, "event count")?;
+        let updated = self
+            .statement(
+                "UPDATE instances SET version = ?1, status = ?2,
+                        snapshot_version = CASE WHEN ?3 THEN ?1 ELSE snapshot_version END, updated_at = ?4
+                 WHERE id = ?5 AND version = ?6",
+            )?
+            .bind(expected + added)?
+            .bind(commit.status.as_str())?
+            .bind(commit.snapshot.is_some())?
+            .bind(micros(commit_time(commit)))?
+            .bind(commit.instance.as_str())?
+            .bind(expected)?
+            .execute()?;
+        if updated != 1 {
+            return Ok(false);
+        }
+        if let Some(snapshot) = &commit.snapshot {
+            write_snapshots(self.0, &[(commit.instance.as_str(), snapshot.as_str())], Existing::Replace)?;
+        }
+        Ok(true)
+    }
+
+    fn hash_at(&mut self, instance: &str, seq: i64) -> Result<Option<[u8; 32]>, StoreError> {
+        let mut hash = None;
+        self.statement("SELECT hash FROM events WHERE instance = ? AND seq = ?")?.bind(instance)?.bind(seq)?.rows(
+            |row| {
+                hash = Some(decode_hash(&column::<String>(row, 0)?)?);
+                Ok(())
+            },
+        )?;
+        Ok(hash)
     }
 }
 

@@ -86,7 +86,7 @@ impl SqliteStore {
             w.forget_open_steps(&instance)?;
             let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance.as_str(), r)).collect();
             if !rows.is_empty() {
-                ready(w.insert_open_steps(&rows))?;
+                w.insert_open_steps(&rows)?;
             }
             Ok(true)
         })
