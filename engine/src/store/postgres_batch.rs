@@ -1,5 +1,6 @@
 //! The PostgreSQL statements of a batch ([`super::batch`]): one statement per table over
-//! `UNNEST`ed arrays, whatever the batch's size (one round trip each).
+//! `UNNEST`ed arrays, whatever the batch's size (one round trip each), and where two tables' or
+//! two steps' writes can share a statement (data-modifying CTEs), one round trip for both.
 
 use std::collections::HashMap;
 
