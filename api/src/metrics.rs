@@ -309,6 +309,10 @@ impl Store for MeteredStore {
         r
     }
 
+    fn batches_in_flight(&self) -> usize {
+        self.inner.batches_in_flight()
+    }
+
     async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults {
         let t = Instant::now();
         let next: Vec<Option<String>> = commits.iter().map(spawned).collect();

@@ -146,7 +146,7 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
     edit(
         &env,
         &["UPDATE snapshots SET body = json_set(body, '$.nodes.审核.status', 'open') WHERE instance = 'a-4'".into()],
-        &["UPDATE instances SET snapshot = jsonb_set(snapshot, '{nodes,审核,status}', '\"open\"') WHERE id = 'a-4'"
+        &["UPDATE snapshots SET body = jsonb_set(body, '{nodes,审核,status}', '\"open\"') WHERE instance = 'a-4'"
             .into()],
     )
     .await;
@@ -293,7 +293,8 @@ async fn issue_12_forgeries_are_named_offline_and_by_the_witness(env: Env) {
             "ALTER TABLE audit_leaves DISABLE TRIGGER audit_leaves_append_only".into(),
             format!("UPDATE audit_leaves SET leaf = decode('{hex_leaf}', 'hex') WHERE idx = {target_index}"),
             format!("UPDATE audit_leaves SET peaks = decode('{peaks}', 'hex') WHERE idx = {top}"),
-            "UPDATE instances SET snapshot = jsonb_set(snapshot, '{nodes,审核,acts,0,text}', '\"不同意\"') WHERE id = 'a-1'".into(),
+            "UPDATE snapshots SET body = jsonb_set(body, '{nodes,审核,acts,0,text}', '\"不同意\"') WHERE instance = 'a-1'"
+                .into(),
             "DELETE FROM audit_checkpoints".into(),
         ],
     )

@@ -57,7 +57,7 @@ async fn issue_12_3_a_forged_snapshot_or_status_is_named(env: Env) {
     edit(
         &env,
         r#"UPDATE snapshots SET body = json_set(body, '$.params.户数.number', '9999') WHERE instance = 'forge-1'"#,
-        r#"UPDATE instances SET snapshot = jsonb_set(snapshot, '{params,户数,number}', '"9999"') WHERE id = 'forge-1'"#,
+        r#"UPDATE snapshots SET body = jsonb_set(body, '{params,户数,number}', '"9999"') WHERE instance = 'forge-1'"#,
     )
     .await;
     let forged = env.get(path, &clerk).await.body;
@@ -71,7 +71,7 @@ async fn issue_12_3_a_forged_snapshot_or_status_is_named(env: Env) {
     edit(
         &env,
         r#"UPDATE snapshots SET body = json_set(body, '$.params.户数.number', '1600') WHERE instance = 'forge-1'"#,
-        r#"UPDATE instances SET snapshot = jsonb_set(snapshot, '{params,户数,number}', '"1600"') WHERE id = 'forge-1'"#,
+        r#"UPDATE snapshots SET body = jsonb_set(body, '{params,户数,number}', '"1600"') WHERE instance = 'forge-1'"#,
     )
     .await;
     assert_eq!(env.get(path, &clerk).await.body["ok"], true);

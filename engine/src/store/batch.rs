@@ -14,6 +14,7 @@
 //! answer. Commits that raise or release counters, spawn an instance, create their own or move
 //! it to another version never come here ([`Plan`]).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -84,6 +85,12 @@ pub(super) trait BatchWriter: Send {
     async fn release_counter(&mut self, key: &str) -> Result<(), StoreError>;
     /// Issue 11.5: the instance runs on this version of its policy from now on.
     async fn set_policy_hash(&mut self, instance: &str, hash: &str) -> Result<(), StoreError>;
+    /// Issue 12.1: holds off the appends of every other transaction (every node's) until this
+    /// one ends. Taken just before a transaction's first append, after all its other row locks
+    /// but those of the open steps' counts: the statements before it run while another
+    /// transaction holds the log (two batches in flight, [`super::Store::batches_in_flight`]).
+    /// SQLite's one writer needs nothing.
+    async fn lock_log(&mut self) -> Result<(), StoreError>;
     /// Issue 12.1: the global tree's size and peaks (those its last leaf carries), the appends of
     /// other transactions held off until this one ends.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<Hash>), StoreError>;
@@ -106,6 +113,7 @@ pub(super) enum Advanced {
 }
 
 /// The `(instance, seq)` of the event each commit follows (commits at version 0 follow none).
+#[cfg(feature = "sqlite")]
 pub(super) fn followed_events<'c>(commits: &[&'c Commit]) -> Result<Vec<(&'c str, i64)>, StoreError> {
     let mut wanted = Vec::with_capacity(commits.len());
     for c in commits.iter().filter(|c| c.expected_version > 0) {
@@ -114,23 +122,168 @@ pub(super) fn followed_events<'c>(commits: &[&'c Commit]) -> Result<Vec<(&'c str
     Ok(wanted)
 }
 
-/// One commit alone, with its own refusal (`Conflict`, `DuplicateKey`, `TimerLost`, …): a
-/// store's `commit` and a batch's commit-by-commit path, the same on both stores.
+/// One commit alone in its transaction, with its own refusal (`Conflict`, `DuplicateKey`,
+/// `TimerLost`, …): a store's `commit` and a batch of one, the same on both stores.
 pub(super) async fn apply_commit<W: BatchWriter + ?Sized>(
     w: &mut W,
     head: &LogHead,
     commit: &Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    insert_idempotency(w, commit).await?;
-    // Issue 10.3: a start goes through the group committer as a commit that creates its instance.
-    let stored = match &commit.create {
-        Some(instance) => insert_instance(w, head, instance, commit).await?,
-        None => apply_body(w, head, commit).await?,
-    };
-    if let Some(spawn) = &commit.spawn {
-        insert_instance(w, head, &spawn.instance, &spawn.first).await?;
-    }
+    let mut last = UnderLock::default();
+    let stored = stage_commit(w, &mut last, commit).await?;
+    last.write(w, head).await?;
     Ok(stored)
+}
+
+/// What a transaction's commits write last, under the log's lock ([`BatchWriter::lock_log`]):
+/// their events with their leaves in the global tree, and their open steps (whose counts are the
+/// rows every transaction shares). Everything else a transaction writes is keyed by the
+/// instances whose versions it moved, whose rows it holds from its compare-and-set on; so a
+/// transaction holding the log never waits for a row another one holds, and no two commit
+/// transactions can deadlock, while two batches (`Store::batches_in_flight`) write all but
+/// this part side by side.
+#[derive(Default)]
+pub(super) struct UnderLock<'c> {
+    /// Borrowed from a batch written together, copies from the commits written one by one
+    /// (whose answers own theirs).
+    events: Vec<Cow<'c, StoredEvent>>,
+    payloads: Vec<&'c str>,
+    leaves: Vec<Hash>,
+    /// The `(instance, node)`s whose rows each commit replaces, and its new rows, each with the
+    /// commit's place in the transaction: a later commit to the same node replaces an earlier
+    /// one's rows.
+    open_step_nodes: Vec<(usize, &'c str, &'c str)>,
+    open_step_rows: Vec<(usize, &'c str, &'c OpenStepRow)>,
+    commits: usize,
+}
+
+/// How far an [`UnderLock`] was filled: a commit rolled back to its savepoint takes its part
+/// out again.
+#[derive(Clone, Copy)]
+struct Mark([usize; 6]);
+
+impl<'c> UnderLock<'c> {
+    fn mark(&self) -> Mark {
+        Mark([
+            self.events.len(),
+            self.payloads.len(),
+            self.leaves.len(),
+            self.open_step_nodes.len(),
+            self.open_step_rows.len(),
+            self.commits,
+        ])
+    }
+
+    fn undo(&mut self, Mark([e, p, l, n, r, c]): Mark) {
+        self.events.truncate(e);
+        self.payloads.truncate(p);
+        self.leaves.truncate(l);
+        self.open_step_nodes.truncate(n);
+        self.open_step_rows.truncate(r);
+        self.commits = c;
+    }
+
+    /// A commit's part: its events as chained (and their leaves), its open steps.
+    fn add(&mut self, commit: &'c Commit, events: &[StoredEvent], leaves: &[Hash]) {
+        self.events.extend(events.iter().map(|e| Cow::Owned(e.clone())));
+        self.add_rest(commit, leaves);
+    }
+
+    /// [`UnderLock::add`] of commits written together, whose events the caller keeps.
+    fn add_borrowed(&mut self, commits: &[&'c Commit], events: &'c [Vec<StoredEvent>], leaves: &[Hash]) {
+        self.events.extend(events.iter().flatten().map(Cow::Borrowed));
+        self.leaves.extend_from_slice(leaves);
+        for commit in commits {
+            self.payloads.extend(commit.events.iter().map(|e| e.payload.text()));
+            self.add_open_steps(commit);
+        }
+    }
+
+    fn add_rest(&mut self, commit: &'c Commit, leaves: &[Hash]) {
+        self.payloads.extend(commit.events.iter().map(|e| e.payload.text()));
+        self.leaves.extend_from_slice(leaves);
+        self.add_open_steps(commit);
+    }
+
+    fn add_open_steps(&mut self, commit: &'c Commit) {
+        let (k, instance) = (self.commits, commit.instance.as_str());
+        self.commits += 1;
+        self.open_step_nodes.extend(commit.open_step_nodes.iter().map(|n| (k, instance, n.as_str())));
+        self.open_step_rows.extend(commit.open_step_rows.iter().map(|r| (k, instance, r)));
+    }
+
+    /// The nodes whose rows go, and the rows that stay: those no later commit of the
+    /// transaction replaced.
+    #[allow(clippy::type_complexity, reason = "two lists of borrowed pairs, as `replace_open_steps` takes them")]
+    fn open_steps(&self) -> (Vec<(&'c str, &'c str)>, Vec<(&'c str, &'c OpenStepRow)>) {
+        let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+        for &(k, instance, node) in &self.open_step_nodes {
+            last.insert((instance, node), k);
+        }
+        let nodes = self.open_step_nodes.iter().map(|&(_, i, n)| (i, n)).collect();
+        let rows = self
+            .open_step_rows
+            .iter()
+            .filter(|&&(k, i, r)| last.get(&(i, r.node.as_str())).is_none_or(|&replaced| replaced <= k))
+            .map(|&(_, i, r)| (i, r))
+            .collect();
+        (nodes, rows)
+    }
+
+    /// The hash of `instance`'s event `seq` when an earlier commit of this transaction made it
+    /// (it is not in the table until [`UnderLock::write`]).
+    fn hash_of(&self, instance: &str, seq: u64) -> Result<Option<Hash>, StoreError> {
+        match self.events.iter().rev().find(|e| e.seq == seq && e.instance == instance) {
+            Some(e) => super::common::decode_hash(&e.hash).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the log's lock and writes the events, their leaves and the open steps.
+    pub(super) async fn write<W: BatchWriter + ?Sized>(self, w: &mut W, head: &LogHead) -> Result<(), StoreError> {
+        if self.events.is_empty() && self.open_step_nodes.is_empty() && self.open_step_rows.is_empty() {
+            return Ok(());
+        }
+        w.lock_log().await?;
+        if !self.events.is_empty() {
+            let events: Vec<&StoredEvent> = self.events.iter().map(|e| e.as_ref()).collect();
+            let what = Append::EventsToo { payloads: &self.payloads, leaves: &self.leaves };
+            append_to_log(w, head, &events, what).await?;
+        }
+        if !self.open_step_nodes.is_empty() || !self.open_step_rows.is_empty() {
+            let (nodes, rows) = self.open_steps();
+            w.replace_open_steps(&nodes, &rows).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One commit's statements but those [`UnderLock`] keeps for the end of the transaction; on a
+/// refusal `last` is as it was.
+async fn stage_commit<'c, W: BatchWriter + ?Sized>(
+    w: &mut W,
+    last: &mut UnderLock<'c>,
+    commit: &'c Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mark = last.mark();
+    let staged = async {
+        insert_idempotency(w, commit).await?;
+        // Issue 10.3: a start goes through the group committer as a commit that creates its
+        // instance.
+        let stored = match &commit.create {
+            Some(instance) => stage_instance(w, last, instance, commit).await?,
+            None => stage_body(w, last, commit).await?,
+        };
+        if let Some(spawn) = &commit.spawn {
+            stage_instance(w, last, &spawn.instance, &spawn.first).await?;
+        }
+        Ok(stored)
+    }
+    .await;
+    if staged.is_err() {
+        last.undo(mark);
+    }
+    staged
 }
 
 /// Raises a counter by one under its cap, [`StoreError::CounterFull`] at the cap (R3.7).
@@ -156,12 +309,26 @@ pub(super) async fn insert_idempotency<W: BatchWriter + ?Sized>(w: &mut W, commi
     Ok(())
 }
 
-/// Writes a new instance's row and its first commit (without its idempotency record).
+/// Writes a new instance's row and its first commit (without its idempotency record) in the
+/// transaction, the events and open steps with the log's lock at its end.
 pub(super) async fn insert_instance<W: BatchWriter + ?Sized>(
     w: &mut W,
     head: &LogHead,
     instance: &InstanceRecord,
     first: &Commit,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut last = UnderLock::default();
+    let stored = stage_instance(w, &mut last, instance, first).await?;
+    last.write(w, head).await?;
+    Ok(stored)
+}
+
+/// A new instance's row and its first commit's statements but those of [`UnderLock`].
+async fn stage_instance<'c, W: BatchWriter + ?Sized>(
+    w: &mut W,
+    last: &mut UnderLock<'c>,
+    instance: &InstanceRecord,
+    first: &'c Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     if !w.policy_published(&instance.policy_name, &instance.policy_hash).await? {
         return Err(StoreError::PolicyNotFound {
@@ -172,17 +339,18 @@ pub(super) async fn insert_instance<W: BatchWriter + ?Sized>(
     if w.insert_instance_rows(&[instance]).await? != 1 {
         return Err(StoreError::InstanceExists { id: instance.id.clone() });
     }
-    apply_body(w, head, first).await
+    stage_body(w, last, first).await
 }
 
 /// Everything of one commit after its idempotency record, the same on both stores, with the
 /// statements a batch uses: the version's compare-and-set (a refusal named: `Conflict` with the
-/// version now, or `InstanceNotFound`), the events chained on the last one, the timer fired
-/// under its fence, the nodes' timers cancelled and created, the counters raised and released.
-pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
+/// version now, or `InstanceNotFound`), the events chained on the last one (written by
+/// [`UnderLock::write`]), the timer fired under its fence, the nodes' timers cancelled and
+/// created, the counters raised and released.
+async fn stage_body<'c, W: BatchWriter + ?Sized>(
     w: &mut W,
-    head: &LogHead,
-    commit: &Commit,
+    last: &mut UnderLock<'c>,
+    commit: &'c Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let stored_prev = match w.advance_version(commit).await? {
         Advanced::Bumped(hash) => hash,
@@ -197,6 +365,12 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
         w.set_policy_hash(&commit.instance, hash).await?;
     }
     let expected = commit.expected_version;
+    // An earlier commit of this transaction to the instance made the event it follows.
+    let stored_prev = match stored_prev {
+        Some(hash) => Some(hash),
+        None if expected > 0 => last.hash_of(&commit.instance, expected)?,
+        None => None,
+    };
     let prev = if expected == 0 {
         GENESIS
     } else {
@@ -208,18 +382,12 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
         })?
     };
     let (stored, leaves) = chain_events(&commit.instance, commit.expected_version, prev, &commit.events);
-    if !stored.is_empty() {
-        let events: Vec<&StoredEvent> = stored.iter().collect();
-        let payloads: Vec<&str> = commit.events.iter().map(|e| e.payload.text()).collect();
-        append_to_log(w, head, &events, Append::EventsToo { payloads: &payloads, leaves: &leaves }).await?;
-    }
     if let Some((timer, fence)) = commit.fire {
         if !w.fire_timers(&[(timer, fence, commit.instance.as_str())]).await? {
             return Err(StoreError::TimerLost { timer, fence });
         }
     }
     replace_timers(w, &[commit]).await?;
-    replace_open_steps(w, &[commit]).await?;
     record_late(w, &[commit]).await?;
     for claim in &commit.counters {
         raise_counter(w, claim).await?;
@@ -227,6 +395,7 @@ pub(super) async fn apply_body<W: BatchWriter + ?Sized>(
     for key in &commit.released {
         w.release_counter(key).await?;
     }
+    last.add(commit, &stored, &leaves);
     Ok(stored)
 }
 
@@ -248,26 +417,34 @@ pub(super) async fn write_all<W: BatchWriter + ?Sized>(
     for (i, e) in plan.invalid.drain(..) {
         answers[i] = Some(Err(e));
     }
-    if plan.together.len() > 1 {
-        let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
-        if let Some(stored) = write_in_savepoint(w, head, &together).await? {
-            batched.fetch_add(together.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            for (&i, events) in plan.together.iter().zip(stored) {
-                answers[i] = Some(Ok(events));
-            }
-            plan.together.clear();
-        }
+    let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
+    let written = match together.len() > 1 {
+        true => write_in_savepoint(w, &together).await?,
+        false => None,
+    };
+    let mut last = UnderLock::default();
+    if let Some((stored, leaves)) = &written {
+        batched.fetch_add(together.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        last.add_borrowed(&together, stored, leaves);
+    } else {
+        plan.all_one_by_one(commits);
     }
-    plan.all_one_by_one(commits);
-    for i in plan.one_by_one {
+    for &i in &plan.one_by_one {
         w.savepoint().await?;
-        let answer = apply_commit(w, head, &commits[i]).await;
+        let answer = stage_commit(w, &mut last, &commits[i]).await;
         if answer.is_ok() {
             w.release_savepoint().await?;
         } else {
             w.rollback_to_savepoint().await?;
         }
         answers[i] = Some(answer);
+    }
+    // A failure here is the transaction's: every commit of the batch gets it.
+    last.write(w, head).await?;
+    if let Some((stored, _)) = written {
+        for (&i, events) in plan.together.iter().zip(stored) {
+            answers[i] = Some(Ok(events));
+        }
     }
     Ok(answers)
 }
@@ -326,15 +503,19 @@ fn batchable(commit: &Commit) -> bool {
     commit.counters.is_empty() && commit.released.is_empty() && commit.spawn.is_none() && commit.policy_hash.is_none()
 }
 
+/// A batch's events by commit, as chained, and their leaves: what [`write`] leaves to
+/// [`UnderLock::write`].
+pub(super) type Written = (Vec<Vec<StoredEvent>>, Vec<Hash>);
+
 /// Writes `commits` (of distinct instances, each from [`Plan::together`]) with one statement per
-/// table. `Ok(None)`: some commit would be refused, and what was written must be rolled back;
-/// `Err`: the statements themselves failed (the caller falls back too, and the commit by commit
-/// path reports the error where it belongs).
+/// table, but for their events and open steps (the caller's [`UnderLock`]). `Ok(None)`: some
+/// commit would be refused, and what was written must be rolled back; `Err`: the statements
+/// themselves failed (the caller falls back too, and the commit by commit path reports the error
+/// where it belongs).
 pub(super) async fn write<W: BatchWriter + ?Sized>(
     w: &mut W,
-    head: &LogHead,
     commits: &[&Commit],
-) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError> {
+) -> Result<Option<Written>, StoreError> {
     // Issue 10.3: starts go with the batch; their rows first, then the versions' compare-and-set
     // takes them from 0 like any other. A taken id or an unpublished policy (the insert's
     // foreign key fails) is named by the commit-by-commit path.
@@ -360,20 +541,14 @@ pub(super) async fn write<W: BatchWriter + ?Sized>(
     if !keyed.is_empty() && !w.insert_idempotency(&keyed).await? {
         return Ok(None);
     }
-    let events: Vec<&StoredEvent> = stored.iter().flatten().collect();
-    if !events.is_empty() {
-        let payloads: Vec<&str> = commits.iter().flat_map(|c| c.events.iter().map(|e| e.payload.text())).collect();
-        append_to_log(w, head, &events, Append::EventsToo { payloads: &payloads, leaves: &leaves }).await?;
-    }
     let fires: Vec<(i64, i64, &str)> =
         commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect();
     if !fires.is_empty() && !w.fire_timers(&fires).await? {
         return Ok(None);
     }
     replace_timers(w, commits).await?;
-    replace_open_steps(w, commits).await?;
     record_late(w, commits).await?;
-    Ok(Some(stored))
+    Ok(Some((stored, leaves)))
 }
 
 /// Off only in the engine benchmark's comparison of the commit path with and without the tree
@@ -538,25 +713,12 @@ pub(super) fn peaks_from_bytes(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
         .collect())
 }
 
-/// The commits' open-step rows (issue 10.6): those of the nodes they name deleted, the new ones
-/// inserted — a statement each, only when there is something to write.
 /// Issue 12.6: the breaches the commits record, into the lateness index.
 async fn record_late<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<(), StoreError> {
     let rows: Vec<(&str, &LateStep)> =
         commits.iter().flat_map(|c| c.late.iter().map(|r| (c.instance.as_str(), r))).collect();
     if !rows.is_empty() {
         w.insert_late_steps(&rows).await?;
-    }
-    Ok(())
-}
-
-async fn replace_open_steps<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<(), StoreError> {
-    let nodes: Vec<(&str, &str)> =
-        commits.iter().flat_map(|c| c.open_step_nodes.iter().map(|n| (c.instance.as_str(), n.as_str()))).collect();
-    let rows: Vec<(&str, &OpenStepRow)> =
-        commits.iter().flat_map(|c| c.open_step_rows.iter().map(|r| (c.instance.as_str(), r))).collect();
-    if !nodes.is_empty() || !rows.is_empty() {
-        w.replace_open_steps(&nodes, &rows).await?;
     }
     Ok(())
 }
@@ -579,14 +741,13 @@ async fn replace_timers<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit])
 /// and with it the transaction.
 pub(super) async fn write_in_savepoint<W: BatchWriter + ?Sized>(
     w: &mut W,
-    head: &LogHead,
     commits: &[&Commit],
-) -> Result<Option<Vec<Vec<StoredEvent>>>, StoreError> {
+) -> Result<Option<Written>, StoreError> {
     w.savepoint().await?;
-    match write(w, head, commits).await {
-        Ok(Some(stored)) => {
+    match write(w, commits).await {
+        Ok(Some(written)) => {
             w.release_savepoint().await?;
-            Ok(Some(stored))
+            Ok(Some(written))
         }
         Ok(None) | Err(_) => {
             w.rollback_to_savepoint().await?;

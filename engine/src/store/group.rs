@@ -3,13 +3,18 @@
 //! channel. With N callers waiting, the cost of the durable write is shared N ways, so
 //! throughput is not bounded by one fsync per command.
 //!
+//! A store whose transactions can write side by side ([`Store::batches_in_flight`]: PostgreSQL)
+//! gets the next batch while one is being written, of other instances than those it holds.
+//!
 //! The task also runs [`Store::checkpoint`] on an interval (for SQLite, `wal_checkpoint(RESTART)`
 //! keeps the WAL bounded); it runs between batches, so it never races a batch of its own.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant, MissedTickBehavior};
@@ -43,7 +48,8 @@ pub struct GroupCommitStats {
     pub batches: u64,
     /// Commits in them.
     pub commits: u64,
-    /// Time spent inside [`Store::commit_many`], in microseconds.
+    /// Time spent inside [`Store::commit_many`], in microseconds (summed over the batches: two
+    /// written side by side count twice).
     pub busy_micros: u64,
 }
 
@@ -100,42 +106,124 @@ impl GroupCommitter {
 
 async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Receiver<Job>, stats: Arc<Counters>) {
     let max_batch = config.max_batch.max(1);
+    let room = store.batches_in_flight().max(1);
     // An interval that never ticks when checkpoints are off keeps one select below.
     let period = config.checkpoint_every.unwrap_or(Duration::from_secs(3600));
     let mut ticker = time::interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let checkpoints = config.checkpoint_every.is_some();
+    let mut writing = FuturesUnordered::new();
+    let mut queue = Queue::default();
+    let mut open = true;
     loop {
-        tokio::select! {
-            job = rx.recv() => {
-                let Some(job) = job else { break };
-                let mut batch = vec![job];
-                while batch.len() < max_batch {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                let (commits, replies): (Vec<Commit>, Vec<Reply>) =
-                    batch.into_iter().map(|job| (job.commit, job.reply)).unzip();
-                let began = std::time::Instant::now();
-                let n = commits.len();
-                let (results, commits) = store.commit_many(commits).await;
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats.commits.fetch_add(n as u64, Ordering::Relaxed);
-                stats.busy_micros.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
-                // A store whose writer failed with the batch has no commits to give back.
-                let mut commits = commits.into_iter();
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // A caller that stopped waiting has nothing to be told.
-                    let _ = reply.send((result, commits.next().unwrap_or_default()));
-                }
+        while writing.len() < room {
+            let batch = queue.next_batch(&mut rx, max_batch, writing.is_empty());
+            if batch.is_empty() {
+                break;
             }
-            _ = ticker.tick(), if checkpoints => {
+            writing.push(write(store.clone(), batch, stats.clone()));
+        }
+        if !open && writing.is_empty() && queue.held.is_empty() {
+            break;
+        }
+        tokio::select! {
+            job = rx.recv(), if open && writing.len() < room => match job {
+                Some(job) => queue.held.push_back(job),
+                None => open = false,
+            },
+            Some(instances) = writing.next(), if !writing.is_empty() => queue.release(instances),
+            _ = ticker.tick(), if checkpoints && writing.is_empty() => {
                 // A failed checkpoint leaves the WAL longer until the next one; commits are not
                 // affected, so there is no one to report it to here.
                 let _ = store.checkpoint().await;
             }
         }
     }
+}
+
+/// The commits waiting for a batch: those of an instance that a batch being written holds wait
+/// for it to end (two batches in flight never share an instance, so neither waits for the
+/// other's row locks, and an instance's commits keep their order). A commit that raises or
+/// releases a counter is written with no other batch in flight: counters are rows that commits
+/// of any instance share, and two transactions raising two of them in opposite orders would
+/// deadlock.
+#[derive(Default)]
+struct Queue {
+    held: VecDeque<Job>,
+    busy: HashSet<String>,
+    /// A batch in flight holds counters: nothing else starts until it ends.
+    alone: bool,
+}
+
+/// Whether a commit must be written with no other batch in flight.
+fn alone(commit: &Commit) -> bool {
+    !commit.counters.is_empty() || !commit.released.is_empty()
+}
+
+impl Queue {
+    /// The next batch: the held commits whose instances are free, then those queued since, up to
+    /// `max` (empty: nothing to write now). `idle`: no batch is in flight.
+    fn next_batch(&mut self, rx: &mut mpsc::Receiver<Job>, max: usize, idle: bool) -> Vec<Job> {
+        if self.alone {
+            return Vec::new();
+        }
+        let mut batch = Vec::new();
+        // Instances with a commit left waiting in this pass: their later commits wait too.
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut take = |job: Job, batch: &mut Vec<Job>, held: &mut VecDeque<Job>| {
+            let instance = &job.commit.instance;
+            if batch.len() < max
+                && !self.busy.contains(instance)
+                && !blocked.contains(instance)
+                && (idle || !alone(&job.commit))
+            {
+                batch.push(job);
+            } else {
+                blocked.insert(instance.clone());
+                held.push_back(job);
+            }
+        };
+        let mut held = VecDeque::new();
+        for job in std::mem::take(&mut self.held) {
+            take(job, &mut batch, &mut held);
+        }
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(job) => take(job, &mut batch, &mut held),
+                Err(_) => break,
+            }
+        }
+        self.held = held;
+        for job in &batch {
+            self.busy.insert(job.commit.instance.clone());
+        }
+        self.alone = batch.iter().any(|job| alone(&job.commit));
+        batch
+    }
+
+    fn release(&mut self, instances: Vec<String>) {
+        for instance in instances {
+            self.busy.remove(&instance);
+        }
+        self.alone = false;
+    }
+}
+
+/// Writes a batch, answers its callers, and gives back the instances it held.
+async fn write(store: Arc<dyn Store>, batch: Vec<Job>, stats: Arc<Counters>) -> Vec<String> {
+    let (commits, replies): (Vec<Commit>, Vec<Reply>) = batch.into_iter().map(|job| (job.commit, job.reply)).unzip();
+    let instances: Vec<String> = commits.iter().map(|c| c.instance.clone()).collect();
+    let began = std::time::Instant::now();
+    let n = commits.len();
+    let (results, commits) = store.commit_many(commits).await;
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.commits.fetch_add(n as u64, Ordering::Relaxed);
+    stats.busy_micros.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+    // A store whose writer failed with the batch has no commits to give back.
+    let mut commits = commits.into_iter();
+    for (reply, result) in replies.into_iter().zip(results) {
+        // A caller that stopped waiting has nothing to be told.
+        let _ = reply.send((result, commits.next().unwrap_or_default()));
+    }
+    instances
 }

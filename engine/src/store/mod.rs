@@ -49,6 +49,8 @@ mod postgres_instances;
 mod postgres_open_steps;
 #[cfg(feature = "postgres")]
 mod postgres_principals;
+#[cfg(feature = "postgres")]
+mod postgres_writer;
 mod records;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -123,8 +125,9 @@ pub trait Store: Send + Sync + 'static {
     /// events with their seq and hashes. On any error nothing is recorded.
     ///
     /// Order inside the transaction: the idempotency record ([`StoreError::DuplicateKey`]), the
-    /// version check ([`StoreError::Conflict`], [`StoreError::InstanceNotFound`]), the events,
-    /// the fired timer ([`StoreError::TimerLost`]), cancellations by node, new timers. The
+    /// version check ([`StoreError::Conflict`], [`StoreError::InstanceNotFound`]), the fired
+    /// timer ([`StoreError::TimerLost`]), cancellations by node, new timers, then, under the
+    /// audit log's lock, the events with their leaves and the open steps. The
     /// instance's `updated_at` becomes the latest event time (the current time if there are no
     /// events).
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError>;
@@ -137,6 +140,14 @@ pub trait Store: Send + Sync + 'static {
     /// the batch is handed over whole (SQLite's writer thread), and the callers, not the
     /// committer, free them.
     async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults;
+
+    /// How many [`Store::commit_many`] calls the group committer may have running at once, on
+    /// batches of distinct instances. One for a store with one writer (SQLite); two for one
+    /// whose transactions write side by side up to the audit log's lock (PostgreSQL: one batch
+    /// writes its rows while the one before holds the log and syncs).
+    fn batches_in_flight(&self) -> usize {
+        1
+    }
 
     /// An instance row.
     async fn load_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError>;

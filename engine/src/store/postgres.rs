@@ -67,6 +67,8 @@ pub struct PgStore {
     batched: Arc<AtomicU64>,
     /// The global tree's frontier after this store's last append (a hint, issue 12.1).
     pub(super) log_head: Arc<batch::LogHead>,
+    /// Where group-committed batches are written (a thread of their own).
+    writer: super::postgres_writer::PgWriter,
 }
 
 impl PgStore {
@@ -94,7 +96,11 @@ impl PgStore {
         let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await.map_err(map_sqlx)?;
         let channel = channel_name(COMMIT_CHANNEL, &schema);
         let principal_channel = channel_name(PRINCIPAL_CHANNEL, &schema);
-        Ok(PgStore { pool, channel, principal_channel, batched: Arc::default(), log_head: Arc::default() })
+        let (batched, log_head) = (Arc::<AtomicU64>::default(), Arc::<batch::LogHead>::default());
+        let options = (*pool.connect_options()).clone();
+        let writer =
+            super::postgres_writer::PgWriter::start(options, channel.clone(), batched.clone(), log_head.clone())?;
+        Ok(PgStore { pool, channel, principal_channel, batched, log_head, writer })
     }
 
     /// How many commits this store has written in batches with one statement per table (issue
@@ -118,16 +124,14 @@ impl PgStore {
         self.pool.begin().await.map_err(map_sqlx)
     }
 
-    /// A transaction for commits: it takes the audit log's lock first (issue 12.1), before any
-    /// row lock. Taken only at the append, after a commit's compare-and-set, a batch written commit
-    /// by commit held it from its first commit while a later one waited for an instance row that
-    /// another node's transaction held while waiting for the lock: a deadlock.
+    /// A transaction for commits. The audit log's lock (issue 12.1) is taken at its end, by its
+    /// first append (`batch::UnderLock`), after every row lock of its own but the open steps'
+    /// counts: taken at `BEGIN` it made every commit transaction of every node wait for the one
+    /// before; taken at each commit's append, a batch written commit by commit held it while a
+    /// later commit waited for an instance row that another transaction held while waiting for
+    /// the lock — a deadlock.
     pub(super) async fn begin_commit(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        if batch::audit_log_off() {
-            return self.begin().await;
-        }
-        // One round trip: the lock rides with BEGIN.
-        self.pool.begin_with(super::postgres_batch::BEGIN_AND_LOCK_LOG).await.map_err(map_sqlx)
+        self.begin().await
     }
 
     /// The notifications of `channel`, each read by `parse` (what it cannot read is skipped),
@@ -179,64 +183,6 @@ impl PgStore {
             .await
             .map(|_| ())
             .map_err(map_sqlx)
-    }
-
-    /// [`Store::commit_many`]: the batch in one transaction, the hints of its commits sent at
-    /// its commit.
-    async fn write_batch(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
-        let n = commits.len();
-        if n == 0 {
-            return Vec::new();
-        }
-        let mut tx = match self.begin_commit().await {
-            Ok(tx) => tx,
-            Err(e) => return vec![Err(e); n],
-        };
-        let results = if let [only] = commits {
-            // A batch of one (a quiet moment): its own transaction is all the savepoint it
-            // needs, two statements fewer than `write_all`'s one-by-one path.
-            match validate_commit(only) {
-                Err(e) => Err(e),
-                Ok(()) => batch::apply_commit(&mut *tx, &self.log_head, only).await,
-            }
-            .map(|events| vec![Some(Ok(events))])
-        } else {
-            // Issue 10.3: one flow for both stores (`batch.rs`).
-            batch::write_all(&mut *tx, &self.log_head, commits, &self.batched).await
-        };
-        let results = match results {
-            Ok(answers) => answers,
-            Err(fatal) => {
-                let _ = tx.rollback().await;
-                return vec![Err(fatal); n];
-            }
-        };
-        // Issue 9.6: a hint to every node's event stream, delivered by PostgreSQL at commit (and
-        // not at all on a rollback): the instance and the seq its new events follow.
-        let mut hinted: Vec<String> = Vec::new();
-        for (i, r) in results.iter().enumerate() {
-            if let Some(Ok(events)) = r {
-                if let Some(first) = events.first() {
-                    hinted.push(format!("{}\t{}", first.instance, first.seq.saturating_sub(1)));
-                }
-                if let Some(spawn) = &commits[i].spawn {
-                    hinted.push(format!("{}\t0", spawn.instance.id));
-                }
-            }
-        }
-        if !hinted.is_empty() {
-            let notified = sqlx::query("SELECT pg_notify($1, hint) FROM unnest($2::text[]) AS hint")
-                .bind(&self.channel)
-                .bind(&hinted)
-                .execute(&mut *tx)
-                .await;
-            if let Err(e) = notified {
-                let _ = tx.rollback().await;
-                return vec![Err(map_sqlx(e)); n];
-            }
-        }
-        let committed = tx.commit().await.map_err(map_sqlx);
-        batch::settle(results, committed)
     }
 }
 
@@ -339,8 +285,13 @@ impl Store for PgStore {
     }
 
     async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults {
-        let results = self.write_batch(&commits).await;
-        (results, commits)
+        self.writer.commit_many(commits).await
+    }
+
+    /// Two: a batch writes its rows while the one before holds the audit log's lock, appends
+    /// and waits for its commit to be durable (`PgStore::begin_commit`).
+    fn batches_in_flight(&self) -> usize {
+        2
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {

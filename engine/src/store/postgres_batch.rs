@@ -44,18 +44,24 @@ impl BatchWriter for PgConnection {
             expected.push(from);
             next.push(from + to_i64(c.events.len() as u64, "event count")?);
         }
-        // The commits come sorted by instance, so the row locks are taken in that order. The
-        // rows moved, each with the hash its new events chain on, in the same round trip.
+        // The rows locked first, in the order of their ids (an uncorrelated subquery: evaluated
+        // once, before the update takes any row): two nodes' batches of the same instances then
+        // wait for each other instead of deadlocking (the join's own order is the planner's).
+        // The rows moved, each with the hash its new events chain on, in the same round trip.
         let rows = sqlx::query(
             "WITH moved AS (
                  UPDATE instances AS i SET version = v.next, status = v.status,
-                        snapshot = COALESCE(v.snapshot::jsonb, i.snapshot),
                         snapshot_version = CASE WHEN v.snapshot IS NULL THEN i.snapshot_version ELSE v.next END,
                         updated_at = v.at
                  FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
                              $6::timestamptz[]) AS v (id, expected, next, status, snapshot, at)
                  WHERE i.id = v.id AND i.version = v.expected
-                 RETURNING i.id, v.expected)
+                   AND (SELECT count(*) FROM (SELECT FROM instances WHERE id = ANY($1) ORDER BY id
+                                              FOR NO KEY UPDATE) AS locked) >= 0
+                 RETURNING i.id, v.expected, v.snapshot),
+             snapped AS (
+                 INSERT INTO snapshots (instance, body) SELECT id, snapshot::jsonb FROM moved WHERE snapshot IS NOT NULL
+                 ON CONFLICT (instance) DO UPDATE SET body = excluded.body)
              SELECT m.id, e.hash FROM moved m LEFT JOIN events e ON e.instance = m.id AND e.seq = m.expected",
         )
         .bind(commits.iter().map(|c| c.instance.as_str()).collect::<Vec<_>>())
@@ -143,10 +149,13 @@ impl BatchWriter for PgConnection {
         // events chain on comes back in the same round trip.
         let row = sqlx::query(
             "WITH moved AS (
-                 UPDATE instances SET version = $1, status = $2, snapshot = COALESCE($3::jsonb, snapshot),
+                 UPDATE instances SET version = $1, status = $2,
                         snapshot_version = CASE WHEN $3::text IS NULL THEN snapshot_version ELSE $1 END,
                         updated_at = $4
-                 WHERE id = $5 AND version = $6 RETURNING 1)
+                 WHERE id = $5 AND version = $6 RETURNING id),
+             snapped AS (
+                 INSERT INTO snapshots (instance, body) SELECT id, $3::jsonb FROM moved WHERE $3::text IS NOT NULL
+                 ON CONFLICT (instance) DO UPDATE SET body = excluded.body)
              SELECT (SELECT count(*) FROM moved), (SELECT hash FROM events WHERE instance = $5 AND seq = $6)",
         )
         .bind(expected + added)
@@ -266,14 +275,19 @@ impl BatchWriter for PgConnection {
     }
 
     async fn insert_instance_rows(&mut self, instances: &[&InstanceRecord]) -> Result<u64, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO instances
-                 (id, policy_name, policy_hash, version, status, snapshot, created_at, updated_at)
-             SELECT id, policy_name, policy_hash, 0, status, snapshot, created_at, updated_at
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[],
-                         $7::timestamptz[])
-                  AS i (id, policy_name, policy_hash, status, snapshot, created_at, updated_at)
-             ON CONFLICT (id) DO NOTHING",
+        // The snapshot into its own table (migration 0016), in the same statement.
+        let inserted: i64 = sqlx::query_scalar(
+            "WITH i AS (
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
+                                      $6::timestamptz[], $7::timestamptz[])
+                     AS i (id, policy_name, policy_hash, status, snapshot, created_at, updated_at)),
+             inserted AS (
+                 INSERT INTO instances (id, policy_name, policy_hash, version, status, created_at, updated_at)
+                 SELECT id, policy_name, policy_hash, 0, status, created_at, updated_at FROM i
+                 ON CONFLICT (id) DO NOTHING RETURNING id),
+             snapped AS (
+                 INSERT INTO snapshots (instance, body) SELECT i.id, i.snapshot FROM i JOIN inserted USING (id))
+             SELECT count(*) FROM inserted",
         )
         .bind(instances.iter().map(|i| i.id.as_str()).collect::<Vec<_>>())
         .bind(instances.iter().map(|i| i.policy_name.as_str()).collect::<Vec<_>>())
@@ -282,11 +296,10 @@ impl BatchWriter for PgConnection {
         .bind(instances.iter().map(|i| Json(&i.snapshot)).collect::<Vec<_>>())
         .bind(instances.iter().map(|i| truncate_to_micros(i.created_at)).collect::<Vec<_>>())
         .bind(instances.iter().map(|i| truncate_to_micros(i.updated_at)).collect::<Vec<_>>())
-        .execute(&mut *self)
+        .fetch_one(&mut *self)
         .await
-        .map_err(map_sqlx)?
-        .rows_affected();
-        Ok(inserted)
+        .map_err(map_sqlx)?;
+        super::common::to_u64(inserted, "count")
     }
 
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {
@@ -330,9 +343,14 @@ impl BatchWriter for PgConnection {
             .map_err(map_sqlx)
     }
 
-    /// A transaction-scoped advisory lock orders the appends of every node's transactions. A
-    /// commit took it with `BEGIN` (`PgStore::begin_commit`) and comes here only when its hint
-    /// was stale; taken again (one round trip) for the backfill, which begins otherwise.
+    /// A transaction-scoped advisory lock orders the appends of every node's transactions.
+    async fn lock_log(&mut self) -> Result<(), StoreError> {
+        lock_log(self).await
+    }
+
+    /// Under the log's lock: a commit's append took it ([`BatchWriter::lock_log`]) and comes
+    /// here only when its hint was stale (the lock again is no wait); the backfill's first
+    /// append takes it here.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
         lock_log(self).await?;
         let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
@@ -403,18 +421,12 @@ fn bind_log<'q>(query: Query<'q>, log: &LogAppend<'_>) -> Result<Query<'q>, Stor
         .bind(log.after.as_ref().map(|(_, peaks)| peaks.clone())))
 }
 
-macro_rules! lock_log_sql {
-    () => {
-        "SELECT pg_advisory_xact_lock(1212, hashtext(current_schema()))"
-    };
-}
-
-/// A commit's transaction begun with the log's lock taken, in one round trip.
-pub(super) const BEGIN_AND_LOCK_LOG: &str = concat!("BEGIN; ", lock_log_sql!());
-
 /// Issue 12.1: the audit log's transaction-scoped advisory lock, one per schema (nodes sharing a
 /// database share a schema; tests on one database each use their own).
 pub(super) async fn lock_log(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query(lock_log_sql!()).execute(&mut *conn).await.map_err(map_sqlx)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(1212, hashtext(current_schema()))")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
     Ok(())
 }

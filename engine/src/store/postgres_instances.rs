@@ -61,7 +61,8 @@ impl PgStore {
 
     pub(super) async fn read_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status,
+                    (SELECT body FROM snapshots s WHERE s.instance = instances.id) AS snapshot, snapshot_version, created_at, updated_at
              FROM instances WHERE id = $1",
         )
         .bind(id)
@@ -74,7 +75,8 @@ impl PgStore {
 
     pub(super) async fn read_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status,
+                    (SELECT body FROM snapshots s WHERE s.instance = instances.id) AS snapshot, snapshot_version, created_at, updated_at
              FROM instances WHERE id = ANY($1)",
         )
         .bind(ids)
@@ -87,7 +89,8 @@ impl PgStore {
 
     pub(super) async fn read_states(&self, ids: &[String]) -> Result<Vec<LoadedState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot::text AS snapshot, snapshot_version,
+            "SELECT id, policy_name, policy_hash, version, status,
+                    (SELECT body::text FROM snapshots s WHERE s.instance = instances.id) AS snapshot, snapshot_version,
                     created_at, updated_at
              FROM instances WHERE id = ANY($1)",
         )
@@ -129,7 +132,8 @@ impl PgStore {
             .await
             .map_err(map_sqlx)?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, policy_name, policy_hash, version, status, snapshot, snapshot_version, created_at, updated_at
+            "SELECT id, policy_name, policy_hash, version, status,
+                    (SELECT body FROM snapshots s WHERE s.instance = instances.id) AS snapshot, snapshot_version, created_at, updated_at
              {MATCHING} ORDER BY created_at, id LIMIT $6 OFFSET $7"
         )))
         .bind(&filter.policy)

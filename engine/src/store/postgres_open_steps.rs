@@ -70,8 +70,6 @@ impl PgStore {
         version: u64,
         rows: &[OpenStepRow],
     ) -> Result<bool, StoreError> {
-        // The log's lock first, as a commit takes it: the counts' rows the triggers update are
-        // then locked in one order by every writer of the table.
         let mut tx = self.begin_commit().await?;
         // The row lock: a commit to the instance waits until these rows are in.
         let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1 FOR UPDATE")
@@ -82,6 +80,9 @@ impl PgStore {
         if now != Some(to_i64(version, "version")?) {
             return Ok(false);
         }
+        // Then the log's lock, as a commit takes them (`batch::UnderLock`): the counts' rows the
+        // triggers update are written only under it, by every writer of the table.
+        super::postgres_batch::lock_log(&mut tx).await?;
         sqlx::query("DELETE FROM open_steps WHERE instance = $1")
             .bind(instance)
             .execute(&mut *tx)

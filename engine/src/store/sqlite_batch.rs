@@ -379,6 +379,11 @@ impl BatchWriter for WriterTx<'_> {
     }
 
     /// One writer at a time on SQLite: the write transaction holds the tree.
+    async fn lock_log(&mut self) -> Result<(), StoreError> {
+        // The one writer thread holds the database's write lock for the whole transaction.
+        Ok(())
+    }
+
     async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
         let mut last = None;
         self.statement("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")?.rows(|row| {

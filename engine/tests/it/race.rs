@@ -36,6 +36,8 @@ policy 限时审批 {
 struct GatedStore {
     inner: Arc<dyn Store>,
     gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+    /// The instances of each batch, in the order the batches reached `inner`.
+    passed: std::sync::Mutex<Vec<Vec<String>>>,
 }
 
 impl GatedStore {
@@ -51,12 +53,17 @@ impl GatedStore {
 
 #[async_trait]
 impl Store for GatedStore {
+    fn batches_in_flight(&self) -> usize {
+        self.inner.batches_in_flight()
+    }
+
     async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults {
         let gate = self.gate.lock().await.take();
         if let Some((arrived, release)) = gate {
             let _ = arrived.send(());
             let _ = release.await;
         }
+        self.passed.lock().unwrap().push(commits.iter().map(|c| c.instance.clone()).collect());
         self.inner.commit_many(commits).await
     }
 
@@ -265,7 +272,7 @@ enum Held {
 }
 
 async fn race(h: Harness, held: Held) {
-    let gated = Arc::new(GatedStore { inner: h.store.clone(), gate: Mutex::new(None) });
+    let gated = Arc::new(GatedStore { inner: h.store.clone(), gate: Mutex::new(None), passed: Default::default() });
     // Started Monday 2026-03-02 09:00 +08:00: due at the end of Tuesday, 2026-03-03 24:00.
     let clock = Arc::new(SimulatedClock::new(t("2026-03-02T01:00:00Z")));
     let a = runtime(gated.clone(), clock.clone(), "node-a");
@@ -386,5 +393,95 @@ async fn an_action_on_a_stale_loaded_copy_is_decided_again_on_the_current_state(
         got => panic!("a second approval on a completed instance must be refused, got {got:?}"),
     }
     assert_eq!(rt.load("限时-2").await.unwrap().0.version, 5, "nothing recorded twice");
+    h.finish().await;
+}
+
+/// Issue 10.3: on PostgreSQL the group committer writes a second batch while the first is still
+/// in flight (its transaction up to the audit log's lock, `Store::batches_in_flight`), of other
+/// instances only: a commit to an instance of the batch in flight waits for it, and then follows
+/// it (were it written beside it, it would be refused: the version it expects is not yet there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_batch_of_other_instances_is_written_while_one_is_in_flight_on_postgres() {
+    use crate::store::{event, instance, step, t};
+    let Some(h) = Harness::postgres("two_in_flight").await else { return };
+    assert_eq!(h.store.batches_in_flight(), 2);
+    for id in ["a", "b"] {
+        instance(h.store.as_ref(), id).await;
+    }
+    let gated = Arc::new(GatedStore { inner: h.store.clone(), gate: Mutex::new(None), passed: Default::default() });
+    let (committer, task) = GroupCommitter::spawn(gated.clone(), GroupCommitConfig::default());
+    let (arrived, release) = gated.arm().await;
+    let at = t("2025-03-03T09:00:00+08:00");
+    let first = tokio::spawn({
+        let committer = committer.clone();
+        async move { committer.commit(step("a", 1, vec![event(at, "first", serde_json::json!({}))])).await }
+    });
+    arrived.await.unwrap();
+    // `a`'s batch is held; `b`'s goes through beside it.
+    let other = committer.commit(step("b", 1, vec![event(at, "beside", serde_json::json!({}))])).await.unwrap();
+    assert_eq!(other.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    let after = tokio::spawn({
+        let committer = committer.clone();
+        async move { committer.commit(step("a", 2, vec![event(at, "after", serde_json::json!({}))])).await }
+    });
+    release.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(after.await.unwrap().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+    assert_eq!(*gated.passed.lock().unwrap(), [vec!["b".to_string()], vec!["a".into()], vec!["a".into()]]);
+    drop(committer);
+    task.await.unwrap();
+    assert_eq!(h.store.verify("a").await.unwrap(), 3);
+    assert_eq!(h.store.verify("b").await.unwrap(), 2);
+    h.finish().await;
+}
+
+/// Issue 10.3: a commit that raises a counter (R3.7) is written with no other batch in flight —
+/// counters are rows that every instance's commits share, and two transactions taking two of
+/// them in opposite orders would deadlock — while commits of other instances go on beside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_raising_a_counter_is_written_alone_on_postgres() {
+    use crate::store::{event, instance, step, t};
+    let Some(h) = Harness::postgres("counter_alone").await else { return };
+    for id in ["a", "b", "c"] {
+        instance(h.store.as_ref(), id).await;
+    }
+    let gated = Arc::new(GatedStore { inner: h.store.clone(), gate: Mutex::new(None), passed: Default::default() });
+    let (committer, task) = GroupCommitter::spawn(gated.clone(), GroupCommitConfig::default());
+    let (arrived, release) = gated.arm().await;
+    let at = t("2025-03-03T09:00:00+08:00");
+    let first = tokio::spawn({
+        let committer = committer.clone();
+        async move { committer.commit(step("a", 1, vec![event(at, "first", serde_json::json!({}))])).await }
+    });
+    arrived.await.unwrap();
+    // `b`'s commit (with a counter) queued first, then `c`'s: `c` goes through beside `a`'s
+    // batch, held; `b` waits until nothing is in flight.
+    let (c_done, c_answer) = oneshot::channel();
+    let counted = tokio::spawn({
+        let committer = committer.clone();
+        async move {
+            let mut counted = step("b", 1, vec![event(at, "counted", serde_json::json!({}))]);
+            counted.counters = vec![CounterClaim { key: "places".into(), cap: Some(5) }];
+            let mut counted = Box::pin(committer.commit(counted));
+            // Polled once: queued.
+            tokio::select! {
+                biased;
+                _ = &mut counted => unreachable!("answered while the batch before it is held"),
+                () = std::future::ready(()) => {}
+            }
+            let beside = committer.commit(step("c", 1, vec![event(at, "beside", serde_json::json!({}))])).await;
+            let _ = c_done.send(beside);
+            counted.await
+        }
+    });
+    assert_eq!(c_answer.await.unwrap().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    release.send(()).unwrap();
+    for call in [first, counted] {
+        assert_eq!(call.await.unwrap().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    }
+    assert_eq!(*gated.passed.lock().unwrap(), [vec!["c".to_string()], vec!["a".into()], vec!["b".into()]]);
+    assert_eq!(h.store.counter("places").await.unwrap(), 1);
+    drop(committer);
+    task.await.unwrap();
     h.finish().await;
 }

@@ -25,7 +25,7 @@ use civicflow_engine::store::postgres::PgStore;
 use civicflow_engine::store::sqlite::SqliteStore;
 use civicflow_engine::store::{
     Commit, GroupCommitConfig, GroupCommitter, IdempotencyRecord, InstanceFilter, InstanceRecord, NewEvent, NewTimer,
-    PolicyRecord, PrincipalRecord, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
+    OpenStepRow, PolicyRecord, PrincipalRecord, SessionRecord, Store, StoreError, StoredEvent, TimerRecord, TimerState,
 };
 
 // ---- harness ----
@@ -275,11 +275,13 @@ impl Harness {
                 assert!(packed, "today's store writes snapshots packed");
                 unpack(Body::Blob(&body)).unwrap().into_owned()
             }
-            Backend::Postgres { store, .. } => sqlx::query_scalar("SELECT snapshot::text FROM instances WHERE id = $1")
-                .bind(id)
-                .fetch_one(store.pool())
-                .await
-                .unwrap(),
+            Backend::Postgres { store, .. } => {
+                sqlx::query_scalar("SELECT body::text FROM snapshots WHERE instance = $1")
+                    .bind(id)
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap()
+            }
         }
     }
 }
@@ -335,6 +337,7 @@ conformance!(
     group_commit_one_conflict_fails_alone,
     group_commit_a_clean_batch_writes_every_table,
     group_commit_creates_instances,
+    group_commit_chained_commits_leave_the_last_open_steps,
     next_timer_at_is_the_earliest_due_or_lease_end,
     group_committer_batches_concurrent_callers,
     events_until_is_the_prefix_as_of_a_time,
@@ -424,7 +427,7 @@ pub(crate) fn step(id: &str, expected: u64, events: Vec<NewEvent>) -> Commit {
 }
 
 /// Publishes policy `p`@`h1` (idempotently) and creates instance `id` with one event.
-async fn instance(store: &dyn Store, id: &str) -> Vec<StoredEvent> {
+pub(crate) async fn instance(store: &dyn Store, id: &str) -> Vec<StoredEvent> {
     store.publish_policy(policy("p", "h1", T0)).await.unwrap();
     store.create_instance(record(id, "p", "h1", t(T0)), start(id, t(T0))).await.unwrap()
 }
@@ -1106,6 +1109,29 @@ async fn next_timer_at_is_the_earliest_due_or_lease_end(h: &Harness) {
     assert_eq!(store.next_timer_at().await.unwrap(), None);
 }
 
+/// Issue 10.6: two commits to one instance in one batch (written one by one, the second
+/// following the first) each replace node `s`'s open steps; the rows written under the log's
+/// lock at the transaction's end are the second's only, and the counts follow them. A third
+/// commit, refused, leaves nothing.
+async fn group_commit_chained_commits_leave_the_last_open_steps(h: &Harness) {
+    let t0 = t(T0);
+    instance(h.store.as_ref(), "o1").await;
+    let opened = |expected: u64, reader: &str| {
+        let mut c = step("o1", expected, vec![event(t0, "moved", json!({ "to": reader }))]);
+        c.open_step_nodes = vec!["s".into()];
+        c.open_step_rows = vec![OpenStepRow { node: "s".into(), reader: reader.into(), due_at: None, overdue: false }];
+        c
+    };
+    let (results, _) = h.store.commit_many(vec![opened(1, "a:科室"), opened(2, "a:街道"), opened(2, "a:区")]).await;
+    assert_eq!(seqs(results[0].as_ref().unwrap()), [2]);
+    assert_eq!(seqs(results[1].as_ref().unwrap()), [3]);
+    assert!(matches!(results[2], Err(StoreError::Conflict { current: 3 })), "{:?}", results[2]);
+    let last: Vec<OpenStepTableRow> = vec![("o1".into(), "s".into(), "a:街道".into(), i64::MAX, false)];
+    assert_eq!(h.open_step_table().await, last);
+    assert_eq!(h.open_step_counts().await, [("a:街道".to_string(), 1)]);
+    assert_eq!(h.store.verify("o1").await.unwrap(), 3);
+}
+
 async fn group_committer_batches_concurrent_callers(h: &Harness) {
     let t0 = t(T0);
     for i in 0..20 {
@@ -1785,6 +1811,66 @@ async fn postgres_two_nodes_fire_10000_timers_exactly_once() {
     let fired = fire_all(&[harness.store.clone(), second], 100, 100).await;
     assert_eq!(fired, 10_000);
     assert_eq!(harness.timer_states().await, BTreeMap::from([("fired".into(), 10_000)]));
+    harness.finish().await;
+}
+
+/// Issue 10.3: two nodes, each with a group committer writing two batches at once (their
+/// transactions side by side up to the audit log's lock), race on the same 24 instances, two
+/// callers a node for each, five rounds: each round exactly one commit per instance wins, every
+/// other is refused with the version now (none fails — a deadlock would be a STORE010), and every
+/// chain and the global tree verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_nodes_race_on_the_same_instances_without_deadlock() {
+    let Some(harness) = Harness::postgres("two_nodes_race").await else { return };
+    let second = harness.second_store().await.unwrap();
+    let ids: Vec<String> = (0..24).map(|i| format!("r{i:02}")).collect();
+    for id in &ids {
+        instance(harness.store.as_ref(), id).await;
+    }
+    let config = GroupCommitConfig { max_batch: 8, queue: 256, checkpoint_every: None };
+    let (one, one_task) = GroupCommitter::spawn(harness.store.clone(), config.clone());
+    let (two, two_task) = GroupCommitter::spawn(second.clone(), config);
+    let t0 = t(T0);
+    for round in 1..=5u64 {
+        let mut calls = tokio::task::JoinSet::new();
+        for caller in 0..4 {
+            for id in &ids {
+                let committer = if caller % 2 == 0 { one.clone() } else { two.clone() };
+                let commit = step(id, round, vec![event(t0, "raced", json!({ "caller": caller }))]);
+                let id = id.clone();
+                calls.spawn(async move { (id, committer.commit(commit).await) });
+            }
+        }
+        let mut wins: BTreeMap<String, u32> = BTreeMap::new();
+        while let Some(joined) = calls.join_next().await {
+            match joined.unwrap() {
+                (id, Ok(events)) => {
+                    assert_eq!(seqs(&events), [round + 1]);
+                    *wins.entry(id).or_default() += 1;
+                }
+                (_, Err(StoreError::Conflict { current })) => assert_eq!(current, round + 1),
+                (id, Err(other)) => panic!("round {round}, {id}: {other:?}"),
+            }
+        }
+        assert_eq!(wins.len(), ids.len(), "round {round}");
+        assert!(wins.values().all(|&n| n == 1), "round {round}: {wins:?}");
+    }
+    drop((one, two));
+    one_task.await.unwrap();
+    two_task.await.unwrap();
+    for id in &ids {
+        assert_eq!(harness.store.verify(id).await.unwrap(), 6);
+    }
+    // Every event a leaf exactly once, the tree's peaks carried on from batch to batch.
+    use civicflow_engine::audit::merkle;
+    let tree = harness.store.audit_tree().await.unwrap();
+    let leaves = harness.store.audit_leaves(0, 1_000).await.unwrap();
+    assert_eq!(tree.size, 24 * 6);
+    let mut listed: Vec<(String, u64)> = leaves.iter().map(|l| (l.instance.clone(), l.seq)).collect();
+    listed.sort();
+    let every: Vec<(String, u64)> = ids.iter().flat_map(|id| (1..=6).map(move |seq| (id.clone(), seq))).collect();
+    assert_eq!(listed, every);
+    assert_eq!(tree.root, merkle::root(&leaves.iter().map(|l| l.leaf).collect::<Vec<_>>()));
     harness.finish().await;
 }
 

@@ -1,0 +1,176 @@
+//! Issue 10: PostgreSQL's group-committed batches written from a thread of their own, on a
+//! single-threaded tokio runtime with a pool of its own (two connections: the two batches in
+//! flight, `Store::batches_in_flight`).
+//!
+//! A batch is some ten round trips. On the server's runtime each answer from PostgreSQL woke the
+//! batch's task behind the runnable tasks of every client and HTTP request, on the two cores
+//! PostgreSQL shares: about half of a batch's time was spent waiting to be polled again, not in
+//! PostgreSQL (BENCHMARKS.md, issue 10, stop 31). Here nothing else waits for this thread, so a
+//! batch goes on as soon as its answer is in. The store's other statements keep its main pool.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tokio::sync::{mpsc, oneshot};
+
+use super::batch::{self, LogHead};
+use super::common::{map_sqlx, validate_commit};
+use super::{BatchResults, Commit, StoreError, StoredEvent};
+
+/// A batch handed to the thread, and where its answers go.
+struct Job {
+    commits: Vec<Commit>,
+    reply: oneshot::Sender<BatchResults>,
+}
+
+/// The handle to the commit thread; the thread ends when the last handle is dropped, after the
+/// batches it holds.
+#[derive(Debug, Clone)]
+pub(super) struct PgWriter {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("commits", &self.commits.len()).finish()
+    }
+}
+
+/// What a batch needs of the store: its connections and the state its commits share with the
+/// store's other writes.
+pub(super) struct BatchTarget {
+    pub pool: PgPool,
+    /// The LISTEN/NOTIFY channel of commit hints (issue 9.6).
+    pub channel: String,
+    /// Commits written by `batch::write` (one statement per table), for tests and benches.
+    pub batched: Arc<AtomicU64>,
+    /// The global tree's frontier after this store's last append (a hint, issue 12.1).
+    pub log_head: Arc<LogHead>,
+}
+
+/// Connections the thread keeps: one for each batch in flight.
+const CONNECTIONS: u32 = 2;
+
+impl PgWriter {
+    /// Starts the thread; its connections (`options`, as the store's) open on first use.
+    pub(super) fn start(
+        options: PgConnectOptions,
+        channel: String,
+        batched: Arc<AtomicU64>,
+        log_head: Arc<LogHead>,
+    ) -> Result<PgWriter, StoreError> {
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(Arc::new(e)))?;
+        std::thread::Builder::new()
+            .name("civicflow-pg-commits".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let pool = PgPoolOptions::new()
+                        .max_connections(CONNECTIONS)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_lazy_with(options);
+                    let target = Arc::new(BatchTarget { pool, channel, batched, log_head });
+                    let mut writing = tokio::task::JoinSet::new();
+                    while let Some(job) = queue.recv().await {
+                        let target = target.clone();
+                        writing.spawn(async move {
+                            let results = target.write_batch(&job.commits).await;
+                            // A caller that stopped waiting has nothing to be told.
+                            let _ = job.reply.send((results, job.commits));
+                        });
+                        // Finished batches' tasks are taken as they end.
+                        while writing.try_join_next().is_some() {}
+                    }
+                    while writing.join_next().await.is_some() {}
+                    target.pool.close().await;
+                });
+            })
+            .map_err(|e| StoreError::Unavailable(Arc::new(e)))?;
+        Ok(PgWriter { jobs })
+    }
+
+    /// Writes a batch on the thread.
+    pub(super) async fn commit_many(&self, commits: Vec<Commit>) -> BatchResults {
+        let n = commits.len();
+        let (reply, answer) = oneshot::channel();
+        if let Err(refused) = self.jobs.send(Job { commits, reply }) {
+            return (vec![Err(StoreError::Closed); n], refused.0.commits);
+        }
+        answer.await.unwrap_or_else(|_| (vec![Err(StoreError::Closed); n], Vec::new()))
+    }
+}
+
+impl BatchTarget {
+    /// A transaction for commits. The audit log's lock (issue 12.1) is taken at its end, by its
+    /// first append (`batch::UnderLock`), after every row lock of its own but the open steps'
+    /// counts: taken at `BEGIN` it made every commit transaction of every node wait for the one
+    /// before; taken at each commit's append, a batch written commit by commit held it while a
+    /// later commit waited for an instance row that another transaction held while waiting for
+    /// the lock — a deadlock.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.pool.begin().await.map_err(map_sqlx)
+    }
+
+    /// [`super::Store::commit_many`]: the batch in one transaction, the hints of its commits sent at
+    /// its commit.
+    async fn write_batch(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
+        let n = commits.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut tx = match self.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return vec![Err(e); n],
+        };
+        let results = if let [only] = commits {
+            // A batch of one (a quiet moment): its own transaction is all the savepoint it
+            // needs, two statements fewer than `write_all`'s one-by-one path.
+            match validate_commit(only) {
+                Err(e) => Err(e),
+                Ok(()) => batch::apply_commit(&mut *tx, &self.log_head, only).await,
+            }
+            .map(|events| vec![Some(Ok(events))])
+        } else {
+            // Issue 10.3: one flow for both stores (`batch.rs`).
+            batch::write_all(&mut *tx, &self.log_head, commits, &self.batched).await
+        };
+        let results = match results {
+            Ok(answers) => answers,
+            Err(fatal) => {
+                let _ = tx.rollback().await;
+                return vec![Err(fatal); n];
+            }
+        };
+        // Issue 9.6: a hint to every node's event stream, delivered by PostgreSQL at commit (and
+        // not at all on a rollback): the instance and the seq its new events follow.
+        let mut hinted: Vec<String> = Vec::new();
+        for (i, r) in results.iter().enumerate() {
+            if let Some(Ok(events)) = r {
+                if let Some(first) = events.first() {
+                    hinted.push(format!("{}\t{}", first.instance, first.seq.saturating_sub(1)));
+                }
+                if let Some(spawn) = &commits[i].spawn {
+                    hinted.push(format!("{}\t0", spawn.instance.id));
+                }
+            }
+        }
+        if !hinted.is_empty() {
+            let notified = sqlx::query("SELECT pg_notify($1, hint) FROM unnest($2::text[]) AS hint")
+                .bind(&self.channel)
+                .bind(&hinted)
+                .execute(&mut *tx)
+                .await;
+            if let Err(e) = notified {
+                let _ = tx.rollback().await;
+                return vec![Err(map_sqlx(e)); n];
+            }
+        }
+        let committed = tx.commit().await.map_err(map_sqlx);
+        batch::settle(results, committed)
+    }
+}
