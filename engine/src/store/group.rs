@@ -146,7 +146,7 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
 /// other's row locks, and an instance's commits keep their order). A commit that raises or
 /// releases a counter is written with no other batch in flight: counters are rows that commits
 /// of any instance share, and two transactions raising two of them in opposite orders would
-/// deadlock.
+/// deadlock. Such a commit waits for the batches in flight to end, and no batch starts meanwhile.
 #[derive(Default)]
 struct Queue {
     held: VecDeque<Job>,
@@ -164,7 +164,9 @@ impl Queue {
     /// The next batch: the held commits whose instances are free, then those queued since, up to
     /// `max` (empty: nothing to write now). `idle`: no batch is in flight.
     fn next_batch(&mut self, rx: &mut mpsc::Receiver<Job>, max: usize, idle: bool) -> Vec<Job> {
-        if self.alone {
+        // Nothing starts beside a batch with counters, nor while one waits for the batches in
+        // flight to end (it would wait for ever under a steady load).
+        if self.alone || (!idle && self.held.iter().any(|job| alone(&job.commit))) {
             return Vec::new();
         }
         let mut batch = Vec::new();

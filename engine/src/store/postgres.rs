@@ -124,16 +124,6 @@ impl PgStore {
         self.pool.begin().await.map_err(map_sqlx)
     }
 
-    /// A transaction for commits. The audit log's lock (issue 12.1) is taken at its end, by its
-    /// first append (`batch::UnderLock`), after every row lock of its own but the open steps'
-    /// counts: taken at `BEGIN` it made every commit transaction of every node wait for the one
-    /// before; taken at each commit's append, a batch written commit by commit held it while a
-    /// later commit waited for an instance row that another transaction held while waiting for
-    /// the lock — a deadlock.
-    pub(super) async fn begin_commit(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        self.begin().await
-    }
-
     /// The notifications of `channel`, each read by `parse` (what it cannot read is skipped),
     /// on a listener connection of their own. The task ends with its receiver (the server
     /// stopped) or with the pool (closed): the connection goes back then, so closing the pool
@@ -268,7 +258,7 @@ impl Store for PgStore {
     async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         check_create(&instance, &first)?;
         validate_commit(&first)?;
-        let mut tx = self.begin_commit().await?;
+        let mut tx = self.begin().await?;
         let result = async {
             batch::insert_idempotency(&mut *tx, &first).await?;
             batch::insert_instance(&mut *tx, &self.log_head, &instance, &first).await
@@ -279,7 +269,7 @@ impl Store for PgStore {
 
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         validate_commit(&commit)?;
-        let mut tx = self.begin_commit().await?;
+        let mut tx = self.begin().await?;
         let result = batch::apply_commit(&mut *tx, &self.log_head, &commit).await;
         finish(tx, result).await
     }
@@ -289,7 +279,8 @@ impl Store for PgStore {
     }
 
     /// Two: a batch writes its rows while the one before holds the audit log's lock, appends
-    /// and waits for its commit to be durable (`PgStore::begin_commit`).
+    /// and waits for its commit to be durable (`batch::UnderLock`); three were no faster
+    /// (BENCHMARKS.md, stop 31).
     fn batches_in_flight(&self) -> usize {
         2
     }

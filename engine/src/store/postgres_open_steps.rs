@@ -70,7 +70,7 @@ impl PgStore {
         version: u64,
         rows: &[OpenStepRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_commit().await?;
+        let mut tx = self.begin().await?;
         // The row lock: a commit to the instance waits until these rows are in.
         let now: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1 FOR UPDATE")
             .bind(instance)

@@ -437,7 +437,9 @@ async fn a_second_batch_of_other_instances_is_written_while_one_is_in_flight_on_
 
 /// Issue 10.3: a commit that raises a counter (R3.7) is written with no other batch in flight —
 /// counters are rows that every instance's commits share, and two transactions taking two of
-/// them in opposite orders would deadlock — while commits of other instances go on beside.
+/// them in opposite orders would deadlock — and while it waits for the batch in flight to end,
+/// no other batch starts (under a steady load it would wait for ever): the commit queued after it,
+/// of another instance, goes with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_raising_a_counter_is_written_alone_on_postgres() {
     use crate::store::{event, instance, step, t};
@@ -454,32 +456,34 @@ async fn a_commit_raising_a_counter_is_written_alone_on_postgres() {
         async move { committer.commit(step("a", 1, vec![event(at, "first", serde_json::json!({}))])).await }
     });
     arrived.await.unwrap();
-    // `b`'s commit (with a counter) queued first, then `c`'s: `c` goes through beside `a`'s
-    // batch, held; `b` waits until nothing is in flight.
-    let (c_done, c_answer) = oneshot::channel();
-    let counted = tokio::spawn({
+    // `b`'s commit (with a counter), then `c`'s, queued while `a`'s batch is held.
+    let (queued, both_queued) = oneshot::channel();
+    let later = tokio::spawn({
         let committer = committer.clone();
         async move {
             let mut counted = step("b", 1, vec![event(at, "counted", serde_json::json!({}))]);
             counted.counters = vec![CounterClaim { key: "places".into(), cap: Some(5) }];
             let mut counted = Box::pin(committer.commit(counted));
-            // Polled once: queued.
-            tokio::select! {
-                biased;
-                _ = &mut counted => unreachable!("answered while the batch before it is held"),
-                () = std::future::ready(()) => {}
+            let mut after = Box::pin(committer.commit(step("c", 1, vec![event(at, "after", serde_json::json!({}))])));
+            // Each polled once: queued, in this order.
+            for call in [&mut counted, &mut after] {
+                tokio::select! {
+                    biased;
+                    _ = call => unreachable!("answered while the batch before it is held"),
+                    () = std::future::ready(()) => {}
+                }
             }
-            let beside = committer.commit(step("c", 1, vec![event(at, "beside", serde_json::json!({}))])).await;
-            let _ = c_done.send(beside);
-            counted.await
+            let _ = queued.send(());
+            (counted.await, after.await)
         }
     });
-    assert_eq!(c_answer.await.unwrap().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    both_queued.await.unwrap();
     release.send(()).unwrap();
-    for call in [first, counted] {
-        assert_eq!(call.await.unwrap().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    let (counted, after) = later.await.unwrap();
+    for answer in [first.await.unwrap(), counted, after] {
+        assert_eq!(answer.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
     }
-    assert_eq!(*gated.passed.lock().unwrap(), [vec!["c".to_string()], vec!["a".into()], vec!["b".into()]]);
+    assert_eq!(*gated.passed.lock().unwrap(), [vec!["a".to_string()], vec!["b".into(), "c".into()]]);
     assert_eq!(h.store.counter("places").await.unwrap(), 1);
     drop(committer);
     task.await.unwrap();
