@@ -5,8 +5,9 @@
 //! A batch is some ten round trips, each answer from PostgreSQL waking the batch's task. On the
 //! server's runtime that task waits behind the runnable tasks of every client and request, on the
 //! two cores PostgreSQL shares; here nothing else runs. At 64 clients the engine bench wrote 10 %
-//! more approvals a second this way; a lone commit pays the hand-off to the thread (~8 % fewer at
-//! one client; BENCHMARKS.md, issue 10, stop 31). The store's other statements keep its main pool.
+//! more approvals a second this way; at one client the difference is within the machine's spread
+//! (a batch of one written on the caller's runtime instead was tried: no faster; BENCHMARKS.md,
+//! issue 10, stop 31). The store's other statements keep its main pool.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
