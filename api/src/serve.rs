@@ -239,7 +239,7 @@ impl Server {
             TcpListener::bind(config.listen).await.map_err(|error| ServeError::Bind { addr: config.listen, error })?;
         let addr = listener.local_addr().map_err(|error| ServeError::Bind { addr: config.listen, error })?;
         let (stop, stopped) = watch::channel(false);
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             runtime: runtime.clone(),
             store,
             simulated,
@@ -250,7 +250,7 @@ impl Server {
             limiter: Arc::new(crate::http::limits::Limiter::new(config.rates)),
             tokens: Arc::new(crate::http::token_cache::TokenCache::with_ttl(config.token_cache_ttl)),
             audit_key: Arc::new(signer.verifier()),
-        };
+        });
         // Idle limiter keys are forgotten every minute.
         let limiter = state.limiter.clone();
         let mut tidy_stop = stopped.clone();

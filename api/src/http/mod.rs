@@ -67,9 +67,29 @@ use self::problem::{ApiError, Problem, ProblemInfo};
 /// The largest request body accepted (a policy text is the largest thing sent).
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// What every handler shares.
+/// What every handler shares, behind one `Arc`: axum clones the state for each extractor and
+/// middleware of every request, and as a struct of ten `Arc`s and channel ends each clone and
+/// drop was ten atomic updates on lines both workers share (~3 % of their CPU under 64 clients,
+/// BENCHMARKS.md, issue 10, stop 31). The fields are read through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub runtime: Arc<Runtime>,
     /// The store the runtime uses (measured; feeds `committed`).
     pub store: Arc<dyn Store>,
