@@ -91,6 +91,12 @@ pub(super) trait BatchWriter: Send {
     /// transaction holds the log (two batches in flight, [`super::Store::batches_in_flight`]).
     /// SQLite's one writer needs nothing.
     async fn lock_log(&mut self) -> Result<(), StoreError>;
+    /// R3.7: holds off every other transaction (every node's) that raises or releases a counter
+    /// until this one ends. Taken before a transaction's first row lock, by a transaction that
+    /// will touch counters ([`touches_counters`]): counters are rows that commits of any instance
+    /// share, and two transactions raising two of them in opposite orders, each holding one,
+    /// would deadlock. SQLite's one writer needs nothing.
+    async fn lock_counters(&mut self) -> Result<(), StoreError>;
     /// Issue 12.1: the global tree's size and peaks (those its last leaf carries), the appends of
     /// other transactions held off until this one ends.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<Hash>), StoreError>;
@@ -129,10 +135,21 @@ pub(super) async fn apply_commit<W: BatchWriter + ?Sized>(
     head: &LogHead,
     commit: &Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    if touches_counters(commit) {
+        w.lock_counters().await?;
+    }
     let mut last = UnderLock::default();
     let stored = stage_commit(w, &mut last, commit).await?;
     last.write(w, head).await?;
     Ok(stored)
+}
+
+/// Whether a commit (or the first commit of the instance it spawns) raises or releases a
+/// counter: its transaction takes [`BatchWriter::lock_counters`] first.
+pub(super) fn touches_counters(commit: &Commit) -> bool {
+    !commit.counters.is_empty()
+        || !commit.released.is_empty()
+        || commit.spawn.as_ref().is_some_and(|s| touches_counters(&s.first))
 }
 
 /// What a transaction's commits write last, under the log's lock ([`BatchWriter::lock_log`]):
@@ -299,7 +316,7 @@ async fn raise_counter<W: BatchWriter + ?Sized>(w: &mut W, claim: &CounterClaim)
 }
 
 /// A commit's idempotency record, [`StoreError::DuplicateKey`] when its key was taken.
-pub(super) async fn insert_idempotency<W: BatchWriter + ?Sized>(w: &mut W, commit: &Commit) -> Result<(), StoreError> {
+async fn insert_idempotency<W: BatchWriter + ?Sized>(w: &mut W, commit: &Commit) -> Result<(), StoreError> {
     let Some(idem) = &commit.idempotency else {
         return Ok(());
     };
@@ -309,14 +326,19 @@ pub(super) async fn insert_idempotency<W: BatchWriter + ?Sized>(w: &mut W, commi
     Ok(())
 }
 
-/// Writes a new instance's row and its first commit (without its idempotency record) in the
-/// transaction, the events and open steps with the log's lock at its end.
+/// Writes a new instance's row, its first commit and that commit's idempotency record in the
+/// transaction (`Store::create_instance`), the events and open steps with the log's lock at its
+/// end.
 pub(super) async fn insert_instance<W: BatchWriter + ?Sized>(
     w: &mut W,
     head: &LogHead,
     instance: &InstanceRecord,
     first: &Commit,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    if touches_counters(first) {
+        w.lock_counters().await?;
+    }
+    insert_idempotency(w, first).await?;
     let mut last = UnderLock::default();
     let stored = stage_instance(w, &mut last, instance, first).await?;
     last.write(w, head).await?;
@@ -413,6 +435,9 @@ pub(super) async fn write_all<W: BatchWriter + ?Sized>(
     batched: &std::sync::atomic::AtomicU64,
 ) -> Result<Answers, StoreError> {
     let mut answers: Answers = vec![None; commits.len()];
+    if commits.iter().any(touches_counters) {
+        w.lock_counters().await?;
+    }
     let mut plan = Plan::of(commits);
     for (i, e) in plan.invalid.drain(..) {
         answers[i] = Some(Err(e));

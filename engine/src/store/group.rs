@@ -117,7 +117,7 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
     let mut open = true;
     loop {
         while writing.len() < room {
-            let batch = queue.next_batch(&mut rx, max_batch, writing.is_empty());
+            let batch = queue.next_batch(&mut rx, max_batch);
             if batch.is_empty() {
                 break;
             }
@@ -143,42 +143,24 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
 
 /// The commits waiting for a batch: those of an instance that a batch being written holds wait
 /// for it to end (two batches in flight never share an instance, so neither waits for the
-/// other's row locks, and an instance's commits keep their order). A commit that raises or
-/// releases a counter is written with no other batch in flight: counters are rows that commits
-/// of any instance share, and two transactions raising two of them in opposite orders would
-/// deadlock. Such a commit waits for the batches in flight to end, and no batch starts meanwhile.
+/// other's row locks, and an instance's commits keep their order). Counters, which commits of
+/// any instance share, are the store's to order (`BatchWriter::lock_counters`).
 #[derive(Default)]
 struct Queue {
     held: VecDeque<Job>,
     busy: HashSet<String>,
-    /// A batch in flight holds counters: nothing else starts until it ends.
-    alone: bool,
-}
-
-/// Whether a commit must be written with no other batch in flight.
-fn alone(commit: &Commit) -> bool {
-    !commit.counters.is_empty() || !commit.released.is_empty()
 }
 
 impl Queue {
     /// The next batch: the held commits whose instances are free, then those queued since, up to
-    /// `max` (empty: nothing to write now). `idle`: no batch is in flight.
-    fn next_batch(&mut self, rx: &mut mpsc::Receiver<Job>, max: usize, idle: bool) -> Vec<Job> {
-        // Nothing starts beside a batch with counters, nor while one waits for the batches in
-        // flight to end (it would wait for ever under a steady load).
-        if self.alone || (!idle && self.held.iter().any(|job| alone(&job.commit))) {
-            return Vec::new();
-        }
+    /// `max` (empty: nothing to write now).
+    fn next_batch(&mut self, rx: &mut mpsc::Receiver<Job>, max: usize) -> Vec<Job> {
         let mut batch = Vec::new();
         // Instances with a commit left waiting in this pass: their later commits wait too.
         let mut blocked: HashSet<String> = HashSet::new();
         let mut take = |job: Job, batch: &mut Vec<Job>, held: &mut VecDeque<Job>| {
             let instance = &job.commit.instance;
-            if batch.len() < max
-                && !self.busy.contains(instance)
-                && !blocked.contains(instance)
-                && (idle || !alone(&job.commit))
-            {
+            if batch.len() < max && !self.busy.contains(instance) && !blocked.contains(instance) {
                 batch.push(job);
             } else {
                 blocked.insert(instance.clone());
@@ -199,7 +181,6 @@ impl Queue {
         for job in &batch {
             self.busy.insert(job.commit.instance.clone());
         }
-        self.alone = batch.iter().any(|job| alone(&job.commit));
         batch
     }
 
@@ -207,7 +188,6 @@ impl Queue {
         for instance in instances {
             self.busy.remove(&instance);
         }
-        self.alone = false;
     }
 }
 

@@ -259,11 +259,7 @@ impl Store for PgStore {
         check_create(&instance, &first)?;
         validate_commit(&first)?;
         let mut tx = self.begin().await?;
-        let result = async {
-            batch::insert_idempotency(&mut *tx, &first).await?;
-            batch::insert_instance(&mut *tx, &self.log_head, &instance, &first).await
-        }
-        .await;
+        let result = batch::insert_instance(&mut *tx, &self.log_head, &instance, &first).await;
         finish(tx, result).await
     }
 

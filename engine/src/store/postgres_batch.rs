@@ -348,6 +348,15 @@ impl BatchWriter for PgConnection {
         lock_log(self).await
     }
 
+    /// Another transaction-scoped advisory lock, one per schema, beside the log's.
+    async fn lock_counters(&mut self) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(1213, hashtext(current_schema()))")
+            .execute(&mut *self)
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx)
+    }
+
     /// Under the log's lock: a commit's append took it ([`BatchWriter::lock_log`]) and comes
     /// here only when its hint was stale (the lock again is no wait); the backfill's first
     /// append takes it here.

@@ -324,13 +324,7 @@ impl Store for SqliteStore {
     async fn create_instance(&self, instance: InstanceRecord, first: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         check_create(&instance, &first)?;
         validate_commit(&first)?;
-        self.write_with(move |w, head| {
-            ready(async {
-                batch::insert_idempotency(w, &first).await?;
-                batch::insert_instance(w, head, &instance, &first).await
-            })
-        })
-        .await
+        self.write_with(move |w, head| ready(batch::insert_instance(w, head, &instance, &first))).await
     }
 
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {

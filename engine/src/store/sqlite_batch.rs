@@ -384,6 +384,10 @@ impl BatchWriter for WriterTx<'_> {
         Ok(())
     }
 
+    async fn lock_counters(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
         let mut last = None;
         self.statement("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")?.rows(|row| {

@@ -1876,6 +1876,49 @@ async fn postgres_two_nodes_race_on_the_same_instances_without_deadlock() {
     harness.finish().await;
 }
 
+/// R3.7 with issue 10.3: two nodes, each with two batches in flight, raise two shared counters
+/// in opposite orders (each batch: one instance's commit raises `k1` then the next instance's
+/// `k2` on one node, `k2` then `k1` on the other), ten rounds. Each batch holding one counter's
+/// row while waiting for the other's would deadlock; every transaction that touches counters takes
+/// their lock first, so all 80 commits are written, none refused or failed, and the counters count
+/// them exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_nodes_raise_shared_counters_without_deadlock() {
+    use civicflow_engine::store::CounterClaim;
+    let Some(harness) = Harness::postgres("two_nodes_counters").await else { return };
+    let second = harness.second_store().await.unwrap();
+    let ids: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
+    for id in &ids {
+        instance(harness.store.as_ref(), id).await;
+    }
+    let config = GroupCommitConfig { max_batch: 8, queue: 64, checkpoint_every: None };
+    let (one, one_task) = GroupCommitter::spawn(harness.store.clone(), config.clone());
+    let (two, two_task) = GroupCommitter::spawn(second.clone(), config);
+    let t0 = t(T0);
+    for round in 1..=10u64 {
+        let mut calls = tokio::task::JoinSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            // q0–q3 on the first node, q4–q7 on the second; by instance order each batch
+            // raises k1, k2, k1, k2 (first node) or k2, k1, k2, k1 (second).
+            let first_node = i < 4;
+            let committer = if first_node { one.clone() } else { two.clone() };
+            let key = if first_node == (i % 2 == 0) { "k1" } else { "k2" };
+            let mut commit = step(id, round, vec![event(t0, "counted", json!({ "key": key }))]);
+            commit.counters = vec![CounterClaim { key: key.into(), cap: None }];
+            calls.spawn(async move { committer.commit(commit).await });
+        }
+        while let Some(joined) = calls.join_next().await {
+            assert_eq!(seqs(&joined.unwrap().unwrap()), [round + 1], "round {round}");
+        }
+    }
+    drop((one, two));
+    one_task.await.unwrap();
+    two_task.await.unwrap();
+    assert_eq!(harness.store.counter("k1").await.unwrap(), 40);
+    assert_eq!(harness.store.counter("k2").await.unwrap(), 40);
+    harness.finish().await;
+}
+
 /// PostgreSQL's text cannot hold U+0000 (SQLSTATE 22021). Its code is digits, and read as
 /// SQLite's (22021 & 0xff = 5, SQLITE_BUSY) it was taken for a "retry" (STORE010): a data
 /// error is the request's fault, STORE016, never retried.
