@@ -155,10 +155,11 @@ pub(super) fn touches_counters(commit: &Commit) -> bool {
 /// What a transaction's commits write last, under the log's lock ([`BatchWriter::lock_log`]):
 /// their events with their leaves in the global tree, and their open steps (whose counts are the
 /// rows every transaction shares). Everything else a transaction writes is keyed by the
-/// instances whose versions it moved, whose rows it holds from its compare-and-set on; so a
-/// transaction holding the log never waits for a row another one holds, and no two commit
-/// transactions can deadlock, while two batches (`Store::batches_in_flight`) write all but
-/// this part side by side.
+/// instances whose versions it moved, whose rows it holds from its compare-and-set on (taken in
+/// id order), but for counters, which it writes only holding their lock
+/// ([`BatchWriter::lock_counters`], taken before any row); so a transaction holding the log
+/// never waits for a row another one holds, and no two commit transactions can deadlock, while
+/// two batches (`Store::batches_in_flight`) write all but this part side by side.
 #[derive(Default)]
 pub(super) struct UnderLock<'c> {
     /// Borrowed from a batch written together, copies from the commits written one by one
