@@ -89,8 +89,10 @@ pub(super) trait BatchWriter: Send {
     /// one ends. Taken just before a transaction's first append, after all its other row locks
     /// but those of the open steps' counts: the statements before it run while another
     /// transaction holds the log (two batches in flight, [`super::Store::batches_in_flight`]).
-    /// SQLite's one writer needs nothing.
-    async fn lock_log(&mut self) -> Result<(), StoreError>;
+    /// SQLite's one writer needs nothing. `hints`: each instance with new events and the seq
+    /// they follow, told to every node at commit (issue 9.6; PostgreSQL's NOTIFY, in the same
+    /// round trip).
+    async fn lock_log(&mut self, hints: &[(&str, u64)]) -> Result<(), StoreError>;
     /// R3.7: holds off every other transaction (every node's) that raises or releases a counter
     /// until this one ends. Taken before a transaction's first row lock, by a transaction that
     /// will touch counters ([`touches_counters`]): counters are rows that commits of any instance
@@ -257,12 +259,26 @@ impl<'c> UnderLock<'c> {
         }
     }
 
+    /// Each instance with new events and the seq they follow (an instance's commits in a row,
+    /// one after the other, make one).
+    fn hints(&self) -> Vec<(&str, u64)> {
+        let mut hints: Vec<(&str, u64)> = Vec::new();
+        let mut last: Option<(&str, u64)> = None;
+        for e in &self.events {
+            if last != Some((e.instance.as_str(), e.seq.saturating_sub(1))) {
+                hints.push((e.instance.as_str(), e.seq.saturating_sub(1)));
+            }
+            last = Some((e.instance.as_str(), e.seq));
+        }
+        hints
+    }
+
     /// Takes the log's lock and writes the events, their leaves and the open steps.
     pub(super) async fn write<W: BatchWriter + ?Sized>(self, w: &mut W, head: &LogHead) -> Result<(), StoreError> {
         if self.events.is_empty() && self.open_step_nodes.is_empty() && self.open_step_rows.is_empty() {
             return Ok(());
         }
-        w.lock_log().await?;
+        w.lock_log(&self.hints()).await?;
         if !self.events.is_empty() {
             let events: Vec<&StoredEvent> = self.events.iter().map(|e| e.as_ref()).collect();
             let what = Append::EventsToo { payloads: &self.payloads, leaves: &self.leaves };

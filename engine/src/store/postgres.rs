@@ -48,6 +48,7 @@ use super::{
 use crate::audit::truncate_to_micros;
 
 use super::batch;
+use super::postgres_batch::PgTx;
 #[allow(clippy::wildcard_imports, reason = "the commit path and row mappers, split out of this file")]
 use super::postgres_commit::*;
 
@@ -122,6 +123,11 @@ impl PgStore {
 
     pub(super) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         self.pool.begin().await.map_err(map_sqlx)
+    }
+
+    /// The commit path's statements (`batch::BatchWriter`) over `conn`, in its transaction.
+    pub(super) fn batch_writer<'a>(&'a self, conn: &'a mut sqlx::PgConnection) -> PgTx<'a> {
+        PgTx { conn, channel: &self.channel }
     }
 
     /// The notifications of `channel`, each read by `parse` (what it cannot read is skipped),
@@ -259,14 +265,14 @@ impl Store for PgStore {
         check_create(&instance, &first)?;
         validate_commit(&first)?;
         let mut tx = self.begin().await?;
-        let result = batch::insert_instance(&mut *tx, &self.log_head, &instance, &first).await;
+        let result = batch::insert_instance(&mut self.batch_writer(&mut tx), &self.log_head, &instance, &first).await;
         finish(tx, result).await
     }
 
     async fn commit(&self, commit: Commit) -> Result<Vec<StoredEvent>, StoreError> {
         validate_commit(&commit)?;
         let mut tx = self.begin().await?;
-        let result = batch::apply_commit(&mut *tx, &self.log_head, &commit).await;
+        let result = batch::apply_commit(&mut self.batch_writer(&mut tx), &self.log_head, &commit).await;
         finish(tx, result).await
     }
 

@@ -29,7 +29,7 @@ impl PgStore {
     pub(super) async fn append_backfill(&self, limit: u32) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         // The tree first: the commits' appends wait for this one.
-        let _ = super::batch::BatchWriter::log_frontier(&mut *tx).await?;
+        let _ = super::batch::BatchWriter::log_frontier(&mut self.batch_writer(&mut tx)).await?;
         let rows = sqlx::query(
             "SELECT e.instance, e.seq, e.at, e.actor, e.role, e.kind, e.payload, e.prev_hash, e.hash
              FROM audit_backfill b JOIN events e ON e.instance = b.instance AND e.seq = b.seq
@@ -41,7 +41,13 @@ impl PgStore {
         .map_err(map_sqlx)?;
         let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&StoredEvent> = events.iter().collect();
-        super::batch::append_to_log(&mut *tx, &self.log_head, &refs, super::batch::Append::LeavesOnly).await?;
+        super::batch::append_to_log(
+            &mut self.batch_writer(&mut tx),
+            &self.log_head,
+            &refs,
+            super::batch::Append::LeavesOnly,
+        )
+        .await?;
         for e in &events {
             sqlx::query("DELETE FROM audit_backfill WHERE instance = $1 AND seq = $2")
                 .bind(e.instance.as_str())
@@ -145,7 +151,7 @@ impl PgStore {
     pub(super) async fn write_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         let rows: Vec<(&str, &LateStep)> = rows.iter().map(|r| (instance, r)).collect();
-        let result = super::batch::BatchWriter::insert_late_steps(&mut *tx, &rows).await;
+        let result = super::batch::BatchWriter::insert_late_steps(&mut self.batch_writer(&mut tx), &rows).await;
         match result {
             Ok(()) => tx.commit().await.map_err(map_sqlx),
             Err(e) => Err(e),

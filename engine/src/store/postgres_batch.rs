@@ -16,21 +16,28 @@ use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, St
 use crate::audit::merkle::Hash;
 use crate::audit::truncate_to_micros;
 
+/// A commit transaction's connection with what its statements name besides their rows: the
+/// channel its commit hints go to (issue 9.6).
+pub(super) struct PgTx<'a> {
+    pub conn: &'a mut PgConnection,
+    pub channel: &'a str,
+}
+
 #[async_trait]
-impl BatchWriter for PgConnection {
+impl BatchWriter for PgTx<'_> {
     // The simple protocol (`raw_sql`): nothing to prepare or cache, and the
     // rollback's two statements in one round trip.
     async fn savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::raw_sql("SAVEPOINT batch").execute(&mut *self).await.map(|_| ()).map_err(map_sqlx)
+        sqlx::raw_sql("SAVEPOINT batch").execute(&mut *self.conn).await.map(|_| ()).map_err(map_sqlx)
     }
 
     async fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::raw_sql("RELEASE SAVEPOINT batch").execute(&mut *self).await.map(|_| ()).map_err(map_sqlx)
+        sqlx::raw_sql("RELEASE SAVEPOINT batch").execute(&mut *self.conn).await.map(|_| ()).map_err(map_sqlx)
     }
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
         sqlx::raw_sql("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
-            .execute(&mut *self)
+            .execute(&mut *self.conn)
             .await
             .map(|_| ())
             .map_err(map_sqlx)
@@ -70,7 +77,7 @@ impl BatchWriter for PgConnection {
         .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
         .bind(commits.iter().map(|c| c.snapshot.as_deref()).collect::<Vec<_>>())
         .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
-        .fetch_all(&mut *self)
+        .fetch_all(&mut *self.conn)
         .await
         .map_err(map_sqlx)?;
         if rows.len() != commits.len() {
@@ -107,7 +114,7 @@ impl BatchWriter for PgConnection {
         .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
         .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
         .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
-        .execute(&mut *self)
+        .execute(&mut *self.conn)
         .await
         .map_err(map_sqlx)?;
         Ok(())
@@ -136,7 +143,7 @@ impl BatchWriter for PgConnection {
         .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
-        .execute(&mut *self)
+        .execute(&mut *self.conn)
         .await
         .map_err(map_sqlx)?;
         Ok(())
@@ -164,7 +171,7 @@ impl BatchWriter for PgConnection {
         .bind(commit_time(commit))
         .bind(commit.instance.as_str())
         .bind(expected)
-        .fetch_one(&mut *self)
+        .fetch_one(&mut *self.conn)
         .await
         .map_err(map_sqlx)?;
         let moved: i64 = row.try_get(0).map_err(map_sqlx)?;
@@ -189,7 +196,7 @@ impl BatchWriter for PgConnection {
         .bind(records.iter().map(|r| Json(&r.1.response)).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.0.instance.as_str()).collect::<Vec<_>>())
         .bind(records.iter().map(|r| commit_time(r.0)).collect::<Vec<_>>())
-        .execute(&mut *self)
+        .execute(&mut *self.conn)
         .await
         .map_err(map_sqlx)?
         .rows_affected();
@@ -225,7 +232,7 @@ impl BatchWriter for PgConnection {
         if let Some(log) = log {
             query = bind_log(query, log)?;
         }
-        let written = query.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+        let written = query.execute(&mut *self.conn).await.map_err(map_sqlx)?.rows_affected();
         Ok(log.is_none() || written == events.len() as u64)
     }
 
@@ -238,7 +245,7 @@ impl BatchWriter for PgConnection {
         .bind(fires.iter().map(|f| f.0).collect::<Vec<_>>())
         .bind(fires.iter().map(|f| f.1).collect::<Vec<_>>())
         .bind(fires.iter().map(|f| f.2).collect::<Vec<_>>())
-        .execute(&mut *self)
+        .execute(&mut *self.conn)
         .await
         .map_err(map_sqlx)?
         .rows_affected();
@@ -258,7 +265,7 @@ impl BatchWriter for PgConnection {
         .bind(rows.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| crate::audit::truncate_to_micros(r.1.due_at)).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| crate::audit::truncate_to_micros(r.1.late_at)).collect::<Vec<_>>())
-        .execute(&mut *self)
+        .execute(&mut *self.conn)
         .await
         .map_err(map_sqlx)?;
         Ok(())
@@ -268,7 +275,7 @@ impl BatchWriter for PgConnection {
         let published: Option<i32> = sqlx::query_scalar("SELECT 1 FROM policies WHERE name = $1 AND hash = $2")
             .bind(name)
             .bind(hash)
-            .fetch_optional(&mut *self)
+            .fetch_optional(&mut *self.conn)
             .await
             .map_err(map_sqlx)?;
         Ok(published.is_some())
@@ -296,7 +303,7 @@ impl BatchWriter for PgConnection {
         .bind(instances.iter().map(|i| Json(&i.snapshot)).collect::<Vec<_>>())
         .bind(instances.iter().map(|i| truncate_to_micros(i.created_at)).collect::<Vec<_>>())
         .bind(instances.iter().map(|i| truncate_to_micros(i.updated_at)).collect::<Vec<_>>())
-        .fetch_one(&mut *self)
+        .fetch_one(&mut *self.conn)
         .await
         .map_err(map_sqlx)?;
         super::common::to_u64(inserted, "count")
@@ -305,7 +312,7 @@ impl BatchWriter for PgConnection {
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError> {
         sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
             .bind(instance)
-            .fetch_optional(&mut *self)
+            .fetch_optional(&mut *self.conn)
             .await
             .map_err(map_sqlx)
     }
@@ -317,7 +324,7 @@ impl BatchWriter for PgConnection {
         )
         .bind(key)
         .bind(cap)
-        .execute(&mut *self)
+        .execute(&mut *self.conn)
         .await
         .map_err(map_sqlx)?
         .rows_affected();
@@ -327,7 +334,7 @@ impl BatchWriter for PgConnection {
     async fn release_counter(&mut self, key: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE counters SET value = value - 1 WHERE key = $1 AND value > 0")
             .bind(key)
-            .execute(&mut *self)
+            .execute(&mut *self.conn)
             .await
             .map(|_| ())
             .map_err(map_sqlx)
@@ -337,21 +344,35 @@ impl BatchWriter for PgConnection {
         sqlx::query("UPDATE instances SET policy_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(instance)
-            .execute(&mut *self)
+            .execute(&mut *self.conn)
             .await
             .map(|_| ())
             .map_err(map_sqlx)
     }
 
-    /// A transaction-scoped advisory lock orders the appends of every node's transactions.
-    async fn lock_log(&mut self) -> Result<(), StoreError> {
-        lock_log(self).await
+    /// A transaction-scoped advisory lock orders the appends of every node's transactions; the
+    /// hints ride with it (`instance\tseq`, what `PgStore::commit_hints` reads).
+    async fn lock_log(&mut self, hints: &[(&str, u64)]) -> Result<(), StoreError> {
+        if hints.is_empty() {
+            return lock_log(self.conn).await;
+        }
+        let hints: Vec<String> = hints.iter().map(|(instance, seq)| format!("{instance}\t{seq}")).collect();
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(1212, hashtext(current_schema())),
+                    (SELECT count(pg_notify($1, hint)) FROM unnest($2::text[]) AS hint)",
+        )
+        .bind(self.channel)
+        .bind(hints)
+        .execute(&mut *self.conn)
+        .await
+        .map(|_| ())
+        .map_err(map_sqlx)
     }
 
     /// Another transaction-scoped advisory lock, one per schema, beside the log's.
     async fn lock_counters(&mut self) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock(1213, hashtext(current_schema()))")
-            .execute(&mut *self)
+            .execute(&mut *self.conn)
             .await
             .map(|_| ())
             .map_err(map_sqlx)
@@ -361,9 +382,9 @@ impl BatchWriter for PgConnection {
     /// here only when its hint was stale (the lock again is no wait); the backfill's first
     /// append takes it here.
     async fn log_frontier(&mut self) -> Result<(u64, Vec<crate::audit::merkle::Hash>), StoreError> {
-        lock_log(self).await?;
+        lock_log(self.conn).await?;
         let row = sqlx::query("SELECT idx, peaks FROM audit_leaves ORDER BY idx DESC LIMIT 1")
-            .fetch_optional(&mut *self)
+            .fetch_optional(&mut *self.conn)
             .await
             .map_err(map_sqlx)?;
         let Some(row) = row else { return Ok((0, Vec::new())) };
@@ -383,7 +404,7 @@ impl BatchWriter for PgConnection {
             .bind(idx)
             .bind(log.rows.iter().map(|r| r.instance).collect::<Vec<_>>())
             .bind(seqs);
-        let written = bind_log(query, log)?.execute(&mut *self).await.map_err(map_sqlx)?.rows_affected();
+        let written = bind_log(query, log)?.execute(&mut *self.conn).await.map_err(map_sqlx)?.rows_affected();
         Ok(written == log.rows.len() as u64)
     }
 }

@@ -90,7 +90,7 @@ impl PgStore {
             .map_err(map_sqlx)?;
         let rows: Vec<(&str, &OpenStepRow)> = rows.iter().map(|r| (instance, r)).collect();
         if !rows.is_empty() {
-            super::batch::BatchWriter::replace_open_steps(&mut *tx, &[], &rows).await?;
+            super::batch::BatchWriter::replace_open_steps(&mut self.batch_writer(&mut tx), &[], &rows).await?;
         }
         tx.commit().await.map_err(map_sqlx)?;
         Ok(true)

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::batch::{self, LogHead};
 use super::common::{map_sqlx, validate_commit};
+use super::postgres_batch::PgTx;
 use super::{BatchResults, Commit, StoreError, StoredEvent};
 
 /// A batch handed to the thread, and where its answers go.
@@ -114,8 +115,7 @@ impl BatchTarget {
         self.pool.begin().await.map_err(map_sqlx)
     }
 
-    /// [`super::Store::commit_many`]: the batch in one transaction, the hints of its commits sent at
-    /// its commit.
+    /// [`super::Store::commit_many`]: the batch in one transaction.
     async fn write_batch(&self, commits: &[Commit]) -> Vec<Result<Vec<StoredEvent>, StoreError>> {
         let n = commits.len();
         if n == 0 {
@@ -125,17 +125,20 @@ impl BatchTarget {
             Ok(tx) => tx,
             Err(e) => return vec![Err(e); n],
         };
+        // Issue 9.6: the commits' hints to every node's event stream go with the log's lock
+        // (`BatchWriter::lock_log`), delivered by PostgreSQL at commit, not at all on a rollback.
+        let mut w = PgTx { conn: &mut tx, channel: &self.channel };
         let results = if let [only] = commits {
             // A batch of one (a quiet moment): its own transaction is all the savepoint it
             // needs, two statements fewer than `write_all`'s one-by-one path.
             match validate_commit(only) {
                 Err(e) => Err(e),
-                Ok(()) => batch::apply_commit(&mut *tx, &self.log_head, only).await,
+                Ok(()) => batch::apply_commit(&mut w, &self.log_head, only).await,
             }
             .map(|events| vec![Some(Ok(events))])
         } else {
             // Issue 10.3: one flow for both stores (`batch.rs`).
-            batch::write_all(&mut *tx, &self.log_head, commits, &self.batched).await
+            batch::write_all(&mut w, &self.log_head, commits, &self.batched).await
         };
         let results = match results {
             Ok(answers) => answers,
@@ -144,30 +147,6 @@ impl BatchTarget {
                 return vec![Err(fatal); n];
             }
         };
-        // Issue 9.6: a hint to every node's event stream, delivered by PostgreSQL at commit (and
-        // not at all on a rollback): the instance and the seq its new events follow.
-        let mut hinted: Vec<String> = Vec::new();
-        for (i, r) in results.iter().enumerate() {
-            if let Some(Ok(events)) = r {
-                if let Some(first) = events.first() {
-                    hinted.push(format!("{}\t{}", first.instance, first.seq.saturating_sub(1)));
-                }
-                if let Some(spawn) = &commits[i].spawn {
-                    hinted.push(format!("{}\t0", spawn.instance.id));
-                }
-            }
-        }
-        if !hinted.is_empty() {
-            let notified = sqlx::query("SELECT pg_notify($1, hint) FROM unnest($2::text[]) AS hint")
-                .bind(&self.channel)
-                .bind(&hinted)
-                .execute(&mut *tx)
-                .await;
-            if let Err(e) = notified {
-                let _ = tx.rollback().await;
-                return vec![Err(map_sqlx(e)); n];
-            }
-        }
         let committed = tx.commit().await.map_err(map_sqlx);
         batch::settle(results, committed)
     }

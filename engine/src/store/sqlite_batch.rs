@@ -379,8 +379,9 @@ impl BatchWriter for WriterTx<'_> {
     }
 
     /// One writer at a time on SQLite: the write transaction holds the tree.
-    async fn lock_log(&mut self) -> Result<(), StoreError> {
-        // The one writer thread holds the database's write lock for the whole transaction.
+    async fn lock_log(&mut self, _hints: &[(&str, u64)]) -> Result<(), StoreError> {
+        // The one writer thread holds the database's write lock for the whole transaction; the
+        // process's own event stream hears of its commits from the runtime.
         Ok(())
     }
 
