@@ -163,7 +163,7 @@ pub(super) fn touches_counters(commit: &Commit) -> bool {
 /// never waits for a row another one holds, and no two commit transactions can deadlock, while
 /// two batches (`Store::batches_in_flight`) write all but this part side by side.
 #[derive(Default)]
-pub(super) struct UnderLock<'c> {
+struct UnderLock<'c> {
     /// Borrowed from a batch written together, copies from the commits written one by one
     /// (whose answers own theirs).
     events: Vec<Cow<'c, StoredEvent>>,
@@ -206,7 +206,9 @@ impl<'c> UnderLock<'c> {
     /// A commit's part: its events as chained (and their leaves), its open steps.
     fn add(&mut self, commit: &'c Commit, events: &[StoredEvent], leaves: &[Hash]) {
         self.events.extend(events.iter().map(|e| Cow::Owned(e.clone())));
-        self.add_rest(commit, leaves);
+        self.payloads.extend(commit.events.iter().map(|e| e.payload.text()));
+        self.leaves.extend_from_slice(leaves);
+        self.add_open_steps(commit);
     }
 
     /// [`UnderLock::add`] of commits written together, whose events the caller keeps.
@@ -217,12 +219,6 @@ impl<'c> UnderLock<'c> {
             self.payloads.extend(commit.events.iter().map(|e| e.payload.text()));
             self.add_open_steps(commit);
         }
-    }
-
-    fn add_rest(&mut self, commit: &'c Commit, leaves: &[Hash]) {
-        self.payloads.extend(commit.events.iter().map(|e| e.payload.text()));
-        self.leaves.extend_from_slice(leaves);
-        self.add_open_steps(commit);
     }
 
     fn add_open_steps(&mut self, commit: &'c Commit) {
@@ -274,7 +270,7 @@ impl<'c> UnderLock<'c> {
     }
 
     /// Takes the log's lock and writes the events, their leaves and the open steps.
-    pub(super) async fn write<W: BatchWriter + ?Sized>(self, w: &mut W, head: &LogHead) -> Result<(), StoreError> {
+    async fn write<W: BatchWriter + ?Sized>(self, w: &mut W, head: &LogHead) -> Result<(), StoreError> {
         if self.events.is_empty() && self.open_step_nodes.is_empty() && self.open_step_rows.is_empty() {
             return Ok(());
         }
@@ -460,10 +456,7 @@ pub(super) async fn write_all<W: BatchWriter + ?Sized>(
         answers[i] = Some(Err(e));
     }
     let together: Vec<&Commit> = plan.together.iter().map(|&i| &commits[i]).collect();
-    let written = match together.len() > 1 {
-        true => write_in_savepoint(w, &together).await?,
-        false => None,
-    };
+    let written = if together.len() > 1 { write_in_savepoint(w, &together).await? } else { None };
     let mut last = UnderLock::default();
     if let Some((stored, leaves)) = &written {
         batched.fetch_add(together.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -547,17 +540,14 @@ fn batchable(commit: &Commit) -> bool {
 
 /// A batch's events by commit, as chained, and their leaves: what [`write`] leaves to
 /// [`UnderLock::write`].
-pub(super) type Written = (Vec<Vec<StoredEvent>>, Vec<Hash>);
+type Written = (Vec<Vec<StoredEvent>>, Vec<Hash>);
 
 /// Writes `commits` (of distinct instances, each from [`Plan::together`]) with one statement per
 /// table, but for their events and open steps (the caller's [`UnderLock`]). `Ok(None)`: some
 /// commit would be refused, and what was written must be rolled back; `Err`: the statements
 /// themselves failed (the caller falls back too, and the commit by commit path reports the error
 /// where it belongs).
-pub(super) async fn write<W: BatchWriter + ?Sized>(
-    w: &mut W,
-    commits: &[&Commit],
-) -> Result<Option<Written>, StoreError> {
+async fn write<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<Option<Written>, StoreError> {
     // Issue 10.3: starts go with the batch; their rows first, then the versions' compare-and-set
     // takes them from 0 like any other. A taken id or an unpublished policy (the insert's
     // foreign key fails) is named by the commit-by-commit path.
@@ -781,7 +771,7 @@ async fn replace_timers<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit])
 /// [`write`] inside a savepoint of `conn`'s transaction: kept when the batch is written, rolled
 /// back when a commit of it would be refused (`Ok(None)`). `Err`: the savepoint itself failed,
 /// and with it the transaction.
-pub(super) async fn write_in_savepoint<W: BatchWriter + ?Sized>(
+async fn write_in_savepoint<W: BatchWriter + ?Sized>(
     w: &mut W,
     commits: &[&Commit],
 ) -> Result<Option<Written>, StoreError> {

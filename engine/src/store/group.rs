@@ -113,7 +113,7 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let checkpoints = config.checkpoint_every.is_some();
     let mut writing = FuturesUnordered::new();
-    let mut queue = Queue::default();
+    let mut queue = Queue { held: VecDeque::new(), busy: HashSet::new(), side_by_side: room > 1 };
     let mut open = true;
     loop {
         while writing.len() < room {
@@ -121,7 +121,7 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
             if batch.is_empty() {
                 break;
             }
-            writing.push(write(store.clone(), batch, stats.clone()));
+            writing.push(write(store.clone(), batch, stats.clone(), queue.side_by_side));
         }
         if !open && writing.is_empty() && queue.held.is_empty() {
             break;
@@ -145,10 +145,12 @@ async fn run(store: Arc<dyn Store>, config: GroupCommitConfig, mut rx: mpsc::Rec
 /// for it to end (two batches in flight never share an instance, so neither waits for the
 /// other's row locks, and an instance's commits keep their order). Counters, which commits of
 /// any instance share, are the store's to order (`BatchWriter::lock_counters`).
-#[derive(Default)]
 struct Queue {
     held: VecDeque<Job>,
     busy: HashSet<String>,
+    /// Whether batches can be in flight side by side: with one at a time (SQLite) no instance is
+    /// ever busy when a batch is formed, and the committer (the serial stage) keeps no set.
+    side_by_side: bool,
 }
 
 impl Queue {
@@ -178,8 +180,8 @@ impl Queue {
             }
         }
         self.held = held;
-        for job in &batch {
-            self.busy.insert(job.commit.instance.clone());
+        if self.side_by_side {
+            self.busy.extend(batch.iter().map(|job| job.commit.instance.clone()));
         }
         batch
     }
@@ -191,10 +193,11 @@ impl Queue {
     }
 }
 
-/// Writes a batch, answers its callers, and gives back the instances it held.
-async fn write(store: Arc<dyn Store>, batch: Vec<Job>, stats: Arc<Counters>) -> Vec<String> {
+/// Writes a batch, answers its callers, and gives back the instances it held (`held`: when the
+/// queue keeps them).
+async fn write(store: Arc<dyn Store>, batch: Vec<Job>, stats: Arc<Counters>, held: bool) -> Vec<String> {
     let (commits, replies): (Vec<Commit>, Vec<Reply>) = batch.into_iter().map(|job| (job.commit, job.reply)).unzip();
-    let instances: Vec<String> = commits.iter().map(|c| c.instance.clone()).collect();
+    let instances: Vec<String> = if held { commits.iter().map(|c| c.instance.clone()).collect() } else { Vec::new() };
     let began = std::time::Instant::now();
     let n = commits.len();
     let (results, commits) = store.commit_many(commits).await;

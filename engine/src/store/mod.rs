@@ -124,7 +124,8 @@ pub trait Store: Send + Sync + 'static {
     /// Commits atomically (see [`Commit`] and the module documentation); returns the appended
     /// events with their seq and hashes. On any error nothing is recorded.
     ///
-    /// Order inside the transaction: the idempotency record ([`StoreError::DuplicateKey`]), the
+    /// Order inside the transaction (one that raises or releases a counter takes the counters'
+    /// lock first): the idempotency record ([`StoreError::DuplicateKey`]), the
     /// version check ([`StoreError::Conflict`], [`StoreError::InstanceNotFound`]), the fired
     /// timer ([`StoreError::TimerLost`]), cancellations by node, new timers, then, under the
     /// audit log's lock, the events with their leaves and the open steps. The

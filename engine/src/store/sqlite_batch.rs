@@ -483,15 +483,21 @@ impl WriterTx<'_> {
     }
 
     fn cancel_timers(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
-        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH c (instance, node) AS (VALUES {})
+        self.for_each_node(nodes, |values| {
+            format!(
+                "WITH c (instance, node) AS (VALUES {values})
                  UPDATE timers SET state = 'cancelled' FROM c
                  WHERE timers.instance = c.instance AND timers.node = c.node
-                   AND timers.state IN ('pending', 'claimed')",
-                tuples(chunk.len(), 2)
-            );
-            let mut query = self.statement(&sql)?;
+                   AND timers.state IN ('pending', 'claimed')"
+            )
+        })
+    }
+
+    /// Runs the statement `sql` makes of a `VALUES` list of `(instance, node)` pairs, once for
+    /// each [`ROWS_PER_STATEMENT`] of `nodes`.
+    fn for_each_node(&mut self, nodes: &[(&str, &str)], sql: impl Fn(&str) -> String) -> Result<(), StoreError> {
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let mut query = self.statement(&sql(&tuples(chunk.len(), 2)))?;
             for (instance, node) in chunk {
                 query.bind(*instance)?.bind(*node)?;
             }
@@ -523,19 +529,12 @@ impl WriterTx<'_> {
     }
 
     fn delete_open_steps(&mut self, nodes: &[(&str, &str)]) -> Result<(), StoreError> {
-        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH c (instance, node) AS (VALUES {})
-                 DELETE FROM open_steps WHERE (instance, node) IN (SELECT instance, node FROM c)",
-                tuples(chunk.len(), 2)
-            );
-            let mut query = self.statement(&sql)?;
-            for (instance, node) in chunk {
-                query.bind(*instance)?.bind(*node)?;
-            }
-            query.pad(chunk.len(), 2)?.execute()?;
-        }
-        Ok(())
+        self.for_each_node(nodes, |values| {
+            format!(
+                "WITH c (instance, node) AS (VALUES {values})
+                 DELETE FROM open_steps WHERE (instance, node) IN (SELECT instance, node FROM c)"
+            )
+        })
     }
 
     pub(super) fn insert_open_steps(&mut self, rows: &[(&str, &OpenStepRow)]) -> Result<(), StoreError> {
