@@ -41,18 +41,43 @@ pub(super) trait BatchWriter: Send {
     /// version had moved or an instance is gone. One statement where the store can: the
     /// compare-and-set and the read of what the new events chain on were two round trips.
     async fn advance_versions(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError>;
+    /// [`write`]'s statements for commits of distinct instances but their events and open
+    /// steps: the versions advanced (the stored hash each commit's events chain on, by instance,
+    /// as [`BatchWriter::advance_versions`]), the idempotency records, the fired timers, the
+    /// nodes' timers replaced and the breaches recorded; `None` when any of them would refuse
+    /// (the caller rolls back). By default one call each (SQLite, where a call is no round
+    /// trip); PostgreSQL sends them as one statement.
+    async fn stage_together(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
+        let Some(found) = self.advance_versions(commits).await? else {
+            return Ok(None);
+        };
+        let keyed = idempotency_records(commits);
+        if !keyed.is_empty() && !self.insert_idempotency(&keyed).await? {
+            return Ok(None);
+        }
+        let fires = fired_timers(commits);
+        if !fires.is_empty() && !self.fire_timers(&fires).await? {
+            return Ok(None);
+        }
+        replace_timers(self, commits).await?;
+        record_late(self, commits).await?;
+        Ok(Some(found))
+    }
     /// Stores the commits' idempotency records; `false` when a key was already taken.
     async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError>;
     /// The events, and with `log` their leaves in the global tree (issue 12.1), each event's row
     /// naming its leaf's index (issue 12.3): written only if the stored tree still ends where
     /// `log` says, in one statement where the store can. `false`: the tree had moved, nothing
     /// written.
-    /// `payloads`: each event's payload as stored ([`super::EventPayload::text`]).
+    /// `payloads`: each event's payload as stored ([`super::EventPayload::text`]). With the
+    /// events, when they are written, the transaction's open steps replaced (as
+    /// [`BatchWriter::replace_open_steps`]; one round trip for both on PostgreSQL).
     async fn insert_events(
         &mut self,
         events: &[&StoredEvent],
         payloads: &[&str],
         log: Option<&LogAppend<'_>>,
+        open_steps: OpenStepsChange<'_>,
     ) -> Result<bool, StoreError>;
     /// Marks `(timer, fence, instance)` fired; `false` when a lease was lost.
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError>;
@@ -108,6 +133,14 @@ pub(super) trait BatchWriter: Send {
     async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError>;
     /// Issue 12.6: rows of the lateness index, each with its instance.
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError>;
+}
+
+/// The open-step rows a transaction replaces (issue 10.6): those of `(instance, node)` in
+/// `nodes` deleted, `rows` (each with its instance) inserted.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct OpenStepsChange<'a> {
+    pub nodes: &'a [(&'a str, &'a str)],
+    pub rows: &'a [(&'a str, &'a OpenStepRow)],
 }
 
 /// What [`BatchWriter::advance_version`] did.
@@ -275,16 +308,14 @@ impl<'c> UnderLock<'c> {
             return Ok(());
         }
         w.lock_log(&self.hints()).await?;
-        if !self.events.is_empty() {
-            let events: Vec<&StoredEvent> = self.events.iter().map(|e| e.as_ref()).collect();
-            let what = Append::EventsToo { payloads: &self.payloads, leaves: &self.leaves };
-            append_to_log(w, head, &events, what).await?;
+        let (nodes, rows) = self.open_steps();
+        let open_steps = OpenStepsChange { nodes: &nodes, rows: &rows };
+        if self.events.is_empty() {
+            return w.replace_open_steps(&nodes, &rows).await;
         }
-        if !self.open_step_nodes.is_empty() || !self.open_step_rows.is_empty() {
-            let (nodes, rows) = self.open_steps();
-            w.replace_open_steps(&nodes, &rows).await?;
-        }
-        Ok(())
+        let events: Vec<&StoredEvent> = self.events.iter().map(|e| e.as_ref()).collect();
+        let what = Append::EventsToo { payloads: &self.payloads, leaves: &self.leaves, open_steps };
+        append_to_log(w, head, &events, what).await
     }
 }
 
@@ -555,7 +586,7 @@ async fn write<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Resul
     if !created.is_empty() && w.insert_instance_rows(&created).await? != created.len() as u64 {
         return Ok(None);
     }
-    let Some(found) = w.advance_versions(commits).await? else {
+    let Some(found) = w.stage_together(commits).await? else {
         return Ok(None);
     };
     let mut stored = Vec::with_capacity(commits.len());
@@ -568,18 +599,6 @@ async fn write<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Resul
         stored.push(events);
         leaves.extend(their_leaves);
     }
-    let keyed: Vec<(&Commit, &IdempotencyRecord)> =
-        commits.iter().filter_map(|c| c.idempotency.as_ref().map(|i| (*c, i))).collect();
-    if !keyed.is_empty() && !w.insert_idempotency(&keyed).await? {
-        return Ok(None);
-    }
-    let fires: Vec<(i64, i64, &str)> =
-        commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect();
-    if !fires.is_empty() && !w.fire_timers(&fires).await? {
-        return Ok(None);
-    }
-    replace_timers(w, commits).await?;
-    record_late(w, commits).await?;
     Ok(Some((stored, leaves)))
 }
 
@@ -633,8 +652,8 @@ pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
         return Ok(());
     }
     if audit_log_off() {
-        if let Append::EventsToo { payloads, .. } = what {
-            w.insert_events(events, payloads, None).await?;
+        if let Append::EventsToo { payloads, open_steps, .. } = what {
+            w.insert_events(events, payloads, None, open_steps).await?;
         }
         return Ok(());
     }
@@ -673,7 +692,7 @@ pub(super) async fn append_to_log<W: BatchWriter + ?Sized>(
 /// the tree, appended once: their leaves computed here).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Append<'a> {
-    EventsToo { payloads: &'a [&'a str], leaves: &'a [Hash] },
+    EventsToo { payloads: &'a [&'a str], leaves: &'a [Hash], open_steps: OpenStepsChange<'a> },
     LeavesOnly,
 }
 
@@ -684,7 +703,9 @@ async fn write_append<W: BatchWriter + ?Sized>(
     what: Append<'_>,
 ) -> Result<bool, StoreError> {
     match what {
-        Append::EventsToo { payloads, .. } => w.insert_events(events, payloads, Some(log)).await,
+        Append::EventsToo { payloads, open_steps, .. } => {
+            w.insert_events(events, payloads, Some(log), open_steps).await
+        }
         Append::LeavesOnly => w.insert_log_leaves(log).await,
     }
 }
@@ -743,6 +764,16 @@ pub(super) fn peaks_from_bytes(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
             h
         })
         .collect())
+}
+
+/// The commits' idempotency records, each with its commit.
+pub(super) fn idempotency_records<'c>(commits: &[&'c Commit]) -> Vec<(&'c Commit, &'c IdempotencyRecord)> {
+    commits.iter().filter_map(|c| c.idempotency.as_ref().map(|i| (*c, i))).collect()
+}
+
+/// The timers the commits fire: `(timer, fence, instance)`.
+pub(super) fn fired_timers<'c>(commits: &[&'c Commit]) -> Vec<(i64, i64, &'c str)> {
+    commits.iter().filter_map(|c| c.fire.map(|(timer, fence)| (timer, fence, c.instance.as_str()))).collect()
 }
 
 /// Issue 12.6: the breaches the commits record, into the lateness index.

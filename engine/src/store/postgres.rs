@@ -72,6 +72,20 @@ pub struct PgStore {
     writer: super::postgres_writer::PgWriter,
 }
 
+/// How a write transaction begins (issue 10). Its statements find their rows by key, but their
+/// plans are cached on each connection — generic plans, made after five runs from the
+/// statistics of that moment — and on a store still small when a connection first ran them,
+/// sequential scans and hash joins won and stayed: each batch then read every instance row,
+/// every live timer and every open step. The engine bench (64 clients, 6 s, `pg_stat_user_tables`)
+/// counted 4.3 M instance rows read by ~2,200 sequential scans and 10.8 M entries of the live
+/// timers' index read by ~1,100 scans; PostgreSQL spent ~310 µs of CPU an approval. With these
+/// off a plan takes each row through its index whatever a table's size (~195 µs an approval,
+/// +35 % approvals/s; BENCHMARKS.md, issue 10, stop 32). `SET LOCAL` ends with the transaction,
+/// so reads keep the planner's defaults, and the settings ride in `BEGIN`'s round trip. Off, a
+/// plan's kind is only priced out, never forbidden: a statement with no other way still runs.
+pub(super) const BEGIN_WRITE: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
+     SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
+
 impl PgStore {
     /// Connects to a URL such as `postgres://postgres@127.0.0.1:5432/civicflow` and migrates.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -121,13 +135,14 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// A write transaction ([`BEGIN_WRITE`]).
     pub(super) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        self.pool.begin().await.map_err(map_sqlx)
+        self.pool.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)
     }
 
     /// The commit path's statements (`batch::BatchWriter`) over `conn`, in its transaction.
     pub(super) fn batch_writer<'a>(&'a self, conn: &'a mut sqlx::PgConnection) -> PgTx<'a> {
-        PgTx { conn, channel: &self.channel }
+        PgTx::new(conn, &self.channel)
     }
 
     /// The notifications of `channel`, each read by `parse` (what it cannot read is skipped),

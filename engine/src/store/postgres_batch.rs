@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::batch::{Advanced, BatchWriter, LogAppend};
+use super::batch::{Advanced, BatchWriter, LogAppend, OpenStepsChange};
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
 use super::due_key;
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
@@ -19,8 +19,21 @@ use crate::audit::truncate_to_micros;
 /// A commit transaction's connection with what its statements name besides their rows: the
 /// channel its commit hints go to (issue 9.6).
 pub(super) struct PgTx<'a> {
-    pub conn: &'a mut PgConnection,
-    pub channel: &'a str,
+    conn: &'a mut PgConnection,
+    channel: &'a str,
+    /// The hints [`BatchWriter::lock_log`] was given: sent with the events' insert, which
+    /// follows, in its round trip.
+    hints: Vec<String>,
+    /// [`BatchWriter::release_savepoint`] was asked for and not sent yet: it goes with the next
+    /// statement of the simple protocol (the next savepoint or the log's lock), in its round
+    /// trip; a `COMMIT` releases it anyway.
+    release_pending: bool,
+}
+
+impl<'a> PgTx<'a> {
+    pub(super) fn new(conn: &'a mut PgConnection, channel: &'a str) -> Self {
+        PgTx { conn, channel, hints: Vec::new(), release_pending: false }
+    }
 }
 
 #[async_trait]
@@ -28,14 +41,21 @@ impl BatchWriter for PgTx<'_> {
     // The simple protocol (`raw_sql`): nothing to prepare or cache, and the
     // rollback's two statements in one round trip.
     async fn savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::raw_sql("SAVEPOINT batch").execute(&mut *self.conn).await.map(|_| ()).map_err(map_sqlx)
+        let sql = if std::mem::take(&mut self.release_pending) {
+            "RELEASE SAVEPOINT batch; SAVEPOINT batch"
+        } else {
+            "SAVEPOINT batch"
+        };
+        sqlx::raw_sql(sql).execute(&mut *self.conn).await.map(|_| ()).map_err(map_sqlx)
     }
 
     async fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::raw_sql("RELEASE SAVEPOINT batch").execute(&mut *self.conn).await.map(|_| ()).map_err(map_sqlx)
+        self.release_pending = true;
+        Ok(())
     }
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.hints.clear();
         sqlx::raw_sql("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
             .execute(&mut *self.conn)
             .await
@@ -81,6 +101,72 @@ impl BatchWriter for PgTx<'_> {
         .await
         .map_err(map_sqlx)?;
         if rows.len() != commits.len() {
+            return Ok(None);
+        }
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let hash: Option<String> = row.try_get(1).map_err(map_sqlx)?;
+            if let Some(hash) = hash {
+                found.insert(row.try_get(0).map_err(map_sqlx)?, decode_hash(&hash)?);
+            }
+        }
+        Ok(Some(found))
+    }
+
+    async fn stage_together(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
+        let mut expected = Vec::with_capacity(commits.len());
+        let mut next = Vec::with_capacity(commits.len());
+        for c in commits {
+            let from = to_i64(c.expected_version, "version")?;
+            expected.push(from);
+            next.push(from + to_i64(c.events.len() as u64, "event count")?);
+        }
+        let keyed = super::batch::idempotency_records(commits);
+        let fires = super::batch::fired_timers(commits);
+        let cancel: Vec<(&str, &str)> = commits
+            .iter()
+            .flat_map(|c| c.cancel_timers_for_nodes.iter().map(|n| (c.instance.as_str(), n.as_str())))
+            .collect();
+        let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
+        let late: Vec<(&str, &LateStep)> =
+            commits.iter().flat_map(|c| c.late.iter().map(|r| (c.instance.as_str(), r))).collect();
+        let rows = sqlx::query(STAGE_TOGETHER)
+            .bind(commits.iter().map(|c| c.instance.as_str()).collect::<Vec<_>>())
+            .bind(expected)
+            .bind(next)
+            .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
+            .bind(commits.iter().map(|c| c.snapshot.as_deref()).collect::<Vec<_>>())
+            .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|r| r.1.principal.as_str()).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|r| r.1.key.as_str()).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|r| r.1.request_hash.as_str()).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|r| Json(&r.1.response)).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|r| r.0.instance.as_str()).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|r| commit_time(r.0)).collect::<Vec<_>>())
+            .bind(fires.iter().map(|f| f.0).collect::<Vec<_>>())
+            .bind(fires.iter().map(|f| f.1).collect::<Vec<_>>())
+            .bind(fires.iter().map(|f| f.2).collect::<Vec<_>>())
+            .bind(cancel.iter().map(|n| n.0).collect::<Vec<_>>())
+            .bind(cancel.iter().map(|n| n.1).collect::<Vec<_>>())
+            .bind(timers.iter().map(|t| t.instance.as_str()).collect::<Vec<_>>())
+            .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
+            .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+            .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
+            .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
+            .bind(late.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(late.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
+            .bind(late.iter().map(|r| r.1.role.as_str()).collect::<Vec<_>>())
+            .bind(late.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
+            .bind(late.iter().map(|r| truncate_to_micros(r.1.due_at)).collect::<Vec<_>>())
+            .bind(late.iter().map(|r| truncate_to_micros(r.1.late_at)).collect::<Vec<_>>())
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_sqlx)?;
+        // Every row carries the statement's verdict: whether every version moved, every key
+        // was new and every lease held.
+        let Some(first) = rows.first() else { return Ok(None) };
+        let passed: bool = first.try_get(2).map_err(map_sqlx)?;
+        if !passed || rows.len() != commits.len() {
             return Ok(None);
         }
         let mut found = HashMap::with_capacity(rows.len());
@@ -208,6 +294,7 @@ impl BatchWriter for PgTx<'_> {
         events: &[&StoredEvent],
         payloads: &[&str],
         log: Option<&LogAppend<'_>>,
+        open_steps: OpenStepsChange<'_>,
     ) -> Result<bool, StoreError> {
         let mut seqs = Vec::with_capacity(events.len());
         let mut leaves: Vec<Option<i64>> = Vec::with_capacity(events.len());
@@ -215,9 +302,9 @@ impl BatchWriter for PgTx<'_> {
             seqs.push(to_i64(event.seq, "seq")?);
             leaves.push(log.and_then(|l| l.rows.get(i)).map(|r| to_i64(r.index, "audit index")).transpose()?);
         }
-        // One round trip for both tables: the leaves (checked against the stored tree) in a
-        // data-modifying CTE, the events only when every leaf was written.
-        let sql = if log.is_some() { EVENTS_WITH_LEAVES.as_str() } else { INSERT_EVENTS };
+        // One round trip for the events, their leaves (checked against the stored tree), the
+        // hints and the open steps ([`events_sql`]).
+        let sql = if log.is_some() { EVENTS_WITH_LEAVES.as_str() } else { EVENTS_WITHOUT_LEAVES.as_str() };
         let mut query = sqlx::query(sql)
             .bind(events.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>())
             .bind(seqs)
@@ -229,11 +316,35 @@ impl BatchWriter for PgTx<'_> {
             .bind(events.iter().map(|e| e.prev_hash.as_str()).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.hash.as_str()).collect::<Vec<_>>())
             .bind(leaves);
-        if let Some(log) = log {
-            query = bind_log(query, log)?;
+        query = match log {
+            Some(log) => bind_log(query, log)?,
+            None => query
+                .bind(Vec::<Vec<u8>>::new())
+                .bind(Vec::<Option<Vec<u8>>>::new())
+                .bind(None::<i64>)
+                .bind(None::<Vec<u8>>),
+        };
+        let (nodes, rows) = (open_steps.nodes, open_steps.rows);
+        let written = query
+            .bind(self.channel)
+            .bind(&self.hints)
+            .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
+            .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+        let written = log.is_none() || written == events.len() as u64;
+        if written {
+            // Sent: a retry after a stale frontier must not send them again.
+            self.hints.clear();
         }
-        let written = query.execute(&mut *self.conn).await.map_err(map_sqlx)?.rows_affected();
-        Ok(log.is_none() || written == events.len() as u64)
+        Ok(written)
     }
 
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError> {
@@ -350,23 +461,19 @@ impl BatchWriter for PgTx<'_> {
             .map_err(map_sqlx)
     }
 
-    /// A transaction-scoped advisory lock orders the appends of every node's transactions; the
-    /// hints ride with it (`instance\tseq`, what `PgStore::commit_hints` reads).
+    /// A transaction-scoped advisory lock orders the appends of every node's transactions. The
+    /// hints (`instance\tseq`, what `PgStore::commit_hints` reads) go with the events' insert,
+    /// which follows; a savepoint's release waiting to be sent goes in this round trip.
     async fn lock_log(&mut self, hints: &[(&str, u64)]) -> Result<(), StoreError> {
-        if hints.is_empty() {
-            return lock_log(self.conn).await;
+        self.hints = hints.iter().map(|(instance, seq)| format!("{instance}\t{seq}")).collect();
+        if std::mem::take(&mut self.release_pending) {
+            return sqlx::raw_sql(AssertSqlSafe(format!("RELEASE SAVEPOINT batch; {LOCK_LOG}")))
+                .execute(&mut *self.conn)
+                .await
+                .map(|_| ())
+                .map_err(map_sqlx);
         }
-        let hints: Vec<String> = hints.iter().map(|(instance, seq)| format!("{instance}\t{seq}")).collect();
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(1212, hashtext(current_schema())),
-                    (SELECT count(pg_notify($1, hint)) FROM unnest($2::text[]) AS hint)",
-        )
-        .bind(self.channel)
-        .bind(hints)
-        .execute(&mut *self.conn)
-        .await
-        .map(|_| ())
-        .map_err(map_sqlx)
+        lock_log(self.conn).await
     }
 
     /// Another transaction-scoped advisory lock, one per schema, beside the log's.
@@ -415,15 +522,95 @@ const INSERT_EVENTS: &str =
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
                           $6::text[], $7::text[]::jsonb[], $8::text[], $9::text[], $10::bigint[])";
 
-/// The events with their leaves: the events' instances and seqs, their leaves' indexes, then
-/// [`bind_log`]'s `$11`…`$14`. Made once: it is every commit's statement.
-static EVENTS_WITH_LEAVES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// [`BatchWriter::stage_together`] in one round trip. The versions' compare-and-set first (its
+/// rows locked in id order, as [`BatchWriter::advance_versions`]), then the snapshots, the
+/// idempotency records (`$7`…`$12`), the fired timers (`$13`…`$15`), the cancelled (`$16`,
+/// `$17`; a timer fired here is not also cancelled: two updates of one row in one statement
+/// would leave either) and new timers (`$18`…`$22`) and the breaches (`$23`…`$28`) — each
+/// written only if every version moved. Each row: an instance moved, the hash its events chain
+/// on, and the verdict (every version moved, every key new, every lease held).
+const STAGE_TOGETHER: &str = "WITH moved AS (
+         UPDATE instances AS i SET version = v.next, status = v.status,
+                snapshot_version = CASE WHEN v.snapshot IS NULL THEN i.snapshot_version ELSE v.next END,
+                updated_at = v.at
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[])
+              AS v (id, expected, next, status, snapshot, at)
+         WHERE i.id = v.id AND i.version = v.expected
+           AND (SELECT count(*) FROM (SELECT FROM instances WHERE id = ANY($1) ORDER BY id
+                                      FOR NO KEY UPDATE) AS locked) >= 0
+         RETURNING i.id, v.expected, v.snapshot),
+     moved_all AS (SELECT count(*) = cardinality($1::text[]) AS yes FROM moved),
+     snapped AS (
+         INSERT INTO snapshots (instance, body) SELECT id, snapshot::jsonb FROM moved
+         WHERE snapshot IS NOT NULL AND (SELECT yes FROM moved_all)
+         ON CONFLICT (instance) DO UPDATE SET body = excluded.body RETURNING 1),
+     keyed AS (
+         INSERT INTO idempotency (principal, idempotency_key, request_hash, response, instance, created_at)
+         SELECT * FROM UNNEST($7::text[], $8::text[], $9::text[], $10::jsonb[], $11::text[], $12::timestamptz[])
+         WHERE (SELECT yes FROM moved_all)
+         ON CONFLICT (principal, idempotency_key) DO NOTHING RETURNING 1),
+     fired AS (
+         UPDATE timers AS t SET state = 'fired'
+         FROM UNNEST($13::bigint[], $14::bigint[], $15::text[]) AS f (id, fence, instance)
+         WHERE t.id = f.id AND t.fence = f.fence AND t.instance = f.instance AND t.state = 'claimed'
+           AND (SELECT yes FROM moved_all) RETURNING 1),
+     cancelled AS (
+         UPDATE timers AS t SET state = 'cancelled'
+         FROM UNNEST($16::text[], $17::text[]) AS c (instance, node)
+         WHERE t.instance = c.instance AND t.node = c.node AND t.state IN ('pending', 'claimed')
+           AND t.id <> ALL($13::bigint[]) AND (SELECT yes FROM moved_all) RETURNING 1),
+     added AS (
+         INSERT INTO timers (instance, node, kind, due_at, state, fence, payload)
+         SELECT instance, node, kind, due_at, 'pending', 0, payload
+         FROM UNNEST($18::text[], $19::text[], $20::text[], $21::timestamptz[], $22::jsonb[])
+              AS t (instance, node, kind, due_at, payload)
+         WHERE (SELECT yes FROM moved_all) RETURNING 1),
+     late AS (
+         INSERT INTO late_steps (instance, node, role, office, due_at, late_at)
+         SELECT * FROM UNNEST($23::text[], $24::text[], $25::text[], $26::text[], $27::timestamptz[],
+                              $28::timestamptz[])
+         WHERE (SELECT yes FROM moved_all)
+         ON CONFLICT DO NOTHING RETURNING 1),
+     passed AS (
+         SELECT (SELECT yes FROM moved_all)
+                AND (SELECT count(*) FROM keyed) = cardinality($7::text[])
+                AND (SELECT count(*) FROM fired) = cardinality($13::bigint[]) AS yes)
+     SELECT m.id, e.hash, (SELECT yes FROM passed)
+     FROM moved m LEFT JOIN events e ON e.instance = m.id AND e.seq = m.expected";
+
+/// A batch's events with what goes with them: the leaves (`$11`…`$14`, [`bind_log`]; with
+/// `leaves`, the events written only if every leaf was), then the hints (`$15`, `$16`:
+/// `instance\tseq`, what `PgStore::commit_hints` reads, to the channel) and the open steps
+/// replaced (`$17`, `$18` the nodes whose rows go, `$19`…`$23` the rows), both only when the
+/// events are written. Without `leaves` (the benchmark's comparison) the leaves' parameters are
+/// bound and unused. The open steps' delete runs to its end before the first row is inserted
+/// (the insert reads its count), so a node's row may come back with the same key; the counting
+/// triggers fire at the statement's end.
+fn events_sql(leaves: bool) -> String {
+    let (with_leaves, written) = if leaves {
+        (
+            format!("leaves AS ({} RETURNING 1),", leaves_sql([10, 1, 2, 11, 12, 13, 14])),
+            "(SELECT count(*) FROM leaves) = cardinality($1::text[])",
+        )
+    } else {
+        ("unused AS (SELECT $11::bytea[], $12::bytea[], $13::bigint, $14::bytea),".to_owned(), "true")
+    };
     format!(
-        "WITH leaves AS ({} RETURNING 1)
-         {INSERT_EVENTS} WHERE (SELECT count(*) FROM leaves) = cardinality($1::text[])",
-        leaves_sql([10, 1, 2, 11, 12, 13, 14])
+        "WITH {with_leaves}
+              hinted AS (SELECT count(pg_notify($15, hint)) AS n FROM unnest($16::text[]) AS hint
+                         WHERE {written}),
+              gone AS (DELETE FROM open_steps AS o USING UNNEST($17::text[], $18::text[]) AS c (instance, node)
+                       WHERE o.instance = c.instance AND o.node = c.node AND {written} RETURNING 1),
+              opened AS (INSERT INTO open_steps (instance, node, reader, due_key, overdue)
+                         SELECT * FROM UNNEST($19::text[], $20::text[], $21::text[], $22::bigint[], $23::bool[])
+                         WHERE (SELECT count(*) FROM gone) >= 0 AND {written} RETURNING 1)
+         {INSERT_EVENTS} WHERE (SELECT n FROM hinted) >= 0 AND (SELECT count(*) FROM opened) >= 0 AND {written}"
     )
-});
+}
+
+/// [`events_sql`], made once each: every commit's statement.
+static EVENTS_WITH_LEAVES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| events_sql(true));
+static EVENTS_WITHOUT_LEAVES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| events_sql(false));
 
 /// The leaves' insert with its parameters numbered `p`: the arrays of indexes, instances, seqs,
 /// leaf hashes and peaks, then the check — the last leaf's index (NULL: the tree must be empty)
@@ -451,12 +638,12 @@ fn bind_log<'q>(query: Query<'q>, log: &LogAppend<'_>) -> Result<Query<'q>, Stor
         .bind(log.after.as_ref().map(|(_, peaks)| peaks.clone())))
 }
 
+/// The statement that takes [`lock_log`]'s lock.
+const LOCK_LOG: &str = "SELECT pg_advisory_xact_lock(1212, hashtext(current_schema()))";
+
 /// Issue 12.1: the audit log's transaction-scoped advisory lock, one per schema (nodes sharing a
 /// database share a schema; tests on one database each use their own).
 pub(super) async fn lock_log(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(1212, hashtext(current_schema()))")
-        .execute(&mut *conn)
-        .await
-        .map_err(map_sqlx)?;
+    sqlx::query(LOCK_LOG).execute(&mut *conn).await.map_err(map_sqlx)?;
     Ok(())
 }

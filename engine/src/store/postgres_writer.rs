@@ -108,11 +108,11 @@ impl PgWriter {
 }
 
 impl BatchTarget {
-    /// A transaction for commits. The audit log's lock (issue 12.1) is taken at its end
-    /// (`batch::UnderLock`), not with `BEGIN`: there it made every commit transaction of every
-    /// node wait for the one before, whole.
+    /// A transaction for commits, a write transaction (`postgres::BEGIN_WRITE`). The audit
+    /// log's lock (issue 12.1) is taken at its end (`batch::UnderLock`), not with `BEGIN`: there
+    /// it made every commit transaction of every node wait for the one before, whole.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        self.pool.begin().await.map_err(map_sqlx)
+        self.pool.begin_with(super::postgres::BEGIN_WRITE).await.map_err(map_sqlx)
     }
 
     /// [`super::Store::commit_many`]: the batch in one transaction.
@@ -127,7 +127,7 @@ impl BatchTarget {
         };
         // Issue 9.6: the commits' hints to every node's event stream go with the log's lock
         // (`BatchWriter::lock_log`), delivered by PostgreSQL at commit, not at all on a rollback.
-        let mut w = PgTx { conn: &mut tx, channel: &self.channel };
+        let mut w = PgTx::new(&mut tx, &self.channel);
         let results = if let [only] = commits {
             // A batch of one (a quiet moment): its own transaction is all the savepoint it
             // needs, two statements fewer than `write_all`'s one-by-one path.

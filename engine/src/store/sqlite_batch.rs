@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::types::{Null, ToSql};
 use rusqlite::{CachedStatement, Connection};
 
-use super::batch::{followed_events, Advanced, BatchWriter, LogAppend};
+use super::batch::{followed_events, Advanced, BatchWriter, LogAppend, OpenStepsChange};
 use super::common::{commit_time, decode_hash, to_i64};
 use super::due_key;
 use super::sqlite_commit::{json_text, micros};
@@ -228,6 +228,7 @@ impl BatchWriter for WriterTx<'_> {
         events: &[&StoredEvent],
         payloads: &[&str],
         log: Option<&LogAppend<'_>>,
+        open_steps: OpenStepsChange<'_>,
     ) -> Result<bool, StoreError> {
         // The leaves first, checked against the stored tree; no event is written when the check
         // failed. (A statement costs no hand-off here: two statements, not one of two parts.)
@@ -263,6 +264,8 @@ impl BatchWriter for WriterTx<'_> {
             }
             query.pad(chunk.len(), 10)?.execute()?;
         }
+        self.delete_open_steps(open_steps.nodes)?;
+        self.insert_open_steps(open_steps.rows)?;
         Ok(true)
     }
 

@@ -1933,3 +1933,71 @@ async fn postgres_a_nul_in_text_is_a_bad_value_not_a_retry() {
     assert!(harness.store.get_policy("a\u{0}b", None).await.is_err_and(|e| e.code() == "STORE016"));
     harness.finish().await;
 }
+
+/// Issue 10: a PostgreSQL batch reaches its rows through their indexes, whatever the tables held
+/// when its statements were planned. Plans are cached on each connection (generic after five
+/// runs) from the statistics of that moment; on a fresh store the tables are tiny, and sequential
+/// scans and hash joins won and stayed — every batch then read every instance, every live timer
+/// and every open step (`PgStore`'s write transactions now price those plans out). Forty
+/// instances, each batch moving all of them, cancelling and adding a timer and replacing an open
+/// step: no row of those tables may be read by a sequential scan (the migrations' scans ran on
+/// empty tables and read none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_batch_reads_its_rows_by_key_not_by_scanning_tables() {
+    let Some(harness) = Harness::postgres("batch_by_key").await else { return };
+    let store = harness.store.clone();
+    let t0 = t(T0);
+    let hour = chrono::Duration::hours(1);
+    store.publish_policy(policy("p", "h1", T0)).await.unwrap();
+    let ids: Vec<String> = (0..40).map(|i| format!("k{i:02}")).collect();
+    for id in &ids {
+        let mut first = start(id, t0);
+        first.new_timers = vec![timer(id, "s", t0 + hour)];
+        store.create_instance(record(id, "p", "h1", t0), first).await.unwrap();
+    }
+    // Twelve batches: each of the writer's two connections runs the statements past five times.
+    const ROUNDS: u64 = 12;
+    for round in 1..=ROUNDS {
+        let commits = ids
+            .iter()
+            .map(|id| {
+                let mut c = step(id, round, vec![event(t0, "moved", json!({ "round": round }))]);
+                c.cancel_timers_for_nodes = vec!["s".into()];
+                c.new_timers = vec![timer(id, "s", t0 + hour * (round as i32 + 1))];
+                c.open_step_nodes = vec!["s".into()];
+                c.open_step_rows =
+                    vec![OpenStepRow { node: "s".into(), reader: format!("a:{round}"), due_at: None, overdue: false }];
+                c
+            })
+            .collect();
+        let (results, _) = store.commit_many(commits).await;
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    }
+    assert_eq!(harness.batched(), 40 * ROUNDS);
+    let Backend::Postgres { store: pg, .. } = &harness.backend else { unreachable!("a PostgreSQL harness") };
+    // A backend's counts reach the statistics views within a second of its last transaction
+    // (PostgreSQL 15 flushes them at most once a second, or when it goes idle).
+    let stats = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT relname::text, COALESCE(seq_tup_read, 0), COALESCE(n_tup_upd, 0) FROM pg_stat_user_tables
+             WHERE schemaname = current_schema() AND relname IN ('instances', 'timers', 'open_steps')
+             ORDER BY relname",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let wanted_updates = (40 * (ROUNDS + 1)) as i64; // each round's version bump, and the starts'
+    let mut seen = stats(pg.pool().clone()).await;
+    for _ in 0..100 {
+        if seen.iter().any(|(t, _, updated)| t == "instances" && *updated >= wanted_updates) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        seen = stats(pg.pool().clone()).await;
+    }
+    let read: Vec<(&str, i64)> = seen.iter().map(|(t, read, _)| (t.as_str(), *read)).collect();
+    assert_eq!(read, [("instances", 0), ("open_steps", 0), ("timers", 0)], "rows read by sequential scans: {seen:?}");
+    assert!(seen.iter().any(|(t, _, updated)| t == "instances" && *updated >= wanted_updates), "{seen:?}");
+    harness.finish().await;
+}
