@@ -35,34 +35,15 @@ pub(super) trait BatchWriter: Send {
     async fn release_savepoint(&mut self) -> Result<(), StoreError>;
     /// Undoes what was written since [`BatchWriter::savepoint`]; the transaction goes on.
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
-    /// Bumps every instance's version from the one its commit expects (with its status,
-    /// snapshot and time) and gives, by instance, the stored hash of the event each commit
-    /// follows (none for a commit at version 0, or when that event is missing); `None` when any
-    /// version had moved or an instance is gone. One statement where the store can: the
-    /// compare-and-set and the read of what the new events chain on were two round trips.
-    async fn advance_versions(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError>;
     /// [`write`]'s statements for commits of distinct instances but their events and open
-    /// steps: the versions advanced (the stored hash each commit's events chain on, by instance,
-    /// as [`BatchWriter::advance_versions`]), the idempotency records, the fired timers, the
-    /// nodes' timers replaced and the breaches recorded; `None` when any of them would refuse
-    /// (the caller rolls back). By default one call each (SQLite, where a call is no round
-    /// trip); PostgreSQL sends them as one statement.
-    async fn stage_together(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
-        let Some(found) = self.advance_versions(commits).await? else {
-            return Ok(None);
-        };
-        let keyed = idempotency_records(commits);
-        if !keyed.is_empty() && !self.insert_idempotency(&keyed).await? {
-            return Ok(None);
-        }
-        let fires = fired_timers(commits);
-        if !fires.is_empty() && !self.fire_timers(&fires).await? {
-            return Ok(None);
-        }
-        replace_timers(self, commits).await?;
-        record_late(self, commits).await?;
-        Ok(Some(found))
-    }
+    /// steps: every instance's version bumped from the one its commit expects (with its status,
+    /// snapshot and time), then the idempotency records, the fired timers, the nodes' timers
+    /// replaced and the breaches recorded ([`stage_rest`]). Gives, by instance, the stored hash
+    /// of the event each commit follows (none for a commit at version 0, or when that event is
+    /// missing); `None` when any of them would refuse — a version had moved or an instance is
+    /// gone, a key was taken, a lease lost — and the caller rolls back. One statement where the
+    /// store can (PostgreSQL); SQLite runs them in turn (a statement costs it no round trip).
+    async fn stage_together(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError>;
     /// Stores the commits' idempotency records; `false` when a key was already taken.
     async fn insert_idempotency(&mut self, keyed: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError>;
     /// The events, and with `log` their leaves in the global tree (issue 12.1), each event's row
@@ -97,9 +78,10 @@ pub(super) trait BatchWriter: Send {
     /// New instances' rows at version 0 (an instance's policy must be published: the foreign
     /// key refuses one that is not); how many were inserted, fewer when an id was taken.
     async fn insert_instance_rows(&mut self, instances: &[&InstanceRecord]) -> Result<u64, StoreError>;
-    /// [`BatchWriter::advance_versions`] of one commit, in the plainest statements: with the
-    /// one-row `VALUES`/`UNNEST` statements instead, a client's commits alone went from
-    /// ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more bytes on SQLite.
+    /// The version's compare-and-set of [`BatchWriter::stage_together`] for one commit, in the
+    /// plainest statements: with the one-row `VALUES`/`UNNEST` statements instead, a client's
+    /// commits alone went from ~440–550/s to ~300–340/s on PostgreSQL and wrote 11 % more
+    /// bytes on SQLite.
     async fn advance_version(&mut self, commit: &Commit) -> Result<Advanced, StoreError>;
     /// An instance's version, `None` when there is no such instance (to name a refusal).
     async fn version_of(&mut self, instance: &str) -> Result<Option<i64>, StoreError>;
@@ -764,6 +746,23 @@ pub(super) fn peaks_from_bytes(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
             h
         })
         .collect())
+}
+
+/// [`BatchWriter::stage_together`] after the versions, one call each: `false` when a key was
+/// taken or a lease lost.
+#[cfg(feature = "sqlite")]
+pub(super) async fn stage_rest<W: BatchWriter + ?Sized>(w: &mut W, commits: &[&Commit]) -> Result<bool, StoreError> {
+    let keyed = idempotency_records(commits);
+    if !keyed.is_empty() && !w.insert_idempotency(&keyed).await? {
+        return Ok(false);
+    }
+    let fires = fired_timers(commits);
+    if !fires.is_empty() && !w.fire_timers(&fires).await? {
+        return Ok(false);
+    }
+    replace_timers(w, commits).await?;
+    record_late(w, commits).await?;
+    Ok(true)
 }
 
 /// The commits' idempotency records, each with its commit.

@@ -63,56 +63,6 @@ impl BatchWriter for PgTx<'_> {
             .map_err(map_sqlx)
     }
 
-    async fn advance_versions(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
-        let mut expected = Vec::with_capacity(commits.len());
-        let mut next = Vec::with_capacity(commits.len());
-        for c in commits {
-            let from = to_i64(c.expected_version, "version")?;
-            expected.push(from);
-            next.push(from + to_i64(c.events.len() as u64, "event count")?);
-        }
-        // The rows locked first, in the order of their ids (an uncorrelated subquery: evaluated
-        // once, before the update takes any row): two nodes' batches of the same instances then
-        // wait for each other instead of deadlocking (the join's own order is the planner's).
-        // The rows moved, each with the hash its new events chain on, in the same round trip.
-        let rows = sqlx::query(
-            "WITH moved AS (
-                 UPDATE instances AS i SET version = v.next, status = v.status,
-                        snapshot_version = CASE WHEN v.snapshot IS NULL THEN i.snapshot_version ELSE v.next END,
-                        updated_at = v.at
-                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                             $6::timestamptz[]) AS v (id, expected, next, status, snapshot, at)
-                 WHERE i.id = v.id AND i.version = v.expected
-                   AND (SELECT count(*) FROM (SELECT FROM instances WHERE id = ANY($1) ORDER BY id
-                                              FOR NO KEY UPDATE) AS locked) >= 0
-                 RETURNING i.id, v.expected, v.snapshot),
-             snapped AS (
-                 INSERT INTO snapshots (instance, body) SELECT id, snapshot::jsonb FROM moved WHERE snapshot IS NOT NULL
-                 ON CONFLICT (instance) DO UPDATE SET body = excluded.body)
-             SELECT m.id, e.hash FROM moved m LEFT JOIN events e ON e.instance = m.id AND e.seq = m.expected",
-        )
-        .bind(commits.iter().map(|c| c.instance.as_str()).collect::<Vec<_>>())
-        .bind(expected)
-        .bind(next)
-        .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
-        .bind(commits.iter().map(|c| c.snapshot.as_deref()).collect::<Vec<_>>())
-        .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
-        .fetch_all(&mut *self.conn)
-        .await
-        .map_err(map_sqlx)?;
-        if rows.len() != commits.len() {
-            return Ok(None);
-        }
-        let mut found = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let hash: Option<String> = row.try_get(1).map_err(map_sqlx)?;
-            if let Some(hash) = hash {
-                found.insert(row.try_get(0).map_err(map_sqlx)?, decode_hash(&hash)?);
-            }
-        }
-        Ok(Some(found))
-    }
-
     async fn stage_together(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
         let mut expected = Vec::with_capacity(commits.len());
         let mut next = Vec::with_capacity(commits.len());
@@ -522,8 +472,10 @@ const INSERT_EVENTS: &str =
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
                           $6::text[], $7::text[]::jsonb[], $8::text[], $9::text[], $10::bigint[])";
 
-/// [`BatchWriter::stage_together`] in one round trip. The versions' compare-and-set first (its
-/// rows locked in id order, as [`BatchWriter::advance_versions`]), then the snapshots, the
+/// [`BatchWriter::stage_together`] in one round trip. The versions' compare-and-set first: the
+/// rows locked first, in the order of their ids (an uncorrelated subquery, evaluated once, before
+/// the update takes any row), so two nodes' batches of the same instances wait for each other
+/// instead of deadlocking (the join's own order is the planner's). Then the snapshots, the
 /// idempotency records (`$7`…`$12`), the fired timers (`$13`…`$15`), the cancelled (`$16`,
 /// `$17`; a timer fired here is not also cancelled: two updates of one row in one statement
 /// would leave either) and new timers (`$18`…`$22`) and the breaches (`$23`…`$28`) — each

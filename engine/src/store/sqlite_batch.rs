@@ -165,11 +165,12 @@ impl BatchWriter for WriterTx<'_> {
         self.run("ROLLBACK TO batch; RELEASE batch")
     }
 
-    async fn advance_versions(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
+    async fn stage_together(&mut self, commits: &[&Commit]) -> Result<Option<HashMap<String, Hash>>, StoreError> {
         if !self.compare_and_set_versions(commits)? {
             return Ok(None);
         }
-        Ok(Some(self.hashes_at(&followed_events(commits)?)?))
+        let found = self.hashes_at(&followed_events(commits)?)?;
+        Ok(super::batch::stage_rest(self, commits).await?.then_some(found))
     }
 
     async fn replace_timers(&mut self, cancel: &[(&str, &str)], commits: &[&Commit]) -> Result<(), StoreError> {
