@@ -16,7 +16,7 @@ pub(super) fn frontier_tree(last: Option<(i64, Option<Vec<u8>>)>) -> Result<Audi
     };
     let peaks = peaks.ok_or_else(|| StoreError::Corrupt(format!("audit leaf {last} carries no frontier")))?;
     let size = to_u64(last, "audit index")? + 1;
-    let frontier = Frontier::from_parts(size, super::batch::peaks_from_bytes(&peaks)?)
+    let frontier = Frontier::from_parts(size, super::log_append::peaks_from_bytes(&peaks)?)
         .ok_or_else(|| StoreError::Corrupt(format!("the audit tree's peaks do not fit its size {size}")))?;
     Ok(AuditTree { size, root: frontier.root() })
 }

@@ -33,6 +33,8 @@ mod error;
 mod fold;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod group;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod log_append;
 #[cfg(feature = "sqlite")]
 pub mod packed;
 #[cfg(feature = "postgres")]
@@ -74,12 +76,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[doc(hidden)]
-pub use batch::benchmark_without_audit_log;
 pub use error::{ErrorSource, StoreError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use group::{GroupCommitConfig, GroupCommitStats, GroupCommitter};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[doc(hidden)]
+pub use log_append::benchmark_without_audit_log;
 pub use records::*;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use records::{due_key, due_of_key};

@@ -67,7 +67,7 @@ pub struct PgStore {
     /// Commits written by [`batch::write`] (one statement per table), for tests and benches.
     batched: Arc<AtomicU64>,
     /// The global tree's frontier after this store's last append (a hint, issue 12.1).
-    pub(super) log_head: Arc<batch::LogHead>,
+    pub(super) log_head: Arc<super::log_append::LogHead>,
     /// Where group-committed batches are written (a thread of their own).
     writer: super::postgres_writer::PgWriter,
 }
@@ -78,9 +78,9 @@ pub struct PgStore {
 /// sequential scans and hash joins won and stayed: each batch then read every instance row,
 /// every live timer and every open step. The engine bench (64 clients, 6 s, `pg_stat_user_tables`)
 /// counted 4.3 M instance rows read by ~2,200 sequential scans and 10.8 M entries of the live
-/// timers' index read by ~1,100 scans; PostgreSQL spent ~310 µs of CPU an approval. With these
-/// off a plan takes each row through its index whatever a table's size (~195 µs an approval,
-/// +35 % approvals/s; BENCHMARKS.md, issue 10, stop 32). `SET LOCAL` ends with the transaction,
+/// timers' index read by ~1,100 scans; PostgreSQL spent ~350 µs of CPU an approval. With these
+/// off a plan takes each row through its index whatever a table's size (~200 µs an approval,
+/// +37 % approvals/s over 5 s, ×2 over 20 s; BENCHMARKS.md, issue 10, stop 32). `SET LOCAL` ends with the transaction,
 /// so reads keep the planner's defaults, and the settings ride in `BEGIN`'s round trip. Off, a
 /// plan's kind is only priced out, never forbidden: a statement with no other way still runs.
 pub(super) const BEGIN_WRITE: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
@@ -111,7 +111,7 @@ impl PgStore {
         let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await.map_err(map_sqlx)?;
         let channel = channel_name(COMMIT_CHANNEL, &schema);
         let principal_channel = channel_name(PRINCIPAL_CHANNEL, &schema);
-        let (batched, log_head) = (Arc::<AtomicU64>::default(), Arc::<batch::LogHead>::default());
+        let (batched, log_head) = (Arc::<AtomicU64>::default(), Arc::<super::log_append::LogHead>::default());
         let options = (*pool.connect_options()).clone();
         let writer =
             super::postgres_writer::PgWriter::start(options, channel.clone(), batched.clone(), log_head.clone())?;

@@ -41,11 +41,11 @@ impl PgStore {
         .map_err(map_sqlx)?;
         let events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&StoredEvent> = events.iter().collect();
-        super::batch::append_to_log(
+        super::log_append::append_to_log(
             &mut self.batch_writer(&mut tx),
             &self.log_head,
             &refs,
-            super::batch::Append::LeavesOnly,
+            super::log_append::Append::LeavesOnly,
         )
         .await?;
         for e in &events {

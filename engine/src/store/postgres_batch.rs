@@ -9,9 +9,10 @@ use sqlx::postgres::PgConnection;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::batch::{Advanced, BatchWriter, LogAppend, OpenStepsChange};
+use super::batch::{Advanced, BatchWriter, OpenStepsChange};
 use super::common::{commit_time, decode_hash, map_sqlx, to_i64};
 use super::due_key;
+use super::log_append::LogAppend;
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
 use crate::audit::merkle::Hash;
 use crate::audit::truncate_to_micros;
@@ -55,7 +56,6 @@ impl BatchWriter for PgTx<'_> {
     }
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
-        self.hints.clear();
         sqlx::raw_sql("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")
             .execute(&mut *self.conn)
             .await
@@ -448,7 +448,7 @@ impl BatchWriter for PgTx<'_> {
         let last: i64 = row.try_get("idx").map_err(map_sqlx)?;
         let peaks: Option<Vec<u8>> = row.try_get("peaks").map_err(map_sqlx)?;
         let peaks = peaks.ok_or_else(|| StoreError::Corrupt(format!("audit leaf {last} carries no frontier")))?;
-        Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
+        Ok((super::common::to_u64(last, "audit index")? + 1, super::log_append::peaks_from_bytes(&peaks)?))
     }
 
     async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError> {

@@ -16,8 +16,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot};
 
-use super::batch::{self, LogHead};
+use super::batch;
 use super::common::{map_sqlx, validate_commit};
+use super::log_append::LogHead;
 use super::postgres_batch::PgTx;
 use super::{BatchResults, Commit, StoreError, StoredEvent};
 

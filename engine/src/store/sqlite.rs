@@ -94,7 +94,7 @@ pub struct SqliteStore {
     /// Commits written by [`sqlite_batch`] (one statement per table), for tests and benches.
     pub(super) batched: Arc<AtomicU64>,
     /// The global tree's frontier after this store's last append (a hint, issue 12.1).
-    pub(super) log_head: Arc<batch::LogHead>,
+    pub(super) log_head: Arc<super::log_append::LogHead>,
 }
 
 /// What `wal_checkpoint(RESTART)` reported.

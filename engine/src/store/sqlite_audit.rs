@@ -33,7 +33,7 @@ impl SqliteStore {
             let _ = ready(w.log_frontier())?;
             let events = w.backfill_events(limit)?;
             let refs: Vec<&StoredEvent> = events.iter().collect();
-            ready(super::batch::append_to_log(w, head, &refs, super::batch::Append::LeavesOnly))?;
+            ready(super::log_append::append_to_log(w, head, &refs, super::log_append::Append::LeavesOnly))?;
             w.forget_backfilled(&events)?;
             Ok(events.len() as u64)
         })

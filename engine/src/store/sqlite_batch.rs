@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use rusqlite::types::{Null, ToSql};
 use rusqlite::{CachedStatement, Connection};
 
-use super::batch::{followed_events, Advanced, BatchWriter, LogAppend, OpenStepsChange};
+use super::batch::{followed_events, Advanced, BatchWriter, OpenStepsChange};
 use super::common::{commit_time, decode_hash, to_i64};
 use super::due_key;
+use super::log_append::LogAppend;
 use super::sqlite_commit::{json_text, micros};
 use super::sqlite_writer::map_rusqlite;
 use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, StoreError, StoredEvent};
@@ -401,7 +402,7 @@ impl BatchWriter for WriterTx<'_> {
         })?;
         let Some((last, peaks)) = last else { return Ok((0, Vec::new())) };
         let peaks = peaks.ok_or_else(|| StoreError::Corrupt(format!("audit leaf {last} carries no frontier")))?;
-        Ok((super::common::to_u64(last, "audit index")? + 1, super::batch::peaks_from_bytes(&peaks)?))
+        Ok((super::common::to_u64(last, "audit index")? + 1, super::log_append::peaks_from_bytes(&peaks)?))
     }
 
     async fn insert_log_leaves(&mut self, log: &LogAppend<'_>) -> Result<bool, StoreError> {

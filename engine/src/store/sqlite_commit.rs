@@ -23,7 +23,7 @@ impl SqliteStore {
     pub(super) async fn write_with<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut WriterTx<'_>, &batch::LogHead) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut WriterTx<'_>, &super::log_append::LogHead) -> Result<T, StoreError> + Send + 'static,
     {
         let head = self.log_head.clone();
         self.commits.run(move |conn| in_transaction(conn, |conn| job(&mut WriterTx(conn), &head))).await
