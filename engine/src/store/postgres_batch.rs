@@ -80,38 +80,16 @@ impl BatchWriter for PgTx<'_> {
         let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
         let late: Vec<(&str, &LateStep)> =
             commits.iter().flat_map(|c| c.late.iter().map(|r| (c.instance.as_str(), r))).collect();
-        let rows = sqlx::query(STAGE_TOGETHER)
+        let query = sqlx::query(STAGE_TOGETHER)
             .bind(commits.iter().map(|c| c.instance.as_str()).collect::<Vec<_>>())
             .bind(expected)
             .bind(next)
             .bind(commits.iter().map(|c| c.status.as_str()).collect::<Vec<_>>())
             .bind(commits.iter().map(|c| c.snapshot.as_deref()).collect::<Vec<_>>())
-            .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>())
-            .bind(keyed.iter().map(|r| r.1.principal.as_str()).collect::<Vec<_>>())
-            .bind(keyed.iter().map(|r| r.1.key.as_str()).collect::<Vec<_>>())
-            .bind(keyed.iter().map(|r| r.1.request_hash.as_str()).collect::<Vec<_>>())
-            .bind(keyed.iter().map(|r| Json(&r.1.response)).collect::<Vec<_>>())
-            .bind(keyed.iter().map(|r| r.0.instance.as_str()).collect::<Vec<_>>())
-            .bind(keyed.iter().map(|r| commit_time(r.0)).collect::<Vec<_>>())
-            .bind(fires.iter().map(|f| f.0).collect::<Vec<_>>())
-            .bind(fires.iter().map(|f| f.1).collect::<Vec<_>>())
-            .bind(fires.iter().map(|f| f.2).collect::<Vec<_>>())
-            .bind(cancel.iter().map(|n| n.0).collect::<Vec<_>>())
-            .bind(cancel.iter().map(|n| n.1).collect::<Vec<_>>())
-            .bind(timers.iter().map(|t| t.instance.as_str()).collect::<Vec<_>>())
-            .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
-            .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
-            .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
-            .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
-            .bind(late.iter().map(|r| r.0).collect::<Vec<_>>())
-            .bind(late.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
-            .bind(late.iter().map(|r| r.1.role.as_str()).collect::<Vec<_>>())
-            .bind(late.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
-            .bind(late.iter().map(|r| truncate_to_micros(r.1.due_at)).collect::<Vec<_>>())
-            .bind(late.iter().map(|r| truncate_to_micros(r.1.late_at)).collect::<Vec<_>>())
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_sqlx)?;
+            .bind(commits.iter().map(|c| commit_time(c)).collect::<Vec<_>>());
+        let query = bind_fires(bind_idempotency(query, &keyed), &fires);
+        let query = bind_late(bind_timers(bind_nodes(query, &cancel), &timers), &late);
+        let rows = query.fetch_all(&mut *self.conn).await.map_err(map_sqlx)?;
         // Every row carries the statement's verdict: whether every version moved, every key
         // was new and every lease held.
         let Some(first) = rows.first() else { return Ok(None) };
@@ -133,7 +111,7 @@ impl BatchWriter for PgTx<'_> {
         let timers: Vec<_> = commits.iter().flat_map(|c| c.new_timers.iter()).collect();
         // One round trip: the cancel in a data-modifying CTE, which cannot see the rows the
         // insert adds (one snapshot for the statement), so a node's new timer stays live.
-        sqlx::query(
+        let query = sqlx::query(
             "WITH cancelled AS (
                  UPDATE timers AS t SET state = 'cancelled'
                  FROM UNNEST($1::text[], $2::text[]) AS c (instance, node)
@@ -142,17 +120,8 @@ impl BatchWriter for PgTx<'_> {
              SELECT instance, node, kind, due_at, 'pending', 0, payload
              FROM UNNEST($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[])
                   AS t (instance, node, kind, due_at, payload)",
-        )
-        .bind(cancel.iter().map(|n| n.0).collect::<Vec<_>>())
-        .bind(cancel.iter().map(|n| n.1).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| t.instance.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
-        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(map_sqlx)?;
+        );
+        bind_timers(bind_nodes(query, cancel), &timers).execute(&mut *self.conn).await.map_err(map_sqlx)?;
         Ok(())
     }
 
@@ -164,24 +133,15 @@ impl BatchWriter for PgTx<'_> {
         // One round trip: the delete in a data-modifying CTE, run to its end before the first
         // row is inserted (the insert reads its count), so a node's row may come back with the
         // same key; each statement's counting trigger fires at the statement's end.
-        sqlx::query(
+        let query = sqlx::query(
             "WITH gone AS (
                  DELETE FROM open_steps AS o USING UNNEST($1::text[], $2::text[]) AS c (instance, node)
                  WHERE o.instance = c.instance AND o.node = c.node RETURNING 1)
              INSERT INTO open_steps (instance, node, reader, due_key, overdue)
              SELECT * FROM UNNEST($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bool[])
              WHERE (SELECT count(*) FROM gone) >= 0",
-        )
-        .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
-        .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(map_sqlx)?;
+        );
+        bind_open_steps(query, OpenStepsChange { nodes, rows }).execute(&mut *self.conn).await.map_err(map_sqlx)?;
         Ok(())
     }
 
@@ -219,23 +179,15 @@ impl BatchWriter for PgTx<'_> {
     }
 
     async fn insert_idempotency(&mut self, records: &[(&Commit, &IdempotencyRecord)]) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO idempotency
              (principal, idempotency_key, request_hash, response, instance, created_at)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
                                   $6::timestamptz[])
              ON CONFLICT (principal, idempotency_key) DO NOTHING",
-        )
-        .bind(records.iter().map(|r| r.1.principal.as_str()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.1.key.as_str()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.1.request_hash.as_str()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| Json(&r.1.response)).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.0.instance.as_str()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| commit_time(r.0)).collect::<Vec<_>>())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
+        );
+        let inserted =
+            bind_idempotency(query, records).execute(&mut *self.conn).await.map_err(map_sqlx)?.rows_affected();
         Ok(inserted == records.len() as u64)
     }
 
@@ -274,17 +226,7 @@ impl BatchWriter for PgTx<'_> {
                 .bind(None::<i64>)
                 .bind(None::<Vec<u8>>),
         };
-        let (nodes, rows) = (open_steps.nodes, open_steps.rows);
-        let written = query
-            .bind(self.channel)
-            .bind(&self.hints)
-            .bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
+        let written = bind_open_steps(query.bind(self.channel).bind(&self.hints), open_steps)
             .execute(&mut *self.conn)
             .await
             .map_err(map_sqlx)?
@@ -298,37 +240,23 @@ impl BatchWriter for PgTx<'_> {
     }
 
     async fn fire_timers(&mut self, fires: &[(i64, i64, &str)]) -> Result<bool, StoreError> {
-        let fired = sqlx::query(
+        let query = sqlx::query(
             "UPDATE timers AS t SET state = 'fired'
              FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS f (id, fence, instance)
              WHERE t.id = f.id AND t.fence = f.fence AND t.instance = f.instance AND t.state = 'claimed'",
-        )
-        .bind(fires.iter().map(|f| f.0).collect::<Vec<_>>())
-        .bind(fires.iter().map(|f| f.1).collect::<Vec<_>>())
-        .bind(fires.iter().map(|f| f.2).collect::<Vec<_>>())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(map_sqlx)?
-        .rows_affected();
+        );
+        let fired = bind_fires(query, fires).execute(&mut *self.conn).await.map_err(map_sqlx)?.rows_affected();
         Ok(fired == fires.len() as u64)
     }
 
     async fn insert_late_steps(&mut self, rows: &[(&str, &LateStep)]) -> Result<(), StoreError> {
         // A burst of deadlines breaches one step per firing: the batch's rows in one statement.
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO late_steps (instance, node, role, office, due_at, late_at)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
              ON CONFLICT DO NOTHING",
-        )
-        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.role.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| crate::audit::truncate_to_micros(r.1.due_at)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| crate::audit::truncate_to_micros(r.1.late_at)).collect::<Vec<_>>())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(map_sqlx)?;
+        );
+        bind_late(query, rows).execute(&mut *self.conn).await.map_err(map_sqlx)?;
         Ok(())
     }
 
@@ -579,6 +507,64 @@ fn leaves_sql(p: [u8; 7]) -> String {
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Idempotency records, six arrays: principals, keys, request hashes, responses, instances,
+/// times.
+fn bind_idempotency<'q>(query: Query<'q>, records: &[(&'q Commit, &'q IdempotencyRecord)]) -> Query<'q> {
+    query
+        .bind(records.iter().map(|r| r.1.principal.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.1.key.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.1.request_hash.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| Json(&r.1.response)).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.0.instance.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| commit_time(r.0)).collect::<Vec<_>>())
+}
+
+/// Fired timers, three arrays: ids, fences, instances.
+fn bind_fires<'q>(query: Query<'q>, fires: &[(i64, i64, &'q str)]) -> Query<'q> {
+    query
+        .bind(fires.iter().map(|f| f.0).collect::<Vec<_>>())
+        .bind(fires.iter().map(|f| f.1).collect::<Vec<_>>())
+        .bind(fires.iter().map(|f| f.2).collect::<Vec<_>>())
+}
+
+/// `(instance, node)` pairs, two arrays.
+fn bind_nodes<'q>(query: Query<'q>, nodes: &[(&'q str, &'q str)]) -> Query<'q> {
+    query.bind(nodes.iter().map(|n| n.0).collect::<Vec<_>>()).bind(nodes.iter().map(|n| n.1).collect::<Vec<_>>())
+}
+
+/// New timers, five arrays: instances, nodes, kinds, due instants, payloads.
+fn bind_timers<'q>(query: Query<'q>, timers: &[&'q super::NewTimer]) -> Query<'q> {
+    query
+        .bind(timers.iter().map(|t| t.instance.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.node.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| truncate_to_micros(t.due_at)).collect::<Vec<_>>())
+        .bind(timers.iter().map(|t| Json(&t.payload)).collect::<Vec<_>>())
+}
+
+/// Breaches, six arrays: instances, nodes, roles, offices, due and late instants.
+fn bind_late<'q>(query: Query<'q>, rows: &[(&'q str, &'q LateStep)]) -> Query<'q> {
+    query
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.role.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.office.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| truncate_to_micros(r.1.due_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| truncate_to_micros(r.1.late_at)).collect::<Vec<_>>())
+}
+
+/// Open-step rows replaced, seven arrays: the nodes' instances and nodes whose rows go, then the
+/// rows' instances, nodes, readers, due keys and overdue flags.
+fn bind_open_steps<'q>(query: Query<'q>, change: OpenStepsChange<'q>) -> Query<'q> {
+    let rows = change.rows;
+    bind_nodes(query, change.nodes)
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.node.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.reader.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| due_key(r.1.due_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.overdue).collect::<Vec<_>>())
+}
 
 /// A log's leaf hashes, peaks and check, in that order.
 fn bind_log<'q>(query: Query<'q>, log: &LogAppend<'_>) -> Result<Query<'q>, StoreError> {
