@@ -86,6 +86,13 @@ pub struct PgStore {
 pub(super) const BEGIN_WRITE: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
      SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
+/// How a read of rows by their keys begins (issue 10): the same plans priced out as in
+/// [`BEGIN_WRITE`], read only. The timer service's load of 256 instances (`id = ANY($1)`) was a
+/// sequential scan of every instance, each row compared with each of the 256 keys: 8–26 ms a
+/// load with 10,000 instances (`auto_explain`, BENCHMARKS.md, issue 10, stop 32).
+pub(super) const BEGIN_KEYED_READ: &str = "BEGIN READ ONLY; SET LOCAL enable_seqscan = off; \
+     SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
+
 impl PgStore {
     /// Connects to a URL such as `postgres://postgres@127.0.0.1:5432/civicflow` and migrates.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {

@@ -2,11 +2,12 @@
 //! states commands decide on, each as of its version — the events after the stored snapshot
 //! folded in with one statement for all their tails (issue 10.1, [`super::fold`]).
 
+use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::common::{map_sqlx, page_bounds, to_i64, to_u64};
 use super::fold;
-use super::postgres::PgStore;
+use super::postgres::{PgStore, BEGIN_KEYED_READ};
 #[allow(clippy::wildcard_imports, reason = "the row mappers")]
 use super::postgres_commit::*;
 use super::{InstanceFilter, InstanceRecord, LoadedState, Page, StoreError};
@@ -19,44 +20,16 @@ impl PgStore {
         if wanted.is_empty() {
             return Ok(records);
         }
-        let tails = self.read_tails(&wanted).await?;
+        let mut tx = self.keyed_read().await?;
+        let tails = read_tails(&mut tx, &wanted).await?;
+        tx.commit().await.map_err(map_sqlx)?;
         fold::fold_tails(&mut records, tails)?;
         Ok(records)
     }
 
-    /// The events `snapshot_version < seq <= version` of each `(instance, snapshot_version,
-    /// version)`, in one statement.
-    pub(super) async fn read_tails(&self, wanted: &[(&str, u64, u64)]) -> Result<Vec<fold::TailEvent>, StoreError> {
-        let mut ids = Vec::with_capacity(wanted.len());
-        let (mut after, mut upto) = (Vec::with_capacity(wanted.len()), Vec::with_capacity(wanted.len()));
-        for (id, from, to) in wanted {
-            ids.push(*id);
-            after.push(to_i64(*from, "version")?);
-            upto.push(to_i64(*to, "version")?);
-        }
-        let rows = sqlx::query(
-            "SELECT e.instance, e.seq, e.at, e.payload::text AS payload
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS w (id, after, upto)
-             JOIN events e ON e.instance = w.id AND e.seq > w.after AND e.seq <= w.upto",
-        )
-        .bind(ids)
-        .bind(after)
-        .bind(upto)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let seq = to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?;
-                let payload: &str = row.try_get("payload").map_err(map_sqlx)?;
-                fold::TailEvent::parse(
-                    row.try_get("instance").map_err(map_sqlx)?,
-                    seq,
-                    row.try_get("at").map_err(map_sqlx)?,
-                    payload,
-                )
-            })
-            .collect()
+    /// A read of rows by their keys ([`BEGIN_KEYED_READ`]).
+    async fn keyed_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.pool.begin_with(BEGIN_KEYED_READ).await.map_err(map_sqlx)
     }
 
     pub(super) async fn read_instance(&self, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
@@ -74,20 +47,29 @@ impl PgStore {
     }
 
     pub(super) async fn read_instances(&self, ids: &[String]) -> Result<Vec<InstanceRecord>, StoreError> {
+        // Its rows and their tails in one transaction: one snapshot of both.
+        let mut tx = self.keyed_read().await?;
         let rows = sqlx::query(
             "SELECT id, policy_name, policy_hash, version, status,
                     (SELECT body FROM snapshots s WHERE s.instance = instances.id) AS snapshot, snapshot_version, created_at, updated_at
              FROM instances WHERE id = ANY($1)",
         )
         .bind(ids)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_sqlx)?;
-        let records = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
-        self.current(records).await
+        let mut records: Vec<InstanceRecord> = rows.iter().map(instance_row).collect::<Result<_, _>>()?;
+        let wanted = fold::wanted(&records);
+        if !wanted.is_empty() {
+            let tails = read_tails(&mut tx, &wanted).await?;
+            fold::fold_tails(&mut records, tails)?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(records)
     }
 
     pub(super) async fn read_states(&self, ids: &[String]) -> Result<Vec<LoadedState>, StoreError> {
+        let mut tx = self.keyed_read().await?;
         let rows = sqlx::query(
             "SELECT id, policy_name, policy_hash, version, status,
                     (SELECT body::text FROM snapshots s WHERE s.instance = instances.id) AS snapshot, snapshot_version,
@@ -95,7 +77,7 @@ impl PgStore {
              FROM instances WHERE id = ANY($1)",
         )
         .bind(ids)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_sqlx)?;
         let mut loaded = rows
@@ -104,9 +86,10 @@ impl PgStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let wanted = fold::wanted(loaded.iter().map(|l| &l.record));
         if !wanted.is_empty() {
-            let tails = self.read_tails(&wanted).await?;
+            let tails = read_tails(&mut tx, &wanted).await?;
             fold::fold_loaded(&mut loaded, tails)?;
         }
+        tx.commit().await.map_err(map_sqlx)?;
         Ok(loaded)
     }
 
@@ -154,4 +137,40 @@ impl PgStore {
             page_size: filter.page_size,
         })
     }
+}
+
+/// The events `snapshot_version < seq <= version` of each `(instance, snapshot_version,
+/// version)`, in one statement, on a [`BEGIN_KEYED_READ`] transaction: its plan goes through
+/// the events' index whatever the plan cache made of the table while it was small.
+async fn read_tails(conn: &mut PgConnection, wanted: &[(&str, u64, u64)]) -> Result<Vec<fold::TailEvent>, StoreError> {
+    let mut ids = Vec::with_capacity(wanted.len());
+    let (mut after, mut upto) = (Vec::with_capacity(wanted.len()), Vec::with_capacity(wanted.len()));
+    for (id, from, to) in wanted {
+        ids.push(*id);
+        after.push(to_i64(*from, "version")?);
+        upto.push(to_i64(*to, "version")?);
+    }
+    let rows = sqlx::query(
+        "SELECT e.instance, e.seq, e.at, e.payload::text AS payload
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS w (id, after, upto)
+         JOIN events e ON e.instance = w.id AND e.seq > w.after AND e.seq <= w.upto",
+    )
+    .bind(ids)
+    .bind(after)
+    .bind(upto)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    rows.iter()
+        .map(|row| {
+            let seq = to_u64(row.try_get("seq").map_err(map_sqlx)?, "seq")?;
+            let payload: &str = row.try_get("payload").map_err(map_sqlx)?;
+            fold::TailEvent::parse(
+                row.try_get("instance").map_err(map_sqlx)?,
+                seq,
+                row.try_get("at").map_err(map_sqlx)?,
+                payload,
+            )
+        })
+        .collect()
 }
