@@ -98,8 +98,8 @@ pub(super) trait BatchWriter: Send {
     /// but those of the open steps' counts: the statements before it run while another
     /// transaction holds the log (two batches in flight, [`super::Store::batches_in_flight`]).
     /// SQLite's one writer needs nothing. `hints`: each instance with new events and the seq
-    /// they follow, told to every node at commit (issue 9.6; PostgreSQL's NOTIFY, in the same
-    /// round trip).
+    /// they follow, told to every node at commit (issue 9.6; PostgreSQL's NOTIFY, sent with the
+    /// events' insert that follows).
     async fn lock_log(&mut self, hints: &[(&str, u64)]) -> Result<(), StoreError>;
     /// R3.7: holds off every other transaction (every node's) that raises or releases a counter
     /// until this one ends. Taken before a transaction's first row lock, by a transaction that

@@ -27,7 +27,7 @@ impl PgStore {
     }
 
     pub(super) async fn append_backfill(&self, limit: u32) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let mut tx = self.begin().await?;
         // The tree first: the commits' appends wait for this one.
         let _ = super::batch::BatchWriter::log_frontier(&mut self.batch_writer(&mut tx)).await?;
         let rows = sqlx::query(
@@ -149,7 +149,7 @@ impl PgStore {
     }
 
     pub(super) async fn write_late_steps(&self, instance: &str, rows: &[LateStep]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let mut tx = self.begin().await?;
         let rows: Vec<(&str, &LateStep)> = rows.iter().map(|r| (instance, r)).collect();
         let result = super::batch::BatchWriter::insert_late_steps(&mut self.batch_writer(&mut tx), &rows).await;
         match result {

@@ -17,8 +17,9 @@ use super::{Commit, IdempotencyRecord, InstanceRecord, LateStep, OpenStepRow, St
 use crate::audit::merkle::Hash;
 use crate::audit::truncate_to_micros;
 
-/// A commit transaction's connection with what its statements name besides their rows: the
-/// channel its commit hints go to (issue 9.6).
+/// A commit transaction's connection with what its statements name besides their rows — the
+/// channel its commit hints go to (issue 9.6) — and what waits to ride with a later statement:
+/// the hints, a savepoint's release.
 pub(super) struct PgTx<'a> {
     conn: &'a mut PgConnection,
     channel: &'a str,

@@ -2,9 +2,9 @@
 //! single-threaded tokio runtime with a pool of its own (two connections: the two batches in
 //! flight, `Store::batches_in_flight`).
 //!
-//! A batch is some ten round trips, each answer from PostgreSQL waking the batch's task. On the
-//! server's runtime that task waits behind the runnable tasks of every client and request, on the
-//! two cores PostgreSQL shares; here nothing else runs. At 64 clients the engine bench wrote 10 %
+//! A batch is six round trips (ten before stop 32), each answer from PostgreSQL waking the
+//! batch's task. On the server's runtime that task waits behind the runnable tasks of every client
+//! and request, on the two cores PostgreSQL shares; here nothing else runs. At 64 clients the engine bench wrote 10 %
 //! more approvals a second this way; at one client the difference is within the machine's spread
 //! (a batch of one written on the caller's runtime instead was tried: no faster; BENCHMARKS.md,
 //! issue 10, stop 31). The store's other statements keep its main pool.

@@ -1808,12 +1808,26 @@ async fn sqlite_snapshots_move_to_their_table_on_upgrade() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_nodes_fire_10000_timers_exactly_once() {
     let Some(harness) = Harness::postgres("two_nodes_10000").await else { return };
-    let Backend::Postgres { options, .. } = &harness.backend else { unreachable!() };
-    let second: Arc<dyn Store> = Arc::new(PgStore::connect_with((**options).clone(), 4).await.unwrap());
+    let second = harness.second_store().await.unwrap();
     let fired = fire_all(&[harness.store.clone(), second], 100, 100).await;
     assert_eq!(fired, 10_000);
     assert_eq!(harness.timer_states().await, BTreeMap::from([("fired".into(), 10_000)]));
     harness.finish().await;
+}
+
+/// `ids` started, then two nodes on the harness's PostgreSQL schema (its store and a second),
+/// each with a group committer of batches up to 8 and a queue of `queue`.
+async fn two_committing_nodes(
+    harness: &Harness,
+    ids: &[String],
+    queue: usize,
+) -> [(GroupCommitter, tokio::task::JoinHandle<()>); 2] {
+    for id in ids {
+        instance(harness.store.as_ref(), id).await;
+    }
+    let second = harness.second_store().await.unwrap();
+    let config = GroupCommitConfig { max_batch: 8, queue, checkpoint_every: None };
+    [GroupCommitter::spawn(harness.store.clone(), config.clone()), GroupCommitter::spawn(second, config)]
 }
 
 /// Issue 10.3: two nodes, each with a group committer writing two batches at once (their
@@ -1826,14 +1840,8 @@ async fn postgres_two_nodes_fire_10000_timers_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_nodes_race_on_the_same_instances_one_wins_each() {
     let Some(harness) = Harness::postgres("two_nodes_race").await else { return };
-    let second = harness.second_store().await.unwrap();
     let ids: Vec<String> = (0..24).map(|i| format!("r{i:02}")).collect();
-    for id in &ids {
-        instance(harness.store.as_ref(), id).await;
-    }
-    let config = GroupCommitConfig { max_batch: 8, queue: 256, checkpoint_every: None };
-    let (one, one_task) = GroupCommitter::spawn(harness.store.clone(), config.clone());
-    let (two, two_task) = GroupCommitter::spawn(second.clone(), config);
+    let [(one, one_task), (two, two_task)] = two_committing_nodes(&harness, &ids, 256).await;
     let t0 = t(T0);
     for round in 1..=5u64 {
         let mut calls = tokio::task::JoinSet::new();
@@ -1888,14 +1896,8 @@ async fn postgres_two_nodes_race_on_the_same_instances_one_wins_each() {
 async fn postgres_two_nodes_raise_shared_counters_without_deadlock() {
     use civicflow_engine::store::CounterClaim;
     let Some(harness) = Harness::postgres("two_nodes_counters").await else { return };
-    let second = harness.second_store().await.unwrap();
     let ids: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
-    for id in &ids {
-        instance(harness.store.as_ref(), id).await;
-    }
-    let config = GroupCommitConfig { max_batch: 8, queue: 64, checkpoint_every: None };
-    let (one, one_task) = GroupCommitter::spawn(harness.store.clone(), config.clone());
-    let (two, two_task) = GroupCommitter::spawn(second.clone(), config);
+    let [(one, one_task), (two, two_task)] = two_committing_nodes(&harness, &ids, 64).await;
     let t0 = t(T0);
     for round in 1..=10u64 {
         let mut calls = tokio::task::JoinSet::new();
