@@ -1,46 +1,4 @@
-//! Engine benchmarks, one section per measurement. Figures go into BENCHMARKS.md with the
-//! command that produced them and the conditions of the machine.
-//!
-//! Run (release build): `cargo bench -p civicflow-engine --bench engine -- [section…] [options]`.
-//!
-//! Sections (none given: all, in this order):
-//!
-//! - `core`: events/s of `decide` + `apply` through chains of approvals, no I/O;
-//! - `approvals`: durable approvals/s through the runtime and its group committer with 1, 16 and
-//!   256 concurrent clients, each on its own instances, and the p50/p99 latency of one approval;
-//! - `load`: bulk-create 100,000 instances with 1,000,000 pending timers, then, in a fresh
-//!   process, the time to open the store, answer the first `claim_due_timers` and load an
-//!   instance, with the peak RSS (`VmHWM`) before and after;
-//! - `timers`: 100,000 timers due in the same second, fired by `fire_due` loops (on PostgreSQL
-//!   by two runtimes sharing the database);
-//! - `service`: the same burst due at one wall-clock instant 3 s ahead, fired by the timer
-//!   service (`Runtime::timer_loop`) on the real clock: how long after due the first and the
-//!   last timer fired;
-//! - `inbox`: an office with 100,000 open steps across as many instances (issue 10.6): the time
-//!   to read a page of its inbox from the open-step table and load that page's instances, as
-//!   `GET /v1/inbox` does (first page, a page deep in the list by number and by cursor; p50/p99
-//!   of 200 reads each);
-//! - `proofs`: a global audit tree of 1,000,000 leaves (issue 12.3): the first inclusion proof
-//!   (which reads every leaf once), then inclusion and consistency proofs at random (p50/p99 of
-//!   1,000 each), their sizes, the time to verify one, and signing a checkpoint of the tree.
-//!
-//! Options: `--sqlite` or `--postgres` (only that backend; default both), `--scale F` (multiply
-//! the instance counts of `load`, `timers` and `inbox`), `--secs S` (measuring time of each `approvals`
-//! configuration, default 8), `--clients A,B,…` (default `1,16,256`), `--chain N` (steps of the
-//! `approvals` policy, default 50), `--audit-log on|off|both[,…]` (`approvals` with the global
-//! audit tree appended in each commit, without it, or both in one run, each client count run
-//! once per word in order, e.g. `on,off,off,on` to alternate which goes first; default `on`),
-//! `--ids time|client` (`approvals`' instance ids: in the order they were started, as the server
-//! makes them, or one run of ids per client, `c{client}-{n}`; default `time`).
-//!
-//! PostgreSQL: `CIVICFLOW_BENCH_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each
-//! run works in its own schema `cf_bench_…`, dropped at the end. SQLite files go to a temporary
-//! directory under `CIVICFLOW_BENCH_DIR` (default: the system's temporary directory).
-//!
-//! Bulk set-up (the `load` and `timers` data) writes with `synchronous=OFF` on SQLite and
-//! `synchronous_commit=off` on PostgreSQL: only the set-up, never what is measured; the store is
-//! reopened with its normal durability before measuring.
-
+#![doc = include_str!("engine.md")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "benchmark")]
 
 use std::collections::BTreeMap;
@@ -92,6 +50,20 @@ struct Args {
     time_ids: bool,
 }
 
+/// Every section this bench has (with none named it runs the first five).
+const SECTIONS: [&str; 7] = ["core", "approvals", "load", "timers", "service", "inbox", "proofs"];
+
+/// A command line this bench cannot run: says why on standard error and exits 2.
+fn usage_error(why: &str) -> ! {
+    eprintln!("engine bench: {why}; see --help");
+    std::process::exit(2);
+}
+
+/// An option's value, parsed, or the usage error `form` (the option as `--help` writes it).
+fn value<T: FromStr>(given: Option<String>, form: &str) -> T {
+    given.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage_error(&format!("expected {form}")))
+}
+
 fn args() -> Args {
     let mut a = Args {
         sections: Vec::new(),
@@ -111,18 +83,18 @@ fn args() -> Args {
             "--bench" => {} // cargo bench passes it
             "--sqlite" => only_sqlite = true,
             "--postgres" => only_pg = true,
-            "--scale" => a.scale = it.next().and_then(|s| s.parse().ok()).expect("--scale F"),
-            "--chain" => a.chain = it.next().and_then(|s| s.parse().ok()).expect("--chain N"),
-            "--secs" => a.secs = it.next().and_then(|s| s.parse().ok()).expect("--secs S"),
+            "--scale" => a.scale = value(it.next(), "--scale F"),
+            "--chain" => a.chain = value(it.next(), "--chain N"),
+            "--secs" => a.secs = value(it.next(), "--secs S"),
             "--audit-log" => {
-                let list = it.next().expect("--audit-log on|off|both[,…]");
+                let list = it.next().unwrap_or_else(|| usage_error("expected --audit-log on|off|both[,…]"));
                 a.audit_log = list
                     .split(',')
                     .flat_map(|w| match w {
                         "on" => vec![true],
                         "off" => vec![false],
                         "both" => vec![true, false],
-                        _ => panic!("--audit-log on|off|both[,…]"),
+                        _ => usage_error("expected --audit-log on|off|both[,…]"),
                     })
                     .collect();
             }
@@ -130,14 +102,20 @@ fn args() -> Args {
                 a.time_ids = match it.next().as_deref() {
                     Some("time") => true,
                     Some("client") => false,
-                    _ => panic!("--ids time|client"),
+                    _ => usage_error("expected --ids time|client"),
                 }
             }
             "--clients" => {
-                a.clients = it.next().expect("--clients A,B").split(',').map(|s| s.parse().expect("a number")).collect()
+                let list = it.next().unwrap_or_else(|| usage_error("expected --clients A,B"));
+                a.clients = list.split(',').map(|n| value(Some(n.to_string()), "--clients A,B")).collect()
             }
-            s if s.starts_with("--") => panic!("unknown option {s}"),
-            s => a.sections.push(s.to_string()),
+            "--help" | "-h" => {
+                print!("{}", include_str!("engine.md"));
+                std::process::exit(0);
+            }
+            s if s.starts_with('-') => usage_error(&format!("unknown option `{s}`")),
+            s if SECTIONS.contains(&s) => a.sections.push(s.to_string()),
+            s => usage_error(&format!("unknown section `{s}` (sections: {})", SECTIONS.join(", "))),
         }
     }
     if only_sqlite || only_pg {
@@ -145,7 +123,7 @@ fn args() -> Args {
         a.postgres = only_pg;
     }
     if a.sections.is_empty() {
-        a.sections = ["core", "approvals", "load", "timers", "service"].map(String::from).to_vec();
+        a.sections = SECTIONS[..5].iter().map(|s| s.to_string()).collect();
     }
     a
 }
@@ -173,7 +151,7 @@ fn main() {
             "service" => runtime().block_on(bench_service(&args)),
             "inbox" => runtime().block_on(bench_inbox(&args)),
             "proofs" => runtime().block_on(bench_proofs(&args)),
-            other => panic!("unknown section `{other}` (core, approvals, load, timers, service, inbox)"),
+            other => unreachable!("`args` admits only SECTIONS, not `{other}`"),
         }
     }
 }

@@ -1,17 +1,36 @@
 """What SQLite itself costs for the rows of an approval, without civicflow.
 
 Issue 10 asks whether the SQLite driver (sqlx: a worker thread per connection, a hand-off per
-statement, every argument copied) is what bounds the engine. This writes the same rows as a
-64-client batch of the engine bench's approvals (`batch.rs`: the version's compare-and-set, the
-previous hash read, three events and their leaves, the old deadline cancelled and the next
-created, the open step replaced, a packed snapshot every few events), with the store's own
-migrations, 2 kB pages, WAL, `synchronous=FULL`, from one thread with prepared statements
-(Python's `sqlite3`, `executemany`): a ceiling for a synchronous writer on today's layout.
+statement, every argument copied) is what bounds the engine, and what a layout would need to reach
+its targets. This writes the rows of a 64-client batch of the engine bench's approvals from one
+thread with prepared statements (Python's `sqlite3`, `executemany`), 2 kB pages, WAL,
+`synchronous=FULL`: a ceiling for a synchronous writer, nothing of civicflow's core, hashing or
+driver. `--layout` says which rows:
 
-    python3 engine/benches/sqlite_ceiling.py [--clients 64] [--secs 5] [--events now|log]
+- `now`: today's, with the store's own migrations (`batch.rs`: the version's compare-and-set, the
+  previous hash read, three events and their leaves, the old deadline cancelled and the next
+  created, the open step replaced and counted, a packed snapshot every few events).
+- `log`: today's with `events` in log order (a rowid table with a unique `(instance, seq)` index)
+  instead of clustered by instance.
+- `lean`: what the issue's own design writes in each commit (10.1: events, timer changes and the
+  version; 10.6: the open steps kept at commit), every table cut to what that needs and keeps
+  doing: the instance row one B-tree (its listing indexes kept; an approval changes none of their
+  keys), events in log order with their hash, leaf and the tree's peaks as blobs (no leaves table,
+  no previous-hash read: the runtime holds it), a deadline deleted by id (the core knows its
+  timer) and the next inserted with its due index (the lease index kept), the open step replaced
+  with its reader's index, the readers' counts raised and lowered once a batch instead of by a
+  trigger each row, a snapshot every 16 events.
+- `projected`: events are the only write of a commit (the version, the events, the snapshot every
+  16 events); timers and open steps are projected behind the commits by the same writer, one
+  transaction every `--window` batches writing only what changed since the last (a deadline opened
+  and closed within a window is never written).
 
-`--events log` puts `events` in log order (a rowid table with a unique `(instance, seq)` index)
-instead of clustered by instance, to price that layout. Figures: BENCHMARKS.md, issue 10, stop 28.
+    python3 engine/benches/sqlite_ceiling.py [--clients 64] [--secs 5] [--layout now|log|lean|projected]
+
+It prints approvals/s (this script's own Python included) and SQLite's time per approval — the
+statements, the `COMMIT` (WAL frames + fsync) and, for `projected`, the projection: the serial
+work a writer with no overhead at all would still do, so `1e6 / SQLite's µs` bounds a single
+writer's approvals/s on that layout. Figures: BENCHMARKS.md, issue 10, stops 28 and 33.
 """
 
 import argparse
@@ -36,10 +55,143 @@ CREATE TABLE events (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, seq INTEGER
     prev_hash TEXT NOT NULL, hash TEXT NOT NULL, log_index INTEGER);
 CREATE UNIQUE INDEX events_by_instance ON events (instance, seq);
 """
+LEAN_SCHEMA = """
+CREATE TABLE instances (id TEXT PRIMARY KEY, policy_name TEXT NOT NULL, version INTEGER NOT NULL,
+    status TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX instances_by_created ON instances (created_at, id);
+CREATE INDEX instances_by_policy ON instances (policy_name, status, created_at, id);
+CREATE INDEX instances_by_status ON instances (status, created_at, id);
+CREATE TABLE events (log_index INTEGER PRIMARY KEY, instance TEXT NOT NULL, seq INTEGER NOT NULL,
+    at INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    hash BLOB NOT NULL, leaf BLOB NOT NULL, peaks BLOB);
+CREATE UNIQUE INDEX events_by_instance ON events (instance, seq);
+CREATE TABLE timers (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, node TEXT NOT NULL,
+    due_at INTEGER NOT NULL, state TEXT NOT NULL, lease_owner TEXT, lease_until INTEGER,
+    fence INTEGER NOT NULL);
+CREATE INDEX timers_due ON timers (due_at, id) WHERE state = 'pending';
+CREATE INDEX timers_lease ON timers (lease_until, id) WHERE state = 'claimed';
+CREATE TABLE open_steps (instance TEXT NOT NULL, node TEXT NOT NULL, reader TEXT NOT NULL,
+    due_key INTEGER NOT NULL, PRIMARY KEY (instance, node, reader)) WITHOUT ROWID;
+CREATE INDEX open_steps_by_reader ON open_steps (reader, due_key, instance, node);
+CREATE TABLE open_step_counts (reader TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE snapshots (instance TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+"""
+TABLES = ('created', 'cas', 'prev', 'events', 'leaves', 'cancel', 'timers', 'closed', 'opened', 'snapshots')
+
+
+def disk_written():
+    """Bytes this process has caused to be written to disk so far (`/proc/self/io`)."""
+    with open('/proc/self/io') as io:
+        return next(int(line.split()[1]) for line in io if line.startswith('write_bytes:'))
 
 
 def chain_hash(text):
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Today:
+    """`now` and `log`: the store's migrations and the statements of `batch.rs`."""
+
+    def __init__(self, c, log_ordered):
+        for m in sorted(glob.glob(os.path.join(HERE, '..', 'migrations', 'sqlite', '*.sql'))):
+            c.executescript(open(m, encoding='utf-8').read())
+        if log_ordered:
+            c.executescript(LOG_ORDERED_EVENTS)
+        c.execute("INSERT INTO policies (name, hash, version_label, source, ir, published_at) "
+                  "VALUES ('chain', 'h', '1', 's', '{}', 0)")
+        self.c = c
+
+    def event(self, rows, iid, seq, payload, leaf, peaks):
+        rows['events'].append((iid, seq, 0, '科室-1', '科室', 'acted', payload, chain_hash(iid + str(seq - 1)),
+                               chain_hash(iid + str(seq)), leaf))
+        rows['leaves'].append((leaf, iid, seq, os.urandom(32), os.urandom(160) if peaks else None))
+
+    def write(self, rows):
+        c = self.c
+        c.executemany("INSERT INTO instances (id, policy_name, policy_hash, version, status, created_at, "
+                      "updated_at, snapshot_version) VALUES (?, 'chain', 'h', 2, 'running', 0, 0, 2)", rows['created'])
+        c.executemany('UPDATE instances SET version = ?, status = ?, snapshot_version = CASE WHEN ? THEN ? '
+                      'ELSE snapshot_version END, updated_at = ? WHERE id = ? AND version = ?', rows['cas'])
+        for p in rows['prev']:
+            c.execute('SELECT hash FROM events WHERE instance = ? AND seq = ?', p).fetchone()
+        c.executemany('INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) VALUES (?, ?, ?, ?, ?)',
+                      rows['leaves'])
+        c.executemany('INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, '
+                      'log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows['events'])
+        c.executemany("UPDATE timers SET state = 'cancelled' WHERE instance = ? AND node = ? "
+                      "AND state IN ('pending', 'claimed')", [(i, n) for i, n, _, _ in rows['cancel']])
+        c.executemany("INSERT INTO timers (instance, node, kind, due_at, state, fence, payload) "
+                      "VALUES (?, ?, 'deadline', ?, 'pending', 0, '{\"kind\":\"deadline\"}')",
+                      [(i, n, due) for i, n, due, _ in rows['timers']])
+        c.executemany('DELETE FROM open_steps WHERE instance = ? AND node = ?', rows['closed'])
+        c.executemany("INSERT INTO open_steps (instance, node, reader, due_key, overdue) "
+                      "VALUES (?, ?, 'a:科室', ?, 0)", rows['opened'])
+        c.executemany('INSERT INTO snapshots (instance, body) VALUES (?, ?) '
+                      'ON CONFLICT (instance) DO UPDATE SET body = excluded.body', rows['snapshots'])
+
+
+class Lean:
+    """`lean` (everything in the commit) and `projected` (timers and open steps behind it)."""
+
+    def __init__(self, c, projected):
+        c.executescript(LEAN_SCHEMA)
+        self.c, self.projected = c, projected
+        # What the derived tables hold (by instance: its open node, due key and timer id), and
+        # what the commits since the last projection changed them to (None: closed).
+        self.written, self.pending = {}, {}
+
+    def event(self, rows, iid, seq, payload, leaf, peaks):
+        rows['events'].append((leaf, iid, seq, 0, '科室-1', '科室', 'acted', payload, os.urandom(32), os.urandom(32),
+                               os.urandom(160) if peaks else None))
+
+    def write(self, rows):
+        c = self.c
+        c.executemany("INSERT INTO instances (id, policy_name, version, status, created_at) "
+                      "VALUES (?, 'chain', 2, 'running', 0)", rows['created'])
+        c.executemany('UPDATE instances SET version = ?, status = ? WHERE id = ? AND version = ?',
+                      [(v, status, iid, old) for v, status, _, _, _, iid, old in rows['cas']])
+        c.executemany('INSERT INTO events (log_index, instance, seq, at, actor, role, kind, payload, hash, leaf, '
+                      'peaks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows['events'])
+        c.executemany('INSERT INTO snapshots (instance, body) VALUES (?, ?) '
+                      'ON CONFLICT (instance) DO UPDATE SET body = excluded.body', rows['snapshots'])
+        if self.projected:
+            for iid, _node, _due, _id in rows['cancel']:
+                self.pending[iid] = None
+            for iid, node, due, tid in rows['timers']:
+                self.pending[iid] = (node, due, tid)
+            return
+        self.derived(rows['cancel'], rows['timers'])
+
+    def derived(self, closed, opened):
+        c = self.c
+        c.executemany('DELETE FROM timers WHERE id = ?', [(tid,) for _, _, _, tid in closed])
+        c.executemany("INSERT INTO timers (id, instance, node, due_at, state, fence) VALUES (?, ?, ?, ?, 'pending', 0)",
+                      [(tid, iid, node, due) for iid, node, due, tid in opened])
+        c.executemany('DELETE FROM open_steps WHERE instance = ? AND node = ?', [(i, n) for i, n, _, _ in closed])
+        c.executemany("INSERT INTO open_steps (instance, node, reader, due_key) VALUES (?, ?, 'a:科室', ?)",
+                      [(iid, node, due) for iid, node, due, _ in opened])
+        if opened or closed:  # every step here has the one reader
+            c.execute("INSERT INTO open_step_counts (reader, n) VALUES ('a:科室', ?) "
+                      'ON CONFLICT (reader) DO UPDATE SET n = n + excluded.n', (len(opened) - len(closed),))
+
+    def project(self):
+        """One transaction: the derived tables brought to what the commits since the last say."""
+        closed, opened = [], []
+        for iid, now in self.pending.items():
+            was = self.written.get(iid)
+            if was == now:
+                continue
+            if was is not None:
+                closed.append((iid,) + was)
+            if now is not None:
+                opened.append((iid,) + now)
+                self.written[iid] = now
+            else:
+                self.written.pop(iid, None)
+        self.pending = {}
+        self.c.execute('BEGIN IMMEDIATE')
+        self.derived(closed, opened)
+        self.c.execute('COMMIT')
 
 
 def main():
@@ -48,7 +200,9 @@ def main():
     args.add_argument('--chain', type=int, default=5, help='approvals per instance (default 5)')
     args.add_argument('--secs', type=float, default=5, help='measuring time (default 5)')
     args.add_argument('--instances', type=int, default=10_000, help='instances alive besides (default 10,000)')
-    args.add_argument('--events', choices=['now', 'log'], default='now', help="events' layout (default now)")
+    args.add_argument('--layout', choices=['now', 'log', 'lean', 'projected'], default='now',
+                      help='which rows a commit writes (default now; see above)')
+    args.add_argument('--window', type=int, default=20, help='batches per projection, with --layout projected')
     args.add_argument('--keep', metavar='DIR', help='write the database in DIR and leave it (for wal_pages.py)')
     a = args.parse_args()
 
@@ -60,14 +214,16 @@ def main():
         c.execute('PRAGMA synchronous = FULL')
         c.execute('PRAGMA temp_store = MEMORY')
         c.execute('PRAGMA wal_autocheckpoint = 20000')
-        for m in sorted(glob.glob(os.path.join(HERE, '..', 'migrations', 'sqlite', '*.sql'))):
-            c.executescript(open(m, encoding='utf-8').read())
-        if a.events == 'log':
-            c.executescript(LOG_ORDERED_EVENTS)
-        c.execute("INSERT INTO policies (name, hash, version_label, source, ir, published_at) "
-                  "VALUES ('chain', 'h', '1', 's', '{}', 0)")
+        layout = Today(c, a.layout == 'log') if a.layout in ('now', 'log') else Lean(c, a.layout == 'projected')
         snapshot = os.urandom(440)  # a packed five-step snapshot's size
-        state = {'leaf': 0, 'due': 10**15, 'next_id': 0}
+        state = {'leaf': 0, 'due': 10**15, 'next_id': 0, 'timer': 0}
+
+        def deadline(rows, iid, node):
+            state['timer'] += 1
+            rows['timers'].append((iid, node, state['due'], state['timer']))
+            rows['opened'].append((iid, node, state['due']))
+            state['due'] += 1
+            return state['timer']
 
         def start(rows):
             """A new instance as a start commits it: its row, snapshot, two events, deadline, open step."""
@@ -76,76 +232,49 @@ def main():
             rows['created'].append((iid,))
             rows['snapshots'].append((iid, snapshot))
             for seq in (1, 2):
-                rows['events'].append((iid, seq, 0, '科室-1', '科室', 'opened', OPENED, chain_hash(iid + str(seq - 1)),
-                                       chain_hash(iid + str(seq)), state['leaf']))
-                rows['leaves'].append((state['leaf'], iid, seq, os.urandom(32), os.urandom(160) if seq == 2 else None))
+                layout.event(rows, iid, seq, OPENED, state['leaf'], seq == 2)
                 state['leaf'] += 1
-            rows['timers'].append((iid, 's0', state['due']))
-            rows['opened'].append((iid, 's0', state['due']))
-            state['due'] += 1
-            return [iid, 2, 0]
+            return [iid, 2, 0, deadline(rows, iid, 's0')]
 
         def approve(rows, live):
-            """The next approval of `live` = [id, version, step]: as `batch.rs` writes it."""
-            iid, v, step = live
+            """The next approval of `live` = [id, version, step, its deadline's id]."""
+            iid, v, step, timer = live
             node, following = 's%d' % step, 's%d' % (step + 1)
             writes_snapshot = (v + 3) % 16 < 3
             rows['cas'].append((v + 3, 'running', writes_snapshot, v + 3, 1, iid, v))
             rows['prev'].append((iid, v))
             for k, payload in enumerate((ACTED, COMPLETED, OPENED)):
-                rows['events'].append((iid, v + 1 + k, 1, '科室-1', '科室', 'acted', payload,
-                                       chain_hash(iid + str(v + k)), chain_hash(iid + str(v + 1 + k)), state['leaf']))
-                rows['leaves'].append((state['leaf'], iid, v + 1 + k, os.urandom(32), os.urandom(160) if k == 2 else None))
+                layout.event(rows, iid, v + 1 + k, payload, state['leaf'], k == 2)
                 state['leaf'] += 1
-            rows['cancel'].append((iid, node))
-            rows['timers'].append((iid, following, state['due']))
+            rows['cancel'].append((iid, node, 0, timer))
             rows['closed'].append((iid, node))
-            rows['opened'].append((iid, following, state['due']))
-            state['due'] += 1
             if writes_snapshot:
                 rows['snapshots'].append((iid, snapshot))
-            live[1], live[2] = v + 3, step + 1
-
-        def write(rows):
-            c.execute('BEGIN IMMEDIATE')
-            c.executemany("INSERT INTO instances (id, policy_name, policy_hash, version, status, created_at, "
-                          "updated_at, snapshot_version) VALUES (?, 'chain', 'h', 2, 'running', 0, 0, 2)", rows['created'])
-            c.executemany('UPDATE instances SET version = ?, status = ?, snapshot_version = CASE WHEN ? THEN ? '
-                          'ELSE snapshot_version END, updated_at = ? WHERE id = ? AND version = ?', rows['cas'])
-            for p in rows['prev']:
-                c.execute('SELECT hash FROM events WHERE instance = ? AND seq = ?', p).fetchone()
-            c.executemany('INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) VALUES (?, ?, ?, ?, ?)',
-                          rows['leaves'])
-            c.executemany('INSERT INTO events (instance, seq, at, actor, role, kind, payload, prev_hash, hash, '
-                          'log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows['events'])
-            c.executemany("UPDATE timers SET state = 'cancelled' WHERE instance = ? AND node = ? "
-                          "AND state IN ('pending', 'claimed')", rows['cancel'])
-            c.executemany("INSERT INTO timers (instance, node, kind, due_at, state, fence, payload) "
-                          "VALUES (?, ?, 'deadline', ?, 'pending', 0, '{\"kind\":\"deadline\"}')", rows['timers'])
-            c.executemany('DELETE FROM open_steps WHERE instance = ? AND node = ?', rows['closed'])
-            c.executemany("INSERT INTO open_steps (instance, node, reader, due_key, overdue) "
-                          "VALUES (?, ?, 'a:科室', ?, 0)", rows['opened'])
-            c.executemany('INSERT INTO snapshots (instance, body) VALUES (?, ?) '
-                          'ON CONFLICT (instance) DO UPDATE SET body = excluded.body', rows['snapshots'])
+            live[1], live[2], live[3] = v + 3, step + 1, deadline(rows, iid, following)
 
         def new_rows():
-            return {k: [] for k in ('created', 'cas', 'prev', 'events', 'leaves', 'cancel', 'timers', 'closed',
-                                    'opened', 'snapshots')}
+            return {k: [] for k in TABLES}
+
+        def commit(rows):
+            c.execute('BEGIN IMMEDIATE')
+            layout.write(rows)
+            c.execute('COMMIT')
 
         # The instances alive besides the clients' (`--instances`), then one instance per client.
         rows = new_rows()
         for _ in range(a.instances):
             start(rows)
-        write(rows)
-        c.execute('COMMIT')
+        commit(rows)
         rows = new_rows()
         live = [start(rows) for _ in range(a.clients)]
-        write(rows)
-        c.execute('COMMIT')
+        commit(rows)
+        if a.layout == 'projected':
+            layout.project()
 
         # Each batch: half the clients (the engine's batches alternate halves at 64 clients), each
         # approving its instance's next step, or starting a new instance after the last.
-        done, statements, commits, half = 0, 0.0, 0.0, 0
+        done, statements, commits, projections, half, batches = 0, 0.0, 0.0, 0.0, 0, 0
+        written = disk_written()
         began = time.perf_counter()
         while time.perf_counter() - began < a.secs:
             rows = new_rows()
@@ -155,18 +284,26 @@ def main():
                 else:
                     approve(rows, live[k])
                     done += 1
-            half = 1 - half
+            half = 1 - half if a.clients > 1 else 0
             t0 = time.perf_counter()
-            write(rows)
+            c.execute('BEGIN IMMEDIATE')
+            layout.write(rows)
             t1 = time.perf_counter()
             c.execute('COMMIT')
             t2 = time.perf_counter()
             statements += t1 - t0
             commits += t2 - t1
+            batches += 1
+            if a.layout == 'projected' and batches % a.window == 0:
+                layout.project()
+                projections += time.perf_counter() - t2
         elapsed = time.perf_counter() - began
-        print(f'events {a.events}, {a.clients} clients: {done} approvals in {elapsed:.2f} s = {done / elapsed:.0f} '
-              f'approvals/s; per approval: statements {statements / done * 1e6:.0f} µs, '
-              f'COMMIT (WAL frames + fsync) {commits / done * 1e6:.0f} µs')
+        written = disk_written() - written
+        sqlite_us = (statements + commits + projections) / done * 1e6
+        print(f'{a.layout}, {a.clients} clients: {done} approvals in {elapsed:.2f} s = {done / elapsed:.0f} '
+              f'approvals/s; SQLite per approval {sqlite_us:.1f} µs (bound {1e6 / sqlite_us:.0f}/s): statements '
+              f'{statements / done * 1e6:.1f}, COMMIT (WAL frames + fsync) {commits / done * 1e6:.1f}, '
+              f'projection {projections / done * 1e6:.1f}; disk {written / done:.0f} B per approval')
         if a.keep is not None:
             print(f'kept {d}/ceiling.db')
             os._exit(0)  # leaves the WAL as it is, not checkpointed by a close
