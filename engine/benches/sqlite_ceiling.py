@@ -19,13 +19,18 @@ driver. `--layout` says which rows:
   no previous-hash read: the runtime holds it), a deadline deleted by id (the core knows its
   timer) and the next inserted with its due index (the lease index kept), the open step replaced
   with its reader's index, the readers' counts raised and lowered once a batch instead of by a
-  trigger each row, a snapshot every 16 events.
+  trigger each row, a snapshot every 16 events. `--put-back` restores today's choices one by one
+  to weigh each: `clustered` (events keyed by `(instance, seq)`), `leaves` (the leaf and peaks in
+  a row of their own), `prev` (the previous hash read), `timers` (`AUTOINCREMENT`, the live-by-node
+  index, cancelled by instance and node), `counts` (a trigger per open-step row), `hex` (hashes as
+  text, the previous one stored), `instances` and `snapshots` (rowid tables, a key index each).
 - `projected`: events are the only write of a commit (the version, the events, the snapshot every
   16 events); timers and open steps are projected behind the commits by the same writer, one
   transaction every `--window` batches writing only what changed since the last (a deadline opened
   and closed within a window is never written).
 
     python3 engine/benches/sqlite_ceiling.py [--clients 64] [--secs 5] [--layout now|log|lean|projected]
+                                             [--put-back clustered,leaves,…]
 
 It prints approvals/s (this script's own Python included) and SQLite's time per approval — the
 statements, the `COMMIT` (WAL frames + fsync) and, for `projected`, the projection: the serial
@@ -76,6 +81,8 @@ CREATE INDEX open_steps_by_reader ON open_steps (reader, due_key, instance, node
 CREATE TABLE open_step_counts (reader TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE snapshots (instance TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 """
+# Today's choices that `lean` cuts, each of which `--put-back` restores alone or with others.
+PUT_BACK = ('clustered', 'leaves', 'prev', 'timers', 'counts', 'hex', 'instances', 'snapshots')
 TABLES = ('created', 'cas', 'prev', 'events', 'leaves', 'cancel', 'timers', 'closed', 'opened', 'snapshots')
 
 
@@ -133,25 +140,66 @@ class Today:
 class Lean:
     """`lean` (everything in the commit) and `projected` (timers and open steps behind it)."""
 
-    def __init__(self, c, projected):
-        c.executescript(LEAN_SCHEMA)
+    def __init__(self, c, projected, put_back):
+        self.on = put_back
+        schema = LEAN_SCHEMA
+        if 'clustered' in self.on:
+            schema = schema.replace("""CREATE TABLE events (log_index INTEGER PRIMARY KEY, instance TEXT NOT NULL, seq INTEGER NOT NULL,""",
+              """CREATE TABLE events (log_index INTEGER, instance TEXT NOT NULL, seq INTEGER NOT NULL,""").replace(
+              "hash BLOB NOT NULL, leaf BLOB NOT NULL, peaks BLOB);", "hash BLOB NOT NULL, leaf BLOB NOT NULL, peaks BLOB, PRIMARY KEY (instance, seq)) WITHOUT ROWID;").replace(
+              "CREATE UNIQUE INDEX events_by_instance ON events (instance, seq);", "CREATE INDEX events_by_log ON events (log_index);")
+        if 'hex' in self.on:
+            schema = schema.replace("hash BLOB NOT NULL,", "prev_hash TEXT NOT NULL, hash TEXT NOT NULL,")
+        if 'timers' in self.on:
+            schema = schema.replace("CREATE TABLE timers (id INTEGER PRIMARY KEY,", "CREATE TABLE timers (id INTEGER PRIMARY KEY AUTOINCREMENT,") + \
+              "CREATE INDEX timers_live_by_node ON timers (instance, node) WHERE state IN ('pending', 'claimed');"
+        if 'instances' in self.on:
+            schema = schema.replace("""status TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;""",
+              """status TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER, snapshot_version INTEGER);""")
+        if 'snapshots' in self.on:
+            schema = schema.replace("CREATE TABLE snapshots (instance TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;",
+              "CREATE TABLE snapshots (instance TEXT PRIMARY KEY, body BLOB NOT NULL);")
+        if 'leaves' in self.on:
+            schema += "CREATE TABLE audit_leaves (idx INTEGER PRIMARY KEY, instance TEXT NOT NULL, seq INTEGER NOT NULL, leaf BLOB NOT NULL, peaks BLOB);"
+        if 'counts' in self.on:
+            schema += """CREATE TRIGGER open_steps_counted_in AFTER INSERT ON open_steps
+BEGIN INSERT INTO open_step_counts (reader, n) VALUES (NEW.reader, 1) ON CONFLICT (reader) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER open_steps_counted_out AFTER DELETE ON open_steps
+BEGIN UPDATE open_step_counts SET n = n - 1 WHERE reader = OLD.reader; END;"""
+        c.executescript(schema)
         self.c, self.projected = c, projected
         # What the derived tables hold (by instance: its open node, due key and timer id), and
         # what the commits since the last projection changed them to (None: closed).
         self.written, self.pending = {}, {}
 
     def event(self, rows, iid, seq, payload, leaf, peaks):
-        rows['events'].append((leaf, iid, seq, 0, '科室-1', '科室', 'acted', payload, os.urandom(32), os.urandom(32),
+        h = (chain_hash(iid + str(seq - 1)), chain_hash(iid + str(seq))) if 'hex' in self.on else (os.urandom(32),)
+        if 'leaves' in self.on:
+            rows['events'].append((leaf, iid, seq, 0, '科室-1', '科室', 'acted', payload) + h + (b'', None))
+            rows['leaves'].append((leaf, iid, seq, os.urandom(32), os.urandom(160) if peaks else None))
+        else:
+            rows['events'].append((leaf, iid, seq, 0, '科室-1', '科室', 'acted', payload) + h + (os.urandom(32),
                                os.urandom(160) if peaks else None))
 
     def write(self, rows):
         c = self.c
         c.executemany("INSERT INTO instances (id, policy_name, version, status, created_at) "
                       "VALUES (?, 'chain', 2, 'running', 0)", rows['created'])
-        c.executemany('UPDATE instances SET version = ?, status = ? WHERE id = ? AND version = ?',
+        if 'instances' in self.on:
+            c.executemany('UPDATE instances SET version = ?, status = ?, snapshot_version = CASE WHEN ? THEN ? '
+                          'ELSE snapshot_version END, updated_at = ? WHERE id = ? AND version = ?', rows['cas'])
+        else:
+            c.executemany('UPDATE instances SET version = ?, status = ? WHERE id = ? AND version = ?',
                       [(v, status, iid, old) for v, status, _, _, _, iid, old in rows['cas']])
-        c.executemany('INSERT INTO events (log_index, instance, seq, at, actor, role, kind, payload, hash, leaf, '
-                      'peaks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows['events'])
+        if 'prev' in self.on:
+            for p in rows['prev']:
+                c.execute('SELECT hash FROM events WHERE instance = ? AND seq = ?', p).fetchone()
+        if 'leaves' in self.on:
+            c.executemany('INSERT INTO audit_leaves (idx, instance, seq, leaf, peaks) VALUES (?, ?, ?, ?, ?)', rows['leaves'])
+        hx = 'prev_hash, hash' if 'hex' in self.on else 'hash'
+        q = ', ?' if 'hex' in self.on else ''
+        c.executemany(f'INSERT INTO events (log_index, instance, seq, at, actor, role, kind, payload, {hx}, leaf, '
+                      f'peaks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?{q}, ?, ?)', rows['events'])
         c.executemany('INSERT INTO snapshots (instance, body) VALUES (?, ?) '
                       'ON CONFLICT (instance) DO UPDATE SET body = excluded.body', rows['snapshots'])
         if self.projected:
@@ -164,13 +212,19 @@ class Lean:
 
     def derived(self, closed, opened):
         c = self.c
-        c.executemany('DELETE FROM timers WHERE id = ?', [(tid,) for _, _, _, tid in closed])
-        c.executemany("INSERT INTO timers (id, instance, node, due_at, state, fence) VALUES (?, ?, ?, ?, 'pending', 0)",
-                      [(tid, iid, node, due) for iid, node, due, tid in opened])
+        if 'timers' in self.on:
+            c.executemany("UPDATE timers SET state = 'cancelled' WHERE instance = ? AND node = ? AND state IN ('pending', 'claimed')",
+                          [(i, n) for i, n, _, _ in closed])
+            c.executemany("INSERT INTO timers (instance, node, due_at, state, fence) VALUES (?, ?, ?, 'pending', 0)",
+                          [(iid, node, due) for iid, node, due, tid in opened])
+        else:
+            c.executemany('DELETE FROM timers WHERE id = ?', [(tid,) for _, _, _, tid in closed])
+            c.executemany("INSERT INTO timers (id, instance, node, due_at, state, fence) VALUES (?, ?, ?, ?, 'pending', 0)",
+                          [(tid, iid, node, due) for iid, node, due, tid in opened])
         c.executemany('DELETE FROM open_steps WHERE instance = ? AND node = ?', [(i, n) for i, n, _, _ in closed])
         c.executemany("INSERT INTO open_steps (instance, node, reader, due_key) VALUES (?, ?, 'a:科室', ?)",
                       [(iid, node, due) for iid, node, due, _ in opened])
-        if opened or closed:  # every step here has the one reader
+        if (opened or closed) and 'counts' not in self.on:  # every step here has the one reader
             c.execute("INSERT INTO open_step_counts (reader, n) VALUES ('a:科室', ?) "
                       'ON CONFLICT (reader) DO UPDATE SET n = n + excluded.n', (len(opened) - len(closed),))
 
@@ -202,6 +256,8 @@ def main():
     args.add_argument('--instances', type=int, default=10_000, help='instances alive besides (default 10,000)')
     args.add_argument('--layout', choices=['now', 'log', 'lean', 'projected'], default='now',
                       help='which rows a commit writes (default now; see above)')
+    args.add_argument('--put-back', default='', metavar='CHOICE,…',
+                      help='today\'s choices put back into lean or projected, to weigh each: ' + ', '.join(PUT_BACK))
     args.add_argument('--window', type=int, default=20, help='batches per projection, with --layout projected')
     args.add_argument('--keep', metavar='DIR', help='write the database in DIR and leave it (for wal_pages.py)')
     a = args.parse_args()
@@ -214,7 +270,13 @@ def main():
         c.execute('PRAGMA synchronous = FULL')
         c.execute('PRAGMA temp_store = MEMORY')
         c.execute('PRAGMA wal_autocheckpoint = 20000')
-        layout = Today(c, a.layout == 'log') if a.layout in ('now', 'log') else Lean(c, a.layout == 'projected')
+        put_back = set(filter(None, a.put_back.split(',')))
+        if not put_back <= set(PUT_BACK):
+            args.error(f'--put-back takes some of {",".join(PUT_BACK)}')
+        if put_back and a.layout not in ('lean', 'projected'):
+            args.error('--put-back is for --layout lean or projected')
+        layout = (Today(c, a.layout == 'log') if a.layout in ('now', 'log')
+                  else Lean(c, a.layout == 'projected', put_back))
         snapshot = os.urandom(440)  # a packed five-step snapshot's size
         state = {'leaf': 0, 'due': 10**15, 'next_id': 0, 'timer': 0}
 
@@ -300,7 +362,8 @@ def main():
         elapsed = time.perf_counter() - began
         written = disk_written() - written
         sqlite_us = (statements + commits + projections) / done * 1e6
-        print(f'{a.layout}, {a.clients} clients: {done} approvals in {elapsed:.2f} s = {done / elapsed:.0f} '
+        name = a.layout + (f' + {a.put_back}' if put_back else '')
+        print(f'{name}, {a.clients} clients: {done} approvals in {elapsed:.2f} s = {done / elapsed:.0f} '
               f'approvals/s; SQLite per approval {sqlite_us:.1f} µs (bound {1e6 / sqlite_us:.0f}/s): statements '
               f'{statements / done * 1e6:.1f}, COMMIT (WAL frames + fsync) {commits / done * 1e6:.1f}, '
               f'projection {projections / done * 1e6:.1f}; disk {written / done:.0f} B per approval')
