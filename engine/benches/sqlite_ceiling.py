@@ -81,6 +81,27 @@ CREATE INDEX open_steps_by_reader ON open_steps (reader, due_key, instance, node
 CREATE TABLE open_step_counts (reader TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE snapshots (instance TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 """
+# How `--put-back X` changes `LEAN_SCHEMA` back to today's choice: texts replaced, text appended.
+SCHEMA_PUT_BACK = {
+    'clustered': ([('log_index INTEGER PRIMARY KEY, instance', 'log_index INTEGER, instance'),
+                   ('peaks BLOB);', 'peaks BLOB, PRIMARY KEY (instance, seq)) WITHOUT ROWID;'),
+                   ('CREATE UNIQUE INDEX events_by_instance ON events (instance, seq);', '')], ''),
+    'hex': ([('hash BLOB NOT NULL,', 'prev_hash TEXT NOT NULL, hash TEXT NOT NULL,')], ''),
+    'timers': ([('CREATE TABLE timers (id INTEGER PRIMARY KEY,', 'CREATE TABLE timers (id INTEGER PRIMARY KEY AUTOINCREMENT,')],
+               "CREATE INDEX timers_live_by_node ON timers (instance, node) WHERE state IN ('pending', 'claimed');"),
+    'instances': ([('created_at INTEGER NOT NULL) WITHOUT ROWID;',
+                    'created_at INTEGER NOT NULL, updated_at INTEGER, snapshot_version INTEGER);')], ''),
+    'snapshots': ([('body BLOB NOT NULL) WITHOUT ROWID;', 'body BLOB NOT NULL);')], ''),
+    'leaves': ([], 'CREATE TABLE audit_leaves (idx INTEGER PRIMARY KEY, instance TEXT NOT NULL, '
+                   'seq INTEGER NOT NULL, leaf BLOB NOT NULL, peaks BLOB);'),
+    'counts': ([], """CREATE TRIGGER open_steps_counted_in AFTER INSERT ON open_steps BEGIN
+    INSERT INTO open_step_counts (reader, n) VALUES (NEW.reader, 1) ON CONFLICT (reader) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER open_steps_counted_out AFTER DELETE ON open_steps BEGIN
+    UPDATE open_step_counts SET n = n - 1 WHERE reader = OLD.reader;
+END;"""),
+    'prev': ([], ''),
+}
 # Today's choices that `lean` cuts, each of which `--put-back` restores alone or with others.
 PUT_BACK = ('clustered', 'leaves', 'prev', 'timers', 'counts', 'hex', 'instances', 'snapshots')
 TABLES = ('created', 'cas', 'prev', 'events', 'leaves', 'cancel', 'timers', 'closed', 'opened', 'snapshots')
@@ -143,29 +164,12 @@ class Lean:
     def __init__(self, c, projected, put_back):
         self.on = put_back
         schema = LEAN_SCHEMA
-        if 'clustered' in self.on:
-            schema = schema.replace("""CREATE TABLE events (log_index INTEGER PRIMARY KEY, instance TEXT NOT NULL, seq INTEGER NOT NULL,""",
-              """CREATE TABLE events (log_index INTEGER, instance TEXT NOT NULL, seq INTEGER NOT NULL,""").replace(
-              "hash BLOB NOT NULL, leaf BLOB NOT NULL, peaks BLOB);", "hash BLOB NOT NULL, leaf BLOB NOT NULL, peaks BLOB, PRIMARY KEY (instance, seq)) WITHOUT ROWID;").replace(
-              "CREATE UNIQUE INDEX events_by_instance ON events (instance, seq);", "CREATE INDEX events_by_log ON events (log_index);")
-        if 'hex' in self.on:
-            schema = schema.replace("hash BLOB NOT NULL,", "prev_hash TEXT NOT NULL, hash TEXT NOT NULL,")
-        if 'timers' in self.on:
-            schema = schema.replace("CREATE TABLE timers (id INTEGER PRIMARY KEY,", "CREATE TABLE timers (id INTEGER PRIMARY KEY AUTOINCREMENT,") + \
-              "CREATE INDEX timers_live_by_node ON timers (instance, node) WHERE state IN ('pending', 'claimed');"
-        if 'instances' in self.on:
-            schema = schema.replace("""status TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;""",
-              """status TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER, snapshot_version INTEGER);""")
-        if 'snapshots' in self.on:
-            schema = schema.replace("CREATE TABLE snapshots (instance TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;",
-              "CREATE TABLE snapshots (instance TEXT PRIMARY KEY, body BLOB NOT NULL);")
-        if 'leaves' in self.on:
-            schema += "CREATE TABLE audit_leaves (idx INTEGER PRIMARY KEY, instance TEXT NOT NULL, seq INTEGER NOT NULL, leaf BLOB NOT NULL, peaks BLOB);"
-        if 'counts' in self.on:
-            schema += """CREATE TRIGGER open_steps_counted_in AFTER INSERT ON open_steps
-BEGIN INSERT INTO open_step_counts (reader, n) VALUES (NEW.reader, 1) ON CONFLICT (reader) DO UPDATE SET n = n + 1; END;
-CREATE TRIGGER open_steps_counted_out AFTER DELETE ON open_steps
-BEGIN UPDATE open_step_counts SET n = n - 1 WHERE reader = OLD.reader; END;"""
+        for choice in sorted(put_back):
+            replaced, appended = SCHEMA_PUT_BACK[choice]
+            for old, new in replaced:
+                assert old in schema, (choice, old)
+                schema = schema.replace(old, new)
+            schema += appended
         c.executescript(schema)
         self.c, self.projected = c, projected
         # What the derived tables hold (by instance: its open node, due key and timer id), and
