@@ -10,8 +10,8 @@ driver. `--layout` says which rows:
 - `now`: today's, with the store's own migrations (`batch.rs`: the version's compare-and-set, the
   previous hash read, three events and their leaves, the old deadline cancelled and the next
   created, the open step replaced and counted, a packed snapshot every few events).
-- `log`: today's with `events` in log order (a rowid table with a unique `(instance, seq)` index)
-  instead of clustered by instance.
+- `clustered`: the same with the migrations before 0017, where `events` was clustered by
+  `(instance, seq)` (`WITHOUT ROWID`) instead of kept in log order (stop 33's `now`).
 - `lean`: what the issue's own design writes in each commit (10.1: events, timer changes and the
   version; 10.6: the open steps kept at commit), every table cut to what that needs and keeps
   doing: the instance row one B-tree (its listing indexes kept; an approval changes none of their
@@ -19,8 +19,8 @@ driver. `--layout` says which rows:
   no previous-hash read: the runtime holds it), a deadline deleted by id (the core knows its
   timer) and the next inserted with its due index (the lease index kept), the open step replaced
   with its reader's index, the readers' counts raised and lowered once a batch instead of by a
-  trigger each row, a snapshot every 16 events. `--put-back` restores today's choices one by one
-  to weigh each: `clustered` (events keyed by `(instance, seq)`), `leaves` (the leaf and peaks in
+  trigger each row, a snapshot every 16 events. `--put-back` restores the store's choices (as
+  of stop 33, before 0017) one by one to weigh each: `clustered` (events keyed by `(instance, seq)`), `leaves` (the leaf and peaks in
   a row of their own), `prev` (the previous hash read), `timers` (`AUTOINCREMENT`, the live-by-node
   index, cancelled by instance and node), `counts` (a trigger per open-step row), `hex` (hashes as
   text, the previous one stored), `instances` and `snapshots` (rowid tables, a key index each).
@@ -29,7 +29,7 @@ driver. `--layout` says which rows:
   transaction every `--window` batches writing only what changed since the last (a deadline opened
   and closed within a window is never written).
 
-    python3 engine/benches/sqlite_ceiling.py [--clients 64] [--secs 5] [--layout now|log|lean|projected]
+    python3 engine/benches/sqlite_ceiling.py [--clients 64] [--secs 5] [--layout now|clustered|lean|projected]
                                              [--put-back clustered,leaves,…]
 
 It prints approvals/s (this script's own Python included) and SQLite's time per approval — the
@@ -53,13 +53,6 @@ ACTED = ('{"act":{"action":"approve","actor":{"office":"科室","principal":"科
          '"at":"2025-03-03T01:00:00Z","text":null},"event":"acted","node":"s0"}')
 COMPLETED = '{"event":"completed","node":"s0","outcome":"approved"}'
 OPENED = '{"due_at":"2025-03-10T16:00:00Z","event":"opened","min_until":null,"node":"s1","window":null}'
-LOG_ORDERED_EVENTS = """
-DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; DROP TABLE events;
-CREATE TABLE events (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, seq INTEGER NOT NULL,
-    at INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT, kind TEXT NOT NULL, payload TEXT NOT NULL,
-    prev_hash TEXT NOT NULL, hash TEXT NOT NULL, log_index INTEGER);
-CREATE UNIQUE INDEX events_by_instance ON events (instance, seq);
-"""
 LEAN_SCHEMA = """
 CREATE TABLE instances (id TEXT PRIMARY KEY, policy_name TEXT NOT NULL, version INTEGER NOT NULL,
     status TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
@@ -118,13 +111,13 @@ def chain_hash(text):
 
 
 class Today:
-    """`now` and `log`: the store's migrations and the statements of `batch.rs`."""
+    """`now` and `clustered`: the store's migrations (those before `before`, if given) and the
+    statements of `batch.rs`."""
 
-    def __init__(self, c, log_ordered):
+    def __init__(self, c, before=None):
         for m in sorted(glob.glob(os.path.join(HERE, '..', 'migrations', 'sqlite', '*.sql'))):
-            c.executescript(open(m, encoding='utf-8').read())
-        if log_ordered:
-            c.executescript(LOG_ORDERED_EVENTS)
+            if before is None or int(os.path.basename(m).split('_')[0]) < before:
+                c.executescript(open(m, encoding='utf-8').read())
         c.execute("INSERT INTO policies (name, hash, version_label, source, ir, published_at) "
                   "VALUES ('chain', 'h', '1', 's', '{}', 0)")
         self.c = c
@@ -258,7 +251,7 @@ def main():
     args.add_argument('--chain', type=int, default=5, help='approvals per instance (default 5)')
     args.add_argument('--secs', type=float, default=5, help='measuring time (default 5)')
     args.add_argument('--instances', type=int, default=10_000, help='instances alive besides (default 10,000)')
-    args.add_argument('--layout', choices=['now', 'log', 'lean', 'projected'], default='now',
+    args.add_argument('--layout', choices=['now', 'clustered', 'lean', 'projected'], default='now',
                       help='which rows a commit writes (default now; see above)')
     args.add_argument('--put-back', default='', metavar='CHOICE,…',
                       help='today\'s choices put back into lean or projected, to weigh each: ' + ', '.join(PUT_BACK))
@@ -279,7 +272,7 @@ def main():
             args.error(f'--put-back takes some of {",".join(PUT_BACK)}')
         if put_back and a.layout not in ('lean', 'projected'):
             args.error('--put-back is for --layout lean or projected')
-        layout = (Today(c, a.layout == 'log') if a.layout in ('now', 'log')
+        layout = (Today(c, 17 if a.layout == 'clustered' else None) if a.layout in ('now', 'clustered')
                   else Lean(c, a.layout == 'projected', put_back))
         snapshot = os.urandom(440)  # a packed five-step snapshot's size
         state = {'leaf': 0, 'due': 10**15, 'next_id': 0, 'timer': 0}

@@ -1803,6 +1803,85 @@ async fn sqlite_snapshots_move_to_their_table_on_upgrade() {
     now.finish().await;
 }
 
+/// Issue 10: `0017_events_in_log_order.sql` rewrites SQLite's `events` from a tree clustered by
+/// `(instance, seq)` into a rowid table in the global tree's order. A database written before it
+/// keeps every event, byte for byte, its chain (verified) and its append-only guards, and takes
+/// the next commit.
+#[tokio::test]
+async fn sqlite_events_go_to_log_order_on_upgrade() {
+    // Two instances whose events interleave in the log, written by today's store.
+    let now = Harness::sqlite().await;
+    let store = now.store.as_ref();
+    instance(store, "i1").await;
+    instance(store, "i2").await;
+    for (id, expected) in [("i1", 1), ("i2", 1), ("i1", 2), ("i2", 2)] {
+        store.commit(step(id, expected, vec![event(t(T0), "a", json!(expected))])).await.unwrap();
+    }
+    let before = [store.events("i1", 0, 100).await.unwrap(), store.events("i2", 0, 100).await.unwrap()];
+    assert_eq!(before.iter().map(|e| seqs(e)).collect::<Vec<_>>(), [vec![1, 2, 3], vec![1, 2, 3]]);
+    let Backend::Sqlite { dir, .. } = &now.backend else { unreachable!() };
+    let source = dir.path().join("civicflow.db");
+    now.store.checkpoint().await.unwrap();
+
+    // The same rows in a database migrated up to 0016, where `events` was `WITHOUT ROWID`.
+    let old_dir = tempfile::tempdir().unwrap();
+    let path = old_dir.path().join("old.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let old = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut before_0017 = sqlx::migrate!("./migrations/sqlite");
+    before_0017.migrations = before_0017.migrations.iter().filter(|m| m.version < 17).cloned().collect();
+    before_0017.run(&old).await.unwrap();
+    let shape: String =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events'").fetch_one(&old).await.unwrap();
+    assert!(shape.contains("WITHOUT ROWID"), "{shape}");
+    let mut conn = old.acquire().await.unwrap();
+    sqlx::query("ATTACH DATABASE ? AS src").bind(source.to_str().unwrap()).execute(&mut *conn).await.unwrap();
+    // Counts after the open steps: their insert trigger (still there before 0017) counts them again.
+    for table in ["policies", "instances", "snapshots", "events", "audit_leaves", "timers", "open_steps"] {
+        let copy = format!("DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM src.{table}");
+        sqlx::raw_sql(AssertSqlSafe(copy)).execute(&mut *conn).await.unwrap();
+    }
+    let counts =
+        "DELETE FROM main.open_step_counts; INSERT INTO main.open_step_counts SELECT * FROM src.open_step_counts";
+    sqlx::raw_sql(counts).execute(&mut *conn).await.unwrap();
+    sqlx::query("DETACH DATABASE src").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    old.close().await;
+    now.finish().await;
+
+    let upgraded = SqliteStore::open(&path).await.unwrap();
+    let shape: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events'")
+        .fetch_one(upgraded.reader_pool())
+        .await
+        .unwrap();
+    assert!(!shape.contains("WITHOUT ROWID"), "{shape}");
+    // Stored in the log's order: i1's start, i2's start, then the commits as they came.
+    let order: Vec<(String, i64, Option<i64>)> =
+        sqlx::query_as("SELECT instance, seq, log_index FROM events ORDER BY rowid")
+            .fetch_all(upgraded.reader_pool())
+            .await
+            .unwrap();
+    let expected_order = [("i1", 1), ("i2", 1), ("i1", 2), ("i2", 2), ("i1", 3), ("i2", 3)];
+    assert_eq!(order.iter().map(|(i, s, _)| (i.as_str(), *s)).collect::<Vec<_>>(), expected_order, "{order:?}");
+    assert_eq!(order.iter().map(|(_, _, l)| *l).collect::<Vec<_>>(), (0..6).map(Some).collect::<Vec<_>>());
+    for (id, events) in ["i1", "i2"].into_iter().zip(&before) {
+        assert_eq!(&upgraded.events(id, 0, 100).await.unwrap(), events);
+        assert_eq!(upgraded.verify(id).await.unwrap(), 3);
+    }
+    let refused = sqlx::query("DELETE FROM events WHERE instance = 'i1'").execute(upgraded.writer_pool()).await;
+    assert!(refused.unwrap_err().to_string().contains("events are append-only"));
+    let refused =
+        sqlx::query("UPDATE events SET kind = 'x' WHERE instance = 'i1'").execute(upgraded.writer_pool()).await;
+    assert!(refused.unwrap_err().to_string().contains("events are append-only"));
+    let next = upgraded.commit(step("i1", 3, vec![event(t(T0), "a", json!(3))])).await.unwrap();
+    assert_eq!(seqs(&next), [4]);
+    assert_eq!(upgraded.verify("i1").await.unwrap(), 4);
+    upgraded.close().await;
+}
+
 /// Two nodes, each with its own pool, claim and fire 10,000 timers that are all due at once:
 /// every timer fires exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
