@@ -69,6 +69,8 @@ mod sqlite_open_steps;
 #[cfg(feature = "sqlite")]
 mod sqlite_principals;
 #[cfg(feature = "sqlite")]
+mod sqlite_upgrade;
+#[cfg(feature = "sqlite")]
 mod sqlite_writer;
 
 use std::time::Duration;

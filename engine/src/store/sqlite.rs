@@ -152,7 +152,9 @@ impl SqliteStore {
                 "the SQLite store needs a database file in WAL mode, got journal mode `{mode}`"
             )));
         }
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(map_migrate)?;
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        super::sqlite_upgrade::announce(&writer, &migrator, options.get_filename()).await?;
+        migrator.run(&writer).await.map_err(map_migrate)?;
         let commits = match Writer::open(options.get_filename()) {
             Ok(commits) => commits,
             Err(e) => {
