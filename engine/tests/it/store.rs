@@ -1749,16 +1749,7 @@ async fn sqlite_snapshots_move_to_their_table_on_upgrade() {
     assert_eq!(u32::from_le_bytes(packed[1..5].try_into().unwrap()) as usize, body.len());
 
     // The same rows in a database migrated up to 0015, where the snapshot was a column.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-    let old = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let mut before_0016 = sqlx::migrate!("./migrations/sqlite");
-    before_0016.migrations = before_0016.migrations.iter().filter(|m| m.version < 16).cloned().collect();
-    before_0016.run(&old).await.unwrap();
+    let (_dir, path, old) = sqlite_migrated_before(16).await;
     let p = policy("p", "h1", T0);
     sqlx::query("INSERT INTO policies (name, hash, version_label, source, ir, published_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(&p.name)
@@ -1803,6 +1794,23 @@ async fn sqlite_snapshots_move_to_their_table_on_upgrade() {
     now.finish().await;
 }
 
+/// A SQLite database file in a directory of its own, migrated by the migrations before `version`
+/// only: a store as an earlier release left it, for the upgrade tests. The pool is sqlx's own,
+/// not a store's.
+async fn sqlite_migrated_before(version: i64) -> (tempfile::TempDir, std::path::PathBuf, sqlx::SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut earlier = sqlx::migrate!("./migrations/sqlite");
+    earlier.migrations = earlier.migrations.iter().filter(|m| m.version < version).cloned().collect();
+    earlier.run(&pool).await.unwrap();
+    (dir, path, pool)
+}
+
 /// Issue 10: `0017_events_in_log_order.sql` rewrites SQLite's `events` from a tree clustered by
 /// `(instance, seq)` into a rowid table in the global tree's order. A database written before it
 /// keeps every event, byte for byte, its chain (verified) and its append-only guards, and takes
@@ -1824,16 +1832,7 @@ async fn sqlite_events_go_to_log_order_on_upgrade() {
     now.store.checkpoint().await.unwrap();
 
     // The same rows in a database migrated up to 0016, where `events` was `WITHOUT ROWID`.
-    let old_dir = tempfile::tempdir().unwrap();
-    let path = old_dir.path().join("old.db");
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-    let old = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let mut before_0017 = sqlx::migrate!("./migrations/sqlite");
-    before_0017.migrations = before_0017.migrations.iter().filter(|m| m.version < 17).cloned().collect();
-    before_0017.run(&old).await.unwrap();
+    let (_old_dir, path, old) = sqlite_migrated_before(17).await;
     let shape: String =
         sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events'").fetch_one(&old).await.unwrap();
     assert!(shape.contains("WITHOUT ROWID"), "{shape}");
