@@ -1805,9 +1805,7 @@ async fn sqlite_migrated_before(version: i64) -> (tempfile::TempDir, std::path::
         .create_if_missing(true)
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let mut earlier = sqlx::migrate!("./migrations/sqlite");
-    earlier.migrations = earlier.migrations.iter().filter(|m| m.version < version).cloned().collect();
-    earlier.run(&pool).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite").run_to(version - 1, &pool).await.unwrap();
     (dir, path, pool)
 }
 
